@@ -1,0 +1,65 @@
+"""ipycap: capability-restricted cells for IPython and Jupyter.
+
+Public API: :class:`Capsule` (the engine), :class:`CapsulePolicy` (the ceiling, configured
+with traitlets), :class:`Registry` (grants, uses, refusals), the refusal exceptions, and the
+IPython extension hooks ``load_ipython_extension`` / ``unload_ipython_extension``.
+"""
+
+from .capsule import Capsule
+from .errors import (
+    CapabilityError,
+    CapsuleAttributeError,
+    CapsuleImportError,
+    CapsulePermissionError,
+    CapsuleSyntaxError,
+    CapsuleTypeError,
+    PolicyError,
+    RevokedError,
+)
+from .membrane import export
+from .policy import CapsulePolicy
+from .registry import Capability, Registry
+
+__version__ = "0.1.0"
+
+
+def load_ipython_extension(ipython):
+    """``%load_ext ipycap``: register %%capsule, %capsule and the output filter."""
+    from .magics import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython):
+    """``%unload_ext ipycap``: remove magics, hooks and configurables; the hook goes inert."""
+    from .magics import unload
+
+    unload(ipython)
+
+
+def explain(obj, *, name: str | None = None):
+    """A table of what each introspection feature gives on ``obj``, its proxy, and in rexec
+    mode."""
+    from .explore import explain as _explain
+
+    return _explain(obj, name=name)
+
+
+__all__ = [
+    "Capsule",
+    "CapsulePolicy",
+    "Registry",
+    "Capability",
+    "CapabilityError",
+    "CapsuleAttributeError",
+    "CapsuleImportError",
+    "CapsulePermissionError",
+    "CapsuleSyntaxError",
+    "CapsuleTypeError",
+    "PolicyError",
+    "RevokedError",
+    "export",
+    "explain",
+    "load_ipython_extension",
+    "unload_ipython_extension",
+]

@@ -1,0 +1,474 @@
+"""Capsule builtins: a fresh builtins dict per capsule.
+
+The safe subset of Python's builtins, the guarded accessors, an ``__import__`` that follows
+the policy's three import tiers and hands out read-only module views, an ``open`` that checks
+the registry's path grants on the real path, gated ``exec``/``eval``/``compile``, and
+refusing stand-ins for ``input``, ``help``, ``breakpoint``, ``exit`` and friends.
+"""
+
+from __future__ import annotations
+
+import builtins as _py
+import os
+import stat
+import sys
+import types
+
+from . import guard, tripwire
+from .errors import (
+    CapabilityError,
+    CapsuleImportError,
+    CapsulePermissionError,
+    CapsuleTypeError,
+)
+from .membrane import Proxy, wrap
+
+SAFE_BUILTINS = """abs aiter all anext any ascii bin bool bytearray bytes callable chr classmethod
+complex dict divmod enumerate filter float format frozenset hash hex id int isinstance iter
+len list map max min memoryview next object oct ord pow print property range repr reversed
+round set slice sorted staticmethod str sum super tuple zip Ellipsis NotImplemented False
+True None""".split()
+SAFE_BUILTINS += [
+    n for n, v in vars(_py).items() if isinstance(v, type) and issubclass(v, BaseException)
+]
+
+REFUSING = {
+    "help": "help() opens a pager that can run shell commands",
+    "breakpoint": "breakpoint() starts a debugger with full authority",
+    "exit": "exit() would stop the kernel",
+    "quit": "quit() would stop the kernel",
+    "license": "license() reads files outside the capsule",
+    "copyright": "copyright() is not available",
+    "credits": "credits() is not available",
+}
+
+
+class _Refusing:
+    __slots__ = ("name", "why")
+
+    def __init__(self, name, why):
+        self.name = name
+        self.why = why
+
+    def __call__(self, *args, **kwargs):
+        how = "use obj? in a notebook for help" if self.name == "help" else None
+        raise CapsuleTypeError(
+            f"{self.name}() is not available in a capsule: {self.why}", "builtins", how
+        )
+
+    def __repr__(self):
+        return f"<{self.name}: not available in a capsule>"
+
+
+# -- module views ----------------------------------------------------------------------------
+class ModuleView:
+    """A read-only view of a module: public names only; modules inside are views or refused."""
+
+    __slots__ = ("__ipycap_module__", "__ipycap_context__")
+
+    def __getattr__(self, name):
+        name = guard.exact_name(name)
+        module = _view_module(self)
+        if name == "__all__":
+            return _public_names(module)
+        if name[:1] == "_":
+            raise _private(module.__name__, name)
+        override = MODULE_OVERRIDES.get((module.__name__, name))
+        if override is not None:
+            return override
+        value = getattr(module, name)
+        if type(value) is types.ModuleType:
+            return _context_view(value, f"{module.__name__}.{name}")
+        return value
+
+    def __setattr__(self, name, value):
+        raise CapsuleTypeError(
+            f"module views are read-only (cannot set {name!r})", "builtins", None
+        )
+
+    __delattr__ = __setattr__
+
+    def __dir__(self):
+        return _public_names(_view_module(self))
+
+    def __repr__(self):
+        return f"<module {_view_module(self).__name__!r} (capsule view)>"
+
+    def __reduce_ex__(self, protocol):
+        raise CapsuleTypeError("module views cannot be pickled", "builtins")
+
+
+_view_module = ModuleView.__dict__["__ipycap_module__"].__get__
+_view_set_module = ModuleView.__dict__["__ipycap_module__"].__set__
+_view_set_context = ModuleView.__dict__["__ipycap_context__"].__set__
+_view_context = ModuleView.__dict__["__ipycap_context__"].__get__
+
+
+def _private(modname, name):
+    from .errors import CapsuleAttributeError
+
+    return CapsuleAttributeError(f"{modname}.{name} is private module state", "builtins", None)
+
+
+def _view_dunder(view, name):
+    module = _view_module(view)
+    if name in ("__name__", "__doc__", "__package__", "__version__", "__file__"):
+        value = getattr(module, name, None)
+        return value if type(value) is str or value is None else None
+    if name == "__all__":
+        return _public_names(module)
+    if name == "__class__":
+        return types.ModuleType
+    if name == "__dir__":
+        return view.__dir__
+    raise _private(module.__name__, name)
+
+
+guard.PROXY_TYPES[ModuleView] = _view_dunder
+
+
+def _public_names(module):
+    names = getattr(module, "__all__", None)
+    if not (isinstance(names, (list, tuple)) and all(type(n) is str for n in names)):
+        names = [n for n in dir(module) if n[:1] != "_"]
+    return [n for n in names if n[:1] != "_"]
+
+
+_VIEWS: dict = {}
+
+
+def make_view(module, context) -> ModuleView:
+    key = (module.__name__, id(context))
+    view = _VIEWS.get(key)
+    if view is None or _view_module(view) is not module:
+        view = ModuleView.__new__(ModuleView)
+        _view_set_module(view, module)
+        _view_set_context(view, context)
+        _VIEWS[key] = view
+    return view
+
+
+def _context_view(module, name):
+    """A module reached as an attribute: a view when the capsule may import it, else refused."""
+    context = tripwire.current_context()
+    if context is not None and context.may_import(module.__name__):
+        return make_view(module, context)
+    raise CapsuleImportError(
+        f"module {module.__name__!r} (reached as {name}) is not available to this capsule",
+        "builtins",
+        f"--allow-import {module.__name__}"
+        if context and context.policy.import_tier(module.__name__) == "grantable"
+        else None,
+    )
+
+
+def module_view_for_membrane(module):
+    return _context_view(module, module.__name__)
+
+
+# -- capsule-safe sys ---------------------------------------------------------------------
+class _Stream:
+    """A write-only stand-in for sys.stdout/stderr: the real stream is looked up per call, and
+    nothing else of it (its session, its sockets) is reachable."""
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name):
+        self._name = name
+
+    def write(self, text):
+        return getattr(sys, self._name).write(
+            "".join([text]) if isinstance(text, str) else str(text)
+        )
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def flush(self):
+        getattr(sys, self._name).flush()
+
+    def isatty(self):
+        return False
+
+    @property
+    def encoding(self):
+        return "utf-8"
+
+    def __repr__(self):
+        return f"<capsule {self._name}>"
+
+
+SYS_NAMES = (
+    "version",
+    "version_info",
+    "hexversion",
+    "maxsize",
+    "maxunicode",
+    "byteorder",
+    "platform",
+    "float_info",
+    "int_info",
+    "hash_info",
+    "float_repr_style",
+    "implementation",
+    "getrecursionlimit",
+    "getsizeof",
+    "intern",
+    "getdefaultencoding",
+    "getfilesystemencoding",
+    "api_version",
+    "copyright",
+)
+
+
+def _sys_view():
+    mod = types.ModuleType("sys", "A capsule-safe view of sys: streams and version facts only.")
+    for n in SYS_NAMES:
+        setattr(mod, n, getattr(sys, n))
+    mod.stdout = _Stream("stdout")
+    mod.stderr = _Stream("stderr")
+    mod.__all__ = list(SYS_NAMES) + ["stdout", "stderr"]
+    return mod
+
+
+def _display_view():
+    from IPython import display as d
+
+    mod = types.ModuleType("IPython.display", "Capsule-safe IPython.display: output is filtered.")
+    names = [
+        "display",
+        "clear_output",
+        "update_display",
+        "HTML",
+        "Markdown",
+        "Image",
+        "SVG",
+        "Javascript",
+        "Latex",
+        "Math",
+        "Pretty",
+        "JSON",
+        "Code",
+        "DisplayHandle",
+        "display_html",
+        "display_markdown",
+        "display_png",
+        "display_pretty",
+    ]
+    for n in names:
+        if hasattr(d, n):
+            setattr(mod, n, getattr(d, n))
+    mod.__all__ = [n for n in names if hasattr(d, n)]
+    return mod
+
+
+SPECIAL_MODULES = {"sys": _sys_view, "IPython.display": _display_view}
+_SPECIAL_CACHE: dict = {}
+
+
+MODULE_OVERRIDES = {
+    ("string", "Formatter"): guard.GuardedFormatter,
+    ("operator", "attrgetter"): guard.attrgetter,
+    ("operator", "methodcaller"): guard.methodcaller,
+}
+
+
+# -- the builtins dict ---------------------------------------------------------------------
+def make_builtins(context) -> dict:
+    """A fresh builtins dict for one capsule context."""
+    b = {name: getattr(_py, name) for name in SAFE_BUILTINS if hasattr(_py, name)}
+    b.update(guard.make_accessors(context.mode, on_refuse=context.record_refusal))
+    for name, why in REFUSING.items():
+        b[name] = _Refusing(name, why)
+    b[guard.CAPSULE_MARK] = context
+    b["__import__"] = _make_import(context)
+    b["open"] = _make_open(context)
+    b["__build_class__"] = _build_class
+    b["type"] = _type
+    b["issubclass"] = _issubclass
+    b["globals"] = _globals
+    b["locals"] = _locals
+    b["input"] = _make_input(context)
+    from .capsule import make_code_builtins
+
+    b.update(make_code_builtins(context))
+    return b
+
+
+def _build_class(func, name, *bases, **kwargs):
+    for base in (*bases, kwargs.get("metaclass")):
+        if type(base) in guard.PROXY_TYPES:
+            raise CapsuleTypeError(
+                f"class {name}: a protected object can never be a base class or metaclass",
+                "builtins",
+                "define your own class and call the protected object's methods",
+            )
+    cls = _py.__build_class__(func, name, *bases, **kwargs)
+    if isinstance(cls, type):
+        guard.OWN_TYPES.add(cls)
+    return cls
+
+
+def _type(*args, **kwargs):
+    """type(x): the class of x (a proxy's class stays proxied); type(name, bases, ns) makes
+    an own class."""
+    if len(args) == 1 and not kwargs:
+        obj = args[0]
+        tp = type(obj)
+        if tp is Proxy:
+            from .membrane import capability_of, target_of
+
+            return wrap(type(target_of(obj)), capability_of(obj))
+        if tp is ModuleView:
+            return types.ModuleType
+        return tp
+    if len(args) == 3:
+        name, bases, ns = args
+        for base in bases:
+            if type(base) in guard.PROXY_TYPES:
+                raise CapsuleTypeError("a protected object can never be a base class", "builtins")
+        if type(ns) is not dict:
+            raise TypeError("type() argument 3 must be dict")
+        cls = type(guard.exact_name(name), tuple(bases), dict(ns), **kwargs)
+        guard.OWN_TYPES.add(cls)
+        return cls
+    raise TypeError("type() takes 1 or 3 arguments")
+
+
+def _issubclass(cls, classinfo, /):
+    from .membrane import target_of
+
+    if type(cls) is Proxy:
+        cls = target_of(cls)
+    if type(classinfo) is Proxy:
+        classinfo = target_of(classinfo)
+    elif type(classinfo) is tuple:
+        classinfo = tuple(target_of(c) if type(c) is Proxy else c for c in classinfo)
+    return issubclass(cls, classinfo)
+
+
+def _globals():
+    """The capsule's globals, read-only (assign names with ordinary statements)."""
+    return types.MappingProxyType(sys._getframe(1).f_globals)
+
+
+def _locals():
+    """A snapshot of the caller's local names."""
+    return dict(sys._getframe(1).f_locals)
+
+
+def _make_input(context):
+    def input(prompt="", /):  # noqa: A001 - the capsule's input()
+        """input(): only when the policy or a grant allows it (it can phish the user)."""
+        if not context.may_input():
+            err = CapsulePermissionError(
+                "input() in a capsule (it could ask the user for a password)",
+                "builtins",
+                "c.CapsulePolicy.allow_input = True, or %capsule grant input",
+            )
+            context.record_refusal(err)
+            raise err
+        answer = tripwire.trusted_input("".join([str(prompt)]))
+        return "".join([answer])
+
+    return input
+
+
+# -- imports ---------------------------------------------------------------------------------
+def _make_import(context):
+    def __import__(name, globals=None, locals=None, fromlist=(), level=0):  # noqa: A002
+        name = guard.exact_name(name)
+        if level:
+            raise CapsuleImportError(
+                "relative imports are not available in a capsule", "builtins", None
+            )
+        context.check_import(name)
+        special = SPECIAL_MODULES.get(name)
+        if special is not None:
+            mod = _SPECIAL_CACHE.get(name)
+            if mod is None:
+                mod = _SPECIAL_CACHE[name] = special()
+            if name == "IPython.display" and not fromlist:
+                raise CapsuleImportError(
+                    "use 'from IPython.display import display'", "builtins", None
+                )
+            return make_view(mod, context)
+        top = tripwire.trusted_import(name)
+        items = [guard.exact_name(f) for f in (fromlist or ())]
+        target = sys.modules[name] if items else top
+        if not items:
+            # 'import a.b' binds 'a': a view whose submodules are views when allowed.
+            return make_view(top, context)
+        for item in items:
+            if item == "*" or hasattr(target, item):
+                continue
+            full = f"{name}.{item}"
+            if context.may_import(full):
+                try:
+                    tripwire.trusted_import(full)
+                except ModuleNotFoundError:
+                    pass
+        return make_view(target, context)
+
+    return __import__
+
+
+# -- files ---------------------------------------------------------------------------------
+def _make_open(context):
+    def open(
+        file,
+        mode="r",
+        buffering=-1,
+        encoding=None,
+        errors=None,
+        newline=None,  # noqa: A001
+        closefd=True,
+        opener=None,
+    ):
+        """open(): only paths this capsule was granted (checked on the real path)."""
+        if opener is not None or closefd is not True:
+            raise CapsuleTypeError(
+                "open() with opener or closefd is not available in a capsule", "builtins", None
+            )
+        if isinstance(file, int) or isinstance(file, bool):
+            raise CapsulePermissionError("open() of a file descriptor", "builtins", None)
+        path = os.fspath(file)
+        if isinstance(path, bytes):
+            path = os.fsdecode(bytes(memoryview(path)))
+        path = "".join([path])
+        mode = guard.exact_name(mode)
+        wants_write = any(c in mode for c in "wax+")
+        wants_read = "r" in mode or "+" in mode
+        resolved = os.path.realpath(path)
+        if wants_read:
+            context.check_path("read", resolved)
+        if wants_write:
+            context.check_path("write", resolved)
+        return tripwire.trusted_open(
+            resolved, mode, buffering, encoding, errors, newline, verify=_verify_opened
+        )
+
+    return open
+
+
+def _verify_opened(fd: int, resolved: str) -> None:
+    """After opening: the file really is the checked path (no symlink swap, no hard link)."""
+    real = os.readlink(f"/proc/self/fd/{fd}") if os.path.exists("/proc/self/fd") else resolved
+    st = os.fstat(fd)
+    if real != resolved:
+        raise CapsulePermissionError(
+            f"open({resolved!r}) reached {real!r} instead (the path changed while it was checked)",
+            "builtins",
+            None,
+        )
+    if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+        raise CapsulePermissionError(
+            f"open({resolved!r}): the file has {st.st_nlink} hard links, so the same file "
+            "may live outside the grant",
+            "builtins",
+            "copy the file instead of linking it",
+        )
+
+
+__all__ = ["make_builtins", "ModuleView", "CapabilityError"]

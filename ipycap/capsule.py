@@ -1,0 +1,470 @@
+"""The engine: run Python source as capsule code, with only the authority it was granted.
+
+``Capsule(policy=..., grants=...).run(source)`` gates the source, compiles it under a
+recognisable filename (registered in ``linecache`` so tracebacks show its lines), and runs it
+in the capsule's own namespace under capsule builtins, the membrane and the tripwire.  It
+returns the value of the last expression, like a notebook cell.  The engine never imports
+IPython.
+"""
+
+from __future__ import annotations
+
+import ast
+import linecache
+import os
+import sys
+import types
+from collections.abc import Iterable, Mapping
+
+from . import guard, tripwire
+from .builtins import make_builtins
+from .errors import (
+    CapabilityError,
+    CapsuleImportError,
+    CapsulePermissionError,
+    CapsuleSyntaxError,
+    CapsuleTypeError,
+)
+from .gate import CompileCache, gate, source_filename
+from .membrane import wrap
+from .policy import CapsulePolicy
+from .registry import Capability, Registry
+
+_CACHE = CompileCache()
+_STDLIB_NAMES = frozenset(sys.stdlib_module_names)
+
+
+class CapsuleContext:
+    """The authority of one capsule: its grants, mode and the registry that records use.
+
+    Code runs with the active grants of the capsule that compiled it (found on the stack by
+    the tripwire through the capsule's builtins)."""
+
+    def __init__(self, registry: Registry, grants: list[Capability], mode: str, label: str):
+        self.registry = registry
+        self.policy: CapsulePolicy = registry.policy
+        self.grants = grants
+        self.mode = mode
+        self.label = label
+
+    # -- decisions ---------------------------------------------------------------------------
+    def _active(self, kind):
+        return [c for c in self.grants if c.kind == kind and not c.revoked]
+
+    def may_import(self, name: str) -> bool:
+        tier = self.policy.import_tier(name)
+        if tier == "denied":
+            return False
+        parts = name.split(".")
+        prefixes = {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
+        if any(self.policy.import_tier(p) == "denied" for p in prefixes):
+            return False
+        if prefixes & set(self.policy.default_imports):
+            return True
+        return any(c.target in prefixes for c in self._active("import"))
+
+    def is_stdlib_internal(self, name: str) -> bool:
+        """Modules a stdlib library may import lazily on a capsule's behalf."""
+        top = name.partition(".")[0]
+        return (
+            top in _STDLIB_NAMES
+            and self.policy.import_tier(name) != "denied"
+            and top not in ("os", "sys", "subprocess", "socket", "ctypes", "importlib")
+        )
+
+    def check_import(self, name: str) -> None:
+        if self.may_import(name):
+            self._use_import(name)
+            return
+        tier = self.policy.import_tier(name)
+        if tier == "denied" or any(
+            self.policy.import_tier(".".join(name.split(".")[:i])) == "denied"
+            for i in range(1, name.count(".") + 2)
+        ):
+            err = CapsuleImportError(
+                f"import of {name!r}: it is in c.CapsulePolicy.denied_imports (it carries "
+                "ambient authority)",
+                "builtins",
+                None,
+            )
+        else:
+            err = CapsuleImportError(
+                f"import of {name!r} was not granted to this capsule",
+                "builtins",
+                f"%%capsule --allow-import {name}",
+            )
+        self.record_refusal(err)
+        raise err
+
+    def _use_import(self, name: str) -> None:
+        for cap in self._active("import"):
+            if name == cap.target or name.startswith(cap.target + "."):
+                self.registry.use(cap, name)
+                return
+        cap = self.registry.grant(
+            "import",
+            name.partition(".")[0]
+            if name.partition(".")[0] in self.policy.default_imports
+            else name,
+            scope="session",
+            granted_by="default",
+        )
+        self.grants.append(cap)
+        self.registry.use(cap, name)
+
+    def allows_path(self, kind: str, path: str) -> bool:
+        """Whether the resolved ``path`` is within an active grant (no event recorded)."""
+        if kind == "write" and self.policy.write_plants_code(path):
+            return False
+        for root in self.policy.denied_path_roots(kind):
+            if path == root or path.startswith(root.rstrip("/") + "/"):
+                return False
+        return any(c.covers_path(path) for c in self._active(kind))
+
+    def check_path(self, kind: str, path: str) -> None:
+        for cap in self._active(kind):
+            if cap.covers_path(path) and self.allows_path(kind, path):
+                self.registry.use(cap, path)
+                return
+        if kind == "write" and self.policy.write_plants_code(path):
+            how = None
+            what = (
+                f"write access to {path}: a module written there would run later with "
+                "full authority (write-then-import)"
+            )
+        elif any(
+            path == r or path.startswith(r.rstrip("/") + "/")
+            for r in self.policy.denied_path_roots(kind)
+        ):
+            how, what = None, f"{kind} access to {path}: it is under the policy's denied paths"
+        else:
+            what = f"{kind} access to {path} was not granted to this capsule"
+            how = f"%%capsule --allow-{kind} {path}"
+        err = CapsulePermissionError(what, "builtins", how)
+        self.record_refusal(err)
+        raise err
+
+    def may_input(self) -> bool:
+        return self.policy.allow_input or bool(self._active("input"))
+
+    def record_refusal(self, err) -> None:
+        self.registry.refuse(err, kind=getattr(err, "layer", ""), target=self.label)
+
+
+class CompiledHandle:
+    """What the gated ``compile`` returns: only the gated ``exec``/``eval`` accept it."""
+
+    __slots__ = ("__ipycap_code__", "mode", "filename")
+
+    def __repr__(self):
+        return f"<capsule code {self.filename} ({self.mode})>"
+
+
+_handle_code = CompiledHandle.__dict__["__ipycap_code__"].__get__
+_handle_set_code = CompiledHandle.__dict__["__ipycap_code__"].__set__
+guard.PROXY_TYPES[CompiledHandle] = lambda h, name: guard.refuse(
+    h, name, "compiled capsule code is opaque"
+)
+
+
+def compile_gated(source: str, filename: str, mode: str, rexec: bool) -> types.CodeType:
+    """Gate and compile, served from a cache when the same source runs again."""
+    key = (source, filename, mode, rexec)
+    code = _CACHE.get(key)
+    if code is None:
+        gated = gate(source, filename, mode=mode, rexec=rexec)
+        code = compile(gated.tree, filename, mode, dont_inherit=True)
+        _CACHE.put(key, (code, gated.names))
+        code = (code, gated.names)
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    return code
+
+
+def make_code_builtins(context: CapsuleContext) -> dict:
+    rexec = context.mode == "rexec"
+
+    def _prepare_globals(g):
+        if type(g) is not dict:
+            raise CapsuleTypeError("exec()/eval() globals must be a plain dict", "builtins")
+        for key in [k for k in g if isinstance(k, str) and k.startswith("_ipycap")]:
+            del g[key]
+        g["__builtins__"] = _builtins_of_caller()
+        return g
+
+    def _builtins_of_caller():
+        return sys._getframe(3).f_builtins
+
+    def _resolve(source, mode, depth=2):
+        if type(source) is CompiledHandle:
+            if source.mode != mode and not (mode == "exec"):
+                raise TypeError(f"code compiled for {source.mode!r} used with {mode}")
+            return _handle_code(source)
+        if isinstance(source, bytes):
+            source = source.decode("utf-8")
+        if not isinstance(source, str):
+            raise CapsuleTypeError(
+                f"{mode}() in a capsule takes source text or the result of its compile()",
+                "builtins",
+                None,
+            )
+        source = "".join([source])
+        code, names = compile_gated(source, source_filename(source, "string"), mode, rexec)
+        context.expose(names, sys._getframe(depth).f_builtins)
+        return code
+
+    def _frames(g, loc):
+        caller = sys._getframe(2)
+        if g is None:
+            g = caller.f_globals
+            if loc is None:
+                loc = caller.f_locals
+        else:
+            _prepare_globals(g)
+        return g, loc
+
+    def exec(source, globals=None, locals=None, /):  # noqa: A001
+        """exec() through the capsule's gate."""
+        code = _resolve(source, "exec")
+        g, lo = _frames(globals, locals)
+        __builtins__["exec"](code, g, lo)  # type: ignore[index]
+
+    def eval(source, globals=None, locals=None, /):  # noqa: A001
+        """eval() through the capsule's gate."""
+        if isinstance(source, str):
+            source = source.strip()
+        code = _resolve(source, "eval")
+        g, lo = _frames(globals, locals)
+        return __builtins__["eval"](code, g, lo)  # type: ignore[index]
+
+    def compile(
+        source,
+        filename="<string>",
+        mode="exec",
+        flags=0,
+        dont_inherit=False,  # noqa: A001
+        optimize=-1,
+    ):
+        """compile() through the capsule's gate: returns an opaque handle."""
+        if flags:
+            raise CapsuleTypeError(
+                "compile() flags are not available in a capsule", "builtins", None
+            )
+        if mode not in ("exec", "eval", "single"):
+            raise ValueError("compile() mode must be 'exec', 'eval' or 'single'")
+        if isinstance(source, bytes):
+            source = source.decode("utf-8")
+        if not isinstance(source, str):
+            raise CapsuleTypeError("compile() in a capsule takes source text", "builtins")
+        source = "".join([source])
+        fname = source_filename(source, "compiled")
+        code, names = compile_gated(source, fname, mode, rexec)
+        context.expose(names, sys._getframe(1).f_builtins)
+        handle = CompiledHandle()
+        _handle_set_code(handle, code)
+        handle.mode = mode
+        handle.filename = fname
+        return handle
+
+    import builtins as _py
+
+    __builtins__ = {"exec": _py.exec, "eval": _py.eval}
+    return {"exec": exec, "eval": eval, "compile": compile}
+
+
+class Capsule:
+    """Runs Python source with only the authority it was granted.
+
+    ``policy`` is the ceiling, ``registry`` records grants, uses and refusals (one is made
+    from the policy when omitted), ``grants`` are extra capabilities for this capsule: either
+    ``Capability`` records or ``(kind, target)`` pairs granted now at cell scope.
+    ``protected`` is a mapping of trusted names (e.g. the user namespace) that capsule code
+    sees through read-only proxies, lazily; names in ``writable`` get writable proxies and
+    names in ``hidden`` are not visible at all.
+    """
+
+    def __init__(
+        self,
+        policy: CapsulePolicy | None = None,
+        grants: Iterable = (),
+        *,
+        registry: Registry | None = None,
+        protected: Mapping | None = None,
+        writable: Iterable[str] = (),
+        hidden: Iterable[str] = (),
+        mode: str | None = None,
+        label: str | None = None,
+        namespace: dict | None = None,
+        scope: str = "cell",
+    ):
+        if registry is None:
+            registry = Registry(policy)
+        elif policy is not None and registry.policy is not policy:
+            raise ValueError("the registry belongs to another policy")
+        self.registry = registry
+        self.policy = registry.policy
+        mode = mode or self.policy.mode
+        if mode not in ("proxy", "rexec"):
+            raise ValueError(f"mode must be 'proxy' or 'rexec', not {mode!r}")
+        self.mode = mode
+        self.label = label or ""
+        self.scope = scope
+        self.cell_grants: list[Capability] = []
+        caps = []
+        for g in grants:
+            if isinstance(g, Capability):
+                caps.append(g)
+            else:
+                kind, target = g
+                cap = registry.grant(kind, target, scope=scope, granted_by="capsule")
+                caps.append(cap)
+                self.cell_grants.append(cap)
+        self.context = CapsuleContext(registry, caps, mode, self.label)
+        self.protected = protected if protected is not None else {}
+        self.writable = set(writable)
+        self.hidden = set(hidden)
+        self.namespace: dict = namespace if namespace is not None else {}
+        self.namespace.setdefault("__name__", "__capsule__")
+        self.namespace.setdefault("__doc__", None)
+        self.builtins = make_builtins(self.context)
+        self.context.expose = self._expose
+        self.object_caps: dict[str, Capability] = {}
+        tripwire.install()
+
+    # -- protected names ---------------------------------------------------------------------
+    def _expose(self, names, builtins_dict=None) -> None:
+        """Make the protected names the code reads visible, each through its proxy."""
+        b = self.builtins if builtins_dict is None else builtins_dict
+        for name in names:
+            if name in b or name in self.namespace or name in self.hidden:
+                continue
+            if name not in self.protected:
+                continue
+            b[name] = self._proxy_for(name)
+
+    def _proxy_for(self, name):
+        value = self.protected[name]
+        cap = self.object_caps.get(name)
+        if cap is None:
+            active = self.registry.find("object", name)
+            if active:
+                cap = active[0]
+            elif self.registry.find("object", name, active=False):
+                cap = self.registry.find("object", name, active=False)[-1]  # stays revoked
+            else:
+                cap = self.registry.grant(
+                    "object", name, scope="session", granted_by="user namespace"
+                )
+            self.object_caps[name] = cap
+        if isinstance(value, types.ModuleType):
+            from .builtins import make_view
+
+            if self.context.may_import(value.__name__):
+                return make_view(value, self.context)
+            return _UnavailableModule(name, value.__name__, self.policy)
+        if not cap.revoked:
+            self.registry.use(cap, name)
+        return wrap(value, cap, name in self.writable)
+
+    # -- running -------------------------------------------------------------------------------
+    def compile(self, source: str, filename: str | None = None):
+        """Gate and compile ``source``; returns (body code, last-expression code, names)."""
+        if not isinstance(source, str):
+            raise TypeError("capsule source must be str")
+        filename = filename or source_filename(source, self.label)
+        try:
+            tree = ast.parse(source, filename, "exec")
+        except SyntaxError:
+            gate(source, filename)  # refusals of '!'/'%' lines read better than SyntaxError
+            raise
+        last_expr = None
+        body_src = source
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            node = tree.body[-1]
+            lines = source.splitlines(True)
+            start = node.lineno - 1
+            # Keep line numbers: blank out the body part, compile the expression separately.
+            expr_src = "\n" * start + "".join(lines[start:])
+            body_src = "".join(lines[:start])
+            last_expr = (
+                compile_gated(
+                    expr_src.lstrip("\n") and expr_src, filename, "eval", self.mode == "rexec"
+                )
+                if _is_simple_tail(lines, node)
+                else None
+            )
+            if last_expr is None:
+                body_src = source
+        body = compile_gated(body_src, filename, "exec", self.mode == "rexec")
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        names = set(body[1]) | (set(last_expr[1]) if last_expr else set())
+        return body[0], (last_expr[0] if last_expr else None), names
+
+    def run(self, source: str, *, namespace: dict | None = None, filename: str | None = None):
+        """Run ``source`` as capsule code and return the value of its last expression.
+
+        The result is the capsule-side value (trusted code should pass it through
+        ``ipycap.export`` before keeping it).  ``namespace`` (default: this capsule's own
+        namespace) is where the code's names live; trusted code may inspect it afterwards.
+        """
+        ns = self.namespace if namespace is None else namespace
+        ns.setdefault("__name__", "__capsule__")
+        body, tail, names = self.compile(source, filename)
+        self._expose(names)
+        ns["__builtins__"] = self.builtins
+        runner = _RUNNER
+        return runner(body, tail, ns)
+
+    def end(self) -> None:
+        """End the cell: cell-scoped grants expire."""
+        self.registry.end_cell(self.cell_grants)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.end()
+
+
+def _is_simple_tail(lines, node) -> bool:
+    """The last expression starts its own line (not after ';' on a line with a statement)."""
+    return lines[node.lineno - 1][: node.col_offset].strip() == ""
+
+
+class _UnavailableModule:
+    """What a capsule sees for a module in the user namespace it may not import."""
+
+    __slots__ = ("name", "module", "how")
+
+    def __init__(self, name, module, policy):
+        self.name = name
+        self.module = module
+        self.how = (
+            f"%%capsule --allow-import {module}"
+            if policy.import_tier(module) == "grantable"
+            else None
+        )
+
+    def __getattr__(self, attr):
+        raise CapsuleImportError(
+            f"{self.name} is the module {self.module!r}, which this capsule may not use",
+            "membrane",
+            self.how,
+        )
+
+    def __repr__(self):
+        return f"<module {self.module!r}: not available in this capsule>"
+
+
+guard.PROXY_TYPES[_UnavailableModule] = lambda v, name: v.__getattr__(name)
+
+
+def _run(body, tail, ns):
+    exec(body, ns)
+    if tail is not None:
+        return eval(tail, ns)
+    return None
+
+
+_RUNNER = _run
+
+__all__ = ["Capsule", "CapsuleContext", "CapabilityError", "CapsuleSyntaxError", "os"]

@@ -1,0 +1,75 @@
+"""Refusals: exceptions that subclass the natural Python error and teach how to grant.
+
+Every refusal names what was refused, which layer refused it, and the exact flag or
+config that would grant it (or says that it is not grantable at all).
+"""
+
+from __future__ import annotations
+
+
+class CapabilityError(Exception):
+    """Base of every ipycap refusal.
+
+    ``what`` is the refused operation, ``layer`` the layer that refused it (gate, guard,
+    membrane, builtins, tripwire, policy, kernel, confine), ``how`` what would grant it
+    (``None`` when it can never be granted).
+    """
+
+    def __init__(self, what: str, layer: str, how: str | None = None):
+        self.what = what
+        self.layer = layer
+        self.how = how
+        if how:
+            hint = f"To grant it: {how}."
+        else:
+            hint = "It cannot be granted."
+        super().__init__(f"{what} (refused by the {layer}). {hint}")
+
+
+class CapsuleImportError(CapabilityError, ImportError):
+    """An import a capsule may not make."""
+
+
+class CapsulePermissionError(CapabilityError, PermissionError):
+    """A file, process or network operation outside the capsule's grants."""
+
+
+class CapsuleAttributeError(CapabilityError, AttributeError):
+    """An attribute a capsule may not read or write."""
+
+
+class CapsuleSyntaxError(CapabilityError, SyntaxError):
+    """Source the gate refuses before it runs."""
+
+    def __init__(
+        self,
+        what: str,
+        how: str | None = None,
+        *,
+        filename=None,
+        lineno=None,
+        col_offset=None,
+        text=None,
+    ):
+        CapabilityError.__init__(self, what, "gate", how)
+        self.msg = self.args[0]
+        self.filename = filename
+        self.lineno = lineno
+        self.offset = (col_offset + 1) if col_offset is not None else None
+        self.text = text
+
+    def __str__(self):  # SyntaxError's own __str__ appends the location
+        loc = f" (line {self.lineno})" if self.lineno else ""
+        return f"{self.msg}{loc}"
+
+
+class CapsuleTypeError(CapabilityError, TypeError):
+    """An operation on a proxy or builtin that a capsule may not perform."""
+
+
+class RevokedError(CapabilityError, PermissionError):
+    """Access through a proxy whose capability has been revoked."""
+
+
+class PolicyError(CapabilityError, ValueError):
+    """A grant beyond the policy's ceiling."""

@@ -1,0 +1,303 @@
+"""The gate: parse capsule source, refuse what can never be allowed, rewrite risky accesses.
+
+Only the *rare* risky attribute accesses (dunder names, frame/generator/traceback attributes,
+``.format``/``.format_map``) become calls to the guard; ordinary ``obj.name`` stays a native
+attribute load, so capsule code runs at full speed.  Every ``ast`` node type of the running
+Python is classified below; a node type not in the table is refused (fail closed), so syntax
+a new Python adds is refused until someone reviews it.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import unicodedata
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from . import rules
+from .errors import CapsuleSyntaxError
+
+GETATTR_HOOK = "_ipycap_getattr"
+SETATTR_HOOK = "_ipycap_setattr"
+DELATTR_HOOK = "_ipycap_delattr"
+
+#: Node types that need nothing from the gate.
+PLAIN = frozenset(
+    """Module Interactive Expression Expr Assign AnnAssign For AsyncFor While If With AsyncWith
+    Raise Try Assert Import ImportFrom Global Nonlocal Pass Break Continue FunctionDef
+    AsyncFunctionDef ClassDef Return Delete Lambda BoolOp BinOp UnaryOp IfExp Dict Set
+    ListComp SetComp DictComp GeneratorExp Await Yield YieldFrom Compare Call FormattedValue
+    JoinedStr Constant Subscript Starred List Tuple Slice NamedExpr Match match_case
+    MatchValue MatchSingleton MatchSequence MatchMapping MatchStar MatchAs MatchOr
+    ExceptHandler arguments arg keyword alias withitem comprehension Load Store Del And Or
+    Add Sub Mult MatMult Div Mod Pow LShift RShift BitOr BitXor BitAnd FloorDiv Invert Not
+    UAdd USub Eq NotEq Lt LtE Gt GtE Is IsNot In NotIn TypeIgnore AugAssign""".split()
+)
+#: Node types the gate inspects or rewrites.
+CHECKED = frozenset({"Attribute", "Name", "MatchClass"})
+#: Node types refused outright, with the reason.
+REFUSED = {
+    "TryStar": "'except*' is not available in a capsule (its type handling has broken "
+    "sandboxes before, gh-128049)",
+    "FunctionType": "function type comments are not capsule code",
+    # Abstract bases and deprecated aliases the parser never produces.
+    "AST": "",
+    "mod": "",
+    "stmt": "",
+    "expr": "",
+    "expr_context": "",
+    "boolop": "",
+    "operator": "",
+    "unaryop": "",
+    "cmpop": "",
+    "excepthandler": "",
+    "pattern": "",
+    "type_ignore": "",
+    "slice": "",
+    "AugLoad": "",
+    "AugStore": "",
+    "Param": "",
+    "Suite": "",
+    "Index": "",
+    "ExtSlice": "",
+    "Num": "",
+    "Str": "",
+    "Bytes": "",
+    "NameConstant": "",
+    "Ellipsis": "",
+}
+
+
+def classified_node_types() -> dict[str, str]:
+    """Every node type name the gate knows, with its class ('plain', 'checked', 'refused')."""
+    table = {n: "plain" for n in PLAIN}
+    table.update({n: "checked" for n in CHECKED})
+    table.update({n: "refused" for n in REFUSED})
+    return table
+
+
+_KNOWN = classified_node_types()
+
+
+@dataclass
+class GatedSource:
+    """The result of the gate: a rewritten tree and the free names it reads."""
+
+    tree: ast.AST
+    names: set[str] = field(default_factory=set)
+    rewrites: int = 0
+
+
+class _Gate(ast.NodeTransformer):
+    def __init__(self, source: str, filename: str, rexec: bool):
+        self.lines = source.splitlines()
+        self.filename = filename
+        self.risky = rules.is_risky_rexec if rexec else rules.is_risky
+        self.names: set[str] = set()
+        self.rewrites = 0
+
+    # -- refusals ------------------------------------------------------------------------
+    def refuse(self, node, what, how=None):
+        lineno = getattr(node, "lineno", None)
+        text = self.lines[lineno - 1] if lineno and lineno <= len(self.lines) else None
+        raise CapsuleSyntaxError(
+            what,
+            how,
+            filename=self.filename,
+            lineno=lineno,
+            col_offset=getattr(node, "col_offset", None),
+            text=text,
+        )
+
+    def check_name(self, node, name: str):
+        name = unicodedata.normalize("NFKC", name)
+        if name in rules.RESERVED_NAMES or name.startswith(rules.RESERVED_PREFIX):
+            self.refuse(node, f"the name {name!r} is reserved and cannot be used in a capsule")
+        return name
+
+    # -- the walk ------------------------------------------------------------------------
+    def generic_visit(self, node):
+        kind = _KNOWN.get(type(node).__name__)
+        if kind is None or kind == "refused":
+            reason = REFUSED.get(type(node).__name__) or (
+                f"syntax {type(node).__name__!r} has not been reviewed for capsules"
+            )
+            self.refuse(node, reason)
+        for attr in ("name", "asname"):  # def/class names, import aliases, handler names
+            value = getattr(node, attr, None)
+            if isinstance(value, str):
+                self.check_name(node, value)
+        if isinstance(node, (ast.Global, ast.Nonlocal)):
+            for n in node.names:
+                self.check_name(node, n)
+        if isinstance(node, ast.arg):
+            self.check_name(node, node.arg)
+        if isinstance(node, ast.ImportFrom):
+            for alias in node.names:
+                self.check_name(node, alias.name)
+        if isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
+            self.check_name(node, node.name)
+        if isinstance(node, ast.MatchMapping) and node.rest:
+            self.check_name(node, node.rest)
+        return super().generic_visit(node)
+
+    def visit_Name(self, node: ast.Name):
+        node.id = self.check_name(node, node.id)
+        if isinstance(node.ctx, ast.Load):
+            self.names.add(node.id)
+        return node
+
+    def visit_MatchClass(self, node: ast.MatchClass):
+        if node.patterns:
+            # Positional class patterns read the attributes named by __match_args__ in C,
+            # and a metaclass __instancecheck__ can make any object match.
+            self.refuse(
+                node,
+                "positional class patterns ('case C(x)') are not available in a capsule",
+                "use keyword patterns, e.g. 'case C(x=x)'",
+            )
+        for attr in node.kwd_attrs:
+            if self.risky(attr):
+                self.refuse(node, f"the class pattern reads the risky attribute {attr!r}")
+        return self.generic_visit(node)
+
+    def visit_Attribute(self, node: ast.Attribute):
+        attr = unicodedata.normalize("NFKC", node.attr)
+        self.generic_visit(node)
+        if not self.risky(attr):
+            return node
+        self.rewrites += 1
+        if isinstance(node.ctx, ast.Load):
+            call = ast.Call(
+                func=ast.Name(GETATTR_HOOK, ast.Load()),
+                args=[node.value, ast.Constant(attr)],
+                keywords=[],
+            )
+            return ast.copy_location(call, node)
+        # Stores and deletes are handled by their statements; anywhere else is refused.
+        self.refuse(
+            node,
+            f"assigning to the attribute {attr!r} this way is not available in a capsule",
+            f"write setattr(obj, {attr!r}, value)",
+        )
+
+    def _store_target(self, target, value_node, stmt):
+        if isinstance(target, ast.Attribute) and self.risky(
+            unicodedata.normalize("NFKC", target.attr)
+        ):
+            self.rewrites += 1
+            call = ast.Call(
+                func=ast.Name(SETATTR_HOOK, ast.Load()),
+                args=[
+                    self.visit(target.value),
+                    ast.Constant(unicodedata.normalize("NFKC", target.attr)),
+                    value_node,
+                ],
+                keywords=[],
+            )
+            return ast.copy_location(ast.Expr(call), stmt)
+        return None
+
+    def visit_Assign(self, node: ast.Assign):
+        if len(node.targets) == 1:
+            node.value = self.visit(node.value)
+            rewritten = self._store_target(node.targets[0], node.value, node)
+            if rewritten is not None:
+                return rewritten
+            node.targets = [self.visit(t) for t in node.targets]
+            return node
+        return self.generic_visit(node)
+
+    def visit_Delete(self, node: ast.Delete):
+        out = []
+        plain = []
+        for target in node.targets:
+            attr = getattr(target, "attr", None)
+            if isinstance(target, ast.Attribute) and self.risky(
+                unicodedata.normalize("NFKC", attr)
+            ):
+                self.rewrites += 1
+                call = ast.Call(
+                    func=ast.Name(DELATTR_HOOK, ast.Load()),
+                    args=[
+                        self.visit(target.value),
+                        ast.Constant(unicodedata.normalize("NFKC", attr)),
+                    ],
+                    keywords=[],
+                )
+                out.append(ast.copy_location(ast.Expr(call), node))
+            else:
+                plain.append(self.visit(target))
+        if plain:
+            out.insert(0, ast.copy_location(ast.Delete(targets=plain), node))
+        return out
+
+
+def gate(
+    source: str, filename: str = "<capsule>", *, mode: str = "exec", rexec: bool = False
+) -> GatedSource:
+    """Parse ``source`` and return the gated tree, or raise ``CapsuleSyntaxError``."""
+    if not isinstance(source, str):
+        raise TypeError("capsule source must be str")
+    source = "".join([source])  # an exact str, whatever subclass we were given
+    for lineno, line in enumerate(source.splitlines(), 1):
+        stripped = line.lstrip()
+        if stripped[:1] in ("!", "%") and not _inside_string(source, lineno):
+            raise CapsuleSyntaxError(
+                "shell escapes ('!') and magics ('%') are not available in a capsule",
+                "run them in an ordinary cell, outside the capsule; inside a capsule kernel "
+                "only '%capsule list|explain|log|request|revoke' are understood",
+                filename=filename,
+                lineno=lineno,
+                text=line,
+            )
+    tree = ast.parse(source, filename, mode)
+    g = _Gate(source, filename, rexec)
+    tree = g.visit(tree)
+    ast.fix_missing_locations(tree)
+    return GatedSource(tree, g.names, g.rewrites)
+
+
+def _inside_string(source: str, lineno: int) -> bool:
+    """Whether line ``lineno`` starts inside a multi-line string literal."""
+    import io
+    import tokenize
+
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+            if tok.type == tokenize.STRING and tok.start[0] < lineno <= tok.end[0]:
+                return True
+            if tok.start[0] > lineno:
+                break
+    except (tokenize.TokenError, SyntaxError):
+        return False
+    return False
+
+
+class CompileCache:
+    """Gated code keyed by (source, filename, mode, rexec): re-running a cell skips the gate."""
+
+    def __init__(self, size: int = 256):
+        self.size = size
+        self._items: OrderedDict = OrderedDict()
+        self.hits = 0
+
+    def get(self, key):
+        item = self._items.get(key)
+        if item is not None:
+            self._items.move_to_end(key)
+            self.hits += 1
+        return item
+
+    def put(self, key, value):
+        self._items[key] = value
+        if len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+
+def source_filename(source: str, label: str | None = None) -> str:
+    """A recognisable, stable filename: the same cell gets the same name (and cache entry)."""
+    digest = hashlib.sha1(source.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    label = "".join(ch for ch in (label or "") if ch.isalnum() or ch in "-_.")[:40]
+    return f"<capsule-{label + '-' if label else ''}{digest}>"

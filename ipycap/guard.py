@@ -1,0 +1,334 @@
+"""The guard: the one decision "may this capsule get attribute NAME of VALUE?".
+
+Used by the gate's rewritten accesses and by the guarded ``getattr``, ``setattr``,
+``delattr``, ``hasattr``, ``vars``, ``dir``, ``str.format``/``format_map`` and the
+``operator.attrgetter``/``methodcaller`` of capsule module views.  The rules are the tables
+of :mod:`ipycap.rules`.
+"""
+
+from __future__ import annotations
+
+import string
+import types
+import weakref
+from collections import UserString
+
+from . import rules
+from .errors import CapsuleAttributeError, CapsuleTypeError
+
+#: Key in a capsule's builtins dict that marks frames running capsule code.
+CAPSULE_MARK = "_ipycap_context"
+
+#: Classes created by a ``class`` statement in a capsule (recorded by its __build_class__).
+OWN_TYPES: weakref.WeakSet = weakref.WeakSet()
+
+#: Types that make their own decision (the membrane's proxies, module views): type -> rule.
+PROXY_TYPES: dict = {}
+
+_FunctionType = types.FunctionType
+_MethodType = types.MethodType
+_PRIMITIVES = (int, float, complex, str, bytes, bool, type(None))
+
+
+def exact_name(name) -> str:
+    """Normalise an attribute name to an exact ``str`` (a subclass could lie in __eq__)."""
+    if type(name) is str:
+        return name
+    if isinstance(name, str):
+        return "".join([name])
+    raise TypeError(f"attribute name must be string, not '{type(name).__name__}'")
+
+
+def is_own(value) -> bool:
+    """Whether ``value`` is something the capsule created itself (DESIGN.md: own objects)."""
+    tp = type(value)
+    if tp is _FunctionType:
+        return CAPSULE_MARK in value.__builtins__
+    if tp is _MethodType:
+        return is_own(value.__func__) and is_own(value.__self__)
+    try:
+        return tp in OWN_TYPES or (isinstance(value, type) and value in OWN_TYPES)
+    except TypeError:
+        return False
+
+
+def _is_plain_data(value) -> bool:
+    tp = type(value)
+    if tp in _PRIMITIVES:
+        return True
+    if tp in (tuple, frozenset, list):
+        return all(_is_plain_data(v) for v in value)
+    return False
+
+
+def refuse(value, name: str, why: str, how: str | None = None, mode: str = "proxy"):
+    kind = type(value).__name__
+    if how is None and mode == "rexec":
+        how = "run the cell with --mode proxy to introspect objects the capsule created"
+    raise CapsuleAttributeError(f"attribute {name!r} of a {kind} object: {why}", "guard", how)
+
+
+def decide(value, name: str, mode: str = "proxy"):
+    """Return the attribute or raise ``CapsuleAttributeError``.  ``name`` is an exact str."""
+    special = PROXY_TYPES.get(type(value))
+    if special is not None:
+        return special(value, name)
+    if name in rules.FORMAT_ATTRS:
+        return _format_attr(value, name, mode)
+    if mode == "rexec" and name[:1] == "_" and name not in rules.REXEC_ALLOWED:
+        refuse(value, name, "rexec mode denies underscore introspection on every object", mode=mode)
+    rule = rules.classify(name)
+    if rule == "never":
+        refuse(
+            value,
+            name,
+            "frames, code, globals, generic accessors and pickling hooks are "
+            "never available in a capsule, not even on its own objects",
+        )
+    if rule == "allow":
+        return getattr(value, name)
+    if rule == "own":
+        if is_own(value):
+            return getattr(value, name)
+        refuse(
+            value,
+            name,
+            "only objects the capsule created itself may be introspected this way",
+            "it cannot be granted on objects from outside the capsule",
+        )
+    if rule == "special":
+        return _special(value, name)
+    if rules.is_dunder(name) or name[:1] == "_":
+        # Not in the table: allowed on own objects, elsewhere only if it is plain data.
+        result = getattr(value, name)
+        if is_own(value) or _is_plain_data(result):
+            return result
+        refuse(value, name, "an unclassified dunder that is not plain data")
+    return getattr(value, name)
+
+
+def _special(value, name):
+    if name == "__class__":
+        return getattr(value, name)
+    result = getattr(value, name)
+    if is_own(result) or _is_plain_data(result) or type(result) in PROXY_TYPES:
+        return result
+    if name == "__self__" and isinstance(result, type(value)):
+        return result
+    refuse(
+        value,
+        name,
+        f"{name} of this object leads outside the capsule (e.g. print.__self__ "
+        "is the builtins module)",
+    )
+
+
+# -- the str.format oracle ------------------------------------------------------------------
+class GuardedFormatter(string.Formatter):
+    """A ``string.Formatter`` whose field traversal obeys the guard's table."""
+
+    def __init__(self, mode: str = "proxy"):
+        self.mode = mode
+
+    def get_field(self, field_name, args, kwargs):
+        first, rest = _formatter_field_name_split(field_name)
+        obj = self.get_value(first, args, kwargs)
+        risky = rules.is_risky_rexec if self.mode == "rexec" else rules.is_risky
+        for is_attr, key in rest:
+            if is_attr:
+                key = exact_name(key)
+                obj = decide(obj, key, self.mode) if risky(key) else getattr(obj, key)
+            else:
+                obj = obj[key]
+        return obj, first
+
+
+from _string import formatter_field_name_split as _formatter_field_name_split  # noqa: E402
+
+_FORMATTERS = {"proxy": GuardedFormatter("proxy"), "rexec": GuardedFormatter("rexec")}
+
+
+def guarded_format(template: str, /, *args, _ipycap_mode="proxy", **kwargs) -> str:
+    """``str.format`` whose fields cannot reach what the guard refuses."""
+    template = exact_name(template)
+    if "." not in template and "[" not in template:
+        return str.format(template, *args, **kwargs)  # no field can traverse attributes
+    return _FORMATTERS[_ipycap_mode].vformat(template, args, kwargs)
+
+
+def guarded_format_map(template: str, mapping, /, *, _ipycap_mode="proxy") -> str:
+    """``str.format_map`` whose fields cannot reach what the guard refuses."""
+    template = exact_name(template)
+    if "." not in template and "[" not in template:
+        return str.format_map(template, mapping)
+    return _FORMATTERS[_ipycap_mode].vformat(template, (), mapping)
+
+
+def _rexec_format(template, /, *args, **kwargs):
+    return guarded_format(template, *args, _ipycap_mode="rexec", **kwargs)
+
+
+def _rexec_format_map(template, mapping, /):
+    return guarded_format_map(template, mapping, _ipycap_mode="rexec")
+
+
+_FORMAT_FUNCS = {
+    ("proxy", "format"): guarded_format,
+    ("proxy", "format_map"): guarded_format_map,
+    ("rexec", "format"): _rexec_format,
+    ("rexec", "format_map"): _rexec_format_map,
+}
+
+
+def _format_attr(value, name, mode="proxy"):
+    fn = _FORMAT_FUNCS[mode, name]
+    if value is str or (isinstance(value, type) and issubclass(value, str)):
+        return fn
+    if isinstance(value, str):
+        return types.MethodType(fn, exact_name(value))
+    if isinstance(value, UserString):
+        return types.MethodType(fn, exact_name(value.data))
+    if isinstance(value, GuardedFormatter) or value is GuardedFormatter:
+        return getattr(value, name)
+    if is_own(value):
+        attr = getattr(value, name)
+        if isinstance(attr, types.BuiltinMethodType) and isinstance(
+            getattr(attr, "__self__", None), str
+        ):
+            return types.MethodType(fn, exact_name(attr.__self__))
+        return attr
+    refuse(
+        value,
+        name,
+        "format methods traverse attributes in C, outside the guard",
+        "use an f-string, or str.format on a string",
+    )
+
+
+# -- guarded builtins -------------------------------------------------------------------------
+def make_accessors(mode: str = "proxy", on_refuse=None):
+    """The guarded getattr family for one capsule mode."""
+    risky = rules.is_risky_rexec if mode == "rexec" else rules.is_risky
+
+    def _getattr_hook(value, name):
+        try:
+            return decide(value, name, mode)
+        except CapsuleAttributeError as err:
+            if on_refuse is not None:
+                on_refuse(err)
+            raise err from None
+
+    _missing = object()
+
+    def capsule_getattr(obj, name, default=_missing, /):
+        """Guarded getattr: risky names follow the capsule's decision table."""
+        name = exact_name(name)
+        try:
+            if risky(name):
+                return _getattr_hook(obj, name)
+            return getattr(obj, name)
+        except AttributeError:
+            if default is _missing:
+                raise
+            return default
+
+    def capsule_hasattr(obj, name, /):
+        """Guarded hasattr: a refused name is reported as absent."""
+        try:
+            capsule_getattr(obj, name)
+        except AttributeError:
+            return False
+        return True
+
+    def capsule_setattr(obj, name, value, /):
+        """Guarded setattr: risky names only on the capsule's own objects."""
+        name = exact_name(name)
+        if risky(name):
+            if rules.classify(name) == "never" or not is_own(obj):
+                err = CapsuleAttributeError(
+                    f"setting {name!r} on a {type(obj).__name__} object is refused",
+                    "guard",
+                    None
+                    if rules.classify(name) == "never"
+                    else "only objects the capsule created may have such attributes set",
+                )
+                if on_refuse is not None:
+                    on_refuse(err)
+                raise err
+            if mode == "rexec" and name[:1] == "_" and name not in rules.REXEC_ALLOWED:
+                refuse(obj, name, "rexec mode denies underscore attributes", mode=mode)
+        setattr(obj, name, value)
+
+    def capsule_delattr(obj, name, /):
+        """Guarded delattr: the same rule as setattr."""
+        name = exact_name(name)
+        if risky(name) and (rules.classify(name) == "never" or not is_own(obj)):
+            err = CapsuleAttributeError(
+                f"deleting {name!r} on a {type(obj).__name__} object is refused", "guard"
+            )
+            if on_refuse is not None:
+                on_refuse(err)
+            raise err
+        delattr(obj, name)
+
+    def capsule_vars(*args):
+        """Guarded vars: only for the capsule's own objects (and its own namespace)."""
+        if not args:
+            raise CapsuleTypeError(
+                "vars() without an argument is not available in a capsule",
+                "guard",
+                "use globals() or name the object",
+            )
+        return _getattr_hook(args[0], "__dict__")
+
+    def capsule_dir(*args):
+        """Guarded dir: names only, never values."""
+        if not args:
+            raise CapsuleTypeError(
+                "dir() without an argument is not available in a capsule",
+                "guard",
+                "use globals() or dir(obj)",
+            )
+        obj = args[0]
+        if type(obj) in PROXY_TYPES:
+            return sorted(n for n in type(obj).__dir__(obj) if n[:1] != "_")
+        return sorted(dir(obj))
+
+    return {
+        "_ipycap_getattr": _getattr_hook,
+        "_ipycap_setattr": capsule_setattr,
+        "_ipycap_delattr": capsule_delattr,
+        "getattr": capsule_getattr,
+        "hasattr": capsule_hasattr,
+        "setattr": capsule_setattr,
+        "delattr": capsule_delattr,
+        "vars": capsule_vars,
+        "dir": capsule_dir,
+    }
+
+
+def attrgetter(*names):
+    """A guarded ``operator.attrgetter``: every dotted part obeys the guard."""
+    parts = [exact_name(n).split(".") for n in names]
+
+    def get(obj, /):
+        results = []
+        for chain in parts:
+            value = obj
+            for p in chain:
+                value = decide(value, p) if rules.is_risky(p) else getattr(value, p)
+            results.append(value)
+        return results[0] if len(results) == 1 else tuple(results)
+
+    return get
+
+
+def methodcaller(name, /, *args, **kwargs):
+    """A guarded ``operator.methodcaller``."""
+    name = exact_name(name)
+
+    def call(obj, /):
+        method = decide(obj, name) if rules.is_risky(name) else getattr(obj, name)
+        return method(*args, **kwargs)
+
+    return call

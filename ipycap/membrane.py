@@ -1,0 +1,643 @@
+"""The membrane: protected objects enter a capsule as revocable proxies; capsule values
+leave as copies or reverse proxies.
+
+Inbound (trusted -> capsule): public attributes readable, calls forwarded, results wrapped,
+underscore names hidden, writes refused unless granted, every operator forwarded without
+handing the raw object to capsule code.  Outbound (capsule -> trusted): exact primitives and
+containers of them are copied; our own proxies are unwrapped; anything else leaves as a
+reverse proxy that wraps every argument trusted code passes in.  Exceptions cross scrubbed.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import fractions
+import operator
+import types
+import weakref
+
+from . import guard, rules
+from .errors import CapsuleAttributeError, CapsuleTypeError, RevokedError
+
+_PRIMITIVES = frozenset(
+    {int, float, complex, str, bytes, bool, type(None), type(...), type(NotImplemented)}
+)
+#: Immutable value types that carry no callbacks: they cross unchanged in both directions.
+_VALUES = _PRIMITIVES | {
+    range,
+    slice,
+    datetime.date,
+    datetime.datetime,
+    datetime.time,
+    datetime.timedelta,
+    datetime.timezone,
+    decimal.Decimal,
+    fractions.Fraction,
+}
+_MUTATING = {
+    list: {"append", "extend", "insert", "pop", "remove", "clear", "sort", "reverse"},
+    dict: {"pop", "popitem", "clear", "update", "setdefault"},
+    set: {
+        "add",
+        "discard",
+        "remove",
+        "pop",
+        "clear",
+        "update",
+        "difference_update",
+        "intersection_update",
+        "symmetric_difference_update",
+    },
+    bytearray: {"append", "extend", "insert", "pop", "remove", "clear", "reverse"},
+}
+_SAFE_DUNDERS = frozenset({"__name__", "__qualname__", "__doc__", "__module__"})
+_object_setattr = object.__setattr__
+#: The object's address-derived hash: unique among live objects, and unlike id() it raises
+#: no audit event, so wrapping stays cheap under the tripwire.
+_identity = object.__hash__
+
+
+def _is_plain(value) -> bool:
+    tp = type(value)
+    if tp in _VALUES:
+        return True
+    if tp is tuple or tp is frozenset:
+        return all(_is_plain(v) for v in value)
+    return False
+
+
+class Proxy:
+    """A capsule's view of a protected object.  Capsule code never sees the target."""
+
+    __slots__ = ("__ipycap_target__", "__ipycap_cap__", "__ipycap_writable__", "__weakref__")
+
+    # -- attributes ------------------------------------------------------------------------
+    def __getattr__(self, name):
+        cap = self.__ipycap_cap__
+        if cap.revoked:
+            _revoked(cap)
+        if type(name) is not str:
+            name = guard.exact_name(name)
+        if name[:1] == "_":
+            raise CapsuleAttributeError(
+                f"{name!r} is private state of the protected object",
+                "membrane",
+                "private attributes of protected objects are never visible; use its public methods",
+            ) from None
+        target = self.__ipycap_target__
+        try:
+            value = getattr(target, name)
+        except BaseException as e:  # noqa: BLE001 - re-raised scrubbed below
+            err = scrub(e)
+        else:
+            if (
+                not self.__ipycap_writable__
+                and type(value) is types.BuiltinMethodType
+                and name in _MUTATING.get(type(target), ())
+            ):
+                return _ReadOnlyMethod(name, type(target).__name__)
+            tp = type(value)
+            if tp in _VALUES:
+                return value
+            return wrap(value, cap, self.__ipycap_writable__)
+        raise err
+
+    def __setattr__(self, name, value):
+        _check_write(self, "assign to attribute", name)
+        _call(setattr, self, self.__ipycap_target__, guard.exact_name(name), export(value))
+
+    def __delattr__(self, name):
+        _check_write(self, "delete attribute", name)
+        _call(delattr, self, self.__ipycap_target__, guard.exact_name(name))
+
+    def __dir__(self):
+        return sorted(n for n in dir(self.__ipycap_target__) if n[:1] != "_")
+
+    @property
+    def __class__(self):
+        # Lets native isinstance() see the target's class; capsule code reading __class__
+        # is routed through the guard, which answers with a proxy of the class instead.
+        return type(self.__ipycap_target__)
+
+    # -- protocols -------------------------------------------------------------------------
+    def __call__(self, *args, **kwargs):
+        return _call(_apply, self, self.__ipycap_target__, args, kwargs)
+
+    def __repr__(self):
+        return f"<proxy of {_call(repr, self, self.__ipycap_target__, raw=True)}>"
+
+    def __str__(self):
+        return _call(str, self, self.__ipycap_target__, raw=True)
+
+    def __format__(self, spec):
+        return _call(format, self, self.__ipycap_target__, guard.exact_name(spec), raw=True)
+
+    def __bytes__(self):
+        return _call(bytes, self, self.__ipycap_target__, raw=True)
+
+    def __len__(self):
+        return _call(len, self, self.__ipycap_target__, raw=True)
+
+    def __bool__(self):
+        return _call(bool, self, self.__ipycap_target__, raw=True)
+
+    def __hash__(self):
+        return _call(hash, self, self.__ipycap_target__, raw=True)
+
+    def __iter__(self):
+        return _call(iter, self, self.__ipycap_target__)
+
+    def __next__(self):
+        return _call(next, self, self.__ipycap_target__)
+
+    def __reversed__(self):
+        return _call(reversed, self, self.__ipycap_target__)
+
+    def __contains__(self, item):
+        return _call(operator.contains, self, self.__ipycap_target__, export(item), raw=True)
+
+    def __getitem__(self, key):
+        return _call(operator.getitem, self, self.__ipycap_target__, export(key))
+
+    def __setitem__(self, key, value):
+        _check_write(self, "assign to item", repr(key))
+        _call(operator.setitem, self, self.__ipycap_target__, export(key), export(value))
+
+    def __delitem__(self, key):
+        _check_write(self, "delete item", repr(key))
+        _call(operator.delitem, self, self.__ipycap_target__, export(key))
+
+    def __enter__(self):
+        return _call(lambda t: t.__enter__(), self, self.__ipycap_target__)
+
+    def __exit__(self, tp, value, tb):
+        # The capsule's exception never reaches trusted code: only its type's message.
+        return _call(lambda t: t.__exit__(None, None, None), self, self.__ipycap_target__)
+
+    def __instancecheck__(self, instance):
+        return _call(isinstance, self, unwrap(instance), self.__ipycap_target__, raw=True)
+
+    def __subclasscheck__(self, cls):
+        return _call(issubclass, self, unwrap(cls), self.__ipycap_target__, raw=True)
+
+    def __mro_entries__(self, bases):
+        raise CapsuleTypeError(
+            "a proxy can never be a base class",
+            "membrane",
+            "define your own class, or use the object through its methods",
+        )
+
+    def __index__(self):
+        return _call(operator.index, self, self.__ipycap_target__, raw=True)
+
+    def __int__(self):
+        return _call(int, self, self.__ipycap_target__, raw=True)
+
+    def __float__(self):
+        return _call(float, self, self.__ipycap_target__, raw=True)
+
+    def __complex__(self):
+        return _call(complex, self, self.__ipycap_target__, raw=True)
+
+    def __round__(self, n=None):
+        return _call(round, self, self.__ipycap_target__, n)
+
+    # pickling and copying never reach the slots
+    def __reduce_ex__(self, protocol):
+        raise CapsuleTypeError("proxies cannot be pickled or copied", "membrane")
+
+    __reduce__ = __reduce_ex__
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __init_subclass__(cls, **kwargs):
+        raise CapsuleTypeError("a proxy can never be a base class", "membrane")
+
+
+def _make_binary(op, reflected):
+    if reflected:
+
+        def method(self, other):
+            return _call(lambda t, o: op(o, t), self, self.__ipycap_target__, export(other))
+    else:
+
+        def method(self, other):
+            return _call(op, self, self.__ipycap_target__, export(other))
+
+    return method
+
+
+def _make_inplace(name):
+    def method(self, other):
+        _check_write(self, "use an in-place operator", name)
+        op = getattr(operator, name.strip("_"))
+        return _call(op, self, self.__ipycap_target__, export(other))
+
+    return method
+
+
+def _make_unary(op):
+    def method(self):
+        return _call(op, self, self.__ipycap_target__)
+
+    return method
+
+
+_BINARY = {
+    "add": operator.add,
+    "sub": operator.sub,
+    "mul": operator.mul,
+    "matmul": operator.matmul,
+    "truediv": operator.truediv,
+    "floordiv": operator.floordiv,
+    "mod": operator.mod,
+    "pow": operator.pow,
+    "lshift": operator.lshift,
+    "rshift": operator.rshift,
+    "and": operator.and_,
+    "xor": operator.xor,
+    "or": operator.or_,
+    "divmod": divmod,
+}
+for _n, _op in _BINARY.items():
+    setattr(Proxy, f"__{_n}__", _make_binary(_op, False))
+    setattr(Proxy, f"__r{_n}__", _make_binary(_op, True))
+    if _n != "divmod":
+        setattr(Proxy, f"__i{_n}__", _make_inplace(f"__i{_n.rstrip('_')}__"))
+for _n, _op in {
+    "lt": operator.lt,
+    "le": operator.le,
+    "gt": operator.gt,
+    "ge": operator.ge,
+    "eq": operator.eq,
+    "ne": operator.ne,
+}.items():
+    setattr(Proxy, f"__{_n}__", _make_binary(_op, False))
+for _n, _op in {
+    "neg": operator.neg,
+    "pos": operator.pos,
+    "abs": operator.abs,
+    "invert": operator.invert,
+}.items():
+    setattr(Proxy, f"__{_n}__", _make_unary(_op))
+for _n in ("trunc", "floor", "ceil"):
+    setattr(Proxy, f"__{_n}__", _make_unary(getattr(__import__("math"), _n)))
+
+_get_target = Proxy.__dict__["__ipycap_target__"].__get__
+_set_target = Proxy.__dict__["__ipycap_target__"].__set__
+_set_cap = Proxy.__dict__["__ipycap_cap__"].__set__
+_set_writable = Proxy.__dict__["__ipycap_writable__"].__set__
+_get_cap = Proxy.__dict__["__ipycap_cap__"].__get__
+
+
+class _ReadOnlyMethod:
+    """Stands in for a mutating method of a read-only builtin container."""
+
+    __slots__ = ("name", "owner")
+
+    def __init__(self, name, owner):
+        self.name = name
+        self.owner = owner
+
+    def __call__(self, *args, **kwargs):
+        raise CapsuleTypeError(
+            f"{self.owner}.{self.name}() would modify a read-only protected object",
+            "membrane",
+            "grant write access with %%capsule --writable NAME",
+        )
+
+    def __repr__(self):
+        return f"<read-only {self.owner}.{self.name}>"
+
+
+# -- crossing in ---------------------------------------------------------------------------
+def wrap(value, cap, writable: bool = False):
+    """The capsule-side form of a trusted ``value`` derived from capability ``cap``."""
+    tp = type(value)
+    if tp in _VALUES:
+        return value
+    if tp is Proxy or tp is _ReadOnlyMethod:
+        return value
+    if tp is ReverseProxy:
+        return _rp_target(value)  # the capsule's own object, coming home
+    if (tp is tuple or tp is frozenset) and _is_plain(value):
+        return value
+    if tp is types.ModuleType:
+        from .builtins import module_view_for_membrane
+
+        return module_view_for_membrane(value)
+    cache = _CACHES.get(cap)
+    if cache is None:
+        cache = _CACHES[cap] = {}
+    key = (_identity(value), writable)
+    p = cache.get(key)
+    if p is not None and _get_target(p) is value:
+        return p
+    p = Proxy.__new__(Proxy)
+    _set_target(p, value)
+    _set_cap(p, cap)
+    _set_writable(p, writable)
+    if tp is not types.MethodType and tp is not types.BuiltinMethodType:
+        cache[key] = p  # bound methods are fresh objects each time: not worth caching
+    return p
+
+
+#: One dict per capability: id(target) -> proxy, so identity and creation cost stay sane.
+_CACHES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def unwrap(value):
+    """The trusted form of a capsule value for trusted code (same as ``export``)."""
+    return export(value)
+
+
+def target_of(proxy: Proxy):
+    """For trusted code (the explorer, the IPython glue): the object behind a proxy."""
+    return _get_target(proxy)
+
+
+def capability_of(proxy: Proxy):
+    return _get_cap(proxy)
+
+
+def _check_write(proxy, what, name):
+    cap = _get_cap(proxy)
+    if cap.revoked:
+        _revoked(cap)
+    if not proxy.__ipycap_writable__:
+        raise CapsuleTypeError(
+            f"cannot {what} {name!r}: '{cap.target}' is read-only in this capsule",
+            "membrane",
+            f"run the cell with --writable {cap.target}",
+        )
+    if isinstance(name, str) and name[:1] == "_" and what.endswith("attribute"):
+        raise CapsuleAttributeError(
+            f"{name!r} is private state of the protected object", "membrane", None
+        )
+
+
+def _revoked(cap):
+    raise RevokedError(
+        f"capability {cap.id} ({cap.kind} {cap.target!r}) was revoked",
+        "membrane",
+        f"%capsule grant object {cap.target}",
+    )
+
+
+def _apply(fn, args, kwargs):
+    return fn(
+        *[export(a) for a in args], **{guard.exact_name(k): export(v) for k, v in kwargs.items()}
+    )
+
+
+def _call(fn, proxy, *args, raw=False):
+    """Run ``fn(*args)`` for a proxy; wrap the result and scrub any exception."""
+    cap = _get_cap(proxy)
+    if cap.revoked:
+        _revoked(cap)
+    try:
+        result = fn(*args)
+    except BaseException as e:  # noqa: BLE001
+        err = scrub(e)
+    else:
+        if raw:
+            return _plain_result(result)
+        return wrap(result, cap, False)
+    raise err  # outside the except block, so __context__ stays empty
+
+
+def _plain_result(result):
+    tp = type(result)
+    if tp is str or tp is int or tp is bool or tp is float or tp is bytes:
+        return result
+    if isinstance(result, str):
+        return "".join([result])
+    if isinstance(result, bool):
+        return bool(result)
+    if isinstance(result, int):
+        return int.__add__(result, 0)
+    if isinstance(result, float):
+        return float.__add__(result, 0.0)
+    if isinstance(result, bytes):
+        return bytes(memoryview(result))
+    return result
+
+
+# -- exceptions ----------------------------------------------------------------------------
+def scrub(exc: BaseException) -> BaseException:
+    """A fresh exception for the capsule: message only, no objects, no trusted traceback."""
+    tp = type(exc)
+    if guard.is_own(exc):
+        exc.__context__ = None
+        exc.__cause__ = None
+        return exc.with_traceback(None)
+    if isinstance(exc, guard.CapsuleAttributeError.__mro__[0]):
+        fresh = tp(exc.what, exc.layer, exc.how) if hasattr(exc, "what") else None
+        if fresh is not None:
+            return fresh
+    try:
+        message = str(exc)
+    except Exception:
+        message = "<exception message unavailable>"
+    if type(message) is not str:
+        message = "".join([message]) if isinstance(message, str) else repr(message)
+    builtin = next(c for c in tp.__mro__ if c.__module__ == "builtins")
+    if builtin is not tp:
+        message = f"{tp.__qualname__}: {message}"
+    if builtin is KeyError and exc.args and _is_plain(exc.args[0]) and builtin is tp:
+        return KeyError(exc.args[0])
+    if builtin is StopIteration:
+        return StopIteration()
+    for candidate in builtin.__mro__:
+        try:
+            return candidate(message)
+        except Exception:
+            continue
+    return Exception(message)
+
+
+# -- crossing out ----------------------------------------------------------------------------
+class ReverseProxy:
+    """Trusted code's view of a capsule object: every argument it passes in is wrapped."""
+
+    __slots__ = ("__ipycap_target__", "__ipycap_cap__", "__weakref__")
+
+    def __getattr__(self, name):
+        return _out(getattr, self, guard.exact_name(name))
+
+    def __call__(self, *args, **kwargs):
+        cap = _rp_cap(self)
+        w = [wrap(a, cap) for a in args]
+        kw = {guard.exact_name(k): wrap(v, cap) for k, v in kwargs.items()}
+        return _out(lambda t: t(*w, **kw), self)
+
+    def __repr__(self):
+        return _out(repr, self, plain=True)
+
+    def __str__(self):
+        return _out(str, self, plain=True)
+
+    def __len__(self):
+        return _out(len, self, plain=True)
+
+    def __bool__(self):
+        return _out(bool, self, plain=True)
+
+    def __hash__(self):
+        return _out(hash, self, plain=True)
+
+    def __iter__(self):
+        return _out(iter, self)
+
+    def __next__(self):
+        return _out(next, self)
+
+    def __eq__(self, other):
+        o = wrap(other, _rp_cap(self))
+        return _out(lambda t: t == o, self)
+
+    def __ne__(self, other):
+        o = wrap(other, _rp_cap(self))
+        return _out(lambda t: t != o, self)
+
+    def __lt__(self, other):
+        o = wrap(other, _rp_cap(self))
+        return _out(lambda t: t < o, self)
+
+    def __gt__(self, other):
+        o = wrap(other, _rp_cap(self))
+        return _out(lambda t: t > o, self)
+
+    def __getitem__(self, key):
+        k = wrap(key, _rp_cap(self))
+        return _out(lambda t: t[k], self)
+
+    def __contains__(self, item):
+        i = wrap(item, _rp_cap(self))
+        return _out(lambda t: i in t, self, plain=True)
+
+    def __reduce_ex__(self, protocol):
+        raise TypeError("capsule objects cannot be pickled")
+
+
+_rp_target = ReverseProxy.__dict__["__ipycap_target__"].__get__
+_rp_cap = ReverseProxy.__dict__["__ipycap_cap__"].__get__
+_rp_set_target = ReverseProxy.__dict__["__ipycap_target__"].__set__
+_rp_set_cap = ReverseProxy.__dict__["__ipycap_cap__"].__set__
+
+
+def _out(fn, rp, *args, plain=False):
+    try:
+        result = fn(_rp_target(rp), *args)
+    except BaseException as e:  # noqa: BLE001
+        err = scrub_outbound(e)
+    else:
+        return _plain_result(result) if plain else export(result, _rp_cap(rp))
+    raise err
+
+
+def scrub_outbound(exc: BaseException) -> BaseException:
+    """A capsule exception for trusted code: its builtin type and message, nothing else."""
+    if type(exc).__module__ == "builtins" and not guard.is_own(exc) and not exc.args:
+        return type(exc)()
+    tp = type(exc)
+    builtin = next(c for c in tp.__mro__ if c.__module__ == "builtins")
+    try:
+        message = _plain_result(str(exc))
+    except Exception:
+        message = "<exception message unavailable>"
+    if builtin is not tp:
+        message = f"{tp.__qualname__}: {message}"
+    try:
+        return builtin(message)
+    except Exception:
+        return Exception(message)
+
+
+#: The capability that wraps what trusted code passes into capsule callbacks.
+_CALLBACK_CAP = None
+
+
+def export(value, cap=None, _depth=0):
+    """The trusted-side form of a capsule ``value`` (arguments, exports, results)."""
+    tp = type(value)
+    if tp in _VALUES:
+        return value
+    if tp is Proxy:
+        return _get_target(value)
+    if tp is ReverseProxy:
+        return value
+    if _depth > 50:
+        raise CapsuleTypeError("value nested too deeply to leave the capsule", "membrane")
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, (str, bytes, int, float, complex)) and not guard.is_own(value):
+        return _plain_result(value)
+    if isinstance(value, str):
+        return "".join([value])
+    if isinstance(value, bytes):
+        return bytes(memoryview(value))
+    if isinstance(value, int):
+        return int.__add__(value, 0)
+    if isinstance(value, float):
+        return float.__add__(value, 0.0)
+    if tp is tuple:
+        return tuple(export(v, cap, _depth + 1) for v in tuple.__iter__(value))
+    if tp is list:
+        return [export(v, cap, _depth + 1) for v in list.__iter__(value)]
+    if tp is dict:
+        return {
+            export(k, cap, _depth + 1): export(v, cap, _depth + 1) for k, v in dict.items(value)
+        }
+    if tp is set:
+        return {export(v, cap, _depth + 1) for v in set.__iter__(value)}
+    if tp is frozenset:
+        return frozenset(export(v, cap, _depth + 1) for v in frozenset.__iter__(value))
+    rp = ReverseProxy.__new__(ReverseProxy)
+    _rp_set_target(rp, value)
+    _rp_set_cap(rp, cap if cap is not None else _callback_cap())
+    return rp
+
+
+def _callback_cap():
+    global _CALLBACK_CAP
+    if _CALLBACK_CAP is None:
+        from .registry import Registry
+
+        _CALLBACK_CAP = Registry().grant(
+            "object", "<arguments passed to capsule callbacks>", granted_by="membrane"
+        )
+    return _CALLBACK_CAP
+
+
+# -- the guard's decision for proxies --------------------------------------------------------
+def _proxy_getattr(proxy, name):
+    cap = _get_cap(proxy)
+    if cap.revoked:
+        _revoked(cap)
+    target = _get_target(proxy)
+    if name == "__class__":
+        return wrap(type(target), cap)
+    if name in _SAFE_DUNDERS:
+        value = _call(getattr, proxy, target, name, None, raw=True)
+        return value if _is_plain(value) else None
+    if name == "__dir__":
+        return proxy.__dir__
+    if name in rules.FORMAT_ATTRS:
+        return guard._format_attr(target, name) if isinstance(target, str) else getattr(proxy, name)
+    if name in rules.PROTOCOL and hasattr(type(proxy), name):
+        return getattr(proxy, name)
+    raise CapsuleAttributeError(
+        f"{name!r} of a protected {type(target).__name__} is hidden by its proxy",
+        "membrane",
+        "proxies never reveal the internals of protected objects; "
+        "use %capsule explain NAME to see what is visible",
+    )
+
+
+guard.PROXY_TYPES[Proxy] = _proxy_getattr

@@ -1,0 +1,351 @@
+"""CapsulePolicy: the ceiling of what any capsule may be granted, configured with traitlets.
+
+Set it with ``c.CapsulePolicy.x = ...`` in ``ipython_config.py`` or
+``ipython_kernel_config.py``, ``--CapsulePolicy.x=...`` on a kernel's argv, or ``%config``
+from a trusted cell.  Notebooks can ask for less than the ceiling, never more.
+"""
+
+from __future__ import annotations
+
+import os
+import site
+import sys
+import sysconfig
+
+from traitlets import Bool, Enum, Int, List, TraitError, Unicode, validate
+from traitlets.config import Configurable
+
+DEFAULT_IMPORTS = [
+    "math",
+    "cmath",
+    "decimal",
+    "fractions",
+    "random",
+    "statistics",
+    "itertools",
+    "functools",
+    "collections",
+    "collections.abc",
+    "heapq",
+    "bisect",
+    "re",
+    "json",
+    "datetime",
+    "string",
+    "textwrap",
+    "enum",
+    "operator",
+    "dataclasses",
+    "typing",
+    "numbers",
+    "copy",
+    "pprint",
+    "unicodedata",
+    "difflib",
+    "calendar",
+    "time",
+    "sys",
+    "IPython.display",
+]
+
+DENIED_IMPORTS = [
+    "os",
+    "posix",
+    "nt",
+    "posixpath",
+    "ntpath",
+    "_posixsubprocess",
+    "subprocess",
+    "ctypes",
+    "_ctypes",
+    "gc",
+    "inspect",
+    "importlib",
+    "_imp",
+    "_frozen_importlib",
+    "_frozen_importlib_external",
+    "zipimport",
+    "pkgutil",
+    "runpy",
+    "builtins",
+    "marshal",
+    "pickle",
+    "_pickle",
+    "copyreg",
+    "shelve",
+    "dbm",
+    "socket",
+    "_socket",
+    "ssl",
+    "select",
+    "selectors",
+    "asyncio",
+    "types",
+    "code",
+    "codeop",
+    "pdb",
+    "bdb",
+    "trace",
+    "traceback",
+    "tracemalloc",
+    "faulthandler",
+    "signal",
+    "threading",
+    "_thread",
+    "multiprocessing",
+    "concurrent",
+    "sysconfig",
+    "site",
+    "shutil",
+    "tempfile",
+    "glob",
+    "pathlib",
+    "io",
+    "_io",
+    "fcntl",
+    "pty",
+    "tty",
+    "termios",
+    "resource",
+    "mmap",
+    "sqlite3",
+    "urllib",
+    "http",
+    "ftplib",
+    "smtplib",
+    "telnetlib",
+    "webbrowser",
+    "platform",
+    "pydoc",
+    "linecache",
+    "tokenize",
+    "ast",
+    "dis",
+    "weakref",
+    "_weakref",
+    "atexit",
+    "ipycap",
+    "IPython",
+    "ipykernel",
+    "jupyter_client",
+    "jupyter_core",
+    "traitlets",
+    "zmq",
+    "tornado",
+    "_xxsubinterpreters",
+    "_testcapi",
+    "_testinternalcapi",
+    "sys._raw",
+]
+
+#: Credential folders that no grant may cover (relative to the home directory).
+CREDENTIAL_PATHS = [
+    "~/.ssh",
+    "~/.gnupg",
+    "~/.aws",
+    "~/.azure",
+    "~/.config/gcloud",
+    "~/.kube",
+    "~/.docker",
+    "~/.netrc",
+    "~/.pgpass",
+    "~/.git-credentials",
+    "~/.config/gh",
+    "~/.pypirc",
+    "~/.local/share/keyrings",
+    "~/.password-store",
+]
+
+
+class CapsulePolicy(Configurable):
+    """The ceiling and defaults of every capsule in this process.
+
+    Paths are lists of directories; a path grant must fall under one of
+    ``readable_paths`` / ``writable_paths`` and never under ``denied_paths``.
+    """
+
+    default_imports = List(
+        Unicode(),
+        default_value=list(DEFAULT_IMPORTS),
+        config=True,
+        help="Modules every capsule may import without a grant (each import is logged). "
+        "A name covers its submodules only when listed with them, e.g. 'collections.abc'.",
+    )
+    denied_imports = List(
+        Unicode(),
+        default_value=list(DENIED_IMPORTS),
+        config=True,
+        help="Modules (and their submodules) no capsule can ever import, whatever it is "
+        "granted. 'sys' and 'IPython.display' here mean the raw modules: capsules get "
+        "capsule-safe views of them.",
+    )
+    readable_paths = List(
+        Unicode(),
+        default_value=["/"],
+        config=True,
+        help="Ceiling for read grants: a --allow-read path must lie under one of these. "
+        "An empty list means no read grant is possible.",
+    )
+    writable_paths = List(
+        Unicode(),
+        default_value=["/"],
+        config=True,
+        help="Ceiling for write grants: a --allow-write path must lie under one of these. "
+        "An empty list means no write grant is possible.",
+    )
+    denied_paths = List(
+        Unicode(),
+        default_value=list(CREDENTIAL_PATHS),
+        config=True,
+        help="Paths no grant may ever cover (credentials by default). Jupyter/IPython "
+        "config and runtime folders are always denied too, and for writing every sys.path "
+        "entry, site-packages and kernelspec folder.",
+    )
+    expose_user_namespace = Bool(
+        True,
+        config=True,
+        help="Whether capsules see the user namespace (through read-only proxies).",
+    )
+    output_mime_types = List(
+        Unicode(),
+        default_value=["text/plain", "image/png", "image/jpeg", "image/gif"],
+        config=True,
+        help="MIME types capsule output may publish. 'text/html' and 'text/markdown' are "
+        "sanitised; JavaScript and SVG are never published.",
+    )
+    prompt = Bool(
+        True,
+        config=True,
+        help="Whether '%%capsule request' may ask the human for a grant (capsule kernel).",
+    )
+    allow_input = Bool(
+        False,
+        config=True,
+        help="Whether capsule code may call input() (it can be used to phish the user).",
+    )
+    audit_log = Unicode(
+        "",
+        config=True,
+        help="Path of a JSON-lines file to append every grant, use and refusal to ('' = off).",
+    )
+    mode = Enum(
+        ["proxy", "rexec"],
+        default_value="proxy",
+        config=True,
+        help="Default capsule mode: 'proxy' (own objects are introspectable) or 'rexec' "
+        "(underscore introspection denied everywhere).",
+    )
+    memory_limit = Int(
+        0, config=True, help="Address-space limit in bytes for a confined kernel (0 = none)."
+    )
+    file_size_limit = Int(
+        0, config=True, help="Largest file a confined kernel may write, in bytes (0 = none)."
+    )
+
+    @validate("default_imports", "denied_imports")
+    def _check_module_names(self, proposal):
+        names = proposal["value"]
+        for name in names:
+            if not all(part.isidentifier() for part in name.split(".")):
+                raise TraitError(f"{name!r} is not a module name (expected e.g. 'math')")
+        return list(names)
+
+    @validate("readable_paths", "writable_paths", "denied_paths")
+    def _check_paths(self, proposal):
+        paths = proposal["value"]
+        for p in paths:
+            if not p or "\0" in p:
+                raise TraitError(f"{p!r} is not a usable path")
+        return list(paths)
+
+    @validate("output_mime_types")
+    def _check_mimes(self, proposal):
+        for m in proposal["value"]:
+            if "/" not in m:
+                raise TraitError(f"{m!r} is not a MIME type (expected e.g. 'image/png')")
+        return list(proposal["value"])
+
+    @validate("memory_limit", "file_size_limit")
+    def _check_limit(self, proposal):
+        if proposal["value"] < 0:
+            raise TraitError("limits are byte counts >= 0 (0 means no limit)")
+        return proposal["value"]
+
+    # -- decisions -------------------------------------------------------------------
+    def import_tier(self, name: str) -> str:
+        """Return 'default', 'denied' or 'grantable' for a module name."""
+        if _matches(name, self.denied_imports) and name not in ("sys", "IPython.display"):
+            return "denied"
+        if name in self.default_imports:
+            return "default"
+        if _matches(name, ["IPython"]):
+            return "denied"
+        return "grantable"
+
+    def denied_path_roots(self, mode: str) -> list[str]:
+        """Resolved roots no grant of ``mode`` ('read' or 'write') may fall under."""
+        roots = [os.path.expanduser(p) for p in self.denied_paths]
+        roots += _jupyter_private_dirs()
+        if mode == "write":
+            roots += _code_dirs()
+        return sorted({os.path.realpath(r) for r in roots if r})
+
+    def import_roots(self) -> list[str]:
+        """Resolved ``sys.path`` folders: a module written directly into one of them would be
+        imported later by trusted code (write-then-import), so no write may land there."""
+        return sorted({os.path.realpath(p or os.getcwd()) for p in sys.path if p is not None})
+
+    def write_plants_code(self, path: str) -> bool:
+        """Whether writing the resolved ``path`` could plant code a later import runs."""
+        parent = os.path.dirname(path)
+        if parent not in self.import_roots():
+            return False
+        name = os.path.basename(path)
+        return name.endswith(IMPORTABLE_SUFFIXES) or "." not in name or name == "__pycache__"
+
+    def ceiling(self, mode: str) -> list[str]:
+        """Resolved roots that a grant of ``mode`` must fall under."""
+        paths = self.readable_paths if mode == "read" else self.writable_paths
+        return [os.path.realpath(os.path.expanduser(p)) for p in paths]
+
+
+def _matches(name: str, modules) -> bool:
+    return any(name == m or name.startswith(m + ".") for m in modules)
+
+
+def _jupyter_private_dirs() -> list[str]:
+    home = os.path.expanduser("~")
+    dirs = [
+        os.environ.get("IPYTHONDIR") or os.path.join(home, ".ipython"),
+        os.path.join(home, ".jupyter"),
+        os.path.join(home, ".local", "share", "jupyter", "runtime"),
+    ]
+    for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_RUNTIME_DIR"):
+        if os.environ.get(var):
+            dirs.append(os.environ[var])
+    try:
+        from jupyter_core.paths import jupyter_config_dir, jupyter_runtime_dir
+
+        dirs += [jupyter_config_dir(), jupyter_runtime_dir()]
+    except Exception:  # jupyter_core absent: the defaults above still apply
+        pass
+    return dirs
+
+
+IMPORTABLE_SUFFIXES = (".py", ".pyc", ".pyw", ".pth", ".so", ".pyd", ".zip", ".egg")
+
+
+def _code_dirs() -> list[str]:
+    """Folders whose contents run later with full authority: never writable, recursively."""
+    dirs = [p for p in sys.path if p and ("site-packages" in p or "dist-packages" in p)]
+    dirs += [sysconfig.get_paths().get(k, "") for k in ("purelib", "platlib", "stdlib")]
+    try:
+        dirs += site.getsitepackages() + [site.getusersitepackages()]
+    except Exception:
+        pass
+    dirs += [os.path.join(sys.prefix, "share", "jupyter"), os.path.join(sys.prefix, "etc")]
+    home = os.path.expanduser("~")
+    dirs += [os.path.join(home, ".local", "share", "jupyter"), os.path.join(home, ".config")]
+    if os.environ.get("JUPYTER_DATA_DIR"):
+        dirs.append(os.environ["JUPYTER_DATA_DIR"])
+    return [d for d in dirs if d]

@@ -1,0 +1,113 @@
+"""The decision tables, in one place: read by the gate, the guard and the membrane alike.
+
+Every dunder name this Python defines on its builtin types is classified here (a test fails
+on any name left out).  Rules:
+
+``allow``   harmless on any object (protocol methods, names, documentation, class structure)
+``own``     only on objects the capsule created (a capsule ``class``, a gate-compiled function)
+``never``   refused on every object, own ones included (frames, code, generic accessors that
+            would bypass this table, pickling hooks, subclass walking)
+``special`` decided by code in the guard (``__class__``, ``__self__``, ``__func__``)
+"""
+
+from __future__ import annotations
+
+#: Frame, generator, coroutine, traceback and code attributes: refused on every object.
+FRAME_ATTRS = frozenset(
+    """gi_frame gi_code gi_yieldfrom cr_frame cr_code cr_await cr_origin ag_frame ag_code
+    ag_await tb_frame tb_next tb_lasti tb_lineno f_back f_globals f_locals f_builtins f_code
+    f_trace f_lasti f_lineno f_trace_lines f_trace_opcodes co_code co_consts co_names
+    co_varnames co_filename co_name co_qualname co_firstlineno co_lnotab co_linetable
+    co_exceptiontable co_freevars co_cellvars co_flags co_nlocals co_stacksize co_argcount
+    co_kwonlyargcount co_posonlyargcount co_positions co_lines func_globals func_code
+    im_self im_func""".split()
+)
+
+#: Attributes that traverse other attributes in C (the str.format oracle).
+FORMAT_ATTRS = frozenset({"format", "format_map"})
+
+#: Names a capsule may never bind or read as variables.
+RESERVED_NAMES = frozenset(
+    {"__builtins__", "__import__", "__build_class__", "__loader__", "__spec__"}
+)
+RESERVED_PREFIX = "_ipycap"
+
+#: Dunders that only run or describe the protocol; harmless on any object.
+PROTOCOL = frozenset(
+    """__init__ __new__ __call__ __len__ __length_hint__ __iter__ __next__ __reversed__
+    __contains__ __getitem__ __setitem__ __delitem__ __missing__ __enter__ __exit__
+    __aenter__ __aexit__ __await__ __aiter__ __anext__ __bool__ __hash__ __eq__ __ne__
+    __lt__ __le__ __gt__ __ge__ __add__ __sub__ __mul__ __matmul__ __truediv__
+    __floordiv__ __mod__ __divmod__ __pow__ __lshift__ __rshift__ __and__ __xor__ __or__
+    __radd__ __rsub__ __rmul__ __rmatmul__ __rtruediv__ __rfloordiv__ __rmod__
+    __rdivmod__ __rpow__ __rlshift__ __rrshift__ __rand__ __rxor__ __ror__ __iadd__
+    __isub__ __imul__ __imatmul__ __itruediv__ __ifloordiv__ __imod__ __ipow__
+    __ilshift__ __irshift__ __iand__ __ixor__ __ior__ __neg__ __pos__ __abs__ __invert__
+    __complex__ __int__ __float__ __index__ __round__ __trunc__ __floor__ __ceil__
+    __repr__ __str__ __bytes__ __format__ __sizeof__ __dir__ __fspath__ __copy__
+    __deepcopy__ __class_getitem__ __init_subclass__ __subclasshook__ __instancecheck__
+    __subclasscheck__ __prepare__ __mro_entries__ __set_name__ __getformat__
+    __buffer__ __release_buffer__ __length__ __origin__ __args__ __parameters__
+    __unpacked__ __typing_unpacked_tuple_args__ __typing_is_unpacked_typevartuple__""".split()
+)
+
+#: Descriptive dunders: strings, classes or tuples of them.
+DESCRIPTIVE = frozenset(
+    """__name__ __qualname__ __doc__ __module__ __text_signature__ __bases__ __base__
+    __mro__ __basicsize__ __itemsize__ __flags__ __weakrefoffset__ __dictoffset__
+    __abstractmethods__ __isabstractmethod__ __slots__ __match_args__ __objclass__
+    __self_class__ __thisclass__ __file__ __package__ __cached__ __version__ __all__
+    __members__ __orig_bases__ __orig_class__ __type_params__ __notes__ __suppress_context__
+    __context__ __cause__ __debug__ __future__ __weakref__""".split()
+)
+
+#: Introspection a capsule may use on what it created, never on anything else.
+OWN_ONLY = frozenset(
+    """__dict__ __closure__ __defaults__ __kwdefaults__ __annotations__ __wrapped__
+    __getattr__ __del__ __signature__ __getnewargs__ __getnewargs_ex__""".split()
+)
+
+#: Refused on every object: frames, code, globals, generic accessors, pickling hooks.
+NEVER = (
+    frozenset(
+        """__globals__ __builtins__ __code__ __subclasses__ __getattribute__ __setattr__
+    __delattr__ __get__ __set__ __delete__ __reduce__ __reduce_ex__ __getstate__
+    __setstate__ __traceback__ __loader__ __spec__ __path__ __import__ __build_class__
+    __callback__ __self_class_cell__ __classcell__ __dictoffset_raw__ __func_globals__
+    __annotate__ __static_attributes__ __firstlineno__""".split()
+    )
+    | FRAME_ATTRS
+)
+
+#: Decided by code in the guard.
+SPECIAL = frozenset({"__class__", "__self__", "__func__"})
+
+#: rexec mode keeps only the names needed to *run* code, none to introspect it.
+REXEC_ALLOWED = PROTOCOL
+
+
+def is_dunder(name: str) -> bool:
+    return len(name) > 4 and name[:2] == "__" and name[-2:] == "__"
+
+
+def is_risky(name: str) -> bool:
+    """Whether the gate must route ``obj.NAME`` through the guard (proxy mode)."""
+    return (name[:2] == "__" and name[-2:] == "__") or name in FRAME_ATTRS or name in FORMAT_ATTRS
+
+
+def is_risky_rexec(name: str) -> bool:
+    """rexec mode routes every underscore name through the guard too."""
+    return name[:1] == "_" or name in FRAME_ATTRS or name in FORMAT_ATTRS
+
+
+def classify(name: str) -> str | None:
+    """The table's rule for a dunder name, or ``None`` when it is not classified."""
+    if name in NEVER:
+        return "never"
+    if name in SPECIAL:
+        return "special"
+    if name in OWN_ONLY:
+        return "own"
+    if name in PROTOCOL or name in DESCRIPTIVE:
+        return "allow"
+    return None
