@@ -6,7 +6,9 @@ module installs a small classic-BPF seccomp filter that makes those calls fail w
 
 * ``socket()`` unless it is an ``AF_INET``/``AF_INET6`` ``SOCK_STREAM`` socket with protocol
   0 or TCP.  That refuses UDP, raw and packet sockets (Landlock ABI 4-7 only knows TCP),
-  netlink (as root: routes, firewall), SCTP/MPTCP, and ``AF_UNIX`` *pathname* sockets, which
+  netlink (as root: routes, firewall; it fails with EOPNOTSUPP, as on a kernel without
+  netlink, because libzmq aborts on any other errno from getifaddrs() while glibc and libzmq
+  fall back cleanly on this one), SCTP/MPTCP, and ``AF_UNIX`` *pathname* sockets, which
   Landlock does not mediate at all (``connect('/var/run/docker.sock')`` as root would be a
   full escape).  ``socketpair()`` stays allowed: asyncio and tornado use it for wake-ups and
   it reaches nothing outside the process.  ZeroMQ's tcp transport needs nothing else (its
@@ -132,7 +134,9 @@ def build(arch: str) -> list[tuple[int, int, int, int]]:
         (_JEQ_K, 0, "allow", nr["socket"]),
         (_LD_W_ABS, 0, 0, 16),  # args[0] (low 32 bits: the kernel reads an int): domain
         (_JEQ_K, "type", 0, socket.AF_INET),
-        (_JEQ_K, "type", "deny", socket.AF_INET6),
+        (_JEQ_K, "type", 0, socket.AF_INET6),
+        (_JEQ_K, 0, "deny", socket.AF_NETLINK),
+        (_RET_K, 0, 0, SECCOMP_RET_ERRNO | errno.EOPNOTSUPP),
         ("type", _LD_W_ABS, 0, 0, 24),  # args[1]: type | SOCK_NONBLOCK | SOCK_CLOEXEC
         (_AND_K, 0, 0, 0xF),
         (_JEQ_K, 0, "deny", socket.SOCK_STREAM),

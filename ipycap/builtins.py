@@ -51,9 +51,9 @@ class _Refusing:
         self.why = why
 
     def __call__(self, *args, **kwargs):
-        how = "use obj? in a notebook for help" if self.name == "help" else None
+        hint = "use obj? in a notebook for help" if self.name == "help" else None
         raise CapsuleTypeError(
-            f"{self.name}() is not available in a capsule: {self.why}", "builtins", how
+            f"{self.name}() is not available in a capsule: {self.why}", "builtins", hint=hint
         )
 
     def __repr__(self):
@@ -302,7 +302,7 @@ def _build_class(func, name, *bases, **kwargs):
             raise CapsuleTypeError(
                 f"class {name}: a protected object can never be a base class or metaclass",
                 "builtins",
-                "define your own class and call the protected object's methods",
+                hint="define your own class and call the protected object's methods",
             )
     cls = _py.__build_class__(func, name, *bases, **kwargs)
     if isinstance(cls, type):

@@ -367,37 +367,28 @@ class Capsule:
 
     # -- running -------------------------------------------------------------------------------
     def compile(self, source: str, filename: str | None = None):
-        """Gate and compile ``source``; returns (body code, last-expression code, names)."""
+        """Gate and compile ``source``; returns (body code, last-expression code, names).
+
+        Like a notebook cell, a final expression statement is compiled separately so that
+        ``run`` can return its value."""
         if not isinstance(source, str):
             raise TypeError("capsule source must be str")
+        source = "".join([source])
         filename = filename or source_filename(source, self.label)
-        try:
-            tree = ast.parse(source, filename, "exec")
-        except SyntaxError:
-            gate(source, filename)  # refusals of '!'/'%' lines read better than SyntaxError
-            raise
-        last_expr = None
-        body_src = source
-        if tree.body and isinstance(tree.body[-1], ast.Expr):
-            node = tree.body[-1]
-            lines = source.splitlines(True)
-            start = node.lineno - 1
-            # Keep line numbers: blank out the body part, compile the expression separately.
-            expr_src = "\n" * start + "".join(lines[start:])
-            body_src = "".join(lines[:start])
-            last_expr = (
-                compile_gated(
-                    expr_src.lstrip("\n") and expr_src, filename, "eval", self.mode == "rexec"
-                )
-                if _is_simple_tail(lines, node)
-                else None
-            )
-            if last_expr is None:
-                body_src = source
-        body = compile_gated(body_src, filename, "exec", self.mode == "rexec")
+        rexec = self.mode == "rexec"
+        key = (source, filename, "cell", rexec)
+        cached = _CACHE.get(key)
+        if cached is None:
+            gated = gate(source, filename, mode="exec", rexec=rexec)
+            body, tail = gated.tree.body, None
+            if body and isinstance(body[-1], ast.Expr):
+                tail = ast.Expression(body.pop().value)
+            body_code = compile(ast.Module(body, []), filename, "exec", dont_inherit=True)
+            tail_code = compile(tail, filename, "eval", dont_inherit=True) if tail else None
+            cached = (body_code, tail_code, frozenset(gated.names))
+            _CACHE.put(key, cached)
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-        names = set(body[1]) | (set(last_expr[1]) if last_expr else set())
-        return body[0], (last_expr[0] if last_expr else None), names
+        return cached
 
     def run(self, source: str, *, namespace: dict | None = None, filename: str | None = None):
         """Run ``source`` as capsule code and return the value of its last expression.
@@ -423,11 +414,6 @@ class Capsule:
 
     def __exit__(self, *exc):
         self.end()
-
-
-def _is_simple_tail(lines, node) -> bool:
-    """The last expression starts its own line (not after ';' on a line with a statement)."""
-    return lines[node.lineno - 1][: node.col_offset].strip() == ""
 
 
 class _UnavailableModule:

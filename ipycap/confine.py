@@ -1,10 +1,17 @@
 """Layer 6: the kernel process confines itself with Landlock, seccomp and rlimits (Linux).
 
 The capsule layers confine code *inside* CPython, and CPython has a long record of escapes.
-This layer bounds what an escape can reach: after :func:`apply`, even fully trusted Python in
-this process can only read the Python installation, the system files the interpreter needs
-and the policy's ``readable_paths``; write only ``writable_paths``; never exec; bind TCP only
-on the given ports and connect nowhere; never open the paths in ``denied_paths``.
+This layer bounds what an escape can reach.  After :func:`apply`, even fully trusted Python in
+this process can only read the Python installation (never write it), the system files the
+interpreter needs (``/usr``, ``/etc`` without shadow/ssh host keys/sudoers, its own
+``/proc/<pid>``, a few ``/proc`` and ``/sys`` files, ``/dev/null``, ``/dev/urandom`` ...), and
+the policy's ``readable_paths``; write only ``writable_paths``; never exec (Landlock never
+grants EXECUTE; extension modules still load: ``dlopen`` maps files, it does not exec them);
+bind TCP only on the given ports and connect nowhere (the kernel's ZMQ sockets bind; they
+never connect); never open ``denied_paths``, raw devices, ``/proc/kcore``, or write ``/proc``,
+``/sys`` and ``/dev``.  Seccomp (:mod:`ipycap._seccomp`) refuses exec, every socket but TCP,
+and kernel-administration syscalls; a root process keeps only its file capabilities, so the
+rlimits hold.  Nothing pretends: the report lists what was unavailable.
 
 **Call it in the main thread before any other thread starts.**  A Landlock domain, a seccomp
 filter, ``no_new_privs`` and capabilities are per-thread: they cover the thread that applies
@@ -17,10 +24,10 @@ Landlock is allow-only, so a denied folder under an allowed root cannot be subtr
 a root contains a denied path we grant the root's *children* that are not denied instead,
 recursing toward the denied path.  Limits of that (stated, not hidden): a directory that
 directly holds a denied path gets no rule of its own, so it cannot be listed, and entries
-created in it after :func:`apply` (or files there replaced by rename) are not readable;
+created in it after :func:`apply` (or files there replaced by rename) are not reachable;
 a hard link or bind mount of a denied file elsewhere under an allowed root stays reachable.
 Rules bind inodes: a path created after :func:`apply` is covered only through a granted
-ancestor directory.
+ancestor directory, and a ceiling path that does not exist yet is not granted at all.
 """
 
 from __future__ import annotations
@@ -76,30 +83,17 @@ _READ_HAZARDS = ["/dev", "/proc/kcore"]
 _WRITE_HAZARDS = ["/dev", "/proc", "/sys"]
 _DEVICES_READ = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"]
 # Secrets that the *baseline* grant of /etc leaves out (a policy ceiling may still include them).
-_ETC_SECRETS = [
-    "/etc/shadow",
-    "/etc/shadow-",
-    "/etc/gshadow",
-    "/etc/gshadow-",
-    "/etc/ssh",
-    "/etc/ssl/private",
-    "/etc/sudoers",
-    "/etc/sudoers.d",
-    "/etc/security/opasswd",
-    "/etc/krb5.keytab",
-]
-_WALK_BUDGET = 50_000  # directory entries examined per apply(); beyond it we grant less
+_ETC_SECRETS = (
+    "/etc/shadow /etc/shadow- /etc/gshadow /etc/gshadow- /etc/ssh /etc/ssl/private /etc/sudoers "
+    "/etc/sudoers.d /etc/security/opasswd /etc/krb5.keytab"
+).split()
+_WALK_BUDGET = 50_000  # directory entries examined per apply(); beyond it, fail closed
 # Capabilities a confined root keeps: ordinary file access by DAC.  Dropping the others makes
 # the rlimits binding (CAP_SYS_RESOURCE raises them) and removes admin powers Landlock does
 # not mediate (SysV IPC of others, kill, raw I/O, ...).
-_KEEP_CAPS = {
-    "CHOWN": 0,
-    "DAC_OVERRIDE": 1,
-    "DAC_READ_SEARCH": 2,
-    "FOWNER": 3,
-    "FSETID": 4,
-    "NET_BIND_SERVICE": 10,
-}
+_KEEP_CAPS = dict(
+    CHOWN=0, DAC_OVERRIDE=1, DAC_READ_SEARCH=2, FOWNER=3, FSETID=4, NET_BIND_SERVICE=10
+)
 
 
 class ConfinementError(OSError):
@@ -139,7 +133,9 @@ class ConfinementReport:
             state = "partial" if parts else "unavailable"
             return f"{head}: {state} (Landlock {why})" + "".join(f"; {p}" for p in parts)
         others = [what for what, _ in missing]
-        return f"{head}: {', '.join(parts)}" + (f"; unavailable: {', '.join(others)}" if others else "")
+        return f"{head}: {', '.join(parts)}" + (
+            f"; unavailable: {', '.join(others)}" if others else ""
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -153,10 +149,11 @@ def _size(n: int) -> str:
 
 
 _libc = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+if _libc is not None:
+    _libc.syscall.restype = ctypes.c_long
 
 
 def _syscall(nr: int, *args) -> int:
-    _libc.syscall.restype = ctypes.c_long
     ret = _libc.syscall(ctypes.c_long(nr), *args)
     if ret < 0:
         err = ctypes.get_errno()
@@ -187,8 +184,11 @@ def status() -> ConfinementReport:
     rep = ConfinementReport(landlock_abi=abi)
     if abi is None:
         rep.unavailable.append(f"Landlock: {why}")
-    elif abi < 4:
-        rep.unavailable.append(f"tcp: Landlock ABI {abi} < 4 cannot restrict TCP")
+    else:
+        if abi < 4:
+            rep.unavailable.append(f"tcp: Landlock ABI {abi} < 4 cannot restrict TCP")
+        if abi < 6:
+            rep.unavailable.append(f"scope: Landlock ABI {abi} < 6 cannot scope signals")
     why_sc = _seccomp.unavailable_reason()
     rep.seccomp = why_sc is None
     if why_sc:
@@ -253,27 +253,19 @@ def _python_paths() -> set[str]:
 
 def _baseline() -> list[str]:
     """System files the interpreter and common libraries read at run time (no execute)."""
-    proc = [
-        "/proc/self",
-        "/proc/meminfo",
-        "/proc/cpuinfo",
-        "/proc/stat",
-        "/proc/sys/vm/overcommit_memory",
-        "/sys/devices/system/cpu",
-        "/sys/devices/system/node",
-    ]
-    return ["/usr", "/lib", "/lib64", "/etc", *proc, *_python_paths()]
+    proc = "/proc/self /proc/meminfo /proc/cpuinfo /proc/stat /proc/sys/vm/overcommit_memory"
+    cpu = "/sys/devices/system/cpu /sys/devices/system/node"
+    return ["/usr", "/lib", "/lib64", "/etc", *proc.split(), *cpu.split(), *_python_paths()]
 
 
 def _resolve(paths: Iterable[str], rep=None, what="") -> list[str]:
+    """Existing real paths (Landlock rules bind existing inodes; later creation is not covered)."""
     out = set()
     for p in paths:
         real = os.path.realpath(os.path.expanduser(p))
         if os.path.exists(real):
             out.add(real)
-        elif (
-            rep is not None
-        ):  # Landlock rules need an existing inode: later creation is not covered
+        elif rep is not None:
             rep.warnings.append(f"{what} {p}: does not exist, not granted")
     return sorted(out)
 
@@ -281,6 +273,7 @@ def _resolve(paths: Iterable[str], rep=None, what="") -> list[str]:
 def _rules(policy: CapsulePolicy, extra_read, extra_write, rep) -> dict[str, int]:
     """path -> Landlock access rights, computed before anything is restricted."""
     deny_r, deny_w = policy.denied_path_roots("read"), policy.denied_path_roots("write")
+    deny_w += sorted(_python_paths())  # the Python installation is read-only, editable installs too
     budget = [_WALK_BUDGET]
     rules: dict[str, int] = {}
 
@@ -305,10 +298,8 @@ def _rules(policy: CapsulePolicy, extra_read, extra_write, rep) -> dict[str, int
     grant(extra_read, deny_r, _READ, exempt=True, what="extra_read")
     grant(extra_write, deny_w + deny_r, _READ | _WRITE, exempt=True, what="extra_write")
     if budget[0] < 0:
-        raise ConfinementError(
-            errno.E2BIG,
-            "too many entries beside denied paths to grant "
-            f"them one by one (> {_WALK_BUDGET}); narrow the ceiling",
+        rep.warnings.append(
+            f"more than {_WALK_BUDGET} entries beside denied paths: the rest is not granted"
         )
     return rules
 
@@ -383,14 +374,8 @@ def _landlock(abi: int, rules: dict[str, int], ports: list[int], rep: Confinemen
     if abi >= 4:
         rep.bind_ports = list(ports)
         rep.applied.append(f"tcp: connect denied, bind only on {ports or 'no port'}")
-    else:
-        rep.unavailable.append(f"tcp: Landlock ABI {abi} < 4 cannot restrict TCP")
     if abi >= 6:
         rep.applied.append("scope: abstract UNIX sockets and signals limited to this domain")
-    else:
-        rep.unavailable.append(
-            f"scope: Landlock ABI {abi} < 6 cannot scope signals/abstract sockets"
-        )
 
 
 def _rlimits(policy: CapsulePolicy, rep: ConfinementReport) -> None:
@@ -471,12 +456,9 @@ def apply(
     rep.active = True
     abi = rep.landlock_abi
     if abi is None and require:
-        raise ConfinementError(
-            errno.ENOSYS,
-            "OS confinement is required but "
-            + rep.unavailable[0]
-            + "; the kernel will not start unconfined",
-        )
+        why = rep.unavailable[0].split(": ", 1)[1]
+        msg = f"OS confinement is required, but Landlock is unavailable ({why}); not running unconfined"
+        raise ConfinementError(errno.ENOSYS, msg)
     ports = sorted({int(p) for p in bind_ports})
     if any(not 0 < p < 65536 for p in ports):
         raise ConfinementError(errno.EINVAL, f"bind_ports must be TCP ports, got {ports}")

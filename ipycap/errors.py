@@ -15,15 +15,14 @@ class CapabilityError(Exception):
     (``None`` when it can never be granted).
     """
 
-    def __init__(self, what: str, layer: str, how: str | None = None):
+    def __init__(self, what: str, layer: str, how: str | None = None, hint: str | None = None):
         self.what = what
         self.layer = layer
         self.how = how
-        if how:
-            hint = f"To grant it: {how}."
-        else:
-            hint = "It cannot be granted."
-        super().__init__(f"{what} (refused by the {layer}). {hint}")
+        self.hint = hint
+        grant = f"To grant it: {how}." if how else "It cannot be granted."
+        extra = f" {hint[:1].upper()}{hint[1:]}." if hint else ""
+        super().__init__(f"{what} (refused by the {layer}). {grant}{extra}")
 
 
 class CapsuleImportError(CapabilityError, ImportError):
@@ -50,8 +49,9 @@ class CapsuleSyntaxError(CapabilityError, SyntaxError):
         lineno=None,
         col_offset=None,
         text=None,
+        hint=None,
     ):
-        CapabilityError.__init__(self, what, "gate", how)
+        CapabilityError.__init__(self, what, "gate", how, hint)
         self.msg = self.args[0]
         self.filename = filename
         self.lineno = lineno

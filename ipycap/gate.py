@@ -98,7 +98,7 @@ class _Gate(ast.NodeTransformer):
         self.rewrites = 0
 
     # -- refusals ------------------------------------------------------------------------
-    def refuse(self, node, what, how=None):
+    def refuse(self, node, what, how=None, hint=None):
         lineno = getattr(node, "lineno", None)
         text = self.lines[lineno - 1] if lineno and lineno <= len(self.lines) else None
         raise CapsuleSyntaxError(
@@ -108,6 +108,7 @@ class _Gate(ast.NodeTransformer):
             lineno=lineno,
             col_offset=getattr(node, "col_offset", None),
             text=text,
+            hint=hint,
         )
 
     def check_name(self, node, name: str):
@@ -155,7 +156,7 @@ class _Gate(ast.NodeTransformer):
             self.refuse(
                 node,
                 "positional class patterns ('case C(x)') are not available in a capsule",
-                "use keyword patterns, e.g. 'case C(x=x)'",
+                hint="use keyword patterns, e.g. 'case C(x=x)'",
             )
         for attr in node.kwd_attrs:
             if self.risky(attr):
@@ -246,7 +247,7 @@ def gate(
         if stripped[:1] in ("!", "%") and not _inside_string(source, lineno):
             raise CapsuleSyntaxError(
                 "shell escapes ('!') and magics ('%') are not available in a capsule",
-                "run them in an ordinary cell, outside the capsule; inside a capsule kernel "
+                hint="run them in an ordinary cell, outside the capsule; inside a capsule kernel "
                 "only '%capsule list|explain|log|request|revoke' are understood",
                 filename=filename,
                 lineno=lineno,

@@ -61,11 +61,13 @@ def _is_plain_data(value) -> bool:
     return False
 
 
-def refuse(value, name: str, why: str, how: str | None = None, mode: str = "proxy"):
+def refuse(value, name: str, why: str, how: str | None = None, mode: str = "proxy", hint=None):
     kind = type(value).__name__
     if how is None and mode == "rexec":
         how = "run the cell with --mode proxy to introspect objects the capsule created"
-    raise CapsuleAttributeError(f"attribute {name!r} of a {kind} object: {why}", "guard", how)
+    raise CapsuleAttributeError(
+        f"attribute {name!r} of a {kind} object: {why}", "guard", how, hint=hint
+    )
 
 
 def decide(value, name: str, mode: str = "proxy"):
@@ -94,7 +96,6 @@ def decide(value, name: str, mode: str = "proxy"):
             value,
             name,
             "only objects the capsule created itself may be introspected this way",
-            "it cannot be granted on objects from outside the capsule",
         )
     if rule == "special":
         return _special(value, name)
@@ -201,7 +202,7 @@ def _format_attr(value, name, mode="proxy"):
         value,
         name,
         "format methods traverse attributes in C, outside the guard",
-        "use an f-string, or str.format on a string",
+        hint="use an f-string, or str.format on a string",
     )
 
 
@@ -277,7 +278,7 @@ def make_accessors(mode: str = "proxy", on_refuse=None):
             raise CapsuleTypeError(
                 "vars() without an argument is not available in a capsule",
                 "guard",
-                "use globals() or name the object",
+                hint="use globals() or name the object",
             )
         return _getattr_hook(args[0], "__dict__")
 
@@ -287,7 +288,7 @@ def make_accessors(mode: str = "proxy", on_refuse=None):
             raise CapsuleTypeError(
                 "dir() without an argument is not available in a capsule",
                 "guard",
-                "use globals() or dir(obj)",
+                hint="use globals() or dir(obj)",
             )
         obj = args[0]
         if type(obj) in PROXY_TYPES:

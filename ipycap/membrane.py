@@ -73,135 +73,129 @@ class Proxy:
     __slots__ = ("__ipycap_target__", "__ipycap_cap__", "__ipycap_writable__", "__weakref__")
 
     # -- attributes ------------------------------------------------------------------------
-    def __getattr__(self, name):
-        cap = self.__ipycap_cap__
+    # __getattribute__ rather than __getattr__: on Python 3.11 a failed normal lookup builds
+    # an AttributeError before __getattr__ runs, which costs more than the whole proxy hop.
+    def __getattribute__(self, name):
+        cap = _get_cap(self)
         if cap.revoked:
             _revoked(cap)
         if type(name) is not str:
             name = guard.exact_name(name)
         if name[:1] == "_":
-            raise CapsuleAttributeError(
-                f"{name!r} is private state of the protected object",
-                "membrane",
-                "private attributes of protected objects are never visible; use its public methods",
-            ) from None
-        target = self.__ipycap_target__
+            return _private_attr(self, name)
+        target = _get_target(self)
         try:
             value = getattr(target, name)
         except BaseException as e:  # noqa: BLE001 - re-raised scrubbed below
             err = scrub(e)
         else:
-            if (
-                not self.__ipycap_writable__
-                and type(value) is types.BuiltinMethodType
-                and name in _MUTATING.get(type(target), ())
-            ):
-                return _ReadOnlyMethod(name, type(target).__name__)
             tp = type(value)
             if tp in _VALUES:
                 return value
-            return wrap(value, cap, self.__ipycap_writable__)
+            if tp is types.MethodType:
+                return _bind(value, cap)
+            if (
+                tp is types.BuiltinMethodType
+                and name in _MUTATING.get(type(target), ())
+                and not _get_writable(self)
+            ):
+                return _ReadOnlyMethod(name, type(target).__name__)
+            return wrap(value, cap, _get_writable(self))
         raise err
 
     def __setattr__(self, name, value):
         _check_write(self, "assign to attribute", name)
-        _call(setattr, self, self.__ipycap_target__, guard.exact_name(name), export(value))
+        _call(setattr, self, _get_target(self), guard.exact_name(name), export(value))
 
     def __delattr__(self, name):
         _check_write(self, "delete attribute", name)
-        _call(delattr, self, self.__ipycap_target__, guard.exact_name(name))
+        _call(delattr, self, _get_target(self), guard.exact_name(name))
 
     def __dir__(self):
-        return sorted(n for n in dir(self.__ipycap_target__) if n[:1] != "_")
-
-    @property
-    def __class__(self):
-        # Lets native isinstance() see the target's class; capsule code reading __class__
-        # is routed through the guard, which answers with a proxy of the class instead.
-        return type(self.__ipycap_target__)
+        return sorted(n for n in dir(_get_target(self)) if n[:1] != "_")
 
     # -- protocols -------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
-        return _call(_apply, self, self.__ipycap_target__, args, kwargs)
+        return _call(_apply, self, _get_target(self), args, kwargs)
 
     def __repr__(self):
-        return f"<proxy of {_call(repr, self, self.__ipycap_target__, raw=True)}>"
+        return f"<proxy of {_call(repr, self, _get_target(self), raw=True)}>"
 
     def __str__(self):
-        return _call(str, self, self.__ipycap_target__, raw=True)
+        return _call(str, self, _get_target(self), raw=True)
 
     def __format__(self, spec):
-        return _call(format, self, self.__ipycap_target__, guard.exact_name(spec), raw=True)
+        return _call(format, self, _get_target(self), guard.exact_name(spec), raw=True)
 
     def __bytes__(self):
-        return _call(bytes, self, self.__ipycap_target__, raw=True)
+        return _call(bytes, self, _get_target(self), raw=True)
 
     def __len__(self):
-        return _call(len, self, self.__ipycap_target__, raw=True)
+        return _call(len, self, _get_target(self), raw=True)
 
     def __bool__(self):
-        return _call(bool, self, self.__ipycap_target__, raw=True)
+        return _call(bool, self, _get_target(self), raw=True)
 
     def __hash__(self):
-        return _call(hash, self, self.__ipycap_target__, raw=True)
+        return _call(hash, self, _get_target(self), raw=True)
 
     def __iter__(self):
-        return _call(iter, self, self.__ipycap_target__)
+        return _call(iter, self, _get_target(self))
 
     def __next__(self):
-        return _call(next, self, self.__ipycap_target__)
+        return _call(next, self, _get_target(self))
 
     def __reversed__(self):
-        return _call(reversed, self, self.__ipycap_target__)
+        return _call(reversed, self, _get_target(self))
 
     def __contains__(self, item):
-        return _call(operator.contains, self, self.__ipycap_target__, export(item), raw=True)
+        return _call(operator.contains, self, _get_target(self), export(item), raw=True)
 
     def __getitem__(self, key):
-        return _call(operator.getitem, self, self.__ipycap_target__, export(key))
+        return _call(operator.getitem, self, _get_target(self), export(key))
 
     def __setitem__(self, key, value):
         _check_write(self, "assign to item", repr(key))
-        _call(operator.setitem, self, self.__ipycap_target__, export(key), export(value))
+        _call(operator.setitem, self, _get_target(self), export(key), export(value))
 
     def __delitem__(self, key):
         _check_write(self, "delete item", repr(key))
-        _call(operator.delitem, self, self.__ipycap_target__, export(key))
+        _call(operator.delitem, self, _get_target(self), export(key))
 
     def __enter__(self):
-        return _call(lambda t: t.__enter__(), self, self.__ipycap_target__)
+        return _call(lambda t: t.__enter__(), self, _get_target(self))
 
     def __exit__(self, tp, value, tb):
         # The capsule's exception never reaches trusted code: only its type's message.
-        return _call(lambda t: t.__exit__(None, None, None), self, self.__ipycap_target__)
+        return _call(lambda t: t.__exit__(None, None, None), self, _get_target(self))
 
     def __instancecheck__(self, instance):
-        return _call(isinstance, self, unwrap(instance), self.__ipycap_target__, raw=True)
+        return _call(isinstance, self, unwrap(instance), _get_target(self), raw=True)
 
     def __subclasscheck__(self, cls):
-        return _call(issubclass, self, unwrap(cls), self.__ipycap_target__, raw=True)
+        return _call(issubclass, self, unwrap(cls), _get_target(self), raw=True)
 
     def __mro_entries__(self, bases):
         raise CapsuleTypeError(
             "a proxy can never be a base class",
             "membrane",
-            "define your own class, or use the object through its methods",
+            hint="define your own class, or use the object through its methods",
         )
 
     def __index__(self):
-        return _call(operator.index, self, self.__ipycap_target__, raw=True)
+        return _call(operator.index, self, _get_target(self), raw=True)
 
     def __int__(self):
-        return _call(int, self, self.__ipycap_target__, raw=True)
+        return _call(int, self, _get_target(self), raw=True)
 
     def __float__(self):
-        return _call(float, self, self.__ipycap_target__, raw=True)
+        return _call(float, self, _get_target(self), raw=True)
 
     def __complex__(self):
-        return _call(complex, self, self.__ipycap_target__, raw=True)
+        return _call(complex, self, _get_target(self), raw=True)
 
     def __round__(self, n=None):
-        return _call(round, self, self.__ipycap_target__, n)
+        return _call(round, self, _get_target(self), n)
 
     # pickling and copying never reach the slots
     def __reduce_ex__(self, protocol):
@@ -223,11 +217,11 @@ def _make_binary(op, reflected):
     if reflected:
 
         def method(self, other):
-            return _call(lambda t, o: op(o, t), self, self.__ipycap_target__, export(other))
+            return _call(lambda t, o: op(o, t), self, _get_target(self), export(other))
     else:
 
         def method(self, other):
-            return _call(op, self, self.__ipycap_target__, export(other))
+            return _call(op, self, _get_target(self), export(other))
 
     return method
 
@@ -236,14 +230,14 @@ def _make_inplace(name):
     def method(self, other):
         _check_write(self, "use an in-place operator", name)
         op = getattr(operator, name.strip("_"))
-        return _call(op, self, self.__ipycap_target__, export(other))
+        return _call(op, self, _get_target(self), export(other))
 
     return method
 
 
 def _make_unary(op):
     def method(self):
-        return _call(op, self, self.__ipycap_target__)
+        return _call(op, self, _get_target(self))
 
     return method
 
@@ -293,6 +287,49 @@ _set_target = Proxy.__dict__["__ipycap_target__"].__set__
 _set_cap = Proxy.__dict__["__ipycap_cap__"].__set__
 _set_writable = Proxy.__dict__["__ipycap_writable__"].__set__
 _get_cap = Proxy.__dict__["__ipycap_cap__"].__get__
+_get_writable = Proxy.__dict__["__ipycap_writable__"].__get__
+_proxy_attribute = object.__getattribute__
+_PROXY_METHODS = frozenset(n for n in vars(Proxy) if rules.is_dunder(n))
+
+
+def _private_attr(proxy, name):
+    """Underscore names asked of a proxy by trusted C code (isinstance, copy, pickle...)."""
+    if name == "__class__":
+        return type(_get_target(proxy))  # lets native isinstance() see the target's class
+    if name in _PROXY_METHODS and name in rules.PROTOCOL:
+        return _proxy_attribute(proxy, name)
+    raise CapsuleAttributeError(
+        f"{name!r} is private state of the protected object",
+        "membrane",
+        hint="private attributes of protected objects are never visible; use its public methods",
+    )
+
+
+def _bind(method, cap):
+    """A proxied bound method: a closure is cheaper to make and call than a proxy object."""
+
+    def proxied_method(*args, **kwargs):
+        if cap.revoked:
+            _revoked(cap)
+        try:
+            if kwargs:
+                result = method(
+                    *[export(a) for a in args],
+                    **{guard.exact_name(k): export(v) for k, v in kwargs.items()},
+                )
+            elif args:
+                result = method(*[export(a) for a in args])
+            else:
+                result = method()
+        except BaseException as e:  # noqa: BLE001
+            err = scrub(e)
+        else:
+            if type(result) in _VALUES:
+                return result
+            return wrap(result, cap)
+        raise err
+
+    return proxied_method
 
 
 class _ReadOnlyMethod:
@@ -369,7 +406,7 @@ def _check_write(proxy, what, name):
     cap = _get_cap(proxy)
     if cap.revoked:
         _revoked(cap)
-    if not proxy.__ipycap_writable__:
+    if not _get_writable(proxy):
         raise CapsuleTypeError(
             f"cannot {what} {name!r}: '{cap.target}' is read-only in this capsule",
             "membrane",
@@ -635,8 +672,8 @@ def _proxy_getattr(proxy, name):
     raise CapsuleAttributeError(
         f"{name!r} of a protected {type(target).__name__} is hidden by its proxy",
         "membrane",
-        "proxies never reveal the internals of protected objects; "
-        "use %capsule explain NAME to see what is visible",
+        hint="proxies never reveal the internals of protected objects; "
+        "%capsule explain NAME shows what is visible",
     )
 
 

@@ -86,7 +86,10 @@ def _hook(event, args):
         return
     _state.busy = True
     try:
-        f = sys._getframe(1)
+        try:
+            f = sys._getframe(1)
+        except ValueError:  # raised from C with no Python frame (thread start, shutdown)
+            return
         found = None
         while f is not None:
             g = f.f_globals

@@ -1,0 +1,41 @@
+"""Test-wide isolation: HOME, IPYTHONDIR and JUPYTER_* point at a temporary tree, so no test
+touches the real home or the machine's Jupyter configuration (set before anything imports
+IPython or jupyter_core, and inherited by every kernel the tests start)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+_ROOT = tempfile.mkdtemp(prefix="ipycap-tests-")
+for _var, _sub in {
+    "HOME": "home",
+    "IPYTHONDIR": "home/.ipython",
+    "JUPYTER_CONFIG_DIR": "home/.jupyter",
+    "JUPYTER_DATA_DIR": "home/.local/share/jupyter",
+    "JUPYTER_RUNTIME_DIR": "home/.local/share/jupyter/runtime",
+}.items():
+    _path = os.path.join(_ROOT, _sub)
+    os.makedirs(_path, exist_ok=True)
+    os.environ[_var] = _path
+os.environ["JUPYTER_PLATFORM_DIRS"] = "1"
+os.environ.pop("JUPYTER_PATH", None)
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def test_home():
+    """The isolated home directory all tests share."""
+    return os.environ["HOME"]
+
+
+@pytest.fixture
+def canary(tmp_path):
+    """A secret file outside every grant; payloads aim at it and must never read it."""
+    secret_dir = tmp_path / "outside"
+    secret_dir.mkdir()
+    path = secret_dir / "secret.txt"
+    token = "CANARY-" + os.urandom(8).hex()
+    path.write_text(token)
+    return path, token
