@@ -67,41 +67,95 @@ def _is_plain(value) -> bool:
     return False
 
 
-class Proxy:
+def _slow_getattr(proxy, name):
+    """Every attribute read the C fast path does not finish itself."""
+    cap = _get_cap(proxy)
+    if cap.revoked:
+        _revoked(cap)
+    if type(name) is not str:
+        name = guard.exact_name(name)
+    if name[:1] == "_":
+        return _private_attr(proxy, name)
+    try:
+        value = getattr(_get_target(proxy), name)
+    except BaseException as e:  # noqa: BLE001 - re-raised scrubbed below
+        err = scrub(e)
+    else:
+        return _finish_getattr(proxy, name, value)
+    raise err
+
+
+def _finish_getattr(proxy, name, value):
+    """The capsule-side form of a public attribute value the target gave."""
+    tp = type(value)
+    if tp in _VALUES:
+        return value
+    if tp is types.MethodType:
+        return _bind(value, _get_cap(proxy))
+    writable = _get_writable(proxy)
+    if (
+        tp is types.BuiltinMethodType
+        and not writable
+        and name in _MUTATING.get(type(_get_target(proxy)), ())
+    ):
+        return _ReadOnlyMethod(name, type(_get_target(proxy)).__name__)
+    return wrap(value, _get_cap(proxy), writable)
+
+
+try:
+    # The C fast path: target and capability live in struct fields with no descriptor.
+    from ._speedups import ProxyBase as _ProxyBase
+    from ._speedups import new_proxy as _new_proxy
+    from ._speedups import proxy_cap as _get_cap
+    from ._speedups import proxy_target as _get_target
+    from ._speedups import proxy_writable as _get_writable
+    from ._speedups import set_hooks as _set_hooks
+
+    SPEEDUPS = True
+except ImportError:  # pragma: no cover - exercised when the extension is not built
+    SPEEDUPS = False
+
+    class _ProxyBase:
+        """Pure-Python stand-in for ipycap._speedups.ProxyBase."""
+
+        __slots__ = ("__ipycap_target__", "__ipycap_cap__", "__ipycap_writable__", "__weakref__")
+
+        # __getattribute__ rather than __getattr__: on Python 3.11 a failed normal lookup
+        # builds an AttributeError before __getattr__ runs, which costs more than the hop.
+        def __getattribute__(self, name):
+            if type(name) is str and name[:1] != "_":
+                cap = _get_cap(self)
+                if not cap.revoked:
+                    try:
+                        value = getattr(_get_target(self), name)
+                    except BaseException as e:  # noqa: BLE001
+                        err = scrub(e)
+                    else:
+                        if type(value) in _VALUES:
+                            return value
+                        return _finish_getattr(self, name, value)
+                    raise err
+            return _slow_getattr(self, name)
+
+    _get_target = _ProxyBase.__dict__["__ipycap_target__"].__get__
+    _get_cap = _ProxyBase.__dict__["__ipycap_cap__"].__get__
+    _get_writable = _ProxyBase.__dict__["__ipycap_writable__"].__get__
+    _set_target = _ProxyBase.__dict__["__ipycap_target__"].__set__
+    _set_cap = _ProxyBase.__dict__["__ipycap_cap__"].__set__
+    _set_writable = _ProxyBase.__dict__["__ipycap_writable__"].__set__
+
+    def _new_proxy(cls, target, cap, writable):
+        p = object.__new__(cls)
+        _set_target(p, target)
+        _set_cap(p, cap)
+        _set_writable(p, bool(writable))
+        return p
+
+
+class Proxy(_ProxyBase):
     """A capsule's view of a protected object.  Capsule code never sees the target."""
 
-    __slots__ = ("__ipycap_target__", "__ipycap_cap__", "__ipycap_writable__", "__weakref__")
-
-    # -- attributes ------------------------------------------------------------------------
-    # __getattribute__ rather than __getattr__: on Python 3.11 a failed normal lookup builds
-    # an AttributeError before __getattr__ runs, which costs more than the whole proxy hop.
-    def __getattribute__(self, name):
-        cap = _get_cap(self)
-        if cap.revoked:
-            _revoked(cap)
-        if type(name) is not str:
-            name = guard.exact_name(name)
-        if name[:1] == "_":
-            return _private_attr(self, name)
-        target = _get_target(self)
-        try:
-            value = getattr(target, name)
-        except BaseException as e:  # noqa: BLE001 - re-raised scrubbed below
-            err = scrub(e)
-        else:
-            tp = type(value)
-            if tp in _VALUES:
-                return value
-            if tp is types.MethodType:
-                return _bind(value, cap)
-            if (
-                tp is types.BuiltinMethodType
-                and name in _MUTATING.get(type(target), ())
-                and not _get_writable(self)
-            ):
-                return _ReadOnlyMethod(name, type(target).__name__)
-            return wrap(value, cap, _get_writable(self))
-        raise err
+    __slots__ = ()
 
     def __setattr__(self, name, value):
         _check_write(self, "assign to attribute", name)
@@ -282,12 +336,6 @@ for _n, _op in {
 for _n in ("trunc", "floor", "ceil"):
     setattr(Proxy, f"__{_n}__", _make_unary(getattr(__import__("math"), _n)))
 
-_get_target = Proxy.__dict__["__ipycap_target__"].__get__
-_set_target = Proxy.__dict__["__ipycap_target__"].__set__
-_set_cap = Proxy.__dict__["__ipycap_cap__"].__set__
-_set_writable = Proxy.__dict__["__ipycap_writable__"].__set__
-_get_cap = Proxy.__dict__["__ipycap_cap__"].__get__
-_get_writable = Proxy.__dict__["__ipycap_writable__"].__get__
 _proxy_attribute = object.__getattribute__
 _PROXY_METHODS = frozenset(n for n in vars(Proxy) if rules.is_dunder(n))
 
@@ -375,10 +423,7 @@ def wrap(value, cap, writable: bool = False):
     p = cache.get(key)
     if p is not None and _get_target(p) is value:
         return p
-    p = Proxy.__new__(Proxy)
-    _set_target(p, value)
-    _set_cap(p, cap)
-    _set_writable(p, writable)
+    p = _new_proxy(Proxy, value, cap, writable)
     if tp is not types.MethodType and tp is not types.BuiltinMethodType:
         cache[key] = p  # bound methods are fresh objects each time: not worth caching
     return p
@@ -678,3 +723,28 @@ def _proxy_getattr(proxy, name):
 
 
 guard.PROXY_TYPES[Proxy] = _proxy_getattr
+
+
+def _call_method(method, cap, args, kwargs):
+    """A proxied method call the C fast path does not finish: export, call, wrap, scrub."""
+    if cap.revoked:
+        _revoked(cap)
+    try:
+        result = method(
+            *[export(a) for a in args],
+            **{guard.exact_name(k): export(v) for k, v in (kwargs or {}).items()},
+        )
+    except BaseException as e:  # noqa: BLE001
+        err = scrub(e)
+    else:
+        return wrap(result, cap)
+    raise err
+
+
+if SPEEDUPS:
+    from ._speedups import MethodProxy
+
+    guard.PROXY_TYPES[MethodProxy] = lambda m, name: guard.refuse(
+        m, name, "a proxied method reveals nothing of the method behind it"
+    )
+    _set_hooks(_slow_getattr, _finish_getattr, scrub, _call_method, wrap)

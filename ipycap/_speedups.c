@@ -1,0 +1,380 @@
+/* The membrane's fast path: a proxy base type whose attribute lookup runs in C.
+ *
+ * Only the common case is handled here: an exact-str public name on a live capability whose
+ * value is an exact primitive (int, float, str, bytes, bool, None), which is returned as is.
+ * Every other case calls back into ipycap.membrane (Python), which makes every decision.
+ * The target and capability live in C struct fields with no descriptor, so no Python-level
+ * route (slots, __dict__, gc aside) reaches them; ipycap.membrane reads them with
+ * proxy_target(), which is never reachable from capsule code.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stddef.h>
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *method;
+    PyObject *cap;
+} MethodProxyObject;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *target;
+    PyObject *cap;
+    int writable;
+    PyObject *weakreflist;
+} ProxyBaseObject;
+
+static PyTypeObject ProxyBase_Type;
+static PyTypeObject MethodProxy_Type;
+static PyObject *hook_slow = NULL;   /* slow(proxy, name) -> value */
+static PyObject *hook_call = NULL;   /* call(method, cap, args, kwargs) -> value */
+static PyObject *hook_result = NULL; /* result(value, cap) -> wrapped value */
+static PyObject *hook_finish = NULL; /* finish(proxy, name, value) -> value */
+static PyObject *hook_error = NULL;  /* error(exc) -> scrubbed exception */
+static PyObject *str_revoked = NULL;
+
+static int
+is_plain(PyObject *v)
+{
+    PyTypeObject *t = Py_TYPE(v);
+    return t == &PyLong_Type || t == &PyUnicode_Type || t == &PyFloat_Type ||
+           t == &PyBool_Type || v == Py_None || t == &PyBytes_Type;
+}
+
+static PyObject *
+raise_scrubbed(void)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL && value != NULL) {
+        PyException_SetTraceback(value, tb);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    if (value == NULL || hook_error == NULL) {
+        Py_XDECREF(value);
+        PyErr_SetString(PyExc_RuntimeError, "ipycap membrane is not initialised");
+        return NULL;
+    }
+    PyObject *scrubbed = PyObject_CallOneArg(hook_error, value);
+    Py_DECREF(value);
+    if (scrubbed == NULL) {
+        return NULL;
+    }
+    if (!PyExceptionInstance_Check(scrubbed)) {
+        Py_DECREF(scrubbed);
+        PyErr_SetString(PyExc_RuntimeError, "ipycap scrub hook returned a non-exception");
+        return NULL;
+    }
+    PyErr_SetObject((PyObject *)Py_TYPE(scrubbed), scrubbed);
+    Py_DECREF(scrubbed);
+    return NULL;
+}
+
+static PyObject *
+proxy_getattro(ProxyBaseObject *self, PyObject *name)
+{
+    if (hook_slow == NULL || hook_finish == NULL || self->target == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "ipycap membrane is not initialised");
+        return NULL;
+    }
+    if (PyUnicode_CheckExact(name) && PyUnicode_GET_LENGTH(name) > 0 &&
+        PyUnicode_READ_CHAR(name, 0) != '_') {
+        PyObject *revoked = PyObject_GetAttr(self->cap, str_revoked);
+        if (revoked == NULL) {
+            return NULL;
+        }
+        int is_revoked = (revoked != Py_False);
+        Py_DECREF(revoked);
+        if (!is_revoked) {
+            PyObject *value = PyObject_GetAttr(self->target, name);
+            if (value == NULL) {
+                return raise_scrubbed();
+            }
+            if (is_plain(value)) {
+                return value;
+            }
+            if (PyMethod_Check(value)) {
+                MethodProxyObject *mp = PyObject_GC_New(MethodProxyObject, &MethodProxy_Type);
+                if (mp == NULL) {
+                    Py_DECREF(value);
+                    return NULL;
+                }
+                mp->method = value; /* steals the reference */
+                mp->cap = Py_NewRef(self->cap);
+                PyObject_GC_Track(mp);
+                return (PyObject *)mp;
+            }
+            PyObject *res = PyObject_CallFunctionObjArgs(hook_finish, (PyObject *)self, name,
+                                                         value, NULL);
+            Py_DECREF(value);
+            return res;
+        }
+    }
+    return PyObject_CallFunctionObjArgs(hook_slow, (PyObject *)self, name, NULL);
+}
+
+static int
+proxy_traverse(ProxyBaseObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->target);
+    Py_VISIT(self->cap);
+    return 0;
+}
+
+static int
+proxy_clear(ProxyBaseObject *self)
+{
+    Py_CLEAR(self->target);
+    Py_CLEAR(self->cap);
+    return 0;
+}
+
+static void
+proxy_dealloc(ProxyBaseObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    proxy_clear(self);
+    tp->tp_free((PyObject *)self);
+    if (tp->tp_flags & Py_TPFLAGS_HEAPTYPE) {
+        Py_DECREF(tp);
+    }
+}
+
+static PyTypeObject ProxyBase_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "ipycap._speedups.ProxyBase",
+    .tp_basicsize = sizeof(ProxyBaseObject),
+    .tp_dealloc = (destructor)proxy_dealloc,
+    .tp_getattro = (getattrofunc)proxy_getattro,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "Base of ipycap's membrane proxies (attribute fast path in C).",
+    .tp_traverse = (traverseproc)proxy_traverse,
+    .tp_clear = (inquiry)proxy_clear,
+    .tp_weaklistoffset = offsetof(ProxyBaseObject, weakreflist),
+    .tp_new = NULL,
+};
+
+
+/* A proxied bound method: calls with plain arguments and a plain result stay in C;
+ * everything else goes through ipycap.membrane's hooks (export, wrap, scrub). */
+static PyObject *
+method_call(MethodProxyObject *self, PyObject *args, PyObject *kwargs)
+{
+    if (hook_call == NULL || hook_result == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "ipycap membrane is not initialised");
+        return NULL;
+    }
+    PyObject *revoked = PyObject_GetAttr(self->cap, str_revoked);
+    if (revoked == NULL) {
+        return NULL;
+    }
+    int is_revoked = (revoked != Py_False);
+    Py_DECREF(revoked);
+    int fast = !is_revoked && (kwargs == NULL || PyDict_GET_SIZE(kwargs) == 0);
+    if (fast) {
+        Py_ssize_t n = PyTuple_GET_SIZE(args);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (!is_plain(PyTuple_GET_ITEM(args, i))) {
+                fast = 0;
+                break;
+            }
+        }
+    }
+    if (!fast) {
+        return PyObject_CallFunctionObjArgs(hook_call, self->method, self->cap, args,
+                                            kwargs ? kwargs : Py_None, NULL);
+    }
+    PyObject *res = PyObject_Call(self->method, args, NULL);
+    if (res == NULL) {
+        return raise_scrubbed();
+    }
+    if (is_plain(res)) {
+        return res;
+    }
+    PyObject *wrapped = PyObject_CallFunctionObjArgs(hook_result, res, self->cap, NULL);
+    Py_DECREF(res);
+    return wrapped;
+}
+
+static int
+method_traverse(MethodProxyObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->method);
+    Py_VISIT(self->cap);
+    return 0;
+}
+
+static int
+method_clear(MethodProxyObject *self)
+{
+    Py_CLEAR(self->method);
+    Py_CLEAR(self->cap);
+    return 0;
+}
+
+static void
+method_dealloc(MethodProxyObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    method_clear(self);
+    PyObject_GC_Del(self);
+}
+
+static PyObject *
+method_repr(MethodProxyObject *self)
+{
+    return PyUnicode_FromString("<proxied method>");
+}
+
+static PyTypeObject MethodProxy_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "ipycap._speedups.MethodProxy",
+    .tp_basicsize = sizeof(MethodProxyObject),
+    .tp_dealloc = (destructor)method_dealloc,
+    .tp_repr = (reprfunc)method_repr,
+    .tp_call = (ternaryfunc)method_call,
+    .tp_getattro = PyObject_GenericGetAttr,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "A method of a protected object, as a capsule sees it.",
+    .tp_traverse = (traverseproc)method_traverse,
+    .tp_clear = (inquiry)method_clear,
+    .tp_new = NULL,
+};
+
+static ProxyBaseObject *
+check_proxy(PyObject *obj)
+{
+    if (!PyObject_TypeCheck(obj, &ProxyBase_Type)) {
+        PyErr_SetString(PyExc_TypeError, "not an ipycap proxy");
+        return NULL;
+    }
+    return (ProxyBaseObject *)obj;
+}
+
+static PyObject *
+new_proxy(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "new_proxy(cls, target, cap, writable)");
+        return NULL;
+    }
+    PyObject *cls = args[0];
+    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &ProxyBase_Type)) {
+        PyErr_SetString(PyExc_TypeError, "cls must be a ProxyBase subclass");
+        return NULL;
+    }
+    int writable = PyObject_IsTrue(args[3]);
+    if (writable < 0) {
+        return NULL;
+    }
+    PyTypeObject *tp = (PyTypeObject *)cls;
+    ProxyBaseObject *self = (ProxyBaseObject *)tp->tp_alloc(tp, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    Py_INCREF(args[1]);
+    self->target = args[1];
+    Py_INCREF(args[2]);
+    self->cap = args[2];
+    self->writable = writable;
+    return (PyObject *)self;
+}
+
+static PyObject *
+proxy_target(PyObject *module, PyObject *obj)
+{
+    ProxyBaseObject *p = check_proxy(obj);
+    if (p == NULL) {
+        return NULL;
+    }
+    return Py_NewRef(p->target);
+}
+
+static PyObject *
+proxy_cap(PyObject *module, PyObject *obj)
+{
+    ProxyBaseObject *p = check_proxy(obj);
+    if (p == NULL) {
+        return NULL;
+    }
+    return Py_NewRef(p->cap);
+}
+
+static PyObject *
+proxy_writable(PyObject *module, PyObject *obj)
+{
+    ProxyBaseObject *p = check_proxy(obj);
+    if (p == NULL) {
+        return NULL;
+    }
+    return PyBool_FromLong(p->writable);
+}
+
+static PyObject *
+set_hooks(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "set_hooks(slow, finish, error, call, result)");
+        return NULL;
+    }
+    if (hook_slow != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "hooks are set once per process");
+        return NULL;
+    }
+    hook_slow = Py_NewRef(args[0]);
+    hook_finish = Py_NewRef(args[1]);
+    hook_error = Py_NewRef(args[2]);
+    hook_call = Py_NewRef(args[3]);
+    hook_result = Py_NewRef(args[4]);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"new_proxy", (PyCFunction)(void (*)(void))new_proxy, METH_FASTCALL, NULL},
+    {"proxy_target", proxy_target, METH_O, NULL},
+    {"proxy_cap", proxy_cap, METH_O, NULL},
+    {"proxy_writable", proxy_writable, METH_O, NULL},
+    {"set_hooks", (PyCFunction)(void (*)(void))set_hooks, METH_FASTCALL, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef moduledef = {
+    PyModuleDef_HEAD_INIT, "ipycap._speedups", NULL, -1, methods,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    if (PyType_Ready(&ProxyBase_Type) < 0 || PyType_Ready(&MethodProxy_Type) < 0) {
+        return NULL;
+    }
+    str_revoked = PyUnicode_InternFromString("revoked");
+    if (str_revoked == NULL) {
+        return NULL;
+    }
+    PyObject *m = PyModule_Create(&moduledef);
+    if (m == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&ProxyBase_Type);
+    if (PyModule_AddObject(m, "ProxyBase", (PyObject *)&ProxyBase_Type) < 0) {
+        Py_DECREF(&ProxyBase_Type);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&MethodProxy_Type);
+    if (PyModule_AddObject(m, "MethodProxy", (PyObject *)&MethodProxy_Type) < 0) {
+        Py_DECREF(&MethodProxy_Type);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
