@@ -55,6 +55,8 @@ class CapsuleContext:
         tier = self.policy.import_tier(name)
         if tier == "denied":
             return False
+        if tier == "default":
+            return True  # e.g. 'IPython.display': a default view of a module in a denied package
         parts = name.split(".")
         prefixes = {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
         if any(self.policy.import_tier(p) == "denied" for p in prefixes):
@@ -173,7 +175,7 @@ def compile_gated(source: str, filename: str, mode: str, rexec: bool) -> types.C
     code = _CACHE.get(key)
     if code is None:
         gated = gate(source, filename, mode=mode, rexec=rexec)
-        code = compile(gated.tree, filename, mode, dont_inherit=True)
+        code = tripwire.trusted_compile(gated.tree, filename, mode)
         _CACHE.put(key, (code, gated.names))
         code = (code, gated.names)
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
@@ -188,11 +190,8 @@ def make_code_builtins(context: CapsuleContext) -> dict:
             raise CapsuleTypeError("exec()/eval() globals must be a plain dict", "builtins")
         for key in [k for k in g if isinstance(k, str) and k.startswith("_ipycap")]:
             del g[key]
-        g["__builtins__"] = _builtins_of_caller()
+        g["__builtins__"] = context.builtins
         return g
-
-    def _builtins_of_caller():
-        return sys._getframe(3).f_builtins
 
     def _resolve(source, mode, depth=2):
         if type(source) is CompiledHandle:
@@ -209,7 +208,7 @@ def make_code_builtins(context: CapsuleContext) -> dict:
             )
         source = "".join([source])
         code, names = compile_gated(source, source_filename(source, "string"), mode, rexec)
-        context.expose(names, sys._getframe(depth).f_builtins)
+        context.expose(names)
         return code
 
     def _frames(g, loc):
@@ -258,7 +257,7 @@ def make_code_builtins(context: CapsuleContext) -> dict:
         source = "".join([source])
         fname = source_filename(source, "compiled")
         code, names = compile_gated(source, fname, mode, rexec)
-        context.expose(names, sys._getframe(1).f_builtins)
+        context.expose(names)
         handle = CompiledHandle()
         _handle_set_code(handle, code)
         handle.mode = mode
@@ -327,6 +326,7 @@ class Capsule:
         self.namespace.setdefault("__doc__", None)
         self.builtins = make_builtins(self.context)
         self.context.expose = self._expose
+        self.context.builtins = self.builtins
         self.object_caps: dict[str, Capability] = {}
         tripwire.install()
 
@@ -383,8 +383,8 @@ class Capsule:
             body, tail = gated.tree.body, None
             if body and isinstance(body[-1], ast.Expr):
                 tail = ast.Expression(body.pop().value)
-            body_code = compile(ast.Module(body, []), filename, "exec", dont_inherit=True)
-            tail_code = compile(tail, filename, "eval", dont_inherit=True) if tail else None
+            body_code = tripwire.trusted_compile(ast.Module(body, []), filename, "exec")
+            tail_code = tripwire.trusted_compile(tail, filename, "eval") if tail else None
             cached = (body_code, tail_code, frozenset(gated.names))
             _CACHE.put(key, cached)
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)

@@ -104,10 +104,8 @@ def _hook(event, args):
             f = f.f_back
         if found is None:
             return
-        rule = EVENTS.get(event)
-        if rule is None:
-            rule = _prefix_rule(event)
-        error = rule(event, args, found)
+        rule = EVENTS.get(event, _deny)  # an event the table does not know is refused
+        error = rule(event, args, found, sys._getframe(1))
         if error is not None:
             for ctx in found:
                 ctx.record_refusal(error)
@@ -117,46 +115,147 @@ def _hook(event, args):
 
 
 # -- the allow table ------------------------------------------------------------------------
-def _allow(event, args, contexts):
+# A rule gets (event, args, contexts, frame) — ``frame`` is the innermost Python frame, the one
+# whose call raised the event — and returns None (admit) or the error to raise.
+_IMPORT_MACHINERY: tuple = ()
+
+
+def _machinery_globals() -> tuple:
+    """The globals of the import system's own modules (frozen, so capsules cannot edit them)."""
+    global _IMPORT_MACHINERY
+    if not _IMPORT_MACHINERY:
+        names = ("_frozen_importlib", "_frozen_importlib_external", "zipimport")
+        _IMPORT_MACHINERY = tuple(vars(sys.modules[n]) for n in names if n in sys.modules)
+    return _IMPORT_MACHINERY
+
+
+def _by_import_system(frame) -> bool:
+    """The event comes from the import system loading a module whose import was checked."""
+    g = frame.f_globals if frame is not None else None
+    return any(g is m for m in _machinery_globals())
+
+
+def _allow(event, args, contexts, frame=None):
     return None
 
 
-def _deny(event, args, contexts):
+def _deny(event, args, contexts, frame=None):
     return CapsulePermissionError(
         f"{event} (an operation outside what capsules may do)", "tripwire", None
     )
 
 
-def _open_rule(event, args, contexts):
+_PATH_TYPES = ("PosixPath", "PurePosixPath", "WindowsPath", "PureWindowsPath", "Path")
+
+
+def _exact_path(path, dir_fd=None):
+    """The real path an event's argument names, or None when it cannot be trusted.
+
+    Only exact values are read: a capsule ``os.PathLike`` could answer differently when the
+    library opens it, and a ``str`` subclass could lie in its methods."""
+    tp = type(path)
+    if tp is not str and tp is not bytes:
+        if isinstance(path, (str, bytes)):
+            path = path[:]  # the data, not the subclass's methods
+            path = "".join([path]) if isinstance(path, str) else bytes(memoryview(path))
+        elif tp.__module__ == "pathlib" and tp.__name__ in _PATH_TYPES:
+            path = str(path)
+        else:
+            return None
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if dir_fd is not None and not os.path.isabs(path):
+        if type(dir_fd) is not int:
+            return None
+        try:
+            path = os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}"), path)
+        except OSError:
+            return None
+    return os.path.realpath(path)
+
+
+def _path_error(kind, path, contexts):
+    for ctx in contexts:
+        if path is None or not ctx.allows_path(kind, path):
+            shown = path if path is not None else "a file descriptor or path object"
+            return CapsulePermissionError(
+                f"{kind} access to {shown} (by code running for the capsule)",
+                "tripwire",
+                f"%%capsule --allow-{kind} {path}" if path else None,
+            )
+    return None
+
+
+def _in_stdlib(path: str) -> bool:
+    return path == _STDLIB or path.startswith(_STDLIB + os.sep)
+
+
+def _open_rule(event, args, contexts, frame=None):
     path, mode = args[0], args[1]
     flags = args[2] if len(args) > 2 else 0
     if isinstance(path, int):
         return _deny("open of a file descriptor", args, contexts)
-    if isinstance(path, bytes):
-        path = os.fsdecode(path)
-    path = os.path.realpath(path)
+    path = _exact_path(path)
     writes = (
         bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND))
         if mode is None
         else any(c in str(mode) for c in "wax+")
     )
     reads = (not writes) or bool(flags & os.O_RDWR) or (mode is not None and "+" in str(mode))
-    if reads and not writes and (path == _STDLIB or path.startswith(_STDLIB + os.sep)):
-        return None  # the standard library's own source (tracebacks, lazy data files)
-    for ctx in contexts:
-        for kind, wanted in (("read", reads), ("write", writes)):
-            if wanted and not ctx.allows_path(kind, path):
-                return CapsulePermissionError(
-                    f"{kind} access to {path} (by code running for the capsule)",
-                    "tripwire",
-                    f"%%capsule --allow-{kind} {path}",
-                )
+    if path is not None and reads and not writes:
+        if _in_stdlib(path) or _by_import_system(frame):
+            return None  # stdlib source (tracebacks, data files); modules being imported
+    for kind, wanted in (("read", reads), ("write", writes)):
+        if wanted:
+            error = _path_error(kind, path, contexts)
+            if error is not None:
+                return error
     return None
 
 
-def _import_rule(event, args, contexts):
+def _paths_rule(write=(), read=(), dir_fd=None):
+    """A rule for os.* events: the path arguments at these positions must be granted."""
+
+    def rule(event, args, contexts, frame=None):
+        fd = args[dir_fd] if dir_fd is not None and len(args) > dir_fd else None
+        for kind, positions in (("write", write), ("read", read)):
+            for i in positions:
+                if isinstance(args[i], int):
+                    return _deny(f"{event} on a file descriptor", args, contexts)
+                error = _path_error(kind, _exact_path(args[i], fd), contexts)
+                if error is not None:
+                    return error
+        return None
+
+    return rule
+
+
+def _listdir_rule(event, args, contexts, frame=None):
+    if _by_import_system(frame):
+        return None  # the path finder lists sys.path entries for a checked import
+    path = args[0]
+    if isinstance(path, int):
+        return _deny(f"{event} of a file descriptor", args, contexts)
+    return _path_error("read", _exact_path("." if path is None else path), contexts)
+
+
+def _marshal_rule(event, args, contexts, frame=None):
+    if _by_import_system(frame):
+        return None  # loading a .pyc of a module whose import was checked
+    return _deny(event, args, contexts)
+
+
+def _sqlite_rule(event, args, contexts, frame=None):
+    database = args[0]
+    if database in (":memory:", "", b":memory:", b"") and type(database) in (str, bytes):
+        return None
+    path = _exact_path(database)
+    return _path_error("read", path, contexts) or _path_error("write", path, contexts)
+
+
+def _import_rule(event, args, contexts, frame=None):
     name = args[0]
-    if not isinstance(name, str):
+    if type(name) is not str:
         return _deny(event, args, contexts)
     for ctx in contexts:
         if not (ctx.may_import(name) or ctx.is_stdlib_internal(name)):
@@ -168,67 +267,84 @@ def _import_rule(event, args, contexts):
     return None
 
 
-def _compile_rule(event, args, contexts):
+def _compile_rule(event, args, contexts, frame=None):
     source, filename = args[0], args[1]
-    if isinstance(filename, str) and filename.startswith("<capsule-"):
+    if type(filename) is str and filename.startswith("<capsule-"):
         return None  # compiled by the gate
     if isinstance(source, bytes):
         source = source.decode("utf-8", "replace")
-    if isinstance(source, str) and not _source_is_clean(source):
+    if isinstance(source, str) and not _source_is_clean("".join([source])):
         return CapsulePermissionError(
-            "a library compiled source that reaches risky attributes (code generated from "
-            "capsule input, e.g. a string annotation or a crafted field name)",
+            "a library compiled source that reaches risky names or attributes (code "
+            "generated from capsule input, e.g. a string annotation or a crafted field name)",
             "tripwire",
             None,
         )
+    if not isinstance(source, str):
+        return _deny("compile of an AST or code outside the gate", args, contexts)
     return None
 
 
+#: Builtins that carry authority when generated code runs with the real builtins.
+_RISKY_GENERATED_NAMES = frozenset(
+    """getattr setattr delattr vars eval exec compile open __import__ globals locals
+    breakpoint input help license copyright credits exit quit memoryview __builtins__
+    __loader__ __spec__ __build_class__ __file__ __cached__""".split()
+)
+#: Attributes generated code may not read (besides the guard's NEVER list).
+_RISKY_GENERATED_ATTRS = frozenset({"__self__", "__func__", "__dict__", "mro", "__mro__"})
+
+
 def _source_is_clean(source: str) -> bool:
+    """Whether library-generated source stays away from what the guard protects."""
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):
         return True  # compile() will refuse it anyway
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and (
-            node.attr in rules.NEVER
-            or node.attr in rules.FORMAT_ATTRS
-            or node.attr == "__class__"
-            or node.attr == "__self__"
-        ):
-            return False
-        if isinstance(node, ast.Name) and node.id in (
-            "getattr",
-            "setattr",
-            "vars",
-            "eval",
-            "exec",
-            "compile",
-            "open",
-            "__import__",
-            "globals",
-            "locals",
-            "breakpoint",
-            "__builtins__",
-            "delattr",
-        ):
+        if isinstance(node, ast.Attribute):
+            attr = node.attr
+            if attr in ("__setattr__", "__delattr__") and (
+                isinstance(node.value, ast.Name)
+                and node.value.id == "__dataclass_builtins_object__"
+            ):
+                continue  # frozen dataclasses set fields through object.__setattr__(self, ...)
+            if (
+                attr in rules.NEVER
+                or attr in rules.FORMAT_ATTRS
+                or attr in _RISKY_GENERATED_ATTRS
+                or "__" in attr.strip("_")  # name-mangled private state, e.g. _Printer__data
+            ):
+                return False
+        elif isinstance(node, ast.Name) and node.id in _RISKY_GENERATED_NAMES:
             return False
     return True
 
 
-def _setattr_rule(event, args, contexts):
+#: Names a library may set on classes and functions it builds for a capsule (namedtuple sets
+#: __module__, dataclasses __qualname__); the rest (__code__, __defaults__, __bases__,
+#: __class__ ...) would change shared behaviour.
+_DESCRIPTIVE_SETS = frozenset(
+    {"__module__", "__qualname__", "__name__", "__doc__", "__annotations__", "__type_params__"}
+)
+
+
+def _setattr_rule(event, args, contexts, frame=None):
     obj = args[0]
     if guard.is_own(obj):
         return None
+    name = args[1]
+    if type(name) is str and name in _DESCRIPTIVE_SETS:
+        return None
     return CapsulePermissionError(
-        f"changing attribute {args[1]!r} of {type(obj).__name__} {getattr(obj, '__name__', '')}"
+        f"changing attribute {name!r} of a {type(obj).__name__} object"
         " (shared classes and functions belong to everyone in this process)",
         "tripwire",
         "subclass it instead",
     )
 
 
-def _getattr_rule(event, args, contexts):
+def _getattr_rule(event, args, contexts, frame=None):
     obj = args[0]
     if args[1] == "__code__" and guard.is_own(obj):
         return None  # e.g. inspect.signature() of a capsule function, used by a library
@@ -237,7 +353,7 @@ def _getattr_rule(event, args, contexts):
     )
 
 
-def _input_rule(event, args, contexts):
+def _input_rule(event, args, contexts, frame=None):
     for ctx in contexts:
         if not ctx.may_input():
             return CapsulePermissionError(
@@ -246,43 +362,90 @@ def _input_rule(event, args, contexts):
     return None
 
 
-def _listdir_rule(event, args, contexts):
-    path = args[0]
-    if isinstance(path, int) or path is None:
-        path = "."
-    path = os.path.realpath(os.fsdecode(path))
-    if all(ctx.allows_path("read", path) for ctx in contexts):
-        return None
-    return CapsulePermissionError(f"listing {path}", "tripwire", f"--allow-read {path}")
+#: Harmless, or covered by the lower-level event it leads to (os.scandir, open, os.mkdir...).
+ALLOWED_EVENTS = """array.__new__ builtins.id builtins.input/result exec sys._getframe
+    sys._getframemodulename time.sleep sys.excepthook sys.unraisablehook
+    cpython._PySys_ClearAuditHooks sys.set_asyncgen_hook_finalizer
+    sys.set_asyncgen_hook_firstiter marshal.dumps glob.glob glob.glob/2 os.walk os.fwalk
+    pathlib.Path.glob pathlib.Path.rglob shutil.copyfile shutil.copymode shutil.copystat
+    shutil.copytree shutil.make_archive shutil.move shutil.rmtree shutil.unpack_archive
+    tempfile.mkstemp tempfile.mkdtemp sqlite3.connect/handle""".split()
 
+#: Refused whenever capsule code is on the stack: processes, signals, sockets and network
+#: clients, ctypes, gc, debuggers and tracers, code/function construction, unpickling
+#: globals, interpreter state, changes of directory, owner, environment and limits.
+DENIED_EVENTS = """builtins.breakpoint code.__new__ function.__new__
+    cpython.PyInterpreterState_Clear cpython.PyInterpreterState_New cpython.run_command
+    cpython.run_file cpython.run_interactivehook cpython.run_module cpython.run_startup
+    cpython.run_stdin cpython.remote_debugger_script ctypes.addressof ctypes.call_function
+    ctypes.cdata ctypes.cdata/buffer ctypes.create_string_buffer ctypes.create_unicode_buffer
+    ctypes.dlopen ctypes.dlsym ctypes.dlsym/handle ctypes.get_errno ctypes.get_last_error
+    ctypes.seh_exception ctypes.set_errno ctypes.set_exception ctypes.set_last_error
+    ctypes.string_at ctypes.wstring_at ctypes.PyObj_FromPtr ensurepip.bootstrap fcntl.fcntl
+    fcntl.flock fcntl.ioctl fcntl.lockf ftplib.connect ftplib.sendcmd gc.get_objects
+    gc.get_referents gc.get_referrers gc.freeze http.client.connect http.client.send
+    imaplib.open imaplib.send mmap.__new__ msvcrt.get_osfhandle msvcrt.locking
+    msvcrt.open_osfhandle nntplib.connect nntplib.putline os.add_dll_directory os.chdir
+    os.chflags os.chown os.exec os.fork os.forkpty os.kill os.killpg os.lockf os.posix_spawn
+    os.putenv os.spawn os.startfile os.startfile/2 os.system os.unsetenv os.listdrives
+    os.listmounts os.listvolumes pdb.Pdb pickle.find_class poplib.connect poplib.putline
+    pty.spawn resource.prlimit resource.setrlimit setopencode shutil.chown
+    signal.pthread_kill smtplib.connect smtplib.send socket.__new__ socket.bind
+    socket.connect socket.getaddrinfo socket.gethostbyaddr socket.gethostbyname
+    socket.gethostname socket.getnameinfo socket.getservbyname socket.getservbyport
+    socket.sendmsg socket.sendto socket.sethostname sqlite3.enable_load_extension
+    sqlite3.load_extension subprocess.Popen sys._current_exceptions sys._current_frames
+    sys.addaudithook sys.setprofile sys.settrace sys.monitoring.register_callback
+    sys.remote_exec syslog.closelog syslog.openlog syslog.setlogmask syslog.syslog
+    telnetlib.Telnet.open telnetlib.Telnet.write urllib.Request webbrowser.open
+    _thread.start_new_thread locale.setlocale winreg.ConnectRegistry winreg.CreateKey
+    winreg.DeleteKey winreg.DeleteValue winreg.DisableReflectionKey
+    winreg.EnableReflectionKey winreg.EnumKey winreg.EnumValue
+    winreg.ExpandEnvironmentStrings winreg.LoadKey winreg.OpenKey winreg.OpenKey/result
+    winreg.PyHKEY.Detach winreg.QueryInfoKey winreg.QueryReflectionKey winreg.QueryValue
+    winreg.SaveKey winreg.SetValue _winapi.CreateFile _winapi.CreateJunction
+    _winapi.CreateNamedPipe _winapi.CreatePipe _winapi.CreateProcess _winapi.OpenProcess
+    _winapi.TerminateProcess""".split()
 
-#: Exact event names -> rule.  Everything else falls to _prefix_rule (deny by default).
+#: Exact event name -> rule.  An event not listed is refused (fail closed), and a test
+#: fails on any event of this Python that is not listed.
 EVENTS = {
+    **{name: _allow for name in ALLOWED_EVENTS},
+    **{name: _deny for name in DENIED_EVENTS},
     "open": _open_rule,
     "import": _import_rule,
     "compile": _compile_rule,
-    "exec": _allow,  # runs a code object; its source was checked at 'compile'
-    "builtins.id": _allow,
-    "sys._getframe": _allow,  # libraries find their caller's module name (namedtuple, enum)
-    "sys._getframemodulename": _allow,
     "object.__setattr__": _setattr_rule,
     "object.__delattr__": _setattr_rule,
     "object.__getattr__": _getattr_rule,
     "builtins.input": _input_rule,
-    "builtins.input/result": _allow,
-    "time.sleep": _allow,
-    "array.__new__": _allow,
     "os.listdir": _listdir_rule,
     "os.scandir": _listdir_rule,
-    "sys.excepthook": _allow,
-    "sys.unraisablehook": _allow,
-    "cpython._PySys_ClearAuditHooks": _allow,
-    "locale.setlocale": _deny,
+    "marshal.loads": _marshal_rule,
+    "marshal.load": _marshal_rule,
+    "sqlite3.connect": _sqlite_rule,
+    "os.mkdir": _paths_rule(write=(0,), dir_fd=2),
+    "os.remove": _paths_rule(write=(0,), dir_fd=1),
+    "os.rmdir": _paths_rule(write=(0,), dir_fd=1),
+    "os.truncate": _paths_rule(write=(0,)),
+    "os.utime": _paths_rule(write=(0,), dir_fd=3),
+    "os.chmod": _paths_rule(write=(0,), dir_fd=2),
+    "os.setxattr": _paths_rule(write=(0,)),
+    "os.removexattr": _paths_rule(write=(0,)),
+    "os.rename": _paths_rule(write=(0, 1)),
+    "os.link": _paths_rule(write=(1,), read=(0,)),
+    "os.symlink": _paths_rule(write=(1,), read=(0,)),
+    "os.getxattr": _paths_rule(read=(0,)),
+    "os.listxattr": _paths_rule(read=(0,)),
 }
 
 
-def _prefix_rule(event, args, contexts):
-    return _deny(event, args, contexts)
+def classify_event(event: str) -> str | None:
+    """'allow', 'deny' or 'rule' for an event the table knows; None if it is unclassified."""
+    rule = EVENTS.get(event)
+    if rule is None:
+        return None
+    return {_allow: "allow", _deny: "deny"}.get(rule, "rule")
 
 
 # -- trusted helpers (their frames are marks) -------------------------------------------------
@@ -315,6 +478,11 @@ def trusted_open(path: str, mode: str, buffering, encoding, errors, newline, ver
         os.close(fd)
         raise
     return open(fd, mode, buffering, encoding, errors, newline, closefd=True)
+
+
+def trusted_compile(tree, filename: str, mode: str):
+    """Compile a tree the gate produced (an AST compile carries no filename in its event)."""
+    return compile(tree, filename, mode, dont_inherit=True)
 
 
 def trusted_append(path: str, text: str) -> None:
