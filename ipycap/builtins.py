@@ -47,8 +47,11 @@ class _Refusing:
     __slots__ = ("name", "why")
 
     def __init__(self, name, why):
-        self.name = name
-        self.why = why
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "why", why)
+
+    def __setattr__(self, name, value):
+        raise CapsuleTypeError(f"{self.name} cannot be changed", "builtins")
 
     def __call__(self, *args, **kwargs):
         hint = "use obj? in a notebook for help" if self.name == "help" else None
@@ -64,7 +67,7 @@ class _Refusing:
 class ModuleView:
     """A read-only view of a module: public names only; modules inside are views or refused."""
 
-    __slots__ = ("__ipycap_module__", "__ipycap_context__")
+    __slots__ = ("__ipycap_module__",)
 
     def __getattr__(self, name):
         name = guard.exact_name(name)
@@ -100,8 +103,6 @@ class ModuleView:
 
 _view_module = ModuleView.__dict__["__ipycap_module__"].__get__
 _view_set_module = ModuleView.__dict__["__ipycap_module__"].__set__
-_view_set_context = ModuleView.__dict__["__ipycap_context__"].__set__
-_view_context = ModuleView.__dict__["__ipycap_context__"].__get__
 
 
 def _private(modname, name):
@@ -134,17 +135,18 @@ def _public_names(module):
     return [n for n in names if n[:1] != "_"]
 
 
+#: One view per module: what a view may hand out is decided per access, for the capsule
+#: on the stack (tripwire.current_context), so views can be shared between capsules.
 _VIEWS: dict = {}
 
 
-def make_view(module, context) -> ModuleView:
-    key = (module.__name__, id(context))
-    view = _VIEWS.get(key)
+def make_view(module, context=None) -> ModuleView:
+    """The read-only view of ``module`` (``context`` is accepted for the call sites' clarity)."""
+    view = _VIEWS.get(module.__name__)
     if view is None or _view_module(view) is not module:
         view = ModuleView.__new__(ModuleView)
         _view_set_module(view, module)
-        _view_set_context(view, context)
-        _VIEWS[key] = view
+        _VIEWS[module.__name__] = view
     return view
 
 
@@ -174,7 +176,10 @@ class _Stream:
     __slots__ = ("_name",)
 
     def __init__(self, name):
-        self._name = name
+        object.__setattr__(self, "_name", name)
+
+    def __setattr__(self, name, value):
+        raise CapsuleTypeError("the capsule's sys streams are read-only", "builtins")
 
     def write(self, text):
         return getattr(sys, self._name).write(
@@ -233,7 +238,8 @@ def _sys_view():
 
 
 def _display_view():
-    from IPython import display as d
+    tripwire.trusted_import("IPython.display")  # a trusted helper: the tripwire's mark
+    d = sys.modules["IPython.display"]
 
     mod = types.ModuleType("IPython.display", "Capsule-safe IPython.display: output is filtered.")
     names = [
