@@ -92,6 +92,11 @@ def decide(value, name: str, mode: str = "proxy"):
     if rule == "own":
         if is_own(value):
             return getattr(value, name)
+        # On outside objects only what is the capsule's own anyway, or plain data
+        # (e.g. lru_cache(f).__wrapped__ of a capsule function f, a tuple of defaults).
+        result = getattr(value, name)
+        if is_own(result) or _is_plain_data(result):
+            return result
         refuse(
             value,
             name,

@@ -46,6 +46,23 @@ DEFAULT_IMPORTS = [
     "time",
     "sys",
     "IPython.display",
+    # Private helpers the modules above import lazily through the calling frame's
+    # __import__ (datetime.strptime imports _strptime from C, and so on).
+    "_strptime",
+    "_datetime",
+    "_json",
+    "_decimal",
+    "_pydecimal",
+    "_random",
+    "_bisect",
+    "_heapq",
+    "_collections_abc",
+    "_functools",
+    "_operator",
+    "_statistics",
+    "_string",
+    "keyword",
+    "reprlib",
 ]
 
 DENIED_IMPORTS = [
@@ -343,6 +360,15 @@ def _code_dirs() -> list[str]:
         dirs += site.getsitepackages() + [site.getusersitepackages()]
     except Exception:
         pass
+    # ipycap's own source (an editable install lives outside site-packages) and the shell
+    # and scheduler files that run later with the user's full authority.
+    dirs.append(os.path.dirname(os.path.abspath(__file__)))
+    home = os.path.expanduser("~")
+    dirs += [
+        os.path.join(home, f)
+        for f in (".bashrc", ".bash_profile", ".profile", ".zshrc", ".bash_login", ".pythonrc.py")
+    ]
+    dirs += ["/etc/profile.d", "/etc/cron.d", "/etc/crontab", "/var/spool/cron"]
     dirs += [os.path.join(sys.prefix, "share", "jupyter"), os.path.join(sys.prefix, "etc")]
     home = os.path.expanduser("~")
     dirs += [os.path.join(home, ".local", "share", "jupyter"), os.path.join(home, ".config")]

@@ -230,17 +230,29 @@ def test_root_ceiling_refuses_raw_block_devices(box):
 
 @needs_landlock
 def test_root_write_ceiling_cannot_reconfigure_the_kernel(box):
-    r = run_child(
-        box,
-        """
-        attempt("core_pattern", lambda: os.open("/proc/sys/kernel/core_pattern", os.O_WRONLY))
-        attempt("tmp_write", lambda: write(os.path.join(P["out"], "x")))
-        import sysconfig
-        attempt("site_packages", lambda: write(os.path.join(sysconfig.get_paths()["purelib"], "x.pth")))
-        attempt("ipycap_source", lambda: write(os.path.join(os.path.dirname(confine.__file__), "x.py")))
-        """,
-        policy={"writable_paths": ["/"]},
-    )
+    import sysconfig
+
+    name = "ipycap-confine-test-" + os.path.basename(box["tmp"])  # unique per run
+    planted = [
+        os.path.join(sysconfig.get_paths()["purelib"], name + ".pth"),
+        os.path.join(os.path.dirname(confine.__file__), name + ".py"),
+    ]
+    try:
+        r = run_child(
+            box,
+            f"""
+            create = lambda path: os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
+            attempt("core_pattern", lambda: os.open("/proc/sys/kernel/core_pattern", os.O_WRONLY))
+            attempt("tmp_write", lambda: write(os.path.join(P["out"], "x")))
+            attempt("site_packages", lambda: create({planted[0]!r}))
+            attempt("ipycap_source", lambda: create({planted[1]!r}))
+            """,
+            policy={"writable_paths": ["/"]},
+        )
+    finally:  # a failing run must not leave files in the package or the venv
+        for path in planted:
+            if os.path.exists(path):
+                os.unlink(path)
     assert refused(r["core_pattern"])  # core_pattern would run a program as root
     # planting code that runs later with full authority (ipycap's own source too, even when
     # it is an editable install outside sys.path)
@@ -391,12 +403,24 @@ def test_seccomp_refuses_sockets_other_than_tcp(box):
         attempt("sctp", lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM, 132))
         attempt("tcp", lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM).close())
         attempt("asyncio", lambda: asyncio.run(asyncio.sleep(0, "loop ok")))  # socketpair
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.restype = ctypes.c_long
+        def raw(*args):  # -> errno of a raw syscall (0 on success)
+            ret = libc.syscall(*[ctypes.c_long(a) if isinstance(a, int) else a for a in args])
+            return 0 if ret >= 0 else ctypes.get_errno()
+        nr = {"x86_64": (425, 304), "aarch64": (425, 265)}[__import__("platform").machine()]
+        # io_uring can create and connect sockets without socket(); unconfined it succeeds
+        RESULT["io_uring"] = raw(nr[0], 1, ctypes.create_string_buffer(120))
+        # open_by_handle_at: the container escape; unconfined this NULL handle gives EFAULT
+        RESULT["by_handle"] = raw(nr[1], -100, None, 0)
         """,
     )
     for name in ("udp", "udp6", "unix", "raw", "sctp"):
         assert refused(r[name], err=errno.EPERM), name
     # netlink looks absent (EOPNOTSUPP): libzmq aborts on EPERM from getifaddrs()
     assert refused(r["netlink"], err=errno.EOPNOTSUPP, exc="OSError")
+    assert r["io_uring"] == errno.EPERM and r["by_handle"] == errno.EPERM
     assert r["tcp"]["ok"] and r["asyncio"]["value"] == "loop ok"
     assert r["report"]["seccomp"] is True
 
