@@ -21,7 +21,7 @@ from .errors import (
     CapsulePermissionError,
     CapsuleTypeError,
 )
-from .membrane import Proxy, wrap
+from .membrane import Proxy
 
 SAFE_BUILTINS = """abs aiter all anext any ascii bin bool bytearray bytes callable chr classmethod
 complex dict divmod enumerate filter float format frozenset hash hex id int isinstance iter
@@ -74,6 +74,8 @@ class ModuleView:
         module = _view_module(self)
         if name == "__all__":
             return _public_names(module)
+        if name == "__name__":  # read by 'from m import x' for its error messages
+            return module.__name__
         if name[:1] == "_":
             raise _private(module.__name__, name)
         override = MODULE_OVERRIDES.get((module.__name__, name))
@@ -141,7 +143,12 @@ _VIEWS: dict = {}
 
 
 def make_view(module, context=None) -> ModuleView:
-    """The read-only view of ``module`` (``context`` is accepted for the call sites' clarity)."""
+    """The read-only view of ``module`` (``context`` is accepted for the call sites' clarity).
+
+    The raw ``sys`` and ``IPython.display`` are never viewed: their capsule-safe stand-ins
+    are viewed instead."""
+    if module.__name__ in SPECIAL_MODULES and module is sys.modules.get(module.__name__):
+        module = _special_module(module.__name__)
     view = _VIEWS.get(module.__name__)
     if view is None or _view_module(view) is not module:
         view = ModuleView.__new__(ModuleView)
@@ -153,6 +160,12 @@ def make_view(module, context=None) -> ModuleView:
 def _context_view(module, name):
     """A module reached as an attribute: a view when the capsule may import it, else refused."""
     context = tripwire.current_context()
+    if module.__name__ in SPECIAL_MODULES:
+        raise CapsuleImportError(
+            f"{name} is the raw {module.__name__} module",
+            "builtins",
+            hint=f"'import {module.__name__}' gives the capsule-safe view",
+        )
     if context is not None and context.may_import(module.__name__):
         return make_view(module, context)
     raise CapsuleImportError(
@@ -273,6 +286,13 @@ SPECIAL_MODULES = {"sys": _sys_view, "IPython.display": _display_view}
 _SPECIAL_CACHE: dict = {}
 
 
+def _special_module(name):
+    mod = _SPECIAL_CACHE.get(name)
+    if mod is None:
+        mod = _SPECIAL_CACHE[name] = SPECIAL_MODULES[name]()
+    return mod
+
+
 MODULE_OVERRIDES = {
     ("string", "Formatter"): guard.GuardedFormatter,
     ("operator", "attrgetter"): guard.attrgetter,
@@ -323,9 +343,9 @@ def _type(*args, **kwargs):
         obj = args[0]
         tp = type(obj)
         if tp is Proxy:
-            from .membrane import capability_of, target_of
+            from .membrane import capability_of, class_for_capsule, target_of
 
-            return wrap(type(target_of(obj)), capability_of(obj))
+            return class_for_capsule(target_of(obj), capability_of(obj))
         if tp is ModuleView:
             return types.ModuleType
         return tp
@@ -390,11 +410,8 @@ def _make_import(context):
                 "relative imports are not available in a capsule", "builtins", None
             )
         context.check_import(name)
-        special = SPECIAL_MODULES.get(name)
-        if special is not None:
-            mod = _SPECIAL_CACHE.get(name)
-            if mod is None:
-                mod = _SPECIAL_CACHE[name] = special()
+        if name in SPECIAL_MODULES:
+            mod = _special_module(name)
             if name == "IPython.display" and not fromlist:
                 raise CapsuleImportError(
                     "use 'from IPython.display import display'", "builtins", None

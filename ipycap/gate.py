@@ -149,6 +149,11 @@ class _Gate(ast.NodeTransformer):
             self.names.add(node.id)
         return node
 
+    def visit_AugAssign(self, node: ast.AugAssign):
+        if isinstance(node.target, ast.Name):
+            self.names.add(unicodedata.normalize("NFKC", node.target.id))  # it reads it too
+        return self.generic_visit(node)
+
     def visit_MatchClass(self, node: ast.MatchClass):
         if node.patterns:
             # Positional class patterns read the attributes named by __match_args__ in C,

@@ -72,13 +72,13 @@ def refuse(value, name: str, why: str, how: str | None = None, mode: str = "prox
 
 def decide(value, name: str, mode: str = "proxy"):
     """Return the attribute or raise ``CapsuleAttributeError``.  ``name`` is an exact str."""
+    if mode == "rexec" and name[:1] == "_" and name not in rules.REXEC_ALLOWED:
+        refuse(value, name, "rexec mode denies underscore introspection on every object", mode=mode)
     special = PROXY_TYPES.get(type(value))
     if special is not None:
         return special(value, name)
     if name in rules.FORMAT_ATTRS:
         return _format_attr(value, name, mode)
-    if mode == "rexec" and name[:1] == "_" and name not in rules.REXEC_ALLOWED:
-        refuse(value, name, "rexec mode denies underscore introspection on every object", mode=mode)
     rule = rules.classify(name)
     if rule == "never":
         refuse(
@@ -92,10 +92,10 @@ def decide(value, name: str, mode: str = "proxy"):
     if rule == "own":
         if is_own(value):
             return getattr(value, name)
-        # On outside objects only what is the capsule's own anyway, or plain data
-        # (e.g. lru_cache(f).__wrapped__ of a capsule function f, a tuple of defaults).
-        result = getattr(value, name)
-        if is_own(result) or _is_plain_data(result):
+        # On outside objects only what is the capsule's own anyway, e.g.
+        # functools.lru_cache(f).__wrapped__ of a capsule function f.
+        result = getattr(value, name, None)
+        if result is not None and is_own(result):
             return result
         refuse(
             value,

@@ -267,15 +267,25 @@ class Proxy(_ProxyBase):
         raise CapsuleTypeError("a proxy can never be a base class", "membrane")
 
 
-def _make_binary(op, reflected):
-    if reflected:
+def _make_binary(op, dunder, reflected):
+    """One half of a binary operator, as Python itself splits it: the target's own method
+    first; NotImplemented lets Python try the other operand's reflected method, which then
+    receives this proxy, never the raw target.  Only when the other operand is trusted data
+    (not a capsule object) may the full operator run on both raw values."""
 
-        def method(self, other):
-            return _call(lambda t, o: op(o, t), self, _get_target(self), export(other))
-    else:
-
-        def method(self, other):
-            return _call(op, self, _get_target(self), export(other))
+    def method(self, other):
+        target = _get_target(self)
+        o = export(other)
+        impl = getattr(type(target), dunder, None)
+        if impl is not None:
+            result = _call(impl, self, target, o)
+            if result is not NotImplemented:
+                return result
+        if type(o) is ReverseProxy:
+            return NotImplemented
+        if reflected:
+            return _call(lambda t, x: op(x, t), self, target, o)
+        return _call(op, self, target, o)
 
     return method
 
@@ -313,8 +323,8 @@ _BINARY = {
     "divmod": divmod,
 }
 for _n, _op in _BINARY.items():
-    setattr(Proxy, f"__{_n}__", _make_binary(_op, False))
-    setattr(Proxy, f"__r{_n}__", _make_binary(_op, True))
+    setattr(Proxy, f"__{_n}__", _make_binary(_op, f"__{_n}__", False))
+    setattr(Proxy, f"__r{_n}__", _make_binary(_op, f"__r{_n}__", True))
     if _n != "divmod":
         setattr(Proxy, f"__i{_n}__", _make_inplace(f"__i{_n.rstrip('_')}__"))
 for _n, _op in {
@@ -325,7 +335,7 @@ for _n, _op in {
     "eq": operator.eq,
     "ne": operator.ne,
 }.items():
-    setattr(Proxy, f"__{_n}__", _make_binary(_op, False))
+    setattr(Proxy, f"__{_n}__", _make_binary(_op, f"__{_n}__", False))
 for _n, _op in {
     "neg": operator.neg,
     "pos": operator.pos,
@@ -431,6 +441,15 @@ def wrap(value, cap, writable: bool = False):
 
 #: One dict per capability: id(target) -> proxy, so identity and creation cost stay sane.
 _CACHES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def class_for_capsule(target, cap):
+    """What ``type(p)`` / ``p.__class__`` give for a proxy: builtin classes as they are (the
+    capsule has them anyway, and ``type(x) is list`` keeps working), others proxied."""
+    cls = type(target)
+    if cls.__module__ == "builtins" and cls.__flags__ & (1 << 9) == 0:  # not a heap type
+        return cls
+    return wrap(cls, cap)
 
 
 def unwrap(value):
@@ -607,6 +626,28 @@ class ReverseProxy:
         raise TypeError("capsule objects cannot be pickled")
 
 
+def _make_out_binary(op, reflected):
+    if reflected:
+
+        def method(self, other):
+            o = wrap(other, _rp_cap(self))
+            return _out(lambda t: op(o, t), self)
+
+    else:
+
+        def method(self, other):
+            o = wrap(other, _rp_cap(self))
+            return _out(lambda t: op(t, o), self)
+
+    return method
+
+
+for _n, _op in _BINARY.items():
+    setattr(ReverseProxy, f"__{_n}__", _make_out_binary(_op, False))
+    setattr(ReverseProxy, f"__r{_n}__", _make_out_binary(_op, True))
+for _n, _op in {"le": operator.le, "ge": operator.ge}.items():
+    setattr(ReverseProxy, f"__{_n}__", _make_out_binary(_op, False))
+
 _rp_target = ReverseProxy.__dict__["__ipycap_target__"].__get__
 _rp_cap = ReverseProxy.__dict__["__ipycap_cap__"].__get__
 _rp_set_target = ReverseProxy.__dict__["__ipycap_target__"].__set__
@@ -628,6 +669,14 @@ def scrub_outbound(exc: BaseException) -> BaseException:
     if type(exc).__module__ == "builtins" and not guard.is_own(exc) and not exc.args:
         return type(exc)()
     tp = type(exc)
+    if tp.__module__ == RevokedError.__module__ and not guard.is_own(exc):
+        # ipycap's own refusals keep their type (e.g. RevokedError), rebuilt from plain text.
+        try:
+            return tp(
+                *(None if v is None else "".join([str(v)]) for v in (exc.what, exc.layer, exc.how))
+            )
+        except Exception:  # noqa: BLE001 - fall back to the builtin base below
+            pass
     builtin = next(c for c in tp.__mro__ if c.__module__ == "builtins")
     try:
         message = _plain_result(str(exc))
@@ -704,7 +753,7 @@ def _proxy_getattr(proxy, name):
         _revoked(cap)
     target = _get_target(proxy)
     if name == "__class__":
-        return wrap(type(target), cap)
+        return class_for_capsule(target, cap)
     if name in _SAFE_DUNDERS:
         value = _call(getattr, proxy, target, name, None, raw=True)
         return value if _is_plain(value) else None

@@ -42,3 +42,27 @@ def test_exec_with_fresh_globals_cannot_import_os(tmp_path):
     except ImportError:
         pass
     assert not marker.exists()
+
+
+def test_raw_sys_reached_as_a_module_attribute_is_refused():
+    """'sys' is a default import (as a capsule-safe view), so a module attribute holding the
+    raw sys module (datetime.sys) was once handed out as a view of the *raw* module, and
+    datetime.sys.modules['os'] was one step away."""
+    import sys
+
+    payload = "import datetime\nmods = datetime.sys.modules\nos_mod = mods['os']\n"
+    plain = {}
+    exec(payload, plain)
+    assert plain["os_mod"] is sys.modules["os"]
+    capsule = Capsule(protected={"sys": sys})
+    try:
+        capsule.run(payload)
+    except ImportError:
+        pass
+    assert "os_mod" not in capsule.namespace and "mods" not in capsule.namespace
+    # The user namespace's own 'sys' is seen as the capsule-safe view too.
+    try:
+        capsule.run("m = sys.modules")
+    except AttributeError:
+        pass
+    assert "m" not in capsule.namespace
