@@ -91,7 +91,10 @@ class ModuleView:
             f"module views are read-only (cannot set {name!r})", "builtins", None
         )
 
-    __delattr__ = __setattr__
+    def __delattr__(self, name):
+        raise CapsuleTypeError(
+            f"module views are read-only (cannot delete {name!r})", "builtins", None
+        )
 
     def __dir__(self):
         return _public_names(_view_module(self))

@@ -249,7 +249,7 @@ def gate(
     source = "".join([source])  # an exact str, whatever subclass we were given
     for lineno, line in enumerate(source.splitlines(), 1):
         stripped = line.lstrip()
-        if stripped[:1] in ("!", "%") and not _inside_string(source, lineno):
+        if stripped[:1] in ("!", "%") and not _continues_statement(source, lineno):
             raise CapsuleSyntaxError(
                 "shell escapes ('!') and magics ('%') are not available in a capsule",
                 hint="run them in an ordinary cell, outside the capsule; inside a capsule kernel "
@@ -265,18 +265,27 @@ def gate(
     return GatedSource(tree, g.names, g.rewrites)
 
 
-def _inside_string(source: str, lineno: int) -> bool:
-    """Whether line ``lineno`` starts inside a multi-line string literal."""
+def _continues_statement(source: str, lineno: int) -> bool:
+    """Whether line ``lineno`` continues a statement (inside brackets, a string or after a
+    backslash) rather than starting one, so a leading '%' there is the modulo operator."""
     import io
     import tokenize
 
+    depth = 0
+    last = tokenize.NEWLINE
     try:
         for tok in tokenize.generate_tokens(io.StringIO(source).readline):
-            if tok.type == tokenize.STRING and tok.start[0] < lineno <= tok.end[0]:
+            if tok.start[0] >= lineno:
+                return depth > 0 or last not in (tokenize.NEWLINE, tokenize.NL, None)
+            if tok.type == tokenize.STRING and tok.end[0] >= lineno:
                 return True
-            if tok.start[0] > lineno:
-                break
-    except (tokenize.TokenError, SyntaxError):
+            if tok.type == tokenize.OP and tok.string in "([{":
+                depth += 1
+            elif tok.type == tokenize.OP and tok.string in ")]}":
+                depth = max(0, depth - 1)
+            if tok.type not in (tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT):
+                last = tok.type
+    except (tokenize.TokenError, SyntaxError, IndentationError):
         return False
     return False
 
@@ -307,3 +316,8 @@ def source_filename(source: str, label: str | None = None) -> str:
     digest = hashlib.sha1(source.encode("utf-8", "surrogatepass")).hexdigest()[:10]
     label = "".join(ch for ch in (label or "") if ch.isalnum() or ch in "-_.")[:40]
     return f"<capsule-{label + '-' if label else ''}{digest}>"
+
+
+#: Public name for the kernel shell, which finds '%capsule' command lines the same way.
+continues_statement = _continues_statement
+_inside_string = _continues_statement  # the name the kernel shell used first

@@ -19,6 +19,7 @@ import os
 import sys
 import sysconfig
 import threading
+from types import FunctionType
 
 from . import guard, rules
 from .errors import CapsulePermissionError
@@ -345,12 +346,22 @@ def _setattr_rule(event, args, contexts, frame=None):
 
 
 def _getattr_rule(event, args, contexts, frame=None):
-    obj = args[0]
-    if args[1] == "__code__" and guard.is_own(obj):
-        return None  # e.g. inspect.signature() of a capsule function, used by a library
+    obj, name = args[0], args[1]
+    if name in ("__code__", "__defaults__", "__kwdefaults__") and type(obj) is FunctionType:
+        # Function attributes CPython audits.  Capsule code never reads them except through
+        # the guard, which refuses them on outside functions before reading; what is left is
+        # the guard itself on the capsule's own functions and libraries introspecting
+        # functions they keep (inspect.signature inside dataclasses, functools).
+        if guard.is_own(obj) or not _read_by_capsule_frame(frame):
+            return None
     return CapsulePermissionError(
         f"reading {args[1]!r} (frames and code objects)", "tripwire", None
     )
+
+
+def _read_by_capsule_frame(frame) -> bool:
+    """Whether the frame that raised the event is capsule code itself."""
+    return frame is not None and _MARK in frame.f_builtins
 
 
 def _input_rule(event, args, contexts, frame=None):
