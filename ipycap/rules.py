@@ -48,7 +48,8 @@ PROTOCOL = frozenset(
     __deepcopy__ __class_getitem__ __init_subclass__ __subclasshook__ __instancecheck__
     __subclasscheck__ __prepare__ __mro_entries__ __set_name__ __getformat__
     __buffer__ __release_buffer__ __length__ __origin__ __args__ __parameters__
-    __unpacked__ __typing_unpacked_tuple_args__ __typing_is_unpacked_typevartuple__""".split()
+    __unpacked__ __typing_unpacked_tuple_args__ __typing_is_unpacked_typevartuple__
+    __concat__ __iconcat__ __inv__ __not__ __alloc__ __vectorcalloffset__""".split()
 )
 
 #: Descriptive dunders: strings, classes or tuples of them.
@@ -58,13 +59,18 @@ DESCRIPTIVE = frozenset(
     __abstractmethods__ __isabstractmethod__ __slots__ __match_args__ __objclass__
     __self_class__ __thisclass__ __file__ __package__ __cached__ __version__ __all__
     __members__ __orig_bases__ __orig_class__ __type_params__ __notes__ __suppress_context__
-    __context__ __cause__ __debug__ __future__ __weakref__""".split()
+    __context__ __cause__ __debug__ __future__ __weakref__
+    __about__ __author__ __copyright__ __credits__ __date__ __status__
+    __libmpdec_version__ __final__ __forward_arg__ __forward_is_argument__ __forward_is_class__
+    __forward_evaluated__ __forward_module__ __dataclass_params__ __slotnames__""".split()
 )
 
 #: Introspection a capsule may use on what it created, never on anything else.
 OWN_ONLY = frozenset(
     """__dict__ __closure__ __defaults__ __kwdefaults__ __annotations__ __wrapped__
-    __getattr__ __del__ __signature__ __getnewargs__ __getnewargs_ex__""".split()
+    __getattr__ __del__ __signature__ __getnewargs__ __getnewargs_ex__
+    __dataclass_fields__ __forward_value__ __getinitargs__ __new_member__
+    __typing_subst__ __typing_prepare_subst__ __getitem_inner__""".split()
 )
 
 #: Refused on every object: frames, code, globals, generic accessors, pickling hooks.
@@ -74,7 +80,11 @@ NEVER = (
     __delattr__ __get__ __set__ __delete__ __reduce__ __reduce_ex__ __getstate__
     __setstate__ __traceback__ __loader__ __spec__ __path__ __import__ __build_class__
     __callback__ __self_class_cell__ __classcell__ __dictoffset_raw__ __func_globals__
-    __annotate__ __static_attributes__ __firstlineno__""".split()
+    __annotate__ __static_attributes__ __firstlineno__
+    __forward_code__ __breakpointhook__ __displayhook__ __excepthook__
+    __interactivehook__ __unraisablehook__ __stderr__ __stdin__ __stdout__ __newobj__
+    __newobj_ex__ __ipycap_cap__ __ipycap_code__ __ipycap_module__ __ipycap_target__
+    __ipycap_writable__""".split()
     )
     | FRAME_ATTRS
 )
