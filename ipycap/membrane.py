@@ -170,7 +170,7 @@ class Proxy(_ProxyBase):
 
     # -- protocols -------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
-        return _call(_apply, self, _get_target(self), args, kwargs)
+        return _call(_apply, self, _get_target(self), args, kwargs, _get_cap(self))
 
     def __repr__(self):
         return f"<proxy of {_call(repr, self, _get_target(self), raw=True)}>"
@@ -490,9 +490,12 @@ def _revoked(cap):
     )
 
 
-def _apply(fn, args, kwargs):
+def _apply(fn, args, kwargs, cap=None):
+    """Call trusted ``fn`` with capsule arguments exported; callbacks among them wrap what
+    trusted code later passes in with ``cap`` (so revoking it reaches them too)."""
     return fn(
-        *[export(a) for a in args], **{guard.exact_name(k): export(v) for k, v in kwargs.items()}
+        *[export(a, cap) for a in args],
+        **{guard.exact_name(k): export(v, cap) for k, v in kwargs.items()},
     )
 
 
@@ -779,10 +782,7 @@ def _call_method(method, cap, args, kwargs):
     if cap.revoked:
         _revoked(cap)
     try:
-        result = method(
-            *[export(a) for a in args],
-            **{guard.exact_name(k): export(v) for k, v in (kwargs or {}).items()},
-        )
+        result = _apply(method, args, kwargs or {}, cap)
     except BaseException as e:  # noqa: BLE001
         err = scrub(e)
     else:
