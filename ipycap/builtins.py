@@ -67,7 +67,10 @@ class _Refusing:
 class ModuleView:
     """A read-only view of a module: public names only; modules inside are views or refused."""
 
-    __slots__ = ("__ipycap_module__",)
+    # The instance dict caches names already decided (never submodules: whether a capsule may
+    # see one depends on that capsule's grants), so 'math.sqrt' in a loop is a native load.
+    # Capsule code cannot write to it: assignment is refused and __dict__ is never given out.
+    __slots__ = ("__ipycap_module__", "__dict__")
 
     def __getattr__(self, name):
         name = guard.exact_name(name)
@@ -79,11 +82,10 @@ class ModuleView:
         if name[:1] == "_":
             raise _private(module.__name__, name)
         override = MODULE_OVERRIDES.get((module.__name__, name))
-        if override is not None:
-            return override
-        value = getattr(module, name)
+        value = override if override is not None else getattr(module, name)
         if type(value) is types.ModuleType:
             return _context_view(value, f"{module.__name__}.{name}")
+        _view_dict(self)[name] = value
         return value
 
     def __setattr__(self, name, value):
@@ -108,6 +110,7 @@ class ModuleView:
 
 _view_module = ModuleView.__dict__["__ipycap_module__"].__get__
 _view_set_module = ModuleView.__dict__["__ipycap_module__"].__set__
+_view_dict = ModuleView.__dict__["__dict__"].__get__
 
 
 def _private(modname, name):

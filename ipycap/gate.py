@@ -78,6 +78,26 @@ def classified_node_types() -> dict[str, str]:
 
 
 _KNOWN = classified_node_types()
+#: Plain nodes that carry no name and need no check at all (the scan skips them).
+_BARE = frozenset(
+    getattr(ast, n)
+    for n in PLAIN
+    if n
+    not in (
+        "FunctionDef",
+        "AsyncFunctionDef",
+        "ClassDef",
+        "ExceptHandler",
+        "alias",
+        "arg",
+        "Global",
+        "Nonlocal",
+        "ImportFrom",
+        "MatchAs",
+        "MatchStar",
+        "MatchMapping",
+    )
+)
 
 
 @dataclass
@@ -87,6 +107,11 @@ class GatedSource:
     tree: ast.AST
     names: set[str] = field(default_factory=set)
     rewrites: int = 0
+
+
+def _nfkc(name: str) -> str:
+    """Identifiers as the parser sees them (it NFKC-normalises; strings are not)."""
+    return name if name.isascii() else unicodedata.normalize("NFKC", name)
 
 
 class _Gate(ast.NodeTransformer):
@@ -112,13 +137,13 @@ class _Gate(ast.NodeTransformer):
         )
 
     def check_name(self, node, name: str):
-        name = unicodedata.normalize("NFKC", name)
+        name = _nfkc(name)
         if name in rules.RESERVED_NAMES or name.startswith(rules.RESERVED_PREFIX):
             self.refuse(node, f"the name {name!r} is reserved and cannot be used in a capsule")
         return name
 
-    # -- the walk ------------------------------------------------------------------------
-    def generic_visit(self, node):
+    # -- the checks, shared by the fast scan and the rewriting walk -----------------------
+    def check_node(self, node) -> None:
         kind = _KNOWN.get(type(node).__name__)
         if kind is None or kind == "refused":
             reason = REFUSED.get(type(node).__name__) or (
@@ -132,15 +157,47 @@ class _Gate(ast.NodeTransformer):
         if isinstance(node, (ast.Global, ast.Nonlocal)):
             for n in node.names:
                 self.check_name(node, n)
-        if isinstance(node, ast.arg):
+        elif isinstance(node, ast.arg):
             self.check_name(node, node.arg)
-        if isinstance(node, ast.ImportFrom):
+        elif isinstance(node, ast.ImportFrom):
             for alias in node.names:
                 self.check_name(node, alias.name)
-        if isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
+        elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
             self.check_name(node, node.name)
-        if isinstance(node, ast.MatchMapping) and node.rest:
+        elif isinstance(node, ast.MatchMapping) and node.rest:
             self.check_name(node, node.rest)
+        elif isinstance(node, ast.MatchClass):
+            self.check_match_class(node)
+
+    def scan(self, tree) -> bool:
+        """Check every node without rewriting; True when some access must be rewritten.
+
+        Most cells have no risky access at all, and a plain walk is several times cheaper
+        than a NodeTransformer, so the rewriting walk runs only when it has work to do."""
+        risky = self.risky
+        names = self.names
+        needs_rewrite = False
+        for node in ast.walk(tree):
+            tp = type(node)
+            if tp is ast.Name:
+                node.id = self.check_name(node, node.id)
+                if type(node.ctx) is ast.Load:
+                    names.add(node.id)
+            elif tp is ast.Attribute:
+                if risky(_nfkc(node.attr)):
+                    needs_rewrite = True
+            elif tp is ast.AugAssign:
+                if type(node.target) is ast.Name:
+                    names.add(_nfkc(node.target.id))  # read too
+            elif tp in _BARE:
+                continue
+            else:
+                self.check_node(node)
+        return needs_rewrite
+
+    # -- the rewriting walk --------------------------------------------------------------
+    def generic_visit(self, node):
+        self.check_node(node)
         return super().generic_visit(node)
 
     def visit_Name(self, node: ast.Name):
@@ -151,10 +208,10 @@ class _Gate(ast.NodeTransformer):
 
     def visit_AugAssign(self, node: ast.AugAssign):
         if isinstance(node.target, ast.Name):
-            self.names.add(unicodedata.normalize("NFKC", node.target.id))  # it reads it too
+            self.names.add(_nfkc(node.target.id))  # it reads it too
         return self.generic_visit(node)
 
-    def visit_MatchClass(self, node: ast.MatchClass):
+    def check_match_class(self, node: ast.MatchClass) -> None:
         if node.patterns:
             # Positional class patterns read the attributes named by __match_args__ in C,
             # and a metaclass __instancecheck__ can make any object match.
@@ -166,10 +223,9 @@ class _Gate(ast.NodeTransformer):
         for attr in node.kwd_attrs:
             if self.risky(attr):
                 self.refuse(node, f"the class pattern reads the risky attribute {attr!r}")
-        return self.generic_visit(node)
 
     def visit_Attribute(self, node: ast.Attribute):
-        attr = unicodedata.normalize("NFKC", node.attr)
+        attr = _nfkc(node.attr)
         self.generic_visit(node)
         if not self.risky(attr):
             return node
@@ -189,15 +245,13 @@ class _Gate(ast.NodeTransformer):
         )
 
     def _store_target(self, target, value_node, stmt):
-        if isinstance(target, ast.Attribute) and self.risky(
-            unicodedata.normalize("NFKC", target.attr)
-        ):
+        if isinstance(target, ast.Attribute) and self.risky(_nfkc(target.attr)):
             self.rewrites += 1
             call = ast.Call(
                 func=ast.Name(SETATTR_HOOK, ast.Load()),
                 args=[
                     self.visit(target.value),
-                    ast.Constant(unicodedata.normalize("NFKC", target.attr)),
+                    ast.Constant(_nfkc(target.attr)),
                     value_node,
                 ],
                 keywords=[],
@@ -220,15 +274,13 @@ class _Gate(ast.NodeTransformer):
         plain = []
         for target in node.targets:
             attr = getattr(target, "attr", None)
-            if isinstance(target, ast.Attribute) and self.risky(
-                unicodedata.normalize("NFKC", attr)
-            ):
+            if isinstance(target, ast.Attribute) and self.risky(_nfkc(attr)):
                 self.rewrites += 1
                 call = ast.Call(
                     func=ast.Name(DELATTR_HOOK, ast.Load()),
                     args=[
                         self.visit(target.value),
-                        ast.Constant(unicodedata.normalize("NFKC", attr)),
+                        ast.Constant(_nfkc(attr)),
                     ],
                     keywords=[],
                 )
@@ -260,8 +312,10 @@ def gate(
             )
     tree = ast.parse(source, filename, mode)
     g = _Gate(source, filename, rexec)
-    tree = g.visit(tree)
-    ast.fix_missing_locations(tree)
+    if g.scan(tree):
+        g.names.clear()
+        tree = g.visit(tree)
+        ast.fix_missing_locations(tree)
     return GatedSource(tree, g.names, g.rewrites)
 
 

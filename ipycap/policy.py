@@ -12,6 +12,10 @@ import site
 import sys
 import sysconfig
 
+try:  # imported here, not lazily: a lazy import inside a capsule would meet the tripwire
+    from jupyter_core import paths as _jupyter_paths
+except ImportError:  # pragma: no cover - jupyter_core comes with ipykernel
+    _jupyter_paths = None
 from traitlets import Bool, Enum, Int, List, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
@@ -340,12 +344,8 @@ def _jupyter_private_dirs() -> list[str]:
     for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_RUNTIME_DIR"):
         if os.environ.get(var):
             dirs.append(os.environ[var])
-    try:
-        from jupyter_core.paths import jupyter_config_dir, jupyter_runtime_dir
-
-        dirs += [jupyter_config_dir(), jupyter_runtime_dir()]
-    except Exception:  # jupyter_core absent: the defaults above still apply
-        pass
+    if _jupyter_paths is not None:
+        dirs += [_jupyter_paths.jupyter_config_dir(), _jupyter_paths.jupyter_runtime_dir()]
     return dirs
 
 

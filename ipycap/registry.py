@@ -235,6 +235,10 @@ class Registry:
     def refuse(self, error: BaseException, *, kind: str = "", target: str = "") -> None:
         self._event("refuse", error=error, kind=kind, target=target)
 
+    def note(self, name: str, *, target: str = "", detail: str = "", kind: str = "") -> None:
+        """Record an event that is not a grant, use or refusal (e.g. a policy change)."""
+        self._event(name, kind=kind, target=target, detail=detail)
+
     def refusals(self) -> list[dict]:
         return [e for e in self.events if e["event"] == "refuse"]
 

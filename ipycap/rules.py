@@ -62,7 +62,8 @@ DESCRIPTIVE = frozenset(
     __context__ __cause__ __debug__ __future__ __weakref__
     __about__ __author__ __copyright__ __credits__ __date__ __status__
     __libmpdec_version__ __final__ __forward_arg__ __forward_is_argument__ __forward_is_class__
-    __forward_evaluated__ __forward_module__ __dataclass_params__ __slotnames__""".split()
+    __forward_evaluated__ __forward_module__ __dataclass_params__ __slotnames__
+    __IPYTHON__""".split()
 )
 
 #: Introspection a capsule may use on what it created, never on anything else.
@@ -84,7 +85,8 @@ NEVER = (
     __forward_code__ __breakpointhook__ __displayhook__ __excepthook__
     __interactivehook__ __unraisablehook__ __stderr__ __stdin__ __stdout__ __newobj__
     __newobj_ex__ __ipycap_cap__ __ipycap_code__ __ipycap_module__ __ipycap_target__
-    __ipycap_writable__""".split()
+    __ipycap_writable__
+    __ctype_be__ __ctype_le__ __ctypes_from_outparam__""".split()
     )
     | FRAME_ATTRS
 )
@@ -101,13 +103,22 @@ def is_dunder(name: str) -> bool:
 
 
 def is_risky(name: str) -> bool:
-    """Whether the gate must route ``obj.NAME`` through the guard (proxy mode)."""
-    return (name[:2] == "__" and name[-2:] == "__") or name in FRAME_ATTRS or name in FORMAT_ATTRS
+    """Whether the gate must route ``obj.NAME`` through the guard (proxy mode).
+
+    Protocol dunders (``__init__``, ``__add__``...) give bound methods that are harmless on
+    every object, proxies included (the membrane answers them the same way natively), so
+    ``super().__init__()`` stays native bytecode; what can be derived from them
+    (``__self__``, ``__func__``) is itself risky."""
+    if name[:2] == "__" and name[-2:] == "__":
+        return name not in PROTOCOL
+    return name in FRAME_ATTRS or name in FORMAT_ATTRS
 
 
 def is_risky_rexec(name: str) -> bool:
-    """rexec mode routes every underscore name through the guard too."""
-    return name[:1] == "_" or name in FRAME_ATTRS or name in FORMAT_ATTRS
+    """rexec mode routes every other underscore name through the guard too."""
+    if name[:1] == "_":
+        return name not in PROTOCOL
+    return name in FRAME_ATTRS or name in FORMAT_ATTRS
 
 
 def classify(name: str) -> str | None:

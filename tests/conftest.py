@@ -39,3 +39,17 @@ def canary(tmp_path):
     token = "CANARY-" + os.urandom(8).hex()
     path.write_text(token)
     return path, token
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A skipped test is not a pass: the suite fails if anything was skipped (the machines
+    this project targets have everything the tests need; .ci/run installs it)."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if skipped and exitstatus == 0 and not os.environ.get("IPYCAP_ALLOW_SKIPS"):
+        reporter.write_line(
+            f"{len(skipped)} test(s) were skipped; a skip is not a pass "
+            "(set IPYCAP_ALLOW_SKIPS=1 to accept them on a machine that lacks something)",
+            red=True,
+        )
+        session.exitstatus = 1

@@ -485,7 +485,7 @@ def test_granted_access_and_imports_still_work(box):
     r = run_child(
         box,
         """
-        attempt("fresh", lambda: sorted(m for m in ("_ssl", "_sqlite3", "_lzma", "_bz2")
+        attempt("fresh", lambda: sorted(m for m in ("_ssl", "_sqlite3", "_csv", "_elementtree")
                                           if m in sys.modules))
         """,
         do_apply=False,
@@ -501,6 +501,9 @@ def test_granted_access_and_imports_still_work(box):
                 .execute("select 40 + 2").fetchone()[0])
         attempt("lzma", lambda: len(__import__("lzma").compress(b"x" * 100)) > 0)
         attempt("bz2", lambda: len(__import__("bz2").compress(b"x" * 100)) > 0)
+        attempt("csv", lambda: next(__import__("csv").reader(["a,b"])) == ["a", "b"])
+        attempt("etree", lambda: __import__("xml.etree.ElementTree").etree.ElementTree
+                .fromstring("<a/>").tag)
         attempt("ssl", lambda: bool(__import__("ssl").create_default_context())
                 if importlib.util.find_spec("_ssl") else "absent")
         attempt("proc_self", lambda: read("/proc/self/status").startswith("Name:"))
@@ -517,6 +520,8 @@ def test_granted_access_and_imports_still_work(box):
         "sqlite3",
         "lzma",
         "bz2",
+        "csv",
+        "etree",
         "ssl",
         "proc_self",
         "cpu_count",

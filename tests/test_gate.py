@@ -40,7 +40,13 @@ def _instructions(code):
 # -- fail closed -------------------------------------------------------------------------------
 def test_every_ast_node_type_of_this_python_is_classified():
     known = classified_node_types()
-    missing = sorted(cls.__name__ for cls in _all_node_types() if cls.__name__ not in known)
+    # Only the parser's own node types: libraries subclass ast.AST too (IPython's tracebacks
+    # import executing, whose EnhancedAST never comes out of ast.parse).
+    missing = sorted(
+        cls.__name__
+        for cls in _all_node_types()
+        if cls.__module__ == "ast" and cls.__name__ not in known
+    )
     assert not missing, f"ast node types the gate has not reviewed: {missing}"
 
 

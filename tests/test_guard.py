@@ -47,6 +47,8 @@ def _all_classes():
 
 def _is_stdlib_or_ours(cls):
     module = getattr(cls, "__module__", None) or ""
+    if not isinstance(module, str):  # e.g. a Cython class whose __module__ is a descriptor
+        return False
     top = module.partition(".")[0].lstrip("_")
     return (
         module == "builtins"

@@ -290,9 +290,7 @@ def test_policy_error_is_shown_without_internals(ip, capsys):
 
 
 def test_exceptions_leaving_a_capsule_carry_no_capsule_objects(ip):
-    err = ip.fails(
-        "%%capsule\nclass Bad(Exception):\n    pass\nraise Bad('boom')", Exception
-    )
+    err = ip.fails("%%capsule\nclass Bad(Exception):\n    pass\nraise Bad('boom')", Exception)
     assert type(err) is Exception and "Bad: boom" in str(err)
     err = ip.fails("%%capsule\nclass A:\n    pass\nA().missing", AttributeError)
     assert getattr(err, "obj", None) is None
@@ -468,3 +466,10 @@ def test_public_hooks_are_the_magics_module(ip):
     assert extension_for(ip.shell) is None
     ipycap.load_ipython_extension(ip.shell)
     assert extension_for(ip.shell) is not None
+
+
+def test_expose_user_namespace_off_hides_every_user_name(ip):
+    ip.ns["data"] = 1
+    ip.ok("%config CapsulePolicy.expose_user_namespace = False")
+    ip.fails("%%capsule\ndata", NameError)
+    ip.fails("%%capsule --writable data\n1", UsageError)

@@ -1,0 +1,412 @@
+"""What capsule output may show, and how the registry is shown.
+
+Jupyter treats the output of an executed cell as trusted: HTML in it is not sanitised and
+JavaScript in it runs in the page.  So output produced *for* a capsule is filtered where it
+is published, by ``CapsulePolicy.output_mime_types``:
+
+* everything published while capsule code is on the stack (``display(...)``, an object's
+  ``_ipython_display_``), found by :func:`ipycap.tripwire.capsule_on_stack`;
+* the formatting of capsule values by trusted code: the ``Out`` of a ``%%capsule`` cell and any
+  exported capsule object (a ``ReverseProxy``) that the displayhook or ``display()`` formats,
+  because its ``_repr_*_`` methods are capsule code.
+
+JavaScript and SVG (which can carry script) are never published, whatever the policy says.
+``text/html`` is published only if listed, and then sanitised by ``nh3`` (ammonia).
+``text/markdown`` is published only if listed; raw HTML in it is neutralised (``<`` starting a
+tag becomes ``&lt;``) and the markdown is dropped if a link or image points at a scheme other
+than http(s)/mailto (``javascript:``, ``data:``, entity-encoded variants).  Markdown is not
+passed through ``nh3``: an HTML sanitiser reads ``a<b`` in a code span as a tag and eats text.
+
+Capsule ``display_id``s are namespaced, so a capsule can update its own displays but never
+overwrite another output; ``clear_output()`` stays available.  ``set_next_input`` payloads
+written while a capsule is on the stack are dropped.
+
+The registry views (:class:`RegistryView`, :class:`PolicyView`, :class:`EventLogView`) render
+as a real ``<table>`` with every value passed through ``html.escape``, and as plain text.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+import weakref
+from collections.abc import Iterable
+
+import nh3
+
+from . import tripwire
+from .errors import CapabilityError
+from .membrane import ReverseProxy
+
+#: Never published from a capsule, whatever ``output_mime_types`` lists: they run script.
+NEVER_MIME = ("javascript", "ecmascript", "svg")
+_TEXT_MIME = {"text/plain", "text/html", "text/markdown", "text/latex"}
+_LINK_SCHEMES = {"http", "https", "mailto"}
+
+
+def mime_never_allowed(mime: str) -> bool:
+    """JavaScript and SVG never leave a capsule (SVG can carry ``<script>``)."""
+    low = mime.lower()
+    return any(word in low for word in NEVER_MIME)
+
+
+# -- sanitising ------------------------------------------------------------------------------
+_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
+_INLINE_LINK = re.compile(r"\]\(\s*([^)\s]*)")
+_REF_LINK = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*(\S+)", re.MULTILINE)
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
+
+
+def sanitize_html(text: str) -> str:
+    """HTML from a capsule, cleaned by ammonia: no script, no event handlers, no js: URLs."""
+    return nh3.clean(text)
+
+
+def sanitize_markdown(text: str) -> str | None:
+    """Markdown from a capsule with raw HTML neutralised, or ``None`` if a link is unsafe."""
+    for pattern in (_INLINE_LINK, _REF_LINK):
+        for match in pattern.finditer(text):
+            dest = html.unescape(match.group(1)).replace("\\", "")
+            dest = "".join(ch for ch in dest if ord(ch) > 0x20)
+            scheme = _SCHEME.match(dest)
+            if scheme and scheme.group(1).lower() not in _LINK_SCHEMES:
+                return None
+    return _TAG_START.sub("&lt;", text)
+
+
+def _plain_json(value, depth: int = 0):
+    """A copy of JSON-like metadata built from exact primitives only (else ValueError)."""
+    tp = type(value)
+    if value is None or tp in (bool, int, float, str):
+        return value
+    if depth > 20:
+        raise ValueError("metadata nested too deeply")
+    if tp is dict:
+        return {
+            _plain_json(k, depth + 1): _plain_json(v, depth + 1)
+            for k, v in dict.items(value)
+            if type(k) is str
+        }
+    if tp in (list, tuple):
+        return [_plain_json(v, depth + 1) for v in value]
+    raise ValueError(f"{tp.__name__} in display metadata")
+
+
+def filter_bundle(data, metadata, allowed: Iterable[str]):
+    """Keep only the allowed MIME types of a bundle; returns (data, metadata, dropped)."""
+    allowed = set(allowed)
+    out, dropped = {}, []
+    items = dict.items(data) if type(data) is dict else ()
+    for mime, value in items:
+        if type(mime) is not str:
+            continue
+        if mime not in allowed or mime_never_allowed(mime):
+            dropped.append(mime)
+            continue
+        if mime == "text/html":
+            value = sanitize_html(value) if type(value) is str else None
+        elif mime == "text/markdown":
+            value = sanitize_markdown(value) if type(value) is str else None
+        elif mime in _TEXT_MIME:
+            value = value if type(value) is str else None
+        elif type(value) not in (str, bytes):
+            value = None  # images arrive as base64 text or bytes; nothing else is data
+        if value is None:
+            dropped.append(mime)
+            continue
+        out[mime] = value
+    md = {}
+    if type(metadata) is dict:
+        for key, value in dict.items(metadata):
+            if key in out:
+                try:
+                    md[key] = _plain_json(value)
+                except ValueError:
+                    pass
+    return out, md, dropped
+
+
+# -- the filter ------------------------------------------------------------------------------
+class OutputFilter:
+    """Filters what capsule code publishes and how capsule values are formatted.
+
+    Installed by wrapping ``shell.display_pub.publish``, ``shell.display_formatter.format``
+    and ``shell.payload_manager.write_payload`` on their instances; :meth:`ensure_installed`
+    re-wraps them if the shell swapped one (``capture_output`` swaps the publisher), and
+    :meth:`uninstall` restores every one it wrapped.
+    """
+
+    def __init__(self, shell, registry, display_id_prefix: str | None = None):
+        self.shell = shell
+        self.registry = registry
+        self.prefix = display_id_prefix or f"capsule-{id(registry):x}-"
+        #: The value a %%capsule cell returned: the displayhook's formatting of it is filtered.
+        self.pending_result = None
+        self._wrapped: list[tuple[weakref.ref, str, object]] = []
+
+    @property
+    def allowed(self) -> list[str]:
+        return list(self.registry.policy.output_mime_types)
+
+    # -- installing --------------------------------------------------------------------------
+    def ensure_installed(self) -> None:
+        """Wrap the shell's current publisher, formatter and payload manager (once each)."""
+        shell = self.shell
+        self._wrap(getattr(shell, "display_pub", None), "publish", self._make_publish)
+        self._wrap(getattr(shell, "display_formatter", None), "format", self._make_format)
+        self._wrap(getattr(shell, "payload_manager", None), "write_payload", self._make_payload)
+
+    def _wrap(self, owner, attr, factory) -> None:
+        if owner is None:
+            return
+        current = getattr(owner, attr)
+        if getattr(current, "__ipycap_filter__", None) is self:
+            return
+        wrapper = factory(current)
+        wrapper.__ipycap_filter__ = self
+        had_own = attr in vars(owner)
+        setattr(owner, attr, wrapper)
+        self._wrapped.append((weakref.ref(owner), attr, current if had_own else None))
+
+    def uninstall(self) -> None:
+        """Restore everything this filter wrapped (the newest first)."""
+        for ref, attr, previous in reversed(self._wrapped):
+            owner = ref()
+            if owner is None:
+                continue
+            current = vars(owner).get(attr)
+            if getattr(current, "__ipycap_filter__", None) is not self:
+                continue  # someone wrapped it after us; leave their wrapper in place
+            if previous is None:
+                delattr(owner, attr)
+            else:
+                setattr(owner, attr, previous)
+        self._wrapped.clear()
+        self.pending_result = None
+
+    # -- wrappers ----------------------------------------------------------------------------
+    def _make_publish(self, publish):
+        def publish_filtered(data, metadata=None, *args, **kwargs):
+            if not tripwire.capsule_on_stack():
+                return publish(data, metadata, *args, **kwargs)
+            data, metadata, dropped = filter_bundle(data, metadata, self.allowed)
+            transient = kwargs.get("transient")
+            if transient is not None:
+                kwargs["transient"] = self._namespaced(transient)
+            if dropped:
+                self._refuse(dropped)
+                if not data:
+                    data = {"text/plain": self._note(dropped)}
+            return publish(data, metadata, *args, **kwargs)
+
+        return publish_filtered
+
+    def _make_format(self, format_):
+        def format_filtered(obj, include=None, exclude=None):
+            capsule_value = (
+                type(obj) is ReverseProxy
+                or (self.pending_result is not None and obj is self.pending_result)
+                or tripwire.capsule_on_stack()
+            )
+            if not capsule_value:
+                return format_(obj, include=include, exclude=exclude)
+            data, metadata = format_(obj, include=include, exclude=exclude)
+            data, metadata, dropped = filter_bundle(data, metadata, self.allowed)
+            if dropped:
+                self._refuse(dropped)
+                if not data:
+                    data = {"text/plain": self._note(dropped)}
+            return data, metadata
+
+        return format_filtered
+
+    def _make_payload(self, write_payload):
+        def write_payload_filtered(data, *args, **kwargs):
+            if tripwire.capsule_on_stack():
+                self.registry.refuse(
+                    CapabilityError(
+                        "a payload (set_next_input) written by capsule code", "display", None
+                    ),
+                    kind="display",
+                    target="payload",
+                )
+                return None
+            return write_payload(data, *args, **kwargs)
+
+        return write_payload_filtered
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _namespaced(self, transient) -> dict:
+        out = {}
+        if type(transient) is dict and "display_id" in transient:
+            display_id = str(transient["display_id"])
+            if not display_id.startswith(self.prefix):
+                display_id = self.prefix + display_id
+            out["display_id"] = display_id
+        return out
+
+    def _refuse(self, dropped: list[str]) -> None:
+        self.registry.refuse(
+            CapabilityError(
+                f"capsule output of type {', '.join(sorted(set(dropped)))}",
+                "display",
+                _how(dropped),
+            ),
+            kind="display",
+            target=",".join(sorted(set(dropped))),
+        )
+
+    def _note(self, dropped: list[str]) -> str:
+        how = _how(dropped)
+        tail = f"; to allow it: {how}" if how else "; it is never published from a capsule"
+        return f"[ipycap: capsule output of type {', '.join(sorted(set(dropped)))} dropped{tail}]"
+
+
+def _how(dropped) -> str | None:
+    grantable = sorted({m for m in dropped if not mime_never_allowed(m)})
+    if not grantable:
+        return None
+    return f"add {', '.join(repr(m) for m in grantable)} to c.CapsulePolicy.output_mime_types"
+
+
+# -- registry views --------------------------------------------------------------------------
+def _when(ts) -> str:
+    if ts is None:
+        return "-"
+    return time.strftime("%H:%M:%S", time.localtime(ts))
+
+
+def _html_table(caption: str, columns, rows) -> str:
+    esc = html.escape
+    head = "".join(f"<th style='text-align:left'>{esc(str(c))}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td style='text-align:left'>{esc(str(v))}</td>" for v in row) + "</tr>"
+        for row in rows
+    )
+    return (
+        f"<table class='ipycap-registry'><caption style='text-align:left'>{esc(caption)}"
+        f"</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    )
+
+
+def _text_table(caption: str, columns, rows) -> str:
+    table = [tuple(str(c) for c in columns)] + [tuple(str(v) for v in r) for r in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(columns))]
+    lines = [caption]
+    for n, r in enumerate(table):
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    if len(table) == 1:
+        lines.append("(none)")
+    return "\n".join(lines)
+
+
+class _TableView:
+    """Shared rendering: ``sections`` is a list of (caption, columns, rows)."""
+
+    footer = ""
+
+    def sections(self) -> list:
+        raise NotImplementedError
+
+    def _repr_html_(self) -> str:
+        parts = [_html_table(*s) for s in self.sections()]
+        if self.footer:
+            parts.append(f"<p>{html.escape(self.footer)}</p>")
+        return "<div class='ipycap'>" + "".join(parts) + "</div>"
+
+    def __str__(self) -> str:
+        parts = [_text_table(*s) for s in self.sections()]
+        if self.footer:
+            parts.append(self.footer)
+        return "\n\n".join(parts)
+
+    __repr__ = __str__
+
+    def _repr_pretty_(self, p, cycle) -> None:
+        p.text(str(self))
+
+
+class RegistryView(_TableView):
+    """``%capsule list``: every capability and the recent refusals."""
+
+    CAP_COLUMNS = ("id", "kind", "target", "granted by", "scope", "uses", "last use", "state")
+    REFUSAL_COLUMNS = ("time", "what", "layer", "how to grant")
+
+    def __init__(self, registry, refusals: int = 20):
+        self.registry = registry
+        self.refusal_count = refusals
+        self.footer = registry.confinement
+
+    def sections(self) -> list:
+        caps = [
+            (c.id, c.kind, c.target, c.granted_by, c.scope, c.uses, _when(c.last_use), c.state)
+            for c in self.registry.capabilities
+        ]
+        refusals = [
+            (
+                _when(e.get("time")),
+                e.get("what", ""),
+                e.get("layer", ""),
+                e.get("how") or "not grantable",
+            )
+            for e in self.registry.refusals()[-self.refusal_count :]
+        ]
+        return [
+            ("ipycap capabilities", self.CAP_COLUMNS, caps),
+            ("recent refusals", self.REFUSAL_COLUMNS, refusals),
+        ]
+
+
+class PolicyView(_TableView):
+    """``%capsule policy``: the current value of every CapsulePolicy trait."""
+
+    def __init__(self, policy):
+        self.policy = policy
+        self.footer = "Change with %config CapsulePolicy.NAME = VALUE or c.CapsulePolicy.NAME in ipython_config.py"
+
+    def sections(self) -> list:
+        rows = [
+            (name, repr(getattr(self.policy, name)))
+            for name in sorted(self.policy.trait_names(config=True))
+        ]
+        return [("CapsulePolicy (the ceiling)", ("trait", "value"), rows)]
+
+
+class EventLogView(_TableView):
+    """``%capsule log``: the most recent registry events."""
+
+    COLUMNS = ("time", "event", "id", "kind", "target", "detail")
+
+    def __init__(self, registry, count: int = 30):
+        self.registry = registry
+        self.count = count
+
+    def sections(self) -> list:
+        events = list(self.registry.events)[-self.count :]
+        rows = [
+            (
+                _when(e.get("time")),
+                e.get("event", ""),
+                e.get("id", ""),
+                e.get("kind", ""),
+                e.get("target", ""),
+                e.get("detail") or e.get("what") or "",
+            )
+            for e in events
+        ]
+        return [(f"last {len(rows)} registry events", self.COLUMNS, rows)]
+
+
+__all__ = [
+    "OutputFilter",
+    "RegistryView",
+    "PolicyView",
+    "EventLogView",
+    "filter_bundle",
+    "sanitize_html",
+    "sanitize_markdown",
+    "mime_never_allowed",
+]

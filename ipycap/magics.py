@@ -1,0 +1,518 @@
+"""IPython glue: ``%%capsule``, ``%capsule``, and loading/unloading the extension.
+
+This module makes no security decisions: grants go through the shell's ``Registry`` (which
+checks the ``CapsulePolicy`` ceiling), code runs through ``Capsule.run``, values leave through
+``ipycap.export`` and output through :class:`ipycap.display.OutputFilter`.  What it adds is
+what a notebook user meets: flags declared with ``magic_arguments`` (so ``%%capsule?``
+documents them and a bad flag is a ``UsageError``), the user namespace offered to the capsule
+without IPython's own state, ``--export`` that binds names only when the cell succeeds,
+tracebacks that show the capsule's lines and none of ipycap's, and the registry view.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import types
+import weakref
+from collections.abc import Iterator, Mapping
+
+from IPython.core.error import UsageError
+from IPython.core.magic import (
+    Magics,
+    cell_magic,
+    line_magic,
+    magics_class,
+    no_var_expand,
+    output_can_be_silenced,
+)
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from . import errors, guard, tripwire
+from .capsule import Capsule
+from .display import EventLogView, OutputFilter, PolicyView, RegistryView
+from .errors import CapabilityError, CapsuleSyntaxError, PolicyError
+from .membrane import _VALUES as _VALUE_TYPES
+from .membrane import Proxy, _is_plain, export, scrub_outbound
+from .policy import CapsulePolicy
+from .registry import KINDS, Registry
+
+#: IPython's own state: never offered to a capsule, whatever the user namespace holds.
+IPYTHON_NAMES = frozenset(
+    "get_ipython In Out exit quit open __builtin__ __builtins__ __name__ __doc__".split()
+)
+#: Session grants of these kinds reach every later capsule (objects are matched by name).
+SESSION_KINDS = ("import", "read", "write", "input", "display", "comm")
+_FLAG_KINDS = (
+    ("allow_import", "import", "--allow-import"),
+    ("allow_read", "read", "--allow-read"),
+    ("allow_write", "write", "--allow-write"),
+)
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_ERROR_TYPES = frozenset(
+    v for v in vars(errors).values() if isinstance(v, type) and issubclass(v, CapabilityError)
+)
+_EXTENSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+class UserNamespaceView(Mapping):
+    """The user namespace as a capsule may see it: without IPython's state or ``_`` names.
+
+    A live view (no copy per cell); the capsule reads only the names its code mentions."""
+
+    def __init__(self, shell):
+        self._ns = shell.user_ns
+        self._hidden = shell.user_ns_hidden
+
+    def _visible(self, name) -> bool:
+        if type(name) is not str or name in IPYTHON_NAMES or name[:1] == "_":
+            return False
+        if name not in self._ns:
+            return False
+        hidden = self._hidden.get(name, self)
+        return hidden is self or hidden is not self._ns[name]  # still IPython's own value?
+
+    def __getitem__(self, name):
+        if not self._visible(name):
+            raise KeyError(name)
+        return self._ns[name]
+
+    def __contains__(self, name) -> bool:
+        return self._visible(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return (n for n in list(self._ns) if self._visible(n))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+class CapsuleExtension:
+    """Everything ipycap adds to one shell: policy, registry, output filter, magics, hooks."""
+
+    def __init__(self, shell):
+        self.shell = shell
+        self.policy = CapsulePolicy(parent=shell)
+        self.registry = Registry(self.policy)
+        self.output_filter = OutputFilter(shell, self.registry)
+        self.magics = CapsuleMagics(shell, extension=self)
+        self._callback_cap = None
+        #: The last exception %%capsule raised, so its display can leave out trusted frames.
+        self.last_error: BaseException | None = None
+
+    def install(self) -> None:
+        shell = self.shell
+        shell.configurables.append(self.policy)
+        shell.register_magics(self.magics)
+        shell.events.register("pre_run_cell", self._pre_run_cell)
+        shell.events.register("post_run_cell", self._post_run_cell)
+        self.policy.observe(self._policy_changed)
+        self.output_filter.ensure_installed()
+        shell.showsyntaxerror = self._make_showsyntaxerror(shell.showsyntaxerror)
+        tripwire.install()
+
+    def uninstall(self) -> None:
+        shell = self.shell
+        mman = shell.magics_manager
+        for kind in ("line", "cell"):
+            fn = mman.magics[kind].get("capsule")
+            if getattr(fn, "__self__", None) is self.magics:
+                del mman.magics[kind]["capsule"]
+        if mman.registry.get(type(self.magics).__name__) is self.magics:
+            del mman.registry[type(self.magics).__name__]
+        for event, fn in (
+            ("pre_run_cell", self._pre_run_cell),
+            ("post_run_cell", self._post_run_cell),
+        ):
+            if fn in shell.events.callbacks[event]:
+                shell.events.unregister(event, fn)
+        shell.configurables[:] = [c for c in shell.configurables if c is not self.policy]
+        self.policy.unobserve(self._policy_changed)
+        self.output_filter.uninstall()
+        if getattr(vars(shell).get("showsyntaxerror"), "__ipycap_extension__", None) is self:
+            del shell.showsyntaxerror
+        self.last_error = None
+        # Authority handed out by the extension ends with it: every proxy and every
+        # exported capsule function stops working (its grants are revoked).
+        for cap in list(self.registry.capabilities):
+            cap.revoke()
+
+    # -- hooks ---------------------------------------------------------------------------------
+    def _make_showsyntaxerror(self, original):
+        """A capsule's syntax error has no stack worth showing: not IPython's, not ipycap's."""
+
+        def showsyntaxerror(filename=None, running_compiled_code=False):
+            value = sys.exc_info()[1]
+            if value is not None and value is self.last_error:
+                running_compiled_code = False
+            return original(filename, running_compiled_code)
+
+        showsyntaxerror.__ipycap_extension__ = self
+        return showsyntaxerror
+
+    def _pre_run_cell(self, info=None) -> None:
+        self.output_filter.ensure_installed()
+
+    def _post_run_cell(self, result=None) -> None:
+        self.output_filter.pending_result = None
+
+    def _policy_changed(self, change) -> None:
+        self.registry.note(
+            "policy",
+            kind="policy",
+            target=change["name"],
+            detail=f"{change['old']!r} -> {change['new']!r}",
+        )
+
+    def callback_cap(self):
+        """The capability that wraps what trusted code passes into exported capsule objects."""
+        if self._callback_cap is None or self._callback_cap.revoked:
+            self._callback_cap = self.registry.grant(
+                "object", "<values passed into capsule objects>", granted_by="membrane"
+            )
+        return self._callback_cap
+
+
+def _split(values) -> list[str]:
+    """``--x a --x b,c`` -> ['a', 'b', 'c']."""
+    out = []
+    for value in values or ():
+        out += [part.strip() for part in value.split(",") if part.strip()]
+    return out
+
+
+@magics_class
+class CapsuleMagics(Magics):
+    """``%%capsule`` runs a cell as a capsule; ``%capsule`` shows and changes the registry."""
+
+    def __init__(self, shell, extension: CapsuleExtension):
+        super().__init__(shell)
+        self.extension = extension
+
+    # -- %%capsule -----------------------------------------------------------------------------
+    @no_var_expand
+    @output_can_be_silenced
+    @magic_arguments("%capsule")
+    @argument(
+        "--allow-import",
+        action="append",
+        metavar="MODULE[,MODULE]",
+        help="more modules this cell may import (denied modules are never grantable)",
+    )
+    @argument(
+        "--allow-read",
+        action="append",
+        metavar="PATH[,PATH]",
+        help="files or folders this cell may read (relative to the working directory)",
+    )
+    @argument(
+        "--allow-write",
+        action="append",
+        metavar="PATH[,PATH]",
+        help="files or folders this cell may write (never a folder on sys.path)",
+    )
+    @argument(
+        "--export",
+        action="append",
+        metavar="NAME[,NAME]",
+        help="capsule variables copied into the user namespace if the cell succeeds",
+    )
+    @argument("--mode", choices=("proxy", "rexec"), help="introspection mode of this cell")
+    @argument(
+        "--writable",
+        action="append",
+        metavar="NAME[,NAME]",
+        help="user objects this cell may modify through their proxies",
+    )
+    @argument(
+        "--hide",
+        action="append",
+        metavar="NAME[,NAME]",
+        help="user names this cell cannot see at all",
+    )
+    @argument("--label", help="a name for this capsule in tracebacks and the registry")
+    @cell_magic("capsule")
+    def capsule_cell(self, line: str, cell: str):
+        """Run the cell as a capsule: only what it is granted, every grant visible.
+
+        The body sees the user namespace through read-only proxies (no IPython state) and runs
+        in its own namespace; the last expression is shown as Out.  See `%capsule list`.
+        """
+        __tracebackhide__ = True
+        ext = self.extension
+        args = parse_argstring(self.capsule_cell, line)
+        ext.output_filter.ensure_installed()
+        registry = ext.registry
+        writable, hidden, exports = _split(args.writable), _split(args.hide), _split(args.export)
+        protected = UserNamespaceView(self.shell) if ext.policy.expose_user_namespace else {}
+        for name in writable:
+            if name not in protected or name in hidden:
+                raise UsageError(f"--writable {name}: no such visible name in the user namespace")
+        writes: dict[str, dict] = {}
+
+        def note_write(event):
+            if event["event"] == "use" and event.get("kind") == "write":
+                writes[event["id"]] = event
+
+        registry.listeners.append(note_write)
+        err = value = None
+        cell_caps: list = []
+        try:
+            cell_caps = self._grant_flags(args)
+            session_caps = [
+                c
+                for c in registry.capabilities
+                if c.active and c.scope == "session" and c.kind in SESSION_KINDS
+            ]
+            capsule = Capsule(
+                registry=registry,
+                protected=protected,
+                grants=cell_caps + session_caps,
+                writable=writable,
+                hidden=hidden,
+                mode=args.mode,
+                label=args.label,
+                scope="cell",
+            )
+            try:
+                result = capsule.run(cell)
+                missing = [n for n in exports if n not in capsule.namespace]
+                if missing:
+                    raise NameError(
+                        f"--export {', '.join(missing)}: the cell did not define "
+                        f"{' or '.join(repr(n) for n in missing)}"
+                    )
+                values = [capsule.namespace[n] for n in exports]
+                cb = ext.callback_cap() if any(map(_needs_cap, [result, *values])) else None
+                bound = {n: export(v, cb) for n, v in zip(exports, values, strict=True)}
+                value = export(result, cb)
+            finally:
+                capsule.end()
+        except BaseException as e:  # noqa: BLE001 - cleaned, then re-raised below
+            err = _clean_exception(e)
+        finally:
+            registry.listeners.remove(note_write)
+            registry.end_cell(cell_caps)
+        if err is not None:
+            if exports or writes:
+                err.add_note(_failure_note(exports, writes, registry))
+            # Shown from the capsule's frames only (IPython calls _render_traceback_).
+            err._render_traceback_ = functools.partial(
+                _render_traceback, self.shell, type(err), err, err.__traceback__
+            )
+            ext.last_error = err
+            raise err
+        self.shell.user_ns.update(bound)
+        ext.output_filter.pending_result = value
+        return value
+
+    def _grant_flags(self, args) -> list:
+        """Cell-scoped grants for the flags, within the ceiling; refusals name the flag."""
+        registry = self.extension.registry
+        caps: list = []
+        try:
+            for attr, kind, flag in _FLAG_KINDS:
+                for target in _split(getattr(args, attr)):
+                    try:
+                        caps.append(
+                            registry.grant(
+                                kind, target, scope="cell", granted_by=f"%%capsule {flag}"
+                            )
+                        )
+                    except PolicyError as e:
+                        raise PolicyError(f"{flag} {target}: {e.what}", e.layer, e.how) from None
+        except BaseException:
+            registry.end_cell(caps)
+            raise
+        return caps
+
+    # -- %capsule ------------------------------------------------------------------------------
+    @no_var_expand
+    @magic_arguments("%capsule")
+    @argument(
+        "command",
+        nargs="?",
+        default="list",
+        choices=("list", "grant", "revoke", "explain", "policy", "log"),
+        help="list (default): the registry; grant KIND TARGET; revoke ID|NAME; "
+        "explain NAME; policy; log [N]",
+    )
+    @argument("words", nargs="*", help="the command's arguments")
+    @line_magic("capsule")
+    def capsule_line(self, line: str = ""):
+        """Show and change what capsules may do.
+
+        `%capsule` / `%capsule list`: every capability and recent refusals.
+        `%capsule grant KIND TARGET`: a session grant (kinds: import, read, write, object, input).
+        `%capsule revoke ID|NAME`: revoke a capability and every proxy it produced.
+        `%capsule explain NAME`: what introspection gives on NAME raw, proxied and in rexec mode.
+        `%capsule policy`: the ceiling.  `%capsule log [N]`: the last N registry events.
+        """
+        if tripwire.capsule_on_stack():  # never reachable from a capsule; refuse if it were
+            raise CapabilityError("%capsule from capsule code", "magics", None)
+        args = parse_argstring(self.capsule_line, line)
+        ext, words = self.extension, args.words
+        command = getattr(self, f"_command_{args.command}")
+        return command(ext, words)
+
+    def _command_list(self, ext, words):
+        _expect(words, 0, "%capsule list")
+        return RegistryView(ext.registry)
+
+    def _command_policy(self, ext, words):
+        _expect(words, 0, "%capsule policy")
+        return PolicyView(ext.policy)
+
+    def _command_log(self, ext, words):
+        if len(words) > 1 or (words and not words[0].isdigit()):
+            raise UsageError("usage: %capsule log [N]")
+        return EventLogView(ext.registry, int(words[0]) if words else 30)
+
+    def _command_grant(self, ext, words):
+        if len(words) == 1 and words[0] == "input":
+            words = ["input", "input()"]
+        _expect(words, 2, "%capsule grant KIND TARGET")
+        kind, target = words
+        if kind not in KINDS:
+            raise UsageError(f"%capsule grant: unknown kind {kind!r}; expected one of {KINDS}")
+        cap = ext.registry.grant(kind, target, scope="session", granted_by="%capsule grant")
+        print(f"granted {cap.id}: {cap.kind} {cap.target} (session)")
+        return None
+
+    def _command_revoke(self, ext, words):
+        _expect(words, 1, "%capsule revoke ID|NAME")
+        try:
+            caps = ext.registry.revoke(words[0])
+        except KeyError as e:
+            raise UsageError(e.args[0]) from None
+        for cap in caps:
+            print(f"revoked {cap.id}: {cap.kind} {cap.target}")
+        return None
+
+    def _command_explain(self, ext, words):
+        _expect(words, 1, "%capsule explain NAME")
+        name = words[0]
+        if name not in self.shell.user_ns:
+            raise UsageError(f"%capsule explain: no name {name!r} in the user namespace")
+        from . import explain
+
+        return explain(self.shell.user_ns[name], name=name)
+
+
+def _needs_cap(value, depth: int = 0) -> bool:
+    """Whether exporting ``value`` makes a reverse proxy (which needs a capability)."""
+    tp = type(value)
+    if tp in _VALUE_TYPES or tp is Proxy:
+        return False
+    if tp in (list, tuple, set, frozenset) and depth < 50:
+        return any(_needs_cap(v, depth + 1) for v in value)
+    if tp is dict and depth < 50:
+        return any(_needs_cap(k, depth + 1) or _needs_cap(v, depth + 1) for k, v in value.items())
+    return True
+
+
+def _expect(words, n: int, usage: str) -> None:
+    if len(words) != n:
+        raise UsageError(f"usage: {usage}")
+
+
+def _failure_note(exports, writes, registry) -> str:
+    lines = ["ipycap: the cell failed, so it bound no user name"]
+    if exports:
+        lines[0] += f" (--export {', '.join(exports)} skipped)"
+    if writes:
+        lines.append("Writes it made through granted capabilities stay:")
+        for cap_id, event in writes.items():
+            lines.append(
+                f"  {cap_id} write {event.get('target')} (last: {event.get('detail', '')})"
+            )
+    return "\n".join(lines)
+
+
+# -- exceptions leaving a capsule --------------------------------------------------------------
+def _plain_text(value) -> str | None:
+    if value is None:
+        return None
+    return "".join([value]) if isinstance(value, str) else str(export(value))
+
+
+def _clean_exception(exc: BaseException) -> BaseException:
+    """The exception a capsule raised, as trusted code should hold it.
+
+    Refusals and builtin exceptions with plain arguments are rebuilt fresh (no ``obj``, no
+    context chain holding capsule objects); anything else becomes its builtin base with the
+    message.  The traceback keeps the capsule's frames and drops ipycap's and IPython's."""
+    tp = type(exc)
+    tb = _capsule_traceback(exc.__traceback__)
+    if tp in _ERROR_TYPES and not guard.is_own(exc):
+        if tp is CapsuleSyntaxError:
+            fresh = tp(
+                _plain_text(exc.what),
+                _plain_text(exc.how),
+                filename=_plain_text(exc.filename),
+                lineno=exc.lineno if type(exc.lineno) is int else None,
+                col_offset=exc.offset - 1 if type(exc.offset) is int else None,
+                text=_plain_text(exc.text),
+            )
+        else:
+            fresh = tp(_plain_text(exc.what), _plain_text(exc.layer), _plain_text(exc.how))
+    elif tp.__module__ == "builtins" and _is_plain(exc.args):
+        fresh = tp(*exc.args)
+    else:
+        fresh = scrub_outbound(exc)
+    return fresh.with_traceback(tb)
+
+
+def _render_traceback(shell, etype, value, tb) -> list[str]:
+    return shell.InteractiveTB.structured_traceback(etype, value, tb, tb_offset=0)
+
+
+def _capsule_traceback(tb):
+    """Rebuild ``tb`` from the first capsule frame on, without frames of ipycap itself."""
+    kept, started = [], False
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        started = started or filename.startswith("<capsule-")
+        if started and not os.path.abspath(filename).startswith(_PACKAGE_DIR):
+            kept.append(tb)
+        tb = tb.tb_next
+    new = None
+    for t in reversed(kept):
+        new = types.TracebackType(new, t.tb_frame, t.tb_lasti, t.tb_lineno)
+    return new
+
+
+# -- loading -------------------------------------------------------------------------------------
+def extension_for(shell) -> CapsuleExtension | None:
+    """The loaded extension state of ``shell`` (policy, registry, output filter), or None."""
+    return _EXTENSIONS.get(shell)
+
+
+def load(ipython) -> CapsuleExtension:
+    """Register %%capsule, %capsule, the policy (configurable) and the output filter."""
+    if ipython in _EXTENSIONS:
+        unload(ipython)
+    ext = CapsuleExtension(ipython)
+    ext.install()
+    _EXTENSIONS[ipython] = ext
+    return ext
+
+
+def unload(ipython) -> None:
+    """Remove everything ``load`` added; the audit hook goes inert when no shell uses it."""
+    ext = _EXTENSIONS.pop(ipython, None)
+    if ext is not None:
+        ext.uninstall()
+    if not _EXTENSIONS:
+        tripwire.disarm()
+
+
+__all__ = [
+    "CapsuleMagics",
+    "CapsuleExtension",
+    "UserNamespaceView",
+    "extension_for",
+    "load",
+    "unload",
+]

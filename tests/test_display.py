@@ -1,0 +1,249 @@
+"""The output filter and the registry views: what capsule output may put into the page.
+
+Jupyter trusts the output of executed cells (HTML is not sanitised, JavaScript runs), so
+capsule output is filtered where it is published.  These tests capture what really reaches
+the display publisher and the displayhook of a real InteractiveShell."""
+
+from __future__ import annotations
+
+import pytest
+
+from ipycap.display import (
+    RegistryView,
+    filter_bundle,
+    sanitize_html,
+    sanitize_markdown,
+)
+from tests import test_magics as shared
+
+# The shared shell fixtures (one InteractiveShell per session, reset per test).
+_shell = shared._shell
+ip = shared.ip
+
+EVIL_OBJECT = """\
+class Evil:
+    def _repr_html_(self):
+        return "<b>bold</b><script>alert('pwned')</script>"
+    def _repr_javascript_(self):
+        return "alert('pwned')"
+    def _repr_svg_(self):
+        return "<svg><script>alert(1)</script></svg>"
+    def __repr__(self):
+        return "Evil()"
+"""
+
+
+def _published(ip) -> list[dict]:
+    return [o["data"] for o in ip.outputs]
+
+
+def _all_text(bundles) -> str:
+    return "\n".join(str(v) for b in bundles for v in b.values())
+
+
+# -- the displayhook: Out of a capsule cell --------------------------------------------------
+def test_script_in_repr_html_never_reaches_the_output(ip):
+    ip.ok(f"%%capsule\n{EVIL_OBJECT}Evil()")
+    data = ip.formatted[-1]
+    assert data == {"text/plain": "Evil()"}
+    assert "<script>" not in _all_text(ip.formatted + _published(ip))
+
+
+def test_allowed_html_is_sanitised(ip):
+    ip.ok("%config CapsulePolicy.output_mime_types = ['text/plain', 'text/html', 'image/svg+xml']")
+    ip.ok(f"%%capsule\n{EVIL_OBJECT}Evil()")
+    data = ip.formatted[-1]
+    assert data["text/html"] == "<b>bold</b>"
+    assert "image/svg+xml" not in data  # never, even when listed
+    assert "application/javascript" not in data
+
+
+def test_exported_capsule_object_is_filtered_in_trusted_cells_too(ip):
+    ip.ok(f"%%capsule --export evil\n{EVIL_OBJECT}evil = Evil()")
+    ip.ok("evil")
+    assert ip.formatted[-1] == {"text/plain": "Evil()"}
+    ip.ok("from IPython.display import display\ndisplay(evil)")
+    assert _published(ip)[-1] == {"text/plain": "Evil()"}
+
+
+def test_repr_methods_of_capsule_objects_run_as_capsule_code(ip, canary):
+    path, token = canary
+    ip.ok(
+        "%%capsule --export spy\n"
+        "class Spy:\n"
+        "    def _repr_html_(self):\n"
+        f"        return open({str(path)!r}).read()\n"
+        "    def __repr__(self):\n"
+        "        return 'Spy()'\n"
+        "spy = Spy()"
+    )
+    ip.ok("spy")  # the displayhook runs _repr_html_ after the cell ended
+    assert token not in _all_text(ip.formatted + _published(ip))
+    refused = [e for e in ip.ext.registry.refusals() if str(path) in e.get("what", "")]
+    assert refused, "the read was refused by the capsule's own open()"
+
+
+def test_repr_pretty_is_not_given_ipythons_printer(ip):
+    ip.ok(
+        "%%capsule --export Fancy\n"
+        "class Fancy:\n"
+        "    calls = []\n"
+        "    def _repr_pretty_(self, p, cycle):\n"
+        "        Fancy.calls.append(p)\n"
+        "        p.text('PRETTY')\n"
+        "    def __repr__(self):\n"
+        "        return 'REPR'\n"
+        "Fancy()"
+    )
+    assert ip.formatted[-1]["text/plain"] == "REPR"
+    assert ip.ns["Fancy"].calls == []
+
+
+# -- publishing from capsule code ------------------------------------------------------------
+def test_display_javascript_from_a_capsule_is_dropped(ip):
+    ip.ok(
+        "%%capsule\nfrom IPython.display import display, Javascript\ndisplay(Javascript('alert(1)'))"
+    )
+    published = _published(ip)
+    assert published and all("application/javascript" not in b for b in published)
+    assert published[-1] == {"text/plain": "<IPython.core.display.Javascript object>"}
+    assert any("application/javascript" in e["what"] for e in ip.ext.registry.refusals())
+    # With nothing left to show, the output says what was dropped and why.
+    ip.ok(
+        "%%capsule\nfrom IPython.display import display\n"
+        "display({'application/javascript': 'alert(1)'}, raw=True)"
+    )
+    assert "never published from a capsule" in _published(ip)[-1]["text/plain"]
+
+
+def test_display_html_and_raw_bundles_from_a_capsule(ip):
+    ip.ok(
+        "%%capsule\nfrom IPython.display import display, HTML\n"
+        "display(HTML('<script>alert(1)</script>'))\n"
+        "display({'text/html': '<img src=x onerror=alert(1)>', 'image/svg+xml': '<svg/>',"
+        " 'text/plain': 'plain'}, raw=True)"
+    )
+    published = _published(ip)
+    assert all("text/html" not in b and "image/svg+xml" not in b for b in published)
+    assert published[-1] == {"text/plain": "plain"}
+
+
+def test_ipython_display_hook_of_a_capsule_object_is_filtered(ip):
+    ip.ok(
+        "%%capsule\nfrom IPython.display import display, Javascript\n"
+        "class Widget:\n"
+        "    def _ipython_display_(self):\n"
+        "        display(Javascript('alert(1)'))\n"
+        "Widget()"
+    )
+    assert all("application/javascript" not in b for b in _published(ip))
+
+
+def test_capsule_display_ids_cannot_overwrite_trusted_outputs(ip):
+    ip.ok("from IPython.display import display\ndisplay('trusted', display_id='status')")
+    assert ip.outputs[-1]["transient"] == {"display_id": "status"}
+    ip.ok(
+        "%%capsule\nfrom IPython.display import update_display, display\n"
+        "update_display('forged', display_id='status')\n"
+        "h = display('mine', display_id=True)\n"
+        "h.update('mine, updated')"
+    )
+    capsule_ids = [o["transient"]["display_id"] for o in ip.outputs[1:]]
+    assert capsule_ids and all(i != "status" for i in capsule_ids)
+    assert all(i.startswith(ip.ext.output_filter.prefix) for i in capsule_ids)
+    assert capsule_ids[-1] == capsule_ids[-2]  # a capsule still updates its own display
+
+
+def test_clear_output_from_a_capsule_is_allowed(ip):
+    ip.ok(
+        "%%capsule\nfrom IPython.display import display, clear_output\ndisplay(1)\nclear_output()"
+    )
+    assert ip.outputs == []
+
+
+def test_set_next_input_payloads_from_capsule_code_are_dropped(ip):
+    ip.ok(
+        "def suggest(text):\n    get_ipython().payload_manager.write_payload({'source': 'set_next_input', 'text': text})"
+    )
+    ip.ok("%%capsule\nsuggest('import os; os.system(\"evil\")')")
+    assert ip.shell.payload_manager.read_payload() == []
+    ip.ok("suggest('trusted')")
+    assert ip.shell.payload_manager.read_payload()[0]["text"] == "trusted"
+
+
+def test_trusted_output_is_untouched(ip):
+    ip.ok("from IPython.display import display, HTML, Javascript\ndisplay(HTML('<b>x</b>'))")
+    ip.ok("display(Javascript('1'))")
+    published = _published(ip)
+    assert published[0]["text/html"] == "<b>x</b>"
+    assert "application/javascript" in published[1]
+
+
+# -- sanitisers --------------------------------------------------------------------------------
+def test_sanitize_html_removes_script_handlers_and_js_urls():
+    cleaned = sanitize_html(
+        "<b onclick='x()'>ok</b><script>1</script><a href='javascript:alert(1)'>l</a>"
+        "<iframe src='https://example.org'></iframe><style>*{}</style>"
+    )
+    for bad in ("script", "onclick", "javascript", "iframe", "style"):
+        assert bad not in cleaned
+    assert "<b>ok</b>" in cleaned
+
+
+@pytest.mark.parametrize(
+    "markdown",
+    [
+        "[click](javascript:alert(1))",
+        "[click](&#106;avascript:alert(1))",
+        "[click](java\\script:alert(1))",
+        "![img](data:text/html;base64,PHNjcmlwdD4=)",
+        "[ref]: vbscript:msgbox\n\n[x][ref]",
+    ],
+)
+def test_markdown_with_script_links_is_dropped(markdown):
+    assert sanitize_markdown(markdown) is None
+
+
+def test_markdown_raw_html_is_neutralised():
+    cleaned = sanitize_markdown("# Title\n\n<script>alert(1)</script> [ok](https://x.org)")
+    assert "<script" not in cleaned and "&lt;script" in cleaned
+    assert "[ok](https://x.org)" in cleaned and cleaned.startswith("# Title")
+
+
+def test_filter_bundle_keeps_only_allowed_plain_data():
+    data = {
+        "text/plain": "p",
+        "text/markdown": "[x](javascript:1)",
+        "application/javascript": "1",
+        "image/png": b"\x89PNG",
+        "application/json": {"a": 1},
+    }
+    metadata = {"image/png": {"width": 3}, "application/json": {"x": 1}}
+    allowed = ["text/plain", "text/markdown", "image/png", "application/javascript"]
+    out, md, dropped = filter_bundle(data, metadata, allowed)
+    assert out == {"text/plain": "p", "image/png": b"\x89PNG"}
+    assert md == {"image/png": {"width": 3}}
+    assert set(dropped) == {"text/markdown", "application/javascript", "application/json"}
+
+
+# -- registry views ------------------------------------------------------------------------------
+def test_registry_html_escapes_every_value(ip, tmp_path):
+    evil = tmp_path / "<script>alert(1)<"
+    evil.mkdir()
+    (tmp_path / "<img src=x onerror=alert(1)>").mkdir()
+    ip.ok(f"%capsule grant read {evil.name}")
+    ip.ok("%capsule grant read '<img src=x onerror=alert(1)>'")
+    ip.fails(f"%%capsule\nopen('{evil.name}/../x<b>', 'w')")
+    view = ip.ok("%capsule list")
+    page = view._repr_html_()
+    assert "<script>" not in page and "<img" not in page and "<b>" not in page
+    assert "&lt;script&gt;alert(1)&lt;" in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert page.count("<table") == 2 and "<th" in page
+    assert "<script>alert(1)<" in str(view)  # the plain text view shows the path as it is
+
+
+def test_registry_view_plain_text_lists_columns(ip):
+    text = str(RegistryView(ip.ext.registry))
+    for column in ("id", "kind", "target", "granted by", "scope", "uses", "last use", "state"):
+        assert column in text
+    assert "(none)" in text
