@@ -1,7 +1,8 @@
 """Timing helpers for ipycap's benchmarks: interleaved variants, medians, paired ratios.
 
 The machine these run on is shared and noisy, so no number here is an absolute claim on its
-own.  Every comparison times all its variants *in the same run*, interleaved round by round
+own.  Samples are timed with this thread's CPU clock by default (``thread_time_ns``: time the
+scheduler gives to other processes is not counted; ``perf_counter_ns`` wall time on request).  Every comparison times all its variants *in the same run*, interleaved round by round
 in a shuffled order, each sample long enough (many inner loops) that ``perf_counter_ns``
 resolution and scheduler hiccups stay small.  The headline figure of a variant is the median
 of its per-round ratios to the baseline timed in the same round (a paired ratio, which
@@ -25,9 +26,12 @@ Work = Callable[[int], object]
 class Settings:
     """How hard to measure: ``quick`` is for smoke runs, the default for the README."""
 
-    repeats: int = 15
-    sample_ms: float = 12.0
+    repeats: int = 25
+    sample_ms: float = 8.0
     seed: int = 1234
+    #: ``thread`` (``thread_time_ns``: this thread's CPU time, the default -- blind to
+    #: preemption by the other jobs of a shared machine) or ``perf`` (``perf_counter_ns``).
+    clock: str = "thread"
 
     @classmethod
     def quick(cls) -> Settings:
@@ -91,14 +95,25 @@ def fmt_ns(ns: float) -> str:
     return f"{ns:.1f} ns"
 
 
+CLOCKS = {"perf": time.perf_counter_ns, "thread": time.thread_time_ns}
+_clock = time.thread_time_ns
+
+
+def use_clock(name: str) -> None:
+    """Select the clock every following sample is taken with."""
+    global _clock
+    _clock = CLOCKS[name]
+
+
 def _sample(fn: Work, n: int) -> int:
     """One timed sample of ``fn(n)`` with the cyclic GC paused, as ``timeit`` does."""
+    clock = _clock
     enabled = gc.isenabled()
     gc.disable()
     try:
-        t0 = time.perf_counter_ns()
+        t0 = clock()
         fn(n)
-        return time.perf_counter_ns() - t0
+        return clock() - t0
     finally:
         if enabled:
             gc.enable()
@@ -133,20 +148,24 @@ def compare(
     unit: str = "op",
     inner: int | None = None,
     overhead: Work | None = None,
+    per: int = 1,
 ) -> Table:
     """Time every variant interleaved; ratios are paired with the baseline round by round.
 
-    ``inner`` fixes the units per sample (else it is calibrated on the slowest variant so
-    every sample lasts at least ``settings.sample_ms``).  ``overhead`` is an empty loop of
+    ``inner`` fixes the units per sample (else it is calibrated so the fastest variant's
+    samples last about ``settings.sample_ms``, the slowest's at most eight times that).  ``overhead`` is an empty loop of
     the same shape, timed in the same rounds and subtracted from every variant, so a ratio
-    compares the cost of the operation itself rather than operation plus loop.
+    compares the cost of the operation itself rather than operation plus loop.  ``per`` is
+    how many operations one unit of work performs (times are reported per operation).
     """
     names = list(variants)
     baseline = baseline or names[0]
     for fn in variants.values():
         fn(1)  # warm up: first-call costs (caches, lazy imports) are not what is measured
     if inner is None:
-        inner = min(calibrate(fn, settings.sample_ms) for fn in variants.values())
+        # Long enough for the fastest variant, but the slowest never above 8x sample_ms.
+        sizes = [calibrate(fn, settings.sample_ms) for fn in variants.values()]
+        inner = min(max(sizes), 8 * min(sizes))
     timed = dict(variants)
     if overhead is not None:
         timed["<loop>"] = overhead
@@ -156,11 +175,14 @@ def compare(
     for _ in range(settings.repeats):
         rng.shuffle(order)
         for name in order:
-            per_unit[name].append(_sample(timed[name], inner) / inner)
+            per_unit[name].append(_sample(timed[name], inner) / (inner * per))
     if overhead is not None:
         loop = per_unit.pop("<loop>")
-        per_unit = {k: [max(v - e, 0.01) for v, e in zip(vs, loop, strict=True)] for k, vs in per_unit.items()}
-    table = Table(title, unit, baseline, inner=inner, repeats=settings.repeats)
+        per_unit = {
+            k: [max(v - e, 0.01) for v, e in zip(vs, loop, strict=True)]
+            for k, vs in per_unit.items()
+        }
+    table = Table(title, unit, baseline, inner=inner * per, repeats=settings.repeats)
     base = per_unit[baseline]
     for name in names:
         ratios = [v / b for v, b in zip(per_unit[name], base, strict=True)]
@@ -178,7 +200,14 @@ def compare(
     return table
 
 
-def check(table: Table, name: str, *, at_most: float | None = None, at_least: float | None = None, target: str) -> Table:
+def check(
+    table: Table,
+    name: str,
+    *,
+    at_most: float | None = None,
+    at_least: float | None = None,
+    target: str,
+) -> Table:
     """Record a target on ``table`` and whether the median ratio of ``name`` meets it."""
     r = table.row(name).ratio
     ok = (at_most is None or r <= at_most) and (at_least is None or r >= at_least)

@@ -87,12 +87,23 @@ def work():
     return len(items) + sum(squares[:10]) + len(keys) + first + len(rest)
 """
 
+MODULES = """
+import math
+
+def work():
+    total = 0.0
+    for i in range(100):
+        total += math.sqrt(i) + math.sin(i) * math.pi
+    return round(total, 6)
+"""
+
 WORKLOADS = {
     "loops in a function": LOOPS,
     "attributes of own objects": ATTRS,
     "classes + super().__init__()": CLASSES,
     "f-strings with format specs": FSTRINGS,
     "dict/list work": CONTAINERS,
+    "stdlib module calls (math.*)": MODULES,
 }
 
 #: RestrictedPython refuses any attribute starting with '_' at compile time, so
