@@ -96,7 +96,10 @@ proxy_getattro(ProxyBaseObject *self, PyObject *name)
             if (is_plain(value)) {
                 return value;
             }
-            if (PyMethod_Check(value)) {
+            /* Only a method bound to the target itself (which was admitted when it was
+             * wrapped) stays in C; one bound to another object (e.g. an attribute holding
+             * IPython's shell.ev) is decided by ipycap.membrane. */
+            if (PyMethod_Check(value) && PyMethod_GET_SELF(value) == self->target) {
                 MethodProxyObject *mp = PyObject_GC_New(MethodProxyObject, &MethodProxy_Type);
                 if (mp == NULL) {
                     Py_DECREF(value);
@@ -337,7 +340,27 @@ set_hooks(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+/* Make a class immutable (CPython's own flag for static types): assigning or deleting its
+ * attributes then raises TypeError.  Used on standard-library classes before a capsule gets
+ * them, so capsule code cannot monkeypatch what trusted code shares (plain attribute stores
+ * on classes raise no audit event on 3.11). */
+static PyObject *
+freeze_type(PyObject *module, PyObject *obj)
+{
+    if (!PyType_Check(obj)) {
+        PyErr_SetString(PyExc_TypeError, "freeze_type() takes a class");
+        return NULL;
+    }
+    PyTypeObject *tp = (PyTypeObject *)obj;
+    if (!(tp->tp_flags & Py_TPFLAGS_IMMUTABLETYPE)) {
+        tp->tp_flags |= Py_TPFLAGS_IMMUTABLETYPE;
+        PyType_Modified(tp);
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"freeze_type", freeze_type, METH_O, NULL},
     {"new_proxy", (PyCFunction)(void (*)(void))new_proxy, METH_FASTCALL, NULL},
     {"proxy_target", proxy_target, METH_O, NULL},
     {"proxy_cap", proxy_cap, METH_O, NULL},

@@ -85,6 +85,8 @@ class ModuleView:
         value = override if override is not None else getattr(module, name)
         if type(value) is types.ModuleType:
             return _context_view(value, f"{module.__name__}.{name}")
+        if isinstance(value, type):
+            guard.share_class(value)
         _view_dict(self)[name] = value
         return value
 
@@ -303,6 +305,13 @@ MODULE_OVERRIDES = {
     ("string", "Formatter"): guard.GuardedFormatter,
     ("operator", "attrgetter"): guard.attrgetter,
     ("operator", "methodcaller"): guard.methodcaller,
+    # _operator is a default import (operator's C half); its attrgetter reads any attribute
+    # in C, e.g. _operator.attrgetter('__globals__')(pprint.pprint), past the guard.
+    ("_operator", "attrgetter"): guard.attrgetter,
+    ("_operator", "methodcaller"): guard.methodcaller,
+    # update_wrapper reads and sets attributes its caller names (assigned=('__globals__',)).
+    ("functools", "update_wrapper"): guard.update_wrapper,
+    ("functools", "wraps"): guard.wraps,
 }
 
 
@@ -336,6 +345,11 @@ def _build_class(func, name, *bases, **kwargs):
                 "builtins",
                 hint="define your own class and call the protected object's methods",
             )
+    # The capsule's 'type' is a function (type(proxy) stays proxied); as a base or metaclass
+    # it means the real type, so 'class Meta(type)' works as in plain Python.
+    bases = tuple(_py.type if b is _type else b for b in bases)
+    if kwargs.get("metaclass") is _type:
+        kwargs["metaclass"] = _py.type
     cls = _py.__build_class__(func, name, *bases, **kwargs)
     if isinstance(cls, type):
         guard.OWN_TYPES.add(cls)
@@ -354,7 +368,7 @@ def _type(*args, **kwargs):
             return class_for_capsule(target_of(obj), capability_of(obj))
         if tp is ModuleView:
             return types.ModuleType
-        return tp
+        return guard.share_class(tp)
     if len(args) == 3:
         name, bases, ns = args
         for base in bases:

@@ -9,6 +9,7 @@ of :mod:`ipycap.rules`.
 from __future__ import annotations
 
 import string
+import sys
 import types
 import weakref
 from collections import UserString
@@ -28,6 +29,52 @@ PROXY_TYPES: dict = {}
 _FunctionType = types.FunctionType
 _MethodType = types.MethodType
 _PRIMITIVES = (int, float, complex, str, bytes, bool, type(None))
+
+
+_CLASS_NAMES = frozenset(
+    {
+        "__class__",
+        "__base__",
+        "__bases__",
+        "__mro__",
+        "__objclass__",
+        "__self_class__",
+        "__thisclass__",
+        "__orig_bases__",
+    }
+)
+_STDLIB = frozenset(sys.stdlib_module_names)
+_HEAPTYPE = 1 << 9
+try:
+    from ._speedups import freeze_type as _freeze_type
+except ImportError:  # pragma: no cover - without the extension stdlib classes stay mutable
+    _freeze_type = None
+
+
+def share_class(value):
+    """Before a capsule gets a standard-library class (or a tuple of them), make it and its
+    bases immutable: plain attribute stores on classes raise no audit event on 3.11, so
+    without this a capsule could monkeypatch e.g. json.JSONDecoder.decode and receive the
+    data trusted code decodes later.  Returns ``value``."""
+    if _freeze_type is None:
+        return value
+    classes = value if type(value) is tuple else (value,)
+    for cls in classes:
+        if not isinstance(cls, type):
+            continue
+        for base in type.__dict__["__mro__"].__get__(cls):
+            if (
+                type.__dict__["__flags__"].__get__(base) & _HEAPTYPE
+                and base not in OWN_TYPES
+                and _is_stdlib_class(base)
+            ):
+                _freeze_type(base)
+    return value
+
+
+def _is_stdlib_class(cls) -> bool:
+    module = type.__dict__["__module__"].__get__(cls)
+    return type(module) is str and module.partition(".")[0] in _STDLIB
 
 
 def exact_name(name) -> str:
@@ -88,7 +135,10 @@ def decide(value, name: str, mode: str = "proxy"):
             "never available in a capsule, not even on its own objects",
         )
     if rule == "allow":
-        return getattr(value, name)
+        result = getattr(value, name)
+        if name in _CLASS_NAMES:
+            share_class(result)
+        return result
     if rule == "own":
         if is_own(value):
             return getattr(value, name)
@@ -115,7 +165,7 @@ def decide(value, name: str, mode: str = "proxy"):
 
 def _special(value, name):
     if name == "__class__":
-        return getattr(value, name)
+        return share_class(getattr(value, name))
     result = getattr(value, name)
     if is_own(result) or _is_plain_data(result) or type(result) in PROXY_TYPES:
         return result
@@ -338,3 +388,51 @@ def methodcaller(name, /, *args, **kwargs):
         return method(*args, **kwargs)
 
     return call
+
+
+def update_wrapper(wrapper, wrapped, assigned=None, updated=None):
+    """A guarded ``functools.update_wrapper``: it reads and sets attributes named by its
+    caller, so ``assigned=('__globals__',)`` would copy a library function's globals onto a
+    capsule object, past the guard.  Risky names obey the guard's table on both sides."""
+    import functools
+
+    assigned = functools.WRAPPER_ASSIGNMENTS if assigned is None else assigned
+    updated = functools.WRAPPER_UPDATES if updated is None else updated
+    for attr in assigned:
+        attr = exact_name(attr)
+        try:
+            value = decide(wrapped, attr) if rules.is_risky(attr) else getattr(wrapped, attr)
+        except AttributeError:
+            continue
+        _guarded_set(wrapper, attr, value)
+    for attr in updated:
+        attr = exact_name(attr)
+        try:
+            source = decide(wrapped, attr) if rules.is_risky(attr) else getattr(wrapped, attr)
+        except AttributeError:
+            source = {}
+        target = decide(wrapper, attr) if rules.is_risky(attr) else getattr(wrapper, attr)
+        target.update(source)
+    _guarded_set(wrapper, "__wrapped__", wrapped)
+    return wrapper
+
+
+_WRAPPER_NAMES = frozenset(
+    "__module__ __name__ __qualname__ __doc__ __annotations__ __type_params__ __wrapped__".split()
+)
+
+
+def _guarded_set(obj, name, value):
+    if rules.is_risky(name) and (rules.classify(name) == "never" or not is_own(obj)):
+        if rules.classify(name) == "never" or name not in _WRAPPER_NAMES:
+            raise CapsuleAttributeError(
+                f"setting {name!r} on a {type(obj).__name__} object is refused", "guard"
+            )
+    setattr(obj, name, value)
+
+
+def wraps(wrapped, assigned=None, updated=None):
+    """A guarded ``functools.wraps`` (see :func:`update_wrapper`)."""
+    import functools
+
+    return functools.partial(update_wrapper, wrapped=wrapped, assigned=assigned, updated=updated)

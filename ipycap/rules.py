@@ -86,7 +86,7 @@ NEVER = (
     __interactivehook__ __unraisablehook__ __stderr__ __stdin__ __stdout__ __newobj__
     __newobj_ex__ __ipycap_cap__ __ipycap_code__ __ipycap_module__ __ipycap_target__
     __ipycap_writable__
-    __ctype_be__ __ctype_le__ __ctypes_from_outparam__""".split()
+    __ctype_be__ __ctype_le__ __ctypes_from_outparam__ __warningregistry__""".split()
     )
     | FRAME_ATTRS
 )
