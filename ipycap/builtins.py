@@ -90,6 +90,11 @@ class ModuleView:
         _view_dict(self)[name] = value
         return value
 
+    @property
+    def __class__(self):
+        # isinstance(view, types.ModuleType) holds, like for the module it stands for.
+        return types.ModuleType
+
     def __setattr__(self, name, value):
         raise CapsuleTypeError(
             f"module views are read-only (cannot set {name!r})", "builtins", None
