@@ -136,19 +136,18 @@ proxy_clear(ProxyBaseObject *self)
     return 0;
 }
 
+/* Proxies are always instances of a Python subclass (ipycap.membrane.Proxy), whose
+ * subtype_dealloc calls this and then releases the reference to the heap type itself, so
+ * this must not: a second Py_DECREF here freed the Proxy class after enough proxies died. */
 static void
 proxy_dealloc(ProxyBaseObject *self)
 {
-    PyTypeObject *tp = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
     if (self->weakreflist != NULL) {
         PyObject_ClearWeakRefs((PyObject *)self);
     }
     proxy_clear(self);
-    tp->tp_free((PyObject *)self);
-    if (tp->tp_flags & Py_TPFLAGS_HEAPTYPE) {
-        Py_DECREF(tp);
-    }
+    Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static PyTypeObject ProxyBase_Type = {
@@ -270,8 +269,10 @@ new_proxy(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *cls = args[0];
-    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &ProxyBase_Type)) {
-        PyErr_SetString(PyExc_TypeError, "cls must be a ProxyBase subclass");
+    if (!PyType_Check(cls) || cls == (PyObject *)&ProxyBase_Type ||
+        !PyType_IsSubtype((PyTypeObject *)cls, &ProxyBase_Type) ||
+        !(((PyTypeObject *)cls)->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
+        PyErr_SetString(PyExc_TypeError, "cls must be a Python subclass of ProxyBase");
         return NULL;
     }
     int writable = PyObject_IsTrue(args[3]);

@@ -333,6 +333,7 @@ def make_builtins(context) -> dict:
     b["__build_class__"] = _build_class
     b["type"] = _type
     b["issubclass"] = _issubclass
+    b["isinstance"] = _isinstance
     b["globals"] = _globals
     b["locals"] = _locals
     b["input"] = _make_input(context)
@@ -361,42 +362,107 @@ def _build_class(func, name, *bases, **kwargs):
     return cls
 
 
-def _type(*args, **kwargs):
-    """type(x): the class of x (a proxy's class stays proxied); type(name, bases, ns) makes
-    an own class."""
-    if len(args) == 1 and not kwargs:
-        obj = args[0]
-        tp = type(obj)
-        if tp is Proxy:
-            from .membrane import capability_of, class_for_capsule, target_of
+class _CapsuleType:
+    """The capsule's ``type``: ``type(x)`` keeps a proxy's class proxied, ``type(name, bases,
+    ns)`` makes an own class, and ``isinstance(x, type)`` / ``class M(type)`` work as usual."""
 
-            return class_for_capsule(target_of(obj), capability_of(obj))
-        if tp is ModuleView:
-            return types.ModuleType
-        return guard.share_class(tp)
-    if len(args) == 3:
-        name, bases, ns = args
-        for base in bases:
-            if type(base) in guard.PROXY_TYPES:
-                raise CapsuleTypeError("a protected object can never be a base class", "builtins")
-        if type(ns) is not dict:
-            raise TypeError("type() argument 3 must be dict")
-        cls = type(guard.exact_name(name), tuple(bases), dict(ns), **kwargs)
-        guard.OWN_TYPES.add(cls)
-        return cls
-    raise TypeError("type() takes 1 or 3 arguments")
+    __slots__ = ()
+    __name__ = __qualname__ = "type"
+
+    def __call__(self, *args, **kwargs):
+        if len(args) == 1 and not kwargs:
+            obj = args[0]
+            tp = type(obj)
+            if tp is Proxy:
+                from .membrane import capability_of, class_for_capsule, target_of
+
+                return class_for_capsule(target_of(obj), capability_of(obj))
+            if tp is ModuleView:
+                return types.ModuleType
+            return guard.share_class(tp)
+        if len(args) == 3:
+            name, bases, ns = args
+            for base in bases:
+                if type(base) in guard.PROXY_TYPES:
+                    raise CapsuleTypeError(
+                        "a protected object can never be a base class", "builtins"
+                    )
+            if type(ns) is not dict:
+                raise TypeError("type() argument 3 must be dict")
+            bases = tuple(_py.type if b is self else b for b in bases)
+            cls = type(guard.exact_name(name), bases, dict(ns), **kwargs)
+            guard.OWN_TYPES.add(cls)
+            return cls
+        raise TypeError("type() takes 1 or 3 arguments")
+
+    def __instancecheck__(self, obj):
+        return isinstance(obj, type)
+
+    def __subclasscheck__(self, cls):
+        return issubclass(cls, type)
+
+    def __mro_entries__(self, bases):
+        return (type,)
+
+    def __repr__(self):
+        return "<class 'type'>"
+
+
+_type = _CapsuleType()
+_HEAPTYPE = 1 << 9
+
+
+def _checks_run_no_capsule_code(classinfo) -> bool:
+    """Whether isinstance/issubclass against ``classinfo`` may see a protected object's raw
+    class: builtin classes and proxied (trusted) classes run no capsule hooks, but an ABC can
+    call ``__subclasshook__`` of capsule subclasses with whatever class it is asked about."""
+    items = classinfo if type(classinfo) is tuple else (classinfo,)
+    for c in items:
+        if type(c) is Proxy or c is _type:
+            continue
+        if isinstance(c, type) and not (type.__dict__["__flags__"].__get__(c) & _HEAPTYPE):
+            continue
+        return False
+    return True
+
+
+def _raw_classinfo(classinfo):
+    from .membrane import target_of
+
+    def one(c):
+        return target_of(c) if type(c) is Proxy else (type if c is _type else c)
+
+    return tuple(one(c) for c in classinfo) if type(classinfo) is tuple else one(classinfo)
+
+
+def _isinstance(obj, classinfo, /):
+    """isinstance that sees through proxies where no capsule code can watch."""
+    from .membrane import target_of
+
+    if type(obj) is Proxy and _checks_run_no_capsule_code(classinfo):
+        return isinstance(target_of(obj), _raw_classinfo(classinfo))
+    try:
+        return isinstance(obj, classinfo)
+    except TypeError:
+        if type(obj) is Proxy:
+            return False  # an ABC may not learn a protected object's raw class
+        raise
 
 
 def _issubclass(cls, classinfo, /):
+    """issubclass with the same rule as isinstance."""
     from .membrane import target_of
 
-    if type(cls) is Proxy:
-        cls = target_of(cls)
-    if type(classinfo) is Proxy:
-        classinfo = target_of(classinfo)
-    elif type(classinfo) is tuple:
-        classinfo = tuple(target_of(c) if type(c) is Proxy else c for c in classinfo)
-    return issubclass(cls, classinfo)
+    if type(cls) is Proxy and _checks_run_no_capsule_code(classinfo):
+        return issubclass(target_of(cls), _raw_classinfo(classinfo))
+    if cls is _type:
+        cls = type
+    try:
+        return issubclass(cls, classinfo)
+    except TypeError:
+        if type(cls) is Proxy:
+            return False
+        raise
 
 
 def _globals():

@@ -17,6 +17,8 @@ import operator
 import types
 import weakref
 
+from traitlets.config import Configurable as _Configurable
+
 from . import guard, rules
 from .errors import CapsuleAttributeError, CapsuleTypeError, RevokedError
 
@@ -91,6 +93,7 @@ def _finish_getattr(proxy, name, value):
     if tp in _VALUES:
         return value
     if tp is types.MethodType:
+        _check_withheld(value)
         return _bind(value, _get_cap(proxy))
     writable = _get_writable(proxy)
     if (
@@ -353,7 +356,9 @@ _PROXY_METHODS = frozenset(n for n in vars(Proxy) if rules.is_dunder(n))
 def _private_attr(proxy, name):
     """Underscore names asked of a proxy by trusted C code (isinstance, copy, pickle...)."""
     if name == "__class__":
-        return type(_get_target(proxy))  # lets native isinstance() see the target's class
+        # Native isinstance() sees builtin classes as they are; any other class stays
+        # proxied, since C code (ABCMeta.__instancecheck__) hands __class__ to capsule hooks.
+        return class_for_capsule(_get_target(proxy), _get_cap(proxy))
     if name in _PROXY_METHODS and name in rules.PROTOCOL:
         return _proxy_attribute(proxy, name)
     raise CapsuleAttributeError(
@@ -428,27 +433,52 @@ def wrap(value, cap, writable: bool = False):
         return module_view_for_membrane(value)
     cache = _CACHES.get(cap)
     if cache is None:
-        cache = _CACHES[cap] = {}
+        # Weak values: a proxy lives as long as capsule code holds it, so fresh results of
+        # calls in a loop do not pile up (the target check below rules out reused ids).
+        cache = _CACHES[cap] = weakref.WeakValueDictionary()
     key = (_identity(value), writable)
     p = cache.get(key)
     if p is not None and _get_target(p) is value:
         return p
+    _check_withheld(value)
     p = _new_proxy(Proxy, value, cap, writable)
     if tp is not types.MethodType and tp is not types.BuiltinMethodType:
         cache[key] = p  # bound methods are fresh objects each time: not worth caching
     return p
 
 
-#: One dict per capability: id(target) -> proxy, so identity and creation cost stay sane.
+#: Never proxied: IPython's and Jupyter's machinery (the shell, the kernel, comms, history,
+#: magics) are traitlets Configurables whose public methods (``shell.ev``, ``run_cell``,
+#: ``kernel.session.send``) run code or speak to the frontend with the user's full authority.
+WITHHELD_TYPES: tuple = (_Configurable,)
+
+
+def _check_withheld(value) -> None:
+    owner = value.__self__ if type(value) is types.MethodType else value
+    if isinstance(owner, WITHHELD_TYPES):
+        raise CapsuleTypeError(
+            f"{type(owner).__name__} objects (IPython/Jupyter machinery) never enter a capsule: "
+            "its methods run code with the notebook's full authority",
+            "membrane",
+            None,
+        )
+
+
+#: One weak dict per capability: identity of target -> its live proxy, so identity and
+#: creation cost stay sane while the capsule holds a proxy.
 _CACHES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def class_for_capsule(target, cap):
-    """What ``type(p)`` / ``p.__class__`` give for a proxy: builtin classes as they are (the
-    capsule has them anyway, and ``type(x) is list`` keeps working), others proxied."""
+    """What ``type(p)`` / ``p.__class__`` give for a proxy: builtin and standard-library
+    classes as they are (``type(x) is list`` keeps working), others proxied."""
     cls = type(target)
-    if cls.__module__ == "builtins" and cls.__flags__ & (1 << 9) == 0:  # not a heap type
-        return cls
+    if (cls.__module__ == "builtins" and cls.__flags__ & (1 << 9) == 0) or guard._is_stdlib_class(
+        cls
+    ):
+        # Builtin and standard-library classes are no secret (the capsule can import them)
+        # and are frozen before they are shared; user classes stay proxied.
+        return guard.share_class(cls)
     return wrap(cls, cap)
 
 
@@ -602,19 +632,27 @@ class ReverseProxy:
         return _out(next, self)
 
     def __eq__(self, other):
-        o = wrap(other, _rp_cap(self))
+        o = _compare_operand(self, other)
+        if o is NotImplemented:
+            return o
         return _out(lambda t: t == o, self)
 
     def __ne__(self, other):
-        o = wrap(other, _rp_cap(self))
+        o = _compare_operand(self, other)
+        if o is NotImplemented:
+            return o
         return _out(lambda t: t != o, self)
 
     def __lt__(self, other):
-        o = wrap(other, _rp_cap(self))
+        o = _compare_operand(self, other)
+        if o is NotImplemented:
+            return o
         return _out(lambda t: t < o, self)
 
     def __gt__(self, other):
-        o = wrap(other, _rp_cap(self))
+        o = _compare_operand(self, other)
+        if o is NotImplemented:
+            return o
         return _out(lambda t: t > o, self)
 
     def __getitem__(self, key):
@@ -622,7 +660,9 @@ class ReverseProxy:
         return _out(lambda t: t[k], self)
 
     def __contains__(self, item):
-        i = wrap(item, _rp_cap(self))
+        i = _compare_operand(self, item)
+        if i is NotImplemented:  # a raw trusted value would reach the capsule's __contains__
+            raise TypeError("a capsule object cannot be searched for a trusted value")
         return _out(lambda t: i in t, self, plain=True)
 
     def __reduce_ex__(self, protocol):
@@ -633,13 +673,17 @@ def _make_out_binary(op, reflected):
     if reflected:
 
         def method(self, other):
-            o = wrap(other, _rp_cap(self))
+            o = _compare_operand(self, other)  # never a raw trusted value (self._token + x)
+            if o is NotImplemented:
+                return o
             return _out(lambda t: op(o, t), self)
 
     else:
 
         def method(self, other):
-            o = wrap(other, _rp_cap(self))
+            o = _compare_operand(self, other)
+            if o is NotImplemented:
+                return o
             return _out(lambda t: op(t, o), self)
 
     return method
@@ -648,8 +692,31 @@ def _make_out_binary(op, reflected):
 for _n, _op in _BINARY.items():
     setattr(ReverseProxy, f"__{_n}__", _make_out_binary(_op, False))
     setattr(ReverseProxy, f"__r{_n}__", _make_out_binary(_op, True))
+
+
+def _compare_operand(rp, other):
+    """What a capsule comparison method may receive from trusted code: a proxy or a capsule
+    object, never a raw value.  Comparisons run implicitly (``in``, dict lookups,
+    ``guess == self._token``), so a capsule ``__eq__`` would otherwise be handed private
+    data; NotImplemented lets Python fall back to identity instead."""
+    o = wrap(other, _rp_cap(rp))
+    if o is other and type(o) is not Proxy:
+        return NotImplemented
+    return o
+
+
+def _make_out_compare(op):
+    def method(self, other):
+        o = _compare_operand(self, other)
+        if o is NotImplemented:
+            return o
+        return _out(lambda t: op(t, o), self)
+
+    return method
+
+
 for _n, _op in {"le": operator.le, "ge": operator.ge}.items():
-    setattr(ReverseProxy, f"__{_n}__", _make_out_binary(_op, False))
+    setattr(ReverseProxy, f"__{_n}__", _make_out_compare(_op))
 
 _rp_target = ReverseProxy.__dict__["__ipycap_target__"].__get__
 _rp_cap = ReverseProxy.__dict__["__ipycap_cap__"].__get__

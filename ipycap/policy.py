@@ -318,9 +318,15 @@ class CapsulePolicy(Configurable):
 
     def write_plants_code(self, path: str) -> bool:
         """Whether writing the resolved ``path`` could plant code a later import runs."""
+        roots = self.import_roots()
         parent = os.path.dirname(path)
-        if parent not in self.import_roots():
-            return False
+        # Any folder under a sys.path entry is importable too (a namespace package), so a
+        # module written anywhere below one is as good as one written into it.
+        while parent not in roots:
+            up = os.path.dirname(parent)
+            if up == parent:
+                return False
+            parent = up
         name = os.path.basename(path)
         return name.endswith(IMPORTABLE_SUFFIXES) or "." not in name or name == "__pycache__"
 

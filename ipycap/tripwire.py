@@ -83,8 +83,8 @@ def capsule_on_stack() -> bool:
 
 
 def _hook(event, args):
-    if not _armed or getattr(_state, "busy", False):
-        return
+    if not _armed or _ALWAYS.get(event) or getattr(_state, "busy", False):
+        return  # events the table admits for anyone (id(), exec of checked code) skip the walk
     _state.busy = True
     try:
         try:
@@ -296,6 +296,18 @@ _RISKY_GENERATED_NAMES = frozenset(
 _RISKY_GENERATED_ATTRS = frozenset({"__self__", "__func__", "__dict__", "mro", "__mro__"})
 
 
+def _is_dataclass_base(node) -> bool:
+    """``__dataclass_builtins_object__`` or ``super(cls, self)``, as dataclasses writes them."""
+    if isinstance(node, ast.Name):
+        return node.id == "__dataclass_builtins_object__"
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "super"
+        and [type(a) for a in node.args] == [ast.Name, ast.Name]
+    )
+
+
 def _source_is_clean(source: str) -> bool:
     """Whether library-generated source stays away from what the guard protects."""
     try:
@@ -305,10 +317,7 @@ def _source_is_clean(source: str) -> bool:
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute):
             attr = node.attr
-            if attr in ("__setattr__", "__delattr__") and (
-                isinstance(node.value, ast.Name)
-                and node.value.id == "__dataclass_builtins_object__"
-            ):
+            if attr in ("__setattr__", "__delattr__") and _is_dataclass_base(node.value):
                 continue  # frozen dataclasses set fields through object.__setattr__(self, ...)
             if (
                 attr in rules.NEVER
@@ -377,7 +386,8 @@ def _input_rule(event, args, contexts, frame=None):
 ALLOWED_EVENTS = """array.__new__ builtins.id builtins.input/result exec sys._getframe
     sys._getframemodulename time.sleep sys.excepthook sys.unraisablehook
     cpython._PySys_ClearAuditHooks sys.set_asyncgen_hook_finalizer
-    sys.set_asyncgen_hook_firstiter marshal.dumps glob.glob glob.glob/2 os.walk os.fwalk
+    sys.set_asyncgen_hook_firstiter sys.set_asyncgen_hooks_finalizer
+    sys.set_asyncgen_hooks_firstiter marshal.dumps glob.glob glob.glob/2 os.walk os.fwalk
     pathlib.Path.glob pathlib.Path.rglob shutil.copyfile shutil.copymode shutil.copystat
     shutil.copytree shutil.make_archive shutil.move shutil.rmtree shutil.unpack_archive
     tempfile.mkstemp tempfile.mkdtemp sqlite3.connect/handle""".split()
@@ -449,6 +459,10 @@ EVENTS = {
     "os.getxattr": _paths_rule(read=(0,)),
     "os.listxattr": _paths_rule(read=(0,)),
 }
+
+
+#: Events admitted whatever is on the stack: the hook answers them without a stack walk.
+_ALWAYS = {name: True for name, rule in EVENTS.items() if rule is _allow}
 
 
 def classify_event(event: str) -> str | None:

@@ -180,7 +180,8 @@ def test_import_roots_are_sys_path_and_writes_there_plant_code(tmp_path, monkeyp
     assert p.write_plants_code(os.path.join(real, "evilpkg"))
     assert p.write_plants_code(os.path.join(real, "x.pth"))
     assert not p.write_plants_code(os.path.join(real, "results.csv"))
-    assert not p.write_plants_code(os.path.join(real, "sub", "evil.py"))
+    # a folder under a sys.path entry is a namespace package: sub/evil.py imports as sub.evil
+    assert p.write_plants_code(os.path.join(real, "sub", "evil.py"))
 
 
 def test_configured_denied_path_is_a_root(tmp_path):

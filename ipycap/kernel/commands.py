@@ -1,0 +1,177 @@
+"""``%capsule`` lines in the capsule kernel: list, explain, log, policy, revoke, request.
+
+These are the only ``%`` lines the kernel understands; the gate refuses every other magic and
+``!`` line.  They run as trusted kernel code, before or between the capsule code of a cell.
+Cells can only *narrow* authority here (``revoke``); a ``request`` asks the human through
+Jupyter's stdin prompt and is refused without one, and nothing reaches beyond the policy's
+ceiling, which is fixed when the kernel starts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import TYPE_CHECKING
+
+from IPython.core.error import UsageError
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from ..display import EventLogView, PolicyView, RegistryView
+from ..errors import CapabilityError, PolicyError
+from .static import MISSING, look_through
+
+if TYPE_CHECKING:
+    from .shell import CapsuleShell
+
+COMMAND_LINE = re.compile(r"^%capsule(\s|$)")
+REQUEST_KINDS = ("read", "write", "import")
+
+
+@magic_arguments()
+@argument(
+    "action",
+    choices=["list", "explain", "log", "policy", "revoke", "request"],
+    help="list: the registry; explain NAME: what introspection gives on NAME raw, proxied and "
+    "in rexec mode; log [N]: recent events; policy: the ceiling; revoke ID|NAME: end a grant; "
+    "request read PATH | write PATH | import MODULE: ask the human for a grant",
+)
+@argument("args", nargs="*", help="arguments of the action")
+def capsule_command(line: str) -> None:
+    """``%capsule ACTION [ARGS]`` in the capsule kernel (the specification of its arguments)."""
+
+
+class RequestRefused(CapabilityError, PermissionError):
+    """A ``%capsule request`` the kernel or the human refused."""
+
+
+class CapsuleCommands:
+    """Runs one ``%capsule`` line for the kernel's shell."""
+
+    def __init__(self, shell: CapsuleShell):
+        self.shell = shell
+
+    @property
+    def registry(self):
+        return self.shell.capsule.registry
+
+    def run(self, line: str, execution_count: int) -> None:
+        text = line.strip()[len("%capsule") :]
+        try:
+            args = parse_argstring(capsule_command, text)
+        except UsageError as e:
+            raise UsageError(
+                f"%capsule: {e}. Usage: %capsule list|explain NAME|log [N]|"
+                "policy|revoke ID|request read PATH|write PATH|import MODULE"
+            ) from None
+        handler = getattr(self, "do_" + args.action)
+        handler(args.args, execution_count)
+
+    # -- actions -------------------------------------------------------------------------------
+    def _show(self, view) -> None:
+        from IPython.display import display
+
+        display(view)
+
+    def do_list(self, args, count) -> None:
+        self._show(RegistryView(self.registry))
+
+    def do_log(self, args, count) -> None:
+        n = int(args[0]) if args and args[0].isdigit() else 30
+        self._show(EventLogView(self.registry, n))
+
+    def do_policy(self, args, count) -> None:
+        view = PolicyView(self.registry.policy)
+        view.footer = (
+            "The capsule kernel's policy is fixed when it starts: change it in "
+            "ipython_kernel_config.py or the kernelspec's argv (--CapsulePolicy.NAME=...)."
+        )
+        self._show(view)
+
+    def do_explain(self, args, count) -> None:
+        if len(args) != 1:
+            raise UsageError("%capsule explain NAME")
+        from ..explore import explain
+
+        value = self.shell.static_namespaces().resolve(args[0])
+        if value is MISSING:
+            raise UsageError(f"%capsule explain: no name {args[0]!r} in the capsule")
+        self._show(explain(look_through(value), name=args[0].rpartition(".")[2]))
+
+    def do_revoke(self, args, count) -> None:
+        if len(args) != 1:
+            raise UsageError("%capsule revoke ID|NAME")
+        try:
+            caps = self.registry.revoke(args[0])
+        except KeyError as e:
+            raise UsageError(str(e.args[0])) from None
+        for cap in caps:
+            print(f"revoked {cap.id} ({cap.kind} {cap.target})")
+
+    def do_request(self, args, count) -> None:
+        if len(args) != 2 or args[0] not in REQUEST_KINDS:
+            raise UsageError("%capsule request read PATH | write PATH | import MODULE")
+        kind, target = args
+        shell = self.shell
+        context = shell.capsule.context
+        if kind in ("read", "write"):
+            target = os.path.realpath(os.path.expanduser(target))
+            try:
+                self.registry.check_path_grant(kind, target)
+            except PolicyError as e:
+                raise RequestRefused(
+                    f"request for {kind} access to {target}: {e.what}",
+                    "kernel",
+                    "this kernel's policy is fixed at start, so its configuration must change: "
+                    + (e.how or "it cannot be granted at all"),
+                ) from None
+            if context.allows_path(kind, target):
+                print(f"{kind} access to {target} is already granted.")
+                return
+        else:
+            try:
+                self.registry.check_import_grant(target)
+            except PolicyError as e:
+                raise RequestRefused(
+                    f"request to import {target!r}: {e.what}", "kernel", None
+                ) from None
+            if context.may_import(target):
+                print(f"import of {target!r} is already granted.")
+                return
+        self._ask(kind, target, count)
+
+    def _ask(self, kind: str, target: str, count: int) -> None:
+        shell = self.shell
+        kernel = shell.kernel
+        what = f"{kind} access to {target}" if kind != "import" else f"import of {target!r}"
+        if not shell.capsule.policy.prompt:
+            raise RequestRefused(
+                f"request for {what}: prompting is off (c.CapsulePolicy.prompt = False)",
+                "kernel",
+                f"add the grant to the kernel's configuration: c.CapsuleKernel.grants = "
+                f"[{kind + ':' + target!r}]",
+            )
+        if not getattr(kernel, "_allow_stdin", False):
+            raise RequestRefused(
+                f"request for {what}: this frontend cannot answer prompts (no stdin)",
+                "kernel",
+                f"run the cell from a frontend with stdin, or add c.CapsuleKernel.grants = "
+                f"[{kind + ':' + target!r}] to the kernel's configuration",
+            )
+        question = f"Cell [{count}] asks for {what}. Allow? [y/N] "
+        answer = kernel.trusted_raw_input(question)
+        if answer.strip().lower() not in ("y", "yes"):
+            raise RequestRefused(
+                f"request for {what}: the human answered {answer.strip()[:20]!r}",
+                "kernel",
+                "answer 'y' to the prompt",
+            )
+        cap = self.registry.grant(
+            kind, target, scope="session", granted_by="prompt", note=f"cell [{count}]"
+        )
+        shell.capsule.context.grants.append(cap)
+        print(f"granted {cap.id}: {what} (session, by prompt)")
+
+
+def is_command(line: str) -> bool:
+    """Whether a cell line is a ``%capsule`` command."""
+    return bool(COMMAND_LINE.match(line.strip()))

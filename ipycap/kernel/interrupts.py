@@ -1,0 +1,109 @@
+"""Interrupts that never land inside ipycap's own code.
+
+A frontend's interrupt is SIGINT, and Python raises ``KeyboardInterrupt`` at whatever bytecode
+the main thread is running.  Inside capsule code that is what the user wants.  Inside ipycap's
+own code (a registry update, the membrane wrapping a result, the kernel storing history) it
+would leave half-done state: a capability recorded without its event, a proxy cached without
+its grant.  So while a cell runs, the handler looks at the interrupted stack: if one of
+ipycap's state changes (:func:`critical_code`) is running nearer the interrupt than any capsule
+frame, or no capsule code is running at all, the interrupt is *deferred* and re-checked every
+few milliseconds (SIGALRM) until the stack is out of it, or the cell
+ends (an interrupt that arrives after the capsule code finished is dropped, as the cell is
+done).  Outside a cell the default behaviour stays.
+"""
+
+from __future__ import annotations
+
+import signal
+
+from .. import tripwire
+from ..guard import CAPSULE_MARK
+
+RECHECK_SECONDS = 0.005
+
+
+def critical_code() -> frozenset:
+    """Code objects of ipycap's state changes: a registry record and its event, a grant,
+    a revocation, a protected name's proxy and capability being cached."""
+    global _CRITICAL
+    if _CRITICAL is None:
+        from ..capsule import Capsule, CapsuleContext
+        from ..registry import Capability, Registry
+
+        functions = [
+            Registry.grant,
+            Registry.use,
+            Registry.refuse,
+            Registry.revoke,
+            Registry.end_cell,
+            Registry._event,
+            Registry._append_log,
+            Capability.revoke,
+            Capsule._expose,
+            Capsule._proxy_for,
+            CapsuleContext._use_import,
+        ]
+        _CRITICAL = frozenset(f.__code__ for f in functions)
+    return _CRITICAL
+
+
+_CRITICAL: frozenset | None = None
+
+
+def in_critical_code(frame) -> bool:
+    """Whether ``frame`` is inside one of ipycap's state changes (below the innermost capsule
+    frame), or in kernel code with no capsule frame at all (the kernel's own bookkeeping)."""
+    critical = critical_code()
+    # Reading f_code raises an audit event the tripwire refuses while a capsule is on the
+    # stack; this handler is trusted and runs no capsule code, so the hook stands aside.
+    state = tripwire._state
+    was_busy = getattr(state, "busy", False)
+    state.busy = True
+    try:
+        f = frame
+        while f is not None:
+            if CAPSULE_MARK in f.f_builtins:
+                return False
+            if f.f_code in critical:
+                return True
+            f = f.f_back
+        return True
+    finally:
+        state.busy = was_busy
+
+
+class InterruptGuard:
+    """The SIGINT handler of the capsule kernel while a cell runs."""
+
+    def __init__(self):
+        self.active = False
+        self.pending = False
+        self.deferred = 0  # how many times an interrupt had to wait (for tests and the log)
+
+    def install_alarm(self) -> None:
+        """Install the re-check handler (main thread, once)."""
+        signal.signal(signal.SIGALRM, self._on_alarm)
+
+    def handler(self, signum, frame) -> None:
+        if self.active and frame is not None and in_critical_code(frame):
+            self.pending = True
+            self.deferred += 1
+            signal.setitimer(signal.ITIMER_REAL, RECHECK_SECONDS)
+            return
+        self.pending = False
+        raise KeyboardInterrupt
+
+    def _on_alarm(self, signum, frame) -> None:
+        if self.pending:
+            self.handler(signum, frame)
+
+    def begin(self) -> None:
+        self.pending = False
+        self.active = True
+
+    def end(self) -> None:
+        """The cell is over: a deferred interrupt that never found capsule code is dropped."""
+        self.active = False
+        if self.pending:
+            self.pending = False
+            signal.setitimer(signal.ITIMER_REAL, 0)

@@ -1,0 +1,328 @@
+"""CapsuleKernel: ipykernel's IPythonKernel with every protocol door guarded.
+
+Cells run in one persistent session capsule (see :mod:`ipycap.kernel.shell`).  The other doors
+of the Jupyter protocol, each of which runs code or hands out authority in a stock kernel:
+
+* ``user_expressions`` run as capsule code (the shell's ``user_expressions``);
+* ``inspect_request`` and ``complete_request`` never evaluate (:mod:`ipycap.kernel.static`);
+* ``debug_request`` is refused and ``kernel_info`` advertises no debugger;
+* a frontend's ``comm_open`` is refused unless ``CapsuleKernel.comm_targets`` grants it;
+* ``input()``/``getpass`` in capsule code need ``CapsulePolicy.allow_input`` or a grant;
+* subshell requests are refused (a second thread running cells would share the capsule);
+* SIGINT never lands inside ipycap's own code (:mod:`ipycap.kernel.interrupts`).
+
+The policy is built once from the traitlets configuration and frozen (:class:`FrozenPolicy`):
+nothing a cell sends can change it.  Grants come from ``CapsuleKernel.grants`` and from the
+human's answer to ``%capsule request``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+from ipykernel.ipkernel import IPythonKernel
+from traitlets import Instance, List, Type, Unicode
+from traitlets.config import Configurable
+
+from ..capsule import Capsule
+from ..errors import CapabilityError, CapsulePermissionError, PolicyError
+from ..policy import CapsulePolicy
+from ..registry import Registry
+from ..tripwire import contexts_on_stack
+from . import static
+from .interrupts import InterruptGuard
+from .shell import CapsuleShell
+
+DEBUGGER_REFUSED = (
+    "the debugger is disabled in the capsule kernel: it evaluates arbitrary code with the "
+    "kernel's full authority"
+)
+
+
+class _FrozenList(list):
+    """A policy list after start: reading works, changing it in place does not."""
+
+    def _refuse(self, *args, **kwargs):
+        raise PolicyError(
+            "the capsule kernel's policy is fixed at start", "kernel", "change the configuration"
+        )
+
+    append = extend = insert = remove = pop = clear = sort = reverse = _refuse
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
+
+
+class FrozenPolicy(CapsulePolicy):
+    """A CapsulePolicy that refuses every change once :meth:`freeze` was called.
+
+    It reads the ``CapsulePolicy`` configuration section like its base class."""
+
+    def freeze(self) -> None:
+        for name in self.trait_names(config=True):
+            value = getattr(self, name)
+            if type(value) is list:
+                self._trait_values[name] = _FrozenList(value)
+        object.__setattr__(self, "_ipycap_frozen", True)
+
+    @property
+    def frozen(self) -> bool:
+        return self.__dict__.get("_ipycap_frozen", False)
+
+    def _refuse(self, name):
+        raise PolicyError(
+            f"changing CapsulePolicy.{name} in a running capsule kernel",
+            "kernel",
+            "the policy is fixed at start: change ipython_kernel_config.py or the kernelspec "
+            "and restart the kernel",
+        )
+
+    def __setattr__(self, name, value):
+        if self.frozen and self.has_trait(name):
+            self._refuse(name)
+        super().__setattr__(name, value)
+
+    def set_trait(self, name, value):
+        if self.frozen:
+            self._refuse(name)
+        super().set_trait(name, value)
+
+    def _load_config(self, cfg, section_names=None, traits=None):
+        if self.frozen:
+            self._refuse("(configuration)")
+        super()._load_config(cfg, section_names=section_names, traits=traits)
+
+
+def make_policy(parent: Configurable) -> FrozenPolicy:
+    """The kernel's policy from ``parent``'s configuration; the path ceilings default to the
+    working directory (DESIGN.md), not the extension's ``/``. Frozen before it is returned."""
+    policy = FrozenPolicy(parent=parent)
+    configured = set(parent.config.get("CapsulePolicy", {})) | set(
+        parent.config.get("FrozenPolicy", {})
+    )
+    for name in ("readable_paths", "writable_paths"):
+        if name not in configured:
+            setattr(policy, name, [os.getcwd()])
+    policy.freeze()
+    return policy
+
+
+def parse_grant(spec: str) -> tuple[str, str]:
+    kind, sep, target = spec.partition(":")
+    if not sep or kind not in ("read", "write", "import", "input", "comm", "object"):
+        raise PolicyError(
+            f"CapsuleKernel.grants entry {spec!r} is not 'kind:target'",
+            "kernel",
+            "write e.g. 'read:data/', 'write:out/', 'import:numpy' or 'input:'",
+        )
+    return kind, target
+
+
+class CapsuleKernel(IPythonKernel):
+    """The capsule kernel (see the module docstring)."""
+
+    implementation = "ipycap"
+    shell_class = Type(CapsuleShell)
+
+    grants = List(
+        Unicode(),
+        config=True,
+        help="Grants every cell has from the start, as 'kind:target': 'read:data/', "
+        "'write:out/', 'import:numpy', 'input:' (allow input()). Each must lie within the "
+        "CapsulePolicy ceiling.",
+    )
+    comm_targets = List(
+        Unicode(),
+        config=True,
+        help="Comm targets a frontend may open (comm_open from the frontend is refused "
+        "for every other target).",
+    )
+    protected_startup = Unicode(
+        "",
+        config=True,
+        help="A Python file the kernel runs at start as trusted code; the public names it "
+        "defines become the protected objects every cell sees through read-only proxies.",
+    )
+    policy = Instance(CapsulePolicy, allow_none=True)
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        parent_policy = getattr(self.parent, "capsule_policy", None)
+        if self.policy is None:
+            self.policy = parent_policy if parent_policy is not None else make_policy(self)
+        self.registry = Registry(self.policy)
+        confinement = getattr(self.parent, "confinement_summary", None)
+        if confinement:
+            self.registry.confinement = confinement
+        caps = [
+            self.registry.grant(*parse_grant(spec), scope="session", granted_by="config")
+            for spec in self.grants
+        ]
+        for target in self.comm_targets:
+            self.registry.grant("comm", target, scope="session", granted_by="config")
+        self.capsule = Capsule(
+            registry=self.registry,
+            grants=caps,
+            protected=self._run_protected_startup(),
+            scope="session",
+            label="kernel",
+        )
+        self.interrupts = InterruptGuard()
+        if sys.platform != "win32":
+            try:
+                self.interrupts.install_alarm()
+            except ValueError:  # not the main thread (an in-process kernel): no deferral
+                pass
+        self.shell.init_capsule(self.capsule, self.interrupts)
+        self.shell_handlers["comm_open"] = self._comm_open
+
+    def _run_protected_startup(self) -> dict:
+        path = self.protected_startup
+        if not path:
+            return {}
+        path = os.path.abspath(os.path.expanduser(path))
+        with open(path, encoding="utf-8") as f:
+            source = f.read()
+        ns: dict = {"__name__": "__ipycap_startup__", "__file__": path}
+        exec(compile(source, path, "exec"), ns)  # the admin's trusted code
+        return {k: v for k, v in ns.items() if not k.startswith("_")}
+
+    # -- info and refused doors ------------------------------------------------------------------
+    @property
+    def kernel_info(self):
+        info = super().kernel_info
+        info["supported_features"] = [
+            f
+            for f in info.get("supported_features", [])
+            if f not in ("debugger", "kernel subshells")
+        ]
+        info["debugger"] = False
+        info["banner"] = (
+            "Python (capsule kernel): every cell runs as a capsule. "
+            "%capsule list shows the registry.\n" + self.registry.confinement
+        )
+        return info
+
+    @property
+    def banner(self):  # type: ignore[override]
+        return "Python (capsule kernel)"
+
+    async def do_debug_request(self, msg):
+        self.registry.refuse(
+            CapabilityError("debug_request", "kernel", None), kind="debug", target="debugger"
+        )
+        return {
+            "type": "response",
+            "request_seq": msg.get("seq", 0),
+            "success": False,
+            "command": msg.get("command", ""),
+            "message": DEBUGGER_REFUSED,
+            "body": {},
+        }
+
+    def dispatch_debugpy(self, msg):
+        return None  # no debugger session can exist
+
+    def _refuse_subshell(self, socket, ident, parent, reply_type):
+        err = CapabilityError(
+            "subshells (a second thread running cells beside the capsule)", "kernel", None
+        )
+        self.registry.refuse(err, kind="subshell", target=reply_type)
+        content = {
+            "status": "error",
+            "ename": "CapabilityError",
+            "evalue": str(err),
+            "traceback": [],
+        }
+        self.session.send(socket, reply_type, content, parent, ident)
+
+    async def create_subshell_request(self, socket, ident, parent) -> None:
+        self._refuse_subshell(socket, ident, parent, "create_subshell_reply")
+
+    async def delete_subshell_request(self, socket, ident, parent) -> None:
+        self._refuse_subshell(socket, ident, parent, "delete_subshell_reply")
+
+    async def list_subshell_request(self, socket, ident, parent) -> None:
+        self._refuse_subshell(socket, ident, parent, "list_subshell_reply")
+
+    def _comm_open(self, stream, ident, msg):
+        content = msg.get("content", {})
+        target = content.get("target_name", "")
+        if self.registry.find("comm", target):
+            for cap in self.registry.find("comm", target):
+                self.registry.use(cap, "comm_open")
+            return self.comm_manager.comm_open(stream, ident, msg)
+        err = CapabilityError(
+            f"comm_open from the frontend for target {target!r}",
+            "kernel",
+            f"c.CapsuleKernel.comm_targets = [{target!r}]",
+        )
+        self.registry.refuse(err, kind="comm", target=target)
+        self.log.warning("%s", err)
+        self.session.send(
+            self.iopub_socket,
+            "comm_close",
+            {"comm_id": content.get("comm_id", ""), "data": {"error": str(err)}},
+            parent=msg,
+            ident=self._topic("comm_close"),
+        )
+        return None
+
+    # -- inspection and completion: static only --------------------------------------------------
+    def do_inspect(self, code, cursor_pos, detail_level=0, omit_sections=()):
+        name = static.inspect_token(code, cursor_pos)
+        value = self.shell.static_namespaces().resolve(name) if name else static.MISSING
+        if value is static.MISSING:
+            return {"status": "ok", "found": False, "data": {}, "metadata": {}}
+        text = static.describe(name, value, detail_level)
+        return {"status": "ok", "found": True, "data": {"text/plain": text}, "metadata": {}}
+
+    def do_complete(self, code, cursor_pos):
+        if cursor_pos is None:
+            cursor_pos = len(code)
+        token = static.token_before(code, cursor_pos)
+        matches = static.complete(token, self.shell.static_namespaces())
+        return {
+            "matches": matches,
+            "cursor_start": cursor_pos - len(token),
+            "cursor_end": cursor_pos,
+            "metadata": {},
+            "status": "ok",
+        }
+
+    # -- stdin -------------------------------------------------------------------------------------
+    def _check_input(self, what: str) -> None:
+        contexts = contexts_on_stack(sys._getframe(2))
+        if contexts and not all(ctx.may_input() for ctx in contexts):
+            err = CapsulePermissionError(
+                f"{what} from capsule code (it could ask the user for a password)",
+                "kernel",
+                "c.CapsulePolicy.allow_input = True, or c.CapsuleKernel.grants = ['input:']",
+            )
+            for ctx in contexts:
+                ctx.record_refusal(err)
+            raise err
+
+    def raw_input(self, prompt=""):
+        self._check_input("input()")
+        return super().raw_input(prompt)
+
+    def getpass(self, prompt="", stream=None, **kwargs):
+        self._check_input("getpass()")
+        return super().getpass(prompt, stream, **kwargs)
+
+    def trusted_raw_input(self, prompt: str) -> str:
+        """The kernel's own prompt (``%capsule request``), never called by capsule code."""
+        return super().raw_input(prompt)
+
+    def _process_children(self):
+        """Child processes to end at shutdown; a confined kernel may not list /proc (and
+        cannot have started any: exec is denied)."""
+        try:
+            return super()._process_children()
+        except OSError:
+            return []
+
+    # -- interrupts --------------------------------------------------------------------------------
+    def pre_handler_hook(self):
+        self.saved_sigint_handler = signal.signal(signal.SIGINT, self.interrupts.handler)

@@ -1,0 +1,236 @@
+"""The capsule kernel's shell: every cell runs through one persistent session capsule.
+
+:class:`CapsuleShell` keeps what a notebook user relies on from IPython's shell (execution
+count, history of the code *as sent*, ``Out``/``_``, tracebacks, the displayhook, ``display``
+and ``clear_output``) and replaces the one thing that gives ambient authority: running the
+cell.  A cell is split into segments at its ``%capsule`` lines and ``obj?`` help lines; the
+``%capsule`` lines are kernel commands, help lines are answered by the static inspector
+(nothing evaluated), and everything else is capsule code run by ``Capsule.run`` in the
+session capsule's namespace.  The last value goes through ``ipycap.export`` before the
+displayhook sees it, and the output filter from :mod:`ipycap.display` applies.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+import traceback
+import types
+
+from ipykernel.zmqshell import ZMQInteractiveShell
+from IPython.core.displayhook import DisplayHook
+from IPython.core.interactiveshell import ExecutionInfo, ExecutionResult
+from traitlets import Any
+
+from ..display import OutputFilter
+from ..errors import CapsulePermissionError
+from ..gate import _inside_string, source_filename
+from ..membrane import export
+from ..tripwire import capsule_on_stack
+from . import static
+from .commands import CapsuleCommands, is_command
+
+HELP_LINE = re.compile(r"^(\?{1,2})?([A-Za-z_][\w.]*)(\?{1,2})?$")
+
+
+def split_cell(source: str) -> list[tuple[str, str, int]]:
+    """``[(kind, text, first_line)]`` with kind 'code', 'command' or 'help', in cell order."""
+    lines = source.splitlines(True)
+    out: list[tuple[str, str, int]] = []
+    code: list[str] = []
+    start = 0
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        kind = None
+        if stripped[:1] in ("%", "?") or stripped.endswith("?"):
+            if is_command(stripped):
+                kind = "command"
+            else:
+                m = HELP_LINE.match(stripped)
+                if m and (m.group(1) or m.group(3)):
+                    kind = "help"
+            if kind and _inside_string(source, i + 1):
+                kind = None
+        if kind is None:
+            if not code:
+                start = i
+            code.append(line)
+            continue
+        if code:
+            out.append(("code", "".join(code), start))
+            code = []
+        out.append((kind, stripped, i))
+    if code:
+        out.append(("code", "".join(code), start))
+    return out
+
+
+def _capsule_traceback(tb):
+    """The traceback a notebook user needs: from the first capsule frame on, without the
+    frames of ipycap itself (the kernel above the cell, the layer that raised a refusal)."""
+    frames = []
+    while tb is not None:
+        name = tb.tb_frame.f_globals.get("__name__")
+        own = type(name) is str and (name == "ipycap" or name.startswith("ipycap."))
+        if tb.tb_frame.f_code.co_filename.startswith("<capsule-") or (frames and not own):
+            frames.append(tb)
+        tb = tb.tb_next
+    out = None
+    for t in reversed(frames):
+        out = types.TracebackType(out, t.tb_frame, t.tb_lasti, t.tb_lineno)
+    return out
+
+
+class CapsuleShell(ZMQInteractiveShell):
+    """A ZMQInteractiveShell whose cells are capsule code (see the module docstring)."""
+
+    #: The session capsule (set by the kernel).
+    capsule = Any(allow_none=True)
+
+    def init_capsule(self, capsule, interrupts) -> None:
+        """Attach the session capsule and the interrupt guard (called by the kernel)."""
+        self.capsule = capsule
+        self.interrupts = interrupts
+        self.commands = CapsuleCommands(self)
+        self.output_filter = OutputFilter(self, capsule.registry, "capsule-")
+        self.output_filter.ensure_installed()
+
+    # -- IPython entry points ----------------------------------------------------------------
+    def transform_cell(self, raw_cell: str) -> str:
+        """The cell is not rewritten: history keeps exactly what was sent."""
+        return raw_cell
+
+    def should_run_async(self, raw_cell, *, transformed_cell=None, preprocessing_exc_tuple=None):
+        return False  # capsule code never awaits at top level (no event-loop authority)
+
+    def set_next_input(self, text, replace=False):
+        if capsule_on_stack():
+            raise CapsulePermissionError("set_next_input from capsule code", "kernel", None)
+        super().set_next_input(text, replace)
+
+    def enable_gui(self, gui=None):
+        raise CapsulePermissionError("GUI event loops in the capsule kernel", "kernel", None)
+
+    def static_namespaces(self) -> static.Namespaces:
+        c = self.capsule
+        return static.Namespaces(c.namespace, c.builtins, c.protected)
+
+    def _run_cell(self, raw_cell, store_history, silent, shell_futures, cell_id, cell_meta):
+        info = ExecutionInfo(
+            raw_cell,
+            store_history,
+            silent,
+            shell_futures,
+            cell_id,
+            cell_meta,
+            transformed_cell=raw_cell,
+        )
+        result = ExecutionResult(info)
+        if not raw_cell or raw_cell.isspace():
+            self.last_execution_succeeded = True
+            self.last_execution_result = result
+            return result
+        if silent:
+            store_history = False
+        count = result.execution_count = self.execution_count
+        if store_history:
+            self.execution_count += 1
+        self.events.trigger("pre_execute")
+        if not silent:
+            self.events.trigger("pre_run_cell", info)
+        if store_history:
+            self.history_manager.store_inputs(count, raw_cell, raw_cell)
+        self.output_filter.ensure_installed()
+        self.displayhook.exec_result = result
+        self.interrupts.begin()
+        try:
+            self._run_segments(raw_cell, count, silent, result)
+        except BaseException as e:  # noqa: BLE001 - a cell's error, KeyboardInterrupt included
+            result.error_in_exec = e
+            self._show_error(e)
+        finally:
+            self.interrupts.end()
+            self.displayhook.exec_result = None
+            self.output_filter.pending_result = None
+        self.last_execution_succeeded = result.success
+        self.last_execution_result = result
+        if store_history:
+            self.history_manager.store_output(count)
+        return result
+
+    def _run_segments(self, raw_cell: str, count: int, silent: bool, result) -> None:
+        segments = split_cell(raw_cell)
+        for n, (kind, text, first_line) in enumerate(segments):
+            if kind == "command":
+                self.commands.run(text, count)
+            elif kind == "help":
+                self._page_help(text)
+            else:
+                source = "\n" * first_line + text
+                filename = source_filename(source, f"In{count}")
+                value = self.capsule.run(source, filename=filename)
+                last = n == len(segments) - 1
+                if value is not None and last and not silent:
+                    if not DisplayHook.semicolon_at_end_of_expression(text):
+                        self._display_result(value)
+
+    def _display_result(self, value) -> None:
+        exported = export(value)
+        self.output_filter.pending_result = exported
+        self.displayhook(exported)
+
+    def _show_error(self, e: BaseException) -> None:
+        tb = _capsule_traceback(e.__traceback__)
+        syntax = isinstance(e, SyntaxError)
+        try:
+            self.showtraceback((type(e), e, tb), running_compiled_code=not syntax)
+        except BaseException:  # noqa: BLE001 - a broken exception must not break the kernel
+            print("".join(traceback.format_exception_only(type(e), e)), file=sys.stderr)
+
+    # -- help and user_expressions -------------------------------------------------------------
+    def _page_help(self, line: str) -> None:
+        m = HELP_LINE.match(line)
+        name = m.group(2)
+        detail = 1 if "??" in ((m.group(1) or "") + (m.group(3) or "")) else 0
+        value = self.static_namespaces().resolve(name)
+        if value is static.MISSING:
+            print(f"Object `{name}` not found.")
+            return
+        text = static.describe(name, value, detail)
+        self.payload_manager.write_payload(
+            {"source": "page", "data": {"text/plain": text}, "start": 0}
+        )
+
+    def user_expressions(self, expressions):
+        """Each expression runs as capsule code (a stock kernel evaluates it unrestricted)."""
+        out = {}
+        for key, expr in dict(expressions).items():
+            self.interrupts.begin()
+            try:
+                if not isinstance(expr, str):
+                    raise TypeError("a user expression must be a string")
+                ast.parse(expr, mode="eval")  # expressions only, as the protocol says
+                value = export(
+                    self.capsule.run(expr, filename=source_filename(expr, "user-expression"))
+                )
+                self.output_filter.pending_result = value
+                out[key] = self._format_user_obj(value)
+            except BaseException as e:  # noqa: BLE001 - reported in the reply, never raised
+                out[key] = {
+                    "status": "error",
+                    "ename": type(e).__name__,
+                    "evalue": _safe_str(e),
+                    "traceback": [],
+                }
+            finally:
+                self.interrupts.end()
+                self.output_filter.pending_result = None
+        return out
+
+
+def _safe_str(e: BaseException) -> str:
+    try:
+        return str(e)
+    except BaseException:  # noqa: BLE001 - capsule-defined __str__ may fail
+        return f"<{type(e).__name__}>"

@@ -1,0 +1,309 @@
+"""Inspection and completion that never run code: ``obj?``, Shift-Tab and Tab in the kernel.
+
+A stock kernel answers ``inspect_request`` and ``complete_request`` by evaluating: IPython's
+inspector calls ``repr()``, reads properties and ``__doc__`` through ``getattr``, and its
+completer (or Jedi) calls ``dir()`` and ``__getattr__``.  On a capsule object each of those is
+capsule code, run because a human pressed Tab.  Here every lookup is static: names are looked
+up in dicts, attributes in the instance ``__dict__`` and the class MRO's ``__dict__``s (never
+through a descriptor), and values are described with :func:`safe_repr`, which only formats exact
+builtin types and otherwise prints ``<Class object>``.  Proxies and module views are looked
+through to their (trusted) targets, statically as well.
+"""
+
+from __future__ import annotations
+
+import builtins as _py
+import keyword
+import linecache
+import re
+import types
+from collections.abc import Iterable, Mapping
+
+from ..builtins import ModuleView
+from ..guard import CAPSULE_MARK
+from ..membrane import Proxy, target_of
+
+_MISSING = object()
+_NAME_AT_END = re.compile(r"[A-Za-z_][\w.]*$")
+_PLAIN = (int, float, complex, bool, str, bytes, type(None))
+_FUNCS = (types.FunctionType, types.BuiltinFunctionType, types.MethodType)
+_type_dict = type.__dict__["__dict__"].__get__  # the class's own mappingproxy, no metaclass
+_module_of_view = ModuleView.__dict__["__ipycap_module__"].__get__
+
+
+def look_through(value):
+    """The object a static lookup should read: a proxy's target, a module view's module."""
+    tp = type(value)
+    if tp is Proxy:
+        return target_of(value)
+    if tp is ModuleView:
+        return _module_of_view(value)
+    return value
+
+
+def instance_dict(obj) -> Mapping:
+    """``obj.__dict__`` read through the C-level descriptor only (a class may define a
+    ``__dict__`` property; that would run code)."""
+    if isinstance(obj, type):
+        return _type_dict(obj)
+    if type(obj) is types.ModuleType:
+        return types.ModuleType.__dict__["__dict__"].__get__(obj)
+    for klass in type.__dict__["__mro__"].__get__(type(obj)):
+        entry = _type_dict(klass).get("__dict__", _MISSING)
+        if entry is _MISSING:
+            continue
+        if type(entry) is types.GetSetDescriptorType:
+            d = entry.__get__(obj)
+            return d if type(d) is dict else {}
+        return {}
+    return {}
+
+
+def _mro(obj) -> tuple:
+    klass = obj if isinstance(obj, type) else type(obj)
+    mro = type.__dict__["__mro__"].__get__(klass)
+    if isinstance(obj, type):
+        mro = mro + type.__dict__["__mro__"].__get__(type(obj))
+    return mro
+
+
+def static_attr(obj, name: str):
+    """The attribute as stored (descriptors unresolved), or ``_MISSING``."""
+    obj = look_through(obj)
+    d = instance_dict(obj)
+    if name in d:
+        return dict.get(d, name) if type(d) is dict else d[name]
+    for klass in _mro(obj):
+        d = _type_dict(klass)
+        if name in d:
+            return d[name]
+    return _MISSING
+
+
+def attribute_names(obj) -> list[str]:
+    """Every name a static lookup could find on ``obj`` (public first when sorted)."""
+    obj = look_through(obj)
+    names = {k for k in instance_dict(obj) if type(k) is str}
+    for klass in _mro(obj):
+        names.update(k for k in _type_dict(klass) if type(k) is str)
+    if type(obj) is types.ModuleType:
+        public = getattr(obj, "__all__", None)
+        if isinstance(public, (list, tuple)):
+            names.update(n for n in public if type(n) is str)
+    return sorted(names, key=lambda n: (n.startswith("_"), n))
+
+
+class Namespaces:
+    """Where a capsule name lives: its own namespace, its builtins, then protected names."""
+
+    def __init__(self, *mappings: Mapping):
+        self.mappings = mappings
+
+    def lookup(self, name: str):
+        for m in self.mappings:
+            if name in m:
+                return m[name]
+        return _MISSING
+
+    def names(self) -> set[str]:
+        out: set[str] = set()
+        for m in self.mappings:
+            out.update(k for k in m if type(k) is str and k != CAPSULE_MARK)
+        return out
+
+    def resolve(self, dotted: str):
+        """Follow ``a.b.c`` statically; stops (``_MISSING``) at a descriptor it would have to run."""
+        first, *rest = dotted.split(".")
+        value = self.lookup(first)
+        for part in rest:
+            if value is _MISSING:
+                return _MISSING
+            value = static_attr(value, part)
+            if _is_unresolved_descriptor(value):
+                return value if part == rest[-1] else _MISSING
+        return value
+
+
+def _is_unresolved_descriptor(value) -> bool:
+    tp = type(value)
+    return tp is property or (
+        not isinstance(value, (type, *_FUNCS))
+        and static_attr(value, "__get__") is not _MISSING
+        and tp not in (staticmethod, classmethod)
+    )
+
+
+# -- describing without running ----------------------------------------------------------------
+def safe_repr(value, limit: int = 200, _depth: int = 0) -> str:
+    """A repr computed only for exact builtin types; anything else is ``<Class object>``."""
+    tp = type(value)
+    if tp in _PLAIN:
+        text = repr(value)
+    elif tp in (list, tuple, set, frozenset) and _depth < 3:
+        items = list(tp.__iter__(value))[:20]
+        inner = ", ".join(safe_repr(v, limit, _depth + 1) for v in items)
+        more = ", ..." if len(value) > 20 else ""
+        if tp is list:
+            text = f"[{inner}{more}]"
+        elif tp is tuple:
+            text = f"({inner}{',' if len(items) == 1 else ''}{more})"
+        else:
+            text = f"{{{inner}{more}}}" if items else f"{tp.__name__}()"
+    elif tp is dict and _depth < 3:
+        items = list(dict.items(value))[:20]
+        inner = ", ".join(
+            f"{safe_repr(k, limit, _depth + 1)}: {safe_repr(v, limit, _depth + 1)}"
+            for k, v in items
+        )
+        text = "{" + inner + (", ..." if len(value) > 20 else "") + "}"
+    elif isinstance(value, type):
+        text = f"<class '{_qualname(value)}'>"
+    elif tp in _FUNCS:
+        text = f"<{tp.__name__} {_qualname(value)}>"
+    elif tp is types.ModuleType:
+        text = f"<module {value.__name__!r}>"
+    else:
+        text = f"<{_qualname(tp)} object>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _qualname(obj) -> str:
+    if isinstance(obj, type):
+        d = _type_dict(obj)
+        module = d.get("__module__", "")
+        name = type.__dict__["__qualname__"].__get__(obj)
+        return (
+            f"{module}.{name}" if type(module) is str and module not in ("builtins", "") else name
+        )
+    name = getattr(obj, "__qualname__", None) if type(obj) in _FUNCS else None
+    return name if type(name) is str else "?"
+
+
+def static_doc(value) -> str | None:
+    """The docstring, read without running a descriptor."""
+    if isinstance(value, type):
+        doc = _type_dict(value).get("__doc__")
+    elif type(value) in _FUNCS or type(value) is types.ModuleType:
+        doc = value.__doc__  # C-level getters on these exact types
+    elif type(value) in (property, staticmethod, classmethod):
+        doc = value.__doc__
+    else:
+        doc = static_attr(type(value), "__doc__")
+    return doc if type(doc) is str else None
+
+
+def signature(value) -> str | None:
+    """``name(a, b=1, *args, c, **kw)`` from the code object: no ``inspect.signature``
+    (it reads ``__signature__``/``__wrapped__`` and reprs defaults, which can run code)."""
+    if type(value) is types.MethodType:
+        func, bound = value.__func__, True
+    elif type(value) is types.FunctionType:
+        func, bound = value, False
+    elif isinstance(value, type):
+        init = static_attr(value, "__init__")
+        if type(init) is types.FunctionType:
+            sig = signature(init)
+            return sig and sig.replace("self, ", "", 1).replace("(self)", "()")
+        text = _type_dict(value).get("__text_signature__")
+        return text if type(text) is str else None
+    elif type(value) is types.BuiltinFunctionType:
+        text = value.__text_signature__
+        return f"{value.__name__}{text.replace('($module, ', '(')}" if type(text) is str else None
+    else:
+        return None
+    code = func.__code__
+    names = code.co_varnames
+    npos, nkw = code.co_argcount, code.co_kwonlyargcount
+    defaults = func.__defaults__ or ()
+    kwdefaults = func.__kwdefaults__ or {}
+    parts = []
+    for i, name in enumerate(names[:npos]):
+        d = i - (npos - len(defaults))
+        parts.append(f"{name}={safe_repr(defaults[d], 40)}" if d >= 0 else name)
+        if i + 1 == code.co_posonlyargcount:
+            parts.append("/")
+    idx = npos + nkw
+    if code.co_flags & 0x04:
+        parts.append("*" + names[idx])
+        idx += 1
+    elif nkw:
+        parts.append("*")
+    for name in names[npos : npos + nkw]:
+        parts.append(f"{name}={safe_repr(kwdefaults[name], 40)}" if name in kwdefaults else name)
+    if code.co_flags & 0x08:
+        parts.append("**" + names[idx])
+    if bound and parts:
+        parts = parts[1:]
+    return f"{func.__name__}({', '.join(parts)})"
+
+
+def source_of(value) -> str | None:
+    """Source of a capsule function or class from ``linecache`` (registered by the engine)."""
+    func = value.__func__ if type(value) is types.MethodType else value
+    if type(func) is not types.FunctionType:
+        return None
+    code = func.__code__
+    lines = linecache.cache.get(code.co_filename)
+    if not lines:
+        return None
+    import inspect
+
+    try:
+        return "".join(inspect.getblock(lines[2][code.co_firstlineno - 1 :]))
+    except Exception:  # an unparsable block: no source rather than a wrong one
+        return None
+
+
+def describe(name: str, value, detail_level: int = 0) -> str:
+    """The text of ``name?`` (``name??`` adds the source of capsule functions)."""
+    if _is_unresolved_descriptor(value):
+        kind = type(value).__name__
+        lines = [f"Type:      {kind} (not evaluated: inspection never runs {kind} code)"]
+        doc = value.__doc__ if type(value) is property else static_doc(value)
+    else:
+        lines = [f"Type:      {_qualname(type(value))}"]
+        lines.append(f"String form: {safe_repr(value)}")
+        if type(value) in (list, tuple, dict, set, frozenset, str, bytes):
+            lines.append(f"Length:    {len(value)}")
+        doc = static_doc(value)
+        sig = signature(value)
+        if sig:
+            lines.insert(0, f"Signature: {sig}")
+    lines.append("Docstring: " + (doc.strip() if doc else "<no docstring>"))
+    if detail_level > 0:
+        src = source_of(value)
+        if src:
+            lines.append("Source:\n" + src.rstrip())
+    return f"{name}\n" + "\n".join(lines)
+
+
+# -- completion ------------------------------------------------------------------------------
+def token_before(code: str, cursor_pos: int) -> str:
+    """The dotted name that ends at the cursor ('' when there is none)."""
+    m = _NAME_AT_END.search(code[:cursor_pos])
+    return m.group(0) if m else ""
+
+
+def complete(token: str, namespaces: Namespaces, extra: Iterable[str] = ()) -> list[str]:
+    """Completions of ``token`` (``a.b.pre``), statically; private names only when typed."""
+    base, dot, prefix = token.rpartition(".")
+    if dot:
+        target = namespaces.resolve(base)
+        if target is _MISSING or _is_unresolved_descriptor(target):
+            return []
+        candidates = attribute_names(target)
+    else:
+        candidates = sorted(namespaces.names() | set(keyword.kwlist) | set(extra))
+    out = [c for c in candidates if c.startswith(prefix) and (c[:1] != "_" or prefix[:1] == "_")]
+    return [f"{base}.{c}" if dot else c for c in out]
+
+
+def inspect_token(code: str, cursor_pos: int) -> str:
+    """The dotted name under the cursor (IPython's tokenizer: text only, nothing evaluated)."""
+    from IPython.utils.tokenutil import token_at_cursor
+
+    return token_at_cursor(code, cursor_pos)
+
+
+BUILTIN_NAMES = frozenset(n for n in dir(_py) if not n.startswith("_"))
+MISSING = _MISSING
