@@ -23,8 +23,8 @@ test: $(STAMP) lint
 	$(PY) -m pytest
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff format --check ipycap tests bench
-	$(VENV)/bin/ruff check ipycap tests bench
+	$(VENV)/bin/ruff format --check ipycap tests bench tools
+	$(VENV)/bin/ruff check ipycap tests bench tools
 
 bench: $(STAMP)
 	$(PY) bench/run.py
