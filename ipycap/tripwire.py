@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import os
+import stat
 import sys
 import sysconfig
 import threading
@@ -211,7 +212,23 @@ def _open_rule(event, args, contexts, frame=None):
             error = _path_error(kind, path, contexts)
             if error is not None:
                 return error
+    if path is not None and _hard_linked(path):
+        return CapsulePermissionError(
+            f"open of {path}: the file has several hard links, so the same file may live "
+            "outside the grant (by code running for the capsule)",
+            "tripwire",
+            None,
+            hint="copy the file instead of linking it",
+        )
     return None
+
+
+def _hard_linked(path: str) -> bool:
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return False  # not there yet (a file being created) or not ours to see
+    return stat.S_ISREG(st.st_mode) and st.st_nlink > 1
 
 
 def _paths_rule(write=(), read=(), dir_fd=None):

@@ -66,3 +66,28 @@ def test_raw_sys_reached_as_a_module_attribute_is_refused():
     except AttributeError:
         pass
     assert "m" not in capsule.namespace
+
+
+def test_hard_link_opened_through_fileio_class_is_refused(canary, tmp_path):
+    """A hard link to a secret placed inside a granted folder, opened not with the capsule's
+    open (which checks the link count) but with io.FileIO taken from a granted file's
+    buffer: only the tripwire sees that open, and it once admitted it (the layer matrix
+    showed the capsule builtins as the only layer in the way)."""
+    path, token = canary
+    granted = tmp_path / "granted"
+    granted.mkdir()
+    (granted / "ok.txt").write_text("fine")
+    os.link(path, granted / "hard")
+    payload = (
+        f"f = open({str(granted / 'ok.txt')!r}, 'rb')\n"
+        f"loot = type(f.raw)({str(granted / 'hard')!r}).read().decode()\n"
+    )
+    plain = {}
+    exec(payload, plain)
+    assert plain["loot"] == token
+    capsule = Capsule(grants=[("read", str(granted))])
+    try:
+        capsule.run(payload)
+    except PermissionError:
+        pass
+    assert capsule.namespace.get("loot") != token
