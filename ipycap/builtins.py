@@ -184,7 +184,7 @@ def _context_view(module, name):
     raise CapsuleImportError(
         f"module {module.__name__!r} (reached as {name}) is not available to this capsule",
         "builtins",
-        f"--allow-import {module.__name__}"
+        context.how_to_grant("import", module.__name__)
         if context and context.policy.import_tier(module.__name__) == "grantable"
         else None,
     )
@@ -482,9 +482,10 @@ def _make_input(context):
             err = CapsulePermissionError(
                 "input() in a capsule (it could ask the user for a password)",
                 "builtins",
-                "c.CapsulePolicy.allow_input = True, or %capsule grant input",
+                "c.CapsulePolicy.allow_input = True, or "
+                + context.how_to_grant("input", "input()"),
             )
-            context.record_refusal(err)
+            context.record_refusal(err, kind="input", target="input()")
             raise err
         answer = tripwire.trusted_input("".join([str(prompt)]))
         return "".join([answer])

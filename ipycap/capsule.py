@@ -46,6 +46,9 @@ class CapsuleContext:
         self.grants = grants
         self.mode = mode
         self.label = label
+        #: How a refusal names the way to grant: the extension's flags by default; the capsule
+        #: kernel replaces it with its own '%capsule request ...' commands.
+        self.how_to_grant = extension_grant_hint
 
     # -- decisions ---------------------------------------------------------------------------
     def _active(self, kind):
@@ -56,14 +59,23 @@ class CapsuleContext:
         if tier == "denied":
             return False
         if tier == "default":
-            return True  # e.g. 'IPython.display': a default view of a module in a denied package
+            # e.g. 'IPython.display': a default view of a module in a denied package
+            return not self._revoked_import(name)
         parts = name.split(".")
         prefixes = {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
         if any(self.policy.import_tier(p) == "denied" for p in prefixes):
             return False
         if prefixes & set(self.policy.default_imports):
-            return True
+            return not self._revoked_import(name)
         return any(c.target in prefixes for c in self._active("import"))
+
+    def _revoked_import(self, name: str) -> bool:
+        """A default import revoked with %capsule revoke stays revoked (no silent re-grant)."""
+        top = name.partition(".")[0]
+        revoked = self.registry.find("import", None, active=False)
+        if not any(c.target in (name, top) for c in revoked):
+            return False
+        return not any(c.target in (name, top) for c in self._active("import"))
 
     def is_stdlib_internal(self, name: str) -> bool:
         """Modules a stdlib library may import lazily on a capsule's behalf."""
@@ -89,13 +101,19 @@ class CapsuleContext:
                 "builtins",
                 None,
             )
+        elif self._revoked_import(name):
+            err = CapsuleImportError(
+                f"import of {name!r}: its capability was revoked in this session",
+                "builtins",
+                self.how_to_grant("import", name),
+            )
         else:
             err = CapsuleImportError(
                 f"import of {name!r} was not granted to this capsule",
                 "builtins",
-                f"%%capsule --allow-import {name}",
+                self.how_to_grant("import", name),
             )
-        self.record_refusal(err)
+        self.record_refusal(err, kind="import", target=name)
         raise err
 
     def _use_import(self, name: str) -> None:
@@ -141,16 +159,28 @@ class CapsuleContext:
             how, what = None, f"{kind} access to {path}: it is under the policy's denied paths"
         else:
             what = f"{kind} access to {path} was not granted to this capsule"
-            how = f"%%capsule --allow-{kind} {path}"
+            how = self.how_to_grant(kind, path)
         err = CapsulePermissionError(what, "builtins", how)
-        self.record_refusal(err)
+        self.record_refusal(err, kind=kind, target=path)
         raise err
 
     def may_input(self) -> bool:
         return self.policy.allow_input or bool(self._active("input"))
 
-    def record_refusal(self, err) -> None:
-        self.registry.refuse(err, kind=getattr(err, "layer", ""), target=self.label)
+    def record_refusal(self, err, *, kind: str = "", target: str = "") -> None:
+        """Record a refusal: ``kind``/``target`` say what was asked for (e.g. 'read', a path);
+        the event also carries the error's what/layer/how."""
+        self.registry.refuse(err, kind=kind or "", target=target or self.label)
+
+
+def extension_grant_hint(kind: str, target: str) -> str:
+    """How to grant ``kind`` on ``target`` in the IPython extension."""
+    flags = {"import": "--allow-import", "read": "--allow-read", "write": "--allow-write"}
+    if kind in flags:
+        return f"%%capsule {flags[kind]} {target}"
+    if kind == "input":
+        return "%capsule grant input"
+    return f"%capsule grant {kind} {target}"
 
 
 class CompiledHandle:

@@ -236,14 +236,38 @@ _FORMAT_FUNCS = {
 }
 
 
+class _GuardedFormat:
+    """``str.format``/``format_map`` as a capsule gets them: a callable that is not a
+    function, so nothing of the trusted implementation hangs off it."""
+
+    __slots__ = ("__ipycap_fn__", "__ipycap_template__")
+
+    def __call__(self, *args, **kwargs):
+        template = self.__ipycap_template__
+        if template is None:
+            return self.__ipycap_fn__(*args, **kwargs)
+        return self.__ipycap_fn__(template, *args, **kwargs)
+
+    def __repr__(self):
+        name = self.__ipycap_fn__.__name__.replace("guarded_", "").replace("_rexec_", "")
+        return f"<guarded str.{name}>"
+
+
+def _guarded_format(fn, template):
+    g = _GuardedFormat.__new__(_GuardedFormat)
+    _GuardedFormat.__ipycap_fn__.__set__(g, fn)
+    _GuardedFormat.__ipycap_template__.__set__(g, template)
+    return g
+
+
 def _format_attr(value, name, mode="proxy"):
     fn = _FORMAT_FUNCS[mode, name]
     if value is str or (isinstance(value, type) and issubclass(value, str)):
-        return fn
+        return _guarded_format(fn, None)
     if isinstance(value, str):
-        return types.MethodType(fn, exact_name(value))
+        return _guarded_format(fn, exact_name(value))
     if isinstance(value, UserString):
-        return types.MethodType(fn, exact_name(value.data))
+        return _guarded_format(fn, exact_name(value.data))
     if isinstance(value, GuardedFormatter) or value is GuardedFormatter:
         return getattr(value, name)
     if is_own(value):
@@ -251,7 +275,7 @@ def _format_attr(value, name, mode="proxy"):
         if isinstance(attr, types.BuiltinMethodType) and isinstance(
             getattr(attr, "__self__", None), str
         ):
-            return types.MethodType(fn, exact_name(attr.__self__))
+            return _guarded_format(fn, exact_name(attr.__self__))
         return attr
     refuse(
         value,
@@ -259,6 +283,11 @@ def _format_attr(value, name, mode="proxy"):
         "format methods traverse attributes in C, outside the guard",
         hint="use an f-string, or str.format on a string",
     )
+
+
+PROXY_TYPES[_GuardedFormat] = lambda g, name: refuse(
+    g, name, "a guarded format method reveals nothing of its implementation"
+)
 
 
 # -- guarded builtins -------------------------------------------------------------------------

@@ -56,6 +56,14 @@ _ERROR_TYPES = frozenset(
 _EXTENSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+class _GrantRefused(PolicyError, UsageError):
+    """A refused '%capsule grant': IPython prints UsageErrors without ipycap's frames."""
+
+
+# Users meet it as the PolicyError it is.
+_GrantRefused.__name__ = _GrantRefused.__qualname__ = "PolicyError"
+
+
 class UserNamespaceView(Mapping):
     """The user namespace as a capsule may see it: without IPython's state or ``_`` names.
 
@@ -376,7 +384,11 @@ class CapsuleMagics(Magics):
         kind, target = words
         if kind not in KINDS:
             raise UsageError(f"%capsule grant: unknown kind {kind!r}; expected one of {KINDS}")
-        cap = ext.registry.grant(kind, target, scope="session", granted_by="%capsule grant")
+        try:
+            cap = ext.registry.grant(kind, target, scope="session", granted_by="%capsule grant")
+        except PolicyError as err:
+            # Still a PolicyError, shown like a UsageError: the message is the whole story.
+            raise _GrantRefused(err.what, err.layer, err.how, err.hint) from None
         print(f"granted {cap.id}: {cap.kind} {cap.target} (session)")
         return None
 

@@ -361,10 +361,14 @@ def _private_attr(proxy, name):
         return class_for_capsule(_get_target(proxy), _get_cap(proxy))
     if name in _PROXY_METHODS and name in rules.PROTOCOL:
         return _proxy_attribute(proxy, name)
-    raise CapsuleAttributeError(
-        f"{name!r} is private state of the protected object",
-        "membrane",
-        hint="private attributes of protected objects are never visible; use its public methods",
+    raise _recorded(
+        _get_cap(proxy),
+        CapsuleAttributeError(
+            f"{name!r} is private state of the protected object",
+            "membrane",
+            hint="private attributes of protected objects are never visible; use its public "
+            "methods",
+        ),
     )
 
 
@@ -501,22 +505,39 @@ def _check_write(proxy, what, name):
     if cap.revoked:
         _revoked(cap)
     if not _get_writable(proxy):
-        raise CapsuleTypeError(
-            f"cannot {what} {name!r}: '{cap.target}' is read-only in this capsule",
-            "membrane",
-            f"run the cell with --writable {cap.target}",
+        raise _recorded(
+            cap,
+            CapsuleTypeError(
+                f"cannot {what} {name!r}: '{cap.target}' is read-only in this capsule",
+                "membrane",
+                f"run the cell with --writable {cap.target}",
+            ),
         )
     if isinstance(name, str) and name[:1] == "_" and what.endswith("attribute"):
-        raise CapsuleAttributeError(
-            f"{name!r} is private state of the protected object", "membrane", None
+        raise _recorded(
+            cap,
+            CapsuleAttributeError(
+                f"{name!r} is private state of the protected object", "membrane", None
+            ),
         )
+
+
+def _recorded(cap, err):
+    """Record a membrane refusal in the registry that granted ``cap`` (and the audit log)."""
+    registry = getattr(cap, "_registry", None)
+    if registry is not None:
+        registry.refuse(err, kind=cap.kind, target=cap.target)
+    return err
 
 
 def _revoked(cap):
-    raise RevokedError(
-        f"capability {cap.id} ({cap.kind} {cap.target!r}) was revoked",
-        "membrane",
-        f"%capsule grant object {cap.target}",
+    raise _recorded(
+        cap,
+        RevokedError(
+            f"capability {cap.id} ({cap.kind} {cap.target!r}) was revoked",
+            "membrane",
+            f"%capsule grant object {cap.target}",
+        ),
     )
 
 

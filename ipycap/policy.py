@@ -314,7 +314,10 @@ class CapsulePolicy(Configurable):
     def import_roots(self) -> list[str]:
         """Resolved ``sys.path`` folders: a module written directly into one of them would be
         imported later by trusted code (write-then-import), so no write may land there."""
-        return sorted({os.path.realpath(p or os.getcwd()) for p in sys.path if p is not None})
+        roots = {os.path.realpath(p or os.getcwd()) for p in sys.path if isinstance(p, str)}
+        # Entries that are no folder (an editable install's path-hook marker, a zip file)
+        # hold no place a written module would be found.
+        return sorted(r for r in roots if os.path.isdir(r))
 
     def write_plants_code(self, path: str) -> bool:
         """Whether writing the resolved ``path`` could plant code a later import runs."""

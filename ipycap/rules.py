@@ -123,7 +123,7 @@ def is_risky_rexec(name: str) -> bool:
 
 def classify(name: str) -> str | None:
     """The table's rule for a dunder name, or ``None`` when it is not classified."""
-    if name in NEVER:
+    if name in NEVER or name.startswith("__ipycap"):
         return "never"
     if name in SPECIAL:
         return "special"

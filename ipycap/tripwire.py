@@ -183,7 +183,7 @@ def _path_error(kind, path, contexts):
             return CapsulePermissionError(
                 f"{kind} access to {shown} (by code running for the capsule)",
                 "tripwire",
-                f"%%capsule --allow-{kind} {path}" if path else None,
+                ctx.how_to_grant(kind, path) if path else None,
             )
     return None
 
@@ -280,7 +280,9 @@ def _import_rule(event, args, contexts, frame=None):
             return CapsulePermissionError(
                 f"import of {name!r} (by code running for the capsule)",
                 "tripwire",
-                f"--allow-import {name}" if ctx.policy.import_tier(name) == "grantable" else None,
+                ctx.how_to_grant("import", name)
+                if ctx.policy.import_tier(name) == "grantable"
+                else None,
             )
     return None
 

@@ -78,6 +78,18 @@ def _normalise_value(value):
     return value
 
 
+_PLACEHOLDER_TAGS = re.compile(r"<(tmp|time|int|pid|repo|site-packages|stdlib|prefix)>")
+
+
+def _normalise_mime(mime: str, text: str) -> str:
+    """Normalise one output representation; in HTML the placeholders are escaped, or a
+    browser would take ``<tmp>`` for an unknown element and show nothing."""
+    text = normalise_text(text)
+    if mime == "text/html":
+        text = _PLACEHOLDER_TAGS.sub(r"&lt;\1&gt;", text)
+    return text
+
+
 def normalise_outputs(outputs: list) -> list:
     """Coalesce streams and normalise every text in a cell's outputs."""
     merged: list = []
@@ -98,7 +110,7 @@ def normalise_outputs(outputs: list) -> list:
             out["text"] = normalise_text("".join(out["text"]))
         if "data" in out:
             out["data"] = {
-                k: normalise_text("".join(v)) if isinstance(v, (str, list)) else v
+                k: _normalise_mime(k, "".join(v)) if isinstance(v, (str, list)) else v
                 for k, v in out["data"].items()
             }
         if "evalue" in out:

@@ -9,7 +9,10 @@ ipycap's state changes (:func:`critical_code`) is running nearer the interrupt t
 frame, or no capsule code is running at all, the interrupt is *deferred* and re-checked every
 few milliseconds (SIGALRM) until the stack is out of it, or the cell
 ends (an interrupt that arrives after the capsule code finished is dropped, as the cell is
-done).  Outside a cell the default behaviour stays.
+done).  An interrupt stays pending until the cell ends: a ``KeyboardInterrupt`` raised inside a
+finalizer is reported and dropped by Python, so if the cell still runs a quarter of a second
+later it is raised again (capsule code that catches ``KeyboardInterrupt`` and keeps running
+for longer gets it again too).  Outside a cell the default behaviour stays.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from .. import tripwire
 from ..guard import CAPSULE_MARK
 
 RECHECK_SECONDS = 0.005
+REDELIVER_SECONDS = 0.25
 
 
 def critical_code() -> frozenset:
@@ -79,6 +83,7 @@ class InterruptGuard:
         self.active = False
         self.pending = False
         self.deferred = 0  # how many times an interrupt had to wait (for tests and the log)
+        self.redelivered = 0
 
     def install_alarm(self) -> None:
         """Install the re-check handler (main thread, once)."""
@@ -90,11 +95,17 @@ class InterruptGuard:
             self.deferred += 1
             signal.setitimer(signal.ITIMER_REAL, RECHECK_SECONDS)
             return
-        self.pending = False
+        if self.active:
+            # Stay pending: if the cell still runs a moment later, this KeyboardInterrupt was
+            # lost (raised inside a finalizer, e.g. a __del__ run by the garbage collector,
+            # where Python reports and drops it), so it is delivered again.
+            self.pending = True
+            signal.setitimer(signal.ITIMER_REAL, REDELIVER_SECONDS)
         raise KeyboardInterrupt
 
     def _on_alarm(self, signum, frame) -> None:
         if self.pending:
+            self.redelivered += 1
             self.handler(signum, frame)
 
     def begin(self) -> None:

@@ -118,6 +118,15 @@ def parse_grant(spec: str) -> tuple[str, str]:
     return kind, target
 
 
+def kernel_grant_hint(kind: str, target: str) -> str:
+    """How a capsule-kernel cell asks for a grant (the extension's flags do not exist here)."""
+    if kind in ("read", "write", "import"):
+        return f"%capsule request {kind} {target} (the human is asked to approve)"
+    if kind == "input":
+        return "c.CapsulePolicy.allow_input = True in the kernel's configuration"
+    return f"c.CapsuleKernel.grants = ['{kind}:{target}'] in the kernel's configuration"
+
+
 class CapsuleKernel(IPythonKernel):
     """The capsule kernel (see the module docstring)."""
 
@@ -167,6 +176,7 @@ class CapsuleKernel(IPythonKernel):
             scope="session",
             label="kernel",
         )
+        self.capsule.context.how_to_grant = kernel_grant_hint
         self.interrupts = InterruptGuard()
         if sys.platform != "win32":
             try:
