@@ -382,9 +382,17 @@ def _getattr_rule(event, args, contexts, frame=None):
         # functions they keep (inspect.signature inside dataclasses, functools).
         if guard.is_own(obj) or not _read_by_capsule_frame(frame):
             return None
+    if frame is not None and frame.f_globals.get("__name__") in _TRACEBACK_READERS:
+        # Formatting a traceback (sys.unraisablehook after a capsule __del__ failed, an
+        # error display) reads frames and code; capsules cannot import these modules, and
+        # what they return is text.
+        return None
     return CapsulePermissionError(
         f"reading {args[1]!r} (frames and code objects)", "tripwire", None
     )
+
+
+_TRACEBACK_READERS = frozenset({"traceback", "linecache"})
 
 
 def _read_by_capsule_frame(frame) -> bool:
