@@ -177,8 +177,21 @@ class _Gate(ast.NodeTransformer):
         risky = self.risky
         names = self.names
         needs_rewrite = False
-        for node in ast.walk(tree):
+        # An explicit stack over each node's _fields: ast.walk's generators cost more than
+        # all the checks together.  Non-node field values (str, int, None) are skipped.
+        stack = [tree]
+        pop, push, extend = stack.pop, stack.append, stack.extend
+        node_type = ast.AST
+        while stack:
+            node = pop()
             tp = type(node)
+            if tp is list:
+                extend(node)
+                continue
+            if not isinstance(node, node_type):
+                continue
+            for field in tp._fields:
+                push(getattr(node, field, None))
             if tp is ast.Name:
                 node.id = self.check_name(node, node.id)
                 if type(node.ctx) is ast.Load:
