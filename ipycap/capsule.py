@@ -173,6 +173,25 @@ class CapsuleContext:
         self.registry.refuse(err, kind=kind or "", target=target or self.label)
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def capsule_traceback(tb):
+    """The traceback a user needs: from the first capsule frame on, without the frames of
+    ipycap itself (the host above the cell, the layer that raised a refusal)."""
+    kept, started = [], False
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        started = started or filename.startswith("<capsule-")
+        if started and not os.path.abspath(filename).startswith(_PACKAGE_DIR):
+            kept.append(tb)
+        tb = tb.tb_next
+    new = None
+    for t in reversed(kept):
+        new = types.TracebackType(new, t.tb_frame, t.tb_lasti, t.tb_lineno)
+    return new
+
+
 def extension_grant_hint(kind: str, target: str) -> str:
     """How to grant ``kind`` on ``target`` in the IPython extension."""
     flags = {"import": "--allow-import", "read": "--allow-read", "write": "--allow-write"}

@@ -190,8 +190,8 @@ class _Gate(ast.NodeTransformer):
                 continue
             if not isinstance(node, node_type):
                 continue
-            for field in tp._fields:
-                push(getattr(node, field, None))
+            for name in tp._fields:
+                push(getattr(node, name, None))
             if tp is ast.Name:
                 node.id = self.check_name(node, node.id)
                 if type(node.ctx) is ast.Load:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import os
 import sys
-import types
 import weakref
 from collections.abc import Iterator, Mapping
 
@@ -30,7 +29,7 @@ from IPython.core.magic import (
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from . import errors, guard, tripwire
-from .capsule import Capsule
+from .capsule import Capsule, capsule_traceback
 from .display import EventLogView, OutputFilter, PolicyView, RegistryView
 from .errors import CapabilityError, CapsuleSyntaxError, PolicyError
 from .membrane import _VALUES as _VALUE_TYPES
@@ -456,7 +455,7 @@ def _clean_exception(exc: BaseException) -> BaseException:
     context chain holding capsule objects); anything else becomes its builtin base with the
     message.  The traceback keeps the capsule's frames and drops ipycap's and IPython's."""
     tp = type(exc)
-    tb = _capsule_traceback(exc.__traceback__)
+    tb = capsule_traceback(exc.__traceback__)
     if tp in _ERROR_TYPES and not guard.is_own(exc):
         if tp is CapsuleSyntaxError:
             fresh = tp(
@@ -478,21 +477,6 @@ def _clean_exception(exc: BaseException) -> BaseException:
 
 def _render_traceback(shell, etype, value, tb) -> list[str]:
     return shell.InteractiveTB.structured_traceback(etype, value, tb, tb_offset=0)
-
-
-def _capsule_traceback(tb):
-    """Rebuild ``tb`` from the first capsule frame on, without frames of ipycap itself."""
-    kept, started = [], False
-    while tb is not None:
-        filename = tb.tb_frame.f_code.co_filename
-        started = started or filename.startswith("<capsule-")
-        if started and not os.path.abspath(filename).startswith(_PACKAGE_DIR):
-            kept.append(tb)
-        tb = tb.tb_next
-    new = None
-    for t in reversed(kept):
-        new = types.TracebackType(new, t.tb_frame, t.tb_lasti, t.tb_lineno)
-    return new
 
 
 # -- loading -------------------------------------------------------------------------------------

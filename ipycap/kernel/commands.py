@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
+from ..builtins import ModuleView
 from ..display import EventLogView, PolicyView, RegistryView
-from ..errors import CapabilityError, PolicyError
-from .static import MISSING, look_through
+from ..errors import CapabilityError, CapsulePermissionError, PolicyError
+from ..membrane import Proxy
+from .static import MISSING, Namespaces, look_through
 
 if TYPE_CHECKING:
     from .shell import CapsuleShell
@@ -95,7 +97,31 @@ class CapsuleCommands:
         value = self.shell.static_namespaces().resolve(args[0])
         if value is MISSING:
             raise UsageError(f"%capsule explain: no name {args[0]!r} in the capsule")
+        self._check_explainable(args[0])
         self._show(explain(look_through(value), name=args[0].rpartition(".")[2]))
+
+    def _check_explainable(self, dotted: str) -> None:
+        """The explorer's 'raw object' column is trusted code reading the object (``vars``,
+        ``repr``, a private attribute): in this kernel the cell is not trusted, so only what
+        the cell itself holds unwrapped may be explained, never a protected object, the
+        target of a proxy or a module behind a view."""
+        capsule = self.shell.capsule
+        ns = self.shell.static_namespaces()
+        parts = dotted.split(".")
+        held = Namespaces(capsule.namespace, capsule.builtins).lookup(parts[0]) is not MISSING
+        for i in range(1, len(parts) + 1):
+            tp = type(ns.resolve(".".join(parts[:i])))
+            if tp is Proxy or tp is ModuleView:
+                held = False
+        if not held:
+            raise CapsulePermissionError(
+                f"%capsule explain {dotted}: it is a protected object or reached through one, "
+                "and the explorer's raw column would show its private state",
+                "kernel",
+                None,
+                hint="explain the cell's own objects here; an admin can run "
+                "ipycap.explain(obj) in a trusted Python session",
+            )
 
     def do_revoke(self, args, count) -> None:
         if len(args) != 1:
@@ -142,7 +168,10 @@ class CapsuleCommands:
     def _ask(self, kind: str, target: str, count: int) -> None:
         shell = self.shell
         kernel = shell.kernel
-        what = f"{kind} access to {target}" if kind != "import" else f"import of {target!r}"
+        # A path with control or format characters (ANSI escapes, backspaces, a right-to-left
+        # override) could redraw the prompt as a different request: show it escaped.
+        shown = target if target.isprintable() else repr(target)
+        what = f"{kind} access to {shown}" if kind != "import" else f"import of {target!r}"
         if not shell.capsule.policy.prompt:
             raise RequestRefused(
                 f"request for {what}: prompting is off (c.CapsulePolicy.prompt = False)",

@@ -185,6 +185,7 @@ class CapsuleKernel(IPythonKernel):
                 pass
         self.shell.init_capsule(self.capsule, self.interrupts)
         self.shell_handlers["comm_open"] = self._comm_open
+        self.control_handlers["execute_request"] = self._refuse_control_execute
 
     def _run_protected_startup(self) -> dict:
         path = self.protected_startup
@@ -254,6 +255,26 @@ class CapsuleKernel(IPythonKernel):
 
     async def list_subshell_request(self, socket, ident, parent) -> None:
         self._refuse_subshell(socket, ident, parent, "list_subshell_reply")
+
+    async def _refuse_control_execute(self, socket, ident, parent) -> None:
+        """ipykernel accepts every shell request on the control channel as well; an
+        ``execute_request`` there would run a cell on the control thread, beside the shell's
+        (a subshell in all but name)."""
+        err = CapabilityError(
+            "execute_request on the control channel (a second thread running cells beside "
+            "the capsule)",
+            "kernel",
+            None,
+        )
+        self.registry.refuse(err, kind="subshell", target="control execute_request")
+        content = {
+            "status": "error",
+            "ename": "CapabilityError",
+            "evalue": str(err),
+            "traceback": [],
+            "execution_count": self.execution_count,
+        }
+        self.session.send(socket, "execute_reply", content, parent, ident)
 
     def _comm_open(self, stream, ident, msg):
         content = msg.get("content", {})

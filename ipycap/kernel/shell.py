@@ -16,13 +16,13 @@ import ast
 import re
 import sys
 import traceback
-import types
 
 from ipykernel.zmqshell import ZMQInteractiveShell
 from IPython.core.displayhook import DisplayHook
 from IPython.core.interactiveshell import ExecutionInfo, ExecutionResult
 from traitlets import Any
 
+from ..capsule import capsule_traceback
 from ..display import OutputFilter
 from ..errors import CapsulePermissionError
 from ..gate import _inside_string, source_filename
@@ -66,22 +66,6 @@ def split_cell(source: str) -> list[tuple[str, str, int]]:
     return out
 
 
-def _capsule_traceback(tb):
-    """The traceback a notebook user needs: from the first capsule frame on, without the
-    frames of ipycap itself (the kernel above the cell, the layer that raised a refusal)."""
-    frames = []
-    while tb is not None:
-        name = tb.tb_frame.f_globals.get("__name__")
-        own = type(name) is str and (name == "ipycap" or name.startswith("ipycap."))
-        if tb.tb_frame.f_code.co_filename.startswith("<capsule-") or (frames and not own):
-            frames.append(tb)
-        tb = tb.tb_next
-    out = None
-    for t in reversed(frames):
-        out = types.TracebackType(out, t.tb_frame, t.tb_lasti, t.tb_lineno)
-    return out
-
-
 class CapsuleShell(ZMQInteractiveShell):
     """A ZMQInteractiveShell whose cells are capsule code (see the module docstring)."""
 
@@ -114,7 +98,9 @@ class CapsuleShell(ZMQInteractiveShell):
 
     def static_namespaces(self) -> static.Namespaces:
         c = self.capsule
-        return static.Namespaces(c.namespace, c.builtins, c.protected)
+        return static.Namespaces(
+            c.namespace, c.builtins, c.protected, may_import=c.context.may_import
+        )
 
     def _run_cell(self, raw_cell, store_history, silent, shell_futures, cell_id, cell_meta):
         info = ExecutionInfo(
@@ -181,7 +167,7 @@ class CapsuleShell(ZMQInteractiveShell):
         self.displayhook(exported)
 
     def _show_error(self, e: BaseException) -> None:
-        tb = _capsule_traceback(e.__traceback__)
+        tb = capsule_traceback(e.__traceback__)
         syntax = isinstance(e, SyntaxError)
         try:
             self.showtraceback((type(e), e, tb), running_compiled_code=not syntax)

@@ -8,6 +8,13 @@ up in dicts, attributes in the instance ``__dict__`` and the class MRO's ``__dic
 through a descriptor), and values are described with :func:`safe_repr`, which only formats exact
 builtin types and otherwise prints ``<Class object>``.  Proxies and module views are looked
 through to their (trusted) targets, statically as well.
+
+What a lookup may follow mirrors what capsule code may read: private (underscore) names only
+on the capsule's own objects (the membrane hides them on everything else), and a module
+reached as an attribute only when the capsule may import it.  "Statically" includes the
+machinery: no ``isinstance`` (it reads ``obj.__class__``, which a capsule class can make a
+property), no dict lookup that compares a capsule's own keys with ``==``, no ``is_own`` that
+hashes a capsule's class.
 """
 
 from __future__ import annotations
@@ -19,8 +26,8 @@ import re
 import types
 from collections.abc import Iterable, Mapping
 
-from ..builtins import ModuleView
-from ..guard import CAPSULE_MARK
+from ..builtins import SPECIAL_MODULES, ModuleView
+from ..guard import CAPSULE_MARK, OWN_TYPES
 from ..membrane import Proxy, target_of
 
 _MISSING = object()
@@ -29,6 +36,40 @@ _PLAIN = (int, float, complex, bool, str, bytes, type(None))
 _FUNCS = (types.FunctionType, types.BuiltinFunctionType, types.MethodType)
 _type_dict = type.__dict__["__dict__"].__get__  # the class's own mappingproxy, no metaclass
 _module_of_view = ModuleView.__dict__["__ipycap_module__"].__get__
+
+
+def _is_class(obj) -> bool:
+    """``isinstance(obj, type)`` without reading ``obj.__class__`` (isinstance falls back to
+    it, and a capsule class can make it a property: code run by a Tab press)."""
+    return issubclass(type(obj), type)
+
+
+def _one_of(tp, types_: tuple) -> bool:
+    """``tp in types_`` by identity (``in`` compares with ``==``, and a capsule metaclass's
+    ``__eq__`` would run)."""
+    return any(tp is t for t in types_)
+
+
+def _get(mapping, name: str):
+    """``mapping[name]`` for an exact-str key, or ``_MISSING``, without running code: a dict
+    lookup compares colliding keys with ``==``, and a capsule can put a key whose ``__eq__``
+    is capsule code into its own objects' ``__dict__``."""
+    items = dict.items(mapping) if type(mapping) is dict else mapping.items()
+    for key, value in items:
+        if type(key) is str and key == name:
+            return value
+    return _MISSING
+
+
+def is_own_static(value) -> bool:
+    """``guard.is_own`` decided by identity only (``guard.is_own`` looks the class up in a
+    WeakSet, which hashes it: a capsule metaclass's ``__hash__``)."""
+    tp = type(value)
+    if tp is types.FunctionType:
+        return _get(value.__builtins__, CAPSULE_MARK) is not _MISSING
+    if tp is types.MethodType:
+        return is_own_static(value.__func__) and is_own_static(value.__self__)
+    return any(t is tp or t is value for t in list(OWN_TYPES))
 
 
 def look_through(value):
@@ -44,12 +85,12 @@ def look_through(value):
 def instance_dict(obj) -> Mapping:
     """``obj.__dict__`` read through the C-level descriptor only (a class may define a
     ``__dict__`` property; that would run code)."""
-    if isinstance(obj, type):
+    if _is_class(obj):
         return _type_dict(obj)
     if type(obj) is types.ModuleType:
         return types.ModuleType.__dict__["__dict__"].__get__(obj)
     for klass in type.__dict__["__mro__"].__get__(type(obj)):
-        entry = _type_dict(klass).get("__dict__", _MISSING)
+        entry = _get(_type_dict(klass), "__dict__")
         if entry is _MISSING:
             continue
         if type(entry) is types.GetSetDescriptorType:
@@ -60,9 +101,9 @@ def instance_dict(obj) -> Mapping:
 
 
 def _mro(obj) -> tuple:
-    klass = obj if isinstance(obj, type) else type(obj)
+    klass = obj if _is_class(obj) else type(obj)
     mro = type.__dict__["__mro__"].__get__(klass)
-    if isinstance(obj, type):
+    if _is_class(obj):
         mro = mro + type.__dict__["__mro__"].__get__(type(obj))
     return mro
 
@@ -70,13 +111,13 @@ def _mro(obj) -> tuple:
 def static_attr(obj, name: str):
     """The attribute as stored (descriptors unresolved), or ``_MISSING``."""
     obj = look_through(obj)
-    d = instance_dict(obj)
-    if name in d:
-        return dict.get(d, name) if type(d) is dict else d[name]
+    value = _get(instance_dict(obj), name)
+    if value is not _MISSING:
+        return value
     for klass in _mro(obj):
-        d = _type_dict(klass)
-        if name in d:
-            return d[name]
+        value = _get(_type_dict(klass), name)
+        if value is not _MISSING:
+            return value
     return _MISSING
 
 
@@ -87,23 +128,41 @@ def attribute_names(obj) -> list[str]:
     for klass in _mro(obj):
         names.update(k for k in _type_dict(klass) if type(k) is str)
     if type(obj) is types.ModuleType:
-        public = getattr(obj, "__all__", None)
-        if isinstance(public, (list, tuple)):
+        public = _get(instance_dict(obj), "__all__")  # no module __getattr__
+        if _one_of(type(public), (list, tuple)):
             names.update(n for n in public if type(n) is str)
     return sorted(names, key=lambda n: (n.startswith("_"), n))
 
 
 class Namespaces:
-    """Where a capsule name lives: its own namespace, its builtins, then protected names."""
+    """Where a capsule name lives: its own namespace, its builtins, then protected names.
 
-    def __init__(self, *mappings: Mapping):
+    ``may_import(name)`` (the capsule context's) decides whether a module reached as an
+    attribute (``a.json.decoder``) may be followed, as ``ModuleView`` decides for the capsule."""
+
+    def __init__(self, *mappings: Mapping, may_import=None):
         self.mappings = mappings
+        self.may_import = may_import
 
     def lookup(self, name: str):
         for m in self.mappings:
-            if name in m:
-                return m[name]
+            value = _get(m, name)
+            if value is not _MISSING:
+                return value
         return _MISSING
+
+    def may_follow(self, value, part: str) -> bool:
+        """Whether the capsule could read ``value.part``: private names only on its own
+        objects (a proxy's target, a module behind a view, a builtin are not its own)."""
+        return part[:1] != "_" or is_own_static(look_through(value))
+
+    def module_visible(self, module) -> bool:
+        """A module reached as an attribute: visible when the capsule may import it (never the
+        raw modules of the capsule-safe views, ``sys`` and ``IPython.display``)."""
+        name = _get(instance_dict(module), "__name__")
+        if type(name) is not str or _get(SPECIAL_MODULES, name) is not _MISSING:
+            return False
+        return self.may_import is None or bool(self.may_import(name))
 
     def names(self) -> set[str]:
         out: set[str] = set()
@@ -116,9 +175,11 @@ class Namespaces:
         first, *rest = dotted.split(".")
         value = self.lookup(first)
         for part in rest:
-            if value is _MISSING:
+            if value is _MISSING or not self.may_follow(value, part):
                 return _MISSING
             value = static_attr(value, part)
+            if type(value) is types.ModuleType and not self.module_visible(value):
+                return _MISSING
             if _is_unresolved_descriptor(value):
                 return value if part == rest[-1] else _MISSING
         return value
@@ -127,9 +188,9 @@ class Namespaces:
 def _is_unresolved_descriptor(value) -> bool:
     tp = type(value)
     return tp is property or (
-        not isinstance(value, (type, *_FUNCS))
+        not issubclass(tp, (type, *_FUNCS))
         and static_attr(value, "__get__") is not _MISSING
-        and tp not in (staticmethod, classmethod)
+        and not _one_of(tp, (staticmethod, classmethod))
     )
 
 
@@ -137,9 +198,9 @@ def _is_unresolved_descriptor(value) -> bool:
 def safe_repr(value, limit: int = 200, _depth: int = 0) -> str:
     """A repr computed only for exact builtin types; anything else is ``<Class object>``."""
     tp = type(value)
-    if tp in _PLAIN:
+    if _one_of(tp, _PLAIN):
         text = repr(value)
-    elif tp in (list, tuple, set, frozenset) and _depth < 3:
+    elif _one_of(tp, (list, tuple, set, frozenset)) and _depth < 3:
         items = list(tp.__iter__(value))[:20]
         inner = ", ".join(safe_repr(v, limit, _depth + 1) for v in items)
         more = ", ..." if len(value) > 20 else ""
@@ -156,9 +217,9 @@ def safe_repr(value, limit: int = 200, _depth: int = 0) -> str:
             for k, v in items
         )
         text = "{" + inner + (", ..." if len(value) > 20 else "") + "}"
-    elif isinstance(value, type):
+    elif _is_class(value):
         text = f"<class '{_qualname(value)}'>"
-    elif tp in _FUNCS:
+    elif _one_of(tp, _FUNCS):
         text = f"<{tp.__name__} {_qualname(value)}>"
     elif tp is types.ModuleType:
         text = f"<module {value.__name__!r}>"
@@ -168,24 +229,24 @@ def safe_repr(value, limit: int = 200, _depth: int = 0) -> str:
 
 
 def _qualname(obj) -> str:
-    if isinstance(obj, type):
+    if _is_class(obj):
         d = _type_dict(obj)
-        module = d.get("__module__", "")
+        module = _get(d, "__module__")
         name = type.__dict__["__qualname__"].__get__(obj)
         return (
             f"{module}.{name}" if type(module) is str and module not in ("builtins", "") else name
         )
-    name = getattr(obj, "__qualname__", None) if type(obj) in _FUNCS else None
+    name = getattr(obj, "__qualname__", None) if _one_of(type(obj), _FUNCS) else None
     return name if type(name) is str else "?"
 
 
 def static_doc(value) -> str | None:
     """The docstring, read without running a descriptor."""
-    if isinstance(value, type):
-        doc = _type_dict(value).get("__doc__")
-    elif type(value) in _FUNCS or type(value) is types.ModuleType:
+    if _is_class(value):
+        doc = _get(_type_dict(value), "__doc__")
+    elif _one_of(type(value), (*_FUNCS, types.ModuleType)):
         doc = value.__doc__  # C-level getters on these exact types
-    elif type(value) in (property, staticmethod, classmethod):
+    elif _one_of(type(value), (property, staticmethod, classmethod)):
         doc = value.__doc__
     else:
         doc = static_attr(type(value), "__doc__")
@@ -199,12 +260,12 @@ def signature(value) -> str | None:
         func, bound = value.__func__, True
     elif type(value) is types.FunctionType:
         func, bound = value, False
-    elif isinstance(value, type):
+    elif _is_class(value):
         init = static_attr(value, "__init__")
         if type(init) is types.FunctionType:
             sig = signature(init)
             return sig and sig.replace("self, ", "", 1).replace("(self)", "()")
-        text = _type_dict(value).get("__text_signature__")
+        text = _get(_type_dict(value), "__text_signature__")
         return text if type(text) is str else None
     elif type(value) is types.BuiltinFunctionType:
         text = value.__text_signature__
@@ -214,8 +275,9 @@ def signature(value) -> str | None:
     code = func.__code__
     names = code.co_varnames
     npos, nkw = code.co_argcount, code.co_kwonlyargcount
-    defaults = func.__defaults__ or ()
-    kwdefaults = func.__kwdefaults__ or {}
+    # Exact types only: a capsule may store a tuple/dict subclass (its __len__, __getitem__).
+    defaults = func.__defaults__ if type(func.__defaults__) is tuple else ()
+    kwdefaults = func.__kwdefaults__ if type(func.__kwdefaults__) is dict else {}
     parts = []
     for i, name in enumerate(names[:npos]):
         d = i - (npos - len(defaults))
@@ -229,20 +291,27 @@ def signature(value) -> str | None:
     elif nkw:
         parts.append("*")
     for name in names[npos : npos + nkw]:
-        parts.append(f"{name}={safe_repr(kwdefaults[name], 40)}" if name in kwdefaults else name)
+        default = _get(kwdefaults, name)
+        parts.append(f"{name}={safe_repr(default, 40)}" if default is not _MISSING else name)
     if code.co_flags & 0x08:
         parts.append("**" + names[idx])
     if bound and parts:
         parts = parts[1:]
-    return f"{func.__name__}({', '.join(parts)})"
+    name = func.__name__
+    return f"{name if type(name) is str else '?'}({', '.join(parts)})"
 
 
 def source_of(value) -> str | None:
-    """Source of a capsule function or class from ``linecache`` (registered by the engine)."""
+    """Source of a capsule function or class from ``linecache`` (registered by the engine).
+
+    Only capsule code: a trusted function's file can be in ``linecache`` too (after a warning
+    or a traceback named it), and the admin's startup source is not the cell's to read."""
     func = value.__func__ if type(value) is types.MethodType else value
     if type(func) is not types.FunctionType:
         return None
     code = func.__code__
+    if not code.co_filename.startswith("<capsule-"):
+        return None
     lines = linecache.cache.get(code.co_filename)
     if not lines:
         return None
@@ -263,7 +332,7 @@ def describe(name: str, value, detail_level: int = 0) -> str:
     else:
         lines = [f"Type:      {_qualname(type(value))}"]
         lines.append(f"String form: {safe_repr(value)}")
-        if type(value) in (list, tuple, dict, set, frozenset, str, bytes):
+        if _one_of(type(value), (list, tuple, dict, set, frozenset, str, bytes)):
             lines.append(f"Length:    {len(value)}")
         doc = static_doc(value)
         sig = signature(value)
@@ -285,13 +354,16 @@ def token_before(code: str, cursor_pos: int) -> str:
 
 
 def complete(token: str, namespaces: Namespaces, extra: Iterable[str] = ()) -> list[str]:
-    """Completions of ``token`` (``a.b.pre``), statically; private names only when typed."""
+    """Completions of ``token`` (``a.b.pre``), statically; private names only when typed, and
+    only of the capsule's own objects."""
     base, dot, prefix = token.rpartition(".")
     if dot:
         target = namespaces.resolve(base)
         if target is _MISSING or _is_unresolved_descriptor(target):
             return []
         candidates = attribute_names(target)
+        if not is_own_static(look_through(target)):
+            candidates = [c for c in candidates if c[:1] != "_"]
     else:
         candidates = sorted(namespaces.names() | set(keyword.kwlist) | set(extra))
     out = [c for c in candidates if c.startswith(prefix) and (c[:1] != "_" or prefix[:1] == "_")]
