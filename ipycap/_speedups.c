@@ -33,6 +33,7 @@ static PyObject *hook_result = NULL; /* result(value, cap) -> wrapped value */
 static PyObject *hook_finish = NULL; /* finish(proxy, name, value) -> value */
 static PyObject *hook_error = NULL;  /* error(exc) -> scrubbed exception */
 static PyObject *str_revoked = NULL;
+static PyObject *hook_view_miss = NULL; /* view_miss(view, name) -> value */
 
 static int
 is_plain(PyObject *v)
@@ -251,6 +252,45 @@ static PyTypeObject MethodProxy_Type = {
     .tp_new = NULL,
 };
 
+
+/* Module views: names a view has decided live in its instance dict, found here by the
+ * generic lookup at C speed; only a miss calls back into ipycap.builtins, which decides
+ * (and refuses private names, submodules the capsule may not see, ...). */
+static PyObject *
+view_getattro(PyObject *self, PyObject *name)
+{
+    PyObject *res = PyObject_GenericGetAttr(self, name);
+    if (res != NULL || !PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        return res;
+    }
+    if (hook_view_miss == NULL) {
+        return NULL;
+    }
+    PyErr_Clear();
+    return PyObject_CallFunctionObjArgs(hook_view_miss, self, name, NULL);
+}
+
+static PyTypeObject ViewBase_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "ipycap._speedups.ViewBase",
+    .tp_basicsize = sizeof(PyObject),
+    .tp_getattro = view_getattro,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "Base of ipycap's module views (attribute lookup in C).",
+    .tp_new = PyType_GenericNew,
+};
+
+static PyObject *
+set_view_hook(PyObject *module, PyObject *hook)
+{
+    if (hook_view_miss != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "the view hook is set once per process");
+        return NULL;
+    }
+    hook_view_miss = Py_NewRef(hook);
+    Py_RETURN_NONE;
+}
+
 static ProxyBaseObject *
 check_proxy(PyObject *obj)
 {
@@ -362,6 +402,7 @@ freeze_type(PyObject *module, PyObject *obj)
 
 static PyMethodDef methods[] = {
     {"freeze_type", freeze_type, METH_O, NULL},
+    {"set_view_hook", set_view_hook, METH_O, NULL},
     {"new_proxy", (PyCFunction)(void (*)(void))new_proxy, METH_FASTCALL, NULL},
     {"proxy_target", proxy_target, METH_O, NULL},
     {"proxy_cap", proxy_cap, METH_O, NULL},
@@ -377,7 +418,8 @@ static struct PyModuleDef moduledef = {
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    if (PyType_Ready(&ProxyBase_Type) < 0 || PyType_Ready(&MethodProxy_Type) < 0) {
+    if (PyType_Ready(&ProxyBase_Type) < 0 || PyType_Ready(&MethodProxy_Type) < 0 ||
+        PyType_Ready(&ViewBase_Type) < 0) {
         return NULL;
     }
     str_revoked = PyUnicode_InternFromString("revoked");
@@ -391,6 +433,12 @@ PyInit__speedups(void)
     Py_INCREF(&ProxyBase_Type);
     if (PyModule_AddObject(m, "ProxyBase", (PyObject *)&ProxyBase_Type) < 0) {
         Py_DECREF(&ProxyBase_Type);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&ViewBase_Type);
+    if (PyModule_AddObject(m, "ViewBase", (PyObject *)&ViewBase_Type) < 0) {
+        Py_DECREF(&ViewBase_Type);
         Py_DECREF(m);
         return NULL;
     }

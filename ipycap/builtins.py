@@ -64,31 +64,26 @@ class _Refusing:
 
 
 # -- module views ----------------------------------------------------------------------------
-class ModuleView:
+try:
+    from ._speedups import ViewBase as _ViewBase
+    from ._speedups import set_view_hook as _set_view_hook
+except ImportError:  # pragma: no cover - without the extension, __getattr__ below decides
+    _ViewBase, _set_view_hook = object, None
+
+
+class ModuleView(_ViewBase):
     """A read-only view of a module: public names only; modules inside are views or refused."""
 
     # The instance dict caches names already decided (never submodules: whether a capsule may
-    # see one depends on that capsule's grants), so 'math.sqrt' in a loop is a native load.
-    # Capsule code cannot write to it: assignment is refused and __dict__ is never given out.
+    # see one depends on that capsule's grants), so 'math.sqrt' in a loop is a C-speed
+    # lookup.  Capsule code cannot write to it: assignment is refused and __dict__ is never
+    # given out.
     __slots__ = ("__ipycap_module__", "__dict__")
 
-    def __getattr__(self, name):
-        name = guard.exact_name(name)
-        module = _view_module(self)
-        if name == "__all__":
-            return _public_names(module)
-        if name == "__name__":  # read by 'from m import x' for its error messages
-            return module.__name__
-        if name[:1] == "_":
-            raise _private(module.__name__, name)
-        override = MODULE_OVERRIDES.get((module.__name__, name))
-        value = override if override is not None else getattr(module, name)
-        if type(value) is types.ModuleType:
-            return _context_view(value, f"{module.__name__}.{name}")
-        if isinstance(value, type):
-            guard.share_class(value)
-        _view_dict(self)[name] = value
-        return value
+    if _set_view_hook is None:
+
+        def __getattr__(self, name):
+            return _view_miss(self, name)
 
     @property
     def __class__(self):
@@ -118,6 +113,30 @@ class ModuleView:
 _view_module = ModuleView.__dict__["__ipycap_module__"].__get__
 _view_set_module = ModuleView.__dict__["__ipycap_module__"].__set__
 _view_dict = ModuleView.__dict__["__dict__"].__get__
+
+
+def _view_miss(self, name):
+    """A name the view has not decided yet (the C fast path found no cached value)."""
+    name = guard.exact_name(name)
+    module = _view_module(self)
+    if name == "__all__":
+        return _public_names(module)
+    if name == "__name__":  # read by 'from m import x' for its error messages
+        return module.__name__
+    if name[:1] == "_":
+        raise _private(module.__name__, name)
+    override = MODULE_OVERRIDES.get((module.__name__, name))
+    value = override if override is not None else getattr(module, name)
+    if type(value) is types.ModuleType:
+        return _context_view(value, f"{module.__name__}.{name}")
+    if isinstance(value, type):
+        guard.share_class(value)
+    _view_dict(self)[name] = value
+    return value
+
+
+if _set_view_hook is not None:
+    _set_view_hook(_view_miss)
 
 
 def _private(modname, name):
