@@ -78,7 +78,7 @@ class FrozenPolicy(CapsulePolicy):
         )
 
     def __setattr__(self, name, value):
-        if self.frozen and self.has_trait(name):
+        if self.frozen and (self.has_trait(name) or name == "_ipycap_frozen"):
             self._refuse(name)
         super().__setattr__(name, value)
 
