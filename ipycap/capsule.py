@@ -377,7 +377,7 @@ class Capsule:
         self.context.expose = self._expose
         self.context.builtins = self.builtins
         self.object_caps: dict[str, Capability] = {}
-        tripwire.install()
+        tripwire.register(self.context)
 
     # -- protected names ---------------------------------------------------------------------
     def _expose(self, names, builtins_dict=None) -> None:
@@ -451,6 +451,7 @@ class Capsule:
         body, tail, names = self.compile(source, filename)
         self._expose(names)
         ns["__builtins__"] = self.builtins
+        tripwire.install()  # re-armed even if an extension unload left it inert
         runner = _RUNNER
         return runner(body, tail, ns)
 
@@ -502,4 +503,4 @@ def _run(body, tail, ns):
 
 _RUNNER = _run
 
-__all__ = ["Capsule", "CapsuleContext", "CapabilityError", "CapsuleSyntaxError", "os"]
+__all__ = ["Capsule", "CapsuleContext", "CapabilityError", "CapsuleSyntaxError"]

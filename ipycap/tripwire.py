@@ -20,6 +20,7 @@ import stat
 import sys
 import sysconfig
 import threading
+import weakref
 from types import FunctionType
 
 from . import guard, rules
@@ -41,10 +42,25 @@ def install() -> None:
     _armed = True
 
 
-def disarm() -> None:
-    """Leave the hook inert (extension unload); it cannot be removed from the process."""
+#: Capsule contexts still alive: while any exists, capsule code may run later (an exported
+#: function, a __del__), so the hook must stay armed.
+_LIVE: weakref.WeakSet = weakref.WeakSet()
+
+
+def register(context) -> None:
+    """Record a capsule context and arm the hook (called for every new capsule)."""
+    _LIVE.add(context)
+    install()
+
+
+def disarm() -> bool:
+    """Leave the hook inert (extension unload; hooks cannot be removed from a process), but
+    only once no capsule context is alive: code of a capsule made earlier may still run, and
+    it must still meet the tripwire.  Returns whether the hook is now inert."""
     global _armed
-    _armed = False
+    if not _LIVE:
+        _armed = False
+    return not _armed
 
 
 def is_installed() -> bool:

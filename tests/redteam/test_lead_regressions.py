@@ -91,3 +91,27 @@ def test_hard_link_opened_through_fileio_class_is_refused(canary, tmp_path):
     except PermissionError:
         pass
     assert capsule.namespace.get("loot") != token
+
+
+def test_unloading_the_extension_does_not_unguard_existing_capsules(canary):
+    """%unload_ext ipycap once disarmed the audit hook process-wide, so a capsule made before
+    the unload could then read files through a protected helper (review finding)."""
+    from ipycap import tripwire
+
+    path, token = canary
+
+    class Reader:
+        def read(self, p):
+            with open(p) as f:
+                return f.read()
+
+    capsule = Capsule(protected={"reader": Reader()})
+    capsule.run(f"def steal():\n    return reader.read({str(path)!r})")
+    assert Reader().read(str(path)) == token  # plain Python reaches it
+    tripwire.disarm()  # what the last extension unload does
+    loot = None
+    try:
+        loot = capsule.namespace["steal"]()  # capsule code running later, outside run()
+    except PermissionError:
+        pass
+    assert loot != token
