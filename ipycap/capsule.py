@@ -192,9 +192,15 @@ def capsule_traceback(tb):
     return new
 
 
-def extension_grant_hint(kind: str, target: str) -> str:
-    """How to grant ``kind`` on ``target`` in the IPython extension."""
-    flags = {"import": "--allow-import", "read": "--allow-read", "write": "--allow-write"}
+def extension_grant_hint(kind: str, target: str) -> str | None:
+    """How to grant ``kind`` on ``target`` in the IPython extension (``writable``: a
+    writable proxy of a user-namespace name; ``object``: a revoked name back)."""
+    flags = {
+        "import": "--allow-import",
+        "read": "--allow-read",
+        "write": "--allow-write",
+        "writable": "--writable",
+    }
     if kind in flags:
         return f"%%capsule {flags[kind]} {target}"
     if kind == "input":

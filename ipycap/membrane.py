@@ -412,7 +412,7 @@ class _ReadOnlyMethod:
         raise CapsuleTypeError(
             f"{self.owner}.{self.name}() would modify a read-only protected object",
             "membrane",
-            "grant write access with %%capsule --writable NAME",
+            _grant_hint("writable", "NAME"),
         )
 
     def __repr__(self):
@@ -510,7 +510,7 @@ def _check_write(proxy, what, name):
             CapsuleTypeError(
                 f"cannot {what} {name!r}: '{cap.target}' is read-only in this capsule",
                 "membrane",
-                f"run the cell with --writable {cap.target}",
+                _grant_hint("writable", cap.target),
             ),
         )
     if isinstance(name, str) and name[:1] == "_" and what.endswith("attribute"):
@@ -520,6 +520,16 @@ def _check_write(proxy, what, name):
                 f"{name!r} is private state of the protected object", "membrane", None
             ),
         )
+
+
+def _grant_hint(kind: str, target: str):
+    """How the host of the capsule on the stack grants this (extension flags, kernel
+    requests), or None where it cannot."""
+    from .capsule import extension_grant_hint
+    from .tripwire import current_context
+
+    ctx = current_context()
+    return (ctx.how_to_grant if ctx is not None else extension_grant_hint)(kind, target)
 
 
 def _recorded(cap, err):
@@ -536,7 +546,7 @@ def _revoked(cap):
         RevokedError(
             f"capability {cap.id} ({cap.kind} {cap.target!r}) was revoked",
             "membrane",
-            f"%capsule grant object {cap.target}",
+            _grant_hint("object", cap.target),
         ),
     )
 

@@ -152,8 +152,8 @@ class Registry:
                         resolved,
                         f"{root} is on sys.path, so a module "
                         "written there would run later with full authority "
-                        "(write-then-import); grant a subdirectory instead, "
-                        "e.g. --allow-write ./out",
+                        "(write-then-import); grant a subdirectory that is not on sys.path "
+                        "instead (e.g. ./out)",
                     )
         for root in self.policy.denied_path_roots(kind):
             # A write grant on a parent of a denied folder would cover that folder too.

@@ -147,8 +147,12 @@ class CapsuleCommands:
                 raise RequestRefused(
                     f"request for {kind} access to {target}: {e.what}",
                     "kernel",
-                    "this kernel's policy is fixed at start, so its configuration must change: "
-                    + (e.how or "it cannot be granted at all"),
+                    (
+                        "this kernel's policy is fixed at start, so its configuration must "
+                        "change: " + e.how
+                    )
+                    if e.how
+                    else None,
                 ) from None
             if context.allows_path(kind, target):
                 print(f"{kind} access to {target} is already granted.")

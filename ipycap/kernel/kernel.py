@@ -118,8 +118,13 @@ def parse_grant(spec: str) -> tuple[str, str]:
     return kind, target
 
 
-def kernel_grant_hint(kind: str, target: str) -> str:
-    """How a capsule-kernel cell asks for a grant (the extension's flags do not exist here)."""
+def kernel_grant_hint(kind: str, target: str) -> str | None:
+    """How a capsule-kernel cell asks for a grant (the extension's flags do not exist here).
+
+    None where this kernel offers no way: protected objects are read-only and a revocation
+    is final (cells can only narrow their authority)."""
+    if kind in ("writable", "object"):
+        return None
     if kind in ("read", "write", "import"):
         return f"%capsule request {kind} {target} (the human is asked to approve)"
     if kind == "input":

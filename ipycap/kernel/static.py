@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 
 from ..builtins import SPECIAL_MODULES, ModuleView
 from ..guard import CAPSULE_MARK, OWN_TYPES
-from ..membrane import Proxy, target_of
+from ..membrane import Proxy, capability_of, target_of
 
 _MISSING = object()
 _NAME_AT_END = re.compile(r"[A-Za-z_][\w.]*$")
@@ -76,6 +76,8 @@ def look_through(value):
     """The object a static lookup should read: a proxy's target, a module view's module."""
     tp = type(value)
     if tp is Proxy:
+        if capability_of(value).revoked:
+            return None  # a revoked capability shows nothing, not even to inspection
         return target_of(value)
     if tp is ModuleView:
         return _module_of_view(value)

@@ -115,3 +115,26 @@ def test_unloading_the_extension_does_not_unguard_existing_capsules(canary):
     except PermissionError:
         pass
     assert loot != token
+
+
+def test_inspection_of_a_revoked_proxy_shows_nothing_of_its_target():
+    """The capsule kernel's static inspector looked through a proxy without checking its
+    capability, so `acct.pin?` still showed the value after `%capsule revoke acct` (review
+    finding)."""
+    from ipycap import CapsulePolicy, Registry
+    from ipycap.kernel import static
+
+    class Acct:
+        def __init__(self):
+            self.pin = "PIN-" + os.urandom(4).hex()
+
+    acct = Acct()
+    registry = Registry(CapsulePolicy())
+    capsule = Capsule(registry=registry, protected={"acct": acct})
+    capsule.run("a = acct")
+    proxy = capsule.namespace["a"]
+    assert static.static_attr(proxy, "pin") == acct.pin  # visible while granted
+    registry.revoke("acct")
+    assert static.static_attr(proxy, "pin") is not acct.pin
+    assert acct.pin not in static.describe("a", proxy)
+    assert "pin" not in static.attribute_names(proxy)
