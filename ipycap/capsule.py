@@ -16,7 +16,7 @@ import sys
 import types
 from collections.abc import Iterable, Mapping
 
-from . import guard, tripwire
+from . import errors, guard, tripwire
 from .builtins import make_builtins
 from .errors import (
     CapabilityError,
@@ -26,7 +26,7 @@ from .errors import (
     CapsuleTypeError,
 )
 from .gate import CompileCache, gate, source_filename
-from .membrane import wrap
+from .membrane import _is_plain, export, scrub_outbound, wrap
 from .policy import CapsulePolicy
 from .registry import Capability, Registry
 
@@ -190,6 +190,45 @@ def capsule_traceback(tb):
     for t in reversed(kept):
         new = types.TracebackType(new, t.tb_frame, t.tb_lasti, t.tb_lineno)
     return new
+
+
+_ERROR_TYPES = frozenset(
+    v for v in vars(errors).values() if isinstance(v, type) and issubclass(v, CapabilityError)
+)
+
+
+def _plain_text(value) -> str | None:
+    if value is None:
+        return None
+    return "".join([value]) if isinstance(value, str) else str(export(value))
+
+
+def error_for_host(exc: BaseException) -> BaseException:
+    """The exception a capsule raised, as its host (the extension, the kernel) should hold
+    and show it.
+
+    Refusals and builtin exceptions with plain arguments are rebuilt fresh (no ``obj``, no
+    context chain holding capsule objects); anything else becomes its builtin base with the
+    message.  The traceback keeps the capsule's frames and drops ipycap's and IPython's."""
+    tp = type(exc)
+    tb = capsule_traceback(exc.__traceback__)
+    if tp in _ERROR_TYPES and not guard.is_own(exc):
+        if tp is CapsuleSyntaxError:
+            fresh = tp(
+                _plain_text(exc.what),
+                _plain_text(exc.how),
+                filename=_plain_text(exc.filename),
+                lineno=exc.lineno if type(exc.lineno) is int else None,
+                col_offset=exc.offset - 1 if type(exc.offset) is int else None,
+                text=_plain_text(exc.text),
+            )
+        else:
+            fresh = tp(_plain_text(exc.what), _plain_text(exc.layer), _plain_text(exc.how))
+    elif tp.__module__ == "builtins" and _is_plain(exc.args):
+        fresh = tp(*exc.args)
+    else:
+        fresh = scrub_outbound(exc)
+    return fresh.with_traceback(tb)
 
 
 def extension_grant_hint(kind: str, target: str) -> str | None:

@@ -28,12 +28,12 @@ from IPython.core.magic import (
 )
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from . import errors, guard, tripwire
-from .capsule import Capsule, capsule_traceback
+from . import tripwire
+from .capsule import Capsule, error_for_host
 from .display import EventLogView, OutputFilter, PolicyView, RegistryView
-from .errors import CapabilityError, CapsuleSyntaxError, PolicyError
+from .errors import CapabilityError, PolicyError
 from .membrane import _VALUES as _VALUE_TYPES
-from .membrane import Proxy, _is_plain, export, scrub_outbound
+from .membrane import Proxy, export
 from .policy import CapsulePolicy
 from .registry import KINDS, Registry
 
@@ -49,9 +49,6 @@ _FLAG_KINDS = (
     ("allow_write", "write", "--allow-write"),
 )
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-_ERROR_TYPES = frozenset(
-    v for v in vars(errors).values() if isinstance(v, type) and issubclass(v, CapabilityError)
-)
 _EXTENSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -297,7 +294,7 @@ class CapsuleMagics(Magics):
             finally:
                 capsule.end()
         except BaseException as e:  # noqa: BLE001 - cleaned, then re-raised below
-            err = _clean_exception(e)
+            err = error_for_host(e)
         finally:
             registry.listeners.remove(note_write)
             registry.end_cell(cell_caps)
@@ -442,39 +439,6 @@ def _failure_note(exports, writes, registry) -> str:
 
 
 # -- exceptions leaving a capsule --------------------------------------------------------------
-def _plain_text(value) -> str | None:
-    if value is None:
-        return None
-    return "".join([value]) if isinstance(value, str) else str(export(value))
-
-
-def _clean_exception(exc: BaseException) -> BaseException:
-    """The exception a capsule raised, as trusted code should hold it.
-
-    Refusals and builtin exceptions with plain arguments are rebuilt fresh (no ``obj``, no
-    context chain holding capsule objects); anything else becomes its builtin base with the
-    message.  The traceback keeps the capsule's frames and drops ipycap's and IPython's."""
-    tp = type(exc)
-    tb = capsule_traceback(exc.__traceback__)
-    if tp in _ERROR_TYPES and not guard.is_own(exc):
-        if tp is CapsuleSyntaxError:
-            fresh = tp(
-                _plain_text(exc.what),
-                _plain_text(exc.how),
-                filename=_plain_text(exc.filename),
-                lineno=exc.lineno if type(exc.lineno) is int else None,
-                col_offset=exc.offset - 1 if type(exc.offset) is int else None,
-                text=_plain_text(exc.text),
-            )
-        else:
-            fresh = tp(_plain_text(exc.what), _plain_text(exc.layer), _plain_text(exc.how))
-    elif tp.__module__ == "builtins" and _is_plain(exc.args):
-        fresh = tp(*exc.args)
-    else:
-        fresh = scrub_outbound(exc)
-    return fresh.with_traceback(tb)
-
-
 def _render_traceback(shell, etype, value, tb) -> list[str]:
     return shell.InteractiveTB.structured_traceback(etype, value, tb, tb_offset=0)
 

@@ -22,7 +22,7 @@ from IPython.core.displayhook import DisplayHook
 from IPython.core.interactiveshell import ExecutionInfo, ExecutionResult
 from traitlets import Any
 
-from ..capsule import capsule_traceback
+from ..capsule import error_for_host
 from ..display import OutputFilter
 from ..errors import CapsulePermissionError
 from ..gate import _inside_string, source_filename
@@ -167,7 +167,10 @@ class CapsuleShell(ZMQInteractiveShell):
         self.displayhook(exported)
 
     def _show_error(self, e: BaseException) -> None:
-        tb = capsule_traceback(e.__traceback__)
+        # What the kernel keeps (sys.last_value, the error reply) is the host's copy of the
+        # capsule's exception: no capsule objects in its args, context or traceback.
+        e = error_for_host(e)
+        tb = e.__traceback__
         syntax = isinstance(e, SyntaxError)
         try:
             self.showtraceback((type(e), e, tb), running_compiled_code=not syntax)
