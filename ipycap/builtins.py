@@ -9,12 +9,14 @@ refusing stand-ins for ``input``, ``help``, ``breakpoint``, ``exit`` and friends
 from __future__ import annotations
 
 import builtins as _py
+import copyreg
 import os
+import reprlib
 import stat
 import sys
 import types
 
-from . import guard, tripwire
+from . import guard, stdlib_guards, tripwire
 from .errors import (
     CapabilityError,
     CapsuleImportError,
@@ -311,7 +313,21 @@ def _display_view():
         if hasattr(d, n):
             setattr(mod, n, getattr(d, n))
     mod.__all__ = [n for n in names if hasattr(d, n)]
+    _freeze_shared_classes(vars(mod).values(), "IPython")
     return mod
+
+
+def _freeze_shared_classes(values, package):
+    """Make the classes among ``values`` (and their bases from ``package``) immutable: they
+    are shared with trusted code, so HTML.__init__ = spy would receive the data of every
+    trusted HTML(...) built later.  Subclassing still works."""
+    if guard._freeze_type is None:
+        return
+    for cls in values:
+        if isinstance(cls, type):
+            for base in cls.__mro__:
+                if base.__flags__ & _HEAPTYPE and base.__module__.partition(".")[0] == package:
+                    guard._freeze_type(base)
 
 
 SPECIAL_MODULES = {"sys": _sys_view, "IPython.display": _display_view}
@@ -325,6 +341,9 @@ def _special_module(name):
     return mod
 
 
+_CAPSULE_REPR = reprlib.Repr()  # the capsules' own, never the one trusted code uses
+stdlib_guards.install()
+
 MODULE_OVERRIDES = {
     ("string", "Formatter"): guard.GuardedFormatter,
     ("operator", "attrgetter"): guard.attrgetter,
@@ -336,6 +355,13 @@ MODULE_OVERRIDES = {
     # update_wrapper reads and sets attributes its caller names (assigned=('__globals__',)).
     ("functools", "update_wrapper"): guard.update_wrapper,
     ("functools", "wraps"): guard.wraps,
+    # copy.dispatch_table is copyreg's: a hook put there runs when trusted code copies or
+    # pickles an object of that class, and receives the raw object.
+    ("copy", "dispatch_table"): types.MappingProxyType(copyreg.dispatch_table),
+    # reprlib.repr/aRepr are one Repr instance that trusted code calls: an instance attribute
+    # 'repr_Vault' on it would receive every trusted Vault that reprlib.repr formats.
+    ("reprlib", "aRepr"): _CAPSULE_REPR,
+    ("reprlib", "repr"): _CAPSULE_REPR.repr,
 }
 
 

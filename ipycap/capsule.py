@@ -16,7 +16,7 @@ import sys
 import types
 from collections.abc import Iterable, Mapping
 
-from . import errors, guard, tripwire
+from . import guard, tripwire
 from .builtins import make_builtins
 from .errors import (
     CapabilityError,
@@ -192,11 +192,6 @@ def capsule_traceback(tb):
     return new
 
 
-_ERROR_TYPES = frozenset(
-    v for v in vars(errors).values() if isinstance(v, type) and issubclass(v, CapabilityError)
-)
-
-
 def _plain_text(value) -> str | None:
     if value is None:
         return None
@@ -212,7 +207,7 @@ def error_for_host(exc: BaseException) -> BaseException:
     message.  The traceback keeps the capsule's frames and drops ipycap's and IPython's."""
     tp = type(exc)
     tb = capsule_traceback(exc.__traceback__)
-    if tp in _ERROR_TYPES and not guard.is_own(exc):
+    if isinstance(exc, CapabilityError) and not guard.is_own(exc):
         if tp is CapsuleSyntaxError:
             fresh = tp(
                 _plain_text(exc.what),
@@ -223,7 +218,15 @@ def error_for_host(exc: BaseException) -> BaseException:
                 text=_plain_text(exc.text),
             )
         else:
-            fresh = tp(_plain_text(exc.what), _plain_text(exc.layer), _plain_text(exc.how))
+            try:  # the host's own refusals (e.g. the kernel's RequestRefused) keep their type
+                fresh = tp(
+                    _plain_text(exc.what),
+                    _plain_text(exc.layer),
+                    _plain_text(exc.how),
+                    hint=_plain_text(getattr(exc, "hint", None)),
+                )
+            except TypeError:
+                fresh = scrub_outbound(exc)
     elif tp.__module__ == "builtins" and _is_plain(exc.args):
         fresh = tp(*exc.args)
     else:

@@ -66,10 +66,18 @@ def share_class(value):
             if (
                 type.__dict__["__flags__"].__get__(base) & _HEAPTYPE
                 and base not in OWN_TYPES
-                and _is_stdlib_class(base)
+                and (_is_stdlib_class(base) or _is_ipycap_class(base))
             ):
                 _freeze_type(base)
     return value
+
+
+def _is_ipycap_class(cls) -> bool:
+    """ipycap's own classes a capsule meets (string.Formatter's stand-in, the sys streams,
+    type, compile handles) are shared by every capsule: freezing them keeps one capsule from
+    swapping a guarded method for the raw one it stands in for."""
+    module = type.__dict__["__module__"].__get__(cls)
+    return type(module) is str and module.partition(".")[0] == "ipycap"
 
 
 def _is_stdlib_class(cls) -> bool:
@@ -180,8 +188,21 @@ def _special(value, name):
 
 
 # -- the str.format oracle ------------------------------------------------------------------
-class GuardedFormatter(string.Formatter):
-    """A ``string.Formatter`` whose field traversal obeys the guard's table."""
+class GuardedFormatter:
+    """A ``string.Formatter`` whose field traversal obeys the guard's table.
+
+    It borrows ``string.Formatter``'s methods rather than subclassing it: through ``__mro__``
+    (or ``mro()``) a capsule would reach the real class, whose ``vformat`` traverses fields
+    with the raw getattr: ``Formatter.__mro__[1]().vformat('{0.__globals__}', ...)``."""
+
+    format = string.Formatter.format
+    vformat = string.Formatter.vformat
+    _vformat = string.Formatter._vformat
+    parse = string.Formatter.parse
+    get_value = string.Formatter.get_value
+    check_unused_args = string.Formatter.check_unused_args
+    format_field = string.Formatter.format_field
+    convert_field = string.Formatter.convert_field
 
     def __init__(self, mode: str = "proxy"):
         self.mode = mode

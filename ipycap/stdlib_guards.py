@@ -1,0 +1,174 @@
+"""Capsule-aware guards on the few standard-library functions that reach another module's
+namespace by a name the caller chooses, or keep trusted objects where a capsule finds them.
+
+Every module a capsule imports by default hands out its public functions and classes raw, so
+their own code runs with full authority on the capsule's behalf.  Most of it only computes;
+the functions below do more, and each was an escape (``tests/redteam/test_default_modules.py``):
+
+- ``typing.ForwardRef._evaluate`` evaluates a string in ``sys.modules[cls.__module__]``'s
+  globals (``get_type_hints`` of a capsule class that names ``__module__ = 'dataclasses'``,
+  ``ForwardRef(..., module=...)``, a function whose ``__wrapped__`` is a library function), so
+  ``'sys'`` came back as the raw ``sys``; and ``eval`` put the *real* builtins into a globals
+  dict the capsule passed in.
+- ``enum.EnumType._convert_`` reads a named module's globals into enum members (raw ``sys``
+  again) and, like ``enum.global_enum``, writes names into that module's globals (a capsule
+  replaced ``ipycap.rules.classify``).
+- ``pprint.PrettyPrinter()`` keeps the raw ``sys.stdout`` (in a kernel: its session and
+  signing key) in ``_stream``; its class-level ``_dispatch`` dict was a hook table trusted
+  ``pformat`` calls with trusted objects.
+
+Installed once (``install()``, at import of :mod:`ipycap.builtins`); each is one stack walk
+and otherwise the original function, so trusted code sees the same behaviour.
+"""
+
+from __future__ import annotations
+
+import enum
+import pprint
+import sys
+import types
+import typing
+
+from . import guard, tripwire
+from .errors import CapsulePermissionError
+
+#: Frames of these top-level modules are transparent when deciding who asked: the standard
+#: library and ipycap run on behalf of whoever called them.
+_TRANSPARENT = frozenset(sys.stdlib_module_names) | {
+    "ipycap",
+    "_frozen_importlib",
+    "_frozen_importlib_external",
+}
+_installed = False
+
+
+def asked_by_capsule(frame) -> bool:
+    """Whether the nearest caller outside the standard library (and ipycap) is capsule code.
+
+    A granted third-party library that evaluates its own annotations in its own module is its
+    decision; a capsule asking the standard library to do it is not."""
+    f = frame
+    while f is not None:
+        if guard.CAPSULE_MARK in f.f_builtins:
+            return True
+        name = f.f_globals.get("__name__")
+        if type(name) is not str or name.partition(".")[0] not in _TRANSPARENT:
+            return False
+        f = f.f_back
+    return False
+
+
+def _refuse(what: str, hint: str | None = None):
+    err = CapsulePermissionError(what, "builtins", None, hint=hint)
+    ctx = tripwire.current_context()
+    if ctx is not None:
+        ctx.record_refusal(err, kind="module namespace", target=what)
+    raise err
+
+
+def _is_trusted_namespace(ns, ctx) -> bool:
+    """A module's or outside function's globals: eval there reaches their names and builtins."""
+    if type(ns) is not dict:
+        return ns is not None
+    if "__builtins__" not in ns:
+        return False
+    b = ns["__builtins__"]
+    return not (type(b) is dict and guard.CAPSULE_MARK in b)  # a capsule's own namespace
+
+
+# -- typing ---------------------------------------------------------------------------------
+_real_evaluate = typing.ForwardRef._evaluate
+
+
+def _evaluate(self, globalns, localns, *args, **kwargs):
+    """ForwardRef._evaluate, never in a trusted namespace on a capsule's behalf."""
+    ctx = tripwire.current_context()
+    if ctx is None or getattr(ctx, "builtins", None) is None:
+        return _real_evaluate(self, globalns, localns, *args, **kwargs)
+    module = self.__forward_module__
+    if module is not None and module in sys.modules:
+        globalns = vars(sys.modules[module])
+        if asked_by_capsule(sys._getframe(1)):
+            _refuse(
+                f"evaluating the annotation {self.__forward_arg__!r} in module {module!r}",
+                hint="annotations in a capsule resolve against the capsule's own names",
+            )
+        return _real_evaluate(self, globalns, localns, *args, **kwargs)
+    if _is_trusted_namespace(globalns, ctx) or _is_trusted_namespace(localns, ctx):
+        if asked_by_capsule(sys._getframe(1)):
+            _refuse(
+                f"evaluating the annotation {self.__forward_arg__!r} in the namespace of a "
+                "module or an outside function",
+                hint="annotations in a capsule resolve against the capsule's own names",
+            )
+        return _real_evaluate(self, globalns, localns, *args, **kwargs)
+    # The capsule's own names: evaluated with the capsule's builtins, on copies (eval would
+    # otherwise insert the real builtins into a dict the capsule holds).
+    if globalns is None and localns is None:
+        globalns = localns = {}
+    elif globalns is None:
+        globalns = localns
+    elif localns is None:
+        localns = globalns
+    g = dict(globalns)
+    g["__builtins__"] = ctx.builtins
+    lo = g if localns is globalns else dict(localns)
+    return _real_evaluate(self, g, lo, *args, **kwargs)
+
+
+# -- enum -----------------------------------------------------------------------------------
+_real_global_enum = enum.global_enum
+_real_convert = enum.EnumType.__dict__["_convert_"]
+_enum_globals = vars(enum)
+
+
+def global_enum(cls, update_str=False):
+    """enum.global_enum, refused when a capsule asks it to write into another module."""
+    caller = sys._getframe(1)
+    own_module = caller.f_globals.get("__name__") == getattr(cls, "__module__", None)
+    if not own_module and caller.f_globals is not _enum_globals and tripwire.capsule_on_stack():
+        if asked_by_capsule(caller):
+            _refuse(
+                f"enum.global_enum writes {cls.__name__}'s members into module "
+                f"{cls.__module__!r}",
+                hint="use the enum's members through the class",
+            )
+    return _real_global_enum(cls, update_str)
+
+
+def _convert_(cls, name, module, filter, source=None, *, boundary=None, as_global=False):
+    caller = sys._getframe(1)
+    if caller.f_globals.get("__name__") != module and tripwire.capsule_on_stack():
+        if asked_by_capsule(caller):
+            _refuse(
+                f"Enum._convert_ reads and writes the globals of module {module!r}",
+                hint="define the enum's members in the capsule",
+            )
+    return _real_convert(cls, name, module, filter, source, boundary=boundary, as_global=as_global)
+
+
+# -- pprint ---------------------------------------------------------------------------------
+_real_pp_init = pprint.PrettyPrinter.__init__
+
+
+def _pp_init(self, *args, **kwargs):
+    _real_pp_init(self, *args, **kwargs)
+    if self._stream is sys.stdout and tripwire.capsule_on_stack():
+        from .builtins import _special_module
+
+        self._stream = _special_module("sys").stdout  # the capsule's write-only facade
+
+
+def install() -> None:
+    """Put the guards in place (once per process, before any class is frozen)."""
+    global _installed
+    if _installed:
+        return
+    typing.ForwardRef._evaluate = _evaluate
+    enum.global_enum = global_enum
+    enum.EnumType._convert_ = _convert_
+    pprint.PrettyPrinter.__init__ = _pp_init
+    # The dispatch table stays readable (subclasses copy it), never writable.
+    if type(pprint.PrettyPrinter._dispatch) is dict:
+        pprint.PrettyPrinter._dispatch = types.MappingProxyType(pprint.PrettyPrinter._dispatch)
+    _installed = True
