@@ -129,8 +129,7 @@ def global_enum(cls, update_str=False):
     if not own_module and caller.f_globals is not _enum_globals and tripwire.capsule_on_stack():
         if asked_by_capsule(caller):
             _refuse(
-                f"enum.global_enum writes {cls.__name__}'s members into module "
-                f"{cls.__module__!r}",
+                f"enum.global_enum writes {cls.__name__}'s members into module {cls.__module__!r}",
                 hint="use the enum's members through the class",
             )
     return _real_global_enum(cls, update_str)
