@@ -31,6 +31,13 @@ from .policy import CapsulePolicy
 from .registry import Capability, Registry
 
 _CACHE = CompileCache()
+
+#: Capsule code runs with __name__ '__capsule__', so its classes say __module__ '__capsule__'.
+#: Libraries look that module up (dataclasses resolves string annotations in it); it is an
+#: empty stand-in whose builtins are empty too, so nothing evaluated there gets real builtins.
+_CAPSULE_MODULE = types.ModuleType("__capsule__", "Stand-in module of capsule classes (empty).")
+_CAPSULE_MODULE.__dict__["__builtins__"] = {}
+sys.modules.setdefault("__capsule__", _CAPSULE_MODULE)
 _STDLIB_NAMES = frozenset(sys.stdlib_module_names)
 
 

@@ -303,3 +303,17 @@ def test_cell_scoped_grants_end_with_the_cell(tmp_path):
 def test_bad_mode_is_refused():
     with pytest.raises(ValueError, match="mode"):
         Capsule(mode="sandbox")
+
+
+def test_dataclass_with_string_annotations_works():
+    """dataclasses resolves string annotations in sys.modules[cls.__module__]; capsule classes
+    say '__capsule__', which once was no module at all (AttributeError inside dataclasses)."""
+    result = Capsule().run(
+        "import dataclasses\n"
+        "@dataclasses.dataclass\n"
+        "class P:\n"
+        "    a: 'int' = 1\n"
+        "    b: 'dataclasses.InitVar[int]' = 2\n"
+        "P(), [f.name for f in dataclasses.fields(P)]"
+    )
+    assert repr(result[0]) == "P(a=1, b=2)" and result[1] == ["a"]
