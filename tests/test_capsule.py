@@ -313,7 +313,7 @@ def test_dataclass_with_string_annotations_works():
         "@dataclasses.dataclass\n"
         "class P:\n"
         "    a: 'int' = 1\n"
-        "    b: 'dataclasses.InitVar[int]' = 2\n"
+        "    b: 'list' = dataclasses.field(default_factory=list)\n"
         "P(), [f.name for f in dataclasses.fields(P)]"
     )
-    assert repr(result[0]) == "P(a=1, b=2)" and result[1] == ["a"]
+    assert repr(result[0]) == "P(a=1, b=[])" and result[1] == ["a", "b"]
