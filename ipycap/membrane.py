@@ -736,18 +736,8 @@ def _compare_operand(rp, other):
     return o
 
 
-def _make_out_compare(op):
-    def method(self, other):
-        o = _compare_operand(self, other)
-        if o is NotImplemented:
-            return o
-        return _out(lambda t: op(t, o), self)
-
-    return method
-
-
 for _n, _op in {"le": operator.le, "ge": operator.ge}.items():
-    setattr(ReverseProxy, f"__{_n}__", _make_out_compare(_op))
+    setattr(ReverseProxy, f"__{_n}__", _make_out_binary(_op, False))
 
 _rp_target = ReverseProxy.__dict__["__ipycap_target__"].__get__
 _rp_cap = ReverseProxy.__dict__["__ipycap_cap__"].__get__
