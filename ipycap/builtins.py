@@ -128,7 +128,19 @@ def _view_miss(self, name):
     if name[:1] == "_":
         raise _private(module.__name__, name)
     override = MODULE_OVERRIDES.get((module.__name__, name))
-    value = override if override is not None else getattr(module, name)
+    if override is not None:
+        value = override
+    else:
+        try:
+            value = getattr(module, name)
+        except AttributeError:
+            # A fresh error: the one Python raised carries the raw module in .obj (3.10+),
+            # and from the raw module every other module is one attribute away.
+            missing = AttributeError(f"module {module.__name__!r} has no attribute {name!r}")
+        else:
+            missing = None
+        if missing is not None:
+            raise missing
     if type(value) is types.ModuleType:
         return _context_view(value, f"{module.__name__}.{name}")
     if isinstance(value, type):

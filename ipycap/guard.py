@@ -134,6 +134,8 @@ def decide(value, name: str, mode: str = "proxy"):
         return special(value, name)
     if name in rules.FORMAT_ATTRS:
         return _format_attr(value, name, mode)
+    if name in rules.EXCEPTION_ATTRS:
+        return _exception_attr(value, name)
     rule = rules.classify(name)
     if rule == "never":
         refuse(
@@ -169,6 +171,25 @@ def decide(value, name: str, mode: str = "proxy"):
             return result
         refuse(value, name, "an unclassified dunder that is not plain data")
     return getattr(value, name)
+
+
+def _exception_attr(value, name):
+    """``exc.obj``: the object a failed lookup was made on.  When the failure happened in
+    trusted code that may be an object the capsule was never given, so on exceptions it is
+    only handed out when it is the capsule's own, plain data, a proxy or a view."""
+    result = getattr(value, name)
+    if not isinstance(value, BaseException) or is_own(value):
+        return result
+    if result is None or is_own(result) or _is_plain_data(result):
+        return result
+    if type(result) in PROXY_TYPES:
+        return result
+    refuse(
+        value,
+        name,
+        "the object a failed lookup was made on may come from trusted code",
+        hint="the exception's message names the attribute",
+    )
 
 
 def _special(value, name):

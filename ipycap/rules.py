@@ -26,6 +26,10 @@ FRAME_ATTRS = frozenset(
 #: Attributes that traverse other attributes in C (the str.format oracle).
 FORMAT_ATTRS = frozenset({"format", "format_map"})
 
+#: Attributes CPython fills in on exceptions with the object an operation failed on
+#: (``AttributeError.obj`` since 3.10): an oracle when the failure happened in trusted code.
+EXCEPTION_ATTRS = frozenset({"obj"})
+
 #: Names a capsule may never bind or read as variables.
 RESERVED_NAMES = frozenset(
     {"__builtins__", "__import__", "__build_class__", "__loader__", "__spec__"}
@@ -111,14 +115,14 @@ def is_risky(name: str) -> bool:
     (``__self__``, ``__func__``) is itself risky."""
     if name[:2] == "__" and name[-2:] == "__":
         return name not in PROTOCOL
-    return name in FRAME_ATTRS or name in FORMAT_ATTRS
+    return name in FRAME_ATTRS or name in FORMAT_ATTRS or name in EXCEPTION_ATTRS
 
 
 def is_risky_rexec(name: str) -> bool:
     """rexec mode routes every other underscore name through the guard too."""
     if name[:1] == "_":
         return name not in PROTOCOL
-    return name in FRAME_ATTRS or name in FORMAT_ATTRS
+    return name in FRAME_ATTRS or name in FORMAT_ATTRS or name in EXCEPTION_ATTRS
 
 
 def classify(name: str) -> str | None:

@@ -70,6 +70,9 @@ def _is_trusted_namespace(ns, ctx) -> bool:
     """A module's or outside function's globals: eval there reaches their names and builtins."""
     if type(ns) is not dict:
         return ns is not None
+    stand_in = sys.modules.get("__capsule__")
+    if stand_in is not None and ns is getattr(stand_in, "__dict__", None):
+        return False  # the empty module capsule classes name (ipycap.capsule): capsule-own
     if "__builtins__" not in ns:
         return False
     b = ns["__builtins__"]

@@ -6,6 +6,12 @@ output attacks; Chromium, driven by Playwright, runs every cell of both.  We ass
 learner sees (the registry rendered as a table with rows, a refusal message) and that no
 output, from a capsule or (through the server's hardening) even from a trusted cell, runs
 script in the page: each attack tries to change ``document.title`` and set a window global.
+
+The "no effect" is meaningful only if the same payloads do run script where nothing stops
+them, so two controls: a static page on a loopback ``http.server`` holds each payload as is
+(every one fires; with the demo's CSP header, none does),
+and a plain, unhardened JupyterLab runs the same attack notebook (the trusted cell's
+``Javascript``, ``<script>`` and ``onerror`` all run there; the capsule cells still do not).
 """
 
 from __future__ import annotations
@@ -15,8 +21,10 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import nbformat
@@ -43,20 +51,30 @@ MARK = "pwned"
 #: The notebook in the active tab (an earlier notebook stays in the DOM, hidden).
 CURRENT = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 
-#: Each attack tries to change document.title and set window.__ipycap_pwned.
-_JS = "document.title='{tag}-" + MARK + "'; window.__ipycap_pwned='{tag}'"
-CAPSULE_ATTACKS = {
-    "script": f'HTML("<script>{_JS.format(tag="script")}</script>")',
-    "img-onerror": f'HTML("<img src=x onerror=\\"{_JS.format(tag="img")}\\">")',
-    "svg-onload": f'HTML("<svg onload=\\"{_JS.format(tag="svg")}\\"></svg>")',
+#: Each attack tries to change document.title, set window.__ipycap_pwned and append its tag
+#: to window.__ipycap_hits (so a page that runs several of them records every one).
+_JS = (
+    "document.title='{tag}-" + MARK + "'; window.__ipycap_pwned='{tag}'; "
+    "(window.__ipycap_hits=window.__ipycap_hits||[]).push('{tag}')"
+)
+#: name -> (IPython.display class, payload, tag): the same payloads feed the capsule cells in
+#: JupyterLab and the unhardened control page, which shows that each one does run script.
+PAYLOADS = {
+    "script": ("HTML", f"<script>{_JS.format(tag='script')}</script>", "script"),
+    "img-onerror": ("HTML", f'<img src=x onerror="{_JS.format(tag="img")}">', "img"),
+    "svg-onload": ("HTML", f'<svg onload="{_JS.format(tag="svg")}"></svg>', "svg"),
     "svg-mime": (
-        'SVG(\'<svg xmlns="http://www.w3.org/2000/svg" onload="'
+        "SVG",
+        '<svg xmlns="http://www.w3.org/2000/svg" onload="'
         + _JS.format(tag="svgmime").replace("'", "&apos;")
-        + '"><circle r="5"/></svg>\')'
+        + '"><circle r="5"/></svg>',
+        "svgmime",
     ),
-    "markdown-html": f'Markdown("hello <img src=x onerror=\\"{_JS.format(tag="md")}\\">")',
-    "javascript": f'Javascript("{_JS.format(tag="js")}")',
+    "markdown-html": ("Markdown", f'hello <img src=x onerror="{_JS.format(tag="md")}">', "md"),
+    "javascript": ("Javascript", _JS.format(tag="js"), "js"),
 }
+CAPSULE_ATTACKS = {name: f"{cls}({src!r})" for name, (cls, src, _) in PAYLOADS.items()}
+TRUSTED_TAGS = ("trusted-js", "trusted-script", "trusted-img")
 
 
 def _attack_notebook() -> nbformat.NotebookNode:
@@ -93,12 +111,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    """JupyterLab as ``make demo`` runs it, on a copy of the notebooks; yields (url, port)."""
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
-    root = tmp_path_factory.mktemp("lab")
+def _serve(root: Path, argv: list[str], port: int, token: str):
+    """Start a Jupyter server (``argv``) in a temporary home; yields once its API answers."""
     work = root / "notebooks"
     work.mkdir()
     shutil.copy(ROOT / "notebooks" / "01-capabilities.ipynb", work)
@@ -114,11 +128,9 @@ def lab(tmp_path_factory):
         JUPYTER_PLATFORM_DIRS="1",
     )
     env.pop("JUPYTER_PATH", None)
-    port, token = _free_port(), os.urandom(12).hex()
     log = open(root / "server.log", "w")  # noqa: SIM115 - closed below
     server = subprocess.Popen(
-        [sys.executable, "-m", "ipycap.demo", "--no-browser", "--port", str(port)]
-        + ["--notebook-dir", str(work), "--token", token],
+        [sys.executable, "-m", *argv, "--port", str(port)],
         env=env,
         cwd=str(work),
         stdout=log,
@@ -147,16 +159,50 @@ def lab(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(lab):
+def lab(tmp_path_factory):
+    """JupyterLab as ``make demo`` runs it, on a copy of the notebooks; yields (url, port)."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
+    port, token = _free_port(), os.urandom(12).hex()
+    argv = ["ipycap.demo", "--no-browser", "--token", token]
+    root = tmp_path_factory.mktemp("lab")
+    yield from _serve(root, [*argv, "--notebook-dir", str(root / "notebooks")], port, token)
+
+
+@pytest.fixture(scope="module")
+def plain_lab(tmp_path_factory):
+    """JupyterLab without the demo's hardening (the control): default CSP, JS renderer on."""
+    port, token = _free_port(), os.urandom(12).hex()
+    root = tmp_path_factory.mktemp("plain-lab")
+    argv = ["jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", "--ServerApp.port_retries=0"]
+    argv += [f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root / 'notebooks'}"]
+    argv += [
+        "--LabApp.news_url=",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]
+    if os.geteuid() == 0:
+        argv.append("--ServerApp.allow_root=True")
+    yield from _serve(root, argv, port, token)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, driven by Playwright."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            pg = browser.new_page(viewport={"width": 1400, "height": 1000})
-            yield pg
+            yield chromium
         finally:
-            browser.close()
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def page(lab, browser):
+    pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+    yield pg
+    pg.close()
 
 
 def _open_and_run_all(page, base: str, token: str, name: str) -> None:
@@ -195,6 +241,33 @@ def _wait_all_ran(page) -> None:
     )
 
 
+def _run_attacks(page, base: str, token: str) -> list[str]:
+    """Run attacks.ipynb; assert no capsule output reached the page as markup; return the
+    tags of the payloads whose script ran (window.__ipycap_hits)."""
+    _open_and_run_all(page, base, token, "attacks.ipynb")
+    done = page.locator(f"{CURRENT} .jp-OutputArea-output", has_text="attacks done").first
+    done.wait_for(state="attached", timeout=10_000)
+    done.scroll_into_view_if_needed()
+    page.wait_for_timeout(1500)  # give an onerror/onload handler time to fire, if it could
+    # Not vacuous: every attack cell ran and showed something (the filtered text/plain).
+    cells = page.locator(f"{CURRENT} .jp-CodeCell")
+    for i in range(1, 1 + len(CAPSULE_ATTACKS)):
+        outputs = cells.nth(i).locator(".jp-OutputArea-output")
+        assert outputs.count() >= 1, f"attack cell {i} produced no output"
+        text = cells.nth(i).text_content()
+        assert "Error" not in text, text
+    # No capsule output reached the page as markup at all: only the filtered text/plain.
+    for i in range(1, 1 + len(CAPSULE_ATTACKS)):
+        for out in cells.nth(i).locator(".jp-OutputArea-output").all():
+            assert out.locator("script, img, svg, [onerror], [onload]").count() == 0, (
+                out.inner_html()
+            )
+            assert "IPython.core.display" in out.text_content()
+    trusted = cells.nth(1 + len(CAPSULE_ATTACKS)).locator(".jp-OutputArea")
+    assert trusted.locator("script").count() >= 1  # the trusted cell's markup reached the page
+    return page.evaluate("window.__ipycap_hits || []")
+
+
 def test_server_sends_the_hardening(lab):
     base, port, token = lab
     with urllib.request.urlopen(f"{base}/lab?token={token}") as resp:
@@ -228,29 +301,77 @@ def test_lesson_01_runs_in_the_browser(lab, page):
 
 
 def test_outputs_cannot_run_script(lab, page):
+    """Hardened: neither the capsule cells nor (CSP, no JS renderer) the trusted cell run script.
+    (The trusted cell's <script>/<img onerror> are in the DOM; the CSP keeps them inert.)"""
     base, _, token = lab
-    _open_and_run_all(page, base, token, "attacks.ipynb")
-    done = page.locator(f"{CURRENT} .jp-OutputArea-output", has_text="attacks done").first
-    done.wait_for(state="attached", timeout=10_000)
-    done.scroll_into_view_if_needed()
-    page.wait_for_timeout(1500)  # give an onerror/onload handler time to fire, if it could
+    hits = _run_attacks(page, base, token)
+    assert hits == []  # the robust witness: JupyterLab rewrites document.title on its own
     assert MARK not in page.title()
     assert page.evaluate("window.__ipycap_pwned === undefined")
-    # Not vacuous: every attack cell ran and showed something (the filtered text/plain).
-    cells = page.locator(f"{CURRENT} .jp-CodeCell")
-    for i in range(1, 1 + len(CAPSULE_ATTACKS)):
-        outputs = cells.nth(i).locator(".jp-OutputArea-output")
-        assert outputs.count() >= 1, f"attack cell {i} produced no output"
-        text = cells.nth(i).text_content()
-        assert "Error" not in text, text
-    # No capsule output reached the page as markup at all: only the filtered text/plain.
-    # (The trusted cell's <script>/<img onerror> are in the DOM; the CSP keeps them inert,
-    # which the title and global assertions above verify.)
-    for i in range(1, 1 + len(CAPSULE_ATTACKS)):
-        for out in cells.nth(i).locator(".jp-OutputArea-output").all():
-            assert out.locator("script, img, svg, [onerror], [onload]").count() == 0, (
-                out.inner_html()
+
+
+class _ControlPage(BaseHTTPRequestHandler):
+    """``/plain/NAME``: a page whose body holds payload NAME as is (parsed by the browser, as
+    unsanitised markup would be); ``/csp/NAME``: the same page with the demo's CSP header."""
+
+    csp = ""
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        _, mode, name = (self.path.split("/") + ["", ""])[:3]
+        if mode not in ("plain", "csp") or name not in PAYLOADS:
+            self.send_error(404)
+            return
+        kind, source, _ = PAYLOADS[name]
+        markup = f"<script>{source}</script>" if kind == "Javascript" else source
+        body = f"<!doctype html><html><head><title>control</title></head><body>{markup}</body>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        if mode == "csp":
+            self.send_header("Content-Security-Policy", self.csp)
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, *args):
+        pass
+
+
+def test_payloads_run_script_in_an_unhardened_page(browser):
+    """Positive control: each payload, served without sanitising, does run script; the same
+    page with the demo's CSP header runs none of them."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ControlPage)
+    port = server.server_address[1]
+    _ControlPage.csp = content_security_policy(port)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    control = browser.new_page()
+    try:
+        for name, (_, _, tag) in PAYLOADS.items():
+            control.goto(f"http://127.0.0.1:{port}/plain/{name}")
+            control.wait_for_function(
+                "tag => (window.__ipycap_hits || []).includes(tag)", arg=tag, timeout=5000
             )
-            assert "IPython.core.display" in out.text_content()
-    trusted = cells.nth(1 + len(CAPSULE_ATTACKS)).locator(".jp-OutputArea")
-    assert trusted.locator("script").count() >= 1  # it did reach the page: CSP held
+            assert control.title() == f"{tag}-{MARK}", name
+            assert control.evaluate("window.__ipycap_pwned") == tag, name
+        for name in PAYLOADS:
+            control.goto(f"http://127.0.0.1:{port}/csp/{name}")
+            control.wait_for_timeout(300)  # an onerror/onload would have fired by now
+            assert control.evaluate("window.__ipycap_hits") is None, name
+            assert control.title() == "control", name
+    finally:
+        control.close()
+        server.shutdown()
+        server.server_close()
+
+
+def test_trusted_cell_runs_script_in_plain_jupyterlab(plain_lab, browser):
+    """Control for test_outputs_cannot_run_script: without the demo's hardening, the trusted
+    cell's Javascript, <script> and onerror all run, so it is the hardening that stops them;
+    the capsule cells still run no script (their output filter does not need the server)."""
+    base, _, token = plain_lab
+    plain = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        hits = _run_attacks(plain, base, token)
+        assert sorted(hits) == sorted(TRUSTED_TAGS), hits
+        assert plain.evaluate("window.__ipycap_pwned") in TRUSTED_TAGS
+        # (document.title is no witness here: JupyterLab rewrites it when the tab changes.)
+    finally:
+        plain.close()

@@ -138,3 +138,60 @@ def test_inspection_of_a_revoked_proxy_shows_nothing_of_its_target():
     assert static.static_attr(proxy, "pin") is not acct.pin
     assert acct.pin not in static.describe("a", proxy)
     assert "pin" not in static.attribute_names(proxy)
+
+
+def test_attributeerror_obj_of_a_module_view_is_not_the_raw_module():
+    """A failed lookup on a module view raised the AttributeError Python made, whose .obj
+    (set automatically since 3.10) was the raw module: raw json -> json.codecs.sys.modules ->
+    any object of the process (found by the widened fuzzer)."""
+    import sys
+    import types
+
+    vault = types.SimpleNamespace(_token="TOKEN-" + os.urandom(4).hex())
+    mod = types.ModuleType("ipycap_test_vault_holder")
+    mod.vault = vault
+    sys.modules[mod.__name__] = mod
+    try:
+        payload = (
+            "import json\n"
+            "try:\n"
+            "    json.nope\n"
+            "except AttributeError as e:\n"
+            "    raw = e.obj\n"
+            f"loot = raw.codecs.sys.modules[{mod.__name__!r}].vault._token\n"
+        )
+        plain = {}
+        exec(payload, plain)
+        assert plain["loot"] == vault._token
+        capsule = Capsule()
+        try:
+            capsule.run(payload)
+        except (AttributeError, ImportError):
+            pass
+        assert capsule.namespace.get("loot") != vault._token
+        assert not isinstance(capsule.namespace.get("raw"), types.ModuleType) or (
+            type(capsule.namespace["raw"]).__name__ == "ModuleView"
+        )
+    finally:
+        del sys.modules[mod.__name__]
+
+
+def test_attributeerror_obj_raised_in_trusted_code_is_refused():
+    """exc.obj of an AttributeError raised inside trusted code names an object the capsule
+    was never given (a library called directly does not go through the membrane); the guard
+    hands it out only when it is the capsule's own, plain data or a proxy."""
+    hidden = type("Hidden", (), {})()
+    try:
+        hidden.nope  # fails in trusted code, with obj=hidden
+    except AttributeError as e:
+        err = e
+    assert err.obj is hidden  # what plain Python hands over
+    capsule = Capsule()
+    capsule.namespace["err"] = err  # as if a library's exception reached capsule code
+    for payload in ("o = err.obj", "o = getattr(err, 'obj')", "o = '{0.obj}'.format(err)"):
+        try:
+            capsule.run(payload)
+        except AttributeError:
+            pass
+        assert capsule.namespace.pop("o", None) is not hidden
+    assert capsule.run("class A:\n    obj = 5\nA().obj") == 5  # ordinary .obj still works
