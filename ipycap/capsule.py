@@ -156,7 +156,7 @@ class CapsuleContext:
         if kind == "write" and self.policy.write_plants_code(path):
             how = None
             what = (
-                f"write access to {path}: a module written there would run later with "
+                f"write access to {path}: code written there would run later with "
                 "full authority (write-then-import)"
             )
         elif any(

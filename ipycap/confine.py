@@ -225,6 +225,52 @@ def _plan(root: str, denied: list[str], out: list[str], budget: list[int]) -> No
         _plan(child, inner, out, budget)
 
 
+_CODE_SUFFIXES = (".py", ".pyc", ".pyw", ".pth", ".so", ".pyd", ".zip", ".egg")
+
+
+def _plain_sys_path_folders() -> set[str]:
+    """sys.path folders that are not part of the installation (a script's or the kernel's
+    working directory)."""
+    installed = {os.path.realpath(p) for p in _installation_paths()}
+    out = set()
+    for p in sys.path:
+        real = os.path.realpath(p or os.getcwd())
+        if os.path.isdir(real) and not any(_within(real, i) for i in installed):
+            out.add(real)
+    return out
+
+
+def _installation_paths() -> set[str]:
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    paths |= {
+        v
+        for k, v in sysconfig.get_paths().items()
+        if k in ("stdlib", "platstdlib", "purelib", "platlib")
+    }
+    return paths
+
+
+def _plan_sys_path_folder(root, denied, out, budget) -> None:
+    """Existing sub-folders (not __pycache__, not hidden) and non-code files of a sys.path
+    folder."""
+    try:
+        names = sorted(os.listdir(root))
+    except OSError:
+        return
+    for name in names:
+        if name[:1] == ".":
+            continue  # .git (hooks and config run later), .venv, .envrc ...: never
+        child = os.path.join(root, name)
+        try:
+            mode = os.lstat(child).st_mode
+        except OSError:
+            continue
+        if stat.S_ISDIR(mode) and name != "__pycache__":
+            _plan(child, denied, out, budget)
+        elif stat.S_ISREG(mode) and not name.endswith(_CODE_SUFFIXES) and "." in name:
+            _plan(child, denied, out, budget)
+
+
 def _python_paths() -> set[str]:
     """The interpreter, its stdlib, sys.path and the packages already imported (read-only)."""
     paths = {
@@ -276,6 +322,7 @@ def _rules(policy: CapsulePolicy, extra_read, extra_write, rep) -> dict[str, int
     deny_w += sorted(_python_paths())  # the Python installation is read-only, editable installs too
     budget = [_WALK_BUDGET]
     rules: dict[str, int] = {}
+    plain_sys_path = _plain_sys_path_folders()
 
     def grant(roots, denied, rights, exempt=False, hazards=True, what=""):
         for root in _resolve(roots, rep if what else None, what):
@@ -285,6 +332,16 @@ def _rules(policy: CapsulePolicy, extra_read, extra_write, rep) -> dict[str, int
             if hazards:
                 d += _WRITE_HAZARDS if rights & WRITE_FILE else _READ_HAZARDS
             _plan(root, d, out, budget)
+            if not out and rights & WRITE_FILE and root in plain_sys_path:
+                # A folder on sys.path (the kernel's working directory): a module written
+                # into it would be imported later, so the folder itself stays read-only, but
+                # its existing sub-folders and non-code files may be written.
+                _plan_sys_path_folder(root, [x for x in d if x != root], out, budget)
+                if out and what:
+                    rep.warnings.append(
+                        f"{what} {root}: on sys.path, so only its existing sub-folders and "
+                        "non-code files are writable (no new files directly in it)"
+                    )
             if what and not out:
                 rep.warnings.append(f"{what} {root}: not granted (denied)")
             for p in out:

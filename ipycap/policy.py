@@ -320,7 +320,10 @@ class CapsulePolicy(Configurable):
         return sorted(r for r in roots if os.path.isdir(r))
 
     def write_plants_code(self, path: str) -> bool:
-        """Whether writing the resolved ``path`` could plant code a later import runs."""
+        """Whether writing the resolved ``path`` could plant code a later import runs (or a
+        git hook / git config, which git runs later with the user's full authority)."""
+        if "/.git/" in path + "/":
+            return True
         roots = self.import_roots()
         parent = os.path.dirname(path)
         # Any folder under a sys.path entry is importable too (a namespace package), so a

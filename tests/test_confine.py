@@ -660,3 +660,36 @@ def test_require_refuses_to_run_unconfined_when_landlock_is_missing(box):
     assert r["report"]["landlock_abi"] is None and r["report"]["fs_read"] == []
     assert r["summary"].startswith("OS confinement: partial (Landlock not supported by this kernel")
     assert r["read_unconfined"]["ok"]  # ... which is true
+
+
+@needs_landlock
+def test_sys_path_folder_keeps_existing_subfolders_and_data_writable(box, tmp_path):
+    """The kernel's working directory is on sys.path: a module written into it would be
+    imported later, so it stays read-only itself, but its existing sub-folders and data files
+    stay writable (a confined kernel with the default ceiling could write nowhere before);
+    hidden folders such as .git (hooks run later) are never granted."""
+    work = tmp_path / "work"
+    (work / "out").mkdir(parents=True)
+    (work / ".git" / "hooks").mkdir(parents=True)
+    (work / "data.csv").write_text("1,2\n")
+    code = f"""
+import sys
+sys.path.insert(0, {str(work)!r})
+from ipycap.confine import apply
+from ipycap.policy import CapsulePolicy
+apply(CapsulePolicy(readable_paths=[{str(work)!r}], writable_paths=[{str(work)!r}]))
+def attempt(path):
+    try:
+        with open(path, "a") as f:
+            f.write("x")
+        return "ok"
+    except OSError as e:
+        return type(e).__name__
+print(attempt({str(work / "out" / "r.txt")!r}), attempt({str(work / "data.csv")!r}),
+      attempt({str(work / "json.py")!r}), attempt({str(work / ".git" / "hooks" / "pre-commit")!r}))
+"""
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(__file__)))
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert out.stdout.split() == ["ok", "ok", "PermissionError", "PermissionError"], out.stderr
