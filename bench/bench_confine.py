@@ -24,7 +24,7 @@ import time
 
 CHILD = """
 import json, sys, time
-from ipycap.policy import CapsulePolicy
+from ipycap.engine.policy import CapsulePolicy
 from ipycap import confine
 policy = CapsulePolicy(**json.loads(sys.argv[1]))
 t = time.perf_counter()

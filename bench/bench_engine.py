@@ -17,7 +17,7 @@ from common import Settings, Table, check, compare, fmt_ns
 from workloads import CELL_50, RP_PORTS, WORKLOADS
 
 from ipycap import Capsule
-from ipycap.capsule import compile_gated
+from ipycap.engine.codeexec import compile_gated
 
 SPEED_TARGET = 0.95  # capsule speed relative to plain exec
 COMPILE_TARGET = 3.0  # gate+compile time relative to plain compile

@@ -1,7 +1,7 @@
 """Membrane benchmarks: the price of reaching a protected object through its proxy.
 
 Why: users keep their data in the user namespace and capsule code reaches it through
-``ipycap.membrane.Proxy``; if a proxied read or call is much dearer than zope.security's C
+``ipycap.engine.membrane.Proxy``; if a proxied read or call is much dearer than zope.security's C
 proxy, the proxy approach loses its argument.  Targets: <= 8x plain for an attribute read,
 <= 10x for a method call (the issue author measured zope.security at 36x / 42x and
 ``wrapt.ObjectProxy`` at 52x / 24x).  Also: starting a capsule must not depend on the size of

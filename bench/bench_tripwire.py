@@ -25,7 +25,7 @@ CHILD = textwrap.dedent(
     import json, os, sys, time, importlib
     variant, depth, n, path, moddir = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
     if variant != "none":
-        from ipycap import tripwire
+        from ipycap.engine import tripwire
         tripwire.install()
     sys.path.insert(0, moddir)
 

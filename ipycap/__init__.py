@@ -5,8 +5,8 @@ with traitlets), :class:`Registry` (grants, uses, refusals), the refusal excepti
 IPython extension hooks ``load_ipython_extension`` / ``unload_ipython_extension``.
 """
 
-from .capsule import Capsule
-from .errors import (
+from .engine.capsule import Capsule
+from .engine.errors import (
     CapabilityError,
     CapsuleAttributeError,
     CapsuleImportError,
@@ -16,23 +16,23 @@ from .errors import (
     PolicyError,
     RevokedError,
 )
-from .membrane import export
-from .policy import CapsulePolicy
-from .registry import Capability, Registry
+from .engine.membrane import export
+from .engine.policy import CapsulePolicy
+from .engine.registry import Capability, Registry
 
 __version__ = "0.1.0"
 
 
 def load_ipython_extension(ipython):
     """``%load_ext ipycap``: register %%capsule, %capsule and the output filter."""
-    from .magics import load
+    from .ipython.magics import load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython):
     """``%unload_ext ipycap``: remove magics, hooks and configurables; the hook goes inert."""
-    from .magics import unload
+    from .ipython.magics import unload
 
     unload(ipython)
 

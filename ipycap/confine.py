@@ -54,7 +54,7 @@ except ImportError:  # not a POSIX system: status() still works, apply() reports
     resource = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
-    from .policy import CapsulePolicy
+    from .engine.policy import CapsulePolicy
 
 __all__ = ["ConfinementError", "ConfinementReport", "apply", "status"]
 

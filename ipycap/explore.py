@@ -26,10 +26,10 @@ import keyword
 import types
 from collections.abc import Iterator
 
-from .capsule import Capsule
-from .errors import CapabilityError
-from .policy import CapsulePolicy
-from .registry import Registry
+from .engine.capsule import Capsule
+from .engine.errors import CapabilityError
+from .engine.policy import CapsulePolicy
+from .engine.registry import Registry
 
 #: Longest text shown in one cell of the table.
 CELL_WIDTH = 72

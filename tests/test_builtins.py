@@ -17,7 +17,7 @@ from ipycap import (
     CapsuleTypeError,
     PolicyError,
 )
-from ipycap.errors import CapabilityError
+from ipycap.engine.errors import CapabilityError
 
 
 def run(source, **kwargs):
@@ -162,16 +162,16 @@ def test_module_attribute_that_is_a_denied_module_is_refused(src):
 
 def test_raw_sys_modules_never_reaches_a_capsule(canary):
     # Regression: 'datetime.sys' was a view of the raw sys module, and sys.modules['io'].open
-    # read any file once the tripwire was disarmed through sys.modules['ipycap.tripwire'].
+    # read any file once the tripwire was disarmed through sys.modules['ipycap.engine.tripwire'].
     secret, token = canary
     src = (
         "import datetime\n"
         "m = datetime.sys.modules\n"
-        "m['ipycap.tripwire'].disarm()\n"
+        "m['ipycap.engine.tripwire'].disarm()\n"
         f"m['io'].open({str(secret)!r}).read()"
     )
     try:
-        from ipycap import tripwire
+        from ipycap.engine import tripwire
 
         result = None
         with pytest.raises((CapsuleImportError, AttributeError)):
@@ -206,7 +206,7 @@ def test_module_view_dir_and_repr():
 
 
 def test_string_formatter_is_guarded():
-    from ipycap.guard import GuardedFormatter
+    from ipycap.engine.guard import GuardedFormatter
 
     assert run("import string\nstring.Formatter") is GuardedFormatter
     assert run("from string import Formatter\nFormatter().format('{0}', 1)") == "1"
@@ -215,7 +215,7 @@ def test_string_formatter_is_guarded():
 
 
 def test_from_import_of_a_guarded_name_gets_the_guarded_one():
-    from ipycap import guard
+    from ipycap.engine import guard
 
     assert run("from operator import attrgetter\nattrgetter") is guard.attrgetter
 

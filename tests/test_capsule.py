@@ -10,7 +10,7 @@ import traceback
 import pytest
 
 from ipycap import Capsule, CapsuleImportError
-from ipycap import capsule as capsule_module
+from ipycap.engine import capsule as capsule_module
 
 
 def run(source, **kwargs):

@@ -54,7 +54,7 @@ def write(path, text="x"):
     with open(path, "w") as f:
         return f.write(text)
 
-from ipycap.policy import CapsulePolicy
+from ipycap.engine.policy import CapsulePolicy
 from ipycap import confine
 policy = CapsulePolicy(**json.loads(os.environ["TEST_POLICY"]))
 """
@@ -676,7 +676,7 @@ def test_sys_path_folder_keeps_existing_subfolders_and_data_writable(box, tmp_pa
 import sys
 sys.path.insert(0, {str(work)!r})
 from ipycap.confine import apply
-from ipycap.policy import CapsulePolicy
+from ipycap.engine.policy import CapsulePolicy
 apply(CapsulePolicy(readable_paths=[{str(work)!r}], writable_paths=[{str(work)!r}]))
 def attempt(path):
     try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from ipycap.display import (
+from ipycap.ipython.display import (
     RegistryView,
     filter_bundle,
     sanitize_html,

@@ -14,7 +14,7 @@ import warnings
 from hypothesis import HealthCheck, given, settings
 
 from ipycap import Registry
-from ipycap.membrane import wrap
+from ipycap.engine.membrane import wrap
 
 from .redteam.fuzzing import (
     Outcome,

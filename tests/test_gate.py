@@ -10,8 +10,8 @@ import types
 import pytest
 
 from ipycap import Capsule, CapsuleSyntaxError
-from ipycap.errors import CapabilityError
-from ipycap.gate import GETATTR_HOOK, classified_node_types, gate, source_filename
+from ipycap.engine.errors import CapabilityError
+from ipycap.engine.gate import GETATTR_HOOK, classified_node_types, gate, source_filename
 
 
 def _all_node_types():

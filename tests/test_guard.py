@@ -21,9 +21,10 @@ import typing  # noqa: F401
 
 import pytest
 
-from ipycap import Capsule, CapsuleAttributeError, rules
-from ipycap.errors import CapabilityError
-from ipycap.guard import decide, exact_name, is_own
+from ipycap import Capsule, CapsuleAttributeError
+from ipycap.engine import rules
+from ipycap.engine.errors import CapabilityError
+from ipycap.engine.guard import decide, exact_name, is_own
 
 
 def run(source, **kwargs):

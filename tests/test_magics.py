@@ -17,9 +17,8 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 import ipycap
-from ipycap import tripwire
-from ipycap.display import EventLogView, PolicyView, RegistryView
-from ipycap.errors import (
+from ipycap.engine import tripwire
+from ipycap.engine.errors import (
     CapsuleImportError,
     CapsulePermissionError,
     CapsuleSyntaxError,
@@ -27,8 +26,9 @@ from ipycap.errors import (
     PolicyError,
     RevokedError,
 )
-from ipycap.magics import extension_for
-from ipycap.membrane import ReverseProxy
+from ipycap.engine.membrane import ReverseProxy
+from ipycap.ipython.display import EventLogView, PolicyView, RegistryView
+from ipycap.ipython.magics import extension_for
 
 
 def plain(text: str) -> str:

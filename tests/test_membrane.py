@@ -14,9 +14,9 @@ from ipycap import (
     RevokedError,
     export,
 )
-from ipycap import capsule as capsule_module
-from ipycap.errors import CapabilityError
-from ipycap.membrane import Proxy, ReverseProxy, target_of, wrap
+from ipycap.engine import capsule as capsule_module
+from ipycap.engine.errors import CapabilityError
+from ipycap.engine.membrane import Proxy, ReverseProxy, target_of, wrap
 
 
 class Entry:

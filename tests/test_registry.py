@@ -10,7 +10,7 @@ import os
 import pytest
 
 from ipycap import Capsule, CapsulePolicy, PolicyError, Registry
-from ipycap.errors import CapsuleImportError, CapsulePermissionError
+from ipycap.engine.errors import CapsuleImportError, CapsulePermissionError
 
 
 @pytest.fixture

@@ -21,7 +21,8 @@ import textwrap
 
 import pytest
 
-from ipycap import Capsule, tripwire
+from ipycap import Capsule
+from ipycap.engine import tripwire
 
 #: The names in CPython 3.11's "Audit events table" (Doc/library/audit_events.rst and the
 #: ``audit-event`` directives it collects), including the internal-only table.

@@ -37,11 +37,12 @@ START, END = "<!-- layer-matrix:start -->", "<!-- layer-matrix:end -->"
 
 # -- the child: one interpreter without one layer ---------------------------------------------
 def _remove(layer: str) -> None:
-    import ipycap.builtins as cb
-    import ipycap.capsule as cc
-    import ipycap.gate as cg
-    import ipycap.guard as gd
-    import ipycap.tripwire as tw
+    import ipycap.engine.capsule as cc
+    import ipycap.engine.codeexec as ce
+    import ipycap.engine.gate as cg
+    import ipycap.engine.guard as gd
+    import ipycap.engine.modules as cm
+    import ipycap.engine.tripwire as tw
 
     if layer == "tripwire":
         tw.install = lambda: None
@@ -52,7 +53,7 @@ def _remove(layer: str) -> None:
             names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
             return cg.GatedSource(tree, names, 0)
 
-        cg.gate = cc.gate = gate
+        cg.gate = cc.gate = ce.gate = gate
     elif layer == "guard":
         import operator
         import string
@@ -70,8 +71,8 @@ def _remove(layer: str) -> None:
             "dir": dir,
         }
         gd.make_accessors = lambda mode="proxy", on_refuse=None: dict(plain)
-        cb.MODULE_OVERRIDES.clear()
-        cb.MODULE_OVERRIDES.update(
+        cm.MODULE_OVERRIDES.clear()
+        cm.MODULE_OVERRIDES.update(
             {
                 ("string", "Formatter"): string.Formatter,
                 ("operator", "attrgetter"): operator.attrgetter,
@@ -79,7 +80,7 @@ def _remove(layer: str) -> None:
             }
         )
     elif layer == "membrane":
-        cc.wrap = cb.wrap = lambda value, cap=None, writable=False: value
+        cc.wrap = lambda value, cap=None, writable=False: value
     elif layer == "builtins":
         original = cc.make_builtins
 

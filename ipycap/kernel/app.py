@@ -18,7 +18,7 @@ import zmq
 from ipykernel.kernelapp import IPKernelApp, kernel_aliases
 from traitlets import Dict, Enum, Type
 
-from ..policy import CapsulePolicy
+from ..engine.policy import CapsulePolicy
 from .kernel import CapsuleKernel, make_policy
 from .shell import CapsuleShell
 

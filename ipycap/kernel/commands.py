@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from ..builtins import ModuleView
-from ..display import EventLogView, PolicyView, RegistryView
-from ..errors import CapabilityError, CapsulePermissionError, PolicyError
-from ..membrane import Proxy
+from ..engine.errors import CapabilityError, CapsulePermissionError, PolicyError
+from ..engine.membrane import Proxy
+from ..engine.modules import ModuleView
+from ..ipython.display import EventLogView, PolicyView, RegistryView
 from .static import MISSING, Namespaces, look_through
 
 if TYPE_CHECKING:

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import signal
 
-from .. import tripwire
-from ..guard import CAPSULE_MARK
+from ..engine import tripwire
+from ..engine.guard import CAPSULE_MARK
 
 RECHECK_SECONDS = 0.005
 REDELIVER_SECONDS = 0.25
@@ -31,8 +31,8 @@ def critical_code() -> frozenset:
     a revocation, a protected name's proxy and capability being cached."""
     global _CRITICAL
     if _CRITICAL is None:
-        from ..capsule import Capsule, CapsuleContext
-        from ..registry import Capability, Registry
+        from ..engine.capsule import Capsule, CapsuleContext
+        from ..engine.registry import Capability, Registry
 
         functions = [
             Registry.grant,

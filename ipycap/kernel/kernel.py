@@ -26,11 +26,11 @@ from ipykernel.ipkernel import IPythonKernel
 from traitlets import Instance, List, Type, Unicode
 from traitlets.config import Configurable
 
-from ..capsule import Capsule
-from ..errors import CapabilityError, CapsulePermissionError, PolicyError
-from ..policy import CapsulePolicy
-from ..registry import Registry
-from ..tripwire import contexts_on_stack
+from ..engine.capsule import Capsule
+from ..engine.errors import CapabilityError, CapsulePermissionError, PolicyError
+from ..engine.policy import CapsulePolicy
+from ..engine.registry import Registry
+from ..engine.tripwire import contexts_on_stack
 from . import static
 from .interrupts import InterruptGuard
 from .shell import CapsuleShell

@@ -7,7 +7,7 @@ cell.  A cell is split into segments at its ``%capsule`` lines and ``obj?`` help
 ``%capsule`` lines are kernel commands, help lines are answered by the static inspector
 (nothing evaluated), and everything else is capsule code run by ``Capsule.run`` in the
 session capsule's namespace.  The last value goes through ``ipycap.export`` before the
-displayhook sees it, and the output filter from :mod:`ipycap.display` applies.
+displayhook sees it, and the output filter from :mod:`ipycap.ipython.display` applies.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from IPython.core.displayhook import DisplayHook
 from IPython.core.interactiveshell import ExecutionInfo, ExecutionResult
 from traitlets import Any
 
-from ..capsule import error_for_host
-from ..display import OutputFilter
-from ..errors import CapsulePermissionError
-from ..gate import _inside_string, source_filename
-from ..membrane import export
-from ..tripwire import capsule_on_stack
+from ..engine.capsule import error_for_host
+from ..engine.errors import CapsulePermissionError
+from ..engine.gate import _inside_string, source_filename
+from ..engine.membrane import export
+from ..engine.tripwire import capsule_on_stack
+from ..ipython.display import OutputFilter
 from . import static
 from .commands import CapsuleCommands, is_command
 

@@ -26,9 +26,9 @@ import re
 import types
 from collections.abc import Iterable, Mapping
 
-from ..builtins import SPECIAL_MODULES, ModuleView
-from ..guard import CAPSULE_MARK, OWN_TYPES
-from ..membrane import Proxy, capability_of, target_of
+from ..engine.guard import CAPSULE_MARK, is_own_static, may_read_statically
+from ..engine.membrane import Proxy, capability_of, target_of
+from ..engine.modules import SPECIAL_MODULES, ModuleView
 
 _MISSING = object()
 _NAME_AT_END = re.compile(r"[A-Za-z_][\w.]*$")
@@ -59,17 +59,6 @@ def _get(mapping, name: str):
         if type(key) is str and key == name:
             return value
     return _MISSING
-
-
-def is_own_static(value) -> bool:
-    """``guard.is_own`` decided by identity only (``guard.is_own`` looks the class up in a
-    WeakSet, which hashes it: a capsule metaclass's ``__hash__``)."""
-    tp = type(value)
-    if tp is types.FunctionType:
-        return _get(value.__builtins__, CAPSULE_MARK) is not _MISSING
-    if tp is types.MethodType:
-        return is_own_static(value.__func__) and is_own_static(value.__self__)
-    return any(t is tp or t is value for t in list(OWN_TYPES))
 
 
 def look_through(value):
@@ -156,7 +145,7 @@ class Namespaces:
     def may_follow(self, value, part: str) -> bool:
         """Whether the capsule could read ``value.part``: private names only on its own
         objects (a proxy's target, a module behind a view, a builtin are not its own)."""
-        return part[:1] != "_" or is_own_static(look_through(value))
+        return may_read_statically(look_through(value), part)
 
     def module_visible(self, module) -> bool:
         """A module reached as an attribute: visible when the capsule may import it (never the

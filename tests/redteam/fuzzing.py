@@ -36,9 +36,10 @@ from functools import cache
 
 from hypothesis import strategies as st
 
-from ipycap import Capsule, rules, tripwire
-from ipycap.builtins import ModuleView
-from ipycap.membrane import Proxy, target_of
+from ipycap import Capsule
+from ipycap.engine import rules, tripwire
+from ipycap.engine.membrane import Proxy, target_of
+from ipycap.engine.modules import ModuleView
 
 from . import harness as _harness
 from .harness import Vault
@@ -418,9 +419,9 @@ def _is_process_module(module) -> bool:
     """Whether ``module`` is one of the process's real modules (imported, or the stand-ins
     ipycap keeps for sys and IPython.display), as opposed to one the program created with
     ``types.ModuleType(name)``, which holds nothing it did not put there."""
-    from ipycap import builtins as capsule_builtins
+    from ipycap.engine import modules as capsule_modules
 
-    stand_ins = list(capsule_builtins._SPECIAL_CACHE.values())
+    stand_ins = list(capsule_modules._SPECIAL_CACHE.values())
     return any(m is module for m in list(sys.modules.values()) + stand_ins)
 
 

@@ -9,7 +9,7 @@ classes, a read-only dispatch table) — and does not through ipycap.
 Three shapes:
 - *namespace by name*: typing and enum evaluate or copy names in ``sys.modules[name]``'s
   globals for a name the capsule picks, which gave the raw ``sys`` (then frames, then the
-  ``Capsule`` holding the vault), or let the capsule rewrite ``ipycap.rules``;
+  ``Capsule`` holding the vault), or let the capsule rewrite ``ipycap.engine.rules``;
 - *the real class behind a stand-in*: ``string.Formatter.__mro__`` led to the unguarded one;
 - *hooks in shared tables*: ``copy.dispatch_table``, ``pprint``'s ``_dispatch``,
   ``reprlib.aRepr`` and IPython's display classes are called by trusted code later, with
@@ -152,12 +152,12 @@ X = enum.Enum._convert_('X', 'dataclasses', lambda n: n in ('sys', 'builtins'))
 loot = hunt(X.sys.value, X.builtins.value.getattr)
 """,
     # enum.global_enum writes members into sys.modules[cls.__module__]: replacing
-    # ipycap.rules.classify turned the guard's table off.
+    # ipycap.engine.rules.classify turned the guard's table off.
     "enum-global-enum-rewrites-the-guard": HUNT
     + """
 import enum, json
 class E(enum.Enum):
-    __module__ = 'ipycap.rules'
+    __module__ = 'ipycap.engine.rules'
     classify = 1
     def __call__(self, *args):
         return 'allow'
@@ -239,8 +239,8 @@ def _plain(name: str) -> str:
     code = (
         PLAIN_PRELUDE
         + "import sys, copy, pprint, reprlib, types\n"
-        # a stand-in for ipycap.rules: importing ipycap would install the fixes
-        + "sys.modules['ipycap.rules'] = types.ModuleType('ipycap.rules')\n"
+        # a stand-in for ipycap.engine.rules: importing ipycap would install the fixes
+        + "sys.modules['ipycap.engine.rules'] = types.ModuleType('ipycap.engine.rules')\n"
         + "sys.stdout = KernelStream(TOKEN)\n"
         + PAYLOADS[name]
         + "\n"

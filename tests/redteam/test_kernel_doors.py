@@ -750,9 +750,9 @@ def test_frozen_policy_refuses_every_trait_door(name):
     """The doors traitlets offers to change a policy: each changes a plain CapsulePolicy and
     none changes the capsule kernel's frozen one (no cell can reach the object at all; this
     holds the line against trusted code too)."""
-    from ipycap.errors import PolicyError
+    from ipycap.engine.errors import PolicyError
+    from ipycap.engine.policy import CapsulePolicy
     from ipycap.kernel.kernel import FrozenPolicy
-    from ipycap.policy import CapsulePolicy
 
     change = _policy_changes()[name]
     plain = CapsulePolicy(readable_paths=["/srv"])

@@ -98,7 +98,7 @@ def test_hard_link_opened_through_fileio_class_is_refused(canary, tmp_path):
 def test_unloading_the_extension_does_not_unguard_existing_capsules(canary):
     """%unload_ext ipycap once disarmed the audit hook process-wide, so a capsule made before
     the unload could then read files through a protected helper (review finding)."""
-    from ipycap import tripwire
+    from ipycap.engine import tripwire
 
     path, token = canary
 

@@ -1,4 +1,4 @@
-"""Red team: the membrane (ipycap/membrane.py and its C fast path, ipycap/_speedups.c).
+"""Red team: the membrane (ipycap/engine/membrane.py and its C fast path, ipycap/engine/_speedups.c).
 
 ESCAPES.md row "proxy internals" and issue 3's list, plus the leaks known in zope.security
 8.4's C proxy.  Each payload tries to put the canary token, held privately by a protected
@@ -14,7 +14,7 @@ import operator
 import pytest
 
 from ipycap import Capsule, Registry
-from ipycap.membrane import Proxy
+from ipycap.engine.membrane import Proxy
 
 
 class Vault:
@@ -196,7 +196,7 @@ def test_trusted_ordering_hands_a_private_value_to_capsule_methods(token, op):
 
 
 def test_underscore_operator_attrgetter_reads_past_the_guard(token):
-    # Found here (fixed in builtins.MODULE_OVERRIDES): _operator is a default import and its
+    # Found here (fixed in modules.MODULE_OVERRIDES): _operator is a default import and its
     # attrgetter is the C one, so attrgetter('__globals__') reached sys.modules['__main__'].
     # Source: ESCAPES.md operator.attrgetter; RestrictedPython advisories on attrgetter.
     import sys

@@ -173,7 +173,7 @@ CELLS = [
     ),
     code(
         """
-        from ipycap.policy import DENIED_IMPORTS
+        from ipycap.engine.policy import DENIED_IMPORTS
 
         %config CapsulePolicy.denied_imports = DENIED_IMPORTS + ["csv"]
         """

@@ -618,7 +618,7 @@ CELLS = [
         """
         from collections import Counter
 
-        from ipycap.magics import extension_for
+        from ipycap.ipython.magics import extension_for
 
         registry = extension_for(get_ipython()).registry
         refusals = Counter(e["layer"] for e in registry.events if e["event"] == "refuse")

@@ -5,7 +5,7 @@ JavaScript in it runs in the page.  So output produced *for* a capsule is filter
 is published, by ``CapsulePolicy.output_mime_types``:
 
 * everything published while capsule code is on the stack (``display(...)``, an object's
-  ``_ipython_display_``), found by :func:`ipycap.tripwire.capsule_on_stack`;
+  ``_ipython_display_``), found by :func:`ipycap.engine.tripwire.capsule_on_stack`;
 * the formatting of capsule values by trusted code: the ``Out`` of a ``%%capsule`` cell and any
   exported capsule object (a ``ReverseProxy``) that the displayhook or ``display()`` formats,
   because its ``_repr_*_`` methods are capsule code.
@@ -35,9 +35,9 @@ from collections.abc import Iterable
 
 import nh3
 
-from . import tripwire
-from .errors import CapabilityError
-from .membrane import ReverseProxy
+from ..engine import tripwire
+from ..engine.errors import CapabilityError
+from ..engine.membrane import ReverseProxy
 
 #: Never published from a capsule, whatever ``output_mime_types`` lists: they run script.
 NEVER_MIME = ("javascript", "ecmascript", "svg")

@@ -107,6 +107,27 @@ def is_own(value) -> bool:
         return False
 
 
+def is_own_static(value) -> bool:
+    """``is_own`` decided by identity only, for code that must run nothing a capsule wrote
+    (the kernel's inspector): ``is_own`` looks the class up in a WeakSet, which hashes it,
+    and a capsule metaclass's ``__hash__`` is capsule code."""
+    tp = type(value)
+    if tp is _FunctionType:
+        b = value.__builtins__
+        return any(type(k) is str and k == CAPSULE_MARK for k in dict.keys(b))
+    if tp is _MethodType:
+        return is_own_static(value.__func__) and is_own_static(value.__self__)
+    return any(t is tp or t is value for t in list(OWN_TYPES))
+
+
+def may_read_statically(value, name: str) -> bool:
+    """Whether a static lookup (inspection, completion) may follow ``value.name``: the rule
+    capsule code meets, without running anything.  ``value`` is the object behind a proxy
+    or view; underscore names are the capsule's only on what it created (the membrane and
+    module views hide them on everything else)."""
+    return name[:1] != "_" or is_own_static(value)
+
+
 def _is_plain_data(value) -> bool:
     tp = type(value)
     if tp in _PRIMITIVES:

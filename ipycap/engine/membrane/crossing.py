@@ -1,5 +1,5 @@
-"""The membrane: protected objects enter a capsule as revocable proxies; capsule values
-leave as copies or reverse proxies.
+"""The crossing itself: the two proxy types and the two directions, ``wrap`` (trusted ->
+capsule) and ``export`` (capsule -> trusted), which recurse into each other.
 
 Inbound (trusted -> capsule): public attributes readable, calls forwarded, results wrapped,
 underscore names hidden, writes refused unless granted, every operator forwarded without
@@ -10,63 +10,32 @@ reverse proxy that wraps every argument trusted code passes in.  Exceptions cros
 
 from __future__ import annotations
 
-import datetime
-import decimal
-import fractions
 import operator
 import types
 import weakref
 
-from traitlets.config import Configurable as _Configurable
-
-from . import guard, rules
-from .errors import CapsuleAttributeError, CapsuleTypeError, RevokedError
-
-_PRIMITIVES = frozenset(
-    {int, float, complex, str, bytes, bool, type(None), type(...), type(NotImplemented)}
+from .. import guard, rules
+from ..errors import CapsuleAttributeError, CapsuleTypeError
+from ..modules import module_view_for_membrane
+from .authority import (
+    _callback_cap,
+    _check_withheld,
+    _grant_hint,
+    _ReadOnlyMethod,
+    _recorded,
+    _revoked,
 )
-#: Immutable value types that carry no callbacks: they cross unchanged in both directions.
-_VALUES = _PRIMITIVES | {
-    range,
-    slice,
-    datetime.date,
-    datetime.datetime,
-    datetime.time,
-    datetime.timedelta,
-    datetime.timezone,
-    decimal.Decimal,
-    fractions.Fraction,
-}
-_MUTATING = {
-    list: {"append", "extend", "insert", "pop", "remove", "clear", "sort", "reverse"},
-    dict: {"pop", "popitem", "clear", "update", "setdefault"},
-    set: {
-        "add",
-        "discard",
-        "remove",
-        "pop",
-        "clear",
-        "update",
-        "difference_update",
-        "intersection_update",
-        "symmetric_difference_update",
-    },
-    bytearray: {"append", "extend", "insert", "pop", "remove", "clear", "reverse"},
-}
+from .scrub import scrub, scrub_outbound
+from .values import _MUTATING
+from .values import VALUES as _VALUES
+from .values import is_plain as _is_plain
+from .values import plain_result as _plain_result
+
 _SAFE_DUNDERS = frozenset({"__name__", "__qualname__", "__doc__", "__module__"})
 _object_setattr = object.__setattr__
 #: The object's address-derived hash: unique among live objects, and unlike id() it raises
 #: no audit event, so wrapping stays cheap under the tripwire.
 _identity = object.__hash__
-
-
-def _is_plain(value) -> bool:
-    tp = type(value)
-    if tp in _VALUES:
-        return True
-    if tp is tuple or tp is frozenset:
-        return all(_is_plain(v) for v in value)
-    return False
 
 
 def _slow_getattr(proxy, name):
@@ -107,12 +76,12 @@ def _finish_getattr(proxy, name, value):
 
 try:
     # The C fast path: target and capability live in struct fields with no descriptor.
-    from ._speedups import ProxyBase as _ProxyBase
-    from ._speedups import new_proxy as _new_proxy
-    from ._speedups import proxy_cap as _get_cap
-    from ._speedups import proxy_target as _get_target
-    from ._speedups import proxy_writable as _get_writable
-    from ._speedups import set_hooks as _set_hooks
+    from .._speedups import ProxyBase as _ProxyBase
+    from .._speedups import new_proxy as _new_proxy
+    from .._speedups import proxy_cap as _get_cap
+    from .._speedups import proxy_target as _get_target
+    from .._speedups import proxy_writable as _get_writable
+    from .._speedups import set_hooks as _set_hooks
 
     SPEEDUPS = True
 except ImportError:  # pragma: no cover - exercised when the extension is not built
@@ -399,26 +368,6 @@ def _bind(method, cap):
     return proxied_method
 
 
-class _ReadOnlyMethod:
-    """Stands in for a mutating method of a read-only builtin container."""
-
-    __slots__ = ("name", "owner")
-
-    def __init__(self, name, owner):
-        self.name = name
-        self.owner = owner
-
-    def __call__(self, *args, **kwargs):
-        raise CapsuleTypeError(
-            f"{self.owner}.{self.name}() would modify a read-only protected object",
-            "membrane",
-            _grant_hint("writable", "NAME"),
-        )
-
-    def __repr__(self):
-        return f"<read-only {self.owner}.{self.name}>"
-
-
 # -- crossing in ---------------------------------------------------------------------------
 def wrap(value, cap, writable: bool = False):
     """The capsule-side form of a trusted ``value`` derived from capability ``cap``."""
@@ -432,8 +381,6 @@ def wrap(value, cap, writable: bool = False):
     if (tp is tuple or tp is frozenset) and _is_plain(value):
         return value
     if tp is types.ModuleType:
-        from .builtins import module_view_for_membrane
-
         return module_view_for_membrane(value)
     cache = _CACHES.get(cap)
     if cache is None:
@@ -449,23 +396,6 @@ def wrap(value, cap, writable: bool = False):
     if tp is not types.MethodType and tp is not types.BuiltinMethodType:
         cache[key] = p  # bound methods are fresh objects each time: not worth caching
     return p
-
-
-#: Never proxied: IPython's and Jupyter's machinery (the shell, the kernel, comms, history,
-#: magics) are traitlets Configurables whose public methods (``shell.ev``, ``run_cell``,
-#: ``kernel.session.send``) run code or speak to the frontend with the user's full authority.
-WITHHELD_TYPES: tuple = (_Configurable,)
-
-
-def _check_withheld(value) -> None:
-    owner = value.__self__ if type(value) is types.MethodType else value
-    if isinstance(owner, WITHHELD_TYPES):
-        raise CapsuleTypeError(
-            f"{type(owner).__name__} objects (IPython/Jupyter machinery) never enter a capsule: "
-            "its methods run code with the notebook's full authority",
-            "membrane",
-            None,
-        )
 
 
 #: One weak dict per capability: identity of target -> its live proxy, so identity and
@@ -522,35 +452,6 @@ def _check_write(proxy, what, name):
         )
 
 
-def _grant_hint(kind: str, target: str):
-    """How the host of the capsule on the stack grants this (extension flags, kernel
-    requests), or None where it cannot."""
-    from .capsule import extension_grant_hint
-    from .tripwire import current_context
-
-    ctx = current_context()
-    return (ctx.how_to_grant if ctx is not None else extension_grant_hint)(kind, target)
-
-
-def _recorded(cap, err):
-    """Record a membrane refusal in the registry that granted ``cap`` (and the audit log)."""
-    registry = getattr(cap, "_registry", None)
-    if registry is not None:
-        registry.refuse(err, kind=cap.kind, target=cap.target)
-    return err
-
-
-def _revoked(cap):
-    raise _recorded(
-        cap,
-        RevokedError(
-            f"capability {cap.id} ({cap.kind} {cap.target!r}) was revoked",
-            "membrane",
-            _grant_hint("object", cap.target),
-        ),
-    )
-
-
 def _apply(fn, args, kwargs, cap=None):
     """Call trusted ``fn`` with capsule arguments exported; callbacks among them wrap what
     trusted code later passes in with ``cap`` (so revoking it reaches them too)."""
@@ -574,56 +475,6 @@ def _call(fn, proxy, *args, raw=False):
             return _plain_result(result)
         return wrap(result, cap, False)
     raise err  # outside the except block, so __context__ stays empty
-
-
-def _plain_result(result):
-    tp = type(result)
-    if tp is str or tp is int or tp is bool or tp is float or tp is bytes:
-        return result
-    if isinstance(result, str):
-        return "".join([result])
-    if isinstance(result, bool):
-        return bool(result)
-    if isinstance(result, int):
-        return int.__add__(result, 0)
-    if isinstance(result, float):
-        return float.__add__(result, 0.0)
-    if isinstance(result, bytes):
-        return bytes(memoryview(result))
-    return result
-
-
-# -- exceptions ----------------------------------------------------------------------------
-def scrub(exc: BaseException) -> BaseException:
-    """A fresh exception for the capsule: message only, no objects, no trusted traceback."""
-    tp = type(exc)
-    if guard.is_own(exc):
-        exc.__context__ = None
-        exc.__cause__ = None
-        return exc.with_traceback(None)
-    if isinstance(exc, guard.CapsuleAttributeError.__mro__[0]):
-        fresh = tp(exc.what, exc.layer, exc.how) if hasattr(exc, "what") else None
-        if fresh is not None:
-            return fresh
-    try:
-        message = str(exc)
-    except Exception:
-        message = "<exception message unavailable>"
-    if type(message) is not str:
-        message = "".join([message]) if isinstance(message, str) else repr(message)
-    builtin = next(c for c in tp.__mro__ if c.__module__ == "builtins")
-    if builtin is not tp:
-        message = f"{tp.__qualname__}: {message}"
-    if builtin is KeyError and exc.args and _is_plain(exc.args[0]) and builtin is tp:
-        return KeyError(exc.args[0])
-    if builtin is StopIteration:
-        return StopIteration()
-    for candidate in builtin.__mro__:
-        try:
-            return candidate(message)
-        except Exception:
-            continue
-    return Exception(message)
 
 
 # -- crossing out ----------------------------------------------------------------------------
@@ -755,36 +606,6 @@ def _out(fn, rp, *args, plain=False):
     raise err
 
 
-def scrub_outbound(exc: BaseException) -> BaseException:
-    """A capsule exception for trusted code: its builtin type and message, nothing else."""
-    if type(exc).__module__ == "builtins" and not guard.is_own(exc) and not exc.args:
-        return type(exc)()
-    tp = type(exc)
-    if tp.__module__ == RevokedError.__module__ and not guard.is_own(exc):
-        # ipycap's own refusals keep their type (e.g. RevokedError), rebuilt from plain text.
-        try:
-            return tp(
-                *(None if v is None else "".join([str(v)]) for v in (exc.what, exc.layer, exc.how))
-            )
-        except Exception:  # noqa: BLE001 - fall back to the builtin base below
-            pass
-    builtin = next(c for c in tp.__mro__ if c.__module__ == "builtins")
-    try:
-        message = _plain_result(str(exc))
-    except Exception:
-        message = "<exception message unavailable>"
-    if builtin is not tp:
-        message = f"{tp.__qualname__}: {message}"
-    try:
-        return builtin(message)
-    except Exception:
-        return Exception(message)
-
-
-#: The capability that wraps what trusted code passes into capsule callbacks.
-_CALLBACK_CAP = None
-
-
 def export(value, cap=None, _depth=0):
     """The trusted-side form of a capsule ``value`` (arguments, exports, results)."""
     tp = type(value)
@@ -824,17 +645,6 @@ def export(value, cap=None, _depth=0):
     _rp_set_target(rp, value)
     _rp_set_cap(rp, cap if cap is not None else _callback_cap())
     return rp
-
-
-def _callback_cap():
-    global _CALLBACK_CAP
-    if _CALLBACK_CAP is None:
-        from .registry import Registry
-
-        _CALLBACK_CAP = Registry().grant(
-            "object", "<arguments passed to capsule callbacks>", granted_by="membrane"
-        )
-    return _CALLBACK_CAP
 
 
 # -- the guard's decision for proxies --------------------------------------------------------
@@ -879,7 +689,7 @@ def _call_method(method, cap, args, kwargs):
 
 
 if SPEEDUPS:
-    from ._speedups import MethodProxy
+    from .._speedups import MethodProxy
 
     guard.PROXY_TYPES[MethodProxy] = lambda m, name: guard.refuse(
         m, name, "a proxied method reveals nothing of the method behind it"

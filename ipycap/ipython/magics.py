@@ -2,7 +2,7 @@
 
 This module makes no security decisions: grants go through the shell's ``Registry`` (which
 checks the ``CapsulePolicy`` ceiling), code runs through ``Capsule.run``, values leave through
-``ipycap.export`` and output through :class:`ipycap.display.OutputFilter`.  What it adds is
+``ipycap.export`` and output through :class:`ipycap.ipython.display.OutputFilter`.  What it adds is
 what a notebook user meets: flags declared with ``magic_arguments`` (so ``%%capsule?``
 documents them and a bad flag is a ``UsageError``), the user namespace offered to the capsule
 without IPython's own state, ``--export`` that binds names only when the cell succeeds,
@@ -28,14 +28,14 @@ from IPython.core.magic import (
 )
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from . import tripwire
-from .capsule import Capsule, error_for_host
+from ..engine import tripwire
+from ..engine.capsule import Capsule, error_for_host
+from ..engine.errors import CapabilityError, PolicyError
+from ..engine.membrane import VALUES as _VALUE_TYPES
+from ..engine.membrane import Proxy, export
+from ..engine.policy import CapsulePolicy
+from ..engine.registry import KINDS, Registry
 from .display import EventLogView, OutputFilter, PolicyView, RegistryView
-from .errors import CapabilityError, PolicyError
-from .membrane import _VALUES as _VALUE_TYPES
-from .membrane import Proxy, export
-from .policy import CapsulePolicy
-from .registry import KINDS, Registry
 
 #: IPython's own state: never offered to a capsule, whatever the user namespace holds.
 IPYTHON_NAMES = frozenset(
@@ -403,7 +403,7 @@ class CapsuleMagics(Magics):
         name = words[0]
         if name not in self.shell.user_ns:
             raise UsageError(f"%capsule explain: no name {name!r} in the user namespace")
-        from . import explain
+        from .. import explain
 
         return explain(self.shell.user_ns[name], name=name)
 

@@ -17,7 +17,7 @@ the functions below do more, and each was an escape (``tests/redteam/test_defaul
   signing key) in ``_stream``; its class-level ``_dispatch`` dict was a hook table trusted
   ``pformat`` calls with trusted objects.
 
-Installed once (``install()``, at import of :mod:`ipycap.builtins`); each is one stack walk
+Installed once (``install()``, at import of :mod:`ipycap.engine.builtins`); each is one stack walk
 and otherwise the original function, so trusted code sees the same behaviour.
 """
 
@@ -31,6 +31,7 @@ import typing
 
 from . import guard, tripwire
 from .errors import CapsulePermissionError
+from .modules import _special_module
 
 #: Frames of these top-level modules are transparent when deciding who asked: the standard
 #: library and ipycap run on behalf of whoever called them.
@@ -156,8 +157,6 @@ _real_pp_init = pprint.PrettyPrinter.__init__
 def _pp_init(self, *args, **kwargs):
     _real_pp_init(self, *args, **kwargs)
     if self._stream is sys.stdout and tripwire.capsule_on_stack():
-        from .builtins import _special_module
-
         self._stream = _special_module("sys").stdout  # the capsule's write-only facade
 
 

@@ -2,9 +2,9 @@
  *
  * Only the common case is handled here: an exact-str public name on a live capability whose
  * value is an exact primitive (int, float, str, bytes, bool, None), which is returned as is.
- * Every other case calls back into ipycap.membrane (Python), which makes every decision.
+ * Every other case calls back into ipycap.engine.membrane (Python), which makes every decision.
  * The target and capability live in C struct fields with no descriptor, so no Python-level
- * route (slots, __dict__, gc aside) reaches them; ipycap.membrane reads them with
+ * route (slots, __dict__, gc aside) reaches them; ipycap.engine.membrane reads them with
  * proxy_target(), which is never reachable from capsule code.
  */
 #define PY_SSIZE_T_CLEAN
@@ -99,7 +99,7 @@ proxy_getattro(ProxyBaseObject *self, PyObject *name)
             }
             /* Only a method bound to the target itself (which was admitted when it was
              * wrapped) stays in C; one bound to another object (e.g. an attribute holding
-             * IPython's shell.ev) is decided by ipycap.membrane. */
+             * IPython's shell.ev) is decided by ipycap.engine.membrane. */
             if (PyMethod_Check(value) && PyMethod_GET_SELF(value) == self->target) {
                 MethodProxyObject *mp = PyObject_GC_New(MethodProxyObject, &MethodProxy_Type);
                 if (mp == NULL) {
@@ -137,7 +137,7 @@ proxy_clear(ProxyBaseObject *self)
     return 0;
 }
 
-/* Proxies are always instances of a Python subclass (ipycap.membrane.Proxy), whose
+/* Proxies are always instances of a Python subclass (ipycap.engine.membrane.Proxy), whose
  * subtype_dealloc calls this and then releases the reference to the heap type itself, so
  * this must not: a second Py_DECREF here freed the Proxy class after enough proxies died. */
 static void
@@ -153,7 +153,7 @@ proxy_dealloc(ProxyBaseObject *self)
 
 static PyTypeObject ProxyBase_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "ipycap._speedups.ProxyBase",
+    .tp_name = "ipycap.engine._speedups.ProxyBase",
     .tp_basicsize = sizeof(ProxyBaseObject),
     .tp_dealloc = (destructor)proxy_dealloc,
     .tp_getattro = (getattrofunc)proxy_getattro,
@@ -167,7 +167,7 @@ static PyTypeObject ProxyBase_Type = {
 
 
 /* A proxied bound method: calls with plain arguments and a plain result stay in C;
- * everything else goes through ipycap.membrane's hooks (export, wrap, scrub). */
+ * everything else goes through ipycap.engine.membrane's hooks (export, wrap, scrub). */
 static PyObject *
 method_call(MethodProxyObject *self, PyObject *args, PyObject *kwargs)
 {
@@ -239,7 +239,7 @@ method_repr(MethodProxyObject *self)
 
 static PyTypeObject MethodProxy_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "ipycap._speedups.MethodProxy",
+    .tp_name = "ipycap.engine._speedups.MethodProxy",
     .tp_basicsize = sizeof(MethodProxyObject),
     .tp_dealloc = (destructor)method_dealloc,
     .tp_repr = (reprfunc)method_repr,
@@ -254,7 +254,7 @@ static PyTypeObject MethodProxy_Type = {
 
 
 /* Module views: names a view has decided live in its instance dict, found here by the
- * generic lookup at C speed; only a miss calls back into ipycap.builtins, which decides
+ * generic lookup at C speed; only a miss calls back into ipycap.engine.modules, which decides
  * (and refuses private names, submodules the capsule may not see, ...). */
 static PyObject *
 view_getattro(PyObject *self, PyObject *name)
@@ -272,7 +272,7 @@ view_getattro(PyObject *self, PyObject *name)
 
 static PyTypeObject ViewBase_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "ipycap._speedups.ViewBase",
+    .tp_name = "ipycap.engine._speedups.ViewBase",
     .tp_basicsize = sizeof(PyObject),
     .tp_getattro = view_getattro,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
@@ -412,7 +412,7 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef moduledef = {
-    PyModuleDef_HEAD_INIT, "ipycap._speedups", NULL, -1, methods,
+    PyModuleDef_HEAD_INIT, "ipycap.engine._speedups", NULL, -1, methods,
 };
 
 PyMODINIT_FUNC

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 
 from .errors import PolicyError
 from .policy import CapsulePolicy
+from .tripwire import trusted_append
 
 KINDS = ("import", "read", "write", "object", "input", "display", "comm")
 SCOPES = ("cell", "session")
@@ -270,8 +271,6 @@ class Registry:
             self._append_log(event)
 
     def _append_log(self, event: dict) -> None:
-        from .tripwire import trusted_append
-
         trusted_append(
             os.path.expanduser(self.policy.audit_log), json.dumps(event, default=str) + "\n"
         )

@@ -1,0 +1,8 @@
+"""The engine: source in, result out, with only the authority a capsule was granted.
+
+It never imports IPython, and its modules import one another in one direction only:
+``errors``, ``rules`` and ``policy`` first; then ``gate`` and ``guard`` (the decisions on
+source and attributes); ``tripwire`` (the audit hook); ``registry`` and ``context`` (who was
+granted what); ``modules`` (module views) and ``membrane`` (proxies); ``codeexec`` and
+``stdlib_guards``; ``builtins`` (the capsule's builtins dict); and ``capsule``, which runs code.
+"""

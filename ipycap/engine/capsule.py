@@ -1,0 +1,282 @@
+"""The engine: run Python source as capsule code, with only the authority it was granted.
+
+``Capsule(policy=..., grants=...).run(source)`` gates the source, compiles it under a
+recognisable filename (registered in ``linecache`` so tracebacks show its lines), and runs it
+in the capsule's own namespace under capsule builtins, the membrane and the tripwire.  It
+returns the value of the last expression, like a notebook cell.  The engine never imports
+IPython.
+"""
+
+from __future__ import annotations
+
+import ast
+import linecache
+import os
+import sys
+import types
+from collections.abc import Iterable, Mapping
+
+from . import guard, tripwire
+from .builtins import make_builtins
+from .codeexec import CACHE as _CACHE
+from .context import CapsuleContext
+from .errors import CapabilityError, CapsuleImportError, CapsuleSyntaxError
+from .gate import gate, source_filename
+from .membrane import export, is_plain, scrub_outbound, wrap
+from .modules import make_view
+from .policy import CapsulePolicy
+from .registry import Capability, Registry
+
+#: Capsule code runs with __name__ '__capsule__', so its classes say __module__ '__capsule__'.
+#: Libraries look that module up (dataclasses resolves string annotations in it); it is an
+#: empty stand-in whose builtins are empty too, so nothing evaluated there gets real builtins.
+_CAPSULE_MODULE = types.ModuleType("__capsule__", "Stand-in module of capsule classes (empty).")
+_CAPSULE_MODULE.__dict__["__builtins__"] = {}
+sys.modules.setdefault("__capsule__", _CAPSULE_MODULE)
+
+
+#: The whole ipycap package (engine, IPython glue, kernel): its frames are not the user's.
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def capsule_traceback(tb):
+    """The traceback a user needs: from the first capsule frame on, without the frames of
+    ipycap itself (the host above the cell, the layer that raised a refusal)."""
+    kept, started = [], False
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        started = started or filename.startswith("<capsule-")
+        if started and not os.path.abspath(filename).startswith(_PACKAGE_DIR):
+            kept.append(tb)
+        tb = tb.tb_next
+    new = None
+    for t in reversed(kept):
+        new = types.TracebackType(new, t.tb_frame, t.tb_lasti, t.tb_lineno)
+    return new
+
+
+def _plain_text(value) -> str | None:
+    if value is None:
+        return None
+    return "".join([value]) if isinstance(value, str) else str(export(value))
+
+
+def error_for_host(exc: BaseException) -> BaseException:
+    """The exception a capsule raised, as its host (the extension, the kernel) should hold
+    and show it.
+
+    Refusals and builtin exceptions with plain arguments are rebuilt fresh (no ``obj``, no
+    context chain holding capsule objects); anything else becomes its builtin base with the
+    message.  The traceback keeps the capsule's frames and drops ipycap's and IPython's."""
+    tp = type(exc)
+    tb = capsule_traceback(exc.__traceback__)
+    if isinstance(exc, CapabilityError) and not guard.is_own(exc):
+        if tp is CapsuleSyntaxError:
+            fresh = tp(
+                _plain_text(exc.what),
+                _plain_text(exc.how),
+                filename=_plain_text(exc.filename),
+                lineno=exc.lineno if type(exc.lineno) is int else None,
+                col_offset=exc.offset - 1 if type(exc.offset) is int else None,
+                text=_plain_text(exc.text),
+            )
+        else:
+            try:  # the host's own refusals (e.g. the kernel's RequestRefused) keep their type
+                fresh = tp(
+                    _plain_text(exc.what),
+                    _plain_text(exc.layer),
+                    _plain_text(exc.how),
+                    hint=_plain_text(getattr(exc, "hint", None)),
+                )
+            except TypeError:
+                fresh = scrub_outbound(exc)
+    elif tp.__module__ == "builtins" and is_plain(exc.args):
+        fresh = tp(*exc.args)
+    else:
+        fresh = scrub_outbound(exc)
+    return fresh.with_traceback(tb)
+
+
+class Capsule:
+    """Runs Python source with only the authority it was granted.
+
+    ``policy`` is the ceiling, ``registry`` records grants, uses and refusals (one is made
+    from the policy when omitted), ``grants`` are extra capabilities for this capsule: either
+    ``Capability`` records or ``(kind, target)`` pairs granted now at cell scope.
+    ``protected`` is a mapping of trusted names (e.g. the user namespace) that capsule code
+    sees through read-only proxies, lazily; names in ``writable`` get writable proxies and
+    names in ``hidden`` are not visible at all.
+    """
+
+    def __init__(
+        self,
+        policy: CapsulePolicy | None = None,
+        grants: Iterable = (),
+        *,
+        registry: Registry | None = None,
+        protected: Mapping | None = None,
+        writable: Iterable[str] = (),
+        hidden: Iterable[str] = (),
+        mode: str | None = None,
+        label: str | None = None,
+        namespace: dict | None = None,
+        scope: str = "cell",
+    ):
+        if registry is None:
+            registry = Registry(policy)
+        elif policy is not None and registry.policy is not policy:
+            raise ValueError("the registry belongs to another policy")
+        self.registry = registry
+        self.policy = registry.policy
+        mode = mode or self.policy.mode
+        if mode not in ("proxy", "rexec"):
+            raise ValueError(f"mode must be 'proxy' or 'rexec', not {mode!r}")
+        self.mode = mode
+        self.label = label or ""
+        self.scope = scope
+        self.cell_grants: list[Capability] = []
+        caps = []
+        for g in grants:
+            if isinstance(g, Capability):
+                caps.append(g)
+            else:
+                kind, target = g
+                cap = registry.grant(kind, target, scope=scope, granted_by="capsule")
+                caps.append(cap)
+                self.cell_grants.append(cap)
+        self.context = CapsuleContext(registry, caps, mode, self.label)
+        self.protected = protected if protected is not None else {}
+        self.writable = set(writable)
+        self.hidden = set(hidden)
+        self.namespace: dict = namespace if namespace is not None else {}
+        self.namespace.setdefault("__name__", "__capsule__")
+        self.namespace.setdefault("__doc__", None)
+        self.builtins = make_builtins(self.context)
+        self.context.expose = self._expose
+        self.context.builtins = self.builtins
+        self.object_caps: dict[str, Capability] = {}
+        tripwire.register(self.context)
+
+    # -- protected names ---------------------------------------------------------------------
+    def _expose(self, names, builtins_dict=None) -> None:
+        """Make the protected names the code reads visible, each through its proxy."""
+        b = self.builtins if builtins_dict is None else builtins_dict
+        for name in names:
+            if name in b or name in self.namespace or name in self.hidden:
+                continue
+            if name not in self.protected:
+                continue
+            b[name] = self._proxy_for(name)
+
+    def _proxy_for(self, name):
+        value = self.protected[name]
+        cap = self.object_caps.get(name)
+        if cap is None:
+            active = self.registry.find("object", name)
+            if active:
+                cap = active[0]
+            elif self.registry.find("object", name, active=False):
+                cap = self.registry.find("object", name, active=False)[-1]  # stays revoked
+            else:
+                cap = self.registry.grant(
+                    "object", name, scope="session", granted_by="user namespace"
+                )
+            self.object_caps[name] = cap
+        if isinstance(value, types.ModuleType):
+            if self.context.may_import(value.__name__):
+                return make_view(value, self.context)
+            return _UnavailableModule(name, value.__name__, self.policy)
+        if not cap.revoked:
+            self.registry.use(cap, name)
+        return wrap(value, cap, name in self.writable)
+
+    # -- running -------------------------------------------------------------------------------
+    def compile(self, source: str, filename: str | None = None):
+        """Gate and compile ``source``; returns (body code, last-expression code, names).
+
+        Like a notebook cell, a final expression statement is compiled separately so that
+        ``run`` can return its value."""
+        if not isinstance(source, str):
+            raise TypeError("capsule source must be str")
+        source = "".join([source])
+        filename = filename or source_filename(source, self.label)
+        rexec = self.mode == "rexec"
+        key = (source, filename, "cell", rexec)
+        cached = _CACHE.get(key)
+        if cached is None:
+            gated = gate(source, filename, mode="exec", rexec=rexec)
+            body, tail = gated.tree.body, None
+            if body and isinstance(body[-1], ast.Expr):
+                tail = ast.Expression(body.pop().value)
+            body_code = tripwire.trusted_compile(ast.Module(body, []), filename, "exec")
+            tail_code = tripwire.trusted_compile(tail, filename, "eval") if tail else None
+            cached = (body_code, tail_code, frozenset(gated.names))
+            _CACHE.put(key, cached)
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        return cached
+
+    def run(self, source: str, *, namespace: dict | None = None, filename: str | None = None):
+        """Run ``source`` as capsule code and return the value of its last expression.
+
+        The result is the capsule-side value (trusted code should pass it through
+        ``ipycap.export`` before keeping it).  ``namespace`` (default: this capsule's own
+        namespace) is where the code's names live; trusted code may inspect it afterwards.
+        """
+        ns = self.namespace if namespace is None else namespace
+        ns.setdefault("__name__", "__capsule__")
+        body, tail, names = self.compile(source, filename)
+        self._expose(names)
+        ns["__builtins__"] = self.builtins
+        tripwire.install()  # re-armed even if an extension unload left it inert
+        runner = _RUNNER
+        return runner(body, tail, ns)
+
+    def end(self) -> None:
+        """End the cell: cell-scoped grants expire."""
+        self.registry.end_cell(self.cell_grants)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.end()
+
+
+class _UnavailableModule:
+    """What a capsule sees for a module in the user namespace it may not import."""
+
+    __slots__ = ("name", "module", "how")
+
+    def __init__(self, name, module, policy):
+        self.name = name
+        self.module = module
+        self.how = (
+            f"%%capsule --allow-import {module}"
+            if policy.import_tier(module) == "grantable"
+            else None
+        )
+
+    def __getattr__(self, attr):
+        raise CapsuleImportError(
+            f"{self.name} is the module {self.module!r}, which this capsule may not use",
+            "membrane",
+            self.how,
+        )
+
+    def __repr__(self):
+        return f"<module {self.module!r}: not available in this capsule>"
+
+
+guard.PROXY_TYPES[_UnavailableModule] = lambda v, name: v.__getattr__(name)
+
+
+def _run(body, tail, ns):
+    exec(body, ns)
+    if tail is not None:
+        return eval(tail, ns)
+    return None
+
+
+_RUNNER = _run
+
+__all__ = ["Capsule", "CapsuleContext", "CapabilityError", "CapsuleSyntaxError"]

@@ -1,0 +1,167 @@
+"""The authority of one capsule (its grants, mode and registry) and the decisions made from
+it: may this capsule import NAME, open PATH, ask for input.  Every layer asks here."""
+
+from __future__ import annotations
+
+import sys
+
+from .errors import CapsuleImportError, CapsulePermissionError
+from .policy import CapsulePolicy
+from .registry import Capability, Registry
+
+_STDLIB_NAMES = frozenset(sys.stdlib_module_names)
+
+
+class CapsuleContext:
+    """The authority of one capsule: its grants, mode and the registry that records use.
+
+    Code runs with the active grants of the capsule that compiled it (found on the stack by
+    the tripwire through the capsule's builtins)."""
+
+    def __init__(self, registry: Registry, grants: list[Capability], mode: str, label: str):
+        self.registry = registry
+        self.policy: CapsulePolicy = registry.policy
+        self.grants = grants
+        self.mode = mode
+        self.label = label
+        #: How a refusal names the way to grant: the extension's flags by default; the capsule
+        #: kernel replaces it with its own '%capsule request ...' commands.
+        self.how_to_grant = extension_grant_hint
+
+    # -- decisions ---------------------------------------------------------------------------
+    def _active(self, kind):
+        return [c for c in self.grants if c.kind == kind and not c.revoked]
+
+    def may_import(self, name: str) -> bool:
+        tier = self.policy.import_tier(name)
+        if tier == "denied":
+            return False
+        if tier == "default":
+            # e.g. 'IPython.display': a default view of a module in a denied package
+            return not self._revoked_import(name)
+        parts = name.split(".")
+        prefixes = {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
+        if any(self.policy.import_tier(p) == "denied" for p in prefixes):
+            return False
+        if prefixes & set(self.policy.default_imports):
+            return not self._revoked_import(name)
+        return any(c.target in prefixes for c in self._active("import"))
+
+    def _revoked_import(self, name: str) -> bool:
+        """A default import revoked with %capsule revoke stays revoked (no silent re-grant)."""
+        top = name.partition(".")[0]
+        revoked = self.registry.find("import", None, active=False)
+        if not any(c.target in (name, top) for c in revoked):
+            return False
+        return not any(c.target in (name, top) for c in self._active("import"))
+
+    def is_stdlib_internal(self, name: str) -> bool:
+        """Modules a stdlib library may import lazily on a capsule's behalf."""
+        top = name.partition(".")[0]
+        return (
+            top in _STDLIB_NAMES
+            and self.policy.import_tier(name) != "denied"
+            and top not in ("os", "sys", "subprocess", "socket", "ctypes", "importlib")
+        )
+
+    def check_import(self, name: str) -> None:
+        if self.may_import(name):
+            self._use_import(name)
+            return
+        tier = self.policy.import_tier(name)
+        if tier == "denied" or any(
+            self.policy.import_tier(".".join(name.split(".")[:i])) == "denied"
+            for i in range(1, name.count(".") + 2)
+        ):
+            err = CapsuleImportError(
+                f"import of {name!r}: it is in c.CapsulePolicy.denied_imports (it carries "
+                "ambient authority)",
+                "builtins",
+                None,
+            )
+        elif self._revoked_import(name):
+            err = CapsuleImportError(
+                f"import of {name!r}: its capability was revoked in this session",
+                "builtins",
+                self.how_to_grant("import", name),
+            )
+        else:
+            err = CapsuleImportError(
+                f"import of {name!r} was not granted to this capsule",
+                "builtins",
+                self.how_to_grant("import", name),
+            )
+        self.record_refusal(err, kind="import", target=name)
+        raise err
+
+    def _use_import(self, name: str) -> None:
+        for cap in self._active("import"):
+            if name == cap.target or name.startswith(cap.target + "."):
+                self.registry.use(cap, name)
+                return
+        cap = self.registry.grant(
+            "import",
+            name.partition(".")[0]
+            if name.partition(".")[0] in self.policy.default_imports
+            else name,
+            scope="session",
+            granted_by="default",
+        )
+        self.grants.append(cap)
+        self.registry.use(cap, name)
+
+    def allows_path(self, kind: str, path: str) -> bool:
+        """Whether the resolved ``path`` is within an active grant (no event recorded)."""
+        if kind == "write" and self.policy.write_plants_code(path):
+            return False
+        for root in self.policy.denied_path_roots(kind):
+            if path == root or path.startswith(root.rstrip("/") + "/"):
+                return False
+        return any(c.covers_path(path) for c in self._active(kind))
+
+    def check_path(self, kind: str, path: str) -> None:
+        for cap in self._active(kind):
+            if cap.covers_path(path) and self.allows_path(kind, path):
+                self.registry.use(cap, path)
+                return
+        if kind == "write" and self.policy.write_plants_code(path):
+            how = None
+            what = (
+                f"write access to {path}: code written there would run later with "
+                "full authority (write-then-import)"
+            )
+        elif any(
+            path == r or path.startswith(r.rstrip("/") + "/")
+            for r in self.policy.denied_path_roots(kind)
+        ):
+            how, what = None, f"{kind} access to {path}: it is under the policy's denied paths"
+        else:
+            what = f"{kind} access to {path} was not granted to this capsule"
+            how = self.how_to_grant(kind, path)
+        err = CapsulePermissionError(what, "builtins", how)
+        self.record_refusal(err, kind=kind, target=path)
+        raise err
+
+    def may_input(self) -> bool:
+        return self.policy.allow_input or bool(self._active("input"))
+
+    def record_refusal(self, err, *, kind: str = "", target: str = "") -> None:
+        """Record a refusal: ``kind``/``target`` say what was asked for (e.g. 'read', a path);
+        the event also carries the error's what/layer/how."""
+        self.registry.refuse(err, kind=kind or "", target=target or self.label)
+
+
+def extension_grant_hint(kind: str, target: str) -> str | None:
+    """How to grant ``kind`` on ``target`` in the IPython extension (``writable``: a
+    writable proxy of a user-namespace name; ``object``: a revoked name back)."""
+    flags = {
+        "import": "--allow-import",
+        "read": "--allow-read",
+        "write": "--allow-write",
+        "writable": "--writable",
+    }
+    if kind in flags:
+        return f"%%capsule {flags[kind]} {target}"
+    if kind == "input":
+        return "%capsule grant input"
+    return f"%capsule grant {kind} {target}"

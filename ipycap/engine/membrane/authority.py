@@ -1,0 +1,88 @@
+"""Authority checks the membrane makes: revocation, write grants, withheld machinery, and
+the refusals it records (with the grant hint of the capsule's host)."""
+
+from __future__ import annotations
+
+import types
+
+from traitlets.config import Configurable as _Configurable
+
+from ..context import extension_grant_hint
+from ..errors import CapsuleTypeError, RevokedError
+from ..registry import Registry
+from ..tripwire import current_context
+
+#: Never proxied: IPython's and Jupyter's machinery (the shell, the kernel, comms, history,
+#: magics) are traitlets Configurables whose public methods (``shell.ev``, ``run_cell``,
+#: ``kernel.session.send``) run code or speak to the frontend with the user's full authority.
+WITHHELD_TYPES: tuple = (_Configurable,)
+
+
+def _check_withheld(value) -> None:
+    owner = value.__self__ if type(value) is types.MethodType else value
+    if isinstance(owner, WITHHELD_TYPES):
+        raise CapsuleTypeError(
+            f"{type(owner).__name__} objects (IPython/Jupyter machinery) never enter a capsule: "
+            "its methods run code with the notebook's full authority",
+            "membrane",
+            None,
+        )
+
+
+def _grant_hint(kind: str, target: str):
+    """How the host of the capsule on the stack grants this (extension flags, kernel
+    requests), or None where it cannot."""
+    ctx = current_context()
+    return (ctx.how_to_grant if ctx is not None else extension_grant_hint)(kind, target)
+
+
+def _recorded(cap, err):
+    """Record a membrane refusal in the registry that granted ``cap`` (and the audit log)."""
+    registry = getattr(cap, "_registry", None)
+    if registry is not None:
+        registry.refuse(err, kind=cap.kind, target=cap.target)
+    return err
+
+
+def _revoked(cap):
+    raise _recorded(
+        cap,
+        RevokedError(
+            f"capability {cap.id} ({cap.kind} {cap.target!r}) was revoked",
+            "membrane",
+            _grant_hint("object", cap.target),
+        ),
+    )
+
+
+class _ReadOnlyMethod:
+    """Stands in for a mutating method of a read-only builtin container."""
+
+    __slots__ = ("name", "owner")
+
+    def __init__(self, name, owner):
+        self.name = name
+        self.owner = owner
+
+    def __call__(self, *args, **kwargs):
+        raise CapsuleTypeError(
+            f"{self.owner}.{self.name}() would modify a read-only protected object",
+            "membrane",
+            _grant_hint("writable", "NAME"),
+        )
+
+    def __repr__(self):
+        return f"<read-only {self.owner}.{self.name}>"
+
+
+#: The capability that wraps what trusted code passes into capsule callbacks.
+_CALLBACK_CAP = None
+
+
+def _callback_cap():
+    global _CALLBACK_CAP
+    if _CALLBACK_CAP is None:
+        _CALLBACK_CAP = Registry().grant(
+            "object", "<arguments passed to capsule callbacks>", granted_by="membrane"
+        )
+    return _CALLBACK_CAP
