@@ -22,8 +22,16 @@ from .errors import (
     CapsulePermissionError,
     CapsuleTypeError,
 )
+from .hooks import guard_class_hooks
 from .membrane import Proxy, capability_of, class_for_capsule, target_of
-from .modules import SPECIAL_MODULES, ModuleView, _special_module, make_view
+from .modules import (
+    SPECIAL_MODULES,
+    BuiltinsModule,
+    ModuleView,
+    _special_module,
+    make_view,
+    new_builtins_module,
+)
 
 stdlib_guards.install()
 
@@ -68,8 +76,8 @@ class _Refusing:
 
 
 # -- the builtins dict ---------------------------------------------------------------------
-def make_builtins(context) -> dict:
-    """A fresh builtins dict for one capsule context."""
+def make_builtins(context) -> BuiltinsModule:
+    """A fresh builtins module for one capsule context (its dict is the frames' builtins)."""
     b = {name: getattr(_py, name) for name in SAFE_BUILTINS if hasattr(_py, name)}
     b.update(guard.make_accessors(context.mode, on_refuse=context.record_refusal))
     for name, why in REFUSING.items():
@@ -81,11 +89,10 @@ def make_builtins(context) -> dict:
     b["type"] = _type
     b["issubclass"] = _issubclass
     b["isinstance"] = _isinstance
-    b["globals"] = _globals
-    b["locals"] = _locals
     b["input"] = _make_input(context)
     b.update(make_code_builtins(context))
-    return b
+    module, _ = new_builtins_module(b)
+    return module
 
 
 def _build_class(func, name, *bases, **kwargs):
@@ -104,6 +111,7 @@ def _build_class(func, name, *bases, **kwargs):
     cls = _py.__build_class__(func, name, *bases, **kwargs)
     if isinstance(cls, type):
         guard.OWN_TYPES.add(cls)
+        guard_class_hooks(cls)
     return cls
 
 
@@ -135,6 +143,7 @@ class _CapsuleType:
             bases = tuple(_py.type if b is self else b for b in bases)
             cls = type(guard.exact_name(name), bases, dict(ns), **kwargs)
             guard.OWN_TYPES.add(cls)
+            guard_class_hooks(cls)
             return cls
         raise TypeError("type() takes 1 or 3 arguments")
 
@@ -200,16 +209,6 @@ def _issubclass(cls, classinfo, /):
         if type(cls) is Proxy:
             return False
         raise
-
-
-def _globals():
-    """The capsule's globals, read-only (assign names with ordinary statements)."""
-    return types.MappingProxyType(sys._getframe(1).f_globals)
-
-
-def _locals():
-    """A snapshot of the caller's local names."""
-    return dict(sys._getframe(1).f_locals)
 
 
 def _make_input(context):

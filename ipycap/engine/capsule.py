@@ -23,7 +23,7 @@ from .context import CapsuleContext
 from .errors import CapabilityError, CapsuleImportError, CapsuleSyntaxError
 from .gate import gate, source_filename
 from .membrane import export, is_plain, scrub_outbound, wrap
-from .modules import make_view
+from .modules import _module_dict, make_view
 from .policy import CapsulePolicy
 from .registry import Capability, Registry
 
@@ -151,9 +151,13 @@ class Capsule:
         self.namespace: dict = namespace if namespace is not None else {}
         self.namespace.setdefault("__name__", "__capsule__")
         self.namespace.setdefault("__doc__", None)
-        self.builtins = make_builtins(self.context)
+        #: The namespaces' ``__builtins__`` (a read-only module) and its dict, which is what
+        #: frames of this capsule's code use as builtins (and the tripwire recognises).
+        self.builtins_module = make_builtins(self.context)
+        self.builtins = _module_dict(self.builtins_module)
         self.context.expose = self._expose
         self.context.builtins = self.builtins
+        self.context.builtins_module = self.builtins_module
         self.object_caps: dict[str, Capability] = {}
         tripwire.register(self.context)
 
@@ -226,7 +230,7 @@ class Capsule:
         ns.setdefault("__name__", "__capsule__")
         body, tail, names = self.compile(source, filename)
         self._expose(names)
-        ns["__builtins__"] = self.builtins
+        ns["__builtins__"] = self.builtins_module
         tripwire.install()  # re-armed even if an extension unload left it inert
         runner = _RUNNER
         return runner(body, tail, ns)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import builtins as _py
 import linecache
 import sys
 import types
@@ -44,18 +45,54 @@ def compile_gated(source: str, filename: str, mode: str, rexec: bool) -> types.C
     return code
 
 
+def caller_frame(context, depth: int, what: str):
+    """The frame ``depth`` levels above the caller, when it runs code of ``context``'s own
+    capsule (I1 in DESIGN.md); otherwise a refusal.
+
+    ``exec``/``eval`` without globals, ``globals()`` and ``locals()`` read the frame that
+    called them.  Trusted code can be made to call a capsule's builtin (``copy``'s
+    reconstructor, a ``defaultdict`` factory, a json hook, any trusted method taking a
+    callback): that frame is then the trusted module's, with its globals and the real
+    builtins.  A frame is the capsule's when its builtins are the capsule's own dict, which
+    holds for every frame of gate-compiled code (functions, lambdas, comprehensions,
+    generators, class bodies) and for no other."""
+    frame = sys._getframe(depth + 1)
+    if frame.f_builtins is not context.builtins:
+        raise CapsuleTypeError(
+            f"{what} was called by code outside this capsule (a trusted function calling a "
+            "capsule builtin back), so it has no capsule namespace to use",
+            "builtins",
+            None,
+            hint=f"pass the namespace explicitly, e.g. {what.partition('(')[0]}(source, {{}})"
+            if what.startswith(("exec", "eval"))
+            else None,
+        )
+    return frame
+
+
 def make_code_builtins(context) -> dict:
     rexec = context.mode == "rexec"
 
     def _prepare_globals(g):
         if type(g) is not dict:
             raise CapsuleTypeError("exec()/eval() globals must be a plain dict", "builtins")
-        for key in [k for k in g if isinstance(k, str) and k.startswith("_ipycap")]:
-            del g[key]
-        g["__builtins__"] = context.builtins
+        current = dict.get(g, "__builtins__")
+        if current is _py or current is _REAL_BUILTINS:
+            # A namespace with the real builtins is trusted code's (a module's or an outside
+            # function's globals): the capsule never runs code there.
+            raise CapsuleTypeError(
+                "exec()/eval() in a namespace that belongs to code outside the capsule",
+                "builtins",
+                None,
+                hint="use a fresh dict: exec(source, {})",
+            )
+        for key in list(dict.keys(g)):
+            if isinstance(key, str) and "".join([key]).startswith("_ipycap"):
+                dict.__delitem__(g, key)  # no name may shadow the guard's hooks
+        dict.__setitem__(g, "__builtins__", context.builtins_module)
         return g
 
-    def _resolve(source, mode, depth=2):
+    def _resolve(source, mode):
         if type(source) is CompiledHandle:
             if source.mode != mode and not (mode == "exec"):
                 raise TypeError(f"code compiled for {source.mode!r} used with {mode}")
@@ -73,9 +110,24 @@ def make_code_builtins(context) -> dict:
         context.expose(names)
         return code
 
-    def _frames(g, loc):
-        caller = sys._getframe(2)
+    #: id(namespace) -> (namespace, its read-only view): what ``globals()`` returned, so that
+    #: ``eval(src, globals(), ...)`` means the caller's own namespace, as in plain Python.
+    views: dict = {}
+
+    def _namespaces(g, loc, what):
+        if type(g) is types.MappingProxyType:
+            caller = caller_frame(context, 2, what.replace("without globals", "with globals()"))
+            entry = views.get(id(caller.f_globals))
+            if entry is None or entry[1] is not g:
+                raise CapsuleTypeError(
+                    "exec()/eval() globals must be a plain dict or this code's own globals()",
+                    "builtins",
+                )
+            g = caller.f_globals
         if g is None:
+            # exec(src) / eval(src): the caller's namespaces, only when the caller is this
+            # capsule's own code (a trampoline would hand over a trusted module's globals).
+            caller = caller_frame(context, 2, what)
             g = caller.f_globals
             if loc is None:
                 loc = caller.f_locals
@@ -86,16 +138,16 @@ def make_code_builtins(context) -> dict:
     def exec(source, globals=None, locals=None, /):  # noqa: A001
         """exec() through the capsule's gate."""
         code = _resolve(source, "exec")
-        g, lo = _frames(globals, locals)
-        __builtins__["exec"](code, g, lo)  # type: ignore[index]
+        g, lo = _namespaces(globals, locals, "exec() without globals")
+        _real_exec(code, g, lo)
 
     def eval(source, globals=None, locals=None, /):  # noqa: A001
         """eval() through the capsule's gate."""
         if isinstance(source, str):
             source = source.strip()
         code = _resolve(source, "eval")
-        g, lo = _frames(globals, locals)
-        return __builtins__["eval"](code, g, lo)  # type: ignore[index]
+        g, lo = _namespaces(globals, locals, "eval() without globals")
+        return _real_eval(code, g, lo)
 
     def compile(
         source,
@@ -126,7 +178,21 @@ def make_code_builtins(context) -> dict:
         handle.filename = fname
         return handle
 
-    import builtins as _py
+    def globals():  # noqa: A001 - the capsule's globals()
+        """The capsule's globals, read-only (assign names with ordinary statements)."""
+        ns = caller_frame(context, 1, "globals()").f_globals
+        entry = views.get(id(ns))
+        if entry is None or entry[0] is not ns:
+            entry = views[id(ns)] = (ns, types.MappingProxyType(ns))
+        return entry[1]
 
-    __builtins__ = {"exec": _py.exec, "eval": _py.eval}
-    return {"exec": exec, "eval": eval, "compile": compile}
+    def locals():  # noqa: A001 - the capsule's locals()
+        """A snapshot of the caller's local names."""
+        return dict(caller_frame(context, 1, "locals()").f_locals)
+
+    return {"exec": exec, "eval": eval, "compile": compile, "globals": globals, "locals": locals}
+
+
+_real_exec = _py.exec
+_REAL_BUILTINS = vars(_py)
+_real_eval = _py.eval

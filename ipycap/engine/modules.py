@@ -174,6 +174,75 @@ def module_view_for_membrane(module):
     return _context_view(module, module.__name__)
 
 
+# -- the capsule's builtins, as namespaces hold them ---------------------------------------
+_module_dict = types.ModuleType.__dict__["__dict__"].__get__
+
+
+class BuiltinsModule(types.ModuleType):
+    """What a capsule namespace holds as ``__builtins__`` (``globals()['__builtins__']``, the
+    ``__builtins__`` of a dict after ``exec('1', g)``): a read-only module whose dict is the
+    capsule's builtins dict (CPython reads a module's dict as a frame's builtins).
+
+    Capsule code reads its public builtins through it and nothing else: underscore names
+    (the guard's hooks, the capsule mark that leads to the engine's context) are refused,
+    assignment and deletion too, so a capsule cannot unmark its own frames or swap a hook
+    (I4 in DESIGN.md)."""
+
+    __slots__ = ()
+
+    def __getattribute__(self, name):
+        name = guard.exact_name(name)
+        # '__import__': C code imports through the current globals' builtins with a plain
+        # attribute read (PyImport_Import); it is the capsule's own checked __import__, and
+        # capsule code itself meets the guard for any dunder.
+        if name[:1] == "_" and name != "__import__":
+            raise CapsuleAttributeError(
+                f"{name!r} of the capsule's builtins is the engine's own", "builtins", None
+            )
+        try:
+            return dict.__getitem__(_module_dict(self), name)
+        except KeyError:
+            raise AttributeError(f"the capsule's builtins have no {name!r}") from None
+
+    def __setattr__(self, name, value):
+        raise CapsuleTypeError("the capsule's builtins are read-only", "builtins", None)
+
+    def __delattr__(self, name):
+        raise CapsuleTypeError("the capsule's builtins are read-only", "builtins", None)
+
+    def __dir__(self):
+        return sorted(k for k in dict.keys(_module_dict(self)) if k[:1] != "_")
+
+    def __repr__(self):
+        return "<capsule builtins>"
+
+    def __reduce_ex__(self, protocol):
+        raise CapsuleTypeError("the capsule's builtins cannot be pickled", "builtins")
+
+
+def new_builtins_module(entries: dict) -> tuple[BuiltinsModule, dict]:
+    """A capsule builtins module holding ``entries``, and its dict (the frames' builtins)."""
+    module = types.ModuleType.__new__(BuiltinsModule)
+    types.ModuleType.__init__(module, "builtins", "The builtins of one capsule (read-only).")
+    d = _module_dict(module)
+    for key in ("__loader__", "__spec__", "__package__"):
+        d.pop(key, None)
+    d.update(entries)
+    return module, d
+
+
+def is_capsule_builtins(value) -> bool:
+    """Whether a namespace's ``__builtins__`` is a capsule's (and so the namespace too)."""
+    return type(value) is BuiltinsModule
+
+
+guard.PROXY_TYPES[BuiltinsModule] = lambda m, name: (
+    "builtins"
+    if name == "__name__"
+    else guard.refuse(m, name, "the capsule's builtins show their public names only")
+)
+
+
 # -- capsule-safe sys ---------------------------------------------------------------------
 class _Stream:
     """A write-only stand-in for sys.stdout/stderr: the real stream is looked up per call, and

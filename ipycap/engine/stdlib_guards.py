@@ -31,7 +31,7 @@ import typing
 
 from . import guard, tripwire
 from .errors import CapsulePermissionError
-from .modules import _special_module
+from .modules import _special_module, is_capsule_builtins
 
 #: Frames of these top-level modules are transparent when deciding who asked: the standard
 #: library and ipycap run on behalf of whoever called them.
@@ -76,8 +76,7 @@ def _is_trusted_namespace(ns, ctx) -> bool:
         return False  # the empty module capsule classes name (ipycap.capsule): capsule-own
     if "__builtins__" not in ns:
         return False
-    b = ns["__builtins__"]
-    return not (type(b) is dict and guard.CAPSULE_MARK in b)  # a capsule's own namespace
+    return not is_capsule_builtins(dict.__getitem__(ns, "__builtins__"))  # the capsule's own
 
 
 # -- typing ---------------------------------------------------------------------------------
@@ -115,7 +114,7 @@ def _evaluate(self, globalns, localns, *args, **kwargs):
     elif localns is None:
         localns = globalns
     g = dict(globalns)
-    g["__builtins__"] = ctx.builtins
+    g["__builtins__"] = ctx.builtins_module
     lo = g if localns is globalns else dict(localns)
     return _real_evaluate(self, g, lo, *args, **kwargs)
 

@@ -47,10 +47,29 @@ def install() -> None:
 _LIVE: weakref.WeakSet = weakref.WeakSet()
 
 
+#: The engine's context class: a frame is a capsule's only when its builtins hold one of
+#: these (an object of another type under the mark is ignored, and never called).
+_CONTEXT_TYPE: type | None = None
+
+
 def register(context) -> None:
     """Record a capsule context and arm the hook (called for every new capsule)."""
+    global _CONTEXT_TYPE
+    if _CONTEXT_TYPE is None:
+        _CONTEXT_TYPE = type(context)
     _LIVE.add(context)
     install()
+
+
+def _called_by_ipycap(helper_frame) -> bool:
+    """Whether a trusted helper was called by ipycap's own code.  A helper's mark vouches
+    for its caller's checks; called from anywhere else (capsule code holding a leaked
+    reference, a trusted trampoline calling it back) it vouches for nothing (I4)."""
+    caller = helper_frame.f_back
+    if caller is None or _MARK in caller.f_builtins:
+        return False
+    name = caller.f_globals.get("__name__")
+    return type(name) is str and name.startswith("ipycap.")
 
 
 def disarm() -> bool:
@@ -73,7 +92,7 @@ def contexts_on_stack(frame=None) -> list:
     found = []
     while f is not None:
         ctx = f.f_builtins.get(_MARK)
-        if ctx is not None and ctx not in found:
+        if ctx is not None and type(ctx) is _CONTEXT_TYPE and ctx not in found:
             found.append(ctx)
         f = f.f_back
     return found
@@ -84,7 +103,7 @@ def current_context():
     f = sys._getframe(1)
     while f is not None:
         ctx = f.f_builtins.get(_MARK)
-        if ctx is not None:
+        if ctx is not None and type(ctx) is _CONTEXT_TYPE:
             return ctx
         f = f.f_back
     return None
@@ -111,10 +130,10 @@ def _hook(event, args):
         found = None
         while f is not None:
             g = f.f_globals
-            if g is _HELPER_GLOBALS and found is None:
+            if g is _HELPER_GLOBALS and found is None and _called_by_ipycap(f):
                 return  # a trusted helper's own use, with no capsule frame nearer the event
             ctx = f.f_builtins.get(_MARK)
-            if ctx is not None:
+            if ctx is not None and type(ctx) is _CONTEXT_TYPE:
                 if found is None:
                     found = [ctx]
                 elif ctx not in found:
@@ -539,6 +558,14 @@ def trusted_open(path: str, mode: str, buffering, encoding, errors, newline, ver
         flags |= os.O_CREAT | os.O_APPEND
     if "x" in mode:
         flags |= os.O_CREAT | os.O_EXCL
+    # The helper checks what it is asked to do (I4): the path is within the grants of every
+    # capsule on the stack, whoever called it.
+    for ctx in contexts_on_stack(sys._getframe(1)):
+        for kind, wanted in (("read", "r" in mode or "+" in mode), ("write", flags & 3)):
+            if wanted and not ctx.allows_path(kind, path):
+                raise CapsulePermissionError(
+                    f"{kind} access to {path} (asked of the trusted open)", "tripwire", None
+                )
     fd = os.open(path, flags, 0o666)
     try:
         verify(fd, path)

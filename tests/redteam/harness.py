@@ -11,6 +11,7 @@ left in ``loot`` (or anywhere it printed), or when the marker exists afterwards.
 from __future__ import annotations
 
 import builtins
+import collections.abc
 import contextlib
 import io
 import os
@@ -59,6 +60,15 @@ class Vault:
     def describe(self, obj):
         """Trusted code formats a capsule object (calls its __format__/__repr__)."""
         return f"{obj!r}"
+
+    def kind(self):
+        """Trusted code asks an abstract base class about its own object (ABCs walk their
+        subclasses, capsule ones included, with the object's raw class)."""
+        return "sequence" if isinstance(self, collections.abc.Sequence) else "object"
+
+    def starts_before(self, window):
+        """Trusted code touches a field of a value type: window.start < the secret."""
+        return window.start < self._token
 
 
 @dataclass

@@ -27,6 +27,10 @@ ROWS = (
     "notebook surface",
     "write-then-import",
     "paths",
+    "confused deputies: frame-relative builtins",
+    "confused deputies: raw objects into capsule hooks",
+    "authority left in reachable dicts",
+    "smuggling inside value types",
 )
 
 
@@ -1758,3 +1762,10 @@ open('@plant@/evil.py', 'w').write("open('@marker@', 'w').write('planted')")
     canary="marker",
     needs=("plant", "import-later"),
 )
+
+
+# -- the boundary: trusted code calling capsule code (payloads_boundary.py) -----------------
+from .payloads_boundary import BOUNDARY  # noqa: E402
+
+for _name, _row, _source, _canary in BOUNDARY:
+    P(_name, _row, "the boundary", _source, canary=_canary)

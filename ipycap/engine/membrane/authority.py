@@ -17,6 +17,19 @@ from ..tripwire import current_context
 #: ``kernel.session.send``) run code or speak to the frontend with the user's full authority.
 WITHHELD_TYPES: tuple = (_Configurable,)
 
+_type_module = type.__dict__["__module__"].__get__
+
+
+def _defined_by_ipycap(owner) -> bool:
+    """Whether ``owner`` (an object, a class or a function) is ipycap's own: its registry,
+    policy, contexts, capsules, views, ``explain``...  Through a proxy their public methods
+    would grant, read raw objects or run a more privileged capsule (I2, I4)."""
+    if type(owner) is types.FunctionType or type(owner) is types.BuiltinFunctionType:
+        module = owner.__module__
+    else:
+        module = _type_module(owner if isinstance(owner, type) else type(owner))
+    return type(module) is str and (module == "ipycap" or module.startswith("ipycap."))
+
 
 def _check_withheld(value) -> None:
     owner = value.__self__ if type(value) is types.MethodType else value
@@ -27,11 +40,20 @@ def _check_withheld(value) -> None:
             "membrane",
             None,
         )
+    if _defined_by_ipycap(owner):
+        raise CapsuleTypeError(
+            "ipycap's own objects (its registry, policy, capsules, explain) never enter a "
+            "capsule: they hold the authority the capsule is confined by",
+            "membrane",
+            None,
+        )
 
 
 def _grant_hint(kind: str, target: str):
     """How the host of the capsule on the stack grants this (extension flags, kernel
     requests), or None where it cannot."""
+    if target.startswith("<"):
+        return None  # a capability of the membrane's own (callback arguments): no grant
     ctx = current_context()
     return (ctx.how_to_grant if ctx is not None else extension_grant_hint)(kind, target)
 

@@ -27,6 +27,7 @@ from .authority import (
 )
 from .scrub import scrub, scrub_outbound
 from .values import _MUTATING
+from .values import FIELDED as _FIELDED
 from .values import VALUES as _VALUES
 from .values import is_plain as _is_plain
 from .values import plain_result as _plain_result
@@ -378,8 +379,10 @@ def wrap(value, cap, writable: bool = False):
         return value
     if tp is ReverseProxy:
         return _rp_target(value)  # the capsule's own object, coming home
-    if (tp is tuple or tp is frozenset) and _is_plain(value):
+    if (tp is tuple or tp is frozenset or tp in _FIELDED) and _is_plain(value):
         return value
+    if tp is slice:  # its fields cross like any other value
+        return slice(wrap(value.start, cap), wrap(value.stop, cap), wrap(value.step, cap))
     if tp is types.ModuleType:
         return module_view_for_membrane(value)
     cache = _CACHES.get(cap)
@@ -641,6 +644,14 @@ def export(value, cap=None, _depth=0):
         return {export(v, cap, _depth + 1) for v in set.__iter__(value)}
     if tp is frozenset:
         return frozenset(export(v, cap, _depth + 1) for v in frozenset.__iter__(value))
+    if tp in _FIELDED and _is_plain(value):
+        return value
+    if tp is slice:  # a capsule object in a field leaves as a reverse proxy, like any other
+        return slice(
+            export(value.start, cap, _depth + 1),
+            export(value.stop, cap, _depth + 1),
+            export(value.step, cap, _depth + 1),
+        )
     rp = ReverseProxy.__new__(ReverseProxy)
     _rp_set_target(rp, value)
     _rp_set_cap(rp, cap if cap is not None else _callback_cap())

@@ -9,18 +9,21 @@ import fractions
 _PRIMITIVES = frozenset(
     {int, float, complex, str, bytes, bool, type(None), type(...), type(NotImplemented)}
 )
-#: Immutable value types that carry no callbacks: they cross unchanged in both directions.
+#: Immutable value types whose every field is plain data: they cross unchanged in both
+#: directions.
 VALUES = _PRIMITIVES | {
     range,
-    slice,
     datetime.date,
-    datetime.datetime,
-    datetime.time,
     datetime.timedelta,
     datetime.timezone,
     decimal.Decimal,
     fractions.Fraction,
 }
+#: Value types with fields that can hold any object (``slice(obj)``, ``datetime(...,
+#: tzinfo=obj)``): plain only when their fields are.  A capsule object inside one is still a
+#: capsule object, and a trusted object inside one is still trusted (I2).
+FIELDED = frozenset({slice, datetime.datetime, datetime.time})
+_timezone = datetime.timezone
 _MUTATING = {
     list: {"append", "extend", "insert", "pop", "remove", "clear", "sort", "reverse"},
     dict: {"pop", "popitem", "clear", "update", "setdefault"},
@@ -40,11 +43,16 @@ _MUTATING = {
 
 
 def is_plain(value) -> bool:
+    """Whether ``value`` is immutable data all the way down (it may cross unchanged)."""
     tp = type(value)
     if tp in VALUES:
         return True
     if tp is tuple or tp is frozenset:
         return all(is_plain(v) for v in value)
+    if tp is slice:
+        return is_plain(value.start) and is_plain(value.stop) and is_plain(value.step)
+    if tp is datetime.datetime or tp is datetime.time:
+        return value.tzinfo is None or type(value.tzinfo) is _timezone
     return False
 
 

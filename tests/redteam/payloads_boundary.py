@@ -1,0 +1,253 @@
+"""Payloads at the seam where trusted code calls capsule code, hands it raw objects, or
+keeps what a capsule gave it (DESIGN.md, "The boundary"; ESCAPES.md's rows "confused
+deputies", "authority left in reachable dicts", "smuggling inside value types").
+
+Each one reaches its canary as plain Python (tests/redteam/test_corpus.py checks both)."""
+
+from __future__ import annotations
+
+# (name, row, group, source, canary) -- registered by payloads.py
+FRAME = "confused deputies: frame-relative builtins"
+HOOKS = "confused deputies: raw objects into capsule hooks"
+DICTS = "authority left in reachable dicts"
+VALUES = "smuggling inside value types"
+
+BOUNDARY = [
+    # -- I1: a trusted function calls a capsule builtin that reads its caller's frame ------
+    (
+        "copy-reconstructor-calls-exec",
+        FRAME,
+        """
+import copy
+class R:
+    def __reduce_ex__(self, protocol):
+        return (exec, ("print(open('@secret@').read())",))
+copy.copy(R())
+""",
+        "file",
+    ),
+    (
+        "copy-reconstructor-calls-eval",
+        FRAME,
+        """
+import copy
+class R:
+    def __reduce_ex__(self, protocol):
+        return (eval, ("open('@secret@').read()",))
+loot = copy.copy(R())
+""",
+        "file",
+    ),
+    (
+        "copy-reconstructor-calls-globals",
+        FRAME,
+        """
+import copy
+class R:
+    def __reduce_ex__(self, protocol):
+        return (globals, ())
+g = copy.copy(R())
+b = g['__builtins__']
+loot = (b['open'] if type(b) is dict else b.open)('@secret@').read()
+""",
+        "file",
+    ),
+    (
+        "defaultdict-factory-under-template",
+        FRAME,
+        """
+import collections, functools, string
+d = collections.defaultdict(functools.partial(eval, "open('@secret@').read()"))
+loot = string.Template('$x').substitute(d)
+""",
+        "file",
+    ),
+    (
+        "json-object-hook-eval",
+        FRAME,
+        """
+import functools, json
+loot = json.loads('{"a": 1}', object_hook=functools.partial(eval, "open('@secret@').read()", None))
+""",
+        "file",
+    ),
+    (
+        "repr-slot-is-a-partial-eval-of-trusted-locals",
+        FRAME,
+        """
+import functools
+class R:
+    __repr__ = functools.partial(eval, "print(self._token) or 'r'")
+vault.describe(R())
+""",
+        "token",
+    ),
+    # -- I4: what a capsule can reach of its own builtins carries no authority ------------
+    (
+        "builtins-of-globals-open",
+        DICTS,
+        """
+b = globals()['__builtins__']
+loot = (b['open'] if type(b) is dict else b.open)('@secret@').read()
+""",
+        "file",
+    ),
+    (
+        "builtins-of-a-fresh-exec-namespace",
+        DICTS,
+        """
+g = {}
+exec('1', g)
+b = g['__builtins__']
+loot = (b['open'] if type(b) is dict else b.open)('@secret@').read()
+""",
+        "file",
+    ),
+    (
+        "builtins-unmarked-then-library-reads",
+        DICTS,
+        """
+b = globals()['__builtins__']
+for key in [k for k in dir(b) if 'ipycap' in k] + ['_ipycap_context']:
+    try:
+        delattr(b, key)
+    except Exception:
+        pass
+    try:
+        del b[key]
+    except Exception:
+        pass
+from IPython.display import Markdown
+loot = Markdown(filename='@secret@').data
+""",
+        "file",
+    ),
+    # -- I2 at the seam: hooks trusted code calls with its own classes ---------------------
+    (
+        "abc-subclasshook-gets-trusted-class",
+        HOOKS,
+        """
+import collections.abc
+seen = []
+class H(collections.abc.Sequence):
+    @classmethod
+    def __subclasshook__(cls, C):
+        seen.append(C)
+        return NotImplemented
+    def __getitem__(self, i):
+        return i
+    def __len__(self):
+        return 0
+class Fresh:
+    pass
+collections.abc.Sequence.register(Fresh)  # registering empties the ABC caches
+vault.kind()
+C = [c for c in seen if c.__name__ == 'Vault'][0]
+C.kind = lambda self: print(self._token)
+vault.kind()
+""",
+        "token",
+    ),
+    (
+        "abc-metaclass-subclasscheck-gets-trusted-class",
+        HOOKS,
+        """
+import abc, collections.abc
+seen = []
+class M(abc.ABCMeta):
+    def __subclasscheck__(cls, C):
+        seen.append(C)
+        return False
+class H(collections.abc.Sequence, metaclass=M):
+    def __getitem__(self, i):
+        return i
+    def __len__(self):
+        return 0
+class Fresh:
+    pass
+collections.abc.Sequence.register(Fresh)  # registering empties the ABC caches
+vault.kind()
+C = [c for c in seen if c.__name__ == 'Vault'][0]
+C.kind = lambda self: print(self._token)
+vault.kind()
+""",
+        "token",
+    ),
+    (
+        "abc-registered-metaclass-instancecheck",
+        HOOKS,
+        """
+import abc, collections.abc
+seen = []
+class M(type):
+    def __subclasscheck__(cls, C):
+        seen.append(C)
+        return False
+class H(metaclass=M):
+    pass
+collections.abc.Sequence.register(H)
+class Fresh:
+    pass
+collections.abc.Sequence.register(Fresh)  # registering empties the ABC caches
+vault.kind()
+C = [c for c in seen if c.__name__ == 'Vault'][0]
+C.kind = lambda self: print(self._token)
+vault.kind()
+""",
+        "token",
+    ),
+    # -- values that carry fields: a capsule object inside still meets the membrane --------
+    (
+        "slice-start-receives-trusted-secret",
+        VALUES,
+        """
+got = []
+class Spy:
+    def __lt__(self, other):
+        got.append(other)
+        return True
+    def __gt__(self, other):
+        got.append(other)
+        return True
+vault.starts_before(slice(Spy(), None))
+loot = got
+""",
+        "token",
+    ),
+    (
+        "slice-step-receives-trusted-secret",
+        VALUES,
+        """
+got = []
+class Spy:
+    def __lt__(self, other):
+        got.append(other)
+        return True
+    def __gt__(self, other):
+        got.append(other)
+        return True
+window = slice(None, None, Spy())
+vault.starts_before(slice(window.step, 1))
+loot = got
+""",
+        "token",
+    ),
+    (
+        "slice-stop-passed-back-receives-trusted-secret",
+        VALUES,
+        """
+got = []
+class Spy:
+    def __lt__(self, other):
+        got.append(other)
+        return True
+    def __gt__(self, other):
+        got.append(other)
+        return True
+s = slice(0, Spy())
+vault.starts_before(slice(s.stop, None))
+loot = got
+""",
+        "token",
+    ),
+]
