@@ -375,10 +375,23 @@ def test_input_refuses_without_a_grant():
         run("input('password: ')")
 
 
-@pytest.mark.parametrize("name", ["get_ipython", "In", "Out", "_ih", "__IPYTHON__", "display"])
+@pytest.mark.parametrize("name", ["get_ipython", "In", "Out", "_ih", "__IPYTHON__"])
 def test_ipython_names_are_absent(name):
     with pytest.raises(NameError):
         run(name)
+
+
+def test_display_is_the_capsules_own_not_ipythons():
+    """display() is a capsule builtin (issue 12), and it is ipycap's capsule-side one, the
+    same as IPython.display.display in the capsule: never IPython's, which would call capsule
+    methods with IPython's real printer."""
+    import IPython.display
+
+    from ipycap.engine import output
+
+    assert run("display") is output.display
+    assert run("from IPython.display import display as d\nd") is output.display
+    assert run("display") is not IPython.display.display
 
 
 def test_capsule_builtins_are_a_fresh_dict_per_capsule():

@@ -95,8 +95,16 @@ def test_repr_pretty_is_not_given_ipythons_printer(ip):
         "        return 'REPR'\n"
         "Fancy()"
     )
-    assert ip.formatted[-1]["text/plain"] == "REPR"
-    assert ip.ns["Fancy"].calls == []
+    # Formatted inside the capsule (DESIGN.md, "format inside, publish plain"): the
+    # capsule's own _repr_pretty_ is honoured, as in plain IPython, but what it was handed
+    # is ipycap's text-only printer, never IPython's RepresentationPrinter.
+    assert ip.formatted[-1]["text/plain"] == "PRETTY"
+    from ipycap.engine.membrane.crossing import _rp_target
+    from ipycap.engine.output import CapsulePrinter
+
+    calls = [_rp_target(c) for c in ip.ns["Fancy"].calls]  # exported: reverse proxies
+    assert len(calls) == 1
+    assert type(calls[0]) is CapsulePrinter
 
 
 # -- publishing from capsule code ------------------------------------------------------------

@@ -14,7 +14,7 @@ import stat
 import sys
 import types
 
-from . import guard, stdlib_guards, tripwire
+from . import guard, output, stdlib_guards, tripwire
 from .codeexec import make_code_builtins
 from .errors import (
     CapabilityError,
@@ -90,6 +90,7 @@ def make_builtins(context) -> BuiltinsModule:
     b["issubclass"] = _issubclass
     b["isinstance"] = _isinstance
     b["input"] = _make_input(context)
+    b["display"] = output.display
     b.update(make_code_builtins(context))
     module, _ = new_builtins_module(b)
     return module

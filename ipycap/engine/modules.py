@@ -340,7 +340,13 @@ def _display_view():
     for n in names:
         if hasattr(d, n):
             setattr(mod, n, getattr(d, n))
-    mod.__all__ = [n for n in names if hasattr(d, n)]
+    # Formatting happens inside the capsule and only plain bundles leave (output.py):
+    # IPython's own display() would call capsule methods with IPython's real printer.
+    for n, stand_in in DISPLAY_STAND_INS.items():
+        setattr(mod, n, stand_in)
+    for n in ("display_html", "display_markdown", "display_png", "display_pretty"):
+        mod.__dict__.pop(n, None)
+    mod.__all__ = [n for n in names if n in vars(mod)]
     _freeze_shared_classes(vars(mod).values(), "IPython")
     return mod
 
@@ -357,6 +363,10 @@ def _freeze_shared_classes(values, package):
                 if base.__flags__ & _HEAPTYPE and base.__module__.partition(".")[0] == package:
                     guard._freeze_type(base)
 
+
+#: The capsule's display(), update_display(), clear_output() and DisplayHandle, which stand
+#: in for IPython's in the IPython.display view (registered by ipycap.engine.output).
+DISPLAY_STAND_INS: dict = {}
 
 SPECIAL_MODULES = {"sys": _sys_view, "IPython.display": _display_view}
 _SPECIAL_CACHE: dict = {}

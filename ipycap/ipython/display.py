@@ -141,8 +141,10 @@ class OutputFilter:
         self.shell = shell
         self.registry = registry
         self.prefix = display_id_prefix or f"capsule-{id(registry):x}-"
-        #: The value a %%capsule cell returned: the displayhook's formatting of it is filtered.
+        #: The value a %%capsule cell returned (exported) and its bundle, formatted inside the
+        #: capsule: the displayhook shows that bundle, filtered, and never formats the value.
         self.pending_result = None
+        self.pending_bundle = None
         self._wrapped: list[tuple[weakref.ref, str, object]] = []
 
     @property
@@ -184,6 +186,7 @@ class OutputFilter:
                 setattr(owner, attr, previous)
         self._wrapped.clear()
         self.pending_result = None
+        self.pending_bundle = None
 
     # -- wrappers ----------------------------------------------------------------------------
     def _make_publish(self, publish):
@@ -211,7 +214,10 @@ class OutputFilter:
             )
             if not capsule_value:
                 return format_(obj, include=include, exclude=exclude)
-            data, metadata = format_(obj, include=include, exclude=exclude)
+            if self.pending_bundle is not None and obj is self.pending_result:
+                data, metadata = self.pending_bundle
+            else:
+                data, metadata = format_(obj, include=include, exclude=exclude)
             data, metadata, dropped = filter_bundle(data, metadata, self.allowed)
             if dropped:
                 self._refuse(dropped)
@@ -261,6 +267,40 @@ class OutputFilter:
         how = _how(dropped)
         tail = f"; to allow it: {how}" if how else "; it is never published from a capsule"
         return f"[ipycap: capsule output of type {', '.join(sorted(set(dropped)))} dropped{tail}]"
+
+
+class HostOutput:
+    """How a capsule's output reaches the notebook: the trusted end of ``display()``.
+
+    :func:`attach` puts these on a capsule's context, where capsule code cannot reach them.
+    The engine formats capsule values itself (``ipycap.engine.output``); what arrives here
+    is a plain bundle, published through the shell's publisher (and so the output filter),
+    or a trusted object to format with the shell's formatter."""
+
+    def __init__(self, shell, output_filter: OutputFilter):
+        self.shell = shell
+        self.output_filter = output_filter
+
+    def publish(self, data: dict, metadata: dict, display_id, update: bool) -> None:
+        self.output_filter.ensure_installed()
+        transient = {"display_id": display_id} if display_id is not None else None
+        self.shell.display_pub.publish(
+            data=data, metadata=metadata, transient=transient, update=update
+        )
+
+    def trusted_format(self, obj, include, exclude) -> tuple[dict, dict]:
+        """A trusted object (a proxy's target, a library's object) as IPython shows it."""
+        self.output_filter.ensure_installed()
+        data, metadata = self.shell.display_formatter.format(obj, include=include, exclude=exclude)
+        return data, metadata
+
+    def clear_output(self, wait: bool) -> None:
+        self.shell.display_pub.clear_output(wait)
+
+    def attach(self, context) -> None:
+        context.publish = self.publish
+        context.trusted_format = self.trusted_format
+        context.clear_output = self.clear_output
 
 
 def _how(dropped) -> str | None:
@@ -401,6 +441,7 @@ class EventLogView(_TableView):
 
 
 __all__ = [
+    "HostOutput",
     "OutputFilter",
     "RegistryView",
     "PolicyView",

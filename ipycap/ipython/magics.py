@@ -33,9 +33,10 @@ from ..engine.capsule import Capsule, error_for_host
 from ..engine.errors import CapabilityError, PolicyError
 from ..engine.membrane import VALUES as _VALUE_TYPES
 from ..engine.membrane import Proxy, export
+from ..engine.output import bundle_for
 from ..engine.policy import CapsulePolicy
 from ..engine.registry import KINDS, Registry
-from .display import EventLogView, OutputFilter, PolicyView, RegistryView
+from .display import EventLogView, HostOutput, OutputFilter, PolicyView, RegistryView
 
 #: IPython's own state: never offered to a capsule, whatever the user namespace holds.
 IPYTHON_NAMES = frozenset(
@@ -100,6 +101,7 @@ class CapsuleExtension:
         self.policy = CapsulePolicy(parent=shell)
         self.registry = Registry(self.policy)
         self.output_filter = OutputFilter(shell, self.registry)
+        self.output = HostOutput(shell, self.output_filter)
         self.magics = CapsuleMagics(shell, extension=self)
         self._callback_cap = None
         #: The last exception %%capsule raised, so its display can leave out trusted frames.
@@ -160,6 +162,7 @@ class CapsuleExtension:
 
     def _post_run_cell(self, result=None) -> None:
         self.output_filter.pending_result = None
+        self.output_filter.pending_bundle = None
 
     def _policy_changed(self, change) -> None:
         self.registry.note(
@@ -279,6 +282,7 @@ class CapsuleMagics(Magics):
                 label=args.label,
                 scope="cell",
             )
+            ext.output.attach(capsule.context)
             try:
                 result = capsule.run(cell)
                 missing = [n for n in exports if n not in capsule.namespace]
@@ -290,6 +294,8 @@ class CapsuleMagics(Magics):
                 values = [capsule.namespace[n] for n in exports]
                 cb = ext.callback_cap() if any(map(_needs_cap, [result, *values])) else None
                 bound = {n: export(v, cb) for n, v in zip(exports, values, strict=True)}
+                # Formatted inside the capsule, while its cell grants still hold.
+                bundle = bundle_for(result, capsule.context) if result is not None else None
                 value = export(result, cb)
             finally:
                 capsule.end()
@@ -309,6 +315,7 @@ class CapsuleMagics(Magics):
             raise err
         self.shell.user_ns.update(bound)
         ext.output_filter.pending_result = value
+        ext.output_filter.pending_bundle = bundle
         return value
 
     def _grant_flags(self, args) -> list:

@@ -26,8 +26,9 @@ from ..engine.capsule import error_for_host
 from ..engine.errors import CapsulePermissionError
 from ..engine.gate import _inside_string, source_filename
 from ..engine.membrane import export
+from ..engine.output import bundle_for
 from ..engine.tripwire import capsule_on_stack
-from ..ipython.display import OutputFilter
+from ..ipython.display import HostOutput, OutputFilter
 from . import static
 from .commands import CapsuleCommands, is_command
 
@@ -79,6 +80,7 @@ class CapsuleShell(ZMQInteractiveShell):
         self.commands = CapsuleCommands(self)
         self.output_filter = OutputFilter(self, capsule.registry, "capsule-")
         self.output_filter.ensure_installed()
+        HostOutput(self, self.output_filter).attach(capsule.context)
 
     # -- IPython entry points ----------------------------------------------------------------
     def transform_cell(self, raw_cell: str) -> str:
@@ -139,6 +141,7 @@ class CapsuleShell(ZMQInteractiveShell):
             self.interrupts.end()
             self.displayhook.exec_result = None
             self.output_filter.pending_result = None
+            self.output_filter.pending_bundle = None
         self.last_execution_succeeded = result.success
         self.last_execution_result = result
         if store_history:
@@ -162,8 +165,12 @@ class CapsuleShell(ZMQInteractiveShell):
                         self._display_result(value)
 
     def _display_result(self, value) -> None:
+        # Formatted inside the capsule; the displayhook shows that bundle (filtered) and
+        # keeps the exported value in Out/_.
+        bundle = bundle_for(value, self.capsule.context)
         exported = export(value)
         self.output_filter.pending_result = exported
+        self.output_filter.pending_bundle = bundle
         self.displayhook(exported)
 
     def _show_error(self, e: BaseException) -> None:

@@ -553,6 +553,11 @@ class ReverseProxy:
     def __reduce_ex__(self, protocol):
         raise TypeError("capsule objects cannot be pickled")
 
+    def _repr_pretty_(self, p, cycle):
+        # IPython's pretty printer (trusted code showing an exported capsule object later)
+        # hands its real printer here; the capsule gets none of it, only its repr is asked.
+        p.text(_out(repr, self, plain=True))
+
 
 def _make_out_binary(op, reflected):
     if reflected:
