@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench notebooks fuzz-long clean
+.PHONY: demo test test-audit lint bench notebooks fuzz-long clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ demo: $(STAMP)
 ## ruff (format and lint) and the whole test suite.
 test: $(STAMP) lint
 	$(PY) -m pytest
+
+## The whole suite again with the boundary auditor on (ipycap/engine/auditor.py): a test
+## fails when a raw trusted object crosses into capsule code while it runs.
+test-audit: $(STAMP)
+	IPYCAP_AUDIT=1 $(PY) -m pytest -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff format --check ipycap tests bench tools

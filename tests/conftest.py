@@ -20,8 +20,14 @@ for _var, _sub in {
     os.environ[_var] = _path
 os.environ["JUPYTER_PLATFORM_DIRS"] = "1"
 os.environ.pop("JUPYTER_PATH", None)
+if os.environ.get("IPYCAP_AUDIT", "") not in ("", "0"):
+    # The boundary auditor's pass (make test-audit): kernels the tests start inherit the
+    # switch and append what they see to this log, checked when the session ends.
+    os.environ["IPYCAP_AUDIT_LOG"] = os.path.join(_ROOT, "audit.log")
 
 import pytest  # noqa: E402
+
+from ipycap.engine import auditor  # noqa: E402
 
 
 @pytest.fixture
@@ -41,10 +47,36 @@ def canary(tmp_path):
     return path, token
 
 
+@pytest.fixture(autouse=True)
+def _boundary_audit(request):
+    """In the auditor's pass, a test fails when a raw trusted object crossed into capsule
+    code while it ran (ipycap.engine.auditor)."""
+    if not auditor.enabled():
+        yield
+        return
+    start = len(auditor.violations)
+    yield
+    seen = auditor.violations[start:]
+    if seen:
+        lines = "\n".join(f"  {where}: {why}" for where, why in seen[:10])
+        pytest.fail(f"the boundary auditor saw {len(seen)} crossing(s) outside I2:\n{lines}")
+
+
 def pytest_sessionfinish(session, exitstatus):
     """A skipped test is not a pass: the suite fails if anything was skipped (the machines
     this project targets have everything the tests need; .ci/run installs it)."""
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    log = os.environ.get("IPYCAP_AUDIT_LOG")
+    if log and os.path.exists(log):
+        with open(log, encoding="utf-8") as f:
+            seen = f.read().splitlines()
+        if seen and reporter:
+            reporter.write_line(
+                f"the boundary auditor saw {len(seen)} crossing(s) outside I2 (kernels "
+                "included):\n" + "\n".join(seen[:20]),
+                red=True,
+            )
+            session.exitstatus = 1
     skipped = reporter.stats.get("skipped", []) if reporter else []
     if skipped and exitstatus == 0 and not os.environ.get("IPYCAP_ALLOW_SKIPS"):
         reporter.write_line(

@@ -9,7 +9,7 @@ import traceback
 
 import pytest
 
-from ipycap import Capsule, CapsuleImportError
+from ipycap import Capsule, CapsuleAttributeError, CapsuleImportError
 from ipycap.engine import capsule as capsule_module
 
 
@@ -317,3 +317,48 @@ def test_dataclass_with_string_annotations_works():
         "P(), [f.name for f in dataclasses.fields(P)]"
     )
     assert repr(result[0]) == "P(a=1, b=[])" and result[1] == ["a", "b"]
+
+
+def test_a_class_is_its_capsules_own_inside_its_init_subclass_and_set_name():
+    """Class-registry patterns: a capsule class is own while it is being made (issue 11)."""
+    src = (
+        "class Plugin:\n"
+        "    registry = {}\n"
+        "    def __init_subclass__(cls, /, name=None, **kw):\n"
+        "        super().__init_subclass__(**kw)\n"
+        "        Plugin.registry[name or cls.__name__] = cls\n"
+        "        cls.fields = sorted(k for k in vars(cls) if not k.startswith('_'))\n"
+        "class A(Plugin, name='a'):\n"
+        "    x = 1\n"
+        "class D:\n"
+        "    def __set_name__(self, owner, name):\n"
+        "        self.seen = (owner.__qualname__, name,\n"
+        "                     sorted(k for k in vars(owner) if not k.startswith('__')))\n"
+        "class B:\n"
+        "    d = D()\n"
+        "(sorted(Plugin.registry), A.fields, B.d.seen)"
+    )
+    assert Capsule().run(src) == (["a"], ["x"], ("B", "d", ["d"]))
+
+
+def test_a_class_being_built_never_makes_a_trusted_class_look_own():
+    """While a capsule class named like a trusted one is being made, the trusted class is
+    still not the capsule's (the capsule renamed its module to match)."""
+    src = (
+        "__name__ = 'collections'\n"
+        "class OrderedDict:\n"
+        "    class Meta(type):\n"
+        "        pass\n"
+        "    def __init_subclass__(cls):\n"
+        "        pass\n"
+        "import collections\n"
+        "class Probe:\n"
+        "    def __set_name__(self, owner, name):\n"
+        "        self.got = vars(collections.OrderedDict)\n"
+        "class OrderedDict:\n"
+        "    p = Probe()\n"
+    )
+    # Python 3.11 reports an error inside __set_name__ as a RuntimeError caused by it.
+    with pytest.raises(RuntimeError) as info:
+        Capsule().run(src)
+    assert isinstance(info.value.__cause__, CapsuleAttributeError)

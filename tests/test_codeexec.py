@@ -105,7 +105,11 @@ def test_exec_refuses_a_namespace_with_the_real_builtins():
     """A trusted module's globals (real builtins) is never a place to run capsule code."""
     import json
 
+    from ipycap.engine import auditor
+
     c = Capsule(namespace={"g": vars(json)})  # as if a raw module dict had leaked
-    with pytest.raises(CapsuleTypeError, match="belongs to code outside the capsule"):
-        c.run("exec('x = 1', g)")
+    with auditor.watching() as seen:  # (a deliberate leak: the auditor flags it)
+        with pytest.raises(CapsuleTypeError, match="belongs to code outside the capsule"):
+            c.run("exec('x = 1', g)")
+    assert seen
     assert "x" not in vars(json)

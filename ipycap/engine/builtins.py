@@ -96,7 +96,7 @@ def make_builtins(context) -> BuiltinsModule:
     return module
 
 
-def _build_class(func, name, *bases, **kwargs):
+def _build_class(func, name, /, *bases, **kwargs):
     for base in (*bases, kwargs.get("metaclass")):
         if type(base) in guard.PROXY_TYPES:
             raise CapsuleTypeError(
@@ -109,7 +109,10 @@ def _build_class(func, name, *bases, **kwargs):
     bases = tuple(_py.type if b is _type else b for b in bases)
     if kwargs.get("metaclass") is _type:
         kwargs["metaclass"] = _py.type
-    cls = _py.__build_class__(func, name, *bases, **kwargs)
+    qualname = func.__qualname__ if type(func) is types.FunctionType else name
+    module = func.__globals__.get("__name__") if type(func) is types.FunctionType else None
+    with guard.building(qualname, module):
+        cls = _py.__build_class__(func, name, *bases, **kwargs)
     if isinstance(cls, type):
         guard.OWN_TYPES.add(cls)
         guard_class_hooks(cls)

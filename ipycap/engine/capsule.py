@@ -10,6 +10,7 @@ IPython.
 from __future__ import annotations
 
 import ast
+import decimal
 import linecache
 import os
 import sys
@@ -159,6 +160,7 @@ class Capsule:
         self.context.builtins = self.builtins
         self.context.builtins_module = self.builtins_module
         self.object_caps: dict[str, Capability] = {}
+        self.decimal_context = decimal.Context()
         tripwire.register(self.context)
 
     # -- protected names ---------------------------------------------------------------------
@@ -233,7 +235,14 @@ class Capsule:
         ns["__builtins__"] = self.builtins_module
         tripwire.install()  # re-armed even if an extension unload left it inert
         runner = _RUNNER
-        return runner(body, tail, ns)
+        # The decimal context is per thread, shared with trusted code: the capsule gets its
+        # own (kept across its runs), and the caller's comes back afterwards (I3).
+        saved = decimal.getcontext()
+        decimal.setcontext(self.decimal_context)
+        try:
+            return runner(body, tail, ns)
+        finally:
+            decimal.setcontext(saved)
 
     def end(self) -> None:
         """End the cell: cell-scoped grants expire."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import string
 import sys
+import threading
 import types
 import weakref
 from collections import UserString
@@ -102,8 +103,53 @@ def is_own(value) -> bool:
     if tp is _MethodType:
         return is_own(value.__func__) and is_own(value.__self__)
     try:
-        return tp in OWN_TYPES or (isinstance(value, type) and value in OWN_TYPES)
+        if tp in OWN_TYPES:
+            return True
+        if isinstance(value, type):
+            return value in OWN_TYPES or _being_built(value)
+        return False
     except TypeError:
+        return False
+
+
+#: Classes a capsule's ``class`` statement is creating right now, innermost last, as
+#: (qualname, module): inside its own ``__init_subclass__`` and ``__set_name__`` a class is
+#: the capsule's before ``__build_class__`` returns it and it joins OWN_TYPES.
+_BUILDING = threading.local()
+
+
+def _being_built(cls) -> bool:
+    stack = getattr(_BUILDING, "stack", None)
+    if not stack:
+        return False
+    qualname = type.__dict__["__qualname__"].__get__(cls)
+    module = type.__dict__["__module__"].__get__(cls)
+    # Exact strings only, and only classes of the capsule's own module: a capsule that
+    # renamed its __name__ could otherwise make a trusted class look like the one it builds.
+    if type(qualname) is not str or type(module) is not str or module != "__capsule__":
+        return False
+    return any(type(q) is str and q == qualname for q, _ in stack)
+
+
+def building(qualname: str, module: str):
+    """Context manager: a capsule class statement for ``qualname`` in ``module`` is running."""
+    return _Building((qualname, module))
+
+
+class _Building:
+    __slots__ = ("entry",)
+
+    def __init__(self, entry):
+        self.entry = entry
+
+    def __enter__(self):
+        stack = getattr(_BUILDING, "stack", None)
+        if stack is None:
+            stack = _BUILDING.stack = []
+        stack.append(self.entry)
+
+    def __exit__(self, *exc):
+        _BUILDING.stack.pop()
         return False
 
 

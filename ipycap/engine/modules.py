@@ -5,11 +5,12 @@ capsule-safe stand-ins for ``sys`` and ``IPython.display``."""
 from __future__ import annotations
 
 import copyreg
+import random
 import reprlib
 import sys
 import types
 
-from . import guard, tripwire
+from . import guard, rules, tripwire
 from .errors import CapsuleAttributeError, CapsuleImportError, CapsuleTypeError
 
 _HEAPTYPE = 1 << 9
@@ -192,10 +193,15 @@ class BuiltinsModule(types.ModuleType):
 
     def __getattribute__(self, name):
         name = guard.exact_name(name)
-        # '__import__': C code imports through the current globals' builtins with a plain
-        # attribute read (PyImport_Import); it is the capsule's own checked __import__, and
-        # capsule code itself meets the guard for any dunder.
-        if name[:1] == "_" and name != "__import__":
+        if name == "__import__":
+            # C code imports through the current globals' builtins with a plain attribute
+            # read (PyImport_Import): the capsule's own checked __import__.
+            return dict.__getitem__(_module_dict(self), name)
+        if rules.is_dunder(name) and name != "__dict__":
+            # The class's own dunders (__class__, __repr__, ...) for trusted code that asks;
+            # capsule code meets the guard for every dunder (it gives __name__ only).
+            return object.__getattribute__(self, name)
+        if name[:1] == "_":
             raise CapsuleAttributeError(
                 f"{name!r} of the capsule's builtins is the engine's own", "builtins", None
             )
@@ -400,3 +406,12 @@ MODULE_OVERRIDES = {
     ("reprlib", "aRepr"): _CAPSULE_REPR,
     ("reprlib", "repr"): _CAPSULE_REPR.repr,
 }
+
+# random's module functions are methods of one Random instance that trusted code draws from
+# too: random.seed(0) in a capsule would fix the notebook's numbers, random.getstate() would
+# reveal them.  Capsules draw from their own generator (I3: shared state, per capsule).
+_CAPSULE_RANDOM = random.Random()
+for _name in random.__all__:
+    _fn = getattr(random, _name, None)
+    if type(_fn) is types.MethodType and _fn.__self__ is getattr(random, "_inst", None):
+        MODULE_OVERRIDES[("random", _name)] = getattr(_CAPSULE_RANDOM, _name)

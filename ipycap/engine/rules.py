@@ -136,3 +136,32 @@ def classify(name: str) -> str | None:
     if name in PROTOCOL or name in DESCRIPTIVE:
         return "allow"
     return None
+
+
+#: The audited list of I2 (DESIGN.md): besides plain data, the capsule's own objects, proxies
+#: and the standard library (frozen classes, the functions module views hand out, objects a
+#: standard-library constructor made for the capsule), the modules whose functions, classes
+#: and objects capsule code may hold.  Everything else of ipycap (the tripwire's helpers, the
+#: registry, the context, the hosts) never enters a capsule frame.
+AUDITED_MODULES = frozenset(
+    {
+        # what standard-library code generation makes for a capsule (namedtuple, Enum(...))
+        "__capsule__",
+        # the capsule's builtins, guarded stand-ins, views, printers and refusals
+        "ipycap.engine.builtins",
+        "ipycap.engine.codeexec",
+        "ipycap.engine.errors",
+        "ipycap.engine.guard",
+        "ipycap.engine.hooks",
+        "ipycap.engine.membrane.authority",
+        "ipycap.engine.membrane.crossing",
+        "ipycap.engine.modules",
+        "ipycap.engine.output",
+        "ipycap.engine.stdlib_guards",
+        "ipycap.engine._speedups",
+        # the classes the capsule's IPython.display view hands out (HTML, Markdown, ...)
+        "IPython.core.display",
+        "IPython.core.display_functions",
+        "IPython.lib.display",
+    }
+)

@@ -130,6 +130,7 @@ def watching_opens(c: Canaries):
 # -- the programs --------------------------------------------------------------------------
 PRELUDE = """
 import operator, string, json, sys, re, functools, copy, random, typing, collections, pprint
+import collections.abc
 SECRET = {secret!r}
 LINK = {granted!r} + '/link'
 DIRLINK = {granted!r} + '/dirlink'
@@ -173,6 +174,33 @@ exc_import = caught(import_os)
 exc_key = caught(lambda: data['nope'])
 exc_own = caught(raise_own)
 exc_stop = caught(lambda: next(iter(())))
+class ReduceTo:  # a trampoline: copy calls the callable back from its own frame
+    def __init__(self, f):
+        self.f = f
+    def __reduce_ex__(self, protocol):
+        return (self.f, ())
+class ReprBy:  # a trampoline: trusted code's repr() calls the callable back
+    def __init__(self, f):
+        self.f = f
+    def __repr__(self):
+        return str(self.f())
+captured = []
+class Hooked(collections.abc.Sequence):  # trusted isinstance on an ABC calls the hook
+    @classmethod
+    def __subclasshook__(cls, C):
+        captured.append(C)
+        return NotImplemented
+    def __getitem__(self, i):
+        return i
+    def __len__(self):
+        return 0
+class Seen:
+    def __lt__(self, other):
+        captured.append(other)
+        return True
+    __gt__ = __eq__ = __lt__
+    __hash__ = object.__hash__
+collections.abc.Sequence.register(ReprBy)
 result = None
 error = None
 """
@@ -200,6 +228,13 @@ ROOTS = [
     "collections", "pprint", "sys.stdout", "string.Formatter()",
     # files and paths
     "opened", "SECRET", "LINK", "DIRLINK", "GRANTED", "FD", "open(GRANTED + '/ok.txt')",
+    # the seam: reachable dicts, frame-relative builtins behind trampolines, hooks, values
+    "globals()", "globals()['__builtins__']", "locals()", "captured", "Hooked", "Seen()",
+    "functools.partial(eval, 'SECRET')", "functools.partial(exec, 'x = 1')",
+    "functools.partial(globals)", "functools.partial(locals)", "functools.partial(vars)",
+    "functools.partial(eval, 'open(SECRET).read()', None)", "slice(Seen())",
+    "slice(own, Seen())", "collections.defaultdict(functools.partial(globals))",
+    "display", "(lambda: vault.kind())",
 ]  # fmt: skip
 
 # ``sorted_by`` and ``combine`` are left out on purpose: the Vault's own code hands the raw
@@ -232,7 +267,15 @@ ARGS = [
 ]  # fmt: skip
 
 WRAPPERS = ["vars", "dir", "type", "iter", "next", "repr", "list", "open", "dict", "sorted",
-            "str", "bytes", "copy.copy", "json.dumps", "pprint.pformat"]  # fmt: skip
+            "str", "bytes", "copy.copy", "json.dumps", "pprint.pformat",
+            # trampolines: trusted code calling the value back from its own frame
+            "(lambda f: copy.copy(ReduceTo(f)))", "(lambda f: vault.describe(ReprBy(f)))",
+            "(lambda f: string.Template('$x').substitute(collections.defaultdict(f)))",
+            "(lambda f: json.loads('{\"a\": 1}', object_hook=f))",
+            "(lambda x: vault.starts_before(x))",
+            "(lambda x: vault.check(x))", "(lambda x: vault.contains([x]))",
+            "(lambda x: isinstance(vault, collections.abc.Sequence) and x)",
+            "display", "(lambda x: display([x, vault]))"]  # fmt: skip
 
 _names = st.sampled_from(NAMES)
 _accessors = st.one_of(
@@ -308,6 +351,7 @@ class Outcome:
     warned: list = field(default_factory=list)  # warning messages
     opened: list = field(default_factory=list)  # opens of the secret the tripwire let through
     vault: Vault | None = None
+    captured: list = field(default_factory=list)  # what trusted code handed capsule hooks
 
 
 def run_program(expr: str, c: Canaries | None = None) -> Outcome:
@@ -349,6 +393,8 @@ def _observe(execute, ns: dict, c: Canaries, vault: Vault) -> Outcome:
             out.value = ns.get("result")
         finally:
             out.caught = ns.get("error")
+            captured = ns.get("captured")
+            out.captured = list(captured) if type(captured) is list else []
             _tidy(ns)
     out.output = buf.getvalue()
     out.warned = [str(w.message) for w in warned]
@@ -384,6 +430,8 @@ def forbidden(value, c: Canaries, vault: Vault | None, depth: int = 0) -> str | 
         return None
     if vault is not None and (value is vault or value is vars(vault)):
         return "the raw protected object"
+    if value is Vault:
+        return "the raw class of the protected object (its methods can be replaced)"
     if type(value) is Proxy:  # a proxy is fine unless it stands for something never granted
         why = _never_granted(target_of(value))
         return f"a proxy of {why}" if why else None
@@ -483,5 +531,9 @@ def reached(out: Outcome, c: Canaries | None = None) -> str | None:
                 why = why and f"{why} in a formatted traceback"
         if why:
             return f"{label} an exception with {why}"
+    for value in out.captured:
+        why = forbidden(value, c, out.vault)
+        if why:
+            return f"handed a capsule hook {why}"
     why = _leaks(out.output, c) or _leaks("\n".join(out.warned), c)
     return f"printed {why}" if why else None

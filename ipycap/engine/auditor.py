@@ -1,0 +1,246 @@
+"""The boundary auditor: a test mode that checks invariant I2 at every Python-level crossing.
+
+Switched on by the environment (``IPYCAP_AUDIT=1``; ``IPYCAP_AUDIT_LOG=path`` appends each
+violation as a line there, which is how kernels started by the tests report back), it
+installs a profile function (``sys.setprofile``, on every thread) that watches
+
+* calls into a capsule frame from a frame that is not the same capsule's: every argument
+  (the frame's locals at entry) must be a value capsule code may hold;
+* returns from a non-capsule frame into a capsule frame: the returned value likewise.
+
+"May hold" is :func:`verdict`: plain immutable data (fields of value types included), the
+capsule's own objects and classes, proxies and ipycap's stand-ins, builtin and
+standard-library classes (frozen when shared), standard-library functions and objects (what
+module views hand out, what a standard-library constructor made for the capsule), objects of
+a library the capsule may import, and builtin containers of those.  Never: modules, module
+and class ``__dict__``s, module-level containers, frames, tracebacks and code, the engine's
+context/registry/policy, IPython's and Jupyter's Configurables, classes and functions of
+anything else.
+
+Blind spots, by construction (SECURITY.md repeats them): results of C functions and native
+attribute and subscript loads raise no profile event, so a raw object produced by C code
+(``getattr`` in C, ``dict.__getitem__``, an iterator's ``__next__``) is seen only when it is
+later passed into or returned through a Python-level crossing.  The auditor costs several
+times plain speed, so it runs as its own pass of the suite.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import types
+
+from . import guard, rules, tripwire
+from .membrane import is_plain
+
+ENV = "IPYCAP_AUDIT"
+LOG_ENV = "IPYCAP_AUDIT_LOG"
+_MARK = guard.CAPSULE_MARK
+_STDLIB = frozenset(sys.stdlib_module_names)
+_HEAPTYPE = 1 << 9
+_type_module = type.__dict__["__module__"].__get__
+_type_flags = type.__dict__["__flags__"].__get__
+
+#: What the auditor saw: (where, verdict) pairs, newest last.
+violations: list[tuple[str, str]] = []
+_state = threading.local()
+_forbidden_types: tuple = ()
+_module_ids: dict = {"count": -1, "ids": frozenset()}
+
+
+def _module_containers() -> frozenset:
+    """ids of every module's ``__dict__`` and of the containers stored in them."""
+    modules = list(sys.modules.values())
+    if len(modules) == _module_ids["count"]:
+        return _module_ids["ids"]
+    ids = set()
+    for m in modules:
+        if getattr(m, "__name__", None) == "__capsule__":
+            continue  # the empty stand-in module of capsule classes (capsule.py)
+        d = getattr(m, "__dict__", None)
+        if type(d) is not dict:
+            continue
+        ids.add(id(d))
+        for v in list(d.values()):
+            if type(v) in (dict, list, set):
+                ids.add(id(v))
+    _module_ids.update(count=len(modules), ids=frozenset(ids))
+    return _module_ids["ids"]
+
+
+def _top(module) -> str:
+    return module.partition(".")[0] if type(module) is str else ""
+
+
+def _may_import_somewhere(top: str) -> bool:
+    return any(ctx.may_import(top) for ctx in list(tripwire._LIVE))
+
+
+def _audited(module) -> bool:
+    """Whether things defined in ``module`` may be held by capsule code (rules.py)."""
+    if type(module) is not str:
+        return False
+    top = module.partition(".")[0]
+    if top in _STDLIB or top == "builtins" or module in rules.AUDITED_MODULES:
+        return True
+    return top != "ipycap" and _may_import_somewhere(top)
+
+
+def verdict(value, depth: int = 0) -> str | None:
+    """None when capsule code may hold ``value`` (I2), else why not.
+
+    Decided statically, as the kernel's inspector decides: types by identity and their C
+    slots only, so no capsule ``__class__``, ``__hash__`` or ``__eq__`` runs here."""
+    if depth > 8:
+        return None
+    tp = type(value)
+    if tp in guard.PROXY_TYPES or is_plain(value):
+        return None
+    if issubclass(tp, _forbidden_types):
+        return f"{tp.__name__} (the engine's or IPython's machinery)"
+    if tp is types.ModuleType:
+        return f"the raw module {value.__name__!r}"
+    if tp in (types.FrameType, types.TracebackType, types.CodeType):
+        return f"a {tp.__name__}"
+    if tp is types.MappingProxyType:
+        return None  # globals() of the capsule; class dicts only reach own classes
+    if tp in (dict, list, set, frozenset, tuple, slice):
+        if id(value) in _module_containers():
+            return f"a module-level {tp.__name__}"
+        if tp is dict:
+            items = [x for kv in list(dict.items(value))[:200] for x in kv]
+        elif tp is slice:
+            items = [value.start, value.stop, value.step]
+        else:
+            items = list(tp.__iter__(value))[:200]
+        for v in items:
+            why = verdict(v, depth + 1)
+            if why is not None:
+                return f"{tp.__name__} holding {why}"
+        return None
+    if guard.is_own_static(value):
+        return None
+    if issubclass(tp, type):
+        if not (_type_flags(value) & _HEAPTYPE) or _audited(_type_module(value)):
+            return None
+        return f"the raw class {value.__qualname__} of {_type_module(value)!r}"
+    if tp is types.MethodType:
+        why = verdict(value.__self__, depth + 1)
+        return None if why is None else f"a method bound to {why}"
+    if tp is types.FunctionType:
+        if _audited(value.__module__):
+            return None
+        return f"the function {value.__qualname__} of {value.__module__!r}"
+    if tp is types.BuiltinFunctionType:
+        owner = value.__self__
+        if owner is None or type(owner) is types.ModuleType:
+            return None  # module-level C functions; what they give back is checked later
+        return verdict(owner, depth + 1)
+    if _audited(_type_module(tp)):
+        return None
+    return f"a raw {_type_module(tp)}.{tp.__qualname__} object"
+
+
+def _is_capsule(frame) -> bool:
+    return frame is not None and _MARK in frame.f_builtins
+
+
+def _where(frame) -> str:
+    code = frame.f_code
+    return f"{code.co_filename}:{frame.f_lineno} {code.co_name}"
+
+
+def _profile(frame, event, arg):
+    try:
+        _watch(frame, event, arg)
+    except Exception:  # noqa: BLE001 - e.g. at interpreter shutdown, globals already gone
+        pass
+
+
+def _watch(frame, event, arg):
+    if event == "call":
+        if not _is_capsule(frame):
+            return
+        back = frame.f_back
+        if _is_capsule(back) and back.f_builtins is frame.f_builtins:
+            return
+        _check(frame, None, frame)
+    elif event == "return":
+        if _is_capsule(frame) or not _is_capsule(frame.f_back):
+            return
+        _check(frame, arg, frame.f_back)
+
+
+def _check(frame, returned, into) -> None:
+    """Check one crossing, as a tripwire helper: the tripwire's own busy flag keeps this
+    reading of frames and values from counting as capsule code's."""
+    tw_state = tripwire._state
+    if getattr(_state, "busy", False) or getattr(tw_state, "busy", False):
+        return
+    _state.busy = tw_state.busy = True
+    try:
+        if into is frame:
+            for name, value in list(frame.f_locals.items()):
+                why = verdict(value)
+                if why is not None:
+                    _report(f"argument {name!r} into {_where(frame)}", why)
+        else:
+            why = verdict(returned)
+            if why is not None:
+                _report(f"return from {_where(frame)} into {_where(into)}", why)
+    except Exception as e:  # noqa: BLE001 - the auditor must never change the program
+        _report(f"auditor error at {_where(into)}", repr(e))
+    finally:
+        _state.busy = tw_state.busy = False
+
+
+def _report(where: str, why: str) -> None:
+    violations.append((where, why))
+    path = os.environ.get(LOG_ENV)
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(f"{where}: {why}\n")
+
+
+def install() -> None:
+    """Start auditing (test mode; every thread started from now on too)."""
+    global _forbidden_types
+    from traitlets.config import Configurable
+
+    from .capsule import Capsule
+    from .context import CapsuleContext
+    from .registry import Capability, Registry
+
+    _forbidden_types = (Configurable, CapsuleContext, Registry, Capability, Capsule)
+    sys.setprofile(_profile)
+    threading.setprofile(_profile)
+
+
+class watching:
+    """``with auditor.watching() as seen:`` audits a block (tests of the auditor itself);
+    ``seen`` is the list of violations found inside it."""
+
+    def __enter__(self):
+        self.log = os.environ.pop(LOG_ENV, None)  # deliberate violations are not the run's
+        self.previous = sys.getprofile()
+        self.start = len(violations)
+        install()
+        self.seen: list = []
+        return self.seen
+
+    def __exit__(self, *exc):
+        sys.setprofile(self.previous)
+        threading.setprofile(self.previous)
+        self.seen.extend(violations[self.start :])
+        del violations[self.start :]
+        if self.log is not None:
+            os.environ[LOG_ENV] = self.log
+        return False
+
+
+def enabled() -> bool:
+    return os.environ.get(ENV, "") not in ("", "0")
+
+
+__all__ = ["install", "enabled", "verdict", "violations", "watching"]

@@ -1,0 +1,66 @@
+"""The boundary auditor itself: it sees raw trusted objects crossing into capsule frames at
+Python-level calls and returns, and it lets through what capsule code may hold (I2)."""
+
+from __future__ import annotations
+
+import json
+
+from ipycap import Capsule
+from ipycap.engine import auditor
+
+
+class Secret:
+    def __init__(self):
+        self._token = "t"
+
+
+def test_trusted_code_calling_capsule_code_with_a_raw_object_is_seen():
+    f = Capsule().run("def f(a):\n    return a\nf")
+    with auditor.watching() as seen:
+        f(Secret())
+    assert seen and "raw" in seen[0][1] and "Secret" in seen[0][1]
+
+
+def test_a_raw_module_returned_into_a_capsule_frame_is_seen():
+    def leak():
+        return json
+
+    c = Capsule(namespace={"leak": leak})  # as if a trusted helper handed out a module
+    with auditor.watching() as seen:
+        c.run("leak()")
+    assert any("raw module 'json'" in why for _, why in seen)
+
+
+def test_module_globals_are_seen_even_inside_containers():
+    def leak():
+        return [1, {"g": vars(json)}]
+
+    c = Capsule(namespace={"leak": leak})
+    with auditor.watching() as seen:
+        c.run("leak()")
+    assert any("module-level dict" in why for _, why in seen)
+
+
+def test_what_capsule_code_may_hold_passes_unseen():
+    c = Capsule(protected={"s": Secret(), "data": {"a": [1, 2]}}, grants=[("import", "csv")])
+    with auditor.watching() as seen:
+        c.run(
+            "import json, copy, collections, csv\n"
+            "class A:\n    def __init__(self, x):\n        self.x = x\n"
+            "a = copy.deepcopy(A([1, (2, 3)]))\n"
+            "json.loads('{\"k\": [1]}', object_hook=lambda d: d)\n"
+            "collections.Counter('abc').most_common(1)\n"
+            "sorted([A(2), A(1)], key=lambda o: o.x)\n"
+            "(s, data['a'], len(data), type(s), slice(1, 2))"
+        )
+    assert seen == []
+
+
+def test_verdicts_name_what_is_wrong():
+    import sys
+
+    assert auditor.verdict(1) is None
+    assert auditor.verdict((1, "a", slice(None, 2))) is None
+    assert "raw module" in auditor.verdict(sys)
+    assert "frame" in auditor.verdict(sys._getframe()).lower()
+    assert "Secret" in auditor.verdict(Secret)
