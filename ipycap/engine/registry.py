@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 
-from .errors import PolicyError
+from .errors import CapsulePolicyError
 from .policy import CapsulePolicy
 from .tripwire import trusted_append
 
@@ -110,7 +110,7 @@ class Registry:
         granted_by: str = "config",
         note: str = "",
     ) -> Capability:
-        """Grant one capability within the policy's ceiling, or raise ``PolicyError``."""
+        """Grant one capability within the policy's ceiling, or raise ``CapsulePolicyError``."""
         if kind not in KINDS:
             raise ValueError(f"unknown capability kind {kind!r}; expected one of {KINDS}")
         if scope not in SCOPES:
@@ -137,7 +137,7 @@ class Registry:
         trait = "readable_paths" if kind == "read" else "writable_paths"
         ceiling = self.policy.ceiling(kind)
         if not any(_under(resolved, root) for root in ceiling):
-            err = PolicyError(
+            err = CapsulePolicyError(
                 f"{kind} access to {resolved} is outside the policy's ceiling",
                 "policy",
                 f"add a folder containing it to c.CapsulePolicy.{trait} "
@@ -169,7 +169,7 @@ class Registry:
         return resolved
 
     def _refuse_path(self, kind: str, resolved: str, reason: str):
-        err = PolicyError(
+        err = CapsulePolicyError(
             f"{kind} access to {resolved} is never grantable: {reason}", "policy", None
         )
         self.refuse(err, kind=kind, target=resolved)
@@ -178,7 +178,7 @@ class Registry:
     def check_import_grant(self, module: str) -> None:
         tier = self.policy.import_tier(module)
         if tier == "denied":
-            err = PolicyError(
+            err = CapsulePolicyError(
                 f"import of {module!r} is never grantable: it is in "
                 "c.CapsulePolicy.denied_imports (it carries ambient authority)",
                 "policy",

@@ -26,16 +26,17 @@ from IPython.core.magic import (
     no_var_expand,
     output_can_be_silenced,
 )
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..engine import tripwire
 from ..engine.capsule import Capsule, error_for_host
-from ..engine.errors import CapabilityError, PolicyError
+from ..engine.errors import CapabilityError, CapsulePolicyError, one_line
 from ..engine.membrane import VALUES as _VALUE_TYPES
 from ..engine.membrane import Proxy, export
 from ..engine.policy import CapsulePolicy
 from ..engine.registry import KINDS, Registry
 from .display import EventLogView, OutputFilter, PolicyView, RegistryView
+from .usage import parse_magic_line
 
 #: IPython's own state: never offered to a capsule, whatever the user namespace holds.
 IPYTHON_NAMES = frozenset(
@@ -50,14 +51,6 @@ _FLAG_KINDS = (
 )
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _EXTENSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-class _GrantRefused(PolicyError, UsageError):
-    """A refused '%capsule grant': IPython prints UsageErrors without ipycap's frames."""
-
-
-# Users meet it as the PolicyError it is.
-_GrantRefused.__name__ = _GrantRefused.__qualname__ = "PolicyError"
 
 
 class UserNamespaceView(Mapping):
@@ -245,7 +238,7 @@ class CapsuleMagics(Magics):
         """
         __tracebackhide__ = True
         ext = self.extension
-        args = parse_argstring(self.capsule_cell, line)
+        args = parse_magic_line(self.capsule_cell, line)
         ext.output_filter.ensure_installed()
         registry = ext.registry
         writable, hidden, exports = _split(args.writable), _split(args.hide), _split(args.export)
@@ -301,10 +294,14 @@ class CapsuleMagics(Magics):
         if err is not None:
             if exports or writes:
                 err.add_note(_failure_note(exports, writes, registry))
-            # Shown from the capsule's frames only (IPython calls _render_traceback_).
-            err._render_traceback_ = functools.partial(
-                _render_traceback, self.shell, type(err), err, err.__traceback__
-            )
+            # Shown from the capsule's frames only (IPython calls _render_traceback_); a
+            # refusal with none (a flag beyond the ceiling) is one line, no banner.
+            if err.__traceback__ is None and isinstance(err, CapabilityError):
+                one_line(err)
+            else:
+                err._render_traceback_ = functools.partial(
+                    _render_traceback, self.shell, type(err), err, err.__traceback__
+                )
             ext.last_error = err
             raise err
         self.shell.user_ns.update(bound)
@@ -324,8 +321,10 @@ class CapsuleMagics(Magics):
                                 kind, target, scope="cell", granted_by=f"%%capsule {flag}"
                             )
                         )
-                    except PolicyError as e:
-                        raise PolicyError(f"{flag} {target}: {e.what}", e.layer, e.how) from None
+                    except CapsulePolicyError as e:
+                        raise CapsulePolicyError(
+                            f"{flag} {target}: {e.what}", e.layer, e.how
+                        ) from None
         except BaseException:
             registry.end_cell(caps)
             raise
@@ -355,7 +354,7 @@ class CapsuleMagics(Magics):
         """
         if tripwire.capsule_on_stack():  # never reachable from a capsule; refuse if it were
             raise CapabilityError("%capsule from capsule code", "magics", None)
-        args = parse_argstring(self.capsule_line, line)
+        args = parse_magic_line(self.capsule_line, line)
         ext, words = self.extension, args.words
         command = getattr(self, f"_command_{args.command}")
         return command(ext, words)
@@ -382,9 +381,9 @@ class CapsuleMagics(Magics):
             raise UsageError(f"%capsule grant: unknown kind {kind!r}; expected one of {KINDS}")
         try:
             cap = ext.registry.grant(kind, target, scope="session", granted_by="%capsule grant")
-        except PolicyError as err:
-            # Still a PolicyError, shown like a UsageError: the message is the whole story.
-            raise _GrantRefused(err.what, err.layer, err.how, err.hint) from None
+        except CapsulePolicyError as err:
+            # The message is the whole story: one line, none of ipycap's frames.
+            raise one_line(CapsulePolicyError(err.what, err.layer, err.how, err.hint)) from None
         print(f"granted {cap.id}: {cap.kind} {cap.target} (session)")
         return None
 

@@ -27,7 +27,7 @@ from traitlets import Instance, List, Type, Unicode
 from traitlets.config import Configurable
 
 from ..engine.capsule import Capsule
-from ..engine.errors import CapabilityError, CapsulePermissionError, PolicyError
+from ..engine.errors import CapabilityError, CapsulePermissionError, CapsulePolicyError
 from ..engine.policy import CapsulePolicy
 from ..engine.registry import Registry
 from ..engine.tripwire import contexts_on_stack
@@ -45,7 +45,7 @@ class _FrozenList(list):
     """A policy list after start: reading works, changing it in place does not."""
 
     def _refuse(self, *args, **kwargs):
-        raise PolicyError(
+        raise CapsulePolicyError(
             "the capsule kernel's policy is fixed at start", "kernel", "change the configuration"
         )
 
@@ -70,7 +70,7 @@ class FrozenPolicy(CapsulePolicy):
         return self.__dict__.get("_ipycap_frozen", False)
 
     def _refuse(self, name):
-        raise PolicyError(
+        raise CapsulePolicyError(
             f"changing CapsulePolicy.{name} in a running capsule kernel",
             "kernel",
             "the policy is fixed at start: change ipython_kernel_config.py or the kernelspec "
@@ -110,7 +110,7 @@ def make_policy(parent: Configurable) -> FrozenPolicy:
 def parse_grant(spec: str) -> tuple[str, str]:
     kind, sep, target = spec.partition(":")
     if not sep or kind not in ("read", "write", "import", "input", "comm", "object"):
-        raise PolicyError(
+        raise CapsulePolicyError(
             f"CapsuleKernel.grants entry {spec!r} is not 'kind:target'",
             "kernel",
             "write e.g. 'read:data/', 'write:out/', 'import:numpy' or 'input:'",

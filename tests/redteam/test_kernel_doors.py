@@ -750,7 +750,7 @@ def test_frozen_policy_refuses_every_trait_door(name):
     """The doors traitlets offers to change a policy: each changes a plain CapsulePolicy and
     none changes the capsule kernel's frozen one (no cell can reach the object at all; this
     holds the line against trusted code too)."""
-    from ipycap.engine.errors import PolicyError
+    from ipycap.engine.errors import CapsulePolicyError
     from ipycap.engine.policy import CapsulePolicy
     from ipycap.kernel.kernel import FrozenPolicy
 
@@ -760,7 +760,7 @@ def test_frozen_policy_refuses_every_trait_door(name):
     assert "/" in plain.readable_paths
     frozen = FrozenPolicy(readable_paths=["/srv"])
     frozen.freeze()
-    with pytest.raises(PolicyError):
+    with pytest.raises(CapsulePolicyError):
         change(frozen)
     assert list(frozen.readable_paths) == ["/srv"] and frozen.frozen
 
