@@ -11,13 +11,14 @@ tracebacks that show the capsule's lines and none of ipycap's, and the registry 
 
 from __future__ import annotations
 
+import builtins
 import functools
 import os
 import sys
 import weakref
 from collections.abc import Iterator, Mapping
 
-from IPython.core.error import UsageError
+from IPython.core.error import StdinNotImplementedError, UsageError
 from IPython.core.magic import (
     Magics,
     cell_magic,
@@ -51,6 +52,14 @@ _FLAG_KINDS = (
 )
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _EXTENSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_BUILTIN_INPUT = builtins.input
+
+
+def _isatty(stream) -> bool:
+    try:
+        return stream is not None and stream.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
 
 
 class UserNamespaceView(Mapping):
@@ -105,6 +114,7 @@ class CapsuleExtension:
         shell.events.register("pre_run_cell", self._pre_run_cell)
         shell.events.register("post_run_cell", self._post_run_cell)
         self.policy.observe(self._policy_changed)
+        self.registry.approver = self._approve
         self.output_filter.ensure_installed()
         shell.showsyntaxerror = self._make_showsyntaxerror(shell.showsyntaxerror)
         tripwire.install()
@@ -161,6 +171,21 @@ class CapsuleExtension:
             target=change["name"],
             detail=f"{change['old']!r} -> {change['new']!r}",
         )
+        # A narrowed ceiling ends the grants it no longer covers (and their proxies).
+        for cap in self.registry.revoke_beyond_ceiling():
+            print(f"revoked {cap.id}: {cap.kind} {cap.target} (outside the new policy)")
+
+    def _approve(self, prompt: str) -> str | None:
+        """The registry's approver: ask the human through the shell's own input (the
+        terminal, or the notebook's stdin when the kernel allows it); None if nobody can be
+        asked (no terminal, or the frontend sends no stdin)."""
+        reader = builtins.input
+        if reader is _BUILTIN_INPUT and not _isatty(sys.stdin):
+            return None  # a script or a pipe: nobody to answer
+        try:
+            return reader(prompt)
+        except (EOFError, OSError, StdinNotImplementedError):
+            return None
 
     def callback_cap(self):
         """The capability that wraps what trusted code passes into exported capsule objects."""

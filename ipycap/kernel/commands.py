@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import argument, magic_arguments
 
+from ..engine.approval import APPROVAL_PREFIX, parse_answer
 from ..engine.errors import (
     CapsulePermissionError,
     CapsulePolicyError,
@@ -205,9 +206,9 @@ class CapsuleCommands:
                 f"run the cell from a frontend with stdin, or add c.CapsuleKernel.grants = "
                 f"[{kind + ':' + target!r}] to the kernel's configuration",
             )
-        question = f"Cell [{count}] asks for {what}. Allow? [y/N] "
+        question = f"{APPROVAL_PREFIX}Cell [{count}] asks for {what} (this session). Allow? [y/N] "
         answer = kernel.trusted_raw_input(question)
-        if answer.strip().lower() not in ("y", "yes"):
+        if parse_answer(answer) is None:
             raise CapsuleRequestRefused(
                 f"request for {what}: the human answered {answer.strip()[:20]!r}",
                 "kernel",

@@ -26,6 +26,7 @@ from ipykernel.ipkernel import IPythonKernel
 from traitlets import Instance, List, Type, Unicode
 from traitlets.config import Configurable
 
+from ..engine.approval import capsule_prompt
 from ..engine.capsule import Capsule
 from ..engine.errors import CapabilityError, CapsulePermissionError, CapsulePolicyError
 from ..engine.policy import CapsulePolicy
@@ -118,15 +119,21 @@ def parse_grant(spec: str) -> tuple[str, str]:
     return kind, target
 
 
-def kernel_grant_hint(kind: str, target: str) -> str | None:
-    """How a capsule-kernel cell asks for a grant (the extension's flags do not exist here).
+def kernel_grant_hint(kind: str, target: str, can_ask: bool = True) -> str | None:
+    """How a capsule-kernel cell asks for a grant (the extension's flags do not exist here);
+    ``can_ask``: whether a human can answer a prompt now (stdin, prompting on).
 
     None where this kernel offers no way: protected objects are read-only and a revocation
     is final (cells can only narrow their authority)."""
     if kind in ("writable", "object"):
         return None
-    if kind in ("read", "write", "import"):
+    if kind in ("read", "write", "import") and can_ask:
         return f"%capsule request {kind} {target} (the human is asked to approve)"
+    if kind in ("read", "write", "import"):
+        return (
+            f"c.CapsuleKernel.grants = ['{kind}:{target}'] in the kernel's configuration, "
+            "or run the cell from a frontend that answers prompts"
+        )
     if kind == "input":
         return "c.CapsulePolicy.allow_input = True in the kernel's configuration"
     return f"c.CapsuleKernel.grants = ['{kind}:{target}'] in the kernel's configuration"
@@ -181,7 +188,9 @@ class CapsuleKernel(IPythonKernel):
             scope="session",
             label="kernel",
         )
-        self.capsule.context.how_to_grant = kernel_grant_hint
+        self.capsule.context.how_to_grant = self._grant_hint
+        # Grants asked for at the moment of access go to the frontend's stdin channel.
+        self.registry.approver = self._approve
         self.interrupts = InterruptGuard()
         if sys.platform != "win32":
             try:
@@ -327,7 +336,9 @@ class CapsuleKernel(IPythonKernel):
         }
 
     # -- stdin -------------------------------------------------------------------------------------
-    def _check_input(self, what: str) -> None:
+    def _check_input(self, what: str) -> bool:
+        """Refuse ``what`` for capsule code without the input grant; True if capsule code
+        is asking (its prompt then gets the capsule prefix)."""
         contexts = contexts_on_stack(sys._getframe(2))
         if contexts and not all(ctx.may_input() for ctx in contexts):
             err = CapsulePermissionError(
@@ -338,18 +349,32 @@ class CapsuleKernel(IPythonKernel):
             for ctx in contexts:
                 ctx.record_refusal(err)
             raise err
+        return bool(contexts)
 
     def raw_input(self, prompt=""):
-        self._check_input("input()")
+        if self._check_input("input()"):
+            prompt = capsule_prompt(prompt)  # never mistaken for the kernel's own questions
         return super().raw_input(prompt)
 
     def getpass(self, prompt="", stream=None, **kwargs):
-        self._check_input("getpass()")
+        if self._check_input("getpass()"):
+            prompt = capsule_prompt(prompt)
         return super().getpass(prompt, stream, **kwargs)
 
     def trusted_raw_input(self, prompt: str) -> str:
         """The kernel's own prompt (``%capsule request``), never called by capsule code."""
         return super().raw_input(prompt)
+
+    def _approve(self, prompt: str) -> str | None:
+        """The registry's approver: the engine's question to the frontend's human, or None
+        when this request's frontend cannot answer (no stdin)."""
+        if not getattr(self, "_allow_stdin", False):
+            return None
+        return super().raw_input(prompt)
+
+    def _grant_hint(self, kind: str, target: str) -> str | None:
+        can_ask = bool(getattr(self, "_allow_stdin", False)) and self.policy.prompt
+        return kernel_grant_hint(kind, target, can_ask)
 
     def _process_children(self):
         """Child processes to end at shutdown; a confined kernel may not list /proc (and
