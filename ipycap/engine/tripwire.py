@@ -557,9 +557,11 @@ def trusted_open(path: str, mode: str, buffering, encoding, errors, newline, ver
     return open(fd, mode, buffering, encoding, errors, newline, closefd=True)
 
 
-def trusted_compile(tree, filename: str, mode: str):
+def trusted_compile(tree, filename: str, mode: str, flags: int = 0):
     """Compile a tree the gate produced (an AST compile carries no filename in its event)."""
-    return compile(tree, filename, mode, dont_inherit=True)
+    return compile(
+        tree, filename, mode, flags=flags & ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True
+    )
 
 
 def trusted_append(path: str, text: str) -> None:
