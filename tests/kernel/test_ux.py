@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import WORKDIR, execute, value_of
+from .conftest import execute
 
 
 @pytest.fixture(scope="module")
