@@ -25,6 +25,7 @@ import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 
+from ipycap.engine.approval import APPROVAL_PREFIX, import_question
 from tests.kernel.conftest import execute, value_of
 
 pytestmark = pytest.mark.kernel
@@ -596,8 +597,13 @@ PHISHING = {
 
 @pytest.mark.parametrize("name", sorted(PHISHING))
 def test_capsule_cannot_ask_for_a_password(capsule, stock, name):
-    reply, outputs, prompts = execute(capsule, PHISHING[name], stdin_answer="hunter2")
-    assert prompts == [] and "hunter2" not in json.dumps([reply, outputs])
+    # The only prompt is the kernel's own question for the import of getpass (asked at the
+    # moment of access); approving it still gives the capsule no password prompt.
+    approvals = [] if name != "getpass" else [APPROVAL_PREFIX + import_question("getpass")]
+    for answer in ("hunter2", "y"):
+        reply, outputs, prompts = execute(capsule, PHISHING[name], stdin_answer=answer)
+        assert prompts == approvals and "hunter2" not in json.dumps([reply, outputs])
+        assert reply["status"] == "error"
     reply, outputs, prompts = execute(stock, PHISHING[name], stdin_answer="hunter2")
     assert prompts == ["Password: "]
 
@@ -662,7 +668,8 @@ def test_request_prompt_cannot_be_redrawn(capsule, name):
     reply, _, prompts = execute(capsule, f"%capsule request write {SPOOFS[name]}", stdin_answer="n")
     assert reply["status"] == "error" and len(prompts) == 1
     assert prompts[0].isprintable(), prompts
-    assert prompts[0].startswith("Cell [") and "asks for write access to '" in prompts[0]
+    assert prompts[0].startswith(APPROVAL_PREFIX + "Cell [")
+    assert "asks for write access to '" in prompts[0]
 
 
 def test_request_prompt_shows_a_long_path_whole(capsule):
