@@ -223,9 +223,7 @@ def test_a_library_opening_for_the_capsule_asks_from_the_audit_hook(ip, data, mo
 def test_capsule_code_cannot_answer_or_forge_the_question(ip, data, monkeypatch):
     h = human(monkeypatch, "n", "whatever")
     # What the capsule prints or holds is no answer: the human's 'n' refuses.
-    ip.fails(
-        "%%capsule\nprint('y')\nopen('data/notes.txt').read()", CapsulePermissionError
-    )
+    ip.fails("%%capsule\nprint('y')\nopen('data/notes.txt').read()", CapsulePermissionError)
     # Its own input() is always behind the capsule prefix, so it never reads as a question.
     ip.ok("%config CapsulePolicy.allow_input = True")
     assert ip.ok(f"%%capsule\ninput({QUESTION!r})") == "whatever"
