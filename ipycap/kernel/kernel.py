@@ -384,6 +384,48 @@ class CapsuleKernel(IPythonKernel):
         except OSError:
             return []
 
+    # -- errors and the queue ------------------------------------------------------------------------
+    async def do_execute(
+        self,
+        code,
+        silent,
+        store_history=True,
+        user_expressions=None,
+        allow_stdin=False,
+        *,
+        cell_meta=None,
+        cell_id=None,
+    ):
+        reply = await super().do_execute(
+            code,
+            silent,
+            store_history,
+            user_expressions,
+            allow_stdin,
+            cell_meta=cell_meta,
+            cell_id=cell_id,
+        )
+        parent = self.get_parent("shell") or {}
+        content = parent.get("content", {})
+        if reply.get("status") == "error" and not silent and content.get("stop_on_error", True):
+            # ipykernel starts aborting the queue only after it sent the error reply, so a
+            # request the client sends on seeing that reply can be aborted too (on a loaded
+            # machine it often is). Abort here, before the reply: exactly the requests queued
+            # behind the failed cell are aborted, as "Run all" expects, and no later one.
+            self._abort_queues(parent.get("header", {}).get("subshell_id"))
+            self._queue_aborted = True
+        return reply
+
+    def _abort_queues(self, subshell_id=None):
+        if self.__dict__.pop("_queue_aborted", False):
+            return  # already done before the reply (do_execute)
+        super()._abort_queues(subshell_id)
+
     # -- interrupts --------------------------------------------------------------------------------
     def pre_handler_hook(self):
+        self.interrupts.arm()
         self.saved_sigint_handler = signal.signal(signal.SIGINT, self.interrupts.handler)
+
+    def post_handler_hook(self):
+        super().post_handler_hook()
+        self.interrupts.disarm()

@@ -121,3 +121,27 @@ def test_always_grants_for_the_session(kc, notes):
     _, outputs, _ = execute(kc, "%capsule list")
     assert re.search(r"read\s+\S*ux-data\s+prompt\s+session", shown(outputs)), shown(outputs)
     execute(kc, "%capsule revoke " + str(notes))
+
+
+def _reply(kc, msg_id, timeout=30):
+    while True:
+        msg = kc.get_shell_msg(timeout=timeout)
+        if msg["parent_header"].get("msg_id") == msg_id:
+            return msg["content"]
+
+
+def test_a_cell_sent_after_an_error_reply_runs(kc):
+    """Regression (failed under load): ipykernel began aborting the queue only after sending
+    the error reply, so the next request, sent on seeing that reply, could be aborted."""
+    for _ in range(20):
+        assert _reply(kc, kc.execute("1/0"))["status"] == "error"
+        assert _reply(kc, kc.execute("1 + 1"))["status"] == "ok"
+
+
+def test_cells_queued_behind_an_error_are_still_aborted(kc):
+    """'Run all' semantics stay: what was queued behind the failed cell does not run."""
+    first = kc.execute("import time\ntime.sleep(0.5)\n1/0")
+    second = kc.execute("'ran'")
+    assert _reply(kc, first)["status"] == "error"
+    assert _reply(kc, second)["status"] == "aborted"
+    assert value_of(kc, "'after'") == "'after'"
