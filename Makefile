@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench notebooks fuzz-long clean
+.PHONY: demo test lint chromium bench notebooks fuzz-long clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,23 @@ demo: $(STAMP)
 	$(PY) -m ipycap.kernel install --sys-prefix
 	$(PY) -m ipycap.demo
 
-## ruff (format and lint) and the whole test suite.
-test: $(STAMP) lint
+## ruff (format and lint) and the whole test suite (browser tests included: see chromium).
+test: $(STAMP) lint chromium
 	$(PY) -m pytest
+
+## The browser tests drive Debian's Chromium with Playwright (playwright cannot download here):
+## installed when missing and the machine allows it (root with apt-get), else the exact command.
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "make: installing Debian's chromium for the browser tests"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "make: the browser tests need Debian's chromium; run: sudo apt-get install -y chromium" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff format --check ipycap tests bench tools

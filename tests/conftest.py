@@ -5,6 +5,7 @@ IPython or jupyter_core, and inherited by every kernel the tests start)."""
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 
 _ROOT = tempfile.mkdtemp(prefix="ipycap-tests-")
@@ -53,3 +54,14 @@ def pytest_sessionfinish(session, exitstatus):
             red=True,
         )
         session.exitstatus = 1
+
+
+def pytest_configure(config):
+    if not config.option.basetemp:  # tmp_path folders inside the scratch tree, not TMPDIR's
+        config.option.basetemp = os.path.join(_ROOT, "pytest")
+
+
+def pytest_unconfigure(config):
+    """The tests' scratch tree (HOME, kernels' working folders, tmp_path's base is pytest's
+    own) goes when the run ends: nothing is left in TMPDIR."""
+    shutil.rmtree(_ROOT, ignore_errors=True)

@@ -228,3 +228,18 @@ def test_capsule_code_cannot_answer_or_forge_the_question(ip, data, monkeypatch)
     ip.ok("%config CapsulePolicy.allow_input = True")
     assert ip.ok(f"%%capsule\ninput({QUESTION!r})") == "whatever"
     assert h.prompts == [QUESTION, CAPSULE_INPUT_PREFIX + QUESTION]
+
+
+# -- make demo serves a copy ----------------------------------------------------------------
+def test_demo_serves_a_scratch_copy_of_the_notebooks():
+    import shutil
+
+    from ipycap import demo
+
+    target = demo.scratch_copy()
+    try:
+        assert not target.startswith(str(demo.NOTEBOOKS.parent))
+        names = sorted(p.name for p in demo.NOTEBOOKS.glob("*.ipynb"))
+        assert names and sorted(os.listdir(target)) == names
+    finally:
+        shutil.rmtree(os.path.dirname(target))

@@ -291,4 +291,14 @@ CELLS = [
         these proxies.
         """
     ),
+    md("Finally, an ordinary cell removes the lesson's scratch folder again."),
+    code(
+        """
+        import shutil
+
+        os.chdir(os.path.expanduser("~"))
+        shutil.rmtree(project, ignore_errors=True)
+        """,
+        id="cleanup",
+    ),
 ]
