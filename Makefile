@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-audit lint bench notebooks fuzz-long clean
+.PHONY: demo test test-audit lint chromium bench notebooks fuzz-long clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,14 +18,28 @@ demo: $(STAMP)
 	$(PY) -m ipycap.kernel install --sys-prefix
 	$(PY) -m ipycap.demo
 
-## ruff (format and lint) and the whole test suite.
-test: $(STAMP) lint
+## ruff (format and lint) and the whole test suite (browser tests included: see chromium).
+test: $(STAMP) lint chromium
 	$(PY) -m pytest
 
 ## The whole suite again with the boundary auditor on (ipycap/engine/auditor.py): a test
 ## fails when a raw trusted object crosses into capsule code while it runs.
-test-audit: $(STAMP)
+test-audit: $(STAMP) chromium
 	IPYCAP_AUDIT=1 $(PY) -m pytest -q
+
+## The browser tests drive Debian's Chromium with Playwright (playwright cannot download here):
+## installed when missing and the machine allows it (root with apt-get), else the exact command.
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "make: installing Debian's chromium for the browser tests"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "make: the browser tests need Debian's chromium; run: sudo apt-get install -y chromium" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff format --check ipycap tests bench tools

@@ -11,10 +11,11 @@ from .engine.errors import (
     CapsuleAttributeError,
     CapsuleImportError,
     CapsulePermissionError,
+    CapsulePolicyError,
+    CapsuleRequestRefused,
+    CapsuleRevokedError,
     CapsuleSyntaxError,
     CapsuleTypeError,
-    PolicyError,
-    RevokedError,
 )
 from .engine.membrane import export
 from .engine.policy import CapsulePolicy
@@ -54,10 +55,11 @@ __all__ = [
     "CapsuleAttributeError",
     "CapsuleImportError",
     "CapsulePermissionError",
+    "CapsuleRequestRefused",
     "CapsuleSyntaxError",
     "CapsuleTypeError",
-    "PolicyError",
-    "RevokedError",
+    "CapsulePolicyError",
+    "CapsuleRevokedError",
     "export",
     "explain",
     "load_ipython_extension",

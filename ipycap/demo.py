@@ -150,13 +150,27 @@ def _has_capsule_kernel() -> bool:
     return "capsule" in KernelSpecManager().find_kernel_specs()
 
 
+def scratch_copy(source: Path = NOTEBOOKS) -> str:
+    """A copy of the teaching notebooks in a new folder under TMPDIR (kept after the demo:
+    the learner's own notebooks may be in it)."""
+    import shutil
+    import tempfile
+
+    target = Path(tempfile.mkdtemp(prefix="ipycap-demo-")) / "notebooks"
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    return str(target)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Launch the hardened JupyterLab (``make demo`` runs this)."""
     parser = argparse.ArgumentParser(prog="python -m ipycap.demo", description=__doc__)
     parser.add_argument("--port", type=int, default=8888, help="port on 127.0.0.1")
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser")
     parser.add_argument(
-        "--notebook-dir", default=str(NOTEBOOKS), help="directory to serve (default: notebooks/)"
+        "--notebook-dir",
+        default=None,
+        help="directory to serve (default: a fresh scratch copy of the teaching notebooks, so "
+        "new notebooks and checkpoints never land in the repository)",
     )
     parser.add_argument("--token", default=None, help="server token (default: a random one)")
     args = parser.parse_args(argv)
@@ -166,6 +180,9 @@ def main(argv: list[str] | None = None) -> None:
             "`python -m ipycap.kernel install --sys-prefix` (make demo does).",
             file=sys.stderr,
         )
+    if args.notebook_dir is None:
+        args.notebook_dir = scratch_copy()
+        print(f"ipycap.demo: serving a copy of the notebooks in {args.notebook_dir}")
     from jupyterlab.labapp import LabApp
 
     config = hardened_config(

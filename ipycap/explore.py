@@ -85,7 +85,7 @@ class Explanation:
                 cells.append(f"<td class='{cls}' style='text-align:left'>{mark}{esc(text)}</td>")
             body.append("<tr>" + "".join(cells) + "</tr>")
         caption = (
-            f"ipycap.explain({esc(self.name)}): a {esc(self.type_name)} seen raw, "
+            f"ipycap.explain({esc(self.name)}): {esc(_article(self.type_name))} seen raw, "
             "through its proxy, and in rexec mode (&#x2716; = refused)"
         )
         return (
@@ -97,7 +97,7 @@ class Explanation:
     def __str__(self) -> str:
         table = [self.columns, *self.rows]
         widths = [max(len(r[i]) for r in table) for i in range(4)]
-        lines = [f"ipycap.explain({self.name}): a {self.type_name}"]
+        lines = [f"ipycap.explain({self.name}): {_article(self.type_name)}"]
         for n, r in enumerate(table):
             lines.append(" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
             if n == 0:
@@ -336,3 +336,8 @@ def _is_identifier(name) -> bool:
 
 
 __all__ = ["Explanation", "explain"]
+
+
+def _article(noun: str) -> str:
+    """'a list', 'an Account', 'an int' (by the first letter's sound, near enough)."""
+    return ("an " if noun[:1].lower() in "aeiou" else "a ") + noun

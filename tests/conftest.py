@@ -4,10 +4,15 @@ IPython or jupyter_core, and inherited by every kernel the tests start)."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 _ROOT = tempfile.mkdtemp(prefix="ipycap-tests-")
+# The scratch tree goes when the run ends (registered first, so it runs after IPython's own
+# atexit work, which still writes its history under it): nothing is left in TMPDIR.
+atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)
 for _var, _sub in {
     "HOME": "home",
     "IPYTHONDIR": "home/.ipython",
@@ -85,3 +90,8 @@ def pytest_sessionfinish(session, exitstatus):
             red=True,
         )
         session.exitstatus = 1
+
+
+def pytest_configure(config):
+    if not config.option.basetemp:  # tmp_path folders inside the scratch tree, not TMPDIR's
+        config.option.basetemp = os.path.join(_ROOT, "pytest")

@@ -220,25 +220,40 @@ def _open_and_run_all(page, base: str, token: str, name: str) -> None:
     )
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
     page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-    # Done when every code cell shows an execution count (no "[ ]" or "[*]").
+    # Done when every code cell shows an execution count (no "[ ]" or "[*]"); approval
+    # prompts (grants asked at the moment of access) are answered 'n', as the lessons expect.
     try:
-        _wait_all_ran(page)
+        _wait_all_ran(page, answer="n")
     except Exception:
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"browser-failed-{name}.png"))
         raise
 
 
-def _wait_all_ran(page) -> None:
-    page.wait_for_function(
-        """() => {
-            const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
-            if (!panel) return false;
-            const prompts = [...panel.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
-            return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
-        }""",
-        timeout=90_000,
-    )
+_ALL_RAN = """() => {
+    const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
+    if (!panel) return false;
+    const prompts = [...panel.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
+    return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
+}"""
+
+#: The approval prompts the browser tests answered (text as JupyterLab showed it).
+APPROVALS: list[str] = []
+
+
+def _wait_all_ran(page, answer: str = "n", timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(_ALL_RAN):
+        box = page.locator(f"{CURRENT} input.jp-Stdin-input:not([disabled])")
+        if box.count():
+            APPROVALS.append(page.locator(f"{CURRENT} .jp-Stdin-prompt").last.text_content())
+            assert APPROVALS[-1].startswith("ipycap-approval: "), APPROVALS[-1]
+            box.first.focus()
+            page.keyboard.type(answer)
+            page.keyboard.press("Enter")
+        if time.monotonic() > deadline:
+            raise TimeoutError("the notebook did not finish running")
+        page.wait_for_timeout(250)
 
 
 def _run_attacks(page, base: str, token: str) -> list[str]:
@@ -294,6 +309,8 @@ def test_lesson_01_runs_in_the_browser(lab, page):
     refusal.scroll_into_view_if_needed()
     assert refusal.is_visible()
     assert "It cannot be granted" in refusal.text_content()
+    # The read of data/measurements.csv was asked in the page, and answered 'n'.
+    assert any("Allow read access to data/measurements.csv" in a for a in APPROVALS), APPROVALS
     table.evaluate("t => t.scrollIntoView({block: 'center'})")
     page.wait_for_timeout(500)  # cells off screen render lazily (content-visibility)
     ARTIFACTS.mkdir(exist_ok=True)

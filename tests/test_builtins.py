@@ -14,8 +14,8 @@ from ipycap import (
     CapsuleAttributeError,
     CapsuleImportError,
     CapsulePermissionError,
+    CapsulePolicyError,
     CapsuleTypeError,
-    PolicyError,
 )
 from ipycap.engine.errors import CapabilityError
 
@@ -56,7 +56,7 @@ def test_denied_import_is_refused_and_never_grantable(stmt, module):
     assert module in str(info.value)
     assert "cannot be granted" in str(info.value)
     assert isinstance(info.value, ImportError) and isinstance(info.value, CapabilityError)
-    with pytest.raises(PolicyError, match="never grantable"):
+    with pytest.raises(CapsulePolicyError, match="never grantable"):
         Capsule(grants=[("import", module)])
 
 
@@ -312,7 +312,7 @@ def test_proc_self_fd_cannot_leave_the_grant(tree):
 
 def test_allow_write_on_a_sys_path_entry_is_refused(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.raises(PolicyError, match="sys.path"):
+    with pytest.raises(CapsulePolicyError, match="sys.path"):
         Capsule(grants=[("write", str(tmp_path))])
 
 

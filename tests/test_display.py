@@ -79,7 +79,7 @@ def test_repr_methods_of_capsule_objects_run_as_capsule_code(ip, canary):
     )
     ip.ok("spy")  # the displayhook runs _repr_html_ after the cell ended
     assert token not in _all_text(ip.formatted + _published(ip))
-    refused = [e for e in ip.ext.registry.refusals() if str(path) in e.get("what", "")]
+    refused = [e for e in ip.ext.registry.refusals() if e.get("target") == str(path)]
     assert refused, "the read was refused by the capsule's own open()"
 
 

@@ -21,10 +21,10 @@ from ipycap.engine import tripwire
 from ipycap.engine.errors import (
     CapsuleImportError,
     CapsulePermissionError,
+    CapsulePolicyError,
+    CapsuleRevokedError,
     CapsuleSyntaxError,
     CapsuleTypeError,
-    PolicyError,
-    RevokedError,
 )
 from ipycap.engine.membrane import ReverseProxy
 from ipycap.ipython.display import EventLogView, PolicyView, RegistryView
@@ -186,7 +186,7 @@ def test_allow_import_repeats_and_takes_lists_and_ends_with_the_cell(ip):
 
 
 def test_denied_module_flag_is_refused_naming_flag_and_trait(ip):
-    err = ip.fails("%%capsule --allow-import subprocess\n1", PolicyError)
+    err = ip.fails("%%capsule --allow-import subprocess\n1", CapsulePolicyError)
     assert "--allow-import subprocess" in str(err)
     assert "denied_imports" in str(err)
 
@@ -206,7 +206,7 @@ def test_read_beyond_the_ceiling_names_the_trait(ip, tmp_path):
     (tmp_path / "other").mkdir()
     ip.ok(f"%config CapsulePolicy.readable_paths = [{str(tmp_path / 'ok')!r}]")
     ip.ok("%%capsule --allow-read ok\n1")
-    err = ip.fails("%%capsule --allow-read other\n1", PolicyError)
+    err = ip.fails("%%capsule --allow-read other\n1", CapsulePolicyError)
     assert "--allow-read other" in str(err) and "readable_paths" in str(err)
 
 
@@ -215,7 +215,7 @@ def test_allow_write_and_the_working_directory_on_sys_path(ip, tmp_path, monkeyp
     ip.ok("%%capsule --allow-write out\nwith open('out/r.txt', 'w') as f:\n    f.write('x')")
     assert (tmp_path / "out" / "r.txt").read_text() == "x"
     monkeypatch.syspath_prepend(str(tmp_path))
-    err = ip.fails("%%capsule --allow-write .\n1", PolicyError)
+    err = ip.fails("%%capsule --allow-write .\n1", CapsulePolicyError)
     assert "--allow-write ." in str(err) and "subdirectory" in str(err)
 
 
@@ -285,7 +285,7 @@ def test_traceback_shows_capsule_lines_and_no_internals(ip, capsys):
 
 
 def test_policy_error_is_shown_without_internals(ip, capsys):
-    ip.fails("%%capsule --allow-import os\n1", PolicyError)
+    ip.fails("%%capsule --allow-import os\n1", CapsulePolicyError)
     out = plain(capsys.readouterr().out)
     assert "never grantable" in out and "ipycap/" not in out
 
@@ -320,7 +320,7 @@ def test_capsule_grant_is_a_session_grant(ip, tmp_path):
     assert ip.ok("%%capsule\nopen('d.txt').read()") == "D"  # still there a cell later
     cap = ip.ext.registry.find("read", str(tmp_path / "d.txt"))[0]
     assert (cap.scope, cap.granted_by, cap.uses) == ("session", "%capsule grant", 2)
-    ip.fails("%capsule grant import os", PolicyError)
+    ip.fails("%capsule grant import os", CapsulePolicyError)
     ip.fails("%capsule grant teleport x", UsageError)
     ip.fails("%capsule grant read", UsageError)
 
@@ -330,7 +330,7 @@ def test_capsule_revoke_by_name_kills_proxies_held_by_exported_functions(ip):
     ip.ok("%%capsule --export f\ndef f():\n    return data['a']")
     assert ip.ns["f"]() == 1
     ip.ok("%capsule revoke data")
-    with pytest.raises(RevokedError):
+    with pytest.raises(CapsuleRevokedError):
         ip.ns["f"]()
     ip.fails("%capsule revoke data", UsageError)  # nothing active by that name any more
 
@@ -417,7 +417,7 @@ def test_unload_revokes_what_the_extension_handed_out(ip):
     ip.ok("%%capsule --export f\ndef f():\n    return data['a']")
     f = ip.ns["f"]
     ip.ok("%unload_ext ipycap")
-    with pytest.raises(RevokedError):
+    with pytest.raises(CapsuleRevokedError):
         f()
 
 
@@ -460,7 +460,7 @@ def test_autoload_and_config_from_a_profile_directory(tmp_path):
     out = proc.stdout
     assert re.search(rf"readable_paths\s+\[{re.escape(repr(str(data)))}\]", out), out
     assert "READ 42" in out
-    assert "REFUSED PolicyError" in out
+    assert "REFUSED CapsulePolicyError" in out
     assert "readable_paths" in out  # the refusal names the trait
     assert any(json.loads(line)["event"] == "grant" for line in audit.read_text().splitlines())
 

@@ -10,8 +10,8 @@ import pytest
 from ipycap import (
     Capsule,
     CapsuleAttributeError,
+    CapsuleRevokedError,
     CapsuleTypeError,
-    RevokedError,
     export,
 )
 from ipycap.engine import capsule as capsule_module
@@ -545,7 +545,7 @@ def test_revoke_by_name_disables_every_derived_proxy(capsule):
         "len(st)",
         "str(prof)",
     ):
-        with pytest.raises(RevokedError) as info:
+        with pytest.raises(CapsuleRevokedError) as info:
             capsule.run(expr)
         assert "revoked" in str(info.value)
     assert capsule.run("items[0]") == 3  # other names are unaffected
@@ -555,9 +555,9 @@ def test_revoke_by_id(capsule):
     capsule.run("d = data['nested']")
     cap = capsule.registry.find("object", "data")[0]
     capsule.registry.revoke(cap.id)
-    with pytest.raises(RevokedError):
+    with pytest.raises(CapsuleRevokedError):
         capsule.run("d['k']")
-    with pytest.raises(RevokedError):
+    with pytest.raises(CapsuleRevokedError):
         capsule.run("data['a']")
 
 
@@ -565,7 +565,7 @@ def test_revoked_name_stays_revoked_for_a_new_capsule_on_the_same_registry(capsu
     capsule.run("acct.owner")
     capsule.registry.revoke("acct")
     again = Capsule(protected=ns, registry=capsule.registry)
-    with pytest.raises(RevokedError):
+    with pytest.raises(CapsuleRevokedError):
         again.run("acct.owner")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import tempfile
 from html import unescape
 from pathlib import Path
 
@@ -125,8 +126,12 @@ def test_notebook_runs_and_stored_outputs_match(executed, name):
 
 
 def test_normalisation_hides_what_differs_between_runs():
-    raw = "<Account object at 0x7f12ab34cd56> in /tmp/ipycap-lesson-abc123/data at 08:16:03"
-    assert runner.normalise_text(raw) == "<Account object at 0x…> in <tmp>/data at <time>"
+    tmp = tempfile.gettempdir()
+    raw = f"<Account object at 0x7f12ab34cd56> in {tmp}/ipycap-lesson-abc123/data at 08:16:03"
+    assert runner.normalise_text(raw) == (
+        "<Account object at 0x…> in /tmp/ipycap-lesson-…/data at hh:mm:ss"
+    )
+    assert runner.normalise_text(runner.normalise_text(raw)) == runner.normalise_text(raw)
     assert runner.normalise_text("hash 8763273191749, value 42") == "hash <int>, value 42"
 
 
@@ -153,7 +158,7 @@ def test_01_capabilities(executed):
     assert len(re.findall(r"<tr>", registry)) >= 5
     assert ">acct<" in registry and ">import<" in registry
     assert "revoked cap-" in text(cell(nb, "n01-revoke"))
-    refusal(cell(nb, "n01-revoked"), "RevokedError", "membrane")
+    refusal(cell(nb, "n01-revoked"), "CapsuleRevokedError", "membrane")
     filtered = cell(nb, "n01-output-filter")
     assert all(set(o.get("data", {})) <= {"text/plain"} for o in filtered.outputs)
     assert "<script" not in text(filtered)
@@ -261,31 +266,31 @@ def test_04_writing_a_policy(executed):
         assert f"CapsulePolicy.{trait}=" in helptext
     assert "<table" in html(cell(nb, "n04-policy-view"))
     for ident in ("n04-denied-path", "n04-denied-runtime"):
-        assert "denied paths" in refusal(cell(nb, ident), "PolicyError", "policy")
+        assert "denied paths" in refusal(cell(nb, ident), "CapsulePolicyError", "policy")
     # The ceiling names the trait, for a cell flag and for a session grant alike.
     for ident in ("n04-ceiling-cell", "n04-ceiling-session"):
-        evalue = refusal(cell(nb, ident), "PolicyError", "policy")
+        evalue = refusal(cell(nb, ident), "CapsulePolicyError", "policy")
         assert "outside the policy's ceiling" in evalue
         assert "c.CapsulePolicy.readable_paths" in evalue
     assert text(cell(nb, "n04-within-ceiling")) == "8"
     assert text(cell(nb, "n04-grantable-import")) == "['a', 'b', 'c']"
     for ident, module in (("n04-denied-import", "subprocess"), ("n04-denied-csv", "csv")):
-        evalue = refusal(cell(nb, ident), "PolicyError", "policy")
+        evalue = refusal(cell(nb, ident), "CapsulePolicyError", "policy")
         assert f"'{module}'" in evalue and "c.CapsulePolicy.denied_imports" in evalue
     assert "write-then-import" in refusal(
-        cell(nb, "n04-write-then-import"), "PolicyError", "policy"
+        cell(nb, "n04-write-then-import"), "CapsulePolicyError", "policy"
     )
     assert text(cell(nb, "n04-write-out")) == "'written'"
     assert text(cell(nb, "n04-written")) == "'8'"
     # The configuration file is what the separate IPython session enforces.
     out = text(cell(nb, "n04-config-file"))
-    assert "readable_paths = ['<tmp>/data'] | writable_paths = []" in out
-    assert "PolicyError: read access to /etc is outside the policy's ceiling" in out
+    assert "readable_paths = ['/tmp/ipycap-policy-…/data'] | writable_paths = []" in out
+    assert "CapsulePolicyError: read access to /etc is outside the policy's ceiling" in out
     # The capsule kernel is sealed: %config is refused, and so is anything beyond the file.
     sealed = text(cell(nb, "n04-sealed-config"))
     assert sealed.startswith("CapsuleSyntaxError") and "refused by the gate" in sealed
     request = text(cell(nb, "n04-sealed-request"))
-    assert request.startswith("RequestRefused") and "fixed at start" in request
+    assert request.startswith("CapsuleRequestRefused") and "fixed at start" in request
     # The audit log: one JSON object per line, grant/use/expire/refuse in order.
     lines = [json.loads(line) for line in text(cell(nb, "n04-audit-log")).splitlines()]
     assert [e["event"] for e in lines] == [
@@ -379,10 +384,10 @@ def test_06_capsule_kernel(executed):
     for ident in ("n06-config", "n06-shell"):
         refusal(cell(nb, ident), "CapsuleSyntaxError", "gate")
     # No stdin under nbclient: the request is refused, and the message says what to do.
-    evalue = refusal(cell(nb, "n06-request"), "RequestRefused", "kernel")
+    evalue = refusal(cell(nb, "n06-request"), "CapsuleRequestRefused", "kernel")
     assert "cannot answer prompts (no stdin)" in evalue and "c.CapsuleKernel.grants" in evalue
     refusal(cell(nb, "n06-input"), "CapsulePermissionError", "builtins")
-    evalue = refusal(cell(nb, "n06-request-ceiling"), "RequestRefused", "kernel")
+    evalue = refusal(cell(nb, "n06-request-ceiling"), "CapsuleRequestRefused", "kernel")
     assert "outside the policy's ceiling" in evalue
     assert text(cell(nb, "n06-revoke")).strip() == "revoked cap-1 (import math)"
     log = _html_rows(cell(nb, "n06-log"))

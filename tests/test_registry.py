@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from ipycap import Capsule, CapsulePolicy, PolicyError, Registry
+from ipycap import Capsule, CapsulePolicy, CapsulePolicyError, Registry
 from ipycap.engine.errors import CapsuleImportError, CapsulePermissionError
 
 
@@ -63,36 +63,36 @@ def test_path_grants_are_resolved(tmp_path):
 
 def test_grant_beyond_the_ceiling_names_the_trait(tmp_path):
     r = Registry(CapsulePolicy(readable_paths=[str(tmp_path / "only")], writable_paths=[]))
-    with pytest.raises(PolicyError) as info:
+    with pytest.raises(CapsulePolicyError) as info:
         r.grant("read", "/etc")
     assert "c.CapsulePolicy.readable_paths" in str(info.value)
-    with pytest.raises(PolicyError, match="writable_paths"):
+    with pytest.raises(CapsulePolicyError, match="writable_paths"):
         r.grant("write", str(tmp_path / "only"))
     assert len(r.refusals()) == 2
 
 
 def test_denied_path_is_never_grantable(test_home):
     r = Registry()
-    with pytest.raises(PolicyError) as info:
+    with pytest.raises(CapsulePolicyError) as info:
         r.grant("read", os.path.join(test_home, ".ssh", "id_rsa"))
     assert "cannot be granted" in str(info.value) and "denied" in str(info.value)
 
 
 def test_write_grant_over_a_denied_folder_is_refused(test_home):
-    with pytest.raises(PolicyError):
+    with pytest.raises(CapsulePolicyError):
         Registry().grant("write", test_home)  # would cover ~/.ssh
 
 
 def test_write_grant_on_sys_path_entry_is_refused(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.raises(PolicyError, match="sys.path"):
+    with pytest.raises(CapsulePolicyError, match="sys.path"):
         Registry().grant("write", str(tmp_path))
     Registry().grant("read", str(tmp_path))  # reading it is fine
 
 
 def test_denied_import_is_never_grantable():
     r = Registry()
-    with pytest.raises(PolicyError) as info:
+    with pytest.raises(CapsulePolicyError) as info:
         r.grant("import", "subprocess")
     assert "never grantable" in str(info.value) and "cannot be granted" in str(info.value)
     assert r.refusals()[-1]["target"] == "subprocess"
@@ -151,7 +151,7 @@ def test_audit_log_is_json_lines_of_every_event(registry, tmp_path):
     cap = registry.grant("read", str(tmp_path))
     registry.use(cap, str(tmp_path / "x"))
     cap.revoke()
-    with pytest.raises(PolicyError):
+    with pytest.raises(CapsulePolicyError):
         registry.grant("import", "os")
     events = _log(registry)
     assert [e["event"] for e in events] == ["grant", "use", "revoke", "refuse"]

@@ -40,10 +40,15 @@ TIMEOUT = 120
 _TMP = re.escape(tempfile.gettempdir().rstrip("/"))
 _PATTERNS = [
     (re.compile(r"0x[0-9a-fA-F]{4,}"), "0x…"),
-    (re.compile(_TMP + r"/[^\s'\"<>/]+"), "<tmp>"),
-    (re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:?\d\d|Z)?"), "<time>"),
-    (re.compile(r"(?<![\w.])\d{10}\.\d+"), "<time>"),
-    (re.compile(r"(?<![\w.])\d\d:\d\d:\d\d(?![\w.])"), "<time>"),
+    # Read as what they stand for, not as template slots: a lesson's scratch folder keeps
+    # its prefix ('/tmp/ipycap-lesson-…'), a clock time reads 'hh:mm:ss'.
+    (re.compile(_TMP + r"/((?:[A-Za-z]+-)+)?[^\s'\"<>/]+"), r"/tmp/\1…"),
+    (
+        re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:?\d\d|Z)?"),
+        "yyyy-mm-dd hh:mm:ss",
+    ),
+    (re.compile(r"(?<![\w.])\d{10}\.\d+"), "<epoch seconds>"),
+    (re.compile(r"(?<![\w.])\d\d:\d\d:\d\d(?![\w.])"), "hh:mm:ss"),
     (re.compile(r"(?<![\w.])-?\d{10,}(?![\w.])"), "<int>"),  # id-derived hashes
     (re.compile(r"\b(pid|PID)[ =:]+\d+"), r"\1 <pid>"),
 ]
@@ -78,12 +83,12 @@ def _normalise_value(value):
     return value
 
 
-_PLACEHOLDER_TAGS = re.compile(r"<(tmp|time|int|pid|repo|site-packages|stdlib|prefix)>")
+_PLACEHOLDER_TAGS = re.compile(r"<(epoch seconds|int|pid|repo|site-packages|stdlib|prefix)>")
 
 
 def _normalise_mime(mime: str, text: str) -> str:
     """Normalise one output representation; in HTML the placeholders are escaped, or a
-    browser would take ``<tmp>`` for an unknown element and show nothing."""
+    browser would take ``<repo>`` for an unknown element and show nothing."""
     text = normalise_text(text)
     if mime == "text/html":
         text = _PLACEHOLDER_TAGS.sub(r"&lt;\1&gt;", text)

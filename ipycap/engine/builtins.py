@@ -15,6 +15,7 @@ import sys
 import types
 
 from . import guard, output, stdlib_guards, tripwire
+from .approval import capsule_prompt
 from .codeexec import make_code_builtins
 from .errors import (
     CapabilityError,
@@ -227,7 +228,7 @@ def _make_input(context):
             )
             context.record_refusal(err, kind="input", target="input()")
             raise err
-        answer = tripwire.trusted_input("".join([str(prompt)]))
+        answer = tripwire.trusted_input(capsule_prompt(prompt))  # never like an approval
         return "".join([answer])
 
     return input
@@ -297,9 +298,9 @@ def _make_open(context):
         wants_read = "r" in mode or "+" in mode
         resolved = os.path.realpath(path)
         if wants_read:
-            context.check_path("read", resolved)
+            context.check_path("read", resolved, typed=path)
         if wants_write:
-            context.check_path("write", resolved)
+            context.check_path("write", resolved, typed=path)
         return tripwire.trusted_open(
             resolved, mode, buffering, encoding, errors, newline, verify=_verify_opened
         )

@@ -17,7 +17,7 @@ import sys
 import types
 from collections.abc import Iterable, Mapping
 
-from . import guard, tripwire
+from . import guard, toplevel_await, tripwire
 from .builtins import make_builtins
 from .codeexec import CACHE as _CACHE
 from .context import CapsuleContext
@@ -176,6 +176,10 @@ class Capsule:
 
     def _proxy_for(self, name):
         value = self.protected[name]
+        if isinstance(value, types.ModuleType) and not self.context.may_import(value.__name__):
+            # A stand-in that refuses every use: no authority, so no object capability (the
+            # registry must not list 'os' as active right after refusing its import).
+            return _UnavailableModule(name, value.__name__, self.policy)
         cap = self.object_caps.get(name)
         if cap is None:
             active = self.registry.find("object", name)
@@ -189,9 +193,7 @@ class Capsule:
                 )
             self.object_caps[name] = cap
         if isinstance(value, types.ModuleType):
-            if self.context.may_import(value.__name__):
-                return make_view(value, self.context)
-            return _UnavailableModule(name, value.__name__, self.policy)
+            return make_view(value, self.context)
         if not cap.revoked:
             self.registry.use(cap, name)
         return wrap(value, cap, name in self.writable)
@@ -214,8 +216,9 @@ class Capsule:
             body, tail = gated.tree.body, None
             if body and isinstance(body[-1], ast.Expr):
                 tail = ast.Expression(body.pop().value)
-            body_code = tripwire.trusted_compile(ast.Module(body, []), filename, "exec")
-            tail_code = tripwire.trusted_compile(tail, filename, "eval") if tail else None
+            flags = toplevel_await.FLAGS  # a cell may await at top level, as in a kernel
+            body_code = tripwire.trusted_compile(ast.Module(body, []), filename, "exec", flags)
+            tail_code = tripwire.trusted_compile(tail, filename, "eval", flags) if tail else None
             cached = (body_code, tail_code, frozenset(gated.names))
             _CACHE.put(key, cached)
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
@@ -284,6 +287,8 @@ guard.PROXY_TYPES[_UnavailableModule] = lambda v, name: v.__getattr__(name)
 
 
 def _run(body, tail, ns):
+    if toplevel_await.is_coroutine_code(body) or toplevel_await.is_coroutine_code(tail):
+        return toplevel_await.run_cell(body, tail, ns)
     exec(body, ns)
     if tail is not None:
         return eval(tail, ns)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 
+from . import approval, tripwire
 from .errors import CapsuleImportError, CapsulePermissionError
 from .policy import CapsulePolicy
 from .registry import Capability, Registry
@@ -86,6 +87,8 @@ class CapsuleContext:
                 self.how_to_grant("import", name),
             )
         else:
+            if self._approved_import(name):
+                return
             err = CapsuleImportError(
                 f"import of {name!r} was not granted to this capsule",
                 "builtins",
@@ -119,28 +122,100 @@ class CapsuleContext:
                 return False
         return any(c.covers_path(path) for c in self._active(kind))
 
-    def check_path(self, kind: str, path: str) -> None:
+    def check_path(self, kind: str, path: str, typed: str | None = None) -> None:
+        """Allow ``kind`` access to the resolved ``path`` (``typed``: as the code wrote it), or
+        ask the human (within the ceiling), or raise the refusal."""
         for cap in self._active(kind):
             if cap.covers_path(path) and self.allows_path(kind, path):
                 self.registry.use(cap, path)
                 return
+        error = self.path_refusal(kind, path, typed, layer="builtins")
+        if error is None:
+            return  # the human approved it
+        self.record_refusal(error, kind=kind, target=path)
+        raise error
+
+    def path_refusal(self, kind: str, path: str, typed: str | None, layer: str):
+        """The refusal of an access no grant covers, or None when the human approves it now
+        (``approve`` asks only within the ceiling).  Hints name a grant that would work, with
+        the path as typed or its folder."""
+        shown = approval.shown(approval.display_path(path, typed))
         if kind == "write" and self.policy.write_plants_code(path):
-            how = None
-            what = (
-                f"write access to {path}: code written there would run later with "
-                "full authority (write-then-import)"
+            return CapsulePermissionError(
+                f"write access to {shown}: code written there would run later with "
+                "full authority (write-then-import)",
+                layer,
+                None,
             )
-        elif any(
+        if any(
             path == r or path.startswith(r.rstrip("/") + "/")
             for r in self.policy.denied_path_roots(kind)
         ):
-            how, what = None, f"{kind} access to {path}: it is under the policy's denied paths"
+            return CapsulePermissionError(
+                f"{kind} access to {shown}: it is under the policy's denied paths", layer, None
+            )
+        grant = approval.path_grant(self.registry, kind, path, typed)
+        if grant is None:
+            ceiling = self.registry.path_grant_error(kind, path)[1]
+            how = ceiling.how if ceiling is not None else None
+            if how and getattr(self.policy, "frozen", False):
+                how += ", then restart the kernel"
+            return CapsulePermissionError(
+                f"{kind} access to {shown}: it is outside the policy's ceiling", layer, how
+            )
+        if self._approved_path(kind, path, typed, grant):
+            return None
+        return CapsulePermissionError(
+            f"{kind} access to {shown} was not granted to this capsule",
+            layer,
+            self.how_to_grant(kind, approval.display_path(grant, folder=grant != path)),
+        )
+
+    # -- asking the human at the moment of access (ipycap.engine.approval) --------------------
+    def _ask(self, question: str, kind: str, target: str) -> str | None:
+        registry = self.registry
+        if registry.approver is None or not self.policy.prompt:
+            return None
+        if self.__dict__.get("_asking") or getattr(registry, "_asking", False):
+            return None  # one question at a time; a nested one is refused
+        registry._asking = True
+        try:
+            answer = tripwire.trusted_approval(registry, approval.APPROVAL_PREFIX + question)
+        finally:
+            registry._asking = False
+        if answer is None:
+            return None  # nobody can be asked now (no stdin): refused as without prompting
+        decision = approval.parse_answer(answer)
+        registry.note("prompt", kind=kind, target=target, detail=f"answered {decision or 'no'}")
+        return decision
+
+    def _approved_path(self, kind: str, path: str, typed: str | None, grant: str) -> bool:
+        decision = self._ask(approval.path_question(kind, path, typed, grant), kind, grant)
+        if decision is None:
+            return False
+        if decision == approval.ONCE:
+            cap = self.registry.grant(kind, path, scope="cell", granted_by="prompt (once)")
+            self.registry.use(cap, path)
+            self.registry.end_cell([cap])
         else:
-            what = f"{kind} access to {path} was not granted to this capsule"
-            how = self.how_to_grant(kind, path)
-        err = CapsulePermissionError(what, "builtins", how)
-        self.record_refusal(err, kind=kind, target=path)
-        raise err
+            cap = self.registry.grant(kind, grant, scope="session", granted_by="prompt")
+            self.grants.append(cap)
+            self.registry.use(cap, path)
+        return True
+
+    def _approved_import(self, name: str) -> bool:
+        decision = self._ask(approval.import_question(name), "import", name)
+        if decision is None:
+            return False
+        scope = "cell" if decision == approval.ONCE else "session"
+        by = "prompt (once)" if decision == approval.ONCE else "prompt"
+        cap = self.registry.grant("import", name, scope=scope, granted_by=by)
+        self.registry.use(cap, name)
+        if decision == approval.ONCE:
+            self.registry.end_cell([cap])
+        else:
+            self.grants.append(cap)
+        return True
 
     def may_input(self) -> bool:
         return self.policy.allow_input or bool(self._active("input"))

@@ -67,9 +67,28 @@ class CapsuleTypeError(CapabilityError, TypeError):
     """An operation on a proxy or builtin that a capsule may not perform."""
 
 
-class RevokedError(CapabilityError, PermissionError):
+class CapsuleRevokedError(CapabilityError, PermissionError):
     """Access through a proxy whose capability has been revoked."""
 
 
-class PolicyError(CapabilityError, ValueError):
+class CapsulePolicyError(CapabilityError, ValueError):
     """A grant beyond the policy's ceiling."""
+
+
+class CapsuleRequestRefused(CapabilityError, PermissionError):
+    """A grant asked for (``%capsule request``, an approval prompt) that was refused."""
+
+
+def one_line(err: BaseException) -> BaseException:
+    """Have IPython show ``err`` as one line ``Name: message`` (no traceback banner).
+
+    For refusals raised by trusted code (a magic, a kernel command): their stack is ipycap's
+    own, so it says nothing to the user; IPython calls ``_render_traceback_`` when present."""
+    text = f"{type(err).__name__}: {err}"
+    err._render_traceback_ = lambda: [text]  # type: ignore[attr-defined]
+    return err
+
+
+# The names before the Capsule*Error family (ipycap 0.1); kept for code written against them.
+RevokedError = CapsuleRevokedError
+PolicyError = CapsulePolicyError

@@ -318,7 +318,8 @@ def gate(
             raise CapsuleSyntaxError(
                 "shell escapes ('!') and magics ('%') are not available in a capsule",
                 hint="run them in an ordinary cell, outside the capsule; inside a capsule kernel "
-                "only '%capsule list|explain|log|request|revoke' are understood",
+                "only '%capsule list|explain|log|policy|request|revoke' (and '%capsule?') "
+                "are understood",
                 filename=filename,
                 lineno=lineno,
                 text=line,

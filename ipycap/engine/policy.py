@@ -237,7 +237,9 @@ class CapsulePolicy(Configurable):
     prompt = Bool(
         True,
         config=True,
-        help="Whether '%%capsule request' may ask the human for a grant (capsule kernel).",
+        help="Whether the human may be asked for a grant within the ceiling: at the moment "
+        "capsule code needs it ('Allow read access to data/x.csv?', extension and kernel) and "
+        "by '%capsule request' (capsule kernel). Off: such accesses are refused.",
     )
     allow_input = Bool(
         False,

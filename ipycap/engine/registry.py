@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 
-from .errors import PolicyError
+from .errors import CapsulePolicyError
 from .policy import CapsulePolicy
 from .tripwire import trusted_append
 
@@ -100,6 +100,10 @@ class Registry:
         self.confinement: str = "OS confinement: not applied (in-process capsule only)"
         self._lock = threading.RLock()
         self._counter = 0
+        #: The host's way to ask the human at the moment of access (see
+        #: :mod:`ipycap.engine.approval`): ``approver(prompt) -> answer`` or None when no
+        #: human can be asked now.  Set by the host (kernel, extension); never capsule-reachable.
+        self.approver: Callable[[str], str | None] | None = None
 
     # -- granting ----------------------------------------------------------------------
     def grant(
@@ -110,7 +114,7 @@ class Registry:
         granted_by: str = "config",
         note: str = "",
     ) -> Capability:
-        """Grant one capability within the policy's ceiling, or raise ``PolicyError``."""
+        """Grant one capability within the policy's ceiling, or raise ``CapsulePolicyError``."""
         if kind not in KINDS:
             raise ValueError(f"unknown capability kind {kind!r}; expected one of {KINDS}")
         if scope not in SCOPES:
@@ -133,22 +137,29 @@ class Registry:
 
     def check_path_grant(self, kind: str, path: str) -> str:
         """Resolve ``path`` and check it against the ceiling and ``denied_paths``."""
+        resolved, err = self.path_grant_error(kind, path)
+        if err is not None:
+            self.refuse(err, kind=kind, target=resolved)
+            raise err
+        return resolved
+
+    def path_grant_error(self, kind: str, path: str) -> tuple[str, CapsulePolicyError | None]:
+        """``(resolved, None)`` if a ``kind`` grant of ``path`` lies within the ceiling, else
+        ``(resolved, the refusal)``; records nothing (hints and prompts ask it first)."""
         resolved = os.path.realpath(os.path.expanduser(path))
         trait = "readable_paths" if kind == "read" else "writable_paths"
         ceiling = self.policy.ceiling(kind)
         if not any(_under(resolved, root) for root in ceiling):
-            err = PolicyError(
+            return resolved, CapsulePolicyError(
                 f"{kind} access to {resolved} is outside the policy's ceiling",
                 "policy",
                 f"add a folder containing it to c.CapsulePolicy.{trait} "
                 f"(now {ceiling!r}) in the configuration",
             )
-            self.refuse(err, kind=kind, target=resolved)
-            raise err
         if kind == "write":
             for root in self.policy.import_roots():
                 if _under(root, resolved):
-                    self._refuse_path(
+                    return resolved, _never(
                         kind,
                         resolved,
                         f"{root} is on sys.path, so a module "
@@ -159,26 +170,19 @@ class Registry:
         for root in self.policy.denied_path_roots(kind):
             # A write grant on a parent of a denied folder would cover that folder too.
             if _under(resolved, root) or (kind == "write" and _under(root, resolved)):
-                self._refuse_path(
+                return resolved, _never(
                     kind,
                     resolved,
                     f"{root} is in the policy's denied paths "
                     "(credentials, Jupyter/IPython configuration, installed "
                     "code or kernelspecs)",
                 )
-        return resolved
-
-    def _refuse_path(self, kind: str, resolved: str, reason: str):
-        err = PolicyError(
-            f"{kind} access to {resolved} is never grantable: {reason}", "policy", None
-        )
-        self.refuse(err, kind=kind, target=resolved)
-        raise err
+        return resolved, None
 
     def check_import_grant(self, module: str) -> None:
         tier = self.policy.import_tier(module)
         if tier == "denied":
-            err = PolicyError(
+            err = CapsulePolicyError(
                 f"import of {module!r} is never grantable: it is in "
                 "c.CapsulePolicy.denied_imports (it carries ambient authority)",
                 "policy",
@@ -219,6 +223,23 @@ class Registry:
         for cap in caps:
             cap.revoke()
         return caps
+
+    def revoke_beyond_ceiling(self) -> list[Capability]:
+        """Revoke the active grants the policy (just narrowed) no longer allows."""
+        ended = []
+        for cap in list(self.capabilities):
+            if not cap.active:
+                continue
+            if cap.kind in ("read", "write"):
+                beyond = self.path_grant_error(cap.kind, cap.target)[1] is not None
+            elif cap.kind == "import":
+                beyond = self.policy.import_tier(cap.target) == "denied"
+            else:
+                continue
+            if beyond:
+                cap.revoke()
+                ended.append(cap)
+        return ended
 
     def end_cell(self, caps: Iterable[Capability]) -> None:
         """Cell-scoped grants end with their cell."""
@@ -274,6 +295,12 @@ class Registry:
         trusted_append(
             os.path.expanduser(self.policy.audit_log), json.dumps(event, default=str) + "\n"
         )
+
+
+def _never(kind: str, resolved: str, reason: str) -> CapsulePolicyError:
+    return CapsulePolicyError(
+        f"{kind} access to {resolved} is never grantable: {reason}", "policy", None
+    )
 
 
 def _under(path: str, root: str) -> bool:

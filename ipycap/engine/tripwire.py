@@ -211,15 +211,23 @@ def _exact_path(path, dir_fd=None):
     return os.path.realpath(path)
 
 
-def _path_error(kind, path, contexts):
+def _path_error(kind, path, contexts, typed=None):
     for ctx in contexts:
-        if path is None or not ctx.allows_path(kind, path):
-            shown = path if path is not None else "a file descriptor or path object"
+        if path is None:
             return CapsulePermissionError(
-                f"{kind} access to {shown} (by code running for the capsule)",
+                f"{kind} access to a file descriptor or path object (by code running for the "
+                "capsule)",
                 "tripwire",
-                ctx.how_to_grant(kind, path) if path else None,
+                None,
             )
+        if not ctx.allows_path(kind, path):
+            # Asks the human when the grant lies within the ceiling (the hook is busy, so the
+            # asking's own events pass); None when approved.
+            error = ctx.path_refusal(kind, path, typed, layer="tripwire")
+            if error is not None:
+                return CapsulePermissionError(
+                    error.what + " (by code running for the capsule)", "tripwire", error.how
+                )
     return None
 
 
@@ -242,9 +250,10 @@ def _open_rule(event, args, contexts, frame=None):
     if path is not None and reads and not writes:
         if _in_stdlib(path) or _by_import_system(frame):
             return None  # stdlib source (tracebacks, data files); modules being imported
+    typed = args[0] if type(args[0]) is str else None
     for kind, wanted in (("read", reads), ("write", writes)):
         if wanted:
-            error = _path_error(kind, path, contexts)
+            error = _path_error(kind, path, contexts, typed)
             if error is not None:
                 return error
     if path is not None and _hard_linked(path):
@@ -575,9 +584,11 @@ def trusted_open(path: str, mode: str, buffering, encoding, errors, newline, ver
     return open(fd, mode, buffering, encoding, errors, newline, closefd=True)
 
 
-def trusted_compile(tree, filename: str, mode: str):
+def trusted_compile(tree, filename: str, mode: str, flags: int = 0):
     """Compile a tree the gate produced (an AST compile carries no filename in its event)."""
-    return compile(tree, filename, mode, dont_inherit=True)
+    return compile(
+        tree, filename, mode, flags=flags & ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True
+    )
 
 
 def trusted_append(path: str, text: str) -> None:
@@ -588,6 +599,16 @@ def trusted_append(path: str, text: str) -> None:
 
 def trusted_input(prompt: str) -> str:
     return input(prompt)
+
+
+def trusted_approval(registry, prompt: str):
+    """Ask the host's approver (the human) whether a capsule may have a grant: the I/O of the
+    asking (the kernel's stdin channel, the terminal) is the host's, not the capsule's.  Only
+    the registry's own approver is ever called, so a leaked reference asks nothing else."""
+    approver = registry.approver
+    if approver is None:
+        return None
+    return approver("".join([prompt]))
 
 
 _HELPER_GLOBALS = globals()

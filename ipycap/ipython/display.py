@@ -320,9 +320,14 @@ def _when(ts) -> str:
 def _html_table(caption: str, columns, rows) -> str:
     esc = html.escape
     head = "".join(f"<th style='text-align:left'>{esc(str(c))}</th>" for c in columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td style='text-align:left'>{esc(str(v))}</td>" for v in row) + "</tr>"
-        for row in rows
+    body = (
+        "".join(
+            "<tr>"
+            + "".join(f"<td style='text-align:left'>{esc(str(v))}</td>" for v in row)
+            + "</tr>"
+            for row in rows
+        )
+        or f"<tr><td colspan='{len(columns)}' style='text-align:left'>(none)</td></tr>"
     )
     return (
         f"<table class='ipycap-registry'><caption style='text-align:left'>{esc(caption)}"

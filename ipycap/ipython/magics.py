@@ -11,13 +11,14 @@ tracebacks that show the capsule's lines and none of ipycap's, and the registry 
 
 from __future__ import annotations
 
+import builtins
 import functools
 import os
 import sys
 import weakref
 from collections.abc import Iterator, Mapping
 
-from IPython.core.error import UsageError
+from IPython.core.error import StdinNotImplementedError, UsageError
 from IPython.core.magic import (
     Magics,
     cell_magic,
@@ -26,17 +27,18 @@ from IPython.core.magic import (
     no_var_expand,
     output_can_be_silenced,
 )
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..engine import tripwire
 from ..engine.capsule import Capsule, error_for_host
-from ..engine.errors import CapabilityError, PolicyError
+from ..engine.errors import CapabilityError, CapsulePolicyError, one_line
 from ..engine.membrane import VALUES as _VALUE_TYPES
 from ..engine.membrane import Proxy, export
 from ..engine.output import bundle_for
 from ..engine.policy import CapsulePolicy
 from ..engine.registry import KINDS, Registry
 from .display import EventLogView, HostOutput, OutputFilter, PolicyView, RegistryView
+from .usage import parse_magic_line
 
 #: IPython's own state: never offered to a capsule, whatever the user namespace holds.
 IPYTHON_NAMES = frozenset(
@@ -51,14 +53,14 @@ _FLAG_KINDS = (
 )
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _EXTENSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_BUILTIN_INPUT = builtins.input
 
 
-class _GrantRefused(PolicyError, UsageError):
-    """A refused '%capsule grant': IPython prints UsageErrors without ipycap's frames."""
-
-
-# Users meet it as the PolicyError it is.
-_GrantRefused.__name__ = _GrantRefused.__qualname__ = "PolicyError"
+def _isatty(stream) -> bool:
+    try:
+        return stream is not None and stream.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
 
 
 class UserNamespaceView(Mapping):
@@ -114,6 +116,7 @@ class CapsuleExtension:
         shell.events.register("pre_run_cell", self._pre_run_cell)
         shell.events.register("post_run_cell", self._post_run_cell)
         self.policy.observe(self._policy_changed)
+        self.registry.approver = self._approve
         self.output_filter.ensure_installed()
         shell.showsyntaxerror = self._make_showsyntaxerror(shell.showsyntaxerror)
         tripwire.install()
@@ -171,6 +174,21 @@ class CapsuleExtension:
             target=change["name"],
             detail=f"{change['old']!r} -> {change['new']!r}",
         )
+        # A narrowed ceiling ends the grants it no longer covers (and their proxies).
+        for cap in self.registry.revoke_beyond_ceiling():
+            print(f"revoked {cap.id}: {cap.kind} {cap.target} (outside the new policy)")
+
+    def _approve(self, prompt: str) -> str | None:
+        """The registry's approver: ask the human through the shell's own input (the
+        terminal, or the notebook's stdin when the kernel allows it); None if nobody can be
+        asked (no terminal, or the frontend sends no stdin)."""
+        reader = builtins.input
+        if reader is _BUILTIN_INPUT and not _isatty(sys.stdin):
+            return None  # a script or a pipe: nobody to answer
+        try:
+            return reader(prompt)
+        except (EOFError, OSError, StdinNotImplementedError):
+            return None
 
     def callback_cap(self):
         """The capability that wraps what trusted code passes into exported capsule objects."""
@@ -248,7 +266,7 @@ class CapsuleMagics(Magics):
         """
         __tracebackhide__ = True
         ext = self.extension
-        args = parse_argstring(self.capsule_cell, line)
+        args = parse_magic_line(self.capsule_cell, line)
         ext.output_filter.ensure_installed()
         registry = ext.registry
         writable, hidden, exports = _split(args.writable), _split(args.hide), _split(args.export)
@@ -307,10 +325,14 @@ class CapsuleMagics(Magics):
         if err is not None:
             if exports or writes:
                 err.add_note(_failure_note(exports, writes, registry))
-            # Shown from the capsule's frames only (IPython calls _render_traceback_).
-            err._render_traceback_ = functools.partial(
-                _render_traceback, self.shell, type(err), err, err.__traceback__
-            )
+            # Shown from the capsule's frames only (IPython calls _render_traceback_); a
+            # refusal with none (a flag beyond the ceiling) is one line, no banner.
+            if err.__traceback__ is None and isinstance(err, CapabilityError):
+                one_line(err)
+            else:
+                err._render_traceback_ = functools.partial(
+                    _render_traceback, self.shell, type(err), err, err.__traceback__
+                )
             ext.last_error = err
             raise err
         self.shell.user_ns.update(bound)
@@ -331,8 +353,10 @@ class CapsuleMagics(Magics):
                                 kind, target, scope="cell", granted_by=f"%%capsule {flag}"
                             )
                         )
-                    except PolicyError as e:
-                        raise PolicyError(f"{flag} {target}: {e.what}", e.layer, e.how) from None
+                    except CapsulePolicyError as e:
+                        raise CapsulePolicyError(
+                            f"{flag} {target}: {e.what}", e.layer, e.how
+                        ) from None
         except BaseException:
             registry.end_cell(caps)
             raise
@@ -362,7 +386,7 @@ class CapsuleMagics(Magics):
         """
         if tripwire.capsule_on_stack():  # never reachable from a capsule; refuse if it were
             raise CapabilityError("%capsule from capsule code", "magics", None)
-        args = parse_argstring(self.capsule_line, line)
+        args = parse_magic_line(self.capsule_line, line)
         ext, words = self.extension, args.words
         command = getattr(self, f"_command_{args.command}")
         return command(ext, words)
@@ -389,9 +413,9 @@ class CapsuleMagics(Magics):
             raise UsageError(f"%capsule grant: unknown kind {kind!r}; expected one of {KINDS}")
         try:
             cap = ext.registry.grant(kind, target, scope="session", granted_by="%capsule grant")
-        except PolicyError as err:
-            # Still a PolicyError, shown like a UsageError: the message is the whole story.
-            raise _GrantRefused(err.what, err.layer, err.how, err.hint) from None
+        except CapsulePolicyError as err:
+            # The message is the whole story: one line, none of ipycap's frames.
+            raise one_line(CapsulePolicyError(err.what, err.layer, err.how, err.hint)) from None
         print(f"granted {cap.id}: {cap.kind} {cap.target} (session)")
         return None
 

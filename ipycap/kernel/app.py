@@ -29,6 +29,11 @@ class CapsuleKernelApp(IPKernelApp):
     """The capsule kernel application."""
 
     name = "ipycap-kernel"
+    description = (
+        "The ipycap capsule kernel: every cell runs as a capsule, with only the imports, "
+        "paths and objects granted to it (the CapsulePolicy ceiling below).  "
+        "'install' writes its kernelspec; a frontend starts it with -f CONNECTION_FILE."
+    )
     kernel_class = Type(
         "ipycap.kernel.kernel.CapsuleKernel",
         klass="ipykernel.kernelbase.Kernel",

@@ -14,36 +14,47 @@ import re
 from typing import TYPE_CHECKING
 
 from IPython.core.error import UsageError
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 
-from ..engine.errors import CapabilityError, CapsulePermissionError, PolicyError
+from ..engine.approval import APPROVAL_PREFIX, parse_answer
+from ..engine.errors import (
+    CapsulePermissionError,
+    CapsulePolicyError,
+    CapsuleRequestRefused,
+)
 from ..engine.membrane import Proxy
 from ..engine.modules import ModuleView
 from ..ipython.display import EventLogView, PolicyView, RegistryView
+from ..ipython.usage import parse_magic_line
 from .static import MISSING, Namespaces, look_through
 
 if TYPE_CHECKING:
     from .shell import CapsuleShell
 
-COMMAND_LINE = re.compile(r"^%capsule(\s|$)")
+COMMAND_LINE = re.compile(r"^%capsule(\?{1,2}|\s|$)")
+USAGE = (
+    "%capsule [list] | explain NAME | log [N] | policy | revoke ID|NAME | "
+    "request read PATH | request write PATH | request import MODULE"
+)
 REQUEST_KINDS = ("read", "write", "import")
 
 
-@magic_arguments()
+@magic_arguments("capsule")
 @argument(
     "action",
+    nargs="?",
+    default="list",
     choices=["list", "explain", "log", "policy", "revoke", "request"],
-    help="list: the registry; explain NAME: what introspection gives on NAME raw, proxied and "
+    help="list (the default): the registry; explain NAME: what introspection gives on NAME raw, proxied and "
     "in rexec mode; log [N]: recent events; policy: the ceiling; revoke ID|NAME: end a grant; "
     "request read PATH | write PATH | import MODULE: ask the human for a grant",
 )
 @argument("args", nargs="*", help="arguments of the action")
 def capsule_command(line: str) -> None:
-    """``%capsule ACTION [ARGS]`` in the capsule kernel (the specification of its arguments)."""
+    """The capsule kernel's only magic; it runs as trusted kernel code, never as the cell's.
 
-
-class RequestRefused(CapabilityError, PermissionError):
-    """A ``%capsule request`` the kernel or the human refused."""
+    Cells can only narrow authority here (revoke); a request asks the human, within the
+    ceiling the kernel's configuration fixed at start."""
 
 
 class CapsuleCommands:
@@ -58,15 +69,20 @@ class CapsuleCommands:
 
     def run(self, line: str, execution_count: int) -> None:
         text = line.strip()[len("%capsule") :]
+        if text.strip() in ("?", "??", "-h", "--help", "help"):
+            print(self.help())
+            return
         try:
-            args = parse_argstring(capsule_command, text)
+            args = parse_magic_line(capsule_command, text)
         except UsageError as e:
-            raise UsageError(
-                f"%capsule: {e}. Usage: %capsule list|explain NAME|log [N]|"
-                "policy|revoke ID|request read PATH|write PATH|import MODULE"
-            ) from None
+            raise UsageError(f"%capsule: {e}. Usage: {USAGE}") from None
         handler = getattr(self, "do_" + args.action)
         handler(args.args, execution_count)
+
+    @staticmethod
+    def help() -> str:
+        """What ``%capsule?`` prints: the usage and every action's arguments."""
+        return capsule_command.parser.format_help().strip()
 
     # -- actions -------------------------------------------------------------------------------
     def _show(self, view) -> None:
@@ -143,8 +159,8 @@ class CapsuleCommands:
             target = os.path.realpath(os.path.expanduser(target))
             try:
                 self.registry.check_path_grant(kind, target)
-            except PolicyError as e:
-                raise RequestRefused(
+            except CapsulePolicyError as e:
+                raise CapsuleRequestRefused(
                     f"request for {kind} access to {target}: {e.what}",
                     "kernel",
                     (
@@ -160,8 +176,8 @@ class CapsuleCommands:
         else:
             try:
                 self.registry.check_import_grant(target)
-            except PolicyError as e:
-                raise RequestRefused(
+            except CapsulePolicyError as e:
+                raise CapsuleRequestRefused(
                     f"request to import {target!r}: {e.what}", "kernel", None
                 ) from None
             if context.may_import(target):
@@ -177,23 +193,23 @@ class CapsuleCommands:
         shown = target if target.isprintable() else repr(target)
         what = f"{kind} access to {shown}" if kind != "import" else f"import of {target!r}"
         if not shell.capsule.policy.prompt:
-            raise RequestRefused(
+            raise CapsuleRequestRefused(
                 f"request for {what}: prompting is off (c.CapsulePolicy.prompt = False)",
                 "kernel",
                 f"add the grant to the kernel's configuration: c.CapsuleKernel.grants = "
                 f"[{kind + ':' + target!r}]",
             )
         if not getattr(kernel, "_allow_stdin", False):
-            raise RequestRefused(
+            raise CapsuleRequestRefused(
                 f"request for {what}: this frontend cannot answer prompts (no stdin)",
                 "kernel",
                 f"run the cell from a frontend with stdin, or add c.CapsuleKernel.grants = "
                 f"[{kind + ':' + target!r}] to the kernel's configuration",
             )
-        question = f"Cell [{count}] asks for {what}. Allow? [y/N] "
+        question = f"{APPROVAL_PREFIX}Cell [{count}] asks for {what} (this session). Allow? [y/N] "
         answer = kernel.trusted_raw_input(question)
-        if answer.strip().lower() not in ("y", "yes"):
-            raise RequestRefused(
+        if parse_answer(answer) is None:
+            raise CapsuleRequestRefused(
                 f"request for {what}: the human answered {answer.strip()[:20]!r}",
                 "kernel",
                 "answer 'y' to the prompt",

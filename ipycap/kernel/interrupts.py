@@ -9,7 +9,8 @@ ipycap's state changes (:func:`critical_code`) is running nearer the interrupt t
 frame, or no capsule code is running at all, the interrupt is *deferred* and re-checked every
 few milliseconds (SIGALRM) until the stack is out of it, or the cell
 ends (an interrupt that arrives after the capsule code finished is dropped, as the cell is
-done).  An interrupt stays pending until the cell ends: a ``KeyboardInterrupt`` raised inside a
+done).  One that arrives while the request is dispatched, before its cell began (a loaded
+machine), is delivered as soon as the cell begins.  An interrupt stays pending until the cell ends: a ``KeyboardInterrupt`` raised inside a
 finalizer is reported and dropped by Python, so if the cell still runs a quarter of a second
 later it is raised again (capsule code that catches ``KeyboardInterrupt`` and keeps running
 for longer gets it again too).  Outside a cell the default behaviour stays.
@@ -80,6 +81,7 @@ class InterruptGuard:
     """The SIGINT handler of the capsule kernel while a cell runs."""
 
     def __init__(self):
+        self.armed = False  # a shell request is being handled (its cell may not have begun)
         self.active = False
         self.pending = False
         self.deferred = 0  # how many times an interrupt had to wait (for tests and the log)
@@ -90,6 +92,13 @@ class InterruptGuard:
         signal.signal(signal.SIGALRM, self._on_alarm)
 
     def handler(self, signum, frame) -> None:
+        if self.armed and not self.active:
+            # The request's cell has not begun yet (a loaded machine): raising here would
+            # land in ipykernel's dispatch, and the cell would still run afterwards.  It is
+            # delivered when the cell begins (or dropped if the request runs no cell).
+            self.pending = True
+            self.deferred += 1
+            return
         if self.active and frame is not None and in_critical_code(frame):
             self.pending = True
             self.deferred += 1
@@ -108,9 +117,24 @@ class InterruptGuard:
             self.redelivered += 1
             self.handler(signum, frame)
 
-    def begin(self) -> None:
+    def arm(self) -> None:
+        """A shell request is being handled (called before its handler)."""
         self.pending = False
+        self.armed = True
+
+    def disarm(self) -> None:
+        """The request is done: an interrupt still pending found no cell to stop."""
+        self.armed = False
+        if self.pending and not self.active:
+            self.pending = False
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+    def begin(self) -> None:
+        """A cell (or user expression) begins: an interrupt that arrived while its request
+        was being dispatched is delivered now, inside it."""
         self.active = True
+        if self.pending:
+            signal.setitimer(signal.ITIMER_REAL, RECHECK_SECONDS)
 
     def end(self) -> None:
         """The cell is over: a deferred interrupt that never found capsule code is dropped."""

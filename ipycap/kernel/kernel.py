@@ -26,8 +26,9 @@ from ipykernel.ipkernel import IPythonKernel
 from traitlets import Instance, List, Type, Unicode
 from traitlets.config import Configurable
 
+from ..engine.approval import capsule_prompt
 from ..engine.capsule import Capsule
-from ..engine.errors import CapabilityError, CapsulePermissionError, PolicyError
+from ..engine.errors import CapabilityError, CapsulePermissionError, CapsulePolicyError
 from ..engine.policy import CapsulePolicy
 from ..engine.registry import Registry
 from ..engine.tripwire import contexts_on_stack
@@ -45,7 +46,7 @@ class _FrozenList(list):
     """A policy list after start: reading works, changing it in place does not."""
 
     def _refuse(self, *args, **kwargs):
-        raise PolicyError(
+        raise CapsulePolicyError(
             "the capsule kernel's policy is fixed at start", "kernel", "change the configuration"
         )
 
@@ -70,7 +71,7 @@ class FrozenPolicy(CapsulePolicy):
         return self.__dict__.get("_ipycap_frozen", False)
 
     def _refuse(self, name):
-        raise PolicyError(
+        raise CapsulePolicyError(
             f"changing CapsulePolicy.{name} in a running capsule kernel",
             "kernel",
             "the policy is fixed at start: change ipython_kernel_config.py or the kernelspec "
@@ -110,7 +111,7 @@ def make_policy(parent: Configurable) -> FrozenPolicy:
 def parse_grant(spec: str) -> tuple[str, str]:
     kind, sep, target = spec.partition(":")
     if not sep or kind not in ("read", "write", "import", "input", "comm", "object"):
-        raise PolicyError(
+        raise CapsulePolicyError(
             f"CapsuleKernel.grants entry {spec!r} is not 'kind:target'",
             "kernel",
             "write e.g. 'read:data/', 'write:out/', 'import:numpy' or 'input:'",
@@ -118,15 +119,21 @@ def parse_grant(spec: str) -> tuple[str, str]:
     return kind, target
 
 
-def kernel_grant_hint(kind: str, target: str) -> str | None:
-    """How a capsule-kernel cell asks for a grant (the extension's flags do not exist here).
+def kernel_grant_hint(kind: str, target: str, can_ask: bool = True) -> str | None:
+    """How a capsule-kernel cell asks for a grant (the extension's flags do not exist here);
+    ``can_ask``: whether a human can answer a prompt now (stdin, prompting on).
 
     None where this kernel offers no way: protected objects are read-only and a revocation
     is final (cells can only narrow their authority)."""
     if kind in ("writable", "object"):
         return None
-    if kind in ("read", "write", "import"):
+    if kind in ("read", "write", "import") and can_ask:
         return f"%capsule request {kind} {target} (the human is asked to approve)"
+    if kind in ("read", "write", "import"):
+        return (
+            f"c.CapsuleKernel.grants = ['{kind}:{target}'] in the kernel's configuration, "
+            "or run the cell from a frontend that answers prompts"
+        )
     if kind == "input":
         return "c.CapsulePolicy.allow_input = True in the kernel's configuration"
     return f"c.CapsuleKernel.grants = ['{kind}:{target}'] in the kernel's configuration"
@@ -181,7 +188,9 @@ class CapsuleKernel(IPythonKernel):
             scope="session",
             label="kernel",
         )
-        self.capsule.context.how_to_grant = kernel_grant_hint
+        self.capsule.context.how_to_grant = self._grant_hint
+        # Grants asked for at the moment of access go to the frontend's stdin channel.
+        self.registry.approver = self._approve
         self.interrupts = InterruptGuard()
         if sys.platform != "win32":
             try:
@@ -327,7 +336,9 @@ class CapsuleKernel(IPythonKernel):
         }
 
     # -- stdin -------------------------------------------------------------------------------------
-    def _check_input(self, what: str) -> None:
+    def _check_input(self, what: str) -> bool:
+        """Refuse ``what`` for capsule code without the input grant; True if capsule code
+        is asking (its prompt then gets the capsule prefix)."""
         contexts = contexts_on_stack(sys._getframe(2))
         if contexts and not all(ctx.may_input() for ctx in contexts):
             err = CapsulePermissionError(
@@ -338,18 +349,32 @@ class CapsuleKernel(IPythonKernel):
             for ctx in contexts:
                 ctx.record_refusal(err)
             raise err
+        return bool(contexts)
 
     def raw_input(self, prompt=""):
-        self._check_input("input()")
+        if self._check_input("input()"):
+            prompt = capsule_prompt(prompt)  # never mistaken for the kernel's own questions
         return super().raw_input(prompt)
 
     def getpass(self, prompt="", stream=None, **kwargs):
-        self._check_input("getpass()")
+        if self._check_input("getpass()"):
+            prompt = capsule_prompt(prompt)
         return super().getpass(prompt, stream, **kwargs)
 
     def trusted_raw_input(self, prompt: str) -> str:
         """The kernel's own prompt (``%capsule request``), never called by capsule code."""
         return super().raw_input(prompt)
+
+    def _approve(self, prompt: str) -> str | None:
+        """The registry's approver: the engine's question to the frontend's human, or None
+        when this request's frontend cannot answer (no stdin)."""
+        if not getattr(self, "_allow_stdin", False):
+            return None
+        return super().raw_input(prompt)
+
+    def _grant_hint(self, kind: str, target: str) -> str | None:
+        can_ask = bool(getattr(self, "_allow_stdin", False)) and self.policy.prompt
+        return kernel_grant_hint(kind, target, can_ask)
 
     def _process_children(self):
         """Child processes to end at shutdown; a confined kernel may not list /proc (and
@@ -359,6 +384,48 @@ class CapsuleKernel(IPythonKernel):
         except OSError:
             return []
 
+    # -- errors and the queue ------------------------------------------------------------------------
+    async def do_execute(
+        self,
+        code,
+        silent,
+        store_history=True,
+        user_expressions=None,
+        allow_stdin=False,
+        *,
+        cell_meta=None,
+        cell_id=None,
+    ):
+        reply = await super().do_execute(
+            code,
+            silent,
+            store_history,
+            user_expressions,
+            allow_stdin,
+            cell_meta=cell_meta,
+            cell_id=cell_id,
+        )
+        parent = self.get_parent("shell") or {}
+        content = parent.get("content", {})
+        if reply.get("status") == "error" and not silent and content.get("stop_on_error", True):
+            # ipykernel starts aborting the queue only after it sent the error reply, so a
+            # request the client sends on seeing that reply can be aborted too (on a loaded
+            # machine it often is). Abort here, before the reply: exactly the requests queued
+            # behind the failed cell are aborted, as "Run all" expects, and no later one.
+            self._abort_queues(parent.get("header", {}).get("subshell_id"))
+            self._queue_aborted = True
+        return reply
+
+    def _abort_queues(self, subshell_id=None):
+        if self.__dict__.pop("_queue_aborted", False):
+            return  # already done before the reply (do_execute)
+        super()._abort_queues(subshell_id)
+
     # -- interrupts --------------------------------------------------------------------------------
     def pre_handler_hook(self):
+        self.interrupts.arm()
         self.saved_sigint_handler = signal.signal(signal.SIGINT, self.interrupts.handler)
+
+    def post_handler_hook(self):
+        super().post_handler_hook()
+        self.interrupts.disarm()

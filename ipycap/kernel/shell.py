@@ -23,7 +23,7 @@ from IPython.core.interactiveshell import ExecutionInfo, ExecutionResult
 from traitlets import Any
 
 from ..engine.capsule import error_for_host
-from ..engine.errors import CapsulePermissionError
+from ..engine.errors import CapabilityError, CapsulePermissionError, one_line
 from ..engine.gate import _inside_string, source_filename
 from ..engine.membrane import export
 from ..engine.output import bundle_for
@@ -178,6 +178,8 @@ class CapsuleShell(ZMQInteractiveShell):
         # capsule's exception: no capsule objects in its args, context or traceback.
         e = error_for_host(e)
         tb = e.__traceback__
+        if tb is None and isinstance(e, CapabilityError):
+            one_line(e)  # a kernel command's refusal: no capsule frame, no banner
         syntax = isinstance(e, SyntaxError)
         try:
             self.showtraceback((type(e), e, tb), running_compiled_code=not syntax)

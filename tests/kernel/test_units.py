@@ -15,7 +15,7 @@ import traceback
 import pytest
 from traitlets.config import Config, Configurable
 
-from ipycap import Capsule, PolicyError, Registry
+from ipycap import Capsule, CapsulePolicyError, Registry
 from ipycap.kernel import static
 from ipycap.kernel.interrupts import InterruptGuard, critical_code
 from ipycap.kernel.kernel import make_policy
@@ -30,13 +30,13 @@ def _policy(**section):
 def test_policy_is_frozen_at_start():
     policy = _policy(allow_input=False)
     assert policy.readable_paths == [os.getcwd()]  # the kernel's default ceiling
-    with pytest.raises(PolicyError):
+    with pytest.raises(CapsulePolicyError):
         policy.allow_input = True
-    with pytest.raises(PolicyError):
+    with pytest.raises(CapsulePolicyError):
         policy.set_trait("readable_paths", ["/"])
-    with pytest.raises(PolicyError):
+    with pytest.raises(CapsulePolicyError):
         policy.readable_paths.append("/")
-    with pytest.raises(PolicyError):
+    with pytest.raises(CapsulePolicyError):
         policy.update_config(Config({"CapsulePolicy": {"readable_paths": ["/"]}}))
     assert policy.readable_paths == [os.getcwd()] and policy.allow_input is False
 

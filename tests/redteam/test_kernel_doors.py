@@ -25,6 +25,7 @@ import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 
+from ipycap.engine.approval import APPROVAL_PREFIX, import_question
 from tests.kernel.conftest import execute, value_of
 
 pytestmark = pytest.mark.kernel
@@ -596,8 +597,13 @@ PHISHING = {
 
 @pytest.mark.parametrize("name", sorted(PHISHING))
 def test_capsule_cannot_ask_for_a_password(capsule, stock, name):
-    reply, outputs, prompts = execute(capsule, PHISHING[name], stdin_answer="hunter2")
-    assert prompts == [] and "hunter2" not in json.dumps([reply, outputs])
+    # The only prompt is the kernel's own question for the import of getpass (asked at the
+    # moment of access); approving it still gives the capsule no password prompt.
+    approvals = [] if name != "getpass" else [APPROVAL_PREFIX + import_question("getpass")]
+    for answer in ("hunter2", "y"):
+        reply, outputs, prompts = execute(capsule, PHISHING[name], stdin_answer=answer)
+        assert prompts == approvals and "hunter2" not in json.dumps([reply, outputs])
+        assert reply["status"] == "error"
     reply, outputs, prompts = execute(stock, PHISHING[name], stdin_answer="hunter2")
     assert prompts == ["Password: "]
 
@@ -662,7 +668,8 @@ def test_request_prompt_cannot_be_redrawn(capsule, name):
     reply, _, prompts = execute(capsule, f"%capsule request write {SPOOFS[name]}", stdin_answer="n")
     assert reply["status"] == "error" and len(prompts) == 1
     assert prompts[0].isprintable(), prompts
-    assert prompts[0].startswith("Cell [") and "asks for write access to '" in prompts[0]
+    assert prompts[0].startswith(APPROVAL_PREFIX + "Cell [")
+    assert "asks for write access to '" in prompts[0]
 
 
 def test_request_prompt_shows_a_long_path_whole(capsule):
@@ -750,7 +757,7 @@ def test_frozen_policy_refuses_every_trait_door(name):
     """The doors traitlets offers to change a policy: each changes a plain CapsulePolicy and
     none changes the capsule kernel's frozen one (no cell can reach the object at all; this
     holds the line against trusted code too)."""
-    from ipycap.engine.errors import PolicyError
+    from ipycap.engine.errors import CapsulePolicyError
     from ipycap.engine.policy import CapsulePolicy
     from ipycap.kernel.kernel import FrozenPolicy
 
@@ -760,7 +767,7 @@ def test_frozen_policy_refuses_every_trait_door(name):
     assert "/" in plain.readable_paths
     frozen = FrozenPolicy(readable_paths=["/srv"])
     frozen.freeze()
-    with pytest.raises(PolicyError):
+    with pytest.raises(CapsulePolicyError):
         change(frozen)
     assert list(frozen.readable_paths) == ["/srv"] and frozen.frozen
 

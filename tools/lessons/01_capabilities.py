@@ -109,8 +109,11 @@ CELLS = [
     ),
     md(
         """
-        Files work the same way. The capsule tries to read the measurements, and the
-        refusal tells you the exact flag that would allow it:
+        Files work the same way. The capsule tries to read the measurements. Run
+        interactively, ipycap first asks you, at the moment of access: `ipycap-approval:
+        Allow read access to data/measurements.csv (grant: read data/)? [y]es / [n]o /
+        [a]lways this session`. Answer `n` here; the refusal then tells you the exact flag
+        that would allow it:
         """
     ),
     code(
@@ -290,5 +293,15 @@ CELLS = [
         Next: [02 · Proxies vs rexec](02-proxies-vs-rexec.ipynb), the design argument behind
         these proxies.
         """
+    ),
+    md("Finally, an ordinary cell removes the lesson's scratch folder again."),
+    code(
+        """
+        import shutil
+
+        os.chdir(os.path.expanduser("~"))
+        shutil.rmtree(project, ignore_errors=True)
+        """,
+        id="cleanup",
     ),
 ]

@@ -408,4 +408,15 @@ CELLS = [
         Next: [05 · The escape gallery](05-escape-gallery.ipynb).
         """
     ),
+    md("Finally, an ordinary cell removes the lesson's scratch folder again."),
+    code(
+        """
+        import shutil
+
+        os.chdir(os.path.expanduser("~"))
+        shutil.rmtree(project, ignore_errors=True)
+        shutil.rmtree(profile, ignore_errors=True)
+        """,
+        id="cleanup",
+    ),
 ]

@@ -650,4 +650,14 @@ CELLS = [
         capsule and the kernel can confine itself with the operating system's help.
         """
     ),
+    md("Finally, an ordinary cell removes the lesson's scratch folder again."),
+    code(
+        """
+        import shutil
+
+        os.chdir(os.path.expanduser("~"))
+        shutil.rmtree(lab, ignore_errors=True)
+        """,
+        id="cleanup",
+    ),
 ]
