@@ -400,8 +400,29 @@ freeze_type(PyObject *module, PyObject *obj)
     Py_RETURN_NONE;
 }
 
+/* A proxied bound method for the membrane (ipycap.engine.membrane.crossing._bind): the
+ * method and capability live in C fields, so no Python closure cell holds them where a
+ * library's getattr (pandas eval, typing) could read them. */
+static PyObject *
+new_method_proxy(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "new_method_proxy(method, cap)");
+        return NULL;
+    }
+    MethodProxyObject *mp = PyObject_GC_New(MethodProxyObject, &MethodProxy_Type);
+    if (mp == NULL) {
+        return NULL;
+    }
+    mp->method = Py_NewRef(args[0]);
+    mp->cap = Py_NewRef(args[1]);
+    PyObject_GC_Track(mp);
+    return (PyObject *)mp;
+}
+
 static PyMethodDef methods[] = {
     {"freeze_type", freeze_type, METH_O, NULL},
+    {"new_method_proxy", (PyCFunction)(void (*)(void))new_method_proxy, METH_FASTCALL, NULL},
     {"set_view_hook", set_view_hook, METH_O, NULL},
     {"new_proxy", (PyCFunction)(void (*)(void))new_proxy, METH_FASTCALL, NULL},
     {"proxy_target", proxy_target, METH_O, NULL},

@@ -36,7 +36,6 @@ from .membrane import is_plain
 
 ENV = "IPYCAP_AUDIT"
 LOG_ENV = "IPYCAP_AUDIT_LOG"
-_MARK = guard.CAPSULE_MARK
 _STDLIB = frozenset(sys.stdlib_module_names)
 _HEAPTYPE = 1 << 9
 _type_module = type.__dict__["__module__"].__get__
@@ -143,7 +142,7 @@ def verdict(value, depth: int = 0) -> str | None:
 
 
 def _is_capsule(frame) -> bool:
-    return frame is not None and _MARK in frame.f_builtins
+    return frame is not None and guard.context_of(frame.f_builtins) is not None
 
 
 def _where(frame) -> str:

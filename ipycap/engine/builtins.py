@@ -80,19 +80,18 @@ class _Refusing:
 def make_builtins(context) -> BuiltinsModule:
     """A fresh builtins module for one capsule context (its dict is the frames' builtins)."""
     b = {name: getattr(_py, name) for name in SAFE_BUILTINS if hasattr(_py, name)}
-    b.update(guard.make_accessors(context.mode, on_refuse=context.record_refusal))
+    b.update(_ACCESSORS[context.mode])
     for name, why in REFUSING.items():
         b[name] = _Refusing(name, why)
-    b[guard.CAPSULE_MARK] = context
-    b["__import__"] = _make_import(context)
-    b["open"] = _make_open(context)
+    b["__import__"] = _IMPORT
+    b["open"] = _OPEN
     b["__build_class__"] = _build_class
     b["type"] = _type
     b["issubclass"] = _issubclass
     b["isinstance"] = _isinstance
-    b["input"] = _make_input(context)
+    b["input"] = _INPUT
     b["display"] = output.display
-    b.update(make_code_builtins(context))
+    b.update(make_code_builtins(context.mode))
     module, _ = new_builtins_module(b)
     return module
 
@@ -216,9 +215,23 @@ def _issubclass(cls, classinfo, /):
         raise
 
 
-def _make_input(context):
+def _calling_context(what: str):
+    """The context of the innermost capsule frame above the builtin that asks.
+
+    Capsule builtins hold no reference to their context (a closure cell would give it to
+    any library that reads ``__closure__`` for the capsule, pandas' eval or typing's
+    ForwardRef among them: I4); they find it on the stack, where only frames of capsule
+    code carry it."""
+    ctx = tripwire.current_context()
+    if ctx is None:
+        raise CapsuleTypeError(f"{what} of a capsule was called outside any capsule", "builtins")
+    return ctx
+
+
+def _make_input():
     def input(prompt="", /):  # noqa: A001 - the capsule's input()
         """input(): only when the policy or a grant allows it (it can phish the user)."""
+        context = _calling_context("input()")
         if not context.may_input():
             err = CapsulePermissionError(
                 "input() in a capsule (it could ask the user for a password)",
@@ -235,8 +248,9 @@ def _make_input(context):
 
 
 # -- imports ---------------------------------------------------------------------------------
-def _make_import(context):
+def _make_import():
     def __import__(name, globals=None, locals=None, fromlist=(), level=0):  # noqa: A002
+        context = _calling_context("__import__")
         name = guard.exact_name(name)
         if level:
             raise CapsuleImportError(
@@ -271,7 +285,7 @@ def _make_import(context):
 
 
 # -- files ---------------------------------------------------------------------------------
-def _make_open(context):
+def _make_open():
     def open(
         file,
         mode="r",
@@ -283,6 +297,7 @@ def _make_open(context):
         opener=None,
     ):
         """open(): only paths this capsule was granted (checked on the real path)."""
+        context = _calling_context("open()")
         if opener is not None or closefd is not True:
             raise CapsuleTypeError(
                 "open() with opener or closefd is not available in a capsule", "builtins", None
@@ -328,3 +343,19 @@ def _verify_opened(fd: int, resolved: str) -> None:
 
 
 __all__ = ["make_builtins", "ModuleView", "CapabilityError"]
+
+
+def _record_refusal_on_stack(err) -> None:
+    ctx = tripwire.current_context()
+    if ctx is not None:
+        ctx.record_refusal(err)
+
+
+# One set of builtins for every capsule (per mode): none of them holds a context.
+_IMPORT = _make_import()
+_OPEN = _make_open()
+_INPUT = _make_input()
+_ACCESSORS = {
+    mode: guard.make_accessors(mode, on_refuse=_record_refusal_on_stack)
+    for mode in ("proxy", "rexec")
+}

@@ -24,6 +24,7 @@ from .context import CapsuleContext
 from .errors import CapabilityError, CapsuleImportError, CapsuleSyntaxError
 from .gate import gate, source_filename
 from .membrane import export, is_plain, scrub_outbound, wrap
+from .membrane.scrub import is_builtin_class
 from .modules import _module_dict, make_view
 from .policy import CapsulePolicy
 from .registry import Capability, Registry
@@ -71,7 +72,7 @@ def error_for_host(exc: BaseException) -> BaseException:
     message.  The traceback keeps the capsule's frames and drops ipycap's and IPython's."""
     tp = type(exc)
     tb = capsule_traceback(exc.__traceback__)
-    if isinstance(exc, CapabilityError) and not guard.is_own(exc):
+    if issubclass(tp, CapabilityError) and not guard.is_own(exc):
         if tp is CapsuleSyntaxError:
             fresh = tp(
                 _plain_text(exc.what),
@@ -80,6 +81,7 @@ def error_for_host(exc: BaseException) -> BaseException:
                 lineno=exc.lineno if type(exc.lineno) is int else None,
                 col_offset=exc.offset - 1 if type(exc.offset) is int else None,
                 text=_plain_text(exc.text),
+                hint=_plain_text(getattr(exc, "hint", None)),
             )
         else:
             try:  # the host's own refusals (e.g. the kernel's RequestRefused) keep their type
@@ -91,11 +93,25 @@ def error_for_host(exc: BaseException) -> BaseException:
                 )
             except TypeError:
                 fresh = scrub_outbound(exc)
-    elif tp.__module__ == "builtins" and is_plain(exc.args):
+    elif is_builtin_class(tp) and is_plain(exc.args):
         fresh = tp(*exc.args)
+        if issubclass(tp, SyntaxError):
+            fresh = _syntax_error_for_host(tp, exc.args)
     else:
         fresh = scrub_outbound(exc)
     return fresh.with_traceback(tb)
+
+
+def _syntax_error_for_host(tp, args):
+    """A SyntaxError keeps a location only in capsule source: the host's traceback printer
+    reads the named file (through linecache) after the capsule's frames are gone, so
+    ``SyntaxError('x', ('/etc/passwd', 1, 1, None))`` would have it print any file."""
+    msg = args[0] if args else ""
+    details = args[1] if len(args) > 1 and type(args[1]) is tuple else None
+    if details and len(details) >= 4 and type(details[0]) is str:
+        if details[0].startswith("<capsule-"):
+            return tp(msg, details)
+    return tp(msg)
 
 
 class Capsule:
@@ -159,6 +175,7 @@ class Capsule:
         self.context.expose = self._expose
         self.context.builtins = self.builtins
         self.context.builtins_module = self.builtins_module
+        guard.register_builtins(self.builtins, self.context)
         self.object_caps: dict[str, Capability] = {}
         self.decimal_context = decimal.Context()
         tripwire.register(self.context)

@@ -18,14 +18,96 @@ from collections import UserString
 from . import rules
 from .errors import CapsuleAttributeError, CapsuleTypeError
 
-#: Key in a capsule's builtins dict that marks frames running capsule code.
+#: Name under which the kernel's inspector hides engine entries (kept for its listings).
 CAPSULE_MARK = "_ipycap_context"
 
+#: id(builtins dict) -> weak reference to its capsule context: a frame runs capsule code
+#: when its builtins dict is one of these, by identity.  The mark lives here, in trusted
+#: hands, not in the dict capsule frames use (which a capsule could otherwise unmark).
+_CAPSULE_BUILTINS: dict = {}
+
+
+def register_builtins(builtins_dict: dict, context) -> None:
+    """Record that frames using ``builtins_dict`` run code of ``context``'s capsule."""
+    for key in [k for k, ref in _CAPSULE_BUILTINS.items() if ref() is None]:
+        del _CAPSULE_BUILTINS[key]  # contexts that are gone
+    _CAPSULE_BUILTINS[_address(builtins_dict)] = weakref.ref(context)
+
+
+def context_of(builtins_dict):
+    """The capsule context whose frames use ``builtins_dict``, or None (no code runs)."""
+    ref = _CAPSULE_BUILTINS.get(_address(builtins_dict))
+    if ref is None:
+        return None
+    ctx = ref()
+    if ctx is None or ctx.__dict__.get("builtins") is not builtins_dict:
+        return None
+    return ctx
+
+
+#: An object's address-derived hash, whatever its class says (no audit event, unlike id()).
+_address = object.__hash__
+
+
+class TypeSet:
+    """A set of classes by identity, weakly held: membership never hashes or compares the
+    class asked about, so a capsule metaclass's ``__hash__``/``__eq__`` cannot vote (a
+    WeakSet would ask it, and a class equal to everything was in every table)."""
+
+    __slots__ = ("_refs",)
+
+    def __init__(self):
+        self._refs: dict = {}
+
+    def add(self, cls) -> None:
+        key = _address(cls)
+        self._refs[key] = weakref.ref(cls, lambda _, k=key, d=self._refs: d.pop(k, None))
+
+    def __contains__(self, cls) -> bool:
+        ref = self._refs.get(_address(cls))
+        return ref is not None and ref() is cls
+
+    def __iter__(self):
+        return iter([c for c in (r() for r in list(self._refs.values())) if c is not None])
+
+    def __len__(self) -> int:
+        return len(self._refs)
+
+
+class TypeTable:
+    """A mapping from classes to rules, by identity (see :class:`TypeSet`)."""
+
+    __slots__ = ("_entries",)
+
+    def __init__(self):
+        self._entries: dict = {}
+
+    def __setitem__(self, cls, rule) -> None:
+        self._entries[_address(cls)] = (cls, rule)
+
+    def get(self, cls, default=None):
+        entry = self._entries.get(_address(cls))
+        return entry[1] if entry is not None and entry[0] is cls else default
+
+    def __getitem__(self, cls):
+        entry = self._entries.get(_address(cls))
+        if entry is None or entry[0] is not cls:
+            raise KeyError(cls)
+        return entry[1]
+
+    def __contains__(self, cls) -> bool:
+        entry = self._entries.get(_address(cls))
+        return entry is not None and entry[0] is cls
+
+    def __iter__(self):
+        return iter([cls for cls, _ in list(self._entries.values())])
+
+
 #: Classes created by a ``class`` statement in a capsule (recorded by its __build_class__).
-OWN_TYPES: weakref.WeakSet = weakref.WeakSet()
+OWN_TYPES = TypeSet()
 
 #: Types that make their own decision (the membrane's proxies, module views): type -> rule.
-PROXY_TYPES: dict = {}
+PROXY_TYPES = TypeTable()
 
 _FunctionType = types.FunctionType
 _MethodType = types.MethodType
@@ -99,13 +181,13 @@ def is_own(value) -> bool:
     """Whether ``value`` is something the capsule created itself (DESIGN.md: own objects)."""
     tp = type(value)
     if tp is _FunctionType:
-        return CAPSULE_MARK in value.__builtins__
+        return context_of(value.__builtins__) is not None
     if tp is _MethodType:
         return is_own(value.__func__) and is_own(value.__self__)
     try:
         if tp in OWN_TYPES:
             return True
-        if isinstance(value, type):
+        if issubclass(tp, type):  # not isinstance: it would read a capsule __class__
             return value in OWN_TYPES or _being_built(value)
         return False
     except TypeError:
@@ -159,11 +241,10 @@ def is_own_static(value) -> bool:
     and a capsule metaclass's ``__hash__`` is capsule code."""
     tp = type(value)
     if tp is _FunctionType:
-        b = value.__builtins__
-        return any(type(k) is str and k == CAPSULE_MARK for k in dict.keys(b))
+        return context_of(value.__builtins__) is not None
     if tp is _MethodType:
         return is_own_static(value.__func__) and is_own_static(value.__self__)
-    return any(t is tp or t is value for t in list(OWN_TYPES))
+    return tp in OWN_TYPES or value in OWN_TYPES  # by identity (TypeSet)
 
 
 def may_read_statically(value, name: str) -> bool:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 
 from . import guard, modules, tripwire
-from .errors import CapsuleTypeError
+from .errors import CapabilityError, CapsuleTypeError
 from .membrane import Proxy, is_plain, plain_result, target_of
 
 #: MIME type -> the ``_repr_*_`` method that gives it, as IPython's formatters look them up.
@@ -150,6 +150,8 @@ def text_of(obj, seen=()) -> str:
         return printer.getvalue()
     try:
         text = repr(obj)
+    except CapabilityError:
+        raise  # a refusal while formatting is the cell's error, as any refusal is
     except Exception as e:  # noqa: BLE001 - a failing repr is shown, not raised
         return f"<{tp.__name__} object (repr failed: {type(e).__name__})>"
     return _exact_text(text) if isinstance(text, str) else f"<{tp.__name__} object>"

@@ -50,7 +50,7 @@ def asked_by_capsule(frame) -> bool:
     decision; a capsule asking the standard library to do it is not."""
     f = frame
     while f is not None:
-        if guard.CAPSULE_MARK in f.f_builtins:
+        if guard.context_of(f.f_builtins) is not None:
             return True
         name = f.f_globals.get("__name__")
         if type(name) is not str or name.partition(".")[0] not in _TRANSPARENT:

@@ -5,8 +5,8 @@ While capsule code is anywhere on the stack, every audit event is refused unless
 below admits it, which catches what a library does on a capsule's behalf and capsule code
 that runs *later* (``__del__``, a ``__repr__`` called by the displayhook, a stored callback).
 
-Capsule frames are recognised by their builtins (``f_builtins`` carries the capsule's
-context); reading it raises no audit event.  The few trusted helpers at the bottom of this
+Capsule frames are recognised by their builtins dict, by identity (``guard.context_of``: the
+table of capsule builtins is trusted state); reading it raises no audit event.  The helpers at the bottom of this
 module mark their own legitimate use: a frame running one of them, met before any capsule
 frame on the way out from the event, means the event is the helper's.  A capsule frame
 nearer the event than the helper voids the mark.
@@ -29,7 +29,7 @@ from .errors import CapsulePermissionError
 _state = threading.local()
 _installed = False
 _armed = False
-_MARK = guard.CAPSULE_MARK
+_context_of = guard.context_of
 _STDLIB = os.path.realpath(sysconfig.get_paths()["stdlib"])
 
 
@@ -47,16 +47,8 @@ def install() -> None:
 _LIVE: weakref.WeakSet = weakref.WeakSet()
 
 
-#: The engine's context class: a frame is a capsule's only when its builtins hold one of
-#: these (an object of another type under the mark is ignored, and never called).
-_CONTEXT_TYPE: type | None = None
-
-
 def register(context) -> None:
     """Record a capsule context and arm the hook (called for every new capsule)."""
-    global _CONTEXT_TYPE
-    if _CONTEXT_TYPE is None:
-        _CONTEXT_TYPE = type(context)
     _LIVE.add(context)
     install()
 
@@ -66,7 +58,7 @@ def _called_by_ipycap(helper_frame) -> bool:
     for its caller's checks; called from anywhere else (capsule code holding a leaked
     reference, a trusted trampoline calling it back) it vouches for nothing (I4)."""
     caller = helper_frame.f_back
-    if caller is None or _MARK in caller.f_builtins:
+    if caller is None or _context_of(caller.f_builtins) is not None:
         return False
     name = caller.f_globals.get("__name__")
     return type(name) is str and name.startswith("ipycap.")
@@ -91,8 +83,8 @@ def contexts_on_stack(frame=None) -> list:
     f = frame if frame is not None else sys._getframe(1)
     found = []
     while f is not None:
-        ctx = f.f_builtins.get(_MARK)
-        if ctx is not None and type(ctx) is _CONTEXT_TYPE and ctx not in found:
+        ctx = _context_of(f.f_builtins)
+        if ctx is not None and ctx not in found:
             found.append(ctx)
         f = f.f_back
     return found
@@ -102,8 +94,8 @@ def current_context():
     """The innermost capsule context on the stack, or None."""
     f = sys._getframe(1)
     while f is not None:
-        ctx = f.f_builtins.get(_MARK)
-        if ctx is not None and type(ctx) is _CONTEXT_TYPE:
+        ctx = _context_of(f.f_builtins)
+        if ctx is not None:
             return ctx
         f = f.f_back
     return None
@@ -112,7 +104,7 @@ def current_context():
 def capsule_on_stack() -> bool:
     f = sys._getframe(1)
     while f is not None:
-        if _MARK in f.f_builtins:
+        if _context_of(f.f_builtins) is not None:
             return True
         f = f.f_back
     return False
@@ -132,8 +124,8 @@ def _hook(event, args):
             g = f.f_globals
             if g is _HELPER_GLOBALS and found is None and _called_by_ipycap(f):
                 return  # a trusted helper's own use, with no capsule frame nearer the event
-            ctx = f.f_builtins.get(_MARK)
-            if ctx is not None and type(ctx) is _CONTEXT_TYPE:
+            ctx = _context_of(f.f_builtins)
+            if ctx is not None:
                 if found is None:
                     found = [ctx]
                 elif ctx not in found:
@@ -441,7 +433,7 @@ _TRACEBACK_READERS = frozenset({"traceback", "linecache"})
 
 def _read_by_capsule_frame(frame) -> bool:
     """Whether the frame that raised the event is capsule code itself."""
-    return frame is not None and _MARK in frame.f_builtins
+    return frame is not None and _context_of(frame.f_builtins) is not None
 
 
 def _input_rule(event, args, contexts, frame=None):
@@ -567,14 +559,14 @@ def trusted_open(path: str, mode: str, buffering, encoding, errors, newline, ver
         flags |= os.O_CREAT | os.O_APPEND
     if "x" in mode:
         flags |= os.O_CREAT | os.O_EXCL
-    # The helper checks what it is asked to do (I4): the path is within the grants of every
-    # capsule on the stack, whoever called it.
-    for ctx in contexts_on_stack(sys._getframe(1)):
-        for kind, wanted in (("read", "r" in mode or "+" in mode), ("write", flags & 3)):
-            if wanted and not ctx.allows_path(kind, path):
-                raise CapsulePermissionError(
-                    f"{kind} access to {path} (asked of the trusted open)", "tripwire", None
-                )
+    # The helper checks who asks (I4): it vouches for the checks of ipycap's own open(); a
+    # leaked reference called by capsule code or a trampoline opens nothing.
+    if not _called_by_ipycap(sys._getframe(0)):
+        raise CapsulePermissionError(
+            f"open of {path} asked of the trusted open by code other than ipycap's",
+            "tripwire",
+            None,
+        )
     fd = os.open(path, flags, 0o666)
     try:
         verify(fd, path)

@@ -32,8 +32,8 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from ..engine import tripwire
 from ..engine.capsule import Capsule, error_for_host
 from ..engine.errors import CapabilityError, CapsulePolicyError, one_line
-from ..engine.membrane import VALUES as _VALUE_TYPES
 from ..engine.membrane import Proxy, export
+from ..engine.membrane.values import is_value_type
 from ..engine.output import bundle_for
 from ..engine.policy import CapsulePolicy
 from ..engine.registry import KINDS, Registry
@@ -442,7 +442,7 @@ class CapsuleMagics(Magics):
 def _needs_cap(value, depth: int = 0) -> bool:
     """Whether exporting ``value`` makes a reverse proxy (which needs a capability)."""
     tp = type(value)
-    if tp in _VALUE_TYPES or tp is Proxy:
+    if is_value_type(tp) or tp is Proxy:
         return False
     if tp in (list, tuple, set, frozenset) and depth < 50:
         return any(_needs_cap(v, depth + 1) for v in value)

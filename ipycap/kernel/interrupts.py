@@ -21,7 +21,7 @@ from __future__ import annotations
 import signal
 
 from ..engine import tripwire
-from ..engine.guard import CAPSULE_MARK
+from ..engine.guard import context_of
 
 RECHECK_SECONDS = 0.005
 REDELIVER_SECONDS = 0.25
@@ -67,7 +67,7 @@ def in_critical_code(frame) -> bool:
     try:
         f = frame
         while f is not None:
-            if CAPSULE_MARK in f.f_builtins:
+            if context_of(f.f_builtins) is not None:
                 return False
             if f.f_code in critical:
                 return True

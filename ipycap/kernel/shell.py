@@ -135,8 +135,9 @@ class CapsuleShell(ZMQInteractiveShell):
         try:
             self._run_segments(raw_cell, count, silent, result)
         except BaseException as e:  # noqa: BLE001 - a cell's error, KeyboardInterrupt included
-            result.error_in_exec = e
-            self._show_error(e)
+            # ipykernel formats what the result holds (str(err) for the reply): only the
+            # host's copy, never the capsule's own exception, whose __str__ is capsule code.
+            result.error_in_exec = self._show_error(e)
         finally:
             self.interrupts.end()
             self.displayhook.exec_result = None
@@ -173,10 +174,13 @@ class CapsuleShell(ZMQInteractiveShell):
         self.output_filter.pending_bundle = bundle
         self.displayhook(exported)
 
-    def _show_error(self, e: BaseException) -> None:
+    def _show_error(self, e: BaseException) -> BaseException:
         # What the kernel keeps (sys.last_value, the error reply) is the host's copy of the
         # capsule's exception: no capsule objects in its args, context or traceback.
-        e = error_for_host(e)
+        try:
+            e = error_for_host(e)
+        except BaseException:  # noqa: BLE001 - nothing a capsule raised may end the kernel
+            e = RuntimeError("the capsule raised an exception that cannot be shown")
         tb = e.__traceback__
         if tb is None and isinstance(e, CapabilityError):
             one_line(e)  # a kernel command's refusal: no capsule frame, no banner
@@ -185,6 +189,7 @@ class CapsuleShell(ZMQInteractiveShell):
             self.showtraceback((type(e), e, tb), running_compiled_code=not syntax)
         except BaseException:  # noqa: BLE001 - a broken exception must not break the kernel
             print("".join(traceback.format_exception_only(type(e), e)), file=sys.stderr)
+        return e
 
     # -- help and user_expressions -------------------------------------------------------------
     def _page_help(self, line: str) -> None:

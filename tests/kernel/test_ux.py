@@ -88,7 +88,7 @@ def test_top_level_await(kc):
 
 def test_yes_continues_once(kc, notes):
     reply, outputs, prompts = execute(kc, "open('ux-data/notes.txt').read()", stdin_answer="y")
-    assert reply["status"] == "ok" and "NOTES" in shown(outputs)
+    assert reply["status"] == "ok" and "NOTES" in shown(outputs), (reply, prompts)
     assert prompts == [QUESTION]
     reply, _, prompts = execute(kc, "open('ux-data/notes.txt').read()", stdin_answer="n")
     assert reply["ename"] == "CapsulePermissionError" and prompts == [QUESTION]

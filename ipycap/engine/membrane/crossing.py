@@ -27,9 +27,9 @@ from .authority import (
 )
 from .scrub import scrub, scrub_outbound
 from .values import _MUTATING
-from .values import FIELDED as _FIELDED
-from .values import VALUES as _VALUES
+from .values import is_fielded_type as _fielded
 from .values import is_plain as _is_plain
+from .values import is_value_type as _value_type
 from .values import plain_result as _plain_result
 
 _SAFE_DUNDERS = frozenset({"__name__", "__qualname__", "__doc__", "__module__"})
@@ -60,7 +60,7 @@ def _slow_getattr(proxy, name):
 def _finish_getattr(proxy, name, value):
     """The capsule-side form of a public attribute value the target gave."""
     tp = type(value)
-    if tp in _VALUES:
+    if _value_type(tp):
         return value
     if tp is types.MethodType:
         _check_withheld(value)
@@ -78,6 +78,7 @@ def _finish_getattr(proxy, name, value):
 try:
     # The C fast path: target and capability live in struct fields with no descriptor.
     from .._speedups import ProxyBase as _ProxyBase
+    from .._speedups import new_method_proxy as _new_method_proxy
     from .._speedups import new_proxy as _new_proxy
     from .._speedups import proxy_cap as _get_cap
     from .._speedups import proxy_target as _get_target
@@ -87,6 +88,7 @@ try:
     SPEEDUPS = True
 except ImportError:  # pragma: no cover - exercised when the extension is not built
     SPEEDUPS = False
+    _new_method_proxy = None
 
     class _ProxyBase:
         """Pure-Python stand-in for ipycap._speedups.ProxyBase."""
@@ -104,7 +106,7 @@ except ImportError:  # pragma: no cover - exercised when the extension is not bu
                     except BaseException as e:  # noqa: BLE001
                         err = scrub(e)
                     else:
-                        if type(value) in _VALUES:
+                        if _value_type(type(value)):
                             return value
                         return _finish_getattr(self, name, value)
                     raise err
@@ -343,7 +345,15 @@ def _private_attr(proxy, name):
 
 
 def _bind(method, cap):
-    """A proxied bound method: a closure is cheaper to make and call than a proxy object."""
+    """A proxied bound method.  With the C extension, a MethodProxy whose method and
+    capability live in C fields; without it, a closure (whose cells a library's getattr of
+    ``__closure__`` could read: SECURITY.md says the extension is needed for that)."""
+    if _new_method_proxy is not None:
+        return _new_method_proxy(method, cap)
+    return _bind_closure(method, cap)
+
+
+def _bind_closure(method, cap):
 
     def proxied_method(*args, **kwargs):
         if cap.revoked:
@@ -361,7 +371,7 @@ def _bind(method, cap):
         except BaseException as e:  # noqa: BLE001
             err = scrub(e)
         else:
-            if type(result) in _VALUES:
+            if _value_type(type(result)):
                 return result
             return wrap(result, cap)
         raise err
@@ -373,13 +383,13 @@ def _bind(method, cap):
 def wrap(value, cap, writable: bool = False):
     """The capsule-side form of a trusted ``value`` derived from capability ``cap``."""
     tp = type(value)
-    if tp in _VALUES:
+    if _value_type(tp):
         return value
     if tp is Proxy or tp is _ReadOnlyMethod:
         return value
     if tp is ReverseProxy:
         return _rp_target(value)  # the capsule's own object, coming home
-    if (tp is tuple or tp is frozenset or tp in _FIELDED) and _is_plain(value):
+    if (tp is tuple or tp is frozenset or _fielded(tp)) and _is_plain(value):
         return value
     if tp is slice:  # its fields cross like any other value
         return slice(wrap(value.start, cap), wrap(value.stop, cap), wrap(value.step, cap))
@@ -617,7 +627,7 @@ def _out(fn, rp, *args, plain=False):
 def export(value, cap=None, _depth=0):
     """The trusted-side form of a capsule ``value`` (arguments, exports, results)."""
     tp = type(value)
-    if tp in _VALUES:
+    if _value_type(tp):
         return value
     if tp is Proxy:
         return _get_target(value)
@@ -649,7 +659,7 @@ def export(value, cap=None, _depth=0):
         return {export(v, cap, _depth + 1) for v in set.__iter__(value)}
     if tp is frozenset:
         return frozenset(export(v, cap, _depth + 1) for v in frozenset.__iter__(value))
-    if tp in _FIELDED and _is_plain(value):
+    if _fielded(tp) and _is_plain(value):
         return value
     if tp is slice:  # a capsule object in a field leaves as a reverse proxy, like any other
         return slice(

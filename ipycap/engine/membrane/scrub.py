@@ -2,9 +2,46 @@
 
 from __future__ import annotations
 
+import builtins as _builtins
+import sys
+
 from .. import guard
-from ..errors import RevokedError
+from ..errors import CapabilityError
 from .values import is_plain, plain_result
+
+_mro = type.__dict__["__mro__"].__get__
+_name = type.__dict__["__name__"].__get__
+_ERRORS_MODULE = CapabilityError.__module__
+
+
+def is_builtin_class(cls) -> bool:
+    """Whether ``cls`` IS a builtin class (by identity: a class may name any ``__module__``,
+    and one claiming 'builtins' was rebuilt by hosts as if it were a builtin one)."""
+    return getattr(_builtins, _name(cls), None) is cls
+
+
+def builtin_base(tp) -> type:
+    """The nearest builtin class in ``tp``'s MRO (BaseException at worst)."""
+    return next((c for c in _mro(tp) if is_builtin_class(c)), BaseException)
+
+
+def _is_ipycap_refusal(tp) -> bool:
+    """One of ipycap's own refusal classes (by identity, like builtins)."""
+    errors = sys.modules.get(_ERRORS_MODULE)
+    return errors is not None and getattr(errors, _name(tp), None) is tp
+
+
+def _message(exc) -> str:
+    try:
+        message = str(exc)
+    except BaseException:  # noqa: BLE001 - a capsule __str__ may raise anything (SystemExit)
+        return "<exception message unavailable>"
+    if type(message) is str:
+        return message
+    try:
+        return "".join([message]) if isinstance(message, str) else repr(message)
+    except BaseException:  # noqa: BLE001
+        return "<exception message unavailable>"
 
 
 def scrub(exc: BaseException) -> BaseException:
@@ -18,15 +55,10 @@ def scrub(exc: BaseException) -> BaseException:
         fresh = tp(exc.what, exc.layer, exc.how) if hasattr(exc, "what") else None
         if fresh is not None:
             return fresh
-    try:
-        message = str(exc)
-    except Exception:
-        message = "<exception message unavailable>"
-    if type(message) is not str:
-        message = "".join([message]) if isinstance(message, str) else repr(message)
-    builtin = next(c for c in tp.__mro__ if c.__module__ == "builtins")
+    message = _message(exc)
+    builtin = builtin_base(tp)
     if builtin is not tp:
-        message = f"{tp.__qualname__}: {message}"
+        message = f"{_name(tp)}: {message}"
     if builtin is KeyError and exc.args and is_plain(exc.args[0]) and builtin is tp:
         return KeyError(exc.args[0])
     if builtin is StopIteration:
@@ -41,10 +73,10 @@ def scrub(exc: BaseException) -> BaseException:
 
 def scrub_outbound(exc: BaseException) -> BaseException:
     """A capsule exception for trusted code: its builtin type and message, nothing else."""
-    if type(exc).__module__ == "builtins" and not guard.is_own(exc) and not exc.args:
-        return type(exc)()
     tp = type(exc)
-    if tp.__module__ == RevokedError.__module__ and not guard.is_own(exc):
+    if is_builtin_class(tp) and not exc.args:
+        return tp()
+    if _is_ipycap_refusal(tp):
         # ipycap's own refusals keep their type (e.g. RevokedError), rebuilt from plain text.
         try:
             return tp(
@@ -52,13 +84,10 @@ def scrub_outbound(exc: BaseException) -> BaseException:
             )
         except Exception:  # noqa: BLE001 - fall back to the builtin base below
             pass
-    builtin = next(c for c in tp.__mro__ if c.__module__ == "builtins")
-    try:
-        message = plain_result(str(exc))
-    except Exception:
-        message = "<exception message unavailable>"
+    builtin = builtin_base(tp)
+    message = plain_result(_message(exc))
     if builtin is not tp:
-        message = f"{tp.__qualname__}: {message}"
+        message = f"{_name(tp)}: {message}"
     try:
         return builtin(message)
     except Exception:
