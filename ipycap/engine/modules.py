@@ -93,10 +93,57 @@ def _view_miss(self, name):
             raise missing
     if type(value) is types.ModuleType:
         return _context_view(value, f"{module.__name__}.{name}")
+    if module.__name__.partition(".")[0] not in _STDLIB:
+        _check_reexport(module.__name__, name, value)
     if isinstance(value, type):
         guard.share_class(value)
+    value = _read_only_container(value)
     _view_dict(self)[name] = value
     return value
+
+
+_STDLIB = frozenset(sys.stdlib_module_names)
+_READ_ONLY = {list: tuple, set: frozenset, bytearray: bytes}
+
+
+def _read_only_container(value):
+    """A module-level container, as capsules see it: a read-only snapshot.  Raw, it is the
+    module's own table (``warnings.filters``, ``calendar.mdays``): a capsule could put
+    objects there that trusted code later calls or trusts (I3)."""
+    tp = type(value)
+    if tp is dict:
+        return types.MappingProxyType(dict(value))
+    convert = _READ_ONLY.get(tp)
+    return convert(value) if convert is not None else value
+
+
+def _defining_module(value):
+    if isinstance(value, (types.FunctionType, types.BuiltinFunctionType, type)):
+        module = getattr(value, "__module__", None)
+    else:
+        module = type.__dict__["__module__"].__get__(type(value))
+    return module if type(module) is str else None
+
+
+def _check_reexport(modname, name, value) -> None:
+    """A granted library's attribute that is really a denied module's (scikit-learn's
+    ``utils.discovery.import_module`` is importlib's, tqdm's ``getenv`` is os's, a backend's
+    ``Comm`` is ipykernel's): refused as the denied module itself would be."""
+    defining = _defining_module(value)
+    if defining is None or defining == "builtins" or defining in rules.AUDITED_MODULES:
+        return
+    ctx = tripwire.current_context()
+    if ctx is None:
+        return
+    if ctx.policy.import_tier(defining) == "denied" or any(
+        ctx.policy.import_tier(".".join(defining.split(".")[:i])) == "denied"
+        for i in range(1, defining.count(".") + 1)
+    ):
+        raise CapsuleImportError(
+            f"{modname}.{name} comes from {defining!r}, which capsules may never use",
+            "builtins",
+            None,
+        )
 
 
 if _set_view_hook is not None:

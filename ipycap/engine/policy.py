@@ -152,6 +152,16 @@ DENIED_IMPORTS = [
     "jupyter_core",
     "traitlets",
     "zmq",
+    # Jupyter's comms and widgets hold the kernel (its session key, its shell) one attribute
+    # away, and publish to the frontend unfiltered.
+    "comm",
+    "ipywidgets",
+    "widgetsnbextension",
+    "jupyter_server",
+    "debugpy",
+    # Process-wide callback registries trusted code calls later with its own data (I3).
+    "logging",
+    "codecs",
     "tornado",
     "_xxsubinterpreters",
     "_testcapi",
