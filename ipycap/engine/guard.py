@@ -294,8 +294,8 @@ def decide(value, name: str, mode: str = "proxy"):
         )
     if rule == "allow":
         result = getattr(value, name)
-        if name in _CLASS_NAMES:
-            share_class(result)
+        if name in _CLASS_NAMES or isinstance(result, type):
+            share_class(result)  # e.g. typing.Mapping.__origin__ is collections.abc.Mapping
         return result
     if rule == "own":
         if is_own(value):
@@ -642,11 +642,15 @@ _WRAPPER_NAMES = frozenset(
 
 
 def _guarded_set(obj, name, value):
-    if rules.is_risky(name) and (rules.classify(name) == "never" or not is_own(obj)):
-        if rules.classify(name) == "never" or name not in _WRAPPER_NAMES:
-            raise CapsuleAttributeError(
-                f"setting {name!r} on a {type(obj).__name__} object is refused", "guard"
-            )
+    # Only the capsule's own wrapper gets attributes: on a trusted function, __wrapped__ or
+    # __annotations__ would be read later by trusted code (get_type_hints evaluating
+    # capsule source with no capsule on the stack).
+    if not is_own(obj) or (rules.is_risky(name) and rules.classify(name) == "never"):
+        raise CapsuleAttributeError(
+            f"setting {name!r} on a {type(obj).__name__} object is refused",
+            "guard",
+            hint="functools.wraps and update_wrapper apply to the capsule's own functions",
+        )
     setattr(obj, name, value)
 
 

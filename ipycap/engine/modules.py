@@ -4,6 +4,7 @@ capsule-safe stand-ins for ``sys`` and ``IPython.display``."""
 
 from __future__ import annotations
 
+import calendar
 import copyreg
 import random
 import reprlib
@@ -432,7 +433,18 @@ def _special_module(name):
     return mod
 
 
-_CAPSULE_REPR = reprlib.Repr()  # the capsules' own, never the one trusted code uses
+class _CapsuleRepr(reprlib.Repr):
+    """The capsules' reprlib.aRepr: never the one trusted code uses, and read-only, since
+    one capsule's 'repr_X' attribute would format another capsule's objects."""
+
+    def __setattr__(self, name, value):
+        if "_ready" in self.__dict__:
+            raise CapsuleTypeError("reprlib.aRepr is shared by capsules: read-only", "builtins")
+        object.__setattr__(self, name, value)
+
+
+_CAPSULE_REPR = _CapsuleRepr()
+_CAPSULE_REPR.__dict__["_ready"] = True
 
 MODULE_OVERRIDES = {
     ("string", "Formatter"): guard.GuardedFormatter,
@@ -453,6 +465,16 @@ MODULE_OVERRIDES = {
     ("reprlib", "aRepr"): _CAPSULE_REPR,
     ("reprlib", "repr"): _CAPSULE_REPR.repr,
 }
+
+# calendar's module functions are methods of one TextCalendar trusted code uses too: a
+# capsule's attribute on it would be called by trusted calendar.month() later (I3).
+_CAPSULE_CALENDAR = calendar.TextCalendar()
+for _name in ("setfirstweekday", "firstweekday", "monthcalendar", "prweek", "week",
+              "weekheader", "prmonth", "month", "prcal", "calendar", "itermonthdates"):  # fmt: skip
+    _fn = getattr(calendar, _name, None)
+    if type(_fn) is types.MethodType and _fn.__self__ is getattr(calendar, "c", None):
+        MODULE_OVERRIDES[("calendar", _name)] = types.MethodType(_fn.__func__, _CAPSULE_CALENDAR)
+MODULE_OVERRIDES[("calendar", "c")] = _CAPSULE_CALENDAR
 
 # random's module functions are methods of one Random instance that trusted code draws from
 # too: random.seed(0) in a capsule would fix the notebook's numbers, random.getstate() would

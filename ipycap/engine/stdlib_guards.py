@@ -23,6 +23,8 @@ and otherwise the original function, so trusted code sees the same behaviour.
 
 from __future__ import annotations
 
+import copy
+import copyreg
 import enum
 import pprint
 import sys
@@ -159,6 +161,56 @@ def _pp_init(self, *args, **kwargs):
         self._stream = _special_module("sys").stdout  # the capsule's write-only facade
 
 
+# -- copy -----------------------------------------------------------------------------------
+_real_reconstruct = copy._reconstruct
+#: Reconstructors that make a fresh object of a class the reduction names.
+_FRESH_MAKERS = (copyreg.__newobj__, copyreg.__newobj_ex__, copyreg._reconstructor)
+
+
+def _fresh_from(func, y) -> bool:
+    """Whether ``y`` is a new object the reconstructor made (so setting state on it changes
+    nothing shared): the capsule's own, or made by calling its builtin/stdlib class."""
+    if guard.is_own(y):
+        return True
+    tp = type(y)
+    if func is tp or any(func is maker for maker in _FRESH_MAKERS):
+        module = type.__dict__["__module__"].__get__(tp)
+        return type(module) is str and (
+            module == "builtins" or module.partition(".")[0] in sys.stdlib_module_names
+        )
+    return False
+
+
+def _reconstruct(x, memo, func, args, state=None, listiter=None, dictiter=None, **kwargs):
+    """copy's reconstruction of a reduced object, for a capsule: the reconstructor may not
+    be one of Python's attribute or namespace builtins (a bound method reduces to
+    ``(getattr, (obj, name))``, and a capsule can rename the function), and state, items and
+    entries are applied only to an object the reconstructor just made, never to a shared
+    one a capsule reconstructor returned (a module view's cache, typing's ``Literal``)."""
+    if not tripwire.capsule_on_stack():
+        return _real_reconstruct(x, memo, func, args, state, listiter, dictiter, **kwargs)
+    if type(func) is types.BuiltinFunctionType and not any(func is m for m in _FRESH_MAKERS):
+        _refuse(
+            f"copying through the builtin {getattr(func, '__name__', '?')}() (a reduction may "
+            "not read or write attributes for the capsule)",
+            hint="give the class __copy__/__deepcopy__, or reduce to the class itself",
+        )
+    if state is None and listiter is None and dictiter is None:
+        return _real_reconstruct(x, memo, func, args, **kwargs)
+
+    def maker(*a):
+        y = func(*a)
+        if not _fresh_from(func, y):
+            _refuse(
+                "copy would set state on an object the reconstructor did not make (a shared "
+                "object of trusted code)",
+                hint="the reconstructor must return a new object",
+            )
+        return y
+
+    return _real_reconstruct(x, memo, maker, args, state, listiter, dictiter, **kwargs)
+
+
 def install() -> None:
     """Put the guards in place (once per process, before any class is frozen)."""
     global _installed
@@ -168,6 +220,7 @@ def install() -> None:
     enum.global_enum = global_enum
     enum.EnumType._convert_ = _convert_
     pprint.PrettyPrinter.__init__ = _pp_init
+    copy._reconstruct = _reconstruct
     # The dispatch table stays readable (subclasses copy it), never writable.
     if type(pprint.PrettyPrinter._dispatch) is dict:
         pprint.PrettyPrinter._dispatch = types.MappingProxyType(pprint.PrettyPrinter._dispatch)
