@@ -35,6 +35,7 @@ from ..engine.membrane import VALUES as _VALUE_TYPES
 from ..engine.membrane import Proxy, export
 from ..engine.policy import CapsulePolicy
 from ..engine.registry import KINDS, Registry
+from . import panel
 from .display import EventLogView, OutputFilter, PolicyView, RegistryView
 
 #: IPython's own state: never offered to a capsule, whatever the user namespace holds.
@@ -102,6 +103,7 @@ class CapsuleExtension:
         self.output_filter = OutputFilter(shell, self.registry)
         self.magics = CapsuleMagics(shell, extension=self)
         self._callback_cap = None
+        self.registry_channel: panel.RegistryChannel | None = None
         #: The last exception %%capsule raised, so its display can leave out trusted frames.
         self.last_error: BaseException | None = None
 
@@ -114,6 +116,8 @@ class CapsuleExtension:
         self.policy.observe(self._policy_changed)
         self.output_filter.ensure_installed()
         shell.showsyntaxerror = self._make_showsyntaxerror(shell.showsyntaxerror)
+        # The registry on every execute_reply, for JupyterLab's Capabilities panel.
+        self.registry_channel = panel.attach_to_kernel(shell, self.registry)
         tripwire.install()
 
     def uninstall(self) -> None:
@@ -134,6 +138,8 @@ class CapsuleExtension:
         shell.configurables[:] = [c for c in shell.configurables if c is not self.policy]
         self.policy.unobserve(self._policy_changed)
         self.output_filter.uninstall()
+        panel.detach_from_kernel(self.registry_channel)
+        self.registry_channel = None
         if getattr(vars(shell).get("showsyntaxerror"), "__ipycap_extension__", None) is self:
             del shell.showsyntaxerror
         self.last_error = None
