@@ -29,8 +29,6 @@ function el<K extends keyof HTMLElementTagNameMap>(
   return node;
 }
 
-const COLUMNS = ['id', 'kind', 'target', 'granted by', 'scope', 'uses', 'last use', 'state', ''];
-
 export class CapabilitiesPanel extends Widget {
   private _source: IPanelSource | null = null;
   private _disconnect: (() => void) | null = null;
@@ -109,13 +107,7 @@ export class CapabilitiesPanel extends Widget {
     if (!grants.length) {
       return el('p', 'ipycap-Panel-empty', 'No grants yet.');
     }
-    const table = el('table', 'ipycap-Grants');
-    const head = el('tr');
-    for (const name of COLUMNS) {
-      head.appendChild(el('th', undefined, name));
-    }
-    table.appendChild(el('thead')).appendChild(head);
-    const body = table.appendChild(el('tbody'));
+    const list = el('ul', 'ipycap-Grants');
     const now = Date.now() / 1000;
     // Active grants first, each group in grant order.
     const ordered = [
@@ -123,35 +115,30 @@ export class CapabilitiesPanel extends Widget {
       ...grants.filter(g => g.state !== 'active')
     ];
     for (const grant of ordered) {
-      const row = el('tr', `ipycap-Grant ipycap-Grant-${grant.state}`);
-      row.dataset.capId = grant.id;
-      const cells = [
-        grant.id,
-        grant.kind,
-        grant.target,
-        grant.grantedBy,
-        grant.scope,
-        String(grant.uses),
-        formatLastUse(grant.lastUse, now),
-        grant.state
-      ];
-      cells.forEach((text, i) => {
-        const td = el('td', `ipycap-Grant-${COLUMNS[i].replace(' ', '-')}`, text);
-        if (i === 2) {
-          td.title = text;
-        }
-        row.appendChild(td);
-      });
-      const action = row.appendChild(el('td'));
+      const item = el('li', `ipycap-Grant ipycap-Grant-${grant.state}`);
+      item.dataset.capId = grant.id;
+      const head = item.appendChild(el('div', 'ipycap-Grant-head'));
+      head.appendChild(el('span', 'ipycap-Grant-id', grant.id));
+      head.appendChild(el('span', 'ipycap-Grant-kind', grant.kind));
+      head.appendChild(el('span', 'ipycap-Grant-state', grant.state));
       if (grant.state === 'active') {
         const button = el('button', 'jp-Button jp-mod-styled jp-mod-warn ipycap-Revoke', 'Revoke');
         button.title = `Revoke ${grant.id}: every later use is refused (only narrows authority)`;
         button.addEventListener('click', () => void this._revoke(grant.id, button));
-        action.appendChild(button);
+        head.appendChild(button);
       }
-      body.appendChild(row);
+      item.appendChild(el('div', 'ipycap-Grant-target', grant.target)).title = grant.target;
+      const meta = item.appendChild(el('div', 'ipycap-Grant-meta', 'granted by '));
+      meta.appendChild(el('span', 'ipycap-Grant-granted-by', grant.grantedBy));
+      meta.appendChild(document.createTextNode(' · scope '));
+      meta.appendChild(el('span', 'ipycap-Grant-scope', grant.scope));
+      meta.appendChild(document.createTextNode(' · uses '));
+      meta.appendChild(el('span', 'ipycap-Grant-uses', String(grant.uses)));
+      meta.appendChild(document.createTextNode(' · last use '));
+      meta.appendChild(el('span', 'ipycap-Grant-last-use', formatLastUse(grant.lastUse, now)));
+      list.appendChild(item);
     }
-    return table;
+    return list;
   }
 
   private _refusals(refusals: IRefusal[]): HTMLElement {
