@@ -37,7 +37,9 @@ LAB = ROOT / "labextension"
 #: A name that would run script if the panel rendered it as markup.
 INJECTION = "<img src=x onerror=window.__ipycap_pwned=1>"
 MARKER = "ipycap-approval: "
-QUESTION = "Allow read access to data/notes.txt (grant: read data/)? [y]es / [n]o / [a]lways this session"
+QUESTION = (
+    "Allow read access to data/notes.txt (grant: read data/)? [y]es / [n]o / [a]lways this session"
+)
 
 
 def test_panel_model_unit_tests():
@@ -263,8 +265,11 @@ def test_panel_shows_grants_and_refusals_and_revokes(lab, page):
     index = _append_and_run(page, "import json")
     assert "revoked in this session" in _output(page, index)
     _wait_status(page, "· 3 refused$")
-    assert page.locator(f"{CURRENT} .jp-CodeCell").nth(index).get_attribute("class").count(
-        "ipycap-capsuleCell"
+    assert (
+        page.locator(f"{CURRENT} .jp-CodeCell")
+        .nth(index)
+        .get_attribute("class")
+        .count("ipycap-capsuleCell")
     )
 
 
@@ -273,9 +278,7 @@ def test_dark_theme_screenshot(lab, page):
     page.locator(".lm-MenuBar-itemLabel", has_text="Settings").first.click()
     page.locator(".lm-Menu-itemLabel", has_text="Theme").first.hover()
     page.locator(".lm-Menu-itemLabel", has_text="JupyterLab Dark").first.click()
-    page.wait_for_function(
-        "() => document.body.dataset.jpThemeLight === 'false'", timeout=20_000
-    )
+    page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'", timeout=20_000)
     page.wait_for_timeout(500)
     panel = page.locator("#ipycap-capabilities")
     panel.wait_for(state="visible", timeout=10_000)
