@@ -4,8 +4,16 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+# The JupyterLab extension (labextension/): built with npm and @jupyterlab/builder against the
+# venv's JupyterLab; a wheel ships it as data files (share/jupyter/labextensions/ipycap), the
+# editable install of the venv links it there.
+LAB := labextension
+LAB_STAMP := $(VENV)/.labextension-stamp
+NODE_STAMP := $(LAB)/node_modules/.ipycap-stamp
+LAB_SOURCES := $(wildcard $(LAB)/src/*.ts $(LAB)/style/*) $(LAB)/package.json \
+	$(LAB)/tsconfig.json $(LAB)/build-labextension.js $(LAB)/install.json
 
-.PHONY: demo test test-audit lint chromium bench notebooks fuzz-long clean
+.PHONY: demo test test-audit lint chromium bench notebooks fuzz-long clean labextension
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,18 +21,30 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test,bench]'
 	touch $(STAMP)
 
+$(NODE_STAMP): $(LAB)/package.json $(LAB)/package-lock.json
+	cd $(LAB) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+$(LAB_STAMP): $(STAMP) $(NODE_STAMP) $(LAB_SOURCES)
+	cd $(LAB) && PYTHON=$(abspath $(PY)) npm run --silent build:prod
+	# An editable install does not copy data files: link the built extension into the venv.
+	$(VENV)/bin/jupyter-builder develop --overwrite . >/dev/null
+	touch $(LAB_STAMP)
+
+labextension: $(LAB_STAMP)
+
 ## Open the teaching notebooks in JupyterLab, with the capsule kernel installed in .venv.
-demo: $(STAMP)
+demo: $(LAB_STAMP)
 	$(PY) -m ipycap.kernel install --sys-prefix
 	$(PY) -m ipycap.demo
 
 ## ruff (format and lint) and the whole test suite (browser tests included: see chromium).
-test: $(STAMP) lint chromium
+test: $(LAB_STAMP) lint chromium
 	$(PY) -m pytest
 
 ## The whole suite again with the boundary auditor on (ipycap/engine/auditor.py): a test
 ## fails when a raw trusted object crosses into capsule code while it runs.
-test-audit: $(STAMP) chromium
+test-audit: $(LAB_STAMP) chromium
 	IPYCAP_AUDIT=1 $(PY) -m pytest -q
 
 ## The browser tests drive Debian's Chromium with Playwright (playwright cannot download here):
@@ -57,4 +77,4 @@ fuzz-long: $(STAMP)
 	$(PY) bench/fuzz_long.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache $(LAB)/node_modules $(LAB)/lib ipycap/labextension

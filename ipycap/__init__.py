@@ -38,6 +38,12 @@ def unload_ipython_extension(ipython):
     unload(ipython)
 
 
+def _jupyter_labextension_paths():
+    """The prebuilt JupyterLab extension (for ``jupyter labextension develop``; a wheel
+    installs it as data files in share/jupyter/labextensions/ipycap)."""
+    return [{"src": "labextension", "dest": "ipycap"}]
+
+
 def explain(obj, *, name: str | None = None):
     """A table of what each introspection feature gives on ``obj``, its proxy, and in rexec
     mode."""

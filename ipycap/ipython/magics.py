@@ -37,6 +37,7 @@ from ..engine.membrane.values import is_value_type
 from ..engine.output import bundle_for
 from ..engine.policy import CapsulePolicy
 from ..engine.registry import KINDS, Registry
+from . import panel
 from .display import EventLogView, HostOutput, OutputFilter, PolicyView, RegistryView
 from .usage import parse_magic_line
 
@@ -106,6 +107,7 @@ class CapsuleExtension:
         self.output = HostOutput(shell, self.output_filter)
         self.magics = CapsuleMagics(shell, extension=self)
         self._callback_cap = None
+        self.registry_channel: panel.RegistryChannel | None = None
         #: The last exception %%capsule raised, so its display can leave out trusted frames.
         self.last_error: BaseException | None = None
 
@@ -119,6 +121,8 @@ class CapsuleExtension:
         self.registry.approver = self._approve
         self.output_filter.ensure_installed()
         shell.showsyntaxerror = self._make_showsyntaxerror(shell.showsyntaxerror)
+        # The registry on every execute_reply, for JupyterLab's Capabilities panel.
+        self.registry_channel = panel.attach_to_kernel(shell, self.registry)
         tripwire.install()
 
     def uninstall(self) -> None:
@@ -139,6 +143,8 @@ class CapsuleExtension:
         shell.configurables[:] = [c for c in shell.configurables if c is not self.policy]
         self.policy.unobserve(self._policy_changed)
         self.output_filter.uninstall()
+        panel.detach_from_kernel(self.registry_channel)
+        self.registry_channel = None
         if getattr(vars(shell).get("showsyntaxerror"), "__ipycap_extension__", None) is self:
             del shell.showsyntaxerror
         self.last_error = None

@@ -32,6 +32,7 @@ from ..engine.errors import CapabilityError, CapsulePermissionError, CapsulePoli
 from ..engine.policy import CapsulePolicy
 from ..engine.registry import Registry
 from ..engine.tripwire import contexts_on_stack
+from ..ipython.panel import RegistryChannel
 from . import static
 from .interrupts import InterruptGuard
 from .shell import CapsuleShell
@@ -198,6 +199,8 @@ class CapsuleKernel(IPythonKernel):
             except ValueError:  # not the main thread (an in-process kernel): no deferral
                 pass
         self.shell.init_capsule(self.capsule, self.interrupts)
+        #: The registry on every execute_reply, for JupyterLab's Capabilities panel.
+        self.registry_channel = RegistryChannel(self.registry, "kernel")
         self.shell_handlers["comm_open"] = self._comm_open
         self.control_handlers["execute_request"] = self._refuse_control_execute
 
@@ -211,6 +214,10 @@ class CapsuleKernel(IPythonKernel):
         ns: dict = {"__name__": "__ipycap_startup__", "__file__": path}
         exec(compile(source, path, "exec"), ns)  # the admin's trusted code
         return {k: v for k, v in ns.items() if not k.startswith("_")}
+
+    def finish_metadata(self, parent, metadata, reply_content):
+        metadata = super().finish_metadata(parent, metadata, reply_content)
+        return self.registry_channel.finish_metadata(parent, metadata)
 
     # -- info and refused doors ------------------------------------------------------------------
     @property
