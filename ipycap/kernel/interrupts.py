@@ -19,61 +19,16 @@ from __future__ import annotations
 
 import signal
 
-from ..engine import tripwire
-from ..engine.guard import CAPSULE_MARK
+from ..engine import limits
 
 RECHECK_SECONDS = 0.005
 REDELIVER_SECONDS = 0.25
 
 
-def critical_code() -> frozenset:
-    """Code objects of ipycap's state changes: a registry record and its event, a grant,
-    a revocation, a protected name's proxy and capability being cached."""
-    global _CRITICAL
-    if _CRITICAL is None:
-        from ..engine.capsule import Capsule, CapsuleContext
-        from ..engine.registry import Capability, Registry
-
-        functions = [
-            Registry.grant,
-            Registry.use,
-            Registry.refuse,
-            Registry.revoke,
-            Registry.end_cell,
-            Registry._event,
-            Registry._append_log,
-            Capability.revoke,
-            Capsule._expose,
-            Capsule._proxy_for,
-            CapsuleContext._use_import,
-        ]
-        _CRITICAL = frozenset(f.__code__ for f in functions)
-    return _CRITICAL
-
-
-_CRITICAL: frozenset | None = None
-
-
-def in_critical_code(frame) -> bool:
-    """Whether ``frame`` is inside one of ipycap's state changes (below the innermost capsule
-    frame), or in kernel code with no capsule frame at all (the kernel's own bookkeeping)."""
-    critical = critical_code()
-    # Reading f_code raises an audit event the tripwire refuses while a capsule is on the
-    # stack; this handler is trusted and runs no capsule code, so the hook stands aside.
-    state = tripwire._state
-    was_busy = getattr(state, "busy", False)
-    state.busy = True
-    try:
-        f = frame
-        while f is not None:
-            if CAPSULE_MARK in f.f_builtins:
-                return False
-            if f.f_code in critical:
-                return True
-            f = f.f_back
-        return True
-    finally:
-        state.busy = was_busy
+# Which frames are ipycap's own state changes is the engine's knowledge (it also times out
+# capsule threads without landing in them).
+critical_code = limits.critical_code
+in_critical_code = limits.in_critical_code
 
 
 class InterruptGuard:
@@ -90,6 +45,9 @@ class InterruptGuard:
         signal.signal(signal.SIGALRM, self._on_alarm)
 
     def handler(self, signum, frame) -> None:
+        # While the main thread waits for a capsule thread, that thread's frame is the one
+        # interrupted, and the interrupt is forwarded to it.
+        frame = limits.running_frame(frame)
         if self.active and frame is not None and in_critical_code(frame):
             self.pending = True
             self.deferred += 1
@@ -101,6 +59,8 @@ class InterruptGuard:
             # where Python reports and drops it), so it is delivered again.
             self.pending = True
             signal.setitimer(signal.ITIMER_REAL, REDELIVER_SECONDS)
+        if limits.forward_interrupt():
+            return
         raise KeyboardInterrupt
 
     def _on_alarm(self, signum, frame) -> None:
