@@ -203,7 +203,72 @@ ml_state(PyObject *self, PyObject *unused)
     return Py_BuildValue("(LLi)", (long long)used, (long long)peak, (int)hit);
 }
 
+/* async_raise(thread_ident, exc_type_or_None): PyThreadState_SetAsyncExc, for ipycap's own
+ * use (a capsule never reaches this module).  None clears a pending one. */
+static PyObject *
+ml_async_raise(PyObject *self, PyObject *args)
+{
+    unsigned long ident;
+    PyObject *exc;
+    if (!PyArg_ParseTuple(args, "kO", &ident, &exc)) {
+        return NULL;
+    }
+    int n = PyThreadState_SetAsyncExc(ident, exc == Py_None ? NULL : exc);
+    return PyLong_FromLong(n);
+}
+
+/* The stop trace of a timed-out cell (see limits._Run.start_stop_trace).  A C trace
+ * function, not sys.settrace: it raises the stop at every line and call of a capsule frame
+ * (a frame whose builtins hold the capsule mark), and unlike a Python trace function it stays
+ * installed after raising.  It never raises in trusted frames. */
+static PyObject *stop_exc = NULL;
+
+static int
+stop_trace(PyObject *mark, PyFrameObject *frame, int what, PyObject *arg)
+{
+    if (what != PyTrace_LINE && what != PyTrace_CALL && what != PyTrace_OPCODE) {
+        return 0;
+    }
+    PyObject *builtins = PyFrame_GetBuiltins(frame);
+    if (builtins == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    int capsule = PyDict_Check(builtins) && PyDict_GetItemWithError(builtins, mark) != NULL;
+    Py_DECREF(builtins);
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (capsule && stop_exc != NULL) {
+        PyErr_SetNone(stop_exc);
+        return -1;
+    }
+    return 0;
+}
+
+/* start_stop_trace(exc_type, mark): on the calling thread (audited as sys.settrace). */
+static PyObject *
+ml_start_stop_trace(PyObject *self, PyObject *args)
+{
+    PyObject *exc, *mark;
+    if (!PyArg_ParseTuple(args, "OU", &exc, &mark)) {
+        return NULL;
+    }
+    Py_INCREF(exc);
+    Py_XSETREF(stop_exc, exc);
+    /* the mark lives as long as the trace: it is the trace's object */
+    PyEval_SetTrace(stop_trace, mark);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"start_stop_trace", ml_start_stop_trace, METH_VARARGS,
+     "start_stop_trace(exc_type, mark): raise exc_type at every line of a marked frame."},
+    {"async_raise", ml_async_raise, METH_VARARGS, "async_raise(ident, exc_type or None)."},
     {"install", ml_install, METH_NOARGS, "Install the allocator hook (once per process)."},
     {"arm", ml_arm, METH_O, "arm(budget): count from zero; refuse this thread over budget."},
     {"disarm", ml_disarm, METH_NOARGS, "disarm() -> (peak, hit, refused_size)."},

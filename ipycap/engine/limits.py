@@ -237,6 +237,10 @@ class _Run:
         self.memory_hit = False
         self.result = None
         self.error: BaseException | None = None
+        # Released by the capsule thread as its last act.  Waited on instead of
+        # Thread.join: a join interrupted by SIGINT marks a running thread as stopped (3.11).
+        self.done = threading.Lock()
+        self.done.acquire()
 
     # output ------------------------------------------------------------------------------
     def take_output(self, size: int) -> int:
@@ -253,32 +257,32 @@ class _Run:
     # stopping ----------------------------------------------------------------------------
     def start_stop_trace(self) -> None:
         """(In the capsule thread.)  Every later line of capsule code raises CellStopped."""
-        self.tracing = True
-
-        def trace(frame, event, arg):
-            if CAPSULE_MARK in frame.f_builtins:
-                frame.f_trace_lines = True
-                if event in ("line", "call", "exception") and self.stopping:
-                    raise CellStopped()
-            return trace
-
+        self.tracing = _memlimit is not None  # without it, the stop is re-delivered instead
         state = tripwire._state  # setting a trace is an audited event; this is ipycap's own
         was_busy = getattr(state, "busy", False)
         state.busy = True
         try:
-            sys.settrace(trace)
-            f = sys._getframe(1)
-            while f is not None:
-                if CAPSULE_MARK in f.f_builtins:
-                    f.f_trace = trace
-                    f.f_trace_lines = True
-                f = f.f_back
+            if _memlimit is not None:  # a C trace: a Python one is unset when it raises
+                _memlimit.start_stop_trace(CellStopped, CAPSULE_MARK)
         finally:
             state.busy = was_busy
 
 
 def _async_raise(ident: int, exc_type) -> None:
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(exc_type))
+    """Raise ``exc_type`` in thread ``ident`` at its next bytecode check (None: clear)."""
+    if _memlimit is not None:
+        _memlimit.async_raise(ident, exc_type)
+        return
+    state = tripwire._state  # a ctypes call is an audited event; this one is ipycap's own
+    was_busy = getattr(state, "busy", False)
+    state.busy = True
+    try:
+        _SET_ASYNC_EXC(ctypes.c_ulong(ident), None if exc_type is None else ctypes.py_object(exc_type))
+    finally:
+        state.busy = was_busy
+
+
+_SET_ASYNC_EXC = ctypes.pythonapi.PyThreadState_SetAsyncExc
 
 
 def critical_code() -> frozenset:
@@ -351,10 +355,14 @@ def forward_interrupt() -> bool:
     """Raise KeyboardInterrupt in the capsule thread the main thread waits for, if any."""
     if _WAITED and threading.current_thread() is threading.main_thread():
         thread = _WAITED[-1].thread
-        if thread is not None and thread.ident is not None and thread.is_alive():
+        if thread is not None and thread.ident is not None and run_of(thread) is not None:
             _async_raise(thread.ident, KeyboardInterrupt)
             return True
     return False
+
+
+def run_of(thread: threading.Thread) -> _Run | None:
+    return _RUNS.get(thread.ident)
 
 
 def current_run() -> _Run | None:
@@ -382,10 +390,9 @@ class _CellStream:
     def __init__(self, stream, run: _Run):
         self._stream = stream
         self._run = run
-        self._ident = run.thread.ident if run.thread is not None else None
 
     def write(self, text):
-        if threading.get_ident() != self._ident:
+        if threading.current_thread() is not self._run.thread:
             return self._stream.write(text)
         if type(text) is not str:
             text = "".join([text]) if isinstance(text, str) else str(text)
@@ -461,11 +468,20 @@ def run_limited(runner, body, tail, ns, context, limits: Limits):
         except BaseException as e:  # noqa: BLE001 - handed to the waiting thread
             run.error = e
         finally:
+            sys.settrace(None)
+            # A stop or interrupt still pending lands at the next Python call: here, and
+            # caught, never in what follows.
+            while True:
+                try:
+                    _async_raise(threading.get_ident(), None)
+                    break
+                except BaseException:  # noqa: BLE001, S112 - the pending one, now gone
+                    continue
             if limits.max_memory:
                 run.memory_peak, hit, _ = _memlimit.disarm()
                 run.memory_hit = bool(hit)
-            sys.settrace(None)
             _RUNS.pop(threading.get_ident(), None)
+            run.done.release()
 
     if limits.max_memory:
         _memlimit.install()
@@ -477,6 +493,7 @@ def run_limited(runner, body, tail, ns, context, limits: Limits):
     try:
         _start(run.thread, stack_size_for(limits))
         _wait(run)
+        run.thread.join()  # it has released run.done: only its exit is left
     finally:
         _WAITED.remove(run)
         _unwrap_streams(streams)
@@ -491,13 +508,14 @@ def _wait(run: _Run) -> None:
     thread, limits = run.thread, run.limits
     deadline = time.monotonic() + limits.timeout if limits.timeout else None
     next_stop = None
-    while thread.is_alive():
+    while True:
         try:
-            thread.join(WAIT_STEP)
+            if run.done.acquire(timeout=WAIT_STEP):
+                break
         except KeyboardInterrupt:
             forward_interrupt()
             continue
-        if deadline is None or not thread.is_alive():
+        if deadline is None:
             continue
         now = time.monotonic()
         if now >= deadline and (next_stop is None or now >= next_stop):
@@ -505,7 +523,8 @@ def _wait(run: _Run) -> None:
             if frame is None or in_critical_code(frame):
                 continue  # ipycap's own state change (or no capsule code yet): right after it
             run.stopping = True
-            _async_raise(thread.ident, CellStopped)
+            if not run.tracing:  # once the trace runs, it stops every capsule line itself
+                _async_raise(thread.ident, CellStopped)
             next_stop = now + REDELIVER_SECONDS
 
 
@@ -536,6 +555,14 @@ def _finish(run: _Run) -> None:
         )
     if error is not None and run.error is not error:
         run.error.__traceback__ = error.__traceback__
+    used = [limits.describe()]
+    if limits.max_memory:
+        used.append(f"peak memory {format_size(run.memory_peak)}")
+    if limits.max_output:
+        used.append(f"output {format_size(run.output_used)}")
+    if run.error is not None and isinstance(run.error, (CellTimeout, CellMemoryLimit)):
+        used.append(f"stopped: {type(run.error).__name__}")
+    registry.note("limits", kind="limits", target=run.context.label or "cell", detail="; ".join(used))
     if run.output_dropped:
         note = (
             f"[ipycap: {run.output_dropped:,} more characters of output were dropped: this "
@@ -579,18 +606,15 @@ def _copy_back(copied: contextvars.Context) -> None:
         var.set(value)
 
 
-def dispose(*containers) -> None:
-    """Clear ``containers`` (a capsule's namespace) on a thread with a capsule-sized stack:
-    dropping a deep structure (a million nested ``map``s) recurses in C as deep as building
-    it did, and the main thread's stack is small."""
-    if not any(containers):
-        return
+def release_namespace(capsule) -> None:
+    """Drop ``capsule``'s reference to its namespace on a thread with a capsule-sized stack.
 
-    def clear():
-        for c in containers:
-            c.clear()
-
-    thread = threading.Thread(target=clear, name="ipycap-dispose", daemon=True)
+    Freeing a deep structure (a million nested ``map``s) recurses in C as deep as using it,
+    and the main thread's stack is small.  If the namespace is still referenced elsewhere (an
+    exported function's globals, a traceback), it is freed later, where that reference dies."""
+    box = [capsule.namespace]
+    capsule.namespace = {}
+    thread = threading.Thread(target=box.clear, name="ipycap-release", daemon=True)
     _start(thread, stack_size_for(Limits()))
     thread.join()
 
@@ -601,9 +625,9 @@ __all__ = [
     "CellTimeout",
     "Limits",
     "charge_display",
-    "dispose",
     "format_size",
     "parse_seconds",
     "parse_size",
+    "release_namespace",
     "run_limited",
 ]

@@ -31,6 +31,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from ..engine import tripwire
 from ..engine.capsule import Capsule, error_for_host
 from ..engine.errors import CapabilityError, PolicyError
+from ..engine.limits import Limits, release_namespace
 from ..engine.membrane import VALUES as _VALUE_TYPES
 from ..engine.membrane import Proxy, export
 from ..engine.policy import CapsulePolicy
@@ -236,6 +237,21 @@ class CapsuleMagics(Magics):
         help="user names this cell cannot see at all",
     )
     @argument("--label", help="a name for this capsule in tracebacks and the registry")
+    @argument(
+        "--timeout",
+        metavar="SECONDS",
+        help="stop the cell after this long (at most c.CapsulePolicy.timeout)",
+    )
+    @argument(
+        "--max-memory",
+        metavar="SIZE",
+        help="memory the cell may allocate, e.g. 300M or 2G (at most c.CapsulePolicy.max_memory)",
+    )
+    @argument(
+        "--max-output",
+        metavar="SIZE",
+        help="output the cell may show, e.g. 64K (at most c.CapsulePolicy.max_output)",
+    )
     @cell_magic("capsule")
     def capsule_cell(self, line: str, cell: str):
         """Run the cell as a capsule: only what it is granted, every grant visible.
@@ -263,6 +279,9 @@ class CapsuleMagics(Magics):
         err = value = None
         cell_caps: list = []
         try:
+            cell_limits = Limits.from_policy(ext.policy).narrowed(
+                timeout=args.timeout, max_memory=args.max_memory, max_output=args.max_output
+            )
             cell_caps = self._grant_flags(args)
             session_caps = [
                 c
@@ -279,6 +298,7 @@ class CapsuleMagics(Magics):
                 label=args.label,
                 scope="cell",
             )
+            capsule.limits = cell_limits
             try:
                 result = capsule.run(cell)
                 missing = [n for n in exports if n not in capsule.namespace]
@@ -293,6 +313,7 @@ class CapsuleMagics(Magics):
                 value = export(result, cb)
             finally:
                 capsule.end()
+                release_namespace(capsule)  # a deep structure is freed on a deep stack
         except BaseException as e:  # noqa: BLE001 - cleaned, then re-raised below
             err = error_for_host(e)
         finally:
