@@ -89,11 +89,12 @@ def test_timeout_stops_a_loop_that_catches_everything(tmp_path):
 
 
 def test_timeout_binds_nothing_and_the_session_is_usable_at_once(tmp_path):
-    rec, after = run_shell(
-        tmp_path, cell(STUBBORN), cell("%%capsule\n'done' in dir()"), timeout=60
+    rec, bound, after = run_shell(
+        tmp_path, cell(STUBBORN), cell("'done' in dir()"), cell("%%capsule\n6 * 7"), timeout=60
     )
     assert rec["error"] == "CellTimeout"
-    assert after["error"] is None
+    assert bound["result"] == "False"  # --export done: skipped
+    assert after["error"] is None and after["result"] == "42"
 
 
 def test_python_code_stops_within_a_second_of_the_limit(tmp_path):
@@ -200,7 +201,7 @@ def test_output_is_capped_with_a_note_saying_how_much_was_dropped(tmp_path):
     assert rec["stdout"] == "x" * 1024
     assert "4,977 more characters of output were dropped" in rec["stderr"]
     assert "1K (--max-output)" in rec["stderr"]
-    assert "y" not in rec["stderr"]
+    assert "yyy" not in rec["stderr"]
 
 
 # -- terminal control sequences -------------------------------------------------------------

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import contextvars
 import ctypes
+import gc
 import os
 import re
 import sys
@@ -610,11 +611,20 @@ def release_namespace(capsule) -> None:
     """Drop ``capsule``'s reference to its namespace on a thread with a capsule-sized stack.
 
     Freeing a deep structure (a million nested ``map``s) recurses in C as deep as using it,
-    and the main thread's stack is small.  If the namespace is still referenced elsewhere (an
-    exported function's globals, a traceback), it is freed later, where that reference dies."""
+    and the main thread's stack is small.  If the namespace is still referenced elsewhere,
+    the cyclic garbage collector runs on that thread too, for the usual case of a cycle through
+    the cell's own functions (``ns -> f -> f.__globals__ is ns``); a namespace kept alive
+    by an exported function or a traceback is freed later, where that reference dies."""
     box = [capsule.namespace]
     capsule.namespace = {}
-    thread = threading.Thread(target=box.clear, name="ipycap-release", daemon=True)
+
+    def release():
+        cycle = sys.getrefcount(box[0]) > 2  # the list's reference and getrefcount's own
+        box.clear()
+        if cycle:
+            gc.collect()
+
+    thread = threading.Thread(target=release, name="ipycap-release", daemon=True)
     _start(thread, stack_size_for(Limits()))
     thread.join()
 
