@@ -32,9 +32,7 @@ def main(path: str) -> int:
     for cell in cells:
         timer = None
         if cell.get("interrupt_after"):
-            timer = threading.Timer(
-                cell["interrupt_after"], os.kill, (os.getpid(), signal.SIGINT)
-            )
+            timer = threading.Timer(cell["interrupt_after"], os.kill, (os.getpid(), signal.SIGINT))
             timer.start()
         with capture_output(display=False) as cap:
             result = shell.run_cell(cell["source"], store_history=True)

@@ -115,7 +115,9 @@ def parse_seconds(value) -> float:
     try:
         seconds = float(text)
     except ValueError:
-        raise ValueError(f"{value!r} is not a number of seconds (expected e.g. 10 or 2.5)") from None
+        raise ValueError(
+            f"{value!r} is not a number of seconds (expected e.g. 10 or 2.5)"
+        ) from None
     if not seconds >= 0 or seconds == float("inf"):
         raise ValueError(f"a timeout is a finite number of seconds >= 0, not {value!r}")
     return seconds
@@ -278,7 +280,9 @@ def _async_raise(ident: int, exc_type) -> None:
     was_busy = getattr(state, "busy", False)
     state.busy = True
     try:
-        _SET_ASYNC_EXC(ctypes.c_ulong(ident), None if exc_type is None else ctypes.py_object(exc_type))
+        _SET_ASYNC_EXC(
+            ctypes.c_ulong(ident), None if exc_type is None else ctypes.py_object(exc_type)
+        )
     finally:
         state.busy = was_busy
 
@@ -563,15 +567,15 @@ def _finish(run: _Run) -> None:
         used.append(f"output {format_size(run.output_used)}")
     if run.error is not None and isinstance(run.error, (CellTimeout, CellMemoryLimit)):
         used.append(f"stopped: {type(run.error).__name__}")
-    registry.note("limits", kind="limits", target=run.context.label or "cell", detail="; ".join(used))
+    registry.note(
+        "limits", kind="limits", target=run.context.label or "cell", detail="; ".join(used)
+    )
     if run.output_dropped:
         note = (
             f"[ipycap: {run.output_dropped:,} more characters of output were dropped: this "
             f"cell may show {format_size(limits.max_output)} (--max-output)]\n"
         )
-        registry.note(
-            "limit", kind="limits", target="max_output", detail=note.strip("[]\n")
-        )
+        registry.note("limit", kind="limits", target="max_output", detail=note.strip("[]\n"))
         try:
             sys.stderr.write(note)
         except Exception:  # noqa: BLE001 - a closed stream must not hide the cell's result

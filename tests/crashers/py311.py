@@ -68,7 +68,9 @@ CRASHERS += [
     # Deep C recursion in dealloc of other containers that do not use the trashcan.
     (
         "nested-reversed-list",
-        "x = [1]\nfor _ in range(%d):\n    x = reversed([x])\nresult = list(x)\ndel x" % DEPTH,
+        "x = [1]\nfor _ in range(DEPTH):\n    x = reversed([x])\nresult = list(x)\ndel x".replace(
+            "DEPTH", str(DEPTH)
+        ),
     ),
     # The compiler/parser on deeply nested source (gh-issues on compiler recursion).
     (
@@ -88,19 +90,19 @@ CRASHERS += [
     ),
     (
         "nested-generators",
-        "g = iter([1])\nfor _ in range(%d):\n    g = (v for v in g)\n"
-        "try:\n    list(g)\nexcept RecursionError:\n    pass\ndel g" % DEPTH,
+        "g = iter([1])\nfor _ in range(DEPTH):\n    g = (v for v in g)\n"
+        "try:\n    list(g)\nexcept RecursionError:\n    pass\ndel g".replace("DEPTH", str(DEPTH)),
     ),
     # repr/str of deeply nested containers (guarded by Py_EnterRecursiveCall).
     (
         "deep-list-repr",
-        "x = []\nfor _ in range(%d):\n    x = [x]\ntry:\n    repr(x)\nexcept RecursionError:\n"
-        "    pass\ndel x" % DEPTH,
+        "x = []\nfor _ in range(DEPTH):\n    x = [x]\ntry:\n    repr(x)\nexcept RecursionError:\n"
+        "    pass\ndel x".replace("DEPTH", str(DEPTH)),
     ),
     (
         "deep-dict-json",
-        "import json\nx = {}\nfor _ in range(%d):\n    x = {'a': x}\ntry:\n    json.dumps(x)\n"
-        "except RecursionError:\n    pass\ndel x" % DEPTH,
+        "import json\nx = {}\nfor _ in range(DEPTH):\n    x = {'a': x}\ntry:\n    json.dumps(x)\n"
+        "except RecursionError:\n    pass\ndel x".replace("DEPTH", str(DEPTH)),
     ),
     # A huge repetition (C memset of terabytes) and int->str (3.11's digit limit).
     (
