@@ -175,8 +175,7 @@ def test_memory_limit_hits_are_in_the_audit_log(tmp_path):
     events = [json.loads(line) for line in log.read_text().splitlines()]
     hits = [(e["event"], e["target"]) for e in events if e.get("kind") == "limits"]
     assert ("refuse", "max_memory") in hits and ("refuse", "timeout") in hits
-    ran = [e["detail"] for e in events if e["event"] == "limits"]
-    assert any("memory 20M" in d and "stopped: CellMemoryLimit" in d for d in ran), ran
+    assert not [e for e in events if e["event"] == "limits"]  # per-cell records: view only
 
 
 def test_registry_view_shows_the_limits_each_cell_ran_under(tmp_path):
@@ -186,6 +185,7 @@ def test_registry_view_shows_the_limits_each_cell_ran_under(tmp_path):
         cell("str(get_ipython().run_line_magic('capsule', 'list'))"),
     )
     assert "timeout 7s, memory 64M, output 1K" in view["result"]
+    assert "peak memory" in view["result"]
 
 
 # -- --max-output -------------------------------------------------------------------------

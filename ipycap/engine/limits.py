@@ -57,6 +57,10 @@ from .errors import CapabilityError, PolicyError
 from .guard import CAPSULE_MARK
 
 try:
+    import resource
+except ImportError:  # not on this platform
+    resource = None
+try:
     from . import _memlimit
 except ImportError:  # no compiler at install time, or no malloc_usable_size
     _memlimit = None
@@ -430,6 +434,15 @@ def stack_size_for(limits: Limits) -> int:
         rss = 0
     reach = rss + limits.max_memory if limits.max_memory else phys
     size = min(max(STACK_PER_HEAP_BYTE * reach, MIN_STACK), phys)
+    if resource is not None:  # a confined kernel's address-space limit holds the stack too
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            try:
+                with open("/proc/self/statm") as f:
+                    mapped = int(f.read().split()[0]) * _PAGE
+            except (OSError, ValueError, IndexError):
+                mapped = soft // 2
+            size = min(size, max((soft - mapped) // 3, 32 << 20))
     return size - size % (1 << 20)
 
 
@@ -568,7 +581,11 @@ def _finish(run: _Run) -> None:
     if run.error is not None and isinstance(run.error, (CellTimeout, CellMemoryLimit)):
         used.append(f"stopped: {type(run.error).__name__}")
     registry.note(
-        "limits", kind="limits", target=run.context.label or "cell", detail="; ".join(used)
+        "limits",
+        kind="limits",
+        target=run.context.label or "cell",
+        detail="; ".join(used),
+        audit=False,  # every cell has one: the view shows them, the log keeps the hits
     )
     if run.output_dropped:
         note = (
