@@ -11,8 +11,11 @@
  * thread (limit_thread) is refused: its allocation returns NULL, which Python turns into
  * MemoryError, and the budget is marked as hit.  Frees always succeed.
  *
- * The hook is installed once, by install(), and stays (an allocator hook cannot be removed
- * safely while blocks it saw are alive); while no budget is armed it only forwards.  It needs
+ * The hook is installed by arm() and taken out by disarm(), so trusted code between capsule
+ * cells runs on the plain allocators: every block is allocated and freed by the previous
+ * allocator underneath, so a block may be freed with or without the hook in place.  (If
+ * someone hooked the allocators on top of ours meanwhile, e.g. tracemalloc, ours stays in,
+ * forwarding.)  It needs
  * the raw allocator to be the C library's malloc underneath: with PYTHONMALLOC debug hooks
  * malloc_usable_size would read the wrong header, so install() refuses then.
  */
@@ -146,6 +149,24 @@ arena_free(void *ctx, void *ptr, size_t size)
     arena_prev.free(arena_prev.ctx, ptr, size);
 }
 
+static void
+uninstall(void)
+{
+    PyMemAllocatorEx raw;
+    PyObjectArenaAllocator arena;
+    if (!installed) {
+        return;
+    }
+    PyMem_GetAllocator(PYMEM_DOMAIN_RAW, &raw);
+    PyObject_GetArenaAllocator(&arena);
+    if (raw.malloc != raw_malloc || arena.alloc != arena_alloc) {
+        return; /* someone hooked on top of ours: ours stays, forwarding */
+    }
+    PyMem_SetAllocator(PYMEM_DOMAIN_RAW, &raw_prev);
+    PyObject_SetArenaAllocator(&arena_prev);
+    installed = 0;
+}
+
 static PyObject *
 ml_install(PyObject *self, PyObject *unused)
 {
@@ -173,8 +194,7 @@ ml_arm(PyObject *self, PyObject *arg)
         return NULL;
     }
     if (!installed) {
-        PyErr_SetString(PyExc_RuntimeError, "memory accounting is not installed");
-        return NULL;
+        ml_install(self, NULL);
     }
     budget = b;
     __atomic_store_n(&used, 0, __ATOMIC_RELAXED);
@@ -193,6 +213,7 @@ ml_disarm(PyObject *self, PyObject *unused)
 {
     __atomic_store_n(&armed, 0, __ATOMIC_SEQ_CST);
     limit_thread_set = 0;
+    uninstall();
     return Py_BuildValue("(LiL)", (long long)peak, (int)hit, (long long)refused_size);
 }
 
@@ -269,7 +290,7 @@ static PyMethodDef methods[] = {
     {"start_stop_trace", ml_start_stop_trace, METH_VARARGS,
      "start_stop_trace(exc_type, mark): raise exc_type at every line of a marked frame."},
     {"async_raise", ml_async_raise, METH_VARARGS, "async_raise(ident, exc_type or None)."},
-    {"install", ml_install, METH_NOARGS, "Install the allocator hook (once per process)."},
+    {"install", ml_install, METH_NOARGS, "Install the allocator hook (arm() does it too)."},
     {"arm", ml_arm, METH_O, "arm(budget): count from zero; refuse this thread over budget."},
     {"disarm", ml_disarm, METH_NOARGS, "disarm() -> (peak, hit, refused_size)."},
     {"state", ml_state, METH_NOARGS, "state() -> (used, peak, hit)."},

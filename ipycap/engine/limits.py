@@ -501,8 +501,6 @@ def run_limited(runner, body, tail, ns, context, limits: Limits):
             _RUNS.pop(threading.get_ident(), None)
             run.done.release()
 
-    if limits.max_memory:
-        _memlimit.install()
     run.thread = threading.Thread(
         target=copied.run, args=(work,), name="ipycap-capsule", daemon=True
     )
