@@ -120,8 +120,8 @@ def main(argv: list[str] | None = None) -> None:
         cost = (ratio - 1) * 100
         verdict = "met" if cost <= target else "MISSED"
         print(f"   {title}")
-        print(f"      {base:26} {b / 1000:9.1f} us/unit")
-        print(f"      {variant:26} {v / 1000:9.1f} us/unit  {ratio:6.3f}x (median of rounds)")
+        print(f"      {base:30} {b / 1000:9.1f} us/unit")
+        print(f"      {variant:30} {v / 1000:9.1f} us/unit  {ratio:6.3f}x (median of rounds)")
         print(f"      target: <= {target:g}% -> {cost:+.1f}% {verdict}")
 
 
