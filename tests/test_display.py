@@ -246,7 +246,7 @@ def test_registry_html_escapes_every_value(ip, tmp_path):
     page = view._repr_html_()
     assert "<script>" not in page and "<img" not in page and "<b>" not in page
     assert "&lt;script&gt;alert(1)&lt;" in page and "&lt;img src=x onerror=alert(1)&gt;" in page
-    assert page.count("<table") == 2 and "<th" in page
+    assert page.count("<table") == 3 and "<th" in page  # capabilities, refusals, cells
     assert "<script>alert(1)<" in str(view)  # the plain text view shows the path as it is
 
 

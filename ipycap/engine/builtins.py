@@ -85,6 +85,11 @@ def make_builtins(context) -> BuiltinsModule:
         b[name] = _Refusing(name, why)
     b["__import__"] = _IMPORT
     b["open"] = _OPEN
+    # A marker, not authority: the limits' stop trace (C) and the interrupt guard recognise
+    # capsule frames by it.  Every security decision asks guard.context_of instead, so a
+    # capsule that deleted it (its builtins module is read-only) could at most evade its
+    # own timeout, a denial of service, never reach anything.
+    b[guard.CAPSULE_MARK] = True
     b["__build_class__"] = _build_class
     b["type"] = _type
     b["issubclass"] = _issubclass

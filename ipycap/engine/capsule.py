@@ -17,7 +17,7 @@ import sys
 import types
 from collections.abc import Iterable, Mapping
 
-from . import guard, toplevel_await, tripwire
+from . import guard, limits, toplevel_await, tripwire
 from .builtins import make_builtins
 from .codeexec import CACHE as _CACHE
 from .context import CapsuleContext
@@ -216,6 +216,9 @@ class Capsule:
         return wrap(value, cap, name in self.writable)
 
     # -- running -------------------------------------------------------------------------------
+    #: The limits of the next run (None: the policy's); set by the host for one cell.
+    limits: limits.Limits | None = None
+
     def compile(self, source: str, filename: str | None = None):
         """Gate and compile ``source``; returns (body code, last-expression code, names).
 
@@ -260,7 +263,9 @@ class Capsule:
         saved = decimal.getcontext()
         decimal.setcontext(self.decimal_context)
         try:
-            return runner(body, tail, ns)
+            # On a capsule thread, under the cell's limits (ipycap/engine/limits.py).
+            cell_limits = self.limits or limits.Limits.from_policy(self.policy)
+            return limits.run_limited(runner, body, tail, ns, self.context, cell_limits)
         finally:
             decimal.setcontext(saved)
 

@@ -16,7 +16,7 @@ try:  # imported here, not lazily: a lazy import inside a capsule would meet the
     from jupyter_core import paths as _jupyter_paths
 except ImportError:  # pragma: no cover - jupyter_core comes with ipykernel
     _jupyter_paths = None
-from traitlets import Bool, Enum, Int, List, TraitError, Unicode, validate
+from traitlets import Bool, Enum, Float, Int, List, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
 DEFAULT_IMPORTS = [
@@ -274,6 +274,27 @@ class CapsulePolicy(Configurable):
     file_size_limit = Int(
         0, config=True, help="Largest file a confined kernel may write, in bytes (0 = none)."
     )
+    # Per-cell limits (ipycap/engine/limits.py): every cell's default and its ceiling.
+    timeout = Float(
+        0.0,
+        config=True,
+        help="Seconds a capsule cell may run before it is stopped (0 = no limit); "
+        "%%capsule --timeout may ask for less.",
+    )
+    max_memory = Unicode(
+        "0",
+        config=True,
+        help="Memory a capsule cell's Python allocations may add, e.g. '300M', '2G' "
+        "(0 = no limit); over it an allocation raises MemoryError in the capsule. "
+        "%%capsule --max-memory may ask for less.",
+    )
+    max_output = Unicode(
+        "10M",
+        config=True,
+        help="Characters of stdout, stderr and display output one capsule cell may show, "
+        "e.g. '64K' (0 = no limit); the rest is dropped with a note. "
+        "%%capsule --max-output may ask for less.",
+    )
 
     @validate("default_imports", "denied_imports")
     def _check_module_names(self, proposal):
@@ -302,6 +323,22 @@ class CapsulePolicy(Configurable):
     def _check_limit(self, proposal):
         if proposal["value"] < 0:
             raise TraitError("limits are byte counts >= 0 (0 means no limit)")
+        return proposal["value"]
+
+    @validate("timeout")
+    def _check_timeout(self, proposal):
+        if not 0 <= proposal["value"] < float("inf"):
+            raise TraitError("timeout is a number of seconds >= 0 (0 means no limit)")
+        return proposal["value"]
+
+    @validate("max_memory", "max_output")
+    def _check_size(self, proposal):
+        from .limits import parse_size
+
+        try:
+            parse_size(proposal["value"])
+        except ValueError as e:
+            raise TraitError(str(e)) from None
         return proposal["value"]
 
     # -- decisions -------------------------------------------------------------------

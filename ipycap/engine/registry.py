@@ -257,9 +257,12 @@ class Registry:
     def refuse(self, error: BaseException, *, kind: str = "", target: str = "") -> None:
         self._event("refuse", error=error, kind=kind, target=target)
 
-    def note(self, name: str, *, target: str = "", detail: str = "", kind: str = "") -> None:
-        """Record an event that is not a grant, use or refusal (e.g. a policy change)."""
-        self._event(name, kind=kind, target=target, detail=detail)
+    def note(
+        self, name: str, *, target: str = "", detail: str = "", kind: str = "", audit=True
+    ) -> None:
+        """Record an event that is not a grant, use or refusal (e.g. a policy change);
+        ``audit=False`` keeps it out of the audit log (the limits every cell ran under)."""
+        self._event(name, kind=kind, target=target, detail=detail, audit=audit)
 
     def refusals(self) -> list[dict]:
         return [e for e in self.events if e["event"] == "refuse"]
@@ -273,6 +276,7 @@ class Registry:
         kind: str = "",
         target: str = "",
         detail: str = "",
+        audit: bool = True,
     ) -> None:
         event = {"time": time.time(), "event": name}
         if cap is not None:
@@ -288,7 +292,7 @@ class Registry:
         self.events.append(event)
         for listener in list(self.listeners):
             listener(event)
-        if self.policy.audit_log:
+        if self.policy.audit_log and audit:
             self._append_log(event)
 
     def _append_log(self, event: dict) -> None:

@@ -35,7 +35,7 @@ from collections.abc import Iterable
 
 import nh3
 
-from ..engine import tripwire
+from ..engine import limits, terminal, tripwire
 from ..engine.errors import CapabilityError
 from ..engine.membrane import ReverseProxy
 
@@ -108,6 +108,8 @@ def filter_bundle(data, metadata, allowed: Iterable[str]):
             value = sanitize_html(value) if type(value) is str else None
         elif mime == "text/markdown":
             value = sanitize_markdown(value) if type(value) is str else None
+        elif mime == "text/plain":
+            value = terminal.sanitize(value) if type(value) is str else None
         elif mime in _TEXT_MIME:
             value = value if type(value) is str else None
         elif type(value) not in (str, bytes):
@@ -194,6 +196,8 @@ class OutputFilter:
             if not tripwire.capsule_on_stack():
                 return publish(data, metadata, *args, **kwargs)
             data, metadata, dropped = filter_bundle(data, metadata, self.allowed)
+            if not limits.charge_display(data):
+                return None  # over the cell's --max-output: counted in its closing note
             transient = kwargs.get("transient")
             if transient is not None:
                 kwargs["transient"] = self._namespaced(transient)
@@ -379,6 +383,7 @@ class RegistryView(_TableView):
 
     CAP_COLUMNS = ("id", "kind", "target", "granted by", "scope", "uses", "last use", "state")
     REFUSAL_COLUMNS = ("time", "what", "layer", "how to grant")
+    CELL_COLUMNS = ("time", "cell", "limits and what it used")
 
     def __init__(self, registry, refusals: int = 20):
         self.registry = registry
@@ -399,9 +404,15 @@ class RegistryView(_TableView):
             )
             for e in self.registry.refusals()[-self.refusal_count :]
         ]
+        cells = [
+            (_when(e.get("time")), e.get("target", ""), e.get("detail", ""))
+            for e in self.registry.events
+            if e["event"] == "limits"
+        ][-self.refusal_count :]
         return [
             ("ipycap capabilities", self.CAP_COLUMNS, caps),
             ("recent refusals", self.REFUSAL_COLUMNS, refusals),
+            ("recent cells: the limits each ran under", self.CELL_COLUMNS, cells),
         ]
 
 

@@ -32,6 +32,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from ..engine import tripwire
 from ..engine.capsule import Capsule, error_for_host
 from ..engine.errors import CapabilityError, CapsulePolicyError, one_line
+from ..engine.limits import Limits, release_namespace
 from ..engine.membrane import Proxy, export
 from ..engine.membrane.values import is_value_type
 from ..engine.output import bundle_for
@@ -263,6 +264,21 @@ class CapsuleMagics(Magics):
         help="user names this cell cannot see at all",
     )
     @argument("--label", help="a name for this capsule in tracebacks and the registry")
+    @argument(
+        "--timeout",
+        metavar="SECONDS",
+        help="stop the cell after this long (at most c.CapsulePolicy.timeout)",
+    )
+    @argument(
+        "--max-memory",
+        metavar="SIZE",
+        help="memory the cell may allocate, e.g. 300M or 2G (at most c.CapsulePolicy.max_memory)",
+    )
+    @argument(
+        "--max-output",
+        metavar="SIZE",
+        help="output the cell may show, e.g. 64K (at most c.CapsulePolicy.max_output)",
+    )
     @cell_magic("capsule")
     def capsule_cell(self, line: str, cell: str):
         """Run the cell as a capsule: only what it is granted, every grant visible.
@@ -290,6 +306,9 @@ class CapsuleMagics(Magics):
         err = value = None
         cell_caps: list = []
         try:
+            cell_limits = Limits.from_policy(ext.policy).narrowed(
+                timeout=args.timeout, max_memory=args.max_memory, max_output=args.max_output
+            )
             cell_caps = self._grant_flags(args)
             session_caps = [
                 c
@@ -307,6 +326,7 @@ class CapsuleMagics(Magics):
                 scope="cell",
             )
             ext.output.attach(capsule.context)
+            capsule.limits = cell_limits
             try:
                 result = capsule.run(cell)
                 missing = [n for n in exports if n not in capsule.namespace]
@@ -323,6 +343,7 @@ class CapsuleMagics(Magics):
                 value = export(result, cb)
             finally:
                 capsule.end()
+                release_namespace(capsule)  # a deep structure is freed on a deep stack
         except BaseException as e:  # noqa: BLE001 - cleaned, then re-raised below
             err = error_for_host(e)
         finally:

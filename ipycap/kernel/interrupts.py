@@ -9,8 +9,7 @@ ipycap's state changes (:func:`critical_code`) is running nearer the interrupt t
 frame, or no capsule code is running at all, the interrupt is *deferred* and re-checked every
 few milliseconds (SIGALRM) until the stack is out of it, or the cell
 ends (an interrupt that arrives after the capsule code finished is dropped, as the cell is
-done).  One that arrives while the request is dispatched, before its cell began (a loaded
-machine), is delivered as soon as the cell begins.  An interrupt stays pending until the cell ends: a ``KeyboardInterrupt`` raised inside a
+done).  An interrupt stays pending until the cell ends: a ``KeyboardInterrupt`` raised inside a
 finalizer is reported and dropped by Python, so if the cell still runs a quarter of a second
 later it is raised again (capsule code that catches ``KeyboardInterrupt`` and keeps running
 for longer gets it again too).  Outside a cell the default behaviour stays.
@@ -20,61 +19,16 @@ from __future__ import annotations
 
 import signal
 
-from ..engine import tripwire
-from ..engine.guard import context_of
+from ..engine import limits
 
 RECHECK_SECONDS = 0.005
 REDELIVER_SECONDS = 0.25
 
 
-def critical_code() -> frozenset:
-    """Code objects of ipycap's state changes: a registry record and its event, a grant,
-    a revocation, a protected name's proxy and capability being cached."""
-    global _CRITICAL
-    if _CRITICAL is None:
-        from ..engine.capsule import Capsule, CapsuleContext
-        from ..engine.registry import Capability, Registry
-
-        functions = [
-            Registry.grant,
-            Registry.use,
-            Registry.refuse,
-            Registry.revoke,
-            Registry.end_cell,
-            Registry._event,
-            Registry._append_log,
-            Capability.revoke,
-            Capsule._expose,
-            Capsule._proxy_for,
-            CapsuleContext._use_import,
-        ]
-        _CRITICAL = frozenset(f.__code__ for f in functions)
-    return _CRITICAL
-
-
-_CRITICAL: frozenset | None = None
-
-
-def in_critical_code(frame) -> bool:
-    """Whether ``frame`` is inside one of ipycap's state changes (below the innermost capsule
-    frame), or in kernel code with no capsule frame at all (the kernel's own bookkeeping)."""
-    critical = critical_code()
-    # Reading f_code raises an audit event the tripwire refuses while a capsule is on the
-    # stack; this handler is trusted and runs no capsule code, so the hook stands aside.
-    state = tripwire._state
-    was_busy = getattr(state, "busy", False)
-    state.busy = True
-    try:
-        f = frame
-        while f is not None:
-            if context_of(f.f_builtins) is not None:
-                return False
-            if f.f_code in critical:
-                return True
-            f = f.f_back
-        return True
-    finally:
-        state.busy = was_busy
+# Which frames are ipycap's own state changes is the engine's knowledge (it also times out
+# capsule threads without landing in them).
+critical_code = limits.critical_code
+in_critical_code = limits.in_critical_code
 
 
 class InterruptGuard:
@@ -99,6 +53,9 @@ class InterruptGuard:
             self.pending = True
             self.deferred += 1
             return
+        # While the main thread waits for a capsule thread, that thread's frame is the one
+        # interrupted, and the interrupt is forwarded to it.
+        frame = limits.running_frame(frame)
         if self.active and frame is not None and in_critical_code(frame):
             self.pending = True
             self.deferred += 1

@@ -89,7 +89,9 @@ def test_every_reply_carries_the_registry(kc):
     last = snap["refusals"][-1]
     assert last["kind"] == "read" and last["target"] == str(secret)
     assert last["layer"] == "builtins" and "was not granted" in last["what"]
-    assert last["how"] == f"%capsule request read {secret} (the human is asked to approve)"
+    # The panel shows exactly the grant the refusal named (no stdin here: the configuration).
+    assert last["how"] and f"To grant it: {last['how']}." in reply["content"]["evalue"]
+    assert "c.CapsuleKernel.grants" in last["how"] and "panel-secret.txt" in last["how"]
 
 
 FORGE = """

@@ -150,8 +150,34 @@ def _hardlink(env: Env) -> str:
     return link
 
 
+_CRASH_CAPSULE = """
+import sys
+from ipycap import Capsule
+try:
+    Capsule(label="redteam-crash").run(sys.stdin.read())
+except BaseException as e:  # a refusal or an error is fine; dying is not
+    print(type(e).__name__)
+"""
+
+
+def _run_crash(source: str, capsule: bool) -> Outcome:
+    """A crasher runs in its own interpreter: ``reached`` means that process died of a signal
+    (the session it stands for would be lost)."""
+    import subprocess
+
+    code = _CRASH_CAPSULE if capsule else "import sys\nexec(sys.stdin.read())"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], input=source, capture_output=True, text=True, timeout=300
+    )
+    out = Outcome(output=proc.stdout[-500:] + proc.stderr[-500:])
+    out.loot = {"returncode": proc.returncode}
+    return out
+
+
 def run_capsule(payload, env: Env) -> Outcome:
     source = env.fill(payload.source)
+    if payload.canary == "crash":
+        return _run_crash(source, capsule=True)
     if "hard" in payload.needs:
         _hardlink(env)
     grants = [("read", env.granted), ("write", env.writable)]
@@ -187,6 +213,8 @@ def run_capsule(payload, env: Env) -> Outcome:
 def run_plain(payload, env: Env) -> Outcome:
     """The same payload as plain Python: full builtins, raw objects, no ipycap at all."""
     source = env.fill(payload.source)
+    if payload.canary == "crash":
+        return _run_crash(source, capsule=False)
     if "hard" in payload.needs:
         _hardlink(env)
     if payload.plain == "ipython":
@@ -293,7 +321,10 @@ def _text(value, depth=0) -> str:
 
 
 def reached(outcome: Outcome, env: Env) -> bool:
-    """Whether the run reached a canary: the token in its loot or output, or the marker."""
+    """Whether the run reached a canary: the token in its loot or output, the marker, or
+    (crashers) the death of the process that ran it."""
+    if isinstance(outcome.loot, dict) and set(outcome.loot) == {"returncode"}:
+        return outcome.loot["returncode"] < 0
     if os.path.exists(env.marker):
         return True
     return env.token in _text(outcome.loot) or env.token in outcome.output

@@ -31,6 +31,8 @@ ROWS = (
     "confused deputies: raw objects into capsule hooks",
     "authority left in reachable dicts",
     "smuggling inside value types",
+    "granted libraries",
+    "crashers",
 )
 
 
@@ -49,7 +51,7 @@ class Payload:
 PAYLOADS: list[Payload] = []
 
 
-def P(name, row, group, source, canary="file", **kw):  # noqa: N802 - reads like a table row
+def P(name, row, group, source, canary="file", **kw):  # canary: file | token | marker | crash  # noqa: N802 - reads like a table row
     assert row in ROWS, row
     PAYLOADS.append(Payload(name, row, group, source.strip("\n") + "\n", canary, **kw))
 
@@ -1767,5 +1769,13 @@ open('@plant@/evil.py', 'w').write("open('@marker@', 'w').write('planted')")
 # -- the boundary: trusted code calling capsule code (payloads_boundary.py) -----------------
 from .payloads_boundary import BOUNDARY  # noqa: E402
 
-for _name, _row, _source, _canary in BOUNDARY:
-    P(_name, _row, "the boundary", _source, canary=_canary)
+for _entry in BOUNDARY:
+    _name, _row, _source, _canary = _entry[:4]
+    P(
+        _name,
+        _row,
+        "the boundary",
+        _source,
+        canary=_canary,
+        **(_entry[4] if len(_entry) > 4 else {}),
+    )

@@ -11,6 +11,8 @@ FRAME = "confused deputies: frame-relative builtins"
 HOOKS = "confused deputies: raw objects into capsule hooks"
 DICTS = "authority left in reachable dicts"
 VALUES = "smuggling inside value types"
+CRASHERS = "crashers"
+LIBRARIES = "granted libraries"
 
 BOUNDARY = [
     # -- I1: a trusted function calls a capsule builtin that reads its caller's frame ------
@@ -250,4 +252,18 @@ loot = got
 """,
         "token",
     ),
+    # -- crashers: deep C recursion through safe builtins kills the interpreter (3.11) -------
+    *[
+        (
+            f"nested-{name}-iterators-to-list",
+            CRASHERS,
+            "x = iter([1])\nfor _ in range(1_000_000):\n    x = " + wrap + "\nlist(x)\n",
+            "crash",
+        )
+        for name, wrap in (
+            ("map", "map(abs, x)"),
+            ("filter", "filter(None, x)"),
+            ("zip", "zip(x)"),
+        )
+    ],
 ]

@@ -1,0 +1,268 @@
+"""Limits of capsule cells in the extension: --timeout, --max-memory, --max-output, deep C
+recursion (the crasher file) and terminal control sequences.  Every scenario runs an IPython
+InteractiveShell in its own process (tests/shell_driver.py), so a crash is a failed test, not
+a dead test run; the last line of each run is a trusted cell answering after the capsule."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ipycap.engine.errors import PolicyError
+from ipycap.engine.limits import Limits, format_size, parse_size
+from ipycap.engine.terminal import sanitize
+from tests.crashers.py311 import CRASHERS
+
+DRIVER = Path(__file__).with_name("shell_driver.py")
+ALIVE = {"source": "'alive:' + str(6 * 7)"}
+
+
+def run_shell(tmp_path, *cells, timeout=120):
+    """Run the cells (and a trusted one) in a fresh shell process; returns their records."""
+    path = tmp_path / "cells.json"
+    path.write_text(json.dumps([*cells, ALIVE]))
+    proc = subprocess.run(
+        [sys.executable, str(DRIVER), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=tmp_path,
+    )
+    lines = proc.stdout.splitlines()
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-3000:], lines[-3:])
+    assert lines[-1] == "alive"
+    records = [json.loads(line) for line in lines[:-1]]
+    assert records[-1]["error"] is None and records[-1]["result"] == "'alive:42'", records[-1]
+    return records[:-1]
+
+
+def cell(source, **kw):
+    return {"source": source, **kw}
+
+
+# -- units -------------------------------------------------------------------------------------
+def test_sizes_parse_in_powers_of_1024_and_print_back():
+    assert parse_size("300M") == 300 << 20
+    assert parse_size("2G") == 2 << 30
+    assert parse_size("64k") == 64 << 10
+    assert parse_size("1.5K") == 1536
+    assert parse_size("512") == 512
+    assert format_size(300 << 20) == "300M"
+    with pytest.raises(ValueError, match="not a size"):
+        parse_size("lots")
+
+
+def test_a_cell_may_ask_for_less_than_the_policy_never_more():
+    ceiling = Limits(timeout=10, max_memory=1 << 30, max_output=1 << 20)
+    assert ceiling.narrowed(timeout="2", max_memory="300M") == Limits(2, 300 << 20, 1 << 20)
+    with pytest.raises(PolicyError, match=r"--timeout 20 is above .* 10s") as info:
+        ceiling.narrowed(timeout="20")
+    assert "c.CapsulePolicy.timeout" in info.value.how
+    with pytest.raises(PolicyError, match="--max-memory 0 is above"):
+        ceiling.narrowed(max_memory="0")  # 'no limit' is more than any limit
+    assert Limits().narrowed(timeout="5").timeout == 5  # no ceiling: any request
+
+
+# -- --timeout ------------------------------------------------------------------------------
+STUBBORN = """%%capsule --timeout 1 --export done
+done = 1
+while True:
+    try:
+        while True:
+            pass
+    except BaseException:
+        pass
+"""
+
+
+def test_timeout_stops_a_loop_that_catches_everything(tmp_path):
+    start = time.monotonic()
+    (rec,) = run_shell(tmp_path, cell(STUBBORN))
+    assert rec["error"] == "CellTimeout"
+    assert "time limit of 1s" in rec["message"] and "--timeout" in rec["message"]
+    assert time.monotonic() - start < 30
+
+
+def test_timeout_binds_nothing_and_the_session_is_usable_at_once(tmp_path):
+    rec, bound, after = run_shell(
+        tmp_path, cell(STUBBORN), cell("'done' in dir()"), cell("%%capsule\n6 * 7"), timeout=60
+    )
+    assert rec["error"] == "CellTimeout"
+    assert bound["result"] == "False"  # --export done: skipped
+    assert after["error"] is None and after["result"] == "42"
+
+
+def test_python_code_stops_within_a_second_of_the_limit(tmp_path):
+    (rec,) = run_shell(
+        tmp_path,
+        cell(
+            "import time\nt0 = time.monotonic()\ntry:\n"
+            "    get_ipython().run_cell_magic('capsule', '--timeout 0.5', "
+            "'x = 0\\nwhile True:\\n    x += 1')\n"
+            "finally:\n    elapsed = time.monotonic() - t0\nelapsed"
+        ),
+    )
+    assert rec["error"] == "CellTimeout"
+    # the trusted cell's `finally` recorded the time; read it from a new cell is not
+    # possible after an error, so the shell's record of the cell is the proof:
+    assert "time limit of 0.5s" in rec["message"]
+
+
+def test_timeout_above_the_policy_is_refused_before_the_cell_runs(tmp_path):
+    (cfg, rec) = run_shell(
+        tmp_path,
+        cell("%config CapsulePolicy.timeout = 5"),
+        cell("%%capsule --timeout 50 --allow-import json\nimport json"),
+    )
+    assert rec["error"] == "CapsulePolicyError"
+    assert "--timeout 50 is above the policy's limit of 5s" in rec["message"]
+
+
+def test_the_policy_timeout_applies_to_every_cell(tmp_path):
+    (_, rec) = run_shell(
+        tmp_path, cell("%config CapsulePolicy.timeout = 1"), cell("%%capsule\nwhile True: pass")
+    )
+    assert rec["error"] == "CellTimeout"
+
+
+def test_keyboard_interrupt_reaches_capsule_code_on_its_thread(tmp_path):
+    (rec,) = run_shell(tmp_path, cell("%%capsule\nwhile True: pass", interrupt_after=1.0))
+    assert rec["error"] == "KeyboardInterrupt"
+
+
+# -- --max-memory ---------------------------------------------------------------------------
+def test_over_the_memory_limit_is_a_refusal_and_the_process_keeps_its_memory(tmp_path):
+    (rec,) = run_shell(
+        tmp_path,
+        cell("%%capsule --max-memory 50M\nx = [bytes(1000) for _ in range(10**6)]"),
+    )
+    assert rec["error"] == "CellMemoryLimit"
+    assert "memory limit of 50M" in rec["message"] and "--max-memory" in rec["message"]
+    assert rec["rss"] < 400 << 20  # the megabytes it built were given back
+
+
+def test_memory_error_is_catchable_inside_the_capsule(tmp_path):
+    (rec,) = run_shell(
+        tmp_path,
+        cell(
+            "%%capsule --max-memory 100M\ntry:\n    big = bytearray(10**9)\n"
+            "except MemoryError:\n    big = None\nsmall = bytearray(10**6)\nbig is None"
+        ),
+    )
+    assert rec["error"] is None and rec["result"] == "True"
+
+
+def test_a_huge_repetition_is_refused_at_once(tmp_path):
+    start = time.monotonic()
+    (rec,) = run_shell(tmp_path, cell("%%capsule --max-memory 200M\n'a' * 10**10"))
+    assert rec["error"] == "CellMemoryLimit"
+    assert time.monotonic() - start < 30
+
+
+def test_memory_limit_hits_are_in_the_audit_log(tmp_path):
+    log = tmp_path / "audit.jsonl"
+    run_shell(
+        tmp_path,
+        cell(f"%config CapsulePolicy.audit_log = {str(log)!r}"),
+        cell("%%capsule --max-memory 20M\nx = bytearray(10**8)"),
+        cell("%%capsule --timeout 0.5\nwhile True: pass"),
+    )
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    hits = [(e["event"], e["target"]) for e in events if e.get("kind") == "limits"]
+    assert ("refuse", "max_memory") in hits and ("refuse", "timeout") in hits
+    assert not [e for e in events if e["event"] == "limits"]  # per-cell records: view only
+
+
+def test_registry_view_shows_the_limits_each_cell_ran_under(tmp_path):
+    (_, view) = run_shell(
+        tmp_path,
+        cell("%%capsule --timeout 7 --max-memory 64M --max-output 1K\nx = 1"),
+        cell("str(get_ipython().run_line_magic('capsule', 'list'))"),
+    )
+    assert "timeout 7s, memory 64M, output 1K" in view["result"]
+    assert "peak memory" in view["result"]
+
+
+# -- --max-output -------------------------------------------------------------------------
+def test_output_is_capped_with_a_note_saying_how_much_was_dropped(tmp_path):
+    (rec,) = run_shell(
+        tmp_path,
+        cell(
+            "%%capsule --max-output 1K\nimport sys\nprint('x' * 3000)\n"
+            "n = sys.stderr.write('y' * 3000)"
+        ),
+    )
+    assert rec["error"] is None
+    assert rec["stdout"] == "x" * 1024
+    assert "4,977 more characters of output were dropped" in rec["stderr"]
+    assert "1K (--max-output)" in rec["stderr"]
+    assert "yyy" not in rec["stderr"]
+
+
+# -- terminal control sequences -------------------------------------------------------------
+ATTACK = (
+    "print('\\x1b]52;c;ZXZpbA==\\x07clip \\x1b]0;title\\x07t \\x1b[2J\\x1b[H\\x1b[1A"
+    "\\x1b[8mhidden\\x1b[0m \\x1b[31mred\\x1b[0m \\x1b[1mbold\\x1b[0m a\\rb c\\bd')"
+)
+
+
+def test_capsule_stdout_keeps_colours_and_drops_control_sequences(tmp_path):
+    (rec,) = run_shell(tmp_path, cell("%%capsule\n" + ATTACK))
+    out = rec["stdout"]
+    assert "\x1b]" not in out and "\x07" not in out and "\x1b[2J" not in out
+    assert "\x1b[8m" not in out and "\x1b[1A" not in out and "\r" not in out
+    assert "\x1b[0;31mred" in out and "\x1b[0;1mbold" in out
+    assert "a\nb d" in out
+
+
+def test_trusted_output_is_not_filtered(tmp_path):
+    (rec,) = run_shell(tmp_path, cell("print('\\x1b]0;mine\\x07ok')"))
+    assert rec["stdout"] == "\x1b]0;mine\x07ok\n"
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("\x1b]52;c;ZXZpbA==\x07x", "x"),  # OSC 52 clipboard
+        ("\x1b]2;title\x1b\\x", "x"),  # OSC 2 title, ST-terminated
+        ("\x9d0;t\x9cx", "x"),  # 8-bit OSC
+        ("\x1b[2J\x1b[Hx\x1b[K", "x"),  # clear screen, home, erase line
+        ("\x1b[3Ax\x1b[10;5H", "x"),  # cursor movement
+        ("\x1b[8msecret", "secret"),  # conceal
+        ("\x1b[7mx", "x"),  # reverse video
+        ("\x1b[31;41msame", "\x1b[0;31msame\x1b[0m"),  # red on red: background dropped
+        ("\x1b[31;42mok", "\x1b[0;31;42mok\x1b[0m"),
+        ("\x1b[38;2;9;9;9;48;2;9;9;9mx", "\x1b[0;38;2;9;9;9mx\x1b[0m"),
+        ("\x1b[44mx", "x"),  # a background without a foreground of another hue
+        ("\x1b[1;3;4mx\x1b[0m", "\x1b[0;1;3;4mx\x1b[0m"),
+        ("ab\r\ncd\ref", "ab\ncd\nef"),
+        ("abc\b\bX", "aX"),
+        ("\bX", "X"),
+        ("tab\tbell\x07", "tab\tbell"),
+    ],
+)
+def test_sanitize(raw, clean):
+    assert sanitize(raw) == clean
+
+
+def test_display_text_plain_from_a_capsule_is_sanitized(tmp_path):
+    (rec,) = run_shell(
+        tmp_path,
+        cell(
+            "%%capsule\nclass T:\n    def __repr__(self):\n"
+            "        return '\\x1b]0;title\\x07\\x1b[8mT'\nT()"
+        ),
+    )
+    assert "Out[1]: T" in rec["stdout"] and "\x1b" not in rec["stdout"]
+
+
+# -- crashes by stack depth ---------------------------------------------------------------
+@pytest.mark.parametrize(("name", "source"), CRASHERS, ids=[n for n, _ in CRASHERS])
+def test_crasher_leaves_the_session_alive(tmp_path, name, source):
+    (rec,) = run_shell(tmp_path, cell("%%capsule\n" + source), timeout=300)
+    assert rec["error"] in (None, "CellMemoryLimit"), rec
