@@ -23,7 +23,7 @@ import threading
 import weakref
 from types import FunctionType
 
-from . import guard, rules
+from . import guard, libraries, rules
 from .errors import CapsulePermissionError
 
 _state = threading.local()
@@ -223,6 +223,8 @@ def _open_rule(event, args, contexts, frame=None):
     if path is not None and reads and not writes:
         if _in_stdlib(path) or _by_import_system(frame):
             return None  # stdlib source (tracebacks, data files); modules being imported
+        if libraries.library_reads_own_data(contexts, path, frame):
+            return None  # a granted library reading its own package data (fonts, datasets)
     for kind, wanted in (("read", reads), ("write", writes)):
         if wanted:
             error = _path_error(kind, path, contexts)
@@ -270,7 +272,10 @@ def _listdir_rule(event, args, contexts, frame=None):
     path = args[0]
     if isinstance(path, int):
         return _deny(f"{event} of a file descriptor", args, contexts)
-    return _path_error("read", _exact_path("." if path is None else path), contexts)
+    path = _exact_path("." if path is None else path)
+    if path is not None and libraries.library_reads_own_data(contexts, path, frame, listing=True):
+        return None  # a granted library listing its own package folders (or sys.path's)
+    return _path_error("read", path, contexts)
 
 
 def _marshal_rule(event, args, contexts, frame=None):
@@ -292,14 +297,19 @@ def _import_rule(event, args, contexts, frame=None):
     if type(name) is not str:
         return _deny(event, args, contexts)
     for ctx in contexts:
-        if not (ctx.may_import(name) or ctx.is_stdlib_internal(name)):
-            return CapsulePermissionError(
-                f"import of {name!r} (by code running for the capsule)",
-                "tripwire",
-                ctx.how_to_grant("import", name)
-                if ctx.policy.import_tier(name) == "grantable"
-                else None,
-            )
+        if ctx.may_import(name) or ctx.is_stdlib_internal(name):
+            continue
+        if libraries.library_import(ctx, name, frame) is not None:
+            continue  # a granted library importing what its profile loads on its own behalf
+        asker = libraries.asking_package(frame)
+        target = libraries.grant_target(ctx, name)
+        return CapsulePermissionError(
+            f"import of {name!r} (by {asker if asker else 'code'} running for the capsule)",
+            "tripwire",
+            ctx.how_to_grant("import", target)
+            if ctx.policy.import_tier(target) == "grantable"
+            else None,
+        )
     return None
 
 
@@ -381,12 +391,36 @@ def _setattr_rule(event, args, contexts, frame=None):
     name = args[1]
     if type(name) is str and name in _DESCRIPTIVE_SETS:
         return None
+    if name in ("__defaults__", "__bases__") and _made_by_this_namedtuple(obj, frame):
+        return None
     return CapsulePermissionError(
         f"changing attribute {name!r} of a {type(obj).__name__} object"
         " (shared classes and functions belong to everyone in this process)",
         "tripwire",
         "subclass it instead",
     )
+
+
+def _made_by_this_namedtuple(obj, frame) -> bool:
+    """``namedtuple(..., defaults=...)`` sets ``__defaults__`` on the ``__new__`` it has just
+    built, and ``class T(NamedTuple)`` sets ``__bases__`` on the class it has just built: the
+    object must be the one *this running call* made (a function whose globals are the call's
+    fresh ``namespace`` dict; the class in its ``nm_tpl`` local), so nothing anyone else
+    holds (a trusted namedtuple's ``__new__``) can be the one changed."""
+    if frame is None:
+        return False
+    code = frame.f_code
+    collections = sys.modules.get("collections")
+    builder = getattr(collections, "namedtuple", None)
+    if type(builder) is FunctionType and code is builder.__code__:
+        return type(obj) is FunctionType and obj.__globals__ is frame.f_locals.get("namespace")
+    typing = sys.modules.get("typing")
+    meta = getattr(typing, "NamedTupleMeta", None)
+    new = vars(meta).get("__new__") if isinstance(meta, type) else None
+    new = new.__func__ if type(new) is staticmethod else new
+    if type(new) is FunctionType and code is new.__code__:
+        return isinstance(obj, type) and obj is frame.f_locals.get("nm_tpl")
+    return False
 
 
 def _getattr_rule(event, args, contexts, frame=None):
