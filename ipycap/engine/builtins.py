@@ -22,6 +22,7 @@ from .errors import (
     CapsulePermissionError,
     CapsuleTypeError,
 )
+from .libraries.wrappers import check_import as library_check_import
 from .membrane import Proxy, capability_of, class_for_capsule, target_of
 from .modules import SPECIAL_MODULES, ModuleView, _special_module, make_view
 
@@ -239,6 +240,7 @@ def _make_import(context):
                 "relative imports are not available in a capsule", "builtins", None
             )
         context.check_import(name)
+        library_check_import(context, name)
         if name in SPECIAL_MODULES:
             mod = _special_module(name)
             if name == "IPython.display" and not fromlist:

@@ -79,6 +79,8 @@ def _view_miss(self, name):
     override = MODULE_OVERRIDES.get((module.__name__, name))
     if override is not None:
         value = override
+    elif _library_view_attr is not None and _library_refused(module.__name__, name):
+        value = _library_view_attr(module.__name__, name, None)  # raises the refusal
     else:
         try:
             value = getattr(module, name)
@@ -90,6 +92,8 @@ def _view_miss(self, name):
             missing = None
         if missing is not None:
             raise missing
+    if override is None and _library_view_attr is not None:
+        value = _library_view_attr(module.__name__, name, value)  # a library profile's say
     if type(value) is types.ModuleType:
         return _context_view(value, f"{module.__name__}.{name}")
     if isinstance(value, type):
@@ -130,6 +134,10 @@ def _public_names(module):
     return [n for n in names if n[:1] != "_"]
 
 
+#: Library profiles (ipycap.engine.libraries.wrappers) decide what views of granted
+#: libraries hand out; set below, after this module's names exist.
+_library_view_attr = _library_refused = _library_install = None
+
 #: One view per module: what a view may hand out is decided per access, for the capsule
 #: on the stack (tripwire.current_context), so views can be shared between capsules.
 _VIEWS: dict = {}
@@ -143,6 +151,8 @@ def make_view(module, context=None) -> ModuleView:
     if module.__name__ in SPECIAL_MODULES and module is sys.modules.get(module.__name__):
         module = _special_module(module.__name__)
     view = _VIEWS.get(module.__name__)
+    if _library_install is not None:
+        _library_install()  # profiled methods of libraries imported since (once each)
     if view is None or _view_module(view) is not module:
         view = ModuleView.__new__(ModuleView)
         _view_set_module(view, module)
@@ -321,3 +331,10 @@ MODULE_OVERRIDES = {
     ("reprlib", "aRepr"): _CAPSULE_REPR,
     ("reprlib", "repr"): _CAPSULE_REPR.repr,
 }
+
+
+from .libraries import wrappers as _library_wrappers  # noqa: E402
+
+_library_view_attr = _library_wrappers.view_attr
+_library_refused = _library_wrappers.is_view_refused
+_library_install = _library_wrappers.install

@@ -432,6 +432,8 @@ def _getattr_rule(event, args, contexts, frame=None):
         # functions they keep (inspect.signature inside dataclasses, functools).
         if guard.is_own(obj) or not _read_by_capsule_frame(frame):
             return None
+    if libraries.library_reads_frames(contexts, frame):
+        return None  # a granted library aiming a warning at its caller (find_stack_level)
     if frame is not None and frame.f_globals.get("__name__") in _TRACEBACK_READERS:
         # Formatting a traceback (sys.unraisablehook after a capsule __del__ failed, an
         # error display) reads frames and code; capsules cannot import these modules, and
@@ -448,6 +450,12 @@ _TRACEBACK_READERS = frozenset({"traceback", "linecache"})
 def _read_by_capsule_frame(frame) -> bool:
     """Whether the frame that raised the event is capsule code itself."""
     return frame is not None and _MARK in frame.f_builtins
+
+
+def _environ_rule(event, args, contexts, frame=None):
+    if libraries.library_sets_env(contexts, args[0] if args else None, frame):
+        return None  # polars' 'with pl.Config(...)' sets and restores its own variables
+    return _deny(event, args, contexts)
 
 
 def _input_rule(event, args, contexts, frame=None):
@@ -485,7 +493,7 @@ DENIED_EVENTS = """builtins.breakpoint code.__new__ function.__new__
     imaplib.open imaplib.send mmap.__new__ msvcrt.get_osfhandle msvcrt.locking
     msvcrt.open_osfhandle nntplib.connect nntplib.putline os.add_dll_directory os.chdir
     os.chflags os.chown os.exec os.fork os.forkpty os.kill os.killpg os.lockf os.posix_spawn
-    os.putenv os.spawn os.startfile os.startfile/2 os.system os.unsetenv os.listdrives
+    os.spawn os.startfile os.startfile/2 os.system os.listdrives
     os.listmounts os.listvolumes pdb.Pdb pickle.find_class poplib.connect poplib.putline
     pty.spawn resource.prlimit resource.setrlimit setopencode shutil.chown
     signal.pthread_kill smtplib.connect smtplib.send socket.__new__ socket.bind
@@ -517,6 +525,8 @@ EVENTS = {
     "object.__delattr__": _setattr_rule,
     "object.__getattr__": _getattr_rule,
     "builtins.input": _input_rule,
+    "os.putenv": _environ_rule,
+    "os.unsetenv": _environ_rule,
     "os.listdir": _listdir_rule,
     "os.scandir": _listdir_rule,
     "marshal.loads": _marshal_rule,

@@ -226,6 +226,30 @@ def library_reads_own_data(contexts, path: str, frame, *, listing: bool = False)
     return True
 
 
+def library_sets_env(contexts, key, frame) -> bool:
+    """Whether a covered library sets (or unsets) one of the environment variables its
+    profile lists, on its own behalf (polars' ``with pl.Config(...)``)."""
+    asker = asking_package(frame)
+    profile = PROFILES.get(asker) if asker else None
+    if profile is None or not profile.environ:
+        return False
+    if isinstance(key, bytes):
+        key = os.fsdecode(key)
+    if type(key) is not str or not key.startswith(profile.environ):
+        return False
+    return all(asker in covered_packages(ctx) for ctx in contexts)
+
+
+def library_reads_frames(contexts, frame) -> bool:
+    """Whether the code reading a frame attribute is a covered library's own (pandas'
+    find_stack_level, which walks frames to aim a warning at the caller)."""
+    name = frame.f_globals.get("__name__") if frame is not None else None
+    if type(name) is not str or guard.CAPSULE_MARK in frame.f_builtins:
+        return False
+    top = name.partition(".")[0]
+    return top not in _TRANSPARENT and all(top in covered_packages(ctx) for ctx in contexts)
+
+
 def grant_target(ctx, name: str) -> str:
     """What a refusal of importing ``name`` tells the user to grant: the package (its
     submodules come with it), unless only the submodule is grantable."""

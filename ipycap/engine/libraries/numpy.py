@@ -9,6 +9,7 @@ PROFILE = Profile(
     summary="arrays and vector math; file I/O only on granted paths",
     stdlib=("importlib.metadata",),
     refused={
+        "numpy.memmap": "it memory-maps a file (mmap is refused in capsules)",
         "numpy.ctypeslib": "it turns raw addresses into arrays (any memory of the process)",
     },
     object_attrs={
@@ -19,14 +20,12 @@ PROFILE = Profile(
         "numpy.load": _PATH,
         "numpy.loadtxt": PathArg(0, "fname"),
         "numpy.genfromtxt": PathArg(0, "fname"),
-        "numpy.memmap": PathArg(0, "filename"),
     },
     writes={
         "numpy.save": _PATH,
         "numpy.savez": _PATH,
         "numpy.savez_compressed": _PATH,
         "numpy.savetxt": PathArg(0, "fname"),
-        "numpy.memmap": PathArg(0, "filename"),
     },
     options={
         "numpy.set_printoptions": "with np.printoptions(precision=3): ...",

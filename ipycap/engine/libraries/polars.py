@@ -61,6 +61,7 @@ PROFILE = Profile(
         **{f"polars:DataFrame.{name}": _FILE for name in _WRITES},
         **{f"polars:LazyFrame.{name}": PathArg(0, "path") for name in _SINKS},
     },
+    environ=("POLARS_",),  # 'with pl.Config(...)' sets and restores POLARS_FMT_* variables
     replaced={
         "polars.Config": "polars_config",
         "polars:DataFrame.write_database": "refuse_database",

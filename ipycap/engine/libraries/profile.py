@@ -43,5 +43,10 @@ class Profile:
     options: dict = field(default_factory=dict)
     #: Names replaced by a safe version: name -> factory(original) (see ``wrappers``).
     replaced: dict = field(default_factory=dict)
+    #: Environment variables it sets on its own behalf (prefixes): polars' Config blocks.
+    environ: tuple[str, ...] = ()
+    #: Whether its classes are frozen when a capsule gets them (False only for a library that
+    #: keeps state on its classes at run time; the profile says why).
+    freeze: bool = True
     #: What stays unchecked, said plainly (README, refusals).
     unchecked: str = ""

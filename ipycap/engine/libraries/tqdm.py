@@ -12,6 +12,10 @@ PROFILE = Profile(
         "tqdm.contrib.discord": "it sends to the network",
         "tqdm.contrib.slack": "it sends to the network",
     },
+    # tqdm keeps its write lock and its list of bars on the class at run time (cls._lock,
+    # cls._instances), so frozen classes would break every bar.  What a capsule could change
+    # on them is how trusted code's progress bars are drawn (text), nothing it could read.
+    freeze=False,
     replaced={
         "tqdm.auto.tqdm": "text_tqdm",
         "tqdm.auto.trange": "text_trange",
