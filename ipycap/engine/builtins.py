@@ -25,6 +25,7 @@ from .errors import (
 from .libraries.wrappers import check_import as library_check_import
 from .membrane import Proxy, capability_of, class_for_capsule, target_of
 from .modules import SPECIAL_MODULES, ModuleView, _special_module, make_view
+from .stdviews import os_view
 
 stdlib_guards.install()
 
@@ -247,6 +248,8 @@ def _make_import(context):
                 raise CapsuleImportError(
                     "use 'from IPython.display import display'", "builtins", None
                 )
+            if name == "os.path" and not fromlist:
+                return make_view(os_view(), context)  # 'import os.path' binds an os of path only
             return make_view(mod, context)
         top = tripwire.trusted_import(name)
         items = [guard.exact_name(f) for f in (fromlist or ())]

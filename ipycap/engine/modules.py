@@ -11,6 +11,7 @@ import types
 
 from . import guard, tripwire
 from .errors import CapsuleAttributeError, CapsuleImportError, CapsuleTypeError
+from .stdviews import STAND_INS
 
 _HEAPTYPE = 1 << 9
 
@@ -163,6 +164,8 @@ def make_view(module, context=None) -> ModuleView:
 def _context_view(module, name):
     """A module reached as an attribute: a view when the capsule may import it, else refused."""
     context = tripwire.current_context()
+    if any(module is m for m in _SPECIAL_CACHE.values()):
+        return make_view(module, context)  # a stand-in's own part (os.path of 'import os.path')
     if module.__name__ in SPECIAL_MODULES:
         raise CapsuleImportError(
             f"{name} is the raw {module.__name__} module",
@@ -299,7 +302,7 @@ def _freeze_shared_classes(values, package):
                     guard._freeze_type(base)
 
 
-SPECIAL_MODULES = {"sys": _sys_view, "IPython.display": _display_view}
+SPECIAL_MODULES = {"sys": _sys_view, "IPython.display": _display_view, **STAND_INS}
 _SPECIAL_CACHE: dict = {}
 
 
