@@ -71,8 +71,7 @@ PROFILE = Profile(
         "pandas.eval": "pandas_eval",
         "pandas:DataFrame.query": "frame_query",
         "pandas:DataFrame.eval": "frame_eval",
-        "pandas:DataFrame.to_pickle": "refuse_pickle",
-        "pandas:Series.to_pickle": "refuse_pickle",
+        "pandas.core.generic:NDFrame.to_pickle": "refuse_pickle",
     },
     unchecked="pandas' Python-level file opens are also checked by the tripwire",
 )
