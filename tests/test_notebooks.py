@@ -27,6 +27,7 @@ NOTEBOOKS = [
     "04-writing-a-policy",
     "05-escape-gallery",
     "06-capsule-kernel",
+    "07-data-notebook",
 ]
 
 
@@ -390,3 +391,16 @@ def test_06_capsule_kernel(executed):
     filtered = cell(nb, "n06-output-filter")
     assert all(set(o.get("data", {})) <= {"text/plain"} for o in filtered.outputs)
     assert "<script" not in text(filtered)
+
+
+def test_07_data_notebook(executed):
+    _, nb = executed("07-data-notebook")
+    table = html(cell(nb, "n07-read-csv"))
+    assert '<table border="1" class="dataframe">' in table and "<td>north</td>" in table
+    assert text(cell(nb, "n07-groupby")) == "{'north': 270, 'south': 175}"
+    plot = cell(nb, "n07-plot")
+    assert any("image/png" in o.get("data", {}) for o in plot.outputs)
+    evalue = refusal(cell(nb, "n07-exfiltrate"), "CapsulePermissionError", "polars profile")
+    assert "private/token.txt" in evalue
+    assert "CANARY-TOKEN" not in text(cell(nb, "n07-exfiltrate"))
+    assert "by polars.read_csv (native I/O" in text(cell(nb, "n07-registry"))

@@ -42,7 +42,7 @@ def _refusal(package: str, what: str, how=None, hint=None, cls=CapsulePermission
     err = cls(what, f"{package} profile", how, hint=hint)
     ctx = tripwire.current_context()
     if ctx is not None:
-        ctx.record_refusal(err, kind="library", target=what)
+        ctx.record_refusal(err, kind="library", target=package)
     return err
 
 
