@@ -5,7 +5,6 @@ The same cases run in the capsule kernel in tests/kernel/test_libraries.py."""
 
 from __future__ import annotations
 
-import os
 import re
 import textwrap
 
