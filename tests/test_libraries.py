@@ -159,3 +159,18 @@ def test_unprofiled_library_is_noted_in_the_registry(ip):
     assert error is None, error
     notes = [e for e in extension_for(ip).registry.events if e.get("event") == "unprofiled library"]
     assert notes and re.search(r"native \(C/Rust\).*confined kernel", str(notes[-1]))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open: numpy reads __array_interface__ of capsule objects in C (instance dict, "
+    "__getattr__, SimpleNamespace, make_dataclass namespaces): raw memory at any address",
+)
+def test_capsule_object_cannot_hand_numpy_a_raw_address(ip):
+    source = (
+        "import numpy as np\nclass A:\n    def __init__(self):\n"
+        "        self.__array_interface__ = {'shape': (8,), 'typestr': '|u1',"
+        " 'data': (id(self), True), 'version': 3}\nbytes(np.asarray(A()))"
+    )
+    value, error = run(ip, capsule_cell("numpy", (), source))
+    assert isinstance(error, CapabilityError), f"raw memory read: {value!r}"

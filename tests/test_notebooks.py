@@ -156,8 +156,9 @@ def test_01_capabilities(executed):
     assert "revoked cap-" in text(cell(nb, "n01-revoke"))
     refusal(cell(nb, "n01-revoked"), "RevokedError", "membrane")
     filtered = cell(nb, "n01-output-filter")
-    assert all(set(o.get("data", {})) <= {"text/plain"} for o in filtered.outputs)
-    assert "<script" not in text(filtered)
+    assert all(set(o.get("data", {})) <= {"text/plain", "text/html"} for o in filtered.outputs)
+    assert "<script" not in text(filtered) and "owned" not in text(filtered)
+    assert html(filtered) == "<b>bold?</b>"  # sanitised HTML: the bold stays, the script goes
 
 
 def _html_rows(c) -> list[tuple[str, ...]]:
@@ -389,8 +390,9 @@ def test_06_capsule_kernel(executed):
     log = _html_rows(cell(nb, "n06-log"))
     assert log[-1][1:5] == ("revoke", "cap-1", "import", "math")
     filtered = cell(nb, "n06-output-filter")
-    assert all(set(o.get("data", {})) <= {"text/plain"} for o in filtered.outputs)
-    assert "<script" not in text(filtered)
+    assert all(set(o.get("data", {})) <= {"text/plain", "text/html"} for o in filtered.outputs)
+    assert "<script" not in text(filtered) and "owned" not in text(filtered)
+    assert html(filtered) == "<b>bold?</b>"  # sanitised HTML: the bold stays, the script goes
 
 
 def test_07_data_notebook(executed):
