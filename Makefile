@@ -18,7 +18,7 @@ LAB_SOURCES := $(wildcard $(LAB)/src/*.ts $(LAB)/style/*) $(LAB)/package.json \
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,bench]'
+	$(PY) -m pip install -q -e '.[test,bench,libs]'
 	touch $(STAMP)
 
 $(NODE_STAMP): $(LAB)/package.json $(LAB)/package-lock.json

@@ -271,13 +271,16 @@ def _run_attacks(page, base: str, token: str) -> list[str]:
         assert outputs.count() >= 1, f"attack cell {i} produced no output"
         text = cells.nth(i).text_content()
         assert "Error" not in text, text
-    # No capsule output reached the page as markup at all: only the filtered text/plain.
+    # Capsule output reaches the page only as text or allow-listed HTML (published by
+    # default through nh3): no script, SVG, event handler, style, frame or form, and images
+    # only as data URIs.
+    banned = (
+        "script, svg, iframe, form, input, style, [onerror], [onload], [style], [id],"
+        " img[src]:not([src^='data:image/'])"
+    )
     for i in range(1, 1 + len(CAPSULE_ATTACKS)):
         for out in cells.nth(i).locator(".jp-OutputArea-output").all():
-            assert out.locator("script, img, svg, [onerror], [onload]").count() == 0, (
-                out.inner_html()
-            )
-            assert "IPython.core.display" in out.text_content()
+            assert out.locator(banned).count() == 0, out.inner_html()
     trusted = cells.nth(1 + len(CAPSULE_ATTACKS)).locator(".jp-OutputArea")
     assert trusted.locator("script").count() >= 1  # the trusted cell's markup reached the page
     return page.evaluate("window.__ipycap_hits || []")

@@ -38,7 +38,6 @@ def test_default_import_is_allowed_and_logged_as_a_use():
         ("import os", "os"),
         ("import subprocess", "subprocess"),
         ("from os import path", "os"),
-        ("import os.path", "os"),
         ("import ctypes", "ctypes"),
         ("import pickle", "pickle"),
         ("import importlib", "importlib"),

@@ -43,10 +43,17 @@ def _all_text(bundles) -> str:
 
 # -- the displayhook: Out of a capsule cell --------------------------------------------------
 def test_script_in_repr_html_never_reaches_the_output(ip):
+    # text/html is published by default, through the sanitiser: the script is gone.
     ip.ok(f"%%capsule\n{EVIL_OBJECT}Evil()")
     data = ip.formatted[-1]
-    assert data == {"text/plain": "Evil()"}
+    assert data == {"text/plain": "Evil()", "text/html": "<b>bold</b>"}
     assert "<script>" not in _all_text(ip.formatted + _published(ip))
+
+
+def test_html_not_in_the_policy_is_dropped(ip):
+    ip.ok("%config CapsulePolicy.output_mime_types = ['text/plain']")
+    ip.ok(f"%%capsule\n{EVIL_OBJECT}Evil()")
+    assert ip.formatted[-1] == {"text/plain": "Evil()"}
 
 
 def test_allowed_html_is_sanitised(ip):
@@ -61,9 +68,9 @@ def test_allowed_html_is_sanitised(ip):
 def test_exported_capsule_object_is_filtered_in_trusted_cells_too(ip):
     ip.ok(f"%%capsule --export evil\n{EVIL_OBJECT}evil = Evil()")
     ip.ok("evil")
-    assert ip.formatted[-1] == {"text/plain": "Evil()"}
+    assert ip.formatted[-1] == {"text/plain": "Evil()", "text/html": "<b>bold</b>"}
     ip.ok("from IPython.display import display\ndisplay(evil)")
-    assert _published(ip)[-1] == {"text/plain": "Evil()"}
+    assert _published(ip)[-1] == {"text/plain": "Evil()", "text/html": "<b>bold</b>"}
 
 
 def test_repr_methods_of_capsule_objects_run_as_capsule_code(ip, canary):
@@ -132,8 +139,33 @@ def test_display_html_and_raw_bundles_from_a_capsule(ip):
         " 'text/plain': 'plain'}, raw=True)"
     )
     published = _published(ip)
-    assert all("text/html" not in b and "image/svg+xml" not in b for b in published)
-    assert published[-1] == {"text/plain": "plain"}
+    assert all("image/svg+xml" not in b for b in published)
+    assert all("script" not in b.get("text/html", "") for b in published)
+    assert all("onerror" not in b.get("text/html", "") for b in published)
+    assert published[-1] == {"text/plain": "plain", "text/html": "<img>"}
+
+
+def test_pandas_tables_render_as_sanitised_html(ip):
+    """The default allow-list: pandas' table survives; style, id, forms, iframes and links
+    other than http(s) do not; images only as data URIs."""
+    ip.ok(
+        "%%capsule --allow-import pandas\nimport pandas as pd\n"
+        "pd.DataFrame({'a': [1, 2]}, index=['x', 'y'])"
+    )
+    html = ip.formatted[-1]["text/html"]
+    assert '<table border="1" class="dataframe">' in html and "<td>2</td>" in html
+    assert "<style" not in html
+    ip.ok(
+        "%%capsule\nfrom IPython.display import display, HTML\n"
+        'display(HTML(\'<p id="x" style="color:red">t</p><form><input></form>'
+        '<iframe src="https://e.org"></iframe><a href="javascript:1">j</a>'
+        '<a href="https://e.org">k</a><img src="https://e.org/t.png">'
+        '<img src="data:image/png;base64,AAAA">\'))'
+    )
+    html = _published(ip)[-1]["text/html"]
+    for banned in ("id=", "style", "<form", "<input", "<iframe", "javascript", "e.org/t.png"):
+        assert banned not in html, banned
+    assert '<a href="https://e.org"' in html and 'src="data:image/png;base64,AAAA"' in html
 
 
 def test_ipython_display_hook_of_a_capsule_object_is_filtered(ip):

@@ -28,6 +28,7 @@ NOTEBOOKS = [
     "04-writing-a-policy",
     "05-escape-gallery",
     "06-capsule-kernel",
+    "07-data-notebook",
 ]
 
 
@@ -160,8 +161,9 @@ def test_01_capabilities(executed):
     assert "revoked cap-" in text(cell(nb, "n01-revoke"))
     refusal(cell(nb, "n01-revoked"), "CapsuleRevokedError", "membrane")
     filtered = cell(nb, "n01-output-filter")
-    assert all(set(o.get("data", {})) <= {"text/plain"} for o in filtered.outputs)
-    assert "<script" not in text(filtered)
+    assert all(set(o.get("data", {})) <= {"text/plain", "text/html"} for o in filtered.outputs)
+    assert "<script" not in text(filtered) and "owned" not in text(filtered)
+    assert html(filtered) == "<b>bold?</b>"  # sanitised HTML: the bold stays, the script goes
 
 
 def _html_rows(c) -> list[tuple[str, ...]]:
@@ -393,5 +395,19 @@ def test_06_capsule_kernel(executed):
     log = _html_rows(cell(nb, "n06-log"))
     assert log[-1][1:5] == ("revoke", "cap-1", "import", "math")
     filtered = cell(nb, "n06-output-filter")
-    assert all(set(o.get("data", {})) <= {"text/plain"} for o in filtered.outputs)
-    assert "<script" not in text(filtered)
+    assert all(set(o.get("data", {})) <= {"text/plain", "text/html"} for o in filtered.outputs)
+    assert "<script" not in text(filtered) and "owned" not in text(filtered)
+    assert html(filtered) == "<b>bold?</b>"  # sanitised HTML: the bold stays, the script goes
+
+
+def test_07_data_notebook(executed):
+    _, nb = executed("07-data-notebook")
+    table = html(cell(nb, "n07-read-csv"))
+    assert '<table border="1" class="dataframe">' in table and "<td>north</td>" in table
+    assert text(cell(nb, "n07-groupby")) == "{'north': 270, 'south': 175}"
+    plot = cell(nb, "n07-plot")
+    assert any("image/png" in o.get("data", {}) for o in plot.outputs)
+    evalue = refusal(cell(nb, "n07-exfiltrate"), "CapsulePermissionError", "polars profile")
+    assert "private/token.txt" in evalue
+    assert "CANARY-TOKEN" not in text(cell(nb, "n07-exfiltrate"))
+    assert "by polars.read_csv (native I/O" in text(cell(nb, "n07-registry"))

@@ -24,6 +24,7 @@ from .errors import (
     CapsuleTypeError,
 )
 from .hooks import guard_class_hooks
+from .libraries.wrappers import check_import as library_check_import
 from .membrane import Proxy, capability_of, class_for_capsule, target_of
 from .modules import (
     SPECIAL_MODULES,
@@ -33,6 +34,7 @@ from .modules import (
     make_view,
     new_builtins_module,
 )
+from .stdviews import os_view
 
 stdlib_guards.install()
 
@@ -262,12 +264,15 @@ def _make_import():
                 "relative imports are not available in a capsule", "builtins", None
             )
         context.check_import(name)
+        library_check_import(context, name)
         if name in SPECIAL_MODULES:
             mod = _special_module(name)
             if name == "IPython.display" and not fromlist:
                 raise CapsuleImportError(
                     "use 'from IPython.display import display'", "builtins", None
                 )
+            if name == "os.path" and not fromlist:
+                return make_view(os_view(), context)  # 'import os.path' binds an os of path only
             return make_view(mod, context)
         top = tripwire.trusted_import(name)
         items = [guard.exact_name(f) for f in (fromlist or ())]

@@ -89,10 +89,13 @@ class CapsuleContext:
         else:
             if self._approved_import(name):
                 return
+            top = name.partition(".")[0]  # granting the package covers its submodules
             err = CapsuleImportError(
                 f"import of {name!r} was not granted to this capsule",
                 "builtins",
-                self.how_to_grant("import", name),
+                self.how_to_grant(
+                    "import", top if self.policy.import_tier(top) == "grantable" else name
+                ),
             )
         self.record_refusal(err, kind="import", target=name)
         raise err

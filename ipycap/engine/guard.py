@@ -149,7 +149,7 @@ def share_class(value):
             if (
                 type.__dict__["__flags__"].__get__(base) & _HEAPTYPE
                 and base not in OWN_TYPES
-                and (_is_stdlib_class(base) or _is_ipycap_class(base))
+                and (_is_stdlib_class(base) or _is_ipycap_class(base) or _is_library_class(base))
             ):
                 _freeze_type(base)
     return value
@@ -161,6 +161,16 @@ def _is_ipycap_class(cls) -> bool:
     swapping a guarded method for the raw one it stands in for."""
     module = type.__dict__["__module__"].__get__(cls)
     return type(module) is str and module.partition(".")[0] == "ipycap"
+
+
+#: Top-level packages with a library profile (ipycap.engine.libraries): their classes are
+#: shared with trusted code too, so they are frozen like the standard library's.
+LIBRARY_PACKAGES: set = set()
+
+
+def _is_library_class(cls) -> bool:
+    module = type.__dict__["__module__"].__get__(cls)
+    return type(module) is str and module.partition(".")[0] in LIBRARY_PACKAGES
 
 
 def _is_stdlib_class(cls) -> bool:
@@ -280,6 +290,9 @@ def decide(value, name: str, mode: str = "proxy"):
     special = PROXY_TYPES.get(type(value))
     if special is not None:
         return special(value, name)
+    library = rules.LIBRARY_ATTRS.get(name)
+    if library is not None:
+        library(value, name)  # raises for a profiled library's object (arr.ctypes)
     if name in rules.FORMAT_ATTRS:
         return _format_attr(value, name, mode)
     if name in rules.EXCEPTION_ATTRS:

@@ -13,6 +13,7 @@ import types
 
 from . import guard, rules, tripwire
 from .errors import CapsuleAttributeError, CapsuleImportError, CapsuleTypeError
+from .stdviews import STAND_INS
 
 _HEAPTYPE = 1 << 9
 
@@ -81,6 +82,8 @@ def _view_miss(self, name):
     override = MODULE_OVERRIDES.get((module.__name__, name))
     if override is not None:
         value = override
+    elif _library_view_attr is not None and _library_refused(module.__name__, name):
+        value = _library_view_attr(module.__name__, name, None)  # raises the refusal
     else:
         try:
             value = getattr(module, name)
@@ -92,6 +95,8 @@ def _view_miss(self, name):
             missing = None
         if missing is not None:
             raise missing
+    if override is None and _library_view_attr is not None:
+        value = _library_view_attr(module.__name__, name, value)  # a library profile's say
     if type(value) is types.ModuleType:
         return _context_view(value, f"{module.__name__}.{name}")
     if module.__name__.partition(".")[0] not in _STDLIB:
@@ -179,6 +184,10 @@ def _public_names(module):
     return [n for n in names if n[:1] != "_"]
 
 
+#: Library profiles (ipycap.engine.libraries.wrappers) decide what views of granted
+#: libraries hand out; set below, after this module's names exist.
+_library_view_attr = _library_refused = _library_install = None
+
 #: One view per module: what a view may hand out is decided per access, for the capsule
 #: on the stack (tripwire.current_context), so views can be shared between capsules.
 _VIEWS: dict = {}
@@ -192,6 +201,8 @@ def make_view(module, context=None) -> ModuleView:
     if module.__name__ in SPECIAL_MODULES and module is sys.modules.get(module.__name__):
         module = _special_module(module.__name__)
     view = _VIEWS.get(module.__name__)
+    if _library_install is not None:
+        _library_install()  # profiled methods of libraries imported since (once each)
     if view is None or _view_module(view) is not module:
         view = ModuleView.__new__(ModuleView)
         _view_set_module(view, module)
@@ -202,6 +213,8 @@ def make_view(module, context=None) -> ModuleView:
 def _context_view(module, name):
     """A module reached as an attribute: a view when the capsule may import it, else refused."""
     context = tripwire.current_context()
+    if any(module is m for m in _SPECIAL_CACHE.values()):
+        return make_view(module, context)  # a stand-in's own part (os.path of 'import os.path')
     if module.__name__ in SPECIAL_MODULES:
         raise CapsuleImportError(
             f"{name} is the raw {module.__name__} module",
@@ -422,7 +435,7 @@ def _freeze_shared_classes(values, package):
 #: in for IPython's in the IPython.display view (registered by ipycap.engine.output).
 DISPLAY_STAND_INS: dict = {}
 
-SPECIAL_MODULES = {"sys": _sys_view, "IPython.display": _display_view}
+SPECIAL_MODULES = {"sys": _sys_view, "IPython.display": _display_view, **STAND_INS}
 _SPECIAL_CACHE: dict = {}
 
 
@@ -484,3 +497,9 @@ for _name in random.__all__:
     _fn = getattr(random, _name, None)
     if type(_fn) is types.MethodType and _fn.__self__ is getattr(random, "_inst", None):
         MODULE_OVERRIDES[("random", _name)] = getattr(_CAPSULE_RANDOM, _name)
+
+from .libraries import wrappers as _library_wrappers  # noqa: E402
+
+_library_view_attr = _library_wrappers.view_attr
+_library_refused = _library_wrappers.is_view_refused
+_library_install = _library_wrappers.install

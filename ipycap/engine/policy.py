@@ -50,6 +50,11 @@ DEFAULT_IMPORTS = [
     "time",
     "sys",
     "IPython.display",
+    # Capsule-safe stand-ins (ipycap.engine.stdviews): the raw modules stay denied.
+    "io",
+    "pathlib",
+    "glob",
+    "os.path",
     # Private helpers the modules above import lazily through the calling frame's
     # __import__ (datetime.strptime imports _strptime from C, and so on).
     "_strptime",
@@ -169,6 +174,9 @@ DENIED_IMPORTS = [
     "sys._raw",
 ]
 
+#: Denied modules whose name gives a capsule-safe stand-in instead of the raw module.
+STAND_IN_MODULES = ("sys", "IPython.display", "io", "pathlib", "glob", "os.path")
+
 #: Credential folders that no grant may cover (relative to the home directory).
 CREDENTIAL_PATHS = [
     "~/.ssh",
@@ -239,7 +247,7 @@ class CapsulePolicy(Configurable):
     )
     output_mime_types = List(
         Unicode(),
-        default_value=["text/plain", "image/png", "image/jpeg", "image/gif"],
+        default_value=["text/plain", "text/html", "image/png", "image/jpeg", "image/gif"],
         config=True,
         help="MIME types capsule output may publish. 'text/html' and 'text/markdown' are "
         "sanitised; JavaScript and SVG are never published.",
@@ -344,7 +352,7 @@ class CapsulePolicy(Configurable):
     # -- decisions -------------------------------------------------------------------
     def import_tier(self, name: str) -> str:
         """Return 'default', 'denied' or 'grantable' for a module name."""
-        if _matches(name, self.denied_imports) and name not in ("sys", "IPython.display"):
+        if _matches(name, self.denied_imports) and name not in STAND_IN_MODULES:
             return "denied"
         if name in self.default_imports:
             return "default"

@@ -98,6 +98,11 @@ NEVER = (
 #: Decided by code in the guard.
 SPECIAL = frozenset({"__class__", "__self__", "__func__"})
 
+#: Attribute names a granted library's profile refuses on that library's objects (numpy's
+#: ``arr.ctypes``): name -> rule(value, name) that raises for the library's objects.  Filled
+#: by ipycap.engine.libraries; the gate routes these names through the guard.
+LIBRARY_ATTRS: dict = {}
+
 #: rexec mode keeps only the names needed to *run* code, none to introspect it.
 REXEC_ALLOWED = PROTOCOL
 
@@ -115,14 +120,24 @@ def is_risky(name: str) -> bool:
     (``__self__``, ``__func__``) is itself risky."""
     if name[:2] == "__" and name[-2:] == "__":
         return name not in PROTOCOL
-    return name in FRAME_ATTRS or name in FORMAT_ATTRS or name in EXCEPTION_ATTRS
+    return (
+        name in FRAME_ATTRS
+        or name in FORMAT_ATTRS
+        or name in EXCEPTION_ATTRS
+        or name in LIBRARY_ATTRS
+    )
 
 
 def is_risky_rexec(name: str) -> bool:
     """rexec mode routes every other underscore name through the guard too."""
     if name[:1] == "_":
         return name not in PROTOCOL
-    return name in FRAME_ATTRS or name in FORMAT_ATTRS or name in EXCEPTION_ATTRS
+    return (
+        name in FRAME_ATTRS
+        or name in FORMAT_ATTRS
+        or name in EXCEPTION_ATTRS
+        or name in LIBRARY_ATTRS
+    )
 
 
 def classify(name: str) -> str | None:
@@ -158,6 +173,8 @@ AUDITED_MODULES = frozenset(
         "ipycap.engine.modules",
         "ipycap.engine.output",
         "ipycap.engine.stdlib_guards",
+        "ipycap.engine.stdviews",
+        "ipycap.engine.libraries.wrappers",
         "ipycap.engine._speedups",
         # the classes the capsule's IPython.display view hands out (HTML, Markdown, ...)
         "IPython.core.display",

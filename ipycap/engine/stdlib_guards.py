@@ -173,11 +173,13 @@ def _fresh_from(func, y) -> bool:
     if guard.is_own(y):
         return True
     tp = type(y)
+    if issubclass(tp, enum.Enum):
+        return False  # members are shared singletons, whatever made them
     if func is tp or any(func is maker for maker in _FRESH_MAKERS):
+        # Made by calling its class (or object.__new__): new, unless the class caches its
+        # instances (enum members above; SECURITY.md lists this as the residual case).
         module = type.__dict__["__module__"].__get__(tp)
-        return type(module) is str and (
-            module == "builtins" or module.partition(".")[0] in sys.stdlib_module_names
-        )
+        return type(module) is str and module.partition(".")[0] != "ipycap"
     return False
 
 

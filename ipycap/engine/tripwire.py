@@ -23,7 +23,7 @@ import threading
 import weakref
 from types import FunctionType
 
-from . import guard, rules
+from . import guard, libraries, rules
 from .errors import CapsulePermissionError
 
 _state = threading.local()
@@ -242,6 +242,8 @@ def _open_rule(event, args, contexts, frame=None):
     if path is not None and reads and not writes:
         if _in_stdlib(path) or _by_import_system(frame):
             return None  # stdlib source (tracebacks, data files); modules being imported
+        if libraries.library_reads_own_data(contexts, path, frame):
+            return None  # a granted library reading its own package data (fonts, datasets)
     typed = args[0] if type(args[0]) is str else None
     for kind, wanted in (("read", reads), ("write", writes)):
         if wanted:
@@ -290,7 +292,10 @@ def _listdir_rule(event, args, contexts, frame=None):
     path = args[0]
     if isinstance(path, int):
         return _deny(f"{event} of a file descriptor", args, contexts)
-    return _path_error("read", _exact_path("." if path is None else path), contexts)
+    path = _exact_path("." if path is None else path)
+    if path is not None and libraries.library_reads_own_data(contexts, path, frame, listing=True):
+        return None  # a granted library listing its own package folders (or sys.path's)
+    return _path_error("read", path, contexts)
 
 
 def _marshal_rule(event, args, contexts, frame=None):
@@ -312,14 +317,19 @@ def _import_rule(event, args, contexts, frame=None):
     if type(name) is not str:
         return _deny(event, args, contexts)
     for ctx in contexts:
-        if not (ctx.may_import(name) or ctx.is_stdlib_internal(name)):
-            return CapsulePermissionError(
-                f"import of {name!r} (by code running for the capsule)",
-                "tripwire",
-                ctx.how_to_grant("import", name)
-                if ctx.policy.import_tier(name) == "grantable"
-                else None,
-            )
+        if ctx.may_import(name) or ctx.is_stdlib_internal(name):
+            continue
+        if libraries.library_import(ctx, name, frame) is not None:
+            continue  # a granted library importing what its profile loads on its own behalf
+        asker = libraries.asking_package(frame)
+        target = libraries.grant_target(ctx, name)
+        return CapsulePermissionError(
+            f"import of {name!r} (by {asker if asker else 'code'} running for the capsule)",
+            "tripwire",
+            ctx.how_to_grant("import", target)
+            if ctx.policy.import_tier(target) == "grantable"
+            else None,
+        )
     return None
 
 
@@ -401,12 +411,60 @@ def _setattr_rule(event, args, contexts, frame=None):
     name = args[1]
     if type(name) is str and name in _DESCRIPTIVE_SETS:
         return None
+    if name in ("__defaults__", "__bases__") and _made_by_this_namedtuple(obj, frame):
+        return None
+    if _library_edits_its_own(obj, frame):
+        return None
     return CapsulePermissionError(
         f"changing attribute {name!r} of a {type(obj).__name__} object"
         " (shared classes and functions belong to everyone in this process)",
         "tripwire",
         "subclass it instead",
     )
+
+
+def _library_edits_its_own(obj, frame) -> bool:
+    """A granted (non-standard) library setting attributes on its own functions or classes,
+    from its own code (matplotlib's decorators set ``__kwdefaults__`` when it is imported on
+    a capsule's behalf): its code is trusted, and the object is its own."""
+    if frame is None or _context_of(frame.f_builtins) is not None:
+        return False
+    if type(obj) is FunctionType:
+        owner = obj.__module__
+    elif isinstance(obj, type):
+        owner = type.__dict__["__module__"].__get__(obj)
+    else:
+        return False
+    asker = frame.f_globals.get("__name__")
+    if type(owner) is not str or type(asker) is not str:
+        return False
+    top = owner.partition(".")[0]
+    return top == asker.partition(".")[0] and top not in _STDLIB_TOPS and top != "ipycap"
+
+
+_STDLIB_TOPS = frozenset(sys.stdlib_module_names)
+
+
+def _made_by_this_namedtuple(obj, frame) -> bool:
+    """``namedtuple(..., defaults=...)`` sets ``__defaults__`` on the ``__new__`` it has just
+    built, and ``class T(NamedTuple)`` sets ``__bases__`` on the class it has just built: the
+    object must be the one *this running call* made (a function whose globals are the call's
+    fresh ``namespace`` dict; the class in its ``nm_tpl`` local), so nothing anyone else
+    holds (a trusted namedtuple's ``__new__``) can be the one changed."""
+    if frame is None:
+        return False
+    code = frame.f_code
+    collections = sys.modules.get("collections")
+    builder = getattr(collections, "namedtuple", None)
+    if type(builder) is FunctionType and code is builder.__code__:
+        return type(obj) is FunctionType and obj.__globals__ is frame.f_locals.get("namespace")
+    typing = sys.modules.get("typing")
+    meta = getattr(typing, "NamedTupleMeta", None)
+    new = vars(meta).get("__new__") if isinstance(meta, type) else None
+    new = new.__func__ if type(new) is staticmethod else new
+    if type(new) is FunctionType and code is new.__code__:
+        return isinstance(obj, type) and obj is frame.f_locals.get("nm_tpl")
+    return False
 
 
 def _getattr_rule(event, args, contexts, frame=None):
@@ -418,6 +476,8 @@ def _getattr_rule(event, args, contexts, frame=None):
         # functions they keep (inspect.signature inside dataclasses, functools).
         if guard.is_own(obj) or not _read_by_capsule_frame(frame):
             return None
+    if libraries.library_reads_frames(contexts, frame):
+        return None  # a granted library aiming a warning at its caller (find_stack_level)
     if frame is not None and frame.f_globals.get("__name__") in _TRACEBACK_READERS:
         # Formatting a traceback (sys.unraisablehook after a capsule __del__ failed, an
         # error display) reads frames and code; capsules cannot import these modules, and
@@ -428,12 +488,18 @@ def _getattr_rule(event, args, contexts, frame=None):
     )
 
 
-_TRACEBACK_READERS = frozenset({"traceback", "linecache"})
+_TRACEBACK_READERS = frozenset({"traceback", "linecache", "logging"})  # text of frames, no frame
 
 
 def _read_by_capsule_frame(frame) -> bool:
     """Whether the frame that raised the event is capsule code itself."""
     return frame is not None and _context_of(frame.f_builtins) is not None
+
+
+def _environ_rule(event, args, contexts, frame=None):
+    if libraries.library_sets_env(contexts, args[0] if args else None, frame):
+        return None  # polars' 'with pl.Config(...)' sets and restores its own variables
+    return _deny(event, args, contexts)
 
 
 def _input_rule(event, args, contexts, frame=None):
@@ -471,7 +537,7 @@ DENIED_EVENTS = """builtins.breakpoint code.__new__ function.__new__
     imaplib.open imaplib.send mmap.__new__ msvcrt.get_osfhandle msvcrt.locking
     msvcrt.open_osfhandle nntplib.connect nntplib.putline os.add_dll_directory os.chdir
     os.chflags os.chown os.exec os.fork os.forkpty os.kill os.killpg os.lockf os.posix_spawn
-    os.putenv os.spawn os.startfile os.startfile/2 os.system os.unsetenv os.listdrives
+    os.spawn os.startfile os.startfile/2 os.system os.listdrives
     os.listmounts os.listvolumes pdb.Pdb pickle.find_class poplib.connect poplib.putline
     pty.spawn resource.prlimit resource.setrlimit setopencode shutil.chown
     signal.pthread_kill smtplib.connect smtplib.send socket.__new__ socket.bind
@@ -503,6 +569,8 @@ EVENTS = {
     "object.__delattr__": _setattr_rule,
     "object.__getattr__": _getattr_rule,
     "builtins.input": _input_rule,
+    "os.putenv": _environ_rule,
+    "os.unsetenv": _environ_rule,
     "os.listdir": _listdir_rule,
     "os.scandir": _listdir_rule,
     "marshal.loads": _marshal_rule,

@@ -58,9 +58,50 @@ _REF_LINK = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*(\S+)", re.MULTILINE)
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
 
 
+#: The HTML a capsule may publish: tables, text formatting, lists, code and data-URI images.
+#: No ``style``, ``id``, forms, iframes, scripts, and links only to http(s).
+HTML_TAGS = frozenset(
+    """table thead tbody tfoot tr th td caption colgroup col b i em strong u s sub sup small
+    mark code pre kbd samp var p br hr div span ul ol li dl dt dd blockquote h1 h2 h3 h4 h5 h6
+    img a""".split()
+)
+HTML_ATTRIBUTES = {
+    "table": {"border", "class"},
+    "th": {"colspan", "rowspan"},
+    "td": {"colspan", "rowspan"},
+    "col": {"span"},
+    "colgroup": {"span"},
+    "ol": {"start"},
+    "a": {"href", "title"},
+    "img": {"src", "alt", "width", "height"},
+}
+_DATA_IMAGE = re.compile(r"^data:image/(png|jpeg|gif);base64,[A-Za-z0-9+/=\s]*$")
+
+
+def _html_attribute(tag: str, attr: str, value: str):
+    if attr == "href":
+        return value if _SCHEME.match(value) and value.split(":", 1)[0].lower() in _HTTP else None
+    if attr == "src":
+        return value if _DATA_IMAGE.match(value) else None
+    if attr == "class":
+        return value if value.split() == ["dataframe"] else None  # pandas' table class
+    return value
+
+
+_HTTP = {"http", "https"}
+
+
 def sanitize_html(text: str) -> str:
-    """HTML from a capsule, cleaned by ammonia: no script, no event handlers, no js: URLs."""
-    return nh3.clean(text)
+    """HTML from a capsule, cleaned by ammonia with a small allow-list (``HTML_TAGS``):
+    no script, style, id, forms or iframes; links only to http(s), images only as data URIs."""
+    return nh3.clean(
+        text,
+        tags=set(HTML_TAGS),
+        clean_content_tags={"script", "style"},
+        attributes={k: set(v) for k, v in HTML_ATTRIBUTES.items()},
+        attribute_filter=_html_attribute,
+        url_schemes={"http", "https", "data"},
+    )
 
 
 def sanitize_markdown(text: str) -> str | None:
@@ -271,6 +312,16 @@ class OutputFilter:
         how = _how(dropped)
         tail = f"; to allow it: {how}" if how else "; it is never published from a capsule"
         return f"[ipycap: capsule output of type {', '.join(sorted(set(dropped)))} dropped{tail}]"
+
+
+def preload_inline_backend() -> None:
+    """Import what matplotlib's inline backend imports from IPython, in trusted code, before
+    any capsule runs: a capsule granted matplotlib then plots inline without being granted
+    (or being refused) the IPython modules the backend needs, which capsules never get."""
+    try:
+        import IPython.core.pylabtools  # noqa: F401
+    except ImportError:  # pragma: no cover - IPython without pylabtools
+        pass
 
 
 class HostOutput:

@@ -39,7 +39,14 @@ from ..engine.output import bundle_for
 from ..engine.policy import CapsulePolicy
 from ..engine.registry import KINDS, Registry
 from . import panel
-from .display import EventLogView, HostOutput, OutputFilter, PolicyView, RegistryView
+from .display import (
+    EventLogView,
+    HostOutput,
+    OutputFilter,
+    PolicyView,
+    RegistryView,
+    preload_inline_backend,
+)
 from .usage import parse_magic_line
 
 #: IPython's own state: never offered to a capsule, whatever the user namespace holds.
@@ -114,6 +121,7 @@ class CapsuleExtension:
 
     def install(self) -> None:
         shell = self.shell
+        preload_inline_backend()
         shell.configurables.append(self.policy)
         shell.register_magics(self.magics)
         shell.events.register("pre_run_cell", self._pre_run_cell)

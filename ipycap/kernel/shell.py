@@ -28,7 +28,7 @@ from ..engine.gate import _inside_string, source_filename
 from ..engine.membrane import export
 from ..engine.output import bundle_for
 from ..engine.tripwire import capsule_on_stack
-from ..ipython.display import HostOutput, OutputFilter
+from ..ipython.display import HostOutput, OutputFilter, preload_inline_backend
 from . import static
 from .commands import CapsuleCommands, is_command
 
@@ -78,6 +78,7 @@ class CapsuleShell(ZMQInteractiveShell):
         self.capsule = capsule
         self.interrupts = interrupts
         self.commands = CapsuleCommands(self)
+        preload_inline_backend()
         self.output_filter = OutputFilter(self, capsule.registry, "capsule-")
         self.output_filter.ensure_installed()
         HostOutput(self, self.output_filter).attach(capsule.context)

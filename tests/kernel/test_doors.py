@@ -203,7 +203,9 @@ def test_capsule_output_is_filtered(kc):
     reply, outputs, _ = execute(kc, code)
     assert reply["status"] == "ok"
     [(kind, content)] = outputs
-    assert kind == "display_data" and set(content["data"]) == {"text/plain"}
+    # text/html is published by default, sanitised: the script is gone.
+    assert kind == "display_data" and set(content["data"]) == {"text/plain", "text/html"}
+    assert "script" not in content["data"]["text/html"]
 
 
 def test_runaway_cell_is_interrupted_and_kernel_stays_usable(kernel, kc):

@@ -252,6 +252,37 @@ loot = got
 """,
         "token",
     ),
+    # -- granted libraries: what a library does or hands out for the capsule ----------------
+    (
+        "polars-native-read-outside-the-grants",
+        LIBRARIES,
+        """
+import polars as pl
+loot = pl.read_csv('@secret@', has_header=False).to_dicts()
+""",
+        "file",
+        {"grants": (("import", "polars"),)},
+    ),
+    (
+        "library-reexport-of-importlib",
+        LIBRARIES,
+        """
+from sklearn.utils.discovery import import_module
+loot = import_module('builtins').open('@secret@').read()
+""",
+        "file",
+        {"grants": (("import", "sklearn"),)},
+    ),
+    (
+        "pandas-eval-reads-private-state",
+        LIBRARIES,
+        """
+import pandas as pd
+loot = pd.eval('vault._token', local_dict={'vault': vault})
+""",
+        "token",
+        {"grants": (("import", "pandas"),)},
+    ),
     # -- crashers: deep C recursion through safe builtins kills the interpreter (3.11) -------
     *[
         (

@@ -332,7 +332,9 @@ def test_user_expressions_reach_no_canary(capsule, stock, variant):
 def test_user_expression_output_cannot_carry_script(capsule, stock):
     reply, _, _ = execute(capsule, "pass", user_expressions={"s": "Script()"})
     data = reply["user_expressions"]["s"]["data"]
-    assert set(data) == {"text/plain"}, data
+    # text/html is published by default, sanitised: the script is gone, the JavaScript dropped.
+    assert set(data) == {"text/plain", "text/html"}, data
+    assert "script" not in data["text/html"] and "document.title" not in data["text/html"]
     reply, _, _ = execute(stock, "pass", user_expressions={"s": "Script()"})
     assert "application/javascript" in reply["user_expressions"]["s"]["data"]
 
@@ -629,12 +631,20 @@ SCRIPT_OUTPUTS = {
 SCRIPT_MIMES = {"application/javascript", "image/svg+xml", "text/html"}
 
 
+def _carries_script(data: dict) -> bool:
+    """Script-capable output: JavaScript, SVG, or HTML with a script in it (capsule HTML is
+    published by default, sanitised)."""
+    return bool({"application/javascript", "image/svg+xml"} & set(data)) or (
+        "script" in data.get("text/html", "") or "document.title" in data.get("text/html", "")
+    )
+
+
 @pytest.mark.parametrize("name", sorted(SCRIPT_OUTPUTS))
 def test_capsule_output_cannot_carry_script(capsule, stock, name):
     code = "from IPython.display import display\n" + SCRIPT_OUTPUTS[name]
     reply, outputs, _ = execute(capsule, code)
     assert reply["status"] == "ok", reply
-    assert outputs and all(not SCRIPT_MIMES & set(c.get("data", {})) for _, c in outputs)
+    assert outputs and all(not _carries_script(c.get("data", {})) for _, c in outputs)
     _, outputs, _ = execute(stock, code)
     assert any(SCRIPT_MIMES & set(c.get("data", {})) for _, c in outputs)
 

@@ -264,9 +264,10 @@ CELLS = [
         ## Output is filtered too
 
         Jupyter runs the HTML and JavaScript that a cell displays, as if you had written it.
-        Capsule output is filtered: by default only plain text and images leave a capsule, so
-        a snippet cannot paint a fake login form or run script in your browser. Here the
-        HTML (with a script in it) arrives as plain text only.
+        Capsule output is filtered: by default only plain text, images and *sanitised* HTML
+        leave a capsule (tables and text formatting; no script, style, forms or frames), so a
+        snippet cannot paint a fake login form or run script in your browser. Here the bold
+        text arrives and the script is gone.
         """
     ),
     code(

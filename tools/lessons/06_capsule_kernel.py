@@ -164,8 +164,8 @@ CELLS = [
         ## Output cannot run script
 
         The output filter works here as in the extension: only the MIME types in
-        `output_mime_types` are published (by default text and images). HTML arrives as text,
-        and the attempt is a refusal event in the registry.
+        `output_mime_types` are published (by default text, images and HTML sanitised to
+        tables and text formatting). The bold text arrives; the script does not.
         """
     ),
     code(

@@ -1,0 +1,77 @@
+"""pandas (with pyarrow): data frames, CSV/Parquet on granted paths, query/eval through the
+gate's rules; pickles and global options refused."""
+
+from .profile import PathArg, Profile
+
+_PATH = PathArg(0, "path")
+_READS = (
+    "read_csv",
+    "read_table",
+    "read_fwf",
+    "read_json",
+    "read_excel",
+    "read_xml",
+    "read_html",
+    "read_stata",
+    "read_sas",
+    "read_spss",
+    "read_hdf",
+)
+
+PROFILE = Profile(
+    package="pandas",
+    summary="data frames: read/write files on granted paths, groupby, plotting (with matplotlib)",
+    loads=(
+        "pyarrow",
+        "numpy",
+        "dateutil",
+        "pytz",
+        "tzdata",
+        "matplotlib",
+        "PIL",
+        "scipy",
+        "polars",
+        "narwhals",
+        "numexpr",
+        "bottleneck",
+    ),
+    stdlib=(
+        "importlib.metadata",
+        "importlib.resources",
+        "importlib.readers",
+        "pickle",
+        "_pickle",
+        "concurrent.futures",
+        "multiprocessing.dummy",
+    ),
+    refused={
+        "pandas.read_pickle": "unpickling runs code named by the file",
+        "pandas.read_clipboard": "the clipboard is outside the capsule",
+        "pandas.read_sql": "database connections are outside the capsule",
+        "pandas.read_sql_query": "database connections are outside the capsule",
+        "pandas.read_sql_table": "database connections are outside the capsule",
+        "pandas.options": "pandas.options changes the options of the whole session",
+    },
+    reads={
+        **{f"pandas.{name}": PathArg(0, "filepath_or_buffer") for name in _READS},
+        "pandas.read_parquet": _PATH,
+        "pandas.read_feather": _PATH,
+        "pandas.read_orc": _PATH,
+    },
+    writes={
+        "pandas:DataFrame.to_parquet": _PATH,
+        "pandas:DataFrame.to_feather": _PATH,
+        "pandas:DataFrame.to_orc": _PATH,
+    },
+    options={
+        "pandas.set_option": "with pd.option_context('display.max_rows', 5): ...",
+        "pandas.reset_option": "with pd.option_context(...): ...",
+    },
+    replaced={
+        "pandas.eval": "pandas_eval",
+        "pandas:DataFrame.query": "frame_query",
+        "pandas:DataFrame.eval": "frame_eval",
+        "pandas.core.generic:NDFrame.to_pickle": "refuse_pickle",
+    },
+    unchecked="pandas' Python-level file opens are also checked by the tripwire",
+)

@@ -1,0 +1,73 @@
+"""polars: data frames whose Rust I/O is checked against the grants (the tripwire cannot see
+it); cloud and network sources refused; global Config only per block."""
+
+from .profile import PathArg, Profile
+
+_SRC = PathArg(0, "source", data_bytes=True)
+_FILE = PathArg(0, "file")
+_READS = (
+    "read_csv",
+    "read_ipc",
+    "read_ipc_stream",
+    "read_ipc_schema",
+    "read_json",
+    "read_ndjson",
+    "read_parquet",
+    "read_parquet_schema",
+    "read_parquet_metadata",
+    "read_avro",
+    "read_excel",
+    "read_ods",
+    "read_lines",
+    "scan_csv",
+    "scan_ipc",
+    "scan_ndjson",
+    "scan_parquet",
+    "scan_lines",
+)
+_WRITES = (
+    "write_csv",
+    "write_ipc",
+    "write_ipc_stream",
+    "write_json",
+    "write_ndjson",
+    "write_parquet",
+    "write_avro",
+    "write_excel",
+)
+_SINKS = ("sink_csv", "sink_ipc", "sink_ndjson", "sink_parquet")
+
+PROFILE = Profile(
+    package="polars",
+    summary="data frames with native (Rust) I/O checked against the grants",
+    loads=("pyarrow", "numpy", "pandas", "matplotlib", "narwhals"),
+    stdlib=("importlib.metadata", "importlib.util", "concurrent.futures"),
+    refused={
+        "polars.read_database": "database connections are outside the capsule",
+        "polars.read_database_uri": "database connections are outside the capsule",
+        "polars.read_delta": "a storage backend outside the grants",
+        "polars.scan_delta": "a storage backend outside the grants",
+        "polars.scan_iceberg": "a storage backend outside the grants",
+        "polars.scan_lance": "a storage backend outside the grants",
+        "polars.scan_pyarrow_dataset": "a dataset reads paths natively, unchecked",
+        "polars.scan_external_reader": "an external reader runs outside the grants",
+        "polars.scan_arrow_c_stream": "raw C pointers",
+        "polars.read_clipboard": "the clipboard is outside the capsule",
+        "polars.plugins": "plugins load native libraries",
+        "polars.register_io_source": "an I/O source runs outside the grants",
+    },
+    reads={f"polars.{name}": _SRC for name in _READS},
+    writes={
+        **{f"polars:DataFrame.{name}": _FILE for name in _WRITES},
+        **{f"polars:LazyFrame.{name}": PathArg(0, "path") for name in _SINKS},
+    },
+    environ=("POLARS_",),  # 'with pl.Config(...)' sets and restores POLARS_FMT_* variables
+    replaced={
+        "polars.Config": "polars_config",
+        "polars:DataFrame.write_database": "refuse_database",
+        "polars:DataFrame.write_delta": "refuse_database",
+        "polars:DataFrame.write_iceberg": "refuse_database",
+        "polars:DataFrame.write_clipboard": "refuse_database",
+    },
+    unchecked="reads through a polars plugin or a cloud URL are refused, never unchecked",
+)

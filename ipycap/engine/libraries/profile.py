@@ -1,0 +1,52 @@
+"""What a library profile says (one small module per library fills one in)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class PathArg:
+    """Where a native-I/O function takes its path: a position and a keyword.
+
+    ``data_bytes``: a ``bytes`` argument is data (polars reads CSV from bytes), not a path."""
+
+    position: int = 0
+    keyword: str = "path"
+    data_bytes: bool = False
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What a grant of ``package`` covers, refuses and checks.
+
+    Names are ``"module.attr"`` (a module function or attribute a view hands out) or
+    ``"module:Class.method"`` (a method, checked on the class itself: instances reach the
+    capsule raw, so the check runs whenever capsule code is the caller)."""
+
+    #: The top-level import name a user grants (``--allow-import pandas``).
+    package: str
+    #: One line for the README and the registry: what a grant of it is for.
+    summary: str
+    #: Third-party packages it imports lazily on its own behalf (pyarrow under pandas).
+    loads: tuple[str, ...] = ()
+    #: Standard-library modules capsules are denied that it imports lazily (importlib.metadata).
+    stdlib: tuple[str, ...] = ()
+    #: Attributes a view refuses outright: name -> why.
+    refused: dict = field(default_factory=dict)
+    #: Attribute names refused on this library's objects (``arr.ctypes``): name -> why.
+    object_attrs: dict = field(default_factory=dict)
+    #: Native I/O whose path argument is checked against the read / write grants.
+    reads: dict = field(default_factory=dict)
+    writes: dict = field(default_factory=dict)
+    #: Global option setters: name -> the per-block alternative (refused with it as the hint).
+    options: dict = field(default_factory=dict)
+    #: Names replaced by a safe version: name -> factory(original) (see ``wrappers``).
+    replaced: dict = field(default_factory=dict)
+    #: Environment variables it sets on its own behalf (prefixes): polars' Config blocks.
+    environ: tuple[str, ...] = ()
+    #: Whether its classes are frozen when a capsule gets them (False only for a library that
+    #: keeps state on its classes at run time; the profile says why).
+    freeze: bool = True
+    #: What stays unchecked, said plainly (README, refusals).
+    unchecked: str = ""

@@ -1,0 +1,65 @@
+"""pyarrow: Arrow tables and their file formats on granted paths; file systems refused."""
+
+from .profile import PathArg, Profile
+
+_SRC = PathArg(0, "source")
+_WHERE = PathArg(1, "where")
+
+PROFILE = Profile(
+    package="pyarrow",
+    summary="Arrow tables, CSV/Parquet/Feather on granted paths",
+    loads=("numpy", "pandas"),
+    stdlib=("importlib.metadata", "importlib.resources", "importlib.readers", "concurrent.futures"),
+    refused={
+        "pyarrow.fs": "a file system object reads and writes any path natively",
+        "pyarrow.hdfs": "a file system object reads and writes any path natively",
+        "pyarrow.OSFile": "it opens any path natively",
+        "pyarrow.memory_map": "it maps any path natively",
+        "pyarrow.create_memory_map": "it maps any path natively",
+        "pyarrow.input_stream": "it opens any path natively",
+        "pyarrow.output_stream": "it opens any path natively",
+        "pyarrow.foreign_buffer": "it turns a raw address into a buffer",
+        "pyarrow.cffi": "raw C pointers",
+        "pyarrow.jvm": "raw JVM pointers",
+        "pyarrow.flight": "network services",
+    },
+    object_attrs={
+        "address": "a buffer's raw memory address",
+        "_export_to_c": "raw C pointers",
+        "_import_from_c": "raw C pointers",
+    },
+    reads={
+        "pyarrow.csv.read_csv": PathArg(0, "input_file"),
+        "pyarrow.csv.open_csv": PathArg(0, "input_file"),
+        "pyarrow.json.read_json": PathArg(0, "input_file"),
+        "pyarrow.parquet.read_table": _SRC,
+        "pyarrow.parquet.read_pandas": _SRC,
+        "pyarrow.parquet.read_schema": PathArg(0, "where"),
+        "pyarrow.parquet.read_metadata": PathArg(0, "where"),
+        "pyarrow.parquet.ParquetFile": _SRC,
+        "pyarrow.parquet.ParquetDataset": PathArg(0, "path_or_paths"),
+        "pyarrow.feather.read_table": _SRC,
+        "pyarrow.feather.read_feather": _SRC,
+        "pyarrow.orc.read_table": _SRC,
+        "pyarrow.orc.ORCFile": _SRC,
+        "pyarrow.ipc.open_file": _SRC,
+        "pyarrow.ipc.open_stream": _SRC,
+        "pyarrow.dataset.dataset": _SRC,
+    },
+    writes={
+        "pyarrow.csv.write_csv": PathArg(1, "output_file"),
+        "pyarrow.parquet.write_table": _WHERE,
+        "pyarrow.parquet.write_to_dataset": PathArg(1, "root_path"),
+        "pyarrow.parquet.ParquetWriter": _WHERE,
+        "pyarrow.feather.write_feather": PathArg(1, "dest"),
+        "pyarrow.orc.write_table": _WHERE,
+        "pyarrow.ipc.new_file": PathArg(0, "sink"),
+        "pyarrow.ipc.new_stream": PathArg(0, "sink"),
+        "pyarrow.dataset.write_dataset": PathArg(1, "base_dir"),
+    },
+    options={
+        "pyarrow.set_io_thread_count": "it changes the whole process",
+        "pyarrow.set_cpu_count": "it changes the whole process",
+    },
+    unchecked="a file system passed as filesystem= is refused with pyarrow.fs",
+)

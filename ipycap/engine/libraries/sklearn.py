@@ -1,0 +1,55 @@
+"""scikit-learn: estimators and bundled datasets; network fetchers, model pickles and the
+global configuration refused."""
+
+from .profile import Profile
+
+PROFILE = Profile(
+    package="sklearn",
+    summary="estimators, pipelines and the bundled datasets (load_iris...)",
+    loads=(
+        "numpy",
+        "scipy",
+        "joblib",
+        "threadpoolctl",
+        "narwhals",
+        "pandas",
+        "polars",
+        "pyarrow",
+        "matplotlib",
+    ),
+    stdlib=(
+        "importlib.metadata",
+        "importlib.resources",
+        "importlib.readers",
+        "multiprocessing.dummy",
+        "multiprocessing.pool",
+        "concurrent.futures",
+        "csv",
+        "gzip",
+    ),
+    refused={
+        **{
+            f"sklearn.datasets.{name}": "it downloads from the network"
+            for name in (
+                "fetch_openml",
+                "fetch_california_housing",
+                "fetch_covtype",
+                "fetch_kddcup99",
+                "fetch_lfw_pairs",
+                "fetch_lfw_people",
+                "fetch_olivetti_faces",
+                "fetch_rcv1",
+                "fetch_species_distributions",
+                "fetch_20newsgroups",
+                "fetch_20newsgroups_vectorized",
+                "fetch_file",
+            )
+        },
+        "sklearn.utils.parallel": "it runs callables on worker threads and processes, "
+        "outside the capsule's checks (n_jobs of estimators runs in the capsule)",
+    },
+    options={
+        "sklearn.set_config": "with sklearn.config_context(assume_finite=True): ...",
+    },
+    unchecked="estimators with n_jobs > 1 run their workers one after another in a capsule",
+)

@@ -1,0 +1,624 @@
+"""The checks a profile needs code for: what a module view of a granted library hands out
+instead of the raw attribute, and the few methods checked on the library's classes.
+
+- *refused* names raise a refusal that names the library's profile;
+- *option setters* that change the whole session are refused, with the per-block way;
+- *native I/O* (Rust, C++, C: the tripwire sees only Python-level opens) gets its path
+  argument resolved and checked against the read/write grants of every capsule on the
+  stack before the library sees it; URLs and file systems are refused;
+- *replaced* names (``df.query``, ``np.load``, ``as_strided``...) are safe versions.
+
+Module functions are replaced only in the views capsules get (``view_attr``, called by
+:mod:`ipycap.engine.modules`).  Methods are reached on instances, which capsules hold raw,
+so they are wrapped on the class once (``install``): the wrapper checks when a capsule is on
+the stack and is the original call otherwise.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import sys
+from collections.abc import Mapping
+
+from .. import guard, rules, tripwire
+from ..errors import (
+    CapsuleImportError,
+    CapsulePermissionError,
+    CapsuleSyntaxError,
+    CapsuleTypeError,
+)
+from ..gate import gate
+from . import PROFILES, asking_package
+from .profile import PathArg
+
+_PATH_TYPES = ("PosixPath", "PurePosixPath", "WindowsPath", "PureWindowsPath", "Path")
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://|^(s3|gs|gcs|az|abfs|hf|https?|ftp):")
+_GLOB = re.compile(r"[*?\[]")
+
+
+def _refusal(package: str, what: str, how=None, hint=None, cls=CapsulePermissionError):
+    err = cls(what, f"{package} profile", how, hint=hint)
+    ctx = tripwire.current_context()
+    if ctx is not None:
+        ctx.record_refusal(err, kind="library", target=package)
+    return err
+
+
+def _contexts(package: str, name: str) -> list:
+    contexts = tripwire.contexts_on_stack(sys._getframe(2))
+    if not contexts:
+        raise CapsulePermissionError(
+            f"{name} called for a capsule outside its code (a worker thread or a "
+            "stored callback): its file access cannot be checked there",
+            f"{package} profile",
+            None,
+        )
+    return contexts
+
+
+# -- path arguments -------------------------------------------------------------------------
+def _as_path(value, arg: PathArg):
+    """The path ``value`` names as an exact str; None when it is data or a file object.
+    Raises for what cannot be trusted to name one path (a capsule os.PathLike)."""
+    tp = type(value)
+    if isinstance(value, str):
+        return "".join([value])
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return None if arg.data_bytes else os.fsdecode(bytes(memoryview(value)))
+    if tp.__module__ == "pathlib" and tp.__name__ in _PATH_TYPES:
+        return str(value)
+    if getattr(tp, "__ipycap_path__", False):  # the capsule's pathlib view (ipycap.engine.stdviews)
+        return tp.__fspath__(value)
+    if hasattr(tp, "__fspath__"):
+        raise CapsuleTypeError(
+            f"a path given as a {tp.__name__} object (it could name another file when the "
+            "library asks it again)",
+            "library profile",
+            None,
+            hint="pass the path as a str",
+        )
+    return None  # a file object, a buffer or data: the library reads what it was given
+
+
+def _check_one(path: str, kind: str, contexts, package: str, fn: str) -> str:
+    """Resolve ``path`` and check it for ``kind`` in every capsule; returns what the library
+    should be given (the resolved path, so ``~`` and symlinks mean what was checked)."""
+    if _URL.match(path):
+        raise _refusal(
+            package,
+            f"{fn} of {path!r}: network and cloud storage are outside the capsule",
+        )
+    expanded = os.path.expanduser(path)
+    tail = ""
+    if _GLOB.search(expanded):
+        # A pattern: everything it matches lies under its literal leading folder.
+        head, parts = [], expanded.split(os.sep)
+        for i, part in enumerate(parts):
+            if _GLOB.search(part):
+                tail = os.sep.join(parts[i:])
+                break
+            head.append(part)
+        expanded = os.sep.join(head) or "."
+    resolved = os.path.realpath(expanded)
+    for ctx in contexts:
+        if not ctx.allows_path(kind, resolved):
+            denied = kind == "write" and ctx.policy.write_plants_code(resolved)
+            raise _refusal(
+                package,
+                f"{kind} access to {resolved} by {fn} (native I/O, checked by the "
+                "library's profile)",
+                None if denied else ctx.how_to_grant(kind, resolved),
+            )
+        ctx.check_path(kind, resolved)  # records the use
+    if kind == "read" and not tail:
+        try:
+            st = os.stat(resolved)
+        except OSError:
+            st = None
+        if st is not None and not os.path.isdir(resolved) and st.st_nlink > 1:
+            raise _refusal(
+                package,
+                f"{fn} of {resolved}: the file has several hard links, so the same "
+                "file may live outside the grant",
+                hint="copy the file instead of linking it",
+            )
+    return os.path.join(resolved, tail) if tail else resolved
+
+
+def _check_arg(value, kinds, arg: PathArg, contexts, package: str, fn: str):
+    if isinstance(value, (list, tuple)) and not isinstance(value, str):
+        return type(value)(_check_arg(v, kinds, arg, contexts, package, fn) for v in value)
+    path = _as_path(value, arg)
+    if path is None:
+        return value
+    for kind in kinds:
+        resolved = _check_one(path, kind, contexts, package, fn)
+    return resolved
+
+
+def _rebind(args, kwargs, arg: PathArg, checker):
+    """Apply ``checker`` to the path argument, wherever it was passed."""
+    if len(args) > arg.position:
+        args = list(args)
+        args[arg.position] = checker(args[arg.position])
+    elif arg.keyword in kwargs:
+        kwargs[arg.keyword] = checker(kwargs[arg.keyword])
+    return args, kwargs
+
+
+def checked_function(fn, package: str, name: str, kinds, arg: PathArg):
+    """A module function whose path argument is checked (given out by views only)."""
+
+    def checked(*args, **kwargs):
+        contexts = _contexts(package, name)
+        if "filesystem" in kwargs and kwargs["filesystem"] is not None:
+            raise _refusal(package, f"{name} with a filesystem= object")
+        args, kwargs = _rebind(
+            args, kwargs, arg, lambda v: _check_arg(v, kinds, arg, contexts, package, name)
+        )
+        return fn(*args, **kwargs)
+
+    _describe(checked, fn, name)
+    return checked
+
+
+def checked_method(fn, package: str, name: str, kinds, arg: PathArg):
+    """A method whose path argument is checked whenever a capsule is on the stack."""
+
+    def checked(self, *args, **kwargs):
+        contexts = tripwire.contexts_on_stack(sys._getframe(1))
+        if contexts:
+            args, kwargs = _rebind(
+                args, kwargs, arg, lambda v: _check_arg(v, kinds, arg, contexts, package, name)
+            )
+        return fn(self, *args, **kwargs)
+
+    _describe(checked, fn, name)
+    return checked
+
+
+def _describe(wrapper, fn, name):
+    wrapper.__name__ = getattr(fn, "__name__", name.rpartition(".")[2])
+    wrapper.__qualname__ = getattr(fn, "__qualname__", name)
+    wrapper.__doc__ = getattr(fn, "__doc__", None)
+
+
+# -- replacements -------------------------------------------------------------------------
+def _refusing(package: str, name: str, why: str, hint=None):
+    """A stand-in that refuses when called (a view hands it out for a refused function)."""
+
+    def refused(*args, **kwargs):
+        raise _refusal(package, f"{name}: {why}", hint=hint)
+
+    refused.__name__ = name.rpartition(".")[2]
+    refused.__qualname__ = name
+    refused.__doc__ = f"Refused in a capsule: {why}."
+    return refused
+
+
+def numpy_load(fn, package, name):
+    def load(file, mmap_mode=None, allow_pickle=False, *args, **kwargs):
+        if allow_pickle:
+            raise _refusal(package, "numpy.load(allow_pickle=True): unpickling runs code")
+        if mmap_mode is not None:
+            raise _refusal(package, "numpy.load(mmap_mode=...): mmap is refused in capsules")
+        return fn(file, None, False, *args, **kwargs)
+
+    _describe(load, fn, name)
+    return load
+
+
+def as_strided(fn, package, name):
+    """``as_strided`` whose result stays inside the memory of the array it views."""
+
+    def checked(x, shape=None, strides=None, subok=False, writeable=True):
+        np = sys.modules["numpy"]
+        x = np.asanyarray(x)
+        shape = tuple(x.shape if shape is None else shape)
+        strides = tuple(x.strides if strides is None else strides)
+        if len(shape) != len(strides) or any(type(n) is not int for n in shape + strides):
+            raise _refusal(package, "as_strided with a shape and strides that do not match")
+        root = x
+        while isinstance(getattr(root, "base", None), np.ndarray):
+            root = root.base
+        lo, hi = np.lib.array_utils.byte_bounds(root)
+        start = x.__array_interface__["data"][0]
+        if any(n == 0 for n in shape):
+            low = high = start
+        else:
+            low = start + sum(s * (n - 1) for n, s in zip(shape, strides, strict=True) if s < 0)
+            high = start + sum(s * (n - 1) for n, s in zip(shape, strides, strict=True) if s > 0)
+            high += x.itemsize
+        if low < lo or high > hi or any(n < 0 for n in shape):
+            raise _refusal(
+                package,
+                "numpy.lib.stride_tricks.as_strided with strides that reach outside the "
+                "array's memory",
+                hint="sliding_window_view gives windows without raw strides",
+            )
+        return fn(x, shape, strides, subok, writeable)
+
+    _describe(checked, fn, name)
+    return checked
+
+
+def printoptions(fn, package, name):
+    def checked(*args, **kwargs):
+        if "formatter" in kwargs:
+            raise _refusal(
+                package,
+                "numpy.printoptions(formatter=...): the formatter would run on arrays printed "
+                "by trusted code",
+            )
+        return fn(*args, **kwargs)
+
+    _describe(checked, fn, name)
+    return checked
+
+
+_BACKTICKS = re.compile(r"`[^`]*`")
+
+
+def check_expression(expr, package: str = "pandas") -> None:
+    """A pandas expression passes the gate's rules: pandas evaluates attributes and calls in
+    its own frames with the raw getattr, so no risky attribute or reserved name may appear."""
+    if not isinstance(expr, str):
+        return  # pandas itself refuses anything else
+    source = _BACKTICKS.sub("bt_column", "".join([expr])).replace("@", "")
+    try:
+        tree = ast.parse(source, "<expression>", "exec")
+    except SyntaxError:
+        return  # pandas raises its own error for what it cannot parse
+    try:
+        gated = gate(source, "<expression>")
+    except CapsuleSyntaxError as e:
+        raise _refusal(package, f"the expression {expr!r}: {e.what}") from None
+    risky = [n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr[:1] == "_"]
+    if gated.rewrites or risky:
+        raise _refusal(
+            package,
+            f"the expression {expr!r} reads an attribute the guard protects (pandas "
+            "evaluates it outside the guard)",
+            hint="compute that part in the cell and use it as @name",
+        )
+
+
+def _no_level(kwargs, package, name):
+    if "level" in kwargs:
+        raise _refusal(
+            package,
+            f"{name}(level=...): it reads the names of frames outside the capsule",
+        )
+
+
+def pandas_eval(fn, package, name):
+    def checked(expr, *args, **kwargs):
+        _no_level(kwargs, package, name)
+        check_expression(expr, package)
+        kwargs["level"] = 1  # the capsule's frame, not this wrapper's
+        return fn(expr, *args, **kwargs)
+
+    _describe(checked, fn, name)
+    return checked
+
+
+def _frame_method(fn, package, name):
+    def checked(self, expr, *args, **kwargs):
+        if tripwire.capsule_on_stack() and asking_package(sys._getframe(1)) is None:
+            _no_level(kwargs, package, name)  # the capsule calls (not pandas' query -> eval)
+            check_expression(expr, package)
+        kwargs["level"] = kwargs.pop("level", 0) + 1  # skip this wrapper's frame
+        return fn(self, expr, *args, **kwargs)
+
+    _describe(checked, fn, name)
+    return checked
+
+
+frame_query = frame_eval = _frame_method
+
+
+def _refusing_method(why):
+    def factory(fn, package, name):
+        def checked(self, *args, **kwargs):
+            if tripwire.capsule_on_stack():
+                raise _refusal(package, f"{name}: {why}")
+            return fn(self, *args, **kwargs)
+
+        _describe(checked, fn, name)
+        return checked
+
+    return factory
+
+
+refuse_pickle = _refusing_method("pickling writes a file other code may unpickle later")
+refuse_database = _refusing_method("databases, lakes and the clipboard are outside the capsule")
+
+
+class ReadOnlyOptions(Mapping):
+    """A capsule's view of a global settings mapping (matplotlib's rcParams): reading works,
+    changing it is refused with the per-block way."""
+
+    __slots__ = ("_ipycap_data", "_ipycap_hint")
+
+    def __init__(self, data, hint):
+        object.__setattr__(self, "_ipycap_data", data)
+        object.__setattr__(self, "_ipycap_hint", hint)
+
+    def __getitem__(self, key):
+        return self._ipycap_data[key]
+
+    def __iter__(self):
+        return iter(self._ipycap_data)
+
+    def __len__(self):
+        return len(self._ipycap_data)
+
+    def __setitem__(self, key, value):
+        raise _refusal(
+            "matplotlib",
+            f"rcParams[{key!r}] = ...: it changes every later figure of the session",
+            hint=self._ipycap_hint,
+        )
+
+    __delitem__ = __setitem__
+
+    def update(self, *args, **kwargs):
+        self.__setitem__("...", None)
+
+    def __setattr__(self, name, value):
+        self.__setitem__(name, value)
+
+    def __repr__(self):
+        return f"<read-only rcParams ({len(self)} settings)>"
+
+
+guard.share_class(ReadOnlyOptions)
+
+
+def read_only_rc(fn, package, name):
+    return ReadOnlyOptions(fn, "with plt.rc_context({'lines.linewidth': 2}): ...")
+
+
+class ConfigStandIn:
+    """``polars.Config`` in a capsule: ``with pl.Config(tbl_rows=5):`` works (restored on
+    exit); the class-level setters, which change the whole session, are refused."""
+
+    __slots__ = ("_ipycap_cls",)
+
+    def __init__(self, cls):
+        object.__setattr__(self, "_ipycap_cls", cls)
+
+    def __call__(self, *args, **kwargs):
+        if args or kwargs.get("restore_defaults") or kwargs.get("apply_on_context_enter"):
+            raise _refusal("polars", "polars.Config(...) with positional or restore arguments")
+        return self._ipycap_cls(**kwargs)
+
+    def __getattr__(self, name):
+        if name.startswith(("set_", "load", "restore", "save")):
+            raise _refusal(
+                "polars",
+                f"polars.Config.{name}: it changes the options of the whole session",
+                hint="use 'with pl.Config(tbl_rows=5): ...' for a block",
+            )
+        return getattr(self._ipycap_cls, name)
+
+    def __setattr__(self, name, value):
+        raise _refusal("polars", "polars.Config is read-only in a capsule")
+
+    def __repr__(self):
+        return "<polars.Config (capsule: use it as a context manager)>"
+
+
+guard.share_class(ConfigStandIn)
+
+
+def polars_config(fn, package, name):
+    return ConfigStandIn(fn)
+
+
+def _text_tqdm(fn, package, name):
+    return sys.modules["tqdm.std"].tqdm
+
+
+def _text_trange(fn, package, name):
+    return sys.modules["tqdm.std"].trange
+
+
+text_tqdm, text_trange = _text_tqdm, _text_trange
+
+_FACTORIES = {
+    "numpy_load": numpy_load,
+    "as_strided": as_strided,
+    "printoptions": printoptions,
+    "pandas_eval": pandas_eval,
+    "frame_query": frame_query,
+    "frame_eval": frame_eval,
+    "refuse_pickle": refuse_pickle,
+    "refuse_database": refuse_database,
+    "read_only_rc": read_only_rc,
+    "polars_config": polars_config,
+    "text_tqdm": text_tqdm,
+    "text_trange": text_trange,
+}
+
+
+# -- the index -------------------------------------------------------------------------------
+def _entries():
+    """name -> (package, what) for every name a profile mentions."""
+    table: dict[str, dict] = {}
+    for profile in PROFILES.values():
+        pkg = profile.package
+
+        def entry(key, _pkg=pkg):
+            return table.setdefault(key, {"package": _pkg, "kinds": []})
+
+        for key, why in profile.refused.items():
+            entry(key)["refused"] = why
+        for key, hint in profile.options.items():
+            entry(key)["option"] = hint
+        for key, arg in profile.reads.items():
+            e = entry(key)
+            e["kinds"].append("read")
+            e["arg"] = arg
+        for key, arg in profile.writes.items():
+            e = entry(key)
+            e["kinds"].append("write")
+            e["arg"] = arg
+        for key, factory in profile.replaced.items():
+            entry(key)["replaced"] = _FACTORIES[factory]
+    return table
+
+
+_TABLE = _entries()
+_VIEW_INDEX = {tuple(k.rsplit(".", 1)): v for k, v in _TABLE.items() if ":" not in k}
+_METHODS = {k: v for k, v in _TABLE.items() if ":" in k}
+
+
+def _replacement(entry, value, name):
+    package = entry["package"]
+    if "refused" in entry:
+        raise _refusal(package, f"{name}: {entry['refused']}")
+    if "option" in entry:
+        raise _refusal(
+            package,
+            f"{name}: it changes the options of the whole session",
+            hint=f"for a block: {entry['option']}",
+        )
+    if entry["kinds"]:
+        value = checked_function(value, package, name, tuple(entry["kinds"]), entry["arg"])
+    if "replaced" in entry:
+        value = entry["replaced"](value, package, name)
+    return value
+
+
+_BY_OBJECT: dict[int, tuple] = {}  # id(original) -> (original, entry, name): aliases
+_INDEXED: set[str] = set()
+
+
+def _index_objects() -> None:
+    """Index the originals of every entry whose module is imported, so an alias of a checked
+    function (``pd.io.parsers.read_csv``, ``np.lib.npyio.load``) gets the same treatment."""
+    for (module_name, attr), entry in _VIEW_INDEX.items():
+        if module_name in _INDEXED:
+            continue
+        module = sys.modules.get(module_name)
+        if module is None:
+            continue
+        original = vars(module).get(attr)
+        if original is not None and not isinstance(original, (int, str, float)):
+            _BY_OBJECT[id(original)] = (original, entry, f"{module_name}.{attr}")
+    _INDEXED.update(m for m, _ in _VIEW_INDEX if m in sys.modules)
+
+
+def view_attr(module_name: str, name: str, value):
+    """What a capsule's view of ``module_name`` hands out for ``name`` (``value`` is the
+    module's own attribute): the value itself, a checked or safe version, or a refusal."""
+    entry = _VIEW_INDEX.get((module_name, name))
+    if entry is not None:
+        return _replacement(entry, value, f"{module_name}.{name}")
+    _index_objects()
+    alias = _BY_OBJECT.get(id(value))
+    if alias is not None and alias[0] is value:
+        return _replacement(alias[1], value, alias[2])
+    return value
+
+
+def check_import(ctx, name: str) -> None:
+    """Before a capsule's import of ``name`` from a granted library: refused submodules
+    (``pyarrow.fs``) and private ones (``pyarrow._fs``) are refused however they are named,
+    and a package without a profile is noted in the registry."""
+    parts = name.split(".")
+    if parts[0] in PROFILES:
+        for i in range(1, len(parts)):
+            parent, child = ".".join(parts[:i]), parts[i]
+            if child[:1] == "_":
+                raise _refusal(
+                    parts[0],
+                    f"import of {name!r}: {child} is private to {parent}",
+                    cls=CapsuleImportError,
+                )
+            if is_view_refused(parent, child):
+                view_attr(parent, child, None)  # raises the profile's refusal
+    note_unprofiled(ctx, name)
+
+
+def is_view_refused(module_name: str, name: str) -> bool:
+    entry = _VIEW_INDEX.get((module_name, name))
+    return entry is not None and ("refused" in entry or "option" in entry)
+
+
+# -- classes: methods checked in place, attributes refused, classes frozen -------------------
+_INSTALLED: set[str] = set()
+
+
+def install() -> None:
+    """Wrap the profiled methods of every profiled library already imported (once each)."""
+    for package in PROFILES:
+        if package in _INSTALLED or package not in sys.modules:
+            continue
+        _INSTALLED.add(package)
+        for key, entry in _METHODS.items():
+            module_name, _, path = key.partition(":")
+            if module_name.partition(".")[0] != package:
+                continue
+            owner = sys.modules.get(module_name)
+            cls_name, _, meth = path.rpartition(".")
+            cls = getattr(owner, cls_name, None) if owner is not None else None
+            if not isinstance(cls, type) or meth not in vars(cls):
+                continue
+            fn = vars(cls)[meth]
+            name = f"{package}.{path}"
+            if entry["kinds"]:
+                fn = checked_method(fn, package, name, tuple(entry["kinds"]), entry["arg"])
+            if "replaced" in entry:
+                fn = entry["replaced"](fn, package, name)
+            setattr(cls, meth, fn)
+
+
+def _object_attr_rule(package: str, why: str):
+    def rule(value, name):
+        for cls in type.__dict__["__mro__"].__get__(type(value)):
+            module = type.__dict__["__module__"].__get__(cls)
+            if type(module) is str and module.partition(".")[0] == package:
+                raise _refusal(
+                    package, f"attribute {name!r} of a {type(value).__name__} object: {why}"
+                )
+        return None
+
+    return rule
+
+
+def _register_object_attrs() -> None:
+    for profile in PROFILES.values():
+        for name, why in profile.object_attrs.items():
+            rules.LIBRARY_ATTRS[name] = _object_attr_rule(profile.package, why)
+    guard.LIBRARY_PACKAGES.update(p.package for p in PROFILES.values() if p.freeze)
+
+
+_register_object_attrs()
+
+
+def note_unprofiled(ctx, name: str) -> None:
+    """A granted package without a profile: say in the registry what stays unchecked."""
+    top = name.partition(".")[0]
+    if top in PROFILES or top in sys.stdlib_module_names:
+        return
+    seen = _NOTED.setdefault(id(ctx.registry), set())
+    if top in seen:
+        return
+    seen.add(top)
+    ctx.registry.note(
+        "unprofiled library",
+        target=top,
+        kind="import",
+        detail=f"{top} has no ipycap profile: its Python-level file opens and imports are "
+        "checked, native (C/Rust) file and network access is not; the confined kernel "
+        "(Landlock) is what stops that",
+    )
+
+
+_NOTED: dict[int, set] = {}
+
+__all__ = ["view_attr", "install", "check_expression", "asking_package", "note_unprofiled"]
