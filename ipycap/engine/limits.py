@@ -237,7 +237,6 @@ class _Run:
         self.context = context
         self.thread: threading.Thread | None = None
         self.stopping = False
-        self.interrupted = False  # a KeyboardInterrupt was forwarded to the capsule thread
         self.tracing = False
         self.output_used = 0
         self.output_dropped = 0
@@ -366,7 +365,6 @@ def forward_interrupt() -> bool:
     if _WAITED and threading.current_thread() is threading.main_thread():
         thread = _WAITED[-1].thread
         if thread is not None and thread.ident is not None and run_of(thread) is not None:
-            _WAITED[-1].interrupted = True
             _async_raise(thread.ident, KeyboardInterrupt)
             return True
     return False
@@ -470,6 +468,23 @@ def _start(thread: threading.Thread, size: int) -> None:
 _STACK_LOCK = threading.Lock()
 
 
+class _Consumed(BaseException):
+    """Raised on the capsule thread by itself to take the place of a pending stop."""
+
+
+def _consume_pending() -> None:
+    ident = threading.get_ident()
+    for _ in range(1000):
+        try:
+            _async_raise(ident, _Consumed)
+            for _ in range(100):  # bytecode, so the pending exception lands here
+                pass
+        except _Consumed:
+            return
+        except BaseException:  # noqa: BLE001, S112 - a stop that was still pending: again
+            continue
+
+
 def run_limited(runner, body, tail, ns, context, limits: Limits):
     """Run ``runner(body, tail, ns)`` on a capsule thread under ``limits`` (see the module
     docstring); returns its value or raises its exception (limit hits as refusals)."""
@@ -489,16 +504,12 @@ def run_limited(runner, body, tail, ns, context, limits: Limits):
             run.error = e
         finally:
             sys.settrace(None)
-            # A stop or interrupt still pending lands at the next Python call: here, and
-            # caught, never in what follows.  Only when one may be pending: clearing with
-            # nothing pending (PyThreadState_SetAsyncExc(id, NULL)) leaves CPython 3.11's
-            # eval loop in a state where a profile function set later never returns.
-            while run.stopping or run.interrupted:
-                try:
-                    _async_raise(threading.get_ident(), None)
-                    break
-                except BaseException:  # noqa: BLE001, S112 - the pending one, now gone
-                    continue
+            # A stop or interrupt still pending would land at the next Python call: it is
+            # replaced by a marker raised and caught here, never in what follows.  (Clearing
+            # with PyThreadState_SetAsyncExc(id, NULL) instead leaves CPython 3.11's
+            # pending-exception signal set when nothing was pending, and any profile
+            # function set later, the boundary auditor's, then never returns.)
+            _consume_pending()
             if limits.max_memory:
                 run.memory_peak, hit, _ = _memlimit.disarm()
                 run.memory_hit = bool(hit)
