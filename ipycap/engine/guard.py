@@ -21,28 +21,27 @@ from .errors import CapsuleAttributeError, CapsuleTypeError
 #: Name under which the kernel's inspector hides engine entries (kept for its listings).
 CAPSULE_MARK = "_ipycap_context"
 
-#: id(builtins dict) -> weak reference to its capsule context: a frame runs capsule code
+#: address of a builtins dict -> (that dict, its capsule context): a frame runs capsule code
 #: when its builtins dict is one of these, by identity.  The mark lives here, in trusted
 #: hands, not in the dict capsule frames use (which a capsule could otherwise unmark).
 _CAPSULE_BUILTINS: dict = {}
 
 
 def register_builtins(builtins_dict: dict, context) -> None:
-    """Record that frames using ``builtins_dict`` run code of ``context``'s capsule."""
-    for key in [k for k, ref in _CAPSULE_BUILTINS.items() if ref() is None]:
-        del _CAPSULE_BUILTINS[key]  # contexts that are gone
-    _CAPSULE_BUILTINS[_address(builtins_dict)] = weakref.ref(context)
+    """Record that frames using ``builtins_dict`` run code of ``context``'s capsule.
+
+    Held strongly, for the life of the process: capsule code can run after its capsule is
+    gone (a ``__del__``, an exported function), and its frames must still be recognised
+    (by the tripwire above all).  A few kilobytes per capsule."""
+    _CAPSULE_BUILTINS[_address(builtins_dict)] = (builtins_dict, context)
 
 
 def context_of(builtins_dict):
     """The capsule context whose frames use ``builtins_dict``, or None (no code runs)."""
-    ref = _CAPSULE_BUILTINS.get(_address(builtins_dict))
-    if ref is None:
+    entry = _CAPSULE_BUILTINS.get(_address(builtins_dict))
+    if entry is None or entry[0] is not builtins_dict:
         return None
-    ctx = ref()
-    if ctx is None or ctx.__dict__.get("builtins") is not builtins_dict:
-        return None
-    return ctx
+    return entry[1]
 
 
 #: An object's address-derived hash, whatever its class says (no audit event, unlike id()).

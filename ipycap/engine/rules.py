@@ -90,7 +90,9 @@ NEVER = (
     __interactivehook__ __unraisablehook__ __stderr__ __stdin__ __stdout__ __newobj__
     __newobj_ex__ __ipycap_cap__ __ipycap_code__ __ipycap_module__ __ipycap_target__
     __ipycap_writable__
-    __ctype_be__ __ctype_le__ __ctypes_from_outparam__ __warningregistry__""".split()
+    __ctype_be__ __ctype_le__ __ctypes_from_outparam__ __warningregistry__
+    __arrow_c_array__ __arrow_c_schema__ __arrow_c_stream__ __arrow_c_device_array__
+    __arrow_c_device_stream__ __dlpack__ __dlpack_device__""".split()
     )
     | FRAME_ATTRS
 )
