@@ -168,6 +168,11 @@ def _watch(frame, event, arg):
     elif event == "return":
         if _is_capsule(frame) or not _is_capsule(frame.f_back):
             return
+        if not _audited(frame.f_globals.get("__name__")):
+            # Code capsule code cannot call directly (a protected object's method): it was
+            # called through the membrane's C proxy, which wraps what it returns, and the
+            # profile sees no frame of that C step between the two.
+            return
         _check(frame, arg, frame.f_back)
 
 
