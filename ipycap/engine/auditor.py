@@ -168,11 +168,6 @@ def _watch(frame, event, arg):
     elif event == "return":
         if _is_capsule(frame) or not _is_capsule(frame.f_back):
             return
-        if not _audited(frame.f_globals.get("__name__")):
-            # Code capsule code cannot call directly (a protected object's method): it was
-            # called through the membrane's C proxy, which wraps what it returns, and the
-            # profile sees no frame of that C step between the two.
-            return
         _check(frame, arg, frame.f_back)
 
 
@@ -189,6 +184,10 @@ def _check(frame, returned, into) -> None:
                 why = verdict(value)
                 if why is not None:
                     _report(f"argument {name!r} into {_where(frame)}", why)
+        elif _method_of_protected_object(frame):
+            # A protected object's method is reached through the membrane's C method proxy,
+            # which wraps what it returns; the profile sees no frame of that C step.
+            return
         else:
             why = verdict(returned)
             if why is not None:
@@ -197,6 +196,16 @@ def _check(frame, returned, into) -> None:
         _report(f"auditor error at {_where(into)}", repr(e))
     finally:
         _state.busy = tw_state.busy = False
+
+
+def _method_of_protected_object(frame) -> bool:
+    code = frame.f_code
+    if not code.co_argcount or code.co_varnames[0] != "self":
+        return False
+    if _audited(frame.f_globals.get("__name__")):
+        return False
+    owner = frame.f_locals.get("self")
+    return owner is not None and not guard.is_own_static(owner)
 
 
 def _report(where: str, why: str) -> None:
