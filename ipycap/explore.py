@@ -245,7 +245,9 @@ def _describe_setattr(obj) -> str:
     """What ``setattr(obj, 'probe', 1)`` would do, read from the type: never run on ``obj``."""
     tp = type(obj)
     setter = getattr(tp, "__setattr__", object.__setattr__)
-    if setter not in _PLAIN_SETATTR:
+    # By identity: 'in' compares with ==, and a capsule's own __eq__ would be handed the
+    # generic setattr slot wrappers (with which it unmarked its frames: red team 2).
+    if not any(setter is plain for plain in _PLAIN_SETATTR):
         return f"not run: {tp.__name__} defines its own __setattr__ (would run its code)"
     if isinstance(obj, type) and type.__setattr__ is setter:
         if tp.__flags__ & (1 << 9) == 0:  # Py_TPFLAGS_HEAPTYPE: builtin types are immutable

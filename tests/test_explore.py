@@ -201,3 +201,26 @@ def test_module_internals_are_hidden_by_the_module_view():
 def test_odd_names_fall_back_to_x():
     expl = ipycap.explain([1, 2], name="not an identifier")
     assert expl.rows[0][0] == "type(x)"
+
+
+def test_explain_never_compares_a_capsule_setattr_with_the_generic_ones():
+    """Regression (red team 2): explain compared a class's __setattr__ with object.__setattr__
+    and friends using ``in``, so a capsule object standing there was handed the generic
+    setattr slot wrappers through its __eq__."""
+    from ipycap import explain
+
+    seen = []
+
+    class Spy:
+        def __eq__(self, other):
+            seen.append(other)
+            return False
+
+        __hash__ = object.__hash__
+
+    class Odd:
+        pass
+
+    Odd.__setattr__ = Spy()
+    explain(Odd(), name="odd")
+    assert seen == []
