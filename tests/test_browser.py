@@ -237,20 +237,35 @@ _ALL_RAN = """() => {
     return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
 }"""
 
-#: The approval prompts the browser tests answered (text as JupyterLab showed it).
+#: The approval questions the browser tests answered (text as JupyterLab showed it).
 APPROVALS: list[str] = []
+#: The extension's approval dialog (labextension/src/approval.ts).  JupyterLab sends
+#: allow_stdin, so the kernel asks for a grant within the ceiling on the stdin channel; the
+#: extension (installed in every JupyterLab these tests start) shows each prompt that starts
+#: with "ipycap-approval: " as this dialog, never as the stdin box.
+APPROVAL_DIALOG = ".jp-Dialog.ipycap-Approval"
+APPROVAL_BUTTONS = {"y": "Allow once", "a": "Allow this session", "n": "Deny"}
+
+
+def _answer_approval(page, answer: str) -> bool:
+    """Answer the approval dialog if it is open (recording its question); False if none is."""
+    dialog = page.locator(APPROVAL_DIALOG)
+    if not dialog.count():
+        return False
+    APPROVALS.append(dialog.locator(".ipycap-Approval-question").text_content())
+    dialog.locator("button", has_text=APPROVAL_BUTTONS[answer]).click()
+    dialog.wait_for(state="detached", timeout=10_000)
+    return True
 
 
 def _wait_all_ran(page, answer: str = "n", timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while not page.evaluate(_ALL_RAN):
+        _answer_approval(page, answer)
         box = page.locator(f"{CURRENT} input.jp-Stdin-input:not([disabled])")
-        if box.count():
-            APPROVALS.append(page.locator(f"{CURRENT} .jp-Stdin-prompt").last.text_content())
-            assert APPROVALS[-1].startswith("ipycap-approval: "), APPROVALS[-1]
-            box.first.focus()
-            page.keyboard.type(answer)
-            page.keyboard.press("Enter")
+        if box.count():  # these notebooks call no input(): only the kernel asks, by the dialog
+            prompt = page.locator(f"{CURRENT} .jp-Stdin-prompt").last.text_content()
+            raise AssertionError(f"a prompt reached the stdin box, not the dialog: {prompt!r}")
         if time.monotonic() > deadline:
             raise TimeoutError("the notebook did not finish running")
         page.wait_for_timeout(250)

@@ -120,9 +120,12 @@ def parse_grant(spec: str) -> tuple[str, str]:
     return kind, target
 
 
-def kernel_grant_hint(kind: str, target: str, can_ask: bool = True) -> str | None:
+def kernel_grant_hint(
+    kind: str, target: str, can_ask: bool = True, prompting: bool = True
+) -> str | None:
     """How a capsule-kernel cell asks for a grant (the extension's flags do not exist here);
-    ``can_ask``: whether a human can answer a prompt now (stdin, prompting on).
+    ``can_ask``: whether a human can answer a prompt now (stdin, prompting on);
+    ``prompting``: ``CapsulePolicy.prompt`` (off, no frontend's prompt would help).
 
     None where this kernel offers no way: protected objects are read-only and a revocation
     is final (cells can only narrow their authority)."""
@@ -131,9 +134,11 @@ def kernel_grant_hint(kind: str, target: str, can_ask: bool = True) -> str | Non
     if kind in ("read", "write", "import") and can_ask:
         return f"%capsule request {kind} {target} (the human is asked to approve)"
     if kind in ("read", "write", "import"):
+        config = f"c.CapsuleKernel.grants = ['{kind}:{target}'] in the kernel's configuration"
         return (
-            f"c.CapsuleKernel.grants = ['{kind}:{target}'] in the kernel's configuration, "
-            "or run the cell from a frontend that answers prompts"
+            config + ", or run the cell from a frontend that answers prompts"
+            if prompting
+            else config
         )
     if kind == "input":
         return "c.CapsulePolicy.allow_input = True in the kernel's configuration"
@@ -380,8 +385,9 @@ class CapsuleKernel(IPythonKernel):
         return super().raw_input(prompt)
 
     def _grant_hint(self, kind: str, target: str) -> str | None:
-        can_ask = bool(getattr(self, "_allow_stdin", False)) and self.policy.prompt
-        return kernel_grant_hint(kind, target, can_ask)
+        prompting = bool(self.policy.prompt)
+        can_ask = bool(getattr(self, "_allow_stdin", False)) and prompting
+        return kernel_grant_hint(kind, target, can_ask, prompting)
 
     def _process_children(self):
         """Child processes to end at shutdown; a confined kernel may not list /proc (and

@@ -18,13 +18,28 @@ from traitlets.config import Config, Configurable
 from ipycap import Capsule, CapsulePolicyError, Registry
 from ipycap.kernel import static
 from ipycap.kernel.interrupts import InterruptGuard, critical_code
-from ipycap.kernel.kernel import make_policy
+from ipycap.kernel.kernel import kernel_grant_hint, make_policy
 from ipycap.kernel.kernelspec import DISPLAY_NAME
 from ipycap.kernel.shell import split_cell
 
 
 def _policy(**section):
     return make_policy(Configurable(config=Config({"CapsulePolicy": section})))
+
+
+def test_grant_hints_offer_prompts_only_where_prompting_is_on():
+    """A refusal's hint names a way that would work: a frontend that answers prompts helps
+    only when CapsulePolicy.prompt is on (off, the kernel's configuration is the one way)."""
+    assert kernel_grant_hint("read", "x.csv", can_ask=True) == (
+        "%capsule request read x.csv (the human is asked to approve)"
+    )
+    assert kernel_grant_hint("read", "x.csv", can_ask=False) == (
+        "c.CapsuleKernel.grants = ['read:x.csv'] in the kernel's configuration, "
+        "or run the cell from a frontend that answers prompts"
+    )
+    assert kernel_grant_hint("read", "x.csv", can_ask=False, prompting=False) == (
+        "c.CapsuleKernel.grants = ['read:x.csv'] in the kernel's configuration"
+    )
 
 
 def test_policy_is_frozen_at_start():
