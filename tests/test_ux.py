@@ -206,6 +206,25 @@ def test_import_is_asked_for_too(ip, monkeypatch):
     ]
 
 
+def test_an_import_granted_for_one_cell_is_not_revoked_after_it(ip, monkeypatch):
+    """Regression: a cell's import grant ending with its cell counted as a revocation, so the
+    next cell was refused "revoked in this session" (without asking, even for a default
+    import any capsule has); a real revocation still stays final."""
+    h = human(monkeypatch, "y", "n")
+    assert ip.ok("%%capsule\nimport csv\ncsv.QUOTE_ALL") == 1  # allowed once
+    err = ip.fails("%%capsule\nimport csv", CapsuleImportError)
+    assert "was not granted" in str(err) and len(h.prompts) == 2  # asked again, denied
+    ip.ok("%%capsule --allow-import json\nimport json")
+    assert ip.ok("%%capsule\nimport json\njson.dumps(1)") == "1"  # still a default import
+    ip.ok("%%capsule --allow-import base64\nimport base64")
+    ip.fails("%%capsule\nimport base64", CapsuleImportError)
+    assert h.prompts[-1].startswith(APPROVAL_PREFIX + "Allow import of base64")
+    (cap,) = ip.ext.registry.find("import", "json", active=True)
+    ip.ok(f"%capsule revoke {cap.id}")
+    err = ip.fails("%%capsule\nimport json", CapsuleImportError)
+    assert "revoked in this session" in str(err)
+
+
 def test_a_library_opening_for_the_capsule_asks_from_the_audit_hook(ip, data, monkeypatch):
     (data / "conf.ini").write_text("[s]\nk = v\n")
     h = human(monkeypatch, "y")

@@ -49,9 +49,11 @@ class CapsuleContext:
         return any(c.target in prefixes for c in self._active("import"))
 
     def _revoked_import(self, name: str) -> bool:
-        """A default import revoked with %capsule revoke stays revoked (no silent re-grant)."""
+        """A default import revoked with %capsule revoke stays revoked (no silent re-grant).
+        A cell's grant (a flag, an 'Allow once') that ended with its cell is no revocation:
+        the name is as it was before that cell (a default import again, or asked for)."""
         top = name.partition(".")[0]
-        revoked = self.registry.find("import", None, active=False)
+        revoked = [c for c in self.registry.find("import", None, active=False) if c.scope != "cell"]
         if not any(c.target in (name, top) for c in revoked):
             return False
         return not any(c.target in (name, top) for c in self._active("import"))

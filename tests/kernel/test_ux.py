@@ -145,3 +145,34 @@ def test_cells_queued_behind_an_error_are_still_aborted(kc):
     assert _reply(kc, first)["status"] == "error"
     assert _reply(kc, second)["status"] == "aborted"
     assert value_of(kc, "'after'") == "'after'"
+
+
+def test_the_extension_in_an_ordinary_kernel_asks_like_jupyterlab(tmp_path):
+    """%%capsule in an ipykernel with %load_ext ipycap, driven as JupyterLab drives it
+    (allow_stdin on every execute_request): the approval is asked on the stdin channel from the
+    capsule thread, and every answer, or an interrupt while it is asked, ends the cell (the
+    browser tests' cells waited here on a question nobody answered)."""
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name="python3", cwd=str(tmp_path), startup_timeout=60)
+    question = APPROVAL_PREFIX + (
+        "Allow import of csv (grant: import csv)? [y]es / [n]o / [a]lways this session"
+    )
+    try:
+        assert execute(kc, "%load_ext ipycap")[0]["status"] == "ok"
+        reply, _, prompts = execute(kc, "%%capsule\nimport csv", allow_stdin=False)
+        assert reply["ename"] == "CapsuleImportError" and prompts == []
+        reply, _, prompts = execute(kc, "%%capsule\nimport csv", stdin_answer="n")
+        assert reply["ename"] == "CapsuleImportError" and prompts == [question]
+        assert "%%capsule --allow-import csv" in reply["evalue"]
+        reply, _, prompts = execute(kc, "%%capsule\nimport csv\ncsv.QUOTE_ALL", stdin_answer="y")
+        assert reply["status"] == "ok" and prompts == [question], reply
+        # Interrupted while asked: the cell ends, the kernel goes on.
+        msg_id = kc.execute("%%capsule\nimport csv", allow_stdin=True)
+        assert kc.get_stdin_msg(timeout=30)["content"]["prompt"] == question
+        km.interrupt_kernel()
+        assert _reply(kc, msg_id)["ename"] == "KeyboardInterrupt"
+        assert value_of(kc, "1 + 1") == "2"
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
