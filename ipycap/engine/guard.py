@@ -401,6 +401,18 @@ class GuardedFormatter:
         return obj, first
 
 
+def _array_setattr(obj, name, on_refuse) -> None:
+    """The array-protocol names are never set by capsule code (ipycap/engine/arrayguard.py)."""
+    from .arrayguard import refuse_setattr  # it builds on this module
+
+    try:
+        refuse_setattr(obj, name)
+    except CapsuleAttributeError as err:
+        if on_refuse is not None:
+            on_refuse(err)
+        raise
+
+
 from _string import formatter_field_name_split as _formatter_field_name_split  # noqa: E402
 
 _FORMATTERS = {"proxy": GuardedFormatter("proxy"), "rexec": GuardedFormatter("rexec")}
@@ -531,6 +543,7 @@ def make_accessors(mode: str = "proxy", on_refuse=None):
         """Guarded setattr: risky names only on the capsule's own objects."""
         name = exact_name(name)
         if risky(name):
+            _array_setattr(obj, name, on_refuse)
             if rules.classify(name) == "never" or not is_own(obj):
                 err = CapsuleAttributeError(
                     f"setting {name!r} on a {type(obj).__name__} object is refused",
@@ -549,6 +562,8 @@ def make_accessors(mode: str = "proxy", on_refuse=None):
     def capsule_delattr(obj, name, /):
         """Guarded delattr: the same rule as setattr."""
         name = exact_name(name)
+        if risky(name):
+            _array_setattr(obj, name, on_refuse)
         if risky(name) and (rules.classify(name) == "never" or not is_own(obj)):
             err = CapsuleAttributeError(
                 f"deleting {name!r} on a {type(obj).__name__} object is refused", "guard"

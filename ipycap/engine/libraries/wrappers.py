@@ -22,7 +22,7 @@ import re
 import sys
 from collections.abc import Mapping
 
-from .. import guard, rules, tripwire
+from .. import arrayguard, guard, rules, tripwire
 from ..errors import (
     CapsuleImportError,
     CapsulePermissionError,
@@ -530,6 +530,9 @@ def check_import(ctx, name: str) -> None:
     (``pyarrow.fs``) and private ones (``pyarrow._fs``) are refused however they are named,
     and a package without a profile is noted in the registry."""
     parts = name.split(".")
+    missing = arrayguard.unavailable()
+    if missing and parts[0] in PROFILES and parts[0] != "tqdm":  # they convert with numpy
+        raise _refusal(parts[0], f"import of {name!r}: {missing}", cls=CapsuleImportError)
     if parts[0] in PROFILES:
         for i in range(1, len(parts)):
             parent, child = ".".join(parts[:i]), parts[i]
