@@ -164,6 +164,29 @@ def test_a_huge_repetition_is_refused_at_once(tmp_path):
     assert time.monotonic() - start < 30
 
 
+def test_numpy_array_data_counts_against_the_memory_limit(tmp_path):
+    """numpy's data comes from its own memory handler, not Python's allocators: the capsule
+    thread gets a counting one.  np.ones touches every page, so without it the cell would
+    really take 800 MB; np.zeros(10**9) asks for 8 GB at once.  Trusted numpy afterwards
+    allocates as before (the handler was the capsule thread's only)."""
+    records = run_shell(
+        tmp_path,
+        cell("%%capsule --allow-import numpy --max-memory 300M\nimport numpy as np\nx = np.ones(10**8)"),
+        cell(
+            "%%capsule --allow-import numpy --max-memory 300M\nimport numpy as np\n"
+            "try:\n    np.zeros(10**9)\nexcept MemoryError as e:\n    caught = str(e)\n"
+            "small = np.ones(10**6)\n(caught[:18], float(small.sum()))"
+        ),
+        cell("import numpy as np\nfloat(np.ones(5 * 10**7).sum())"),
+    )
+    refused, caught, trusted = records
+    assert refused["error"] == "CellMemoryLimit", refused
+    assert "memory limit of 300M" in refused["message"]
+    assert refused["rss"] < 600 << 20
+    assert caught["error"] is None and caught["result"] == "('Unable to allocate', 1000000.0)"
+    assert trusted["error"] is None and trusted["result"] == "50000000.0"
+
+
 def test_memory_limit_hits_are_in_the_audit_log(tmp_path):
     log = tmp_path / "audit.jsonl"
     run_shell(

@@ -26,8 +26,11 @@
   allocators take while the cell runs, net of what they give back; over budget, an allocation
   of the capsule thread fails with ``MemoryError`` (inside the capsule, catchable there), and
   if it leaves the cell the host gets :class:`CellMemoryLimit`.  What does not count: memory
-  a C library takes from ``malloc`` directly or with ``mmap`` (numpy's array data uses its
-  own handler and is not counted yet).  A ``MemoryError`` in the middle of a library call
+  a C library takes from ``malloc`` directly or with ``mmap``.  numpy's array data (numpy
+  >= 1.22) counts: the capsule thread's context gets ipycap's numpy memory handler
+  (``PyDataMem_SetHandler``) for the cell, so ``np.zeros(10**9)`` over the budget raises
+  numpy's ``MemoryError`` inside the capsule; numpy is imported for that when the cell was
+  granted a third-party package.  A ``MemoryError`` in the middle of a library call
   leaves what any ``MemoryError`` leaves: a container the library was filling half filled,
   a cache half updated; values the cell already bound stay in its namespace.
 * **output** -- while the cell runs, ``sys.stdout``/``sys.stderr`` are wrapped: text written
@@ -496,7 +499,9 @@ def run_limited(runner, body, tail, ns, context, limits: Limits):
 
     def work():
         _RUNS[threading.get_ident()] = run
+        numpy_saved = None
         if limits.max_memory:
+            numpy_saved = _count_numpy(context)
             _memlimit.arm(limits.max_memory)
         try:
             run.result = runner(body, tail, ns)
@@ -513,6 +518,8 @@ def run_limited(runner, body, tail, ns, context, limits: Limits):
             if limits.max_memory:
                 run.memory_peak, hit, _ = _memlimit.disarm()
                 run.memory_hit = bool(hit)
+                if numpy_saved is not None:
+                    _memlimit.numpy_handler(*numpy_saved)
             _RUNS.pop(threading.get_ident(), None)
             run.done.release()
 
@@ -533,6 +540,43 @@ def run_limited(runner, body, tail, ns, context, limits: Limits):
     if run.error is not None:
         raise run.error
     return run.result
+
+
+def _numpy_api():
+    """numpy's C API table (a capsule), importing numpy when it is installed, or None."""
+    numpy = sys.modules.get("numpy")
+    if numpy is None:
+        import importlib.util
+
+        if importlib.util.find_spec("numpy") is None:
+            return None
+        import numpy
+    version = tuple(int(p) for p in re.findall(r"\d+", numpy.__version__)[:2])
+    if version < (1, 22):  # no per-context memory handler: its data is not counted
+        return None
+    core = sys.modules.get("numpy._core._multiarray_umath") or sys.modules.get(
+        "numpy.core._multiarray_umath"
+    )
+    return getattr(core, "_ARRAY_API", None)
+
+
+def _count_numpy(context):
+    """Count numpy's array data in this (the capsule thread's) context: ipycap's handler,
+    when the cell may use numpy (it is imported, or the capsule was granted a package that
+    is not the standard library, which may load it).  Returns what restores the previous
+    handler, or None."""
+    if "numpy" not in sys.modules and not any(
+        c.kind == "import" and not c.revoked and c.target.partition(".")[0] not in _STDLIB
+        for c in getattr(context, "grants", ())
+    ):
+        return None
+    api = _numpy_api()
+    if api is None:
+        return None
+    return api, _memlimit.numpy_handler(api, None)
+
+
+_STDLIB = frozenset(sys.stdlib_module_names)
 
 
 def _wait(run: _Run) -> None:

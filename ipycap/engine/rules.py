@@ -53,8 +53,11 @@ PROTOCOL = frozenset(
     __subclasscheck__ __prepare__ __mro_entries__ __set_name__ __getformat__
     __buffer__ __release_buffer__ __length__ __origin__ __args__ __parameters__
     __unpacked__ __typing_unpacked_tuple_args__ __typing_is_unpacked_typevartuple__
-    __concat__ __iconcat__ __inv__ __not__ __alloc__ __vectorcalloffset__""".split()
+    __concat__ __iconcat__ __inv__ __not__ __alloc__ __vectorcalloffset__
+    __array_interface__ __array_struct__""".split()
 )
+# (the array protocols are read like any protocol; setting them is refused on every object
+# and capsule-made classes never answer them: ipycap/engine/arrayguard.py)
 
 #: Descriptive dunders: strings, classes or tuples of them.
 DESCRIPTIVE = frozenset(

@@ -29,6 +29,7 @@ from .scrub import scrub, scrub_outbound
 from .values import _MUTATING
 from .values import is_fielded_type as _fielded
 from .values import is_plain as _is_plain
+from .arrays import array_method
 from .values import is_value_type as _value_type
 from .values import plain_result as _plain_result
 
@@ -333,6 +334,8 @@ def _private_attr(proxy, name):
         return class_for_capsule(_get_target(proxy), _get_cap(proxy))
     if name in _PROXY_METHODS and name in rules.PROTOCOL:
         return _proxy_attribute(proxy, name)
+    if name == "__array__":  # numpy converting a protected object: a copy (membrane/arrays.py)
+        return array_method(_get_target(proxy), _get_cap(proxy), wrap)
     raise _recorded(
         _get_cap(proxy),
         CapsuleAttributeError(
