@@ -101,3 +101,16 @@ def test_trusted_classes_keep_their_array_interface():
 
     assert np.asarray(Exporter()).tolist() == [0, 1, 2, 3]
     assert not arrayguard.is_guarded(Exporter)
+
+
+def test_the_guard_a_class_carries_cannot_be_changed(ip):
+    """vars(cls) hands the capsule the descriptor: its fields are not writable."""
+    source = (
+        "class A:\n    pass\nd = vars(A)['__array_interface__']\nout = []\n"
+        "for attempt in (lambda: setattr(d, 'inherited', 5), lambda: delattr(d, 'defined')):\n"
+        "    try:\n        attempt()\n        out.append('changed')\n"
+        "    except AttributeError as e:\n        out.append(type(e).__name__)\nout"
+    )
+    value, error = run(ip, capsule_cell("numpy", (), source))
+    assert error is None, error
+    assert value == ["CapsuleAttributeError", "CapsuleAttributeError"]

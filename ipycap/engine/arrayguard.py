@@ -78,10 +78,13 @@ class ArrayProtocol:
     __slots__ = ("name", "defined", "inherited", "owner")
 
     def __init__(self, name, owner, defined, inherited):
-        self.name = name
-        self.owner = owner
-        self.defined = defined
-        self.inherited = inherited
+        for field, value in zip(self.__slots__, (name, defined, inherited, owner)):
+            object.__setattr__(self, field, value)
+
+    def __setattr__(self, name, value):  # capsule code reaches it through vars(cls)
+        raise CapsuleAttributeError("the array-protocol guard cannot be changed", _LAYER, None)
+
+    __delattr__ = __setattr__
 
     def __get__(self, obj, owner=None):
         if obj is not None and self.inherited is not None:

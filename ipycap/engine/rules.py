@@ -173,6 +173,9 @@ AUDITED_MODULES = frozenset(
         "ipycap.engine.errors",
         "ipycap.engine.guard",
         "ipycap.engine.hooks",
+        # the array-protocol guard a capsule class carries, and a proxy's __array__
+        "ipycap.engine.arrayguard",
+        "ipycap.engine.membrane.arrays",
         "ipycap.engine.membrane.authority",
         "ipycap.engine.membrane.crossing",
         "ipycap.engine.modules",
