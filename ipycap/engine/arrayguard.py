@@ -24,6 +24,8 @@ The class of objects whose answer capsule code chooses, and how each is closed:
   from their function), staticmethod and classmethod objects (dicts of their own) and
   ``SimpleNamespace`` (its keywords): their getattr answers neither name, in the whole
   process (no such object is ever an array).
+* **standard-library namespaces** (``argparse.Namespace``, ``optparse.Values``): guarded like
+  capsule classes wherever they are made.
 * **setting the names** through the guard (``obj.__array_interface__ = ...``, ``setattr``)
   is refused on every object.
 
@@ -194,8 +196,21 @@ def _capsule_asks(frame) -> bool:
     return False
 
 
+#: Standard-library classes whose instances take attribute names from their caller
+#: (``argparse.Namespace(**kw)``): guarded wherever they are made.
+NAMESPACE_CLASSES = frozenset({("argparse", "Namespace"), ("optparse", "Values")})
+
+
+def _is_namespace_class(cls) -> bool:
+    d = _type_dict(cls)
+    return (d.get("__module__"), d.get("__qualname__")) in NAMESPACE_CLASSES
+
+
 def _on_new_class(cls, /):
     """Called by ``type.__new__`` (``_arrayguard``) with every class made in the process."""
+    if _is_namespace_class(cls):
+        guard_class(cls)
+        return
     try:
         frame = sys._getframe(1)
     except ValueError:  # made from C with no Python frame above: nobody's capsule
@@ -231,6 +246,10 @@ def install() -> bool:
         return False
     if not _arrayguard.installed():
         _arrayguard.install(_on_new_class, types.SimpleNamespace)
+        for module, name in NAMESPACE_CLASSES:
+            cls = getattr(sys.modules.get(module), name, None)
+            if isinstance(cls, type):
+                guard_class(cls)
     return True
 
 

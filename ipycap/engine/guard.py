@@ -15,7 +15,7 @@ import types
 import weakref
 from collections import UserString
 
-from . import rules
+from . import intlimits, rules
 from .errors import CapsuleAttributeError, CapsuleTypeError
 
 #: Name under which the kernel's inspector hides engine entries (kept for its listings).
@@ -600,6 +600,8 @@ def make_accessors(mode: str = "proxy", on_refuse=None):
         "_ipycap_getattr": _getattr_hook,
         "_ipycap_setattr": capsule_setattr,
         "_ipycap_delattr": capsule_delattr,
+        **intlimits.HOOKS,
+        "pow": intlimits.checked_pow,
         "getattr": capsule_getattr,
         "hasattr": capsule_hasattr,
         "setattr": capsule_setattr,

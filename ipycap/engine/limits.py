@@ -15,8 +15,17 @@
   (:func:`in_critical_code`) are running; from then on every line of capsule code raises it
   again (a per-thread trace function), so ``except BaseException`` cannot keep a cell alive.
   Guarantee: Python-level code stops within ``STOP_GRACE`` of the limit.  A single C call
-  (``sum(range(10**12))``, a regex that backtracks, ``10**10**9``) runs to its end before
-  the stop lands; the memory limit bounds those that allocate.  The host gets
+  runs to its end before the stop lands.  Pre-checked: big-int ``**``, ``pow`` and ``<<``
+  (``10 ** 10**9``, ``1 << 10**12``) are refused from their operands' sizes before they run
+  (``intlimits.py``: a result over 64M, or over ``--max-memory``).  Bounded by the memory
+  limit: C calls that allocate as they go (``'a' * 10**10``, ``bytearray(10**12)``,
+  ``list(range(10**10))``).  Uninterruptible and not bounded (they take time, not memory):
+  a regex that backtracks (``re.match('(a*)*b', 'a' * 40)``), ``sum(range(10**12))``,
+  ``math.factorial`` / ``math.comb`` of big ints, ``str(int)`` / ``int(str)`` of huge
+  numbers (capped by CPython's int digit limit, 4300 digits by default), sorting or
+  hashing a huge container, big-int multiplication or division of operands already in
+  memory, ``a.__pow__(b)`` / ``operator.pow`` called explicitly, ``x.attr **= n``, and one
+  long C call of a granted library (a numpy or pandas operation on a big array).  The host gets
   :class:`CellTimeout`, a refusal naming ``--timeout``, and nothing of the cell is bound.
 * **interrupts** -- SIGINT lands on the main thread.  While it waits here, the host's
   ``KeyboardInterrupt`` is forwarded to the capsule thread; the capsule kernel's deferred
