@@ -42,6 +42,8 @@ PAYLOADS = {
     "argparse-namespace": "import argparse\nr = np.array(argparse.Namespace(__array_interface__=IFACE))",
     "optparse-values": "import optparse\nr = np.array(optparse.Values({'__array_interface__': IFACE}))",
     "mock-configured": "import unittest.mock\nr = np.array(unittest.mock.Mock(__array_interface__=IFACE))",
+    "module-subclass-getattr": "import sys\nclass M(type(sys)):\n    pass\nm = M('m')\n"
+    "vars(m)['__getattr__'] = lambda n: IFACE if n == '__array_interface__' else getattr(0, n)\nr = np.array(m)",
     "nested-in-list": "class A:\n    __array_interface__ = IFACE\nr = np.array([A()])",
     "ndarray-operand": f"class A:\n    __array_interface__ = IFACE\n"
     f"r = np.zeros({N}, dtype=np.uint8) + A()",

@@ -42,6 +42,7 @@ import sys
 import types
 
 from .errors import CapsuleAttributeError, CapsuleTypeError
+from . import guard
 from .guard import TypeSet, context_of
 
 try:
@@ -56,6 +57,7 @@ _HEAPTYPE = 1 << 9
 _type_flags = type.__dict__["__flags__"].__get__
 _type_dict = type.__dict__["__dict__"].__get__
 _type_mro = type.__dict__["__mro__"].__get__
+_set_type_attr = type.__setattr__
 _C_DESCRIPTORS = (types.GetSetDescriptorType, types.MemberDescriptorType)
 
 _STDLIB = frozenset(sys.stdlib_module_names)
@@ -86,7 +88,8 @@ class ArrayProtocol:
     def __setattr__(self, name, value):  # capsule code reaches it through vars(cls)
         raise CapsuleAttributeError("the array-protocol guard cannot be changed", _LAYER, None)
 
-    __delattr__ = __setattr__
+    def __delattr__(self, name):
+        raise CapsuleAttributeError("the array-protocol guard cannot be changed", _LAYER, None)
 
     def __get__(self, obj, owner=None):
         if obj is not None and self.inherited is not None:
@@ -114,6 +117,22 @@ def _inherited(cls, name):
             return False, entry  # np.ndarray's own: the array's own memory
         return True, None  # a trusted Python class's answer reads state capsule code sets
     return False, None
+
+
+_OBJECT_GETATTRIBUTE = object.__dict__["__getattribute__"]
+
+
+def _inherited_getattr(cls, kind):
+    """The ``__getattribute__``/``__getattr__`` ``cls`` inherits, unless it is object's own
+    generic one or one the guard placed."""
+    for base in _type_mro(cls)[1:]:
+        entry = _type_dict(base).get(kind)
+        if entry is None:
+            continue
+        if entry is _OBJECT_GETATTRIBUTE or entry in _HOOKS:
+            return None
+        return entry
+    return None
 
 
 def _answers(fn, self, name):
@@ -169,11 +188,20 @@ def guard_class(cls) -> None:
         _arrayguard.place(cls, name, ArrayProtocol(name, cls, defined, inherited))
     for kind in _GETATTR_NAMES:
         entry = d.get(kind)
-        if entry is None or entry in _HOOKS:
+        if entry is None:
+            # An inherited one answers for this class too (a trusted base's __getattr__
+            # reading instance state, ModuleType's, which falls back to a module __getattr__
+            # in the instance dict): wrapped here, in the class's own dict.
+            entry = _inherited_getattr(cls, kind)
+            if entry is None:
+                continue
+        if entry in _HOOKS:
             continue
         hook = _wrap_getattr(entry, cls, kind)
         _HOOKS.add(hook)
-        _arrayguard.place(cls, kind, hook)
+        # type.__setattr__ (not place): the class's getattr slot must follow its new entry
+        # (no metaclass has a guard descriptor for these two names).
+        _set_type_attr(cls, kind, hook)
     _GUARDED.add(cls)
 
 
@@ -238,6 +266,9 @@ def refuse_setattr(obj, name) -> None:
             None,
             hint=f"define {name} in the class body",
         )
+
+
+guard.ARRAY_SETATTR_CHECK = refuse_setattr
 
 
 def install() -> bool:

@@ -401,12 +401,18 @@ class GuardedFormatter:
         return obj, first
 
 
+#: Set by ipycap/engine/arrayguard.py (which builds on this module): its check before
+#: capsule code sets or deletes a risky name.
+ARRAY_SETATTR_CHECK = None
+
+
 def _array_setattr(obj, name, on_refuse) -> None:
     """The array-protocol names are never set by capsule code (ipycap/engine/arrayguard.py)."""
-    from .arrayguard import refuse_setattr  # it builds on this module
-
+    check = ARRAY_SETATTR_CHECK
+    if check is None:  # arrayguard is imported with the capsule builtins (hooks.py)
+        return
     try:
-        refuse_setattr(obj, name)
+        check(obj, name)
     except CapsuleAttributeError as err:
         if on_refuse is not None:
             on_refuse(err)

@@ -31,11 +31,14 @@ class IntResultTooLarge(CapabilityError, MemoryError):
     """An int operation whose result would be over the bound."""
 
 
-def _bound_bytes() -> int:
-    from .limits import current_run  # it builds on the guard, which builds on this module
+#: Set by ipycap/engine/limits.py (which builds on the guard, which builds on this module):
+#: the running cell's --max-memory (or None), and how sizes are written.
+cell_memory_limit = lambda: None  # noqa: E731
+format_size = "{}B".format
 
-    run = current_run()
-    memory = run.limits.max_memory if run is not None else None
+
+def _bound_bytes() -> int:
+    memory = cell_memory_limit()
     return min(INT_RESULT_CAP, memory) if memory else INT_RESULT_CAP
 
 
@@ -44,8 +47,6 @@ def _check(bits: int, what: str) -> None:
         return
     bound = _bound_bytes()
     if bits // 8 > bound:
-        from .limits import format_size
-
         raise IntResultTooLarge(
             f"{what} would compute an int of at least {format_size(bits // 8)}, over the "
             f"bound of {format_size(bound)} for one int operation (C code that no timeout "

@@ -64,7 +64,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from . import terminal, tripwire
+from . import intlimits, terminal, tripwire
 from .errors import CapabilityError, PolicyError
 from .guard import CAPSULE_MARK
 
@@ -549,6 +549,15 @@ def run_limited(runner, body, tail, ns, context, limits: Limits):
     if run.error is not None:
         raise run.error
     return run.result
+
+
+def _cell_memory_limit():
+    run = current_run()
+    return run.limits.max_memory if run is not None else None
+
+
+intlimits.cell_memory_limit = _cell_memory_limit
+intlimits.format_size = format_size
 
 
 def _numpy_api():

@@ -53,11 +53,8 @@ PROTOCOL = frozenset(
     __subclasscheck__ __prepare__ __mro_entries__ __set_name__ __getformat__
     __buffer__ __release_buffer__ __length__ __origin__ __args__ __parameters__
     __unpacked__ __typing_unpacked_tuple_args__ __typing_is_unpacked_typevartuple__
-    __concat__ __iconcat__ __inv__ __not__ __alloc__ __vectorcalloffset__
-    __array_interface__ __array_struct__""".split()
+    __concat__ __iconcat__ __inv__ __not__ __alloc__ __vectorcalloffset__""".split()
 )
-# (the array protocols are read like any protocol; setting them is refused on every object
-# and capsule-made classes never answer them: ipycap/engine/arrayguard.py)
 
 #: Descriptive dunders: strings, classes or tuples of them.
 DESCRIPTIVE = frozenset(
@@ -78,8 +75,12 @@ OWN_ONLY = frozenset(
     """__dict__ __closure__ __defaults__ __kwdefaults__ __annotations__ __wrapped__
     __getattr__ __del__ __signature__ __getnewargs__ __getnewargs_ex__
     __dataclass_fields__ __forward_value__ __getinitargs__ __new_member__
-    __typing_subst__ __typing_prepare_subst__ __getitem_inner__""".split()
+    __typing_subst__ __typing_prepare_subst__ __getitem_inner__
+    __array_interface__ __array_struct__""".split()
 )
+# (the array protocols: an address is no business of capsule code on trusted objects; on
+# its own, the guard answers for them -- ipycap/engine/arrayguard.py -- and setting them is
+# refused on every object)
 
 #: Refused on every object: frames, code, globals, generic accessors, pickling hooks.
 NEVER = (
