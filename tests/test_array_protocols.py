@@ -15,8 +15,13 @@ import sys
 import pytest
 
 from ipycap.engine.errors import CapabilityError
-from tests.array_payloads import EXTRA_IMPORTS, N, PAYLOADS, source_for
-from tests.test_libraries import _shell, capsule_cell, ip, run  # noqa: F401 - fixtures
+from tests import test_libraries
+from tests.array_payloads import EXTRA_IMPORTS, PAYLOADS, N, source_for
+from tests.test_libraries import capsule_cell, run
+
+# The %%capsule shell of tests/test_libraries.py (its fixtures, shared).
+_shell, ip = test_libraries._shell, test_libraries.ip
+
 
 @pytest.fixture
 def canary():

@@ -275,6 +275,10 @@ def test_big_int_operators_are_rewritten_only_when_the_right_operand_can_be_big(
 
     for source in ("x ** 2", "x ** 0.5", "x ** -2", "x << 3", "x * 10"):
         assert run_gate(source).rewrites == 0, source
-    for source, hook in (("x ** n", "_ipycap_pow"), ("x << n", "_ipycap_lshift"), ("x **= n", "_ipycap_ipow")):
+    for source, hook in (
+        ("x ** n", "_ipycap_pow"),
+        ("x << n", "_ipycap_lshift"),
+        ("x **= n", "_ipycap_ipow"),
+    ):
         gated = run_gate(source)
         assert gated.rewrites == 1 and hook in ast.dump(gated.tree), source

@@ -171,7 +171,9 @@ def test_numpy_array_data_counts_against_the_memory_limit(tmp_path):
     allocates as before (the handler was the capsule thread's only)."""
     records = run_shell(
         tmp_path,
-        cell("%%capsule --allow-import numpy --max-memory 300M\nimport numpy as np\nx = np.ones(10**8)"),
+        cell(
+            "%%capsule --allow-import numpy --max-memory 300M\nimport numpy as np\nx = np.ones(10**8)"
+        ),
         cell(
             "%%capsule --allow-import numpy --max-memory 300M\nimport numpy as np\n"
             "try:\n    np.zeros(10**9)\nexcept MemoryError as e:\n    caught = str(e)\n"

@@ -41,9 +41,9 @@ import functools
 import sys
 import types
 
-from .errors import CapsuleAttributeError, CapsuleTypeError
 from . import guard
-from .guard import TypeSet, context_of
+from .errors import CapsuleAttributeError, CapsuleTypeError
+from .guard import TypeSet
 
 try:
     from . import _arrayguard
@@ -60,8 +60,6 @@ _type_mro = type.__dict__["__mro__"].__get__
 _set_type_attr = type.__setattr__
 _C_DESCRIPTORS = (types.GetSetDescriptorType, types.MemberDescriptorType)
 
-_STDLIB = frozenset(sys.stdlib_module_names)
-_TRANSPARENT = _STDLIB | {"ipycap", "_frozen_importlib", "_frozen_importlib_external"}
 _LAYER = "guard (array protocols)"
 _HINT = "build arrays from data (np.array(a_list), np.frombuffer(some_bytes)), not from addresses"
 
@@ -82,7 +80,7 @@ class ArrayProtocol:
     __slots__ = ("name", "defined", "inherited", "owner")
 
     def __init__(self, name, owner, defined, inherited):
-        for field, value in zip(self.__slots__, (name, defined, inherited, owner)):
+        for field, value in zip(self.__slots__, (name, defined, inherited, owner), strict=True):
             object.__setattr__(self, field, value)
 
     def __setattr__(self, name, value):  # capsule code reaches it through vars(cls)
@@ -209,21 +207,6 @@ def is_guarded(cls) -> bool:
     return cls in _GUARDED
 
 
-def _capsule_asks(frame) -> bool:
-    """Whether the nearest frame outside the standard library, the import system and ipycap
-    is capsule code.  (A standard-library module a capsule imports first defines its classes
-    with the capsule nearest: they get the guard too, which changes nothing for them.)"""
-    f = frame
-    while f is not None:
-        if context_of(f.f_builtins) is not None:
-            return True
-        name = f.f_globals.get("__name__")
-        if type(name) is not str or name.partition(".")[0] not in _TRANSPARENT:
-            return False
-        f = f.f_back
-    return False
-
-
 #: Standard-library classes whose instances take attribute names from their caller
 #: (``argparse.Namespace(**kw)``): guarded wherever they are made.
 NAMESPACE_CLASSES = frozenset({("argparse", "Namespace"), ("optparse", "Values")})
@@ -243,7 +226,9 @@ def _on_new_class(cls, /):
         frame = sys._getframe(1)
     except ValueError:  # made from C with no Python frame above: nobody's capsule
         return
-    if _capsule_asks(frame):
+    # (a standard-library module a capsule imports first defines its classes with the
+    # capsule nearest: they get the guard too, which changes nothing for them)
+    if guard.asked_by_capsule(frame):
         guard_class(cls)
 
 
@@ -252,7 +237,11 @@ def refuse_setattr(obj, name) -> None:
     protocol names on every object, and the getattr hooks of a guarded class after it was
     made (they would answer for it)."""
     if name in ARRAY_NAMES:
-        what = f"class {obj.__qualname__}" if isinstance(obj, type) else f"a {type(obj).__name__} object"
+        what = (
+            f"class {obj.__qualname__}"
+            if isinstance(obj, type)
+            else f"a {type(obj).__name__} object"
+        )
         raise CapsuleAttributeError(
             f"setting {name!r} on {what} is refused",
             _LAYER,

@@ -38,6 +38,7 @@ def _unchecked_right(op, right) -> bool:
     v = right.value
     return type(v) in (float, complex) or (type(v) is int and v <= INT_HOOKS[op][2])
 
+
 #: Node types that need nothing from the gate.
 PLAIN = frozenset(
     """Module Interactive Expression Expr Assign AnnAssign For AsyncFor While If With AsyncWith

@@ -36,6 +36,28 @@ def register_builtins(builtins_dict: dict, context) -> None:
     _CAPSULE_BUILTINS[_address(builtins_dict)] = (builtins_dict, context)
 
 
+#: Frames of these top-level modules run on behalf of whoever called them.
+TRANSPARENT_TOPS = frozenset(sys.stdlib_module_names) | {
+    "ipycap",
+    "_frozen_importlib",
+    "_frozen_importlib_external",
+}
+
+
+def asked_by_capsule(frame) -> bool:
+    """Whether the nearest frame from ``frame`` outward that is not the standard library,
+    the import system or ipycap is capsule code."""
+    f = frame
+    while f is not None:
+        if context_of(f.f_builtins) is not None:
+            return True
+        name = f.f_globals.get("__name__")
+        if type(name) is not str or name.partition(".")[0] not in TRANSPARENT_TOPS:
+            return False
+        f = f.f_back
+    return False
+
+
 def context_of(builtins_dict):
     """The capsule context whose frames use ``builtins_dict``, or None (no code runs)."""
     entry = _CAPSULE_BUILTINS.get(_address(builtins_dict))

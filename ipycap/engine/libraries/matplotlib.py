@@ -3,8 +3,21 @@ global rc settings only per block."""
 
 from .profile import Profile
 
-_PLOTS = ("plot", "scatter", "bar", "barh", "hist", "boxplot", "fill_between", "step", "stem",
-          "errorbar", "pie", "imshow", "violinplot")
+_PLOTS = (
+    "plot",
+    "scatter",
+    "bar",
+    "barh",
+    "hist",
+    "boxplot",
+    "fill_between",
+    "step",
+    "stem",
+    "errorbar",
+    "pie",
+    "imshow",
+    "violinplot",
+)
 
 PROFILE = Profile(
     package="matplotlib",

@@ -431,6 +431,7 @@ def _text_trange(fn, package, name):
 
 text_tqdm, text_trange = _text_tqdm, _text_trange
 
+
 # -- protected objects into a library function: deep copies -----------------------------------
 def _protected_copy(target):
     """A copy of protected pandas/numpy ``target`` that shares nothing with it (data,

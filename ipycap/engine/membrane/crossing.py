@@ -17,6 +17,7 @@ import weakref
 from .. import guard, rules
 from ..errors import CapsuleAttributeError, CapsuleTypeError
 from ..modules import module_view_for_membrane
+from .arrays import array_method
 from .authority import (
     _callback_cap,
     _check_withheld,
@@ -29,7 +30,6 @@ from .scrub import scrub, scrub_outbound
 from .values import _MUTATING
 from .values import is_fielded_type as _fielded
 from .values import is_plain as _is_plain
-from .arrays import array_method
 from .values import is_value_type as _value_type
 from .values import plain_result as _plain_result
 
