@@ -588,10 +588,13 @@ def _count_numpy(context):
         for c in getattr(context, "grants", ())
     ):
         return None
-    api = _numpy_api()
-    if api is None:
+    try:
+        api = _numpy_api()
+        if api is None:
+            return None
+        return api, _memlimit.numpy_handler(api, None)
+    except Exception:  # noqa: BLE001 - a broken numpy is the cell's to meet, not the run's
         return None
-    return api, _memlimit.numpy_handler(api, None)
 
 
 _STDLIB = frozenset(sys.stdlib_module_names)
