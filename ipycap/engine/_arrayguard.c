@@ -25,6 +25,8 @@
 
 static newfunc type_new_orig = NULL;
 static PyObject *new_hook = NULL;     /* hook(cls) -> None, raises to refuse the class */
+/* guard._CAPSULE_BUILTINS: address hash of a capsule's builtins dict -> (dict, context) */
+static PyObject *capsule_table = NULL;
 static PyObject *name_interface = NULL;
 static PyObject *name_struct = NULL;
 
@@ -49,11 +51,64 @@ is_array_name(PyObject *name)
     return is_name(name, name_interface) || is_name(name, name_struct);
 }
 
+/* Whether a frame of capsule code is on this thread's stack (its builtins dict is one the
+ * guard registered: the same test as guard.context_of, not the forgeable mark): when none
+ * is, nobody's capsule asked for the class, and the hook is not called (trusted code pays a
+ * walk in C only).  The hook decides the rest (the nearest frame). */
+static int
+is_capsule_builtins(PyObject *builtins)
+{
+    PyObject *key = PyLong_FromSsize_t(_Py_HashPointer(builtins));
+    if (key == NULL) {
+        return -1;
+    }
+    PyObject *entry = PyDict_GetItemWithError(capsule_table, key); /* borrowed */
+    Py_DECREF(key);
+    if (entry == NULL) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    return PyTuple_Check(entry) && PyTuple_GET_SIZE(entry) > 0 &&
+           PyTuple_GET_ITEM(entry, 0) == builtins;
+}
+
+static int
+capsule_on_stack(void)
+{
+    PyFrameObject *f = PyEval_GetFrame(); /* borrowed */
+    if (f == NULL) {
+        return 0;
+    }
+    Py_INCREF(f);
+    while (f != NULL) {
+        PyObject *builtins = PyFrame_GetBuiltins(f);
+        int found = 0;
+        if (builtins != NULL) {
+            found = is_capsule_builtins(builtins);
+            Py_DECREF(builtins);
+        }
+        if (found < 0 || PyErr_Occurred()) {
+            PyErr_Clear();
+            found = 1; /* unsure: let the hook decide */
+        }
+        if (found) {
+            Py_DECREF(f);
+            return 1;
+        }
+        PyFrameObject *back = PyFrame_GetBack(f);
+        Py_DECREF(f);
+        f = back;
+    }
+    return 0;
+}
+
 static PyObject *
 guarded_type_new(PyTypeObject *meta, PyObject *args, PyObject *kwds)
 {
     PyObject *cls = type_new_orig(meta, args, kwds);
     if (cls == NULL || new_hook == NULL || !PyType_Check(cls)) {
+        return cls;
+    }
+    if (!capsule_on_stack()) {
         return cls;
     }
     PyObject *r = PyObject_CallOneArg(new_hook, cls);
@@ -135,14 +190,16 @@ patch_metaclasses(PyTypeObject *tp)
     return 0;
 }
 
-/* install(new_hook, namespace_type): once per process. */
+/* install(new_hook, namespace_type, capsule_table): once per process. */
 static PyObject *
 ag_install(PyObject *self, PyObject *args)
 {
-    PyObject *hook, *ns_type;
-    if (!PyArg_ParseTuple(args, "OO!", &hook, &PyType_Type, &ns_type)) {
+    PyObject *hook, *ns_type, *table;
+    if (!PyArg_ParseTuple(args, "OO!O!", &hook, &PyType_Type, &ns_type, &PyDict_Type, &table)) {
         return NULL;
     }
+    Py_INCREF(table);
+    Py_XSETREF(capsule_table, table);
     if (!PyCallable_Check(hook)) {
         PyErr_SetString(PyExc_TypeError, "the hook must be callable");
         return NULL;
@@ -200,8 +257,8 @@ ag_installed(PyObject *self, PyObject *unused)
 
 static PyMethodDef methods[] = {
     {"install", ag_install, METH_VARARGS,
-     "install(new_hook, SimpleNamespace): hook class creation and the array protocol "
-     "names (once per process)."},
+     "install(new_hook, SimpleNamespace, capsule_table): hook class creation and the array "
+     "protocol names (once per process)."},
     {"place", ag_place, METH_VARARGS, "place(cls, name, value): set in the class's own dict."},
     {"installed", ag_installed, METH_NOARGS, "Whether the hooks are in place."},
     {NULL, NULL, 0, NULL},
