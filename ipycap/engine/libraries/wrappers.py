@@ -461,17 +461,27 @@ def _protected_copy(target):
     return None
 
 
-def _copied(value):
+#: Containers longer than this are passed as they are (``pd.DataFrame(rows)`` of a million
+#: rows is not scanned): the frames ``pd.concat`` joins come in short lists.
+_SCANNED = 64
+
+
+def _copied(value, depth=0):
+    """``value`` with the protected pandas/numpy objects in it (one container deep) copied;
+    the value itself when there are none."""
     tp = type(value)
     if tp is Proxy:
         copy = _protected_copy(target_of(value))
         return value if copy is None else copy
-    if tp is list or tp is tuple:
-        items = [_copied(v) for v in value]
-        return items if tp is list else tuple(items)
+    if (tp is not list and tp is not tuple and tp is not dict) or depth or len(value) > _SCANNED:
+        return value
+    items = value.values() if tp is dict else value
+    if not any(type(v) is Proxy for v in items):
+        return value
     if tp is dict:
-        return {k: _copied(v) for k, v in value.items()}
-    return value
+        return {k: _copied(v, 1) for k, v in value.items()}
+    copied = [_copied(v, 1) for v in value]
+    return copied if tp is list else tuple(copied)
 
 
 def copies_protected(fn, package, name):
