@@ -1,6 +1,7 @@
 """What --max-memory costs: the allocator hook of ipycap/engine/_memlimit.c.
 
-Targets (issue 16): <= 5% on an allocation-heavy capsule workload while a budget is armed, and
+Targets (issue 16): <= 5% on an allocation-heavy capsule workload while a budget is armed (and
+on numpy array work, whose data the numpy memory handler counts), and
 <= 1% on trusted code between capsule cells (after a limited cell ran: the hook is taken out
 when the cell ends, so this measures what it leaves behind).
 
@@ -30,6 +31,17 @@ def work(k):
         del rows, text
 """
 
+#: numpy's array data: counted by ipycap's numpy memory handler while a budget is armed.
+NUMPY_WORK = """
+import numpy as np
+def work(k):
+    for _ in range(k):
+        for n in (10, 1000, 100000):
+            a = np.ones(n) * 2.0
+            b = (a + 1.0).sum()
+        del a, b
+"""
+
 CHILD = textwrap.dedent(
     """
     import json, sys, time
@@ -38,9 +50,9 @@ CHILD = textwrap.dedent(
     from ipycap.engine.capsule import Capsule
     from ipycap.engine.limits import Limits
     times = []
-    if variant.startswith("capsule"):
-        c = Capsule()
-        c.limits = Limits(max_memory=(1 << 30) if variant == "capsule, budget armed" else 0)
+    if variant.startswith(("capsule", "numpy")):
+        c = Capsule(grants=[("import", "numpy")] if variant.startswith("numpy") else [])
+        c.limits = Limits(max_memory=(1 << 30) if variant.endswith("budget armed") else 0)
         c.run(WORK)
         c.run(
             "import time\\nd = []\\nwork(%d)\\n"
@@ -68,6 +80,12 @@ CHILD = textwrap.dedent(
 COMPARISONS = (
     ("allocation-heavy capsule cell", "capsule, no budget", "capsule, budget armed", 5.0),
     (
+        "numpy arrays (10 to 10^5 elements) in a capsule",
+        "numpy, no budget",
+        "numpy, budget armed",
+        5.0,
+    ),
+    (
         "trusted code between capsule cells",
         "trusted, no hook",
         "trusted, after a limited cell",
@@ -79,7 +97,7 @@ COMPARISONS = (
 def _child(variant: str, k: int, samples: int) -> float:
     out = subprocess.run(
         [sys.executable, "-c", CHILD, variant, str(k), str(samples)],
-        input=WORK,
+        input=NUMPY_WORK if variant.startswith("numpy") else WORK,
         capture_output=True,
         text=True,
         check=True,

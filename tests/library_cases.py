@@ -296,3 +296,51 @@ REFUSED = {
     "os-itself": ("", "import os", "denied_imports"),
     "os-path-os": ("", "import os.path\nos.listdir", "has no attribute"),
 }
+
+#: A user-namespace DataFrame ``df`` (a = [1, 2, 3], b = [4.0, 5.0, 6.0]) reached through a
+#: read-only proxy, handed to library calls: name -> (imports, source, expected repr).  The
+#: same answers as without ipycap, and ``df`` unchanged afterwards.
+USER_OBJECTS = {
+    "np-array-of-df": (
+        "numpy",
+        "import numpy as np\nnp.array(df).tolist()",
+        "[[1.0, 4.0], [2.0, 5.0], [3.0, 6.0]]",
+    ),
+    "np-asarray-column": ("numpy", "import numpy as np\nnp.asarray(df['a']).tolist()", "[1, 2, 3]"),
+    "ufunc-on-column": (
+        "numpy",
+        "import numpy as np\nnp.sqrt(df['a'] * df['a']).tolist()",
+        "[1.0, 2.0, 3.0]",
+    ),
+    "np-array-is-a-copy": (
+        "numpy",
+        "import numpy as np\na = np.asarray(df)\na[0, 0] = 99\n(float(a[0, 0]), int(df['a'][0]))",
+        "(99.0, 1)",
+    ),
+    "pd-concat": (
+        "pandas",
+        "import pandas as pd\npd.concat([df, df]).a.tolist()",
+        "[1, 2, 3, 1, 2, 3]",
+    ),
+    "pd-concat-result-is-own": (
+        "pandas",
+        "import pandas as pd\nr = pd.concat([df, df], ignore_index=True)\nr.loc[0, 'a'] = 50\n"
+        "(int(r.a[0]), int(df.a[0]))",
+        "(50, 1)",
+    ),
+    "pd-merge": ("pandas", "import pandas as pd\npd.merge(df, df, on='a').shape", "(3, 3)"),
+    "pd-dataframe-of-df": (
+        "pandas",
+        "import pandas as pd\npd.DataFrame(df).b.sum()",
+        "np.float64(15.0)",
+    ),
+    "plt-plot-column": (
+        "matplotlib",
+        "import matplotlib.pyplot as plt\nfig = plt.figure()\nline, = plt.plot(df['a'])\n"
+        "plt.close(fig)\nline.get_ydata().tolist()",
+        "[1, 2, 3]",
+    ),
+    "df-plus-one": ("", "df2 = df + 1\ndf2['a'].tolist()", "[2, 3, 4]"),
+    "sum-then-inplace": ("", "s = df['a'].sum()\ns += 1\ns", "np.int64(7)"),
+    "inplace-with-derived": ("", "t = 0\nfor x in df['a']:\n    t += x\nt", "6"),
+}

@@ -266,3 +266,19 @@ def test_source_filename_is_stable_and_recognisable():
     assert a.startswith("<capsule-cell-") and a.endswith(">")
     assert a != source_filename("x = 2", "cell")
     assert "/" not in source_filename("x", "../../etc")
+
+
+def test_big_int_operators_are_rewritten_only_when_the_right_operand_can_be_big():
+    """x ** 2, x ** 0.5 and x << 3 stay native bytecode; x ** n and x << n call the
+    pre-check (ipycap/engine/intlimits.py), so does x **= n on a name."""
+    from ipycap.engine.gate import gate as run_gate
+
+    for source in ("x ** 2", "x ** 0.5", "x ** -2", "x << 3", "x * 10"):
+        assert run_gate(source).rewrites == 0, source
+    for source, hook in (
+        ("x ** n", "_ipycap_pow"),
+        ("x << n", "_ipycap_lshift"),
+        ("x **= n", "_ipycap_ipow"),
+    ):
+        gated = run_gate(source)
+        assert gated.rewrites == 1 and hook in ast.dump(gated.tree), source

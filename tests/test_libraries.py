@@ -13,7 +13,7 @@ from IPython.core.displaypub import CapturingDisplayPublisher
 from IPython.core.interactiveshell import InteractiveShell
 
 from ipycap.engine.errors import CapabilityError
-from tests.library_cases import CANARY, CANARY_WRITES, CSV, REFUSED, WORKS
+from tests.library_cases import CANARY, CANARY_WRITES, CSV, REFUSED, USER_OBJECTS, WORKS
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +55,44 @@ def test_library_operation_works_in_a_capsule(ip, name):
     value, error = run(ip, capsule_cell(imports, folders, source))
     assert error is None, f"{name}: {error!r}"
     assert repr(value) == expected
+
+
+@pytest.mark.parametrize("name", sorted(USER_OBJECTS))
+def test_user_dataframe_through_library_calls(ip, name):
+    """A user DataFrame reached through its (read-only) proxy and handed to numpy, pandas
+    and matplotlib gives the answer plain Python gives, and stays unchanged."""
+    import pandas as pd
+
+    df = pd.DataFrame({"a": [1, 2, 3], "b": [4.0, 5.0, 6.0]})
+    ip.user_ns["df"] = df
+    imports, source, expected = USER_OBJECTS[name]
+    value, error = run(ip, capsule_cell(imports, (), source))
+    assert error is None, f"{name}: {error!r}"
+    assert repr(value) == expected
+    assert df.equals(pd.DataFrame({"a": [1, 2, 3], "b": [4.0, 5.0, 6.0]}))
+    ip.user_ns["df"] = df.copy()
+    plain, error = run(ip, source)
+    assert error is None and repr(plain) == expected, (plain, error)
+
+
+def test_protected_dataframe_with_objects_is_not_copied_into_a_library(ip):
+    """Items of an object column are not copied: a trusted object among them would reach
+    the capsule raw through the library's result, so the call is refused instead."""
+    import pandas as pd
+
+    class Secret:
+        pass
+
+    ip.user_ns["df"] = pd.DataFrame({"a": [1, 2], "o": [Secret(), Secret()]})
+    value, error = run(ip, capsule_cell("pandas", (), "import pandas as pd\npd.concat([df, df])"))
+    assert isinstance(error, CapabilityError) and "Python objects in a column" in str(error)
+    # An object array's items come back wrapped, as any value derived from the target.
+    from ipycap.engine.capsule import Capsule
+    from ipycap.engine.membrane import Proxy
+
+    capsule = Capsule(grants=[("import", "numpy")], protected={"df": ip.user_ns["df"]})
+    capsule.run("import numpy as np\nitem = np.array(df)[0, 1]")
+    assert type(capsule.namespace["item"]) is Proxy
 
 
 @pytest.mark.parametrize("name", sorted(CANARY))

@@ -164,6 +164,53 @@ def test_a_huge_repetition_is_refused_at_once(tmp_path):
     assert time.monotonic() - start < 30
 
 
+def test_numpy_array_data_counts_against_the_memory_limit(tmp_path):
+    """numpy's data comes from its own memory handler, not Python's allocators: the capsule
+    thread gets a counting one.  np.ones touches every page, so without it the cell would
+    really take 800 MB; np.zeros(10**9) asks for 8 GB at once.  Trusted numpy afterwards
+    allocates as before (the handler was the capsule thread's only)."""
+    records = run_shell(
+        tmp_path,
+        cell(
+            "%%capsule --allow-import numpy --max-memory 300M\nimport numpy as np\nx = np.ones(10**8)"
+        ),
+        cell(
+            "%%capsule --allow-import numpy --max-memory 300M\nimport numpy as np\n"
+            "try:\n    np.zeros(10**9)\nexcept MemoryError as e:\n    caught = str(e)\n"
+            "small = np.ones(10**6)\n(caught[:18], float(small.sum()))"
+        ),
+        cell("import numpy as np\nfloat(np.ones(5 * 10**7).sum())"),
+    )
+    refused, caught, trusted = records
+    assert refused["error"] == "CellMemoryLimit", refused
+    assert "memory limit of 300M" in refused["message"]
+    assert refused["rss"] < 600 << 20
+    assert caught["error"] is None and caught["result"] == "('Unable to allocate', 1000000.0)"
+    assert trusted["error"] is None and trusted["result"] == "50000000.0"
+
+
+def test_big_int_powers_and_shifts_are_refused_before_they_run(tmp_path):
+    """One C call no timeout can stop: refused from the operands' sizes, at once; modular
+    powers, small exponents and floats run as usual; --max-memory lowers the bound."""
+    start = time.monotonic()
+    records = run_shell(
+        tmp_path,
+        cell("%%capsule\ne = 10**9\n10 ** e"),
+        cell("%%capsule\nx = 7\nx **= 10**9"),
+        cell("%%capsule\n1 << 10**12"),
+        cell("%%capsule\npow(10, 10**9)"),
+        cell("%%capsule\n(pow(10, 10**9, 7), 3 ** 40 % 7, 2.0 ** 0.5, (10 ** 10**5).bit_length())"),
+        cell("%%capsule --max-memory 16M\ne = 10**8\n10 ** e"),
+    )
+    assert time.monotonic() - start < 60
+    *refused, fine, limited = records
+    for rec in refused:
+        assert rec["error"] == "IntResultTooLarge", rec
+        assert "over the bound of 64M for one int operation" in rec["message"]
+    assert fine["error"] is None and fine["result"] == "(4, 4, 1.4142135623730951, 332193)"
+    assert limited["error"] == "IntResultTooLarge" and "bound of 16M" in limited["message"]
+
+
 def test_memory_limit_hits_are_in_the_audit_log(tmp_path):
     log = tmp_path / "audit.jsonl"
     run_shell(

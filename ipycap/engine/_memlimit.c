@@ -15,7 +15,15 @@
  * cells runs on the plain allocators: every block is allocated and freed by the previous
  * allocator underneath, so a block may be freed with or without the hook in place.  (If
  * someone hooked the allocators on top of ours meanwhile, e.g. tracemalloc, ours stays in,
- * forwarding.)  It needs
+ * forwarding.)
+ *
+ * numpy's array data does not come from Python's allocators: numpy (>= 1.22) takes it from
+ * a per-context memory handler (a PyCapsule "mem_handler" holding a PyDataMem_Handler, kept
+ * in a contextvar).  numpy_handler() sets ours for the calling context only -- the capsule
+ * thread's -- counting and refusing like the raw domain.  numpy frees each array with the
+ * handler it was allocated with, so ours stays valid for the life of the process; the
+ * struct layout is numpy's stable ABI (version 1), written out here so no numpy headers are
+ * needed at build time.  It needs
  * the raw allocator to be the C library's malloc underneath: with PYTHONMALLOC debug hooks
  * malloc_usable_size would read the wrong header, so install() refuses then.
  */
@@ -147,6 +155,119 @@ arena_free(void *ctx, void *ptr, size_t size)
         account(-(int64_t)size);
     }
     arena_prev.free(arena_prev.ctx, ptr, size);
+}
+
+/* numpy's PyDataMemAllocator / PyDataMem_Handler (numpy/ndarraytypes.h, version 1). */
+typedef struct {
+    void *ctx;
+    void *(*malloc)(void *ctx, size_t size);
+    void *(*calloc)(void *ctx, size_t nelem, size_t elsize);
+    void *(*realloc)(void *ctx, void *ptr, size_t new_size);
+    void (*free)(void *ctx, void *ptr, size_t size);
+} np_allocator;
+
+typedef struct {
+    char name[127];
+    uint8_t version;
+    np_allocator allocator;
+} np_handler;
+
+static void *
+np_malloc(void *ctx, size_t size)
+{
+    if (size == 0) {
+        size = 1;
+    }
+    if (armed && over_budget(size)) {
+        return NULL; /* numpy raises MemoryError ("Unable to allocate ...") */
+    }
+    void *p = malloc(size);
+    if (p != NULL && armed) {
+        account((int64_t)malloc_usable_size(p));
+    }
+    return p;
+}
+
+static void *
+np_calloc(void *ctx, size_t nelem, size_t elsize)
+{
+    if (nelem == 0 || elsize == 0) {
+        nelem = elsize = 1;
+    }
+    if (nelem > SIZE_MAX / elsize) {
+        return NULL;
+    }
+    if (armed && over_budget(nelem * elsize)) {
+        return NULL;
+    }
+    void *p = calloc(nelem, elsize);
+    if (p != NULL && armed) {
+        account((int64_t)malloc_usable_size(p));
+    }
+    return p;
+}
+
+static void *
+np_realloc(void *ctx, void *ptr, size_t size)
+{
+    if (size == 0) {
+        size = 1;
+    }
+    size_t old = ptr != NULL ? malloc_usable_size(ptr) : 0;
+    if (armed && size > old && over_budget(size - old)) {
+        return NULL;
+    }
+    void *p = realloc(ptr, size);
+    if (p != NULL && armed) {
+        account((int64_t)malloc_usable_size(p) - (int64_t)old);
+    }
+    return p;
+}
+
+static void
+np_free(void *ctx, void *ptr, size_t size)
+{
+    if (armed && ptr != NULL) {
+        account(-(int64_t)malloc_usable_size(ptr));
+    }
+    free(ptr);
+}
+
+static np_handler np_ours = {
+    "ipycap_memlimit", 1, {NULL, np_malloc, np_calloc, np_realloc, np_free},
+};
+static PyObject *np_capsule = NULL;
+
+/* numpy_handler(array_api, handler_or_None) -> the previous handler.  array_api is numpy's
+ * _ARRAY_API capsule (the C API table: PyDataMem_SetHandler is entry 304 since 1.22);
+ * None sets ipycap's counting handler, a handler object (a previous return) restores it.
+ * For the calling thread's context only. */
+static PyObject *
+ml_numpy_handler(PyObject *self, PyObject *args)
+{
+    PyObject *api_capsule, *handler;
+    if (!PyArg_ParseTuple(args, "OO", &api_capsule, &handler)) {
+        return NULL;
+    }
+    void **api = (void **)PyCapsule_GetPointer(api_capsule, NULL);
+    if (api == NULL) {
+        return NULL;
+    }
+    if (handler == Py_None) {
+        if (np_capsule == NULL) {
+            np_capsule = PyCapsule_New(&np_ours, "mem_handler", NULL);
+            if (np_capsule == NULL) {
+                return NULL;
+            }
+        }
+        handler = np_capsule;
+    }
+    else if (!PyCapsule_IsValid(handler, "mem_handler")) {
+        PyErr_SetString(PyExc_TypeError, "not a numpy memory handler");
+        return NULL;
+    }
+    PyObject *(*set_handler)(PyObject *) = (PyObject * (*)(PyObject *)) api[304];
+    return set_handler(handler);
 }
 
 static void
@@ -294,6 +415,8 @@ static PyMethodDef methods[] = {
     {"arm", ml_arm, METH_O, "arm(budget): count from zero; refuse this thread over budget."},
     {"disarm", ml_disarm, METH_NOARGS, "disarm() -> (peak, hit, refused_size)."},
     {"state", ml_state, METH_NOARGS, "state() -> (used, peak, hit)."},
+    {"numpy_handler", ml_numpy_handler, METH_VARARGS,
+     "numpy_handler(_ARRAY_API, None or handler) -> previous handler (this context)."},
     {NULL, NULL, 0, NULL},
 };
 

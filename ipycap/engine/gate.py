@@ -21,6 +21,23 @@ from .errors import CapsuleSyntaxError
 GETATTR_HOOK = "_ipycap_getattr"
 SETATTR_HOOK = "_ipycap_setattr"
 DELATTR_HOOK = "_ipycap_delattr"
+#: Big-int operators, pre-checked (ipycap/engine/intlimits.py): op -> (hook, in-place hook,
+#: the largest constant right operand left native).
+INT_HOOKS = {
+    ast.Pow: ("_ipycap_pow", "_ipycap_ipow", 16),
+    ast.LShift: ("_ipycap_lshift", "_ipycap_ilshift", 64),
+}
+
+
+def _unchecked_right(op, right) -> bool:
+    """Whether ``left <op> right`` needs no int pre-check: a float or a small int constant."""
+    if type(right) is ast.UnaryOp and type(right.op) is ast.USub:
+        right = right.operand  # x ** -2
+    if type(right) is not ast.Constant:
+        return False
+    v = right.value
+    return type(v) in (float, complex) or (type(v) is int and v <= INT_HOOKS[op][2])
+
 
 #: Node types that need nothing from the gate.
 PLAIN = frozenset(
@@ -202,6 +219,14 @@ class _Gate(ast.NodeTransformer):
             elif tp is ast.AugAssign:
                 if type(node.target) is ast.Name:
                     names.add(_nfkc(node.target.id))  # read too
+                    op = type(node.op)
+                    if op in INT_HOOKS and not _unchecked_right(op, node.value):
+                        needs_rewrite = True
+            elif tp is ast.BinOp:
+                op = type(node.op)
+                if op in INT_HOOKS and not _unchecked_right(op, node.right):
+                    needs_rewrite = True
+                self.check_node(node)
             elif tp in _BARE:
                 continue
             else:
@@ -222,7 +247,30 @@ class _Gate(ast.NodeTransformer):
     def visit_AugAssign(self, node: ast.AugAssign):
         if isinstance(node.target, ast.Name):
             self.names.add(_nfkc(node.target.id))  # it reads it too
+            op = type(node.op)
+            if op in INT_HOOKS and not _unchecked_right(op, node.value):
+                self.generic_visit(node)
+                self.rewrites += 1
+                name = node.target.id
+                call = ast.Call(
+                    func=ast.Name(INT_HOOKS[op][1], ast.Load()),
+                    args=[ast.Name(name, ast.Load()), node.value],
+                    keywords=[],
+                )
+                assign = ast.Assign(targets=[ast.Name(name, ast.Store())], value=call)
+                return ast.fix_missing_locations(ast.copy_location(assign, node))
         return self.generic_visit(node)
+
+    def visit_BinOp(self, node: ast.BinOp):
+        self.generic_visit(node)
+        op = type(node.op)
+        if op not in INT_HOOKS or _unchecked_right(op, node.right):
+            return node
+        self.rewrites += 1
+        call = ast.Call(
+            func=ast.Name(INT_HOOKS[op][0], ast.Load()), args=[node.left, node.right], keywords=[]
+        )
+        return ast.copy_location(call, node)
 
     def check_match_class(self, node: ast.MatchClass) -> None:
         if node.patterns:

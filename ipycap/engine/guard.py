@@ -15,7 +15,7 @@ import types
 import weakref
 from collections import UserString
 
-from . import rules
+from . import intlimits, rules
 from .errors import CapsuleAttributeError, CapsuleTypeError
 
 #: Name under which the kernel's inspector hides engine entries (kept for its listings).
@@ -34,6 +34,28 @@ def register_builtins(builtins_dict: dict, context) -> None:
     gone (a ``__del__``, an exported function), and its frames must still be recognised
     (by the tripwire above all).  A few kilobytes per capsule."""
     _CAPSULE_BUILTINS[_address(builtins_dict)] = (builtins_dict, context)
+
+
+#: Frames of these top-level modules run on behalf of whoever called them.
+TRANSPARENT_TOPS = frozenset(sys.stdlib_module_names) | {
+    "ipycap",
+    "_frozen_importlib",
+    "_frozen_importlib_external",
+}
+
+
+def asked_by_capsule(frame) -> bool:
+    """Whether the nearest frame from ``frame`` outward that is not the standard library,
+    the import system or ipycap is capsule code."""
+    f = frame
+    while f is not None:
+        if context_of(f.f_builtins) is not None:
+            return True
+        name = f.f_globals.get("__name__")
+        if type(name) is not str or name.partition(".")[0] not in TRANSPARENT_TOPS:
+            return False
+        f = f.f_back
+    return False
 
 
 def context_of(builtins_dict):
@@ -401,6 +423,24 @@ class GuardedFormatter:
         return obj, first
 
 
+#: Set by ipycap/engine/arrayguard.py (which builds on this module): its check before
+#: capsule code sets or deletes a risky name.
+ARRAY_SETATTR_CHECK = None
+
+
+def _array_setattr(obj, name, on_refuse) -> None:
+    """The array-protocol names are never set by capsule code (ipycap/engine/arrayguard.py)."""
+    check = ARRAY_SETATTR_CHECK
+    if check is None:  # arrayguard is imported with the capsule builtins (hooks.py)
+        return
+    try:
+        check(obj, name)
+    except CapsuleAttributeError as err:
+        if on_refuse is not None:
+            on_refuse(err)
+        raise
+
+
 from _string import formatter_field_name_split as _formatter_field_name_split  # noqa: E402
 
 _FORMATTERS = {"proxy": GuardedFormatter("proxy"), "rexec": GuardedFormatter("rexec")}
@@ -531,6 +571,7 @@ def make_accessors(mode: str = "proxy", on_refuse=None):
         """Guarded setattr: risky names only on the capsule's own objects."""
         name = exact_name(name)
         if risky(name):
+            _array_setattr(obj, name, on_refuse)
             if rules.classify(name) == "never" or not is_own(obj):
                 err = CapsuleAttributeError(
                     f"setting {name!r} on a {type(obj).__name__} object is refused",
@@ -549,6 +590,8 @@ def make_accessors(mode: str = "proxy", on_refuse=None):
     def capsule_delattr(obj, name, /):
         """Guarded delattr: the same rule as setattr."""
         name = exact_name(name)
+        if risky(name):
+            _array_setattr(obj, name, on_refuse)
         if risky(name) and (rules.classify(name) == "never" or not is_own(obj)):
             err = CapsuleAttributeError(
                 f"deleting {name!r} on a {type(obj).__name__} object is refused", "guard"
@@ -585,6 +628,8 @@ def make_accessors(mode: str = "proxy", on_refuse=None):
         "_ipycap_getattr": _getattr_hook,
         "_ipycap_setattr": capsule_setattr,
         "_ipycap_delattr": capsule_delattr,
+        **intlimits.HOOKS,
+        "pow": intlimits.checked_pow,
         "getattr": capsule_getattr,
         "hasattr": capsule_hasattr,
         "setattr": capsule_setattr,

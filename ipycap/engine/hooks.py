@@ -16,9 +16,12 @@ from __future__ import annotations
 import functools
 import types
 
-from . import guard
+from . import arrayguard, guard
 from .membrane import is_plain, wrap
 from .membrane.authority import _callback_cap
+
+# Every class a capsule makes, however it is made, gets the array-protocol guard.
+arrayguard.install()
 
 _HEAPTYPE = 1 << 9
 _type_flags = type.__dict__["__flags__"].__get__

@@ -15,8 +15,17 @@
   (:func:`in_critical_code`) are running; from then on every line of capsule code raises it
   again (a per-thread trace function), so ``except BaseException`` cannot keep a cell alive.
   Guarantee: Python-level code stops within ``STOP_GRACE`` of the limit.  A single C call
-  (``sum(range(10**12))``, a regex that backtracks, ``10**10**9``) runs to its end before
-  the stop lands; the memory limit bounds those that allocate.  The host gets
+  runs to its end before the stop lands.  Pre-checked: big-int ``**``, ``pow`` and ``<<``
+  (``10 ** 10**9``, ``1 << 10**12``) are refused from their operands' sizes before they run
+  (``intlimits.py``: a result over 64M, or over ``--max-memory``).  Bounded by the memory
+  limit: C calls that allocate as they go (``'a' * 10**10``, ``bytearray(10**12)``,
+  ``list(range(10**10))``).  Uninterruptible and not bounded (they take time, not memory):
+  a regex that backtracks (``re.match('(a*)*b', 'a' * 40)``), ``sum(range(10**12))``,
+  ``math.factorial`` / ``math.comb`` of big ints, ``str(int)`` / ``int(str)`` of huge
+  numbers (capped by CPython's int digit limit, 4300 digits by default), sorting or
+  hashing a huge container, big-int multiplication or division of operands already in
+  memory, ``a.__pow__(b)`` / ``operator.pow`` called explicitly, ``x.attr **= n``, and one
+  long C call of a granted library (a numpy or pandas operation on a big array).  The host gets
   :class:`CellTimeout`, a refusal naming ``--timeout``, and nothing of the cell is bound.
 * **interrupts** -- SIGINT lands on the main thread.  While it waits here, the host's
   ``KeyboardInterrupt`` is forwarded to the capsule thread; the capsule kernel's deferred
@@ -26,8 +35,11 @@
   allocators take while the cell runs, net of what they give back; over budget, an allocation
   of the capsule thread fails with ``MemoryError`` (inside the capsule, catchable there), and
   if it leaves the cell the host gets :class:`CellMemoryLimit`.  What does not count: memory
-  a C library takes from ``malloc`` directly or with ``mmap`` (numpy's array data uses its
-  own handler and is not counted yet).  A ``MemoryError`` in the middle of a library call
+  a C library takes from ``malloc`` directly or with ``mmap``.  numpy's array data (numpy
+  >= 1.22) counts: the capsule thread's context gets ipycap's numpy memory handler
+  (``PyDataMem_SetHandler``) for the cell, so ``np.zeros(10**9)`` over the budget raises
+  numpy's ``MemoryError`` inside the capsule; numpy is imported for that when the cell was
+  granted a third-party package.  A ``MemoryError`` in the middle of a library call
   leaves what any ``MemoryError`` leaves: a container the library was filling half filled,
   a cache half updated; values the cell already bound stay in its namespace.
 * **output** -- while the cell runs, ``sys.stdout``/``sys.stderr`` are wrapped: text written
@@ -52,7 +64,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from . import terminal, tripwire
+from . import intlimits, terminal, tripwire
 from .errors import CapabilityError, PolicyError
 from .guard import CAPSULE_MARK
 
@@ -496,7 +508,9 @@ def run_limited(runner, body, tail, ns, context, limits: Limits):
 
     def work():
         _RUNS[threading.get_ident()] = run
+        numpy_saved = None
         if limits.max_memory:
+            numpy_saved = _count_numpy(context)
             _memlimit.arm(limits.max_memory)
         try:
             run.result = runner(body, tail, ns)
@@ -513,6 +527,8 @@ def run_limited(runner, body, tail, ns, context, limits: Limits):
             if limits.max_memory:
                 run.memory_peak, hit, _ = _memlimit.disarm()
                 run.memory_hit = bool(hit)
+                if numpy_saved is not None:
+                    _memlimit.numpy_handler(*numpy_saved)
             _RUNS.pop(threading.get_ident(), None)
             run.done.release()
 
@@ -533,6 +549,55 @@ def run_limited(runner, body, tail, ns, context, limits: Limits):
     if run.error is not None:
         raise run.error
     return run.result
+
+
+def _cell_memory_limit():
+    run = current_run()
+    return run.limits.max_memory if run is not None else None
+
+
+intlimits.cell_memory_limit = _cell_memory_limit
+intlimits.format_size = format_size
+
+
+def _numpy_api():
+    """numpy's C API table (a capsule), importing numpy when it is installed, or None."""
+    numpy = sys.modules.get("numpy")
+    if numpy is None:
+        import importlib.util
+
+        if importlib.util.find_spec("numpy") is None:
+            return None
+        import numpy
+    version = tuple(int(p) for p in re.findall(r"\d+", numpy.__version__)[:2])
+    if version < (1, 22):  # no per-context memory handler: its data is not counted
+        return None
+    core = sys.modules.get("numpy._core._multiarray_umath") or sys.modules.get(
+        "numpy.core._multiarray_umath"
+    )
+    return getattr(core, "_ARRAY_API", None)
+
+
+def _count_numpy(context):
+    """Count numpy's array data in this (the capsule thread's) context: ipycap's handler,
+    when the cell may use numpy (it is imported, or the capsule was granted a package that
+    is not the standard library, which may load it).  Returns what restores the previous
+    handler, or None."""
+    if "numpy" not in sys.modules and not any(
+        c.kind == "import" and not c.revoked and c.target.partition(".")[0] not in _STDLIB
+        for c in getattr(context, "grants", ())
+    ):
+        return None
+    try:
+        api = _numpy_api()
+        if api is None:
+            return None
+        return api, _memlimit.numpy_handler(api, None)
+    except Exception:  # noqa: BLE001 - a broken numpy is the cell's to meet, not the run's
+        return None
+
+
+_STDLIB = frozenset(sys.stdlib_module_names)
 
 
 def _wait(run: _Run) -> None:

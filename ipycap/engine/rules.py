@@ -75,8 +75,12 @@ OWN_ONLY = frozenset(
     """__dict__ __closure__ __defaults__ __kwdefaults__ __annotations__ __wrapped__
     __getattr__ __del__ __signature__ __getnewargs__ __getnewargs_ex__
     __dataclass_fields__ __forward_value__ __getinitargs__ __new_member__
-    __typing_subst__ __typing_prepare_subst__ __getitem_inner__""".split()
+    __typing_subst__ __typing_prepare_subst__ __getitem_inner__
+    __array_interface__ __array_struct__""".split()
 )
+# (the array protocols: an address is no business of capsule code on trusted objects; on
+# its own, the guard answers for them -- ipycap/engine/arrayguard.py -- and setting them is
+# refused on every object)
 
 #: Refused on every object: frames, code, globals, generic accessors, pickling hooks.
 NEVER = (
@@ -170,6 +174,9 @@ AUDITED_MODULES = frozenset(
         "ipycap.engine.errors",
         "ipycap.engine.guard",
         "ipycap.engine.hooks",
+        # the array-protocol guard a capsule class carries, and a proxy's __array__
+        "ipycap.engine.arrayguard",
+        "ipycap.engine.membrane.arrays",
         "ipycap.engine.membrane.authority",
         "ipycap.engine.membrane.crossing",
         "ipycap.engine.modules",

@@ -35,30 +35,13 @@ from . import guard, tripwire
 from .errors import CapsulePermissionError
 from .modules import _special_module, is_capsule_builtins
 
-#: Frames of these top-level modules are transparent when deciding who asked: the standard
-#: library and ipycap run on behalf of whoever called them.
-_TRANSPARENT = frozenset(sys.stdlib_module_names) | {
-    "ipycap",
-    "_frozen_importlib",
-    "_frozen_importlib_external",
-}
 _installed = False
 
 
-def asked_by_capsule(frame) -> bool:
-    """Whether the nearest caller outside the standard library (and ipycap) is capsule code.
-
-    A granted third-party library that evaluates its own annotations in its own module is its
-    decision; a capsule asking the standard library to do it is not."""
-    f = frame
-    while f is not None:
-        if guard.context_of(f.f_builtins) is not None:
-            return True
-        name = f.f_globals.get("__name__")
-        if type(name) is not str or name.partition(".")[0] not in _TRANSPARENT:
-            return False
-        f = f.f_back
-    return False
+#: Whether the nearest caller outside the standard library (and ipycap) is capsule code.
+#: A granted third-party library that evaluates its own annotations in its own module is its
+#: decision; a capsule asking the standard library to do it is not.
+asked_by_capsule = guard.asked_by_capsule
 
 
 def _refuse(what: str, hint: str | None = None):

@@ -3,6 +3,22 @@ global rc settings only per block."""
 
 from .profile import Profile
 
+_PLOTS = (
+    "plot",
+    "scatter",
+    "bar",
+    "barh",
+    "hist",
+    "boxplot",
+    "fill_between",
+    "step",
+    "stem",
+    "errorbar",
+    "pie",
+    "imshow",
+    "violinplot",
+)
+
 PROFILE = Profile(
     package="matplotlib",
     summary="figures and plots; savefig only to granted paths; rc settings per block",
@@ -38,6 +54,12 @@ PROFILE = Profile(
         "matplotlib.pyplot.style.use": "with plt.style.context('ggplot'): ...",
     },
     replaced={
+        # protected DataFrames/Series plotted: deep copies (wrappers.copies_protected)
+        **{
+            key: "copies_protected"
+            for n in _PLOTS
+            for key in (f"matplotlib.pyplot.{n}", f"matplotlib.axes._axes:Axes.{n}")
+        },
         "matplotlib.rcParams": "read_only_rc",
         "matplotlib.pyplot.rcParams": "read_only_rc",
     },

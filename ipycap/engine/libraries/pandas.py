@@ -68,6 +68,30 @@ PROFILE = Profile(
         "pandas.reset_option": "with pd.option_context(...): ...",
     },
     replaced={
+        # protected DataFrames/Series among the arguments: deep copies (wrappers.py)
+        **{
+            f"pandas.{n}": "copies_protected"
+            for n in (
+                "concat",
+                "merge",
+                "merge_asof",
+                "merge_ordered",
+                "crosstab",
+                "pivot_table",
+                "melt",
+                "get_dummies",
+                "wide_to_long",
+                "to_numeric",
+                "to_datetime",
+                "cut",
+                "qcut",
+                "isna",
+                "notna",
+                "unique",
+            )
+        },
+        "pandas.core.frame:DataFrame.__init__": "copies_protected",
+        "pandas.core.series:Series.__init__": "copies_protected",
         "pandas.eval": "pandas_eval",
         "pandas:DataFrame.query": "frame_query",
         "pandas:DataFrame.eval": "frame_eval",

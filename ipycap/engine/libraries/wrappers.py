@@ -17,12 +17,13 @@ the stack and is the original call otherwise.
 from __future__ import annotations
 
 import ast
+import functools
 import os
 import re
 import sys
 from collections.abc import Mapping
 
-from .. import guard, rules, tripwire
+from .. import arrayguard, guard, rules, tripwire
 from ..errors import (
     CapsuleImportError,
     CapsulePermissionError,
@@ -30,6 +31,8 @@ from ..errors import (
     CapsuleTypeError,
 )
 from ..gate import gate
+from ..membrane import Proxy, target_of
+from ..membrane.values import add_value_types
 from . import PROFILES, asking_package
 from .profile import PathArg
 
@@ -428,7 +431,74 @@ def _text_trange(fn, package, name):
 
 text_tqdm, text_trange = _text_tqdm, _text_trange
 
+
+# -- protected objects into a library function: deep copies -----------------------------------
+def _protected_copy(target):
+    """A copy of protected pandas/numpy ``target`` that shares nothing with it (data,
+    index and column labels), so the library and its result -- which comes back raw -- never
+    reach the user's object.  Object columns must hold plain values: their items are not
+    copied, and a trusted object among them would reach the capsule raw (I2)."""
+    from ..membrane import is_plain
+
+    pd, np = sys.modules.get("pandas"), sys.modules.get("numpy")
+    if pd is not None and isinstance(target, (pd.DataFrame, pd.Series)):
+        copy = target.copy(deep=True)
+        objects = [copy] if isinstance(copy, pd.Series) else [copy[c] for c in copy.columns]
+        for column in objects:
+            if column.dtype == object and not all(is_plain(v) for v in column.tolist()):
+                raise CapsuleTypeError(
+                    "a protected pandas object with Python objects in a column cannot be "
+                    "handed to a library call",
+                    "membrane",
+                    hint="select the columns of plain values first",
+                )
+        copy.index = target.index.copy(deep=True)
+        if isinstance(copy, pd.DataFrame):
+            copy.columns = target.columns.copy(deep=True)
+        return copy
+    if np is not None and type(target) is np.ndarray and not target.dtype.hasobject:
+        return np.array(target, copy=True)
+    return None
+
+
+#: Containers longer than this are passed as they are (``pd.DataFrame(rows)`` of a million
+#: rows is not scanned): the frames ``pd.concat`` joins come in short lists.
+_SCANNED = 64
+
+
+def _copied(value, depth=0):
+    """``value`` with the protected pandas/numpy objects in it (one container deep) copied;
+    the value itself when there are none."""
+    tp = type(value)
+    if tp is Proxy:
+        copy = _protected_copy(target_of(value))
+        return value if copy is None else copy
+    if (tp is not list and tp is not tuple and tp is not dict) or depth or len(value) > _SCANNED:
+        return value
+    items = value.values() if tp is dict else value
+    if not any(type(v) is Proxy for v in items):
+        return value
+    if tp is dict:
+        return {k: _copied(v, 1) for k, v in value.items()}
+    copied = [_copied(v, 1) for v in value]
+    return copied if tp is list else tuple(copied)
+
+
+def copies_protected(fn, package, name):
+    """``fn`` (``pd.concat``, ``pd.merge`` ...) getting deep copies of the protected pandas
+    and numpy objects among its arguments (directly, or in a list, tuple or dict of them)
+    instead of their proxies, which it would refuse: it gives the same answer as without
+    ipycap, and what it returns shares nothing with the user's objects."""
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        return fn(*[_copied(a) for a in args], **{k: _copied(v) for k, v in kwargs.items()})
+
+    return call
+
+
 _FACTORIES = {
+    "copies_protected": copies_protected,
     "numpy_load": numpy_load,
     "as_strided": as_strided,
     "printoptions": printoptions,
@@ -530,6 +600,9 @@ def check_import(ctx, name: str) -> None:
     (``pyarrow.fs``) and private ones (``pyarrow._fs``) are refused however they are named,
     and a package without a profile is noted in the registry."""
     parts = name.split(".")
+    missing = arrayguard.unavailable()
+    if missing and parts[0] in PROFILES and parts[0] != "tqdm":  # they convert with numpy
+        raise _refusal(parts[0], f"import of {name!r}: {missing}", cls=CapsuleImportError)
     if parts[0] in PROFILES:
         for i in range(1, len(parts)):
             parent, child = ".".join(parts[:i]), parts[i]
@@ -553,12 +626,43 @@ def is_view_refused(module_name: str, name: str) -> bool:
 _INSTALLED: set[str] = set()
 
 
+def _numpy_scalars():
+    """numpy's numeric, boolean and time scalar types (immutable, no buffer of an array:
+    ``np.void`` scalars can view an array and are not among them)."""
+    np = sys.modules["numpy"]
+    found = set()
+    todo = [np.number, np.bool_, np.datetime64, np.timedelta64]
+    while todo:
+        tp = todo.pop()
+        found.add(tp)
+        todo.extend(type.__subclasses__(tp))
+    return {t for t in found if t.__module__ == "numpy" and not (t.__flags__ & (1 << 9))}
+
+
+def _warm_numpy() -> None:
+    """numpy's C code imports some of its Python helpers on first use (``ndarray.sum`` ->
+    ``numpy._core._methods``, dtype printing -> ``numpy._core._dtype``) through the
+    ``__import__`` of the innermost Python frame: a capsule's, whose import of a private
+    submodule is refused.  Using them once here, in trusted code, fills numpy's cache."""
+    np = sys.modules["numpy"]
+    a = np.ones(2)
+    for method in ("sum", "prod", "mean", "std", "var", "min", "max", "any", "all", "clip"):
+        try:
+            getattr(a, method)(*((0, 1) if method == "clip" else ()))
+        except Exception:  # noqa: BLE001 - a warm-up only
+            pass
+    str(a.dtype), repr(a.dtype), repr(a), str(np.float64(1.5)), repr(np.int64(1))
+
+
 def install() -> None:
     """Wrap the profiled methods of every profiled library already imported (once each)."""
     for package in PROFILES:
         if package in _INSTALLED or package not in sys.modules:
             continue
         _INSTALLED.add(package)
+        if package == "numpy":
+            add_value_types(_numpy_scalars())
+            _warm_numpy()
         for key, entry in _METHODS.items():
             module_name, _, path = key.partition(":")
             if module_name.partition(".")[0] != package:

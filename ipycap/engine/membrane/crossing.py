@@ -17,6 +17,7 @@ import weakref
 from .. import guard, rules
 from ..errors import CapsuleAttributeError, CapsuleTypeError
 from ..modules import module_view_for_membrane
+from .arrays import array_method
 from .authority import (
     _callback_cap,
     _check_withheld,
@@ -333,6 +334,8 @@ def _private_attr(proxy, name):
         return class_for_capsule(_get_target(proxy), _get_cap(proxy))
     if name in _PROXY_METHODS and name in rules.PROTOCOL:
         return _proxy_attribute(proxy, name)
+    if name == "__array__":  # numpy converting a protected object: a copy (membrane/arrays.py)
+        return array_method(_get_target(proxy), _get_cap(proxy), wrap)
     raise _recorded(
         _get_cap(proxy),
         CapsuleAttributeError(

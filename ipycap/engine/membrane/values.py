@@ -29,6 +29,13 @@ _VALUE_BY_ADDRESS = {_address(t): t for t in VALUES}
 _FIELDED_BY_ADDRESS = {_address(t): t for t in FIELDED}
 
 
+def add_value_types(types) -> None:
+    """Immutable scalar types of a granted library that carry nothing but their value
+    (numpy's numeric scalars: ``df['a'].sum()``): they cross unchanged, like ``int``."""
+    for tp in types:
+        _VALUE_BY_ADDRESS[_address(tp)] = tp
+
+
 def is_value_type(tp) -> bool:
     """``tp in VALUES`` by identity: a capsule metaclass's __hash__/__eq__ get no vote."""
     return _VALUE_BY_ADDRESS.get(_address(tp)) is tp

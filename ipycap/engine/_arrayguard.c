@@ -1,0 +1,277 @@
+/* The array protocols (__array_interface__, __array_struct__) for objects capsule code shapes.
+ *
+ * numpy (and every library that converts with it) looks these names up on any object that is
+ * not a basic Python type, with a plain getattr, and trusts the answer: an address, a shape
+ * and strides it reads and writes without a bounds check.  So an object whose answer capsule
+ * code chooses is raw memory.  Two process-wide hooks close the ways capsule code chooses one
+ * (ipycap/engine/arrayguard.py decides; this module only hooks):
+ *
+ *  - class creation: type.__new__ (PyType_Type.tp_new, and the inherited copy in every
+ *    metaclass that exists when installed) calls hook(cls) after a class is made, however it
+ *    was made: a class statement, type(name, bases, ns), a metaclass called directly, or a
+ *    standard-library deputy (Enum('E', ns), namedtuple, make_dataclass).  (Setting names on
+ *    a class later is the guard's: tp_setattro cannot be hooked, type.__setattr__'s slot
+ *    wrapper would then refuse every class.)
+ *  - instance dicts capsule code fills that no class can guard: functions (f.__dict__, and
+ *    bound methods, which answer from their function), staticmethod/classmethod objects
+ *    (instance dicts of their own) and types.SimpleNamespace (its keyword arguments): their
+ *    getattr answers the two names with
+ *    AttributeError, as if absent (no such object is ever an array).
+ *
+ * A capsule never reaches this module (it is not importable in a capsule: ipycap's own).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+static newfunc type_new_orig = NULL;
+static PyObject *new_hook = NULL;     /* hook(cls) -> None, raises to refuse the class */
+/* guard._CAPSULE_BUILTINS: address hash of a capsule's builtins dict -> (dict, context) */
+static PyObject *capsule_table = NULL;
+static PyObject *name_interface = NULL;
+static PyObject *name_struct = NULL;
+
+static int
+is_name(PyObject *name, PyObject *interned)
+{
+    if (name == interned) {
+        return 1;
+    }
+    if (!PyUnicode_CheckExact(name) && !PyUnicode_Check(name)) {
+        return 0;
+    }
+    if (PyUnicode_GET_LENGTH(name) != PyUnicode_GET_LENGTH(interned)) {
+        return 0;
+    }
+    return PyUnicode_Compare(name, interned) == 0;
+}
+
+static int
+is_array_name(PyObject *name)
+{
+    return is_name(name, name_interface) || is_name(name, name_struct);
+}
+
+/* Whether a frame of capsule code is on this thread's stack (its builtins dict is one the
+ * guard registered: the same test as guard.context_of, not the forgeable mark): when none
+ * is, nobody's capsule asked for the class, and the hook is not called (trusted code pays a
+ * walk in C only).  The hook decides the rest (the nearest frame). */
+static int
+is_capsule_builtins(PyObject *builtins)
+{
+    PyObject *key = PyLong_FromSsize_t(_Py_HashPointer(builtins));
+    if (key == NULL) {
+        return -1;
+    }
+    PyObject *entry = PyDict_GetItemWithError(capsule_table, key); /* borrowed */
+    Py_DECREF(key);
+    if (entry == NULL) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    return PyTuple_Check(entry) && PyTuple_GET_SIZE(entry) > 0 &&
+           PyTuple_GET_ITEM(entry, 0) == builtins;
+}
+
+static int
+capsule_on_stack(void)
+{
+    PyFrameObject *f = PyEval_GetFrame(); /* borrowed */
+    if (f == NULL) {
+        return 0;
+    }
+    Py_INCREF(f);
+    while (f != NULL) {
+        PyObject *builtins = PyFrame_GetBuiltins(f);
+        int found = 0;
+        if (builtins != NULL) {
+            found = is_capsule_builtins(builtins);
+            Py_DECREF(builtins);
+        }
+        if (found < 0 || PyErr_Occurred()) {
+            PyErr_Clear();
+            found = 1; /* unsure: let the hook decide */
+        }
+        if (found) {
+            Py_DECREF(f);
+            return 1;
+        }
+        PyFrameObject *back = PyFrame_GetBack(f);
+        Py_DECREF(f);
+        f = back;
+    }
+    return 0;
+}
+
+static PyObject *
+guarded_type_new(PyTypeObject *meta, PyObject *args, PyObject *kwds)
+{
+    PyObject *cls = type_new_orig(meta, args, kwds);
+    if (cls == NULL || new_hook == NULL || !PyType_Check(cls)) {
+        return cls;
+    }
+    if (!capsule_on_stack()) {
+        return cls;
+    }
+    PyObject *r = PyObject_CallOneArg(new_hook, cls);
+    if (r == NULL) {
+        Py_DECREF(cls);
+        return NULL;
+    }
+    Py_DECREF(r);
+    return cls;
+}
+
+/* Instance getattr of the types whose dicts no class guards. */
+#define N_INSTANCE 4
+static PyTypeObject *inst_types[N_INSTANCE];
+static getattrofunc inst_orig[N_INSTANCE];
+static int n_inst = 0;
+
+static getattrofunc
+orig_for(PyTypeObject *tp)
+{
+    for (; tp != NULL; tp = tp->tp_base) {
+        for (int i = 0; i < n_inst; i++) {
+            if (inst_types[i] == tp) {
+                return inst_orig[i];
+            }
+        }
+    }
+    return PyObject_GenericGetAttr;
+}
+
+static PyObject *
+guarded_instance_getattro(PyObject *obj, PyObject *name)
+{
+    if (PyUnicode_Check(name) && is_array_name(name)) {
+        PyErr_Format(PyExc_AttributeError, "'%.100s' object has no attribute '%U'",
+                     Py_TYPE(obj)->tp_name, name);
+        return NULL;
+    }
+    return orig_for(Py_TYPE(obj))(obj, name);
+}
+
+static void
+patch_instance_type(PyTypeObject *tp)
+{
+    if (n_inst >= N_INSTANCE || tp->tp_getattro == guarded_instance_getattro) {
+        return;
+    }
+    inst_types[n_inst] = tp;
+    inst_orig[n_inst] = tp->tp_getattro;
+    n_inst++;
+    tp->tp_getattro = guarded_instance_getattro;
+}
+
+/* Every metaclass that exists now copied type's slots when it was made: patch the copies. */
+static int
+patch_metaclasses(PyTypeObject *tp)
+{
+    PyObject *meth = PyDict_GetItemString(PyType_Type.tp_dict, "__subclasses__");
+    if (meth == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "type.__subclasses__ is missing");
+        return -1;
+    }
+    PyObject *subs = PyObject_CallOneArg(meth, (PyObject *)tp);
+    if (subs == NULL) {
+        return -1;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(subs);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyTypeObject *sub = (PyTypeObject *)PyList_GET_ITEM(subs, i);
+        if (sub->tp_new == type_new_orig) {
+            sub->tp_new = guarded_type_new;
+        }
+        if (patch_metaclasses(sub) < 0) {
+            Py_DECREF(subs);
+            return -1;
+        }
+    }
+    Py_DECREF(subs);
+    return 0;
+}
+
+/* install(new_hook, namespace_type, capsule_table): once per process. */
+static PyObject *
+ag_install(PyObject *self, PyObject *args)
+{
+    PyObject *hook, *ns_type, *table;
+    if (!PyArg_ParseTuple(args, "OO!O!", &hook, &PyType_Type, &ns_type, &PyDict_Type, &table)) {
+        return NULL;
+    }
+    Py_INCREF(table);
+    Py_XSETREF(capsule_table, table);
+    if (!PyCallable_Check(hook)) {
+        PyErr_SetString(PyExc_TypeError, "the hook must be callable");
+        return NULL;
+    }
+    Py_INCREF(hook);
+    Py_XSETREF(new_hook, hook);
+    if (type_new_orig != NULL) {
+        Py_RETURN_NONE; /* already installed: the hooks are replaced */
+    }
+    name_interface = PyUnicode_InternFromString("__array_interface__");
+    name_struct = PyUnicode_InternFromString("__array_struct__");
+    if (!name_interface || !name_struct) {
+        return NULL;
+    }
+    type_new_orig = PyType_Type.tp_new;
+    PyType_Type.tp_new = guarded_type_new;
+    if (patch_metaclasses(&PyType_Type) < 0) {
+        return NULL;
+    }
+    patch_instance_type(&PyFunction_Type);
+    patch_instance_type(&PyStaticMethod_Type);
+    patch_instance_type(&PyClassMethod_Type);
+    patch_instance_type((PyTypeObject *)ns_type);
+    Py_RETURN_NONE;
+}
+
+/* place(cls, name, value): put value in the heap class's own dict, past any descriptor its
+ * metaclass has for name (ipycap's own placement of the guard; the names are not slots). */
+static PyObject *
+ag_place(PyObject *self, PyObject *args)
+{
+    PyTypeObject *cls;
+    PyObject *name, *value;
+    if (!PyArg_ParseTuple(args, "O!UO", &PyType_Type, &cls, &name, &value)) {
+        return NULL;
+    }
+    if (!(cls->tp_flags & Py_TPFLAGS_HEAPTYPE) || cls->tp_dict == NULL) {
+        PyErr_SetString(PyExc_TypeError, "place() takes a heap class");
+        return NULL;
+    }
+    if (PyDict_SetItem(cls->tp_dict, name, value) < 0) {
+        return NULL;
+    }
+    PyType_Modified(cls);
+    Py_RETURN_NONE;
+}
+
+/* installed() -> whether the hooks are in place (every metaclass made since inherits them). */
+static PyObject *
+ag_installed(PyObject *self, PyObject *unused)
+{
+    return PyBool_FromLong(type_new_orig != NULL && PyType_Type.tp_new == guarded_type_new &&
+                           PyFunction_Type.tp_getattro == guarded_instance_getattro);
+}
+
+static PyMethodDef methods[] = {
+    {"install", ag_install, METH_VARARGS,
+     "install(new_hook, SimpleNamespace, capsule_table): hook class creation and the array "
+     "protocol names (once per process)."},
+    {"place", ag_place, METH_VARARGS, "place(cls, name, value): set in the class's own dict."},
+    {"installed", ag_installed, METH_NOARGS, "Whether the hooks are in place."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef moduledef = {
+    PyModuleDef_HEAD_INIT, "ipycap.engine._arrayguard",
+    "Hooks for the array protocols of capsule-shaped objects (see ipycap.engine.arrayguard).",
+    -1, methods,
+};
+
+PyMODINIT_FUNC
+PyInit__arrayguard(void)
+{
+    return PyModule_Create(&moduledef);
+}

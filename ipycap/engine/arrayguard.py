@@ -1,0 +1,283 @@
+"""The array protocols of objects capsule code shapes: never raw memory.
+
+numpy looks ``__array_interface__`` (and ``__array_struct__``) up with a plain getattr on
+any object that is not a basic Python type -- an argument of ``np.array``, an item of a list
+it converts, an operand of an ndarray operator or ufunc, the value of ``arr[...] = obj`` --
+and trusts the answer: a data address (or a buffer) with a shape and strides it reads and
+writes unchecked.  pandas, matplotlib, scikit-learn, PIL ... convert through it.  So any
+object whose answer capsule code chooses hands the capsule the process's memory.
+
+The class of objects whose answer capsule code chooses, and how each is closed:
+
+* **classes made while capsule code asks** -- a class statement, ``type(name, bases, ns)``,
+  a metaclass called directly, or a standard-library deputy (``Enum('E', ns)``,
+  ``namedtuple``, ``make_dataclass``): the nearest frame that is not the standard library,
+  the import system or ipycap is capsule code.  ``type.__new__`` is hooked (``_arrayguard``)
+  so every such class, however made, gets :class:`ArrayProtocol` data descriptors for both
+  names (they win over the instance dict and over a metaclass attribute alike) and its own
+  ``__getattribute__``/``__getattr__`` wrapped to answer neither.  A class that defined one
+  of them (in its body, a base, a property, a ``__getattr__`` that answers) is refused with a
+  clear error when numpy asks; one that did not simply has none, as in plain Python.
+  Setting those four names on such a class later is refused by the guard.
+  The answer inherited from a C type (a capsule subclass of ``np.ndarray``) stays.
+* **instance dicts no class guards** -- functions (``f.__dict__``; bound methods answer
+  from their function), staticmethod and classmethod objects (dicts of their own) and
+  ``SimpleNamespace`` (its keywords): their getattr answers neither name, in the whole
+  process (no such object is ever an array).
+* **standard-library namespaces** (``argparse.Namespace``, ``optparse.Values``): guarded like
+  capsule classes wherever they are made.
+* **setting the names** through the guard (``obj.__array_interface__ = ...``, ``setattr``)
+  is refused on every object.
+
+What stays open is listed in SECURITY.md (a trusted class outside the standard library whose
+instances take attribute names from their caller; trusted code setting one of the names on
+a capsule class on the capsule's behalf).  Without the C hooks (no compiler at install), numpy cannot be
+granted: :func:`unavailable` says why.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import types
+
+from . import guard
+from .errors import CapsuleAttributeError, CapsuleTypeError
+from .guard import TypeSet
+
+try:
+    from . import _arrayguard
+except ImportError:  # no compiler at install time
+    _arrayguard = None
+
+#: The names numpy asks an object for (``__array__`` returns an ndarray: no raw memory).
+ARRAY_NAMES = frozenset({"__array_interface__", "__array_struct__"})
+_GETATTR_NAMES = ("__getattribute__", "__getattr__")
+_HEAPTYPE = 1 << 9
+_type_flags = type.__dict__["__flags__"].__get__
+_type_dict = type.__dict__["__dict__"].__get__
+_type_mro = type.__dict__["__mro__"].__get__
+_set_type_attr = type.__setattr__
+_C_DESCRIPTORS = (types.GetSetDescriptorType, types.MemberDescriptorType)
+
+_LAYER = "guard (array protocols)"
+_HINT = "build arrays from data (np.array(a_list), np.frombuffer(some_bytes)), not from addresses"
+
+
+def _refusal(cls, name):
+    return CapsuleTypeError(
+        f"{name} of {cls.__qualname__}: an array interface defined by capsule code would hand "
+        "numpy raw memory addresses",
+        _LAYER,
+        None,
+        hint=_HINT,
+    )
+
+
+class ArrayProtocol:
+    """The data descriptor every capsule-made class carries for one array protocol name."""
+
+    __slots__ = ("name", "defined", "inherited", "owner")
+
+    def __init__(self, name, owner, defined, inherited):
+        for field, value in zip(self.__slots__, (name, defined, inherited, owner), strict=True):
+            object.__setattr__(self, field, value)
+
+    def __setattr__(self, name, value):  # capsule code reaches it through vars(cls)
+        raise CapsuleAttributeError("the array-protocol guard cannot be changed", _LAYER, None)
+
+    def __delattr__(self, name):
+        raise CapsuleAttributeError("the array-protocol guard cannot be changed", _LAYER, None)
+
+    def __get__(self, obj, owner=None):
+        if obj is not None and self.inherited is not None:
+            return self.inherited.__get__(obj, owner)
+        if self.defined:
+            raise _refusal(self.owner, self.name)
+        raise AttributeError(f"{self.owner.__qualname__!r} object has no attribute {self.name!r}")
+
+    def __set__(self, obj, value):
+        raise CapsuleAttributeError(f"setting {self.name!r} is refused", _LAYER, None, hint=_HINT)
+
+    def __delete__(self, obj):
+        raise CapsuleAttributeError(f"deleting {self.name!r} is refused", _LAYER, None)
+
+
+def _inherited(cls, name):
+    """(defined by capsule code, C-level answer to keep) for ``name`` below ``cls``."""
+    for base in _type_mro(cls)[1:]:
+        entry = _type_dict(base).get(name)
+        if entry is None:
+            continue
+        if type(entry) is ArrayProtocol:
+            return entry.defined, entry.inherited
+        if type(entry) in _C_DESCRIPTORS and not (_type_flags(base) & _HEAPTYPE):
+            return False, entry  # np.ndarray's own: the array's own memory
+        return True, None  # a trusted Python class's answer reads state capsule code sets
+    return False, None
+
+
+_OBJECT_GETATTRIBUTE = object.__dict__["__getattribute__"]
+
+
+def _inherited_getattr(cls, kind):
+    """The ``__getattribute__``/``__getattr__`` ``cls`` inherits, unless it is object's own
+    generic one or one the guard placed."""
+    for base in _type_mro(cls)[1:]:
+        entry = _type_dict(base).get(kind)
+        if entry is None:
+            continue
+        if entry is _OBJECT_GETATTRIBUTE or entry in _HOOKS:
+            return None
+        return entry
+    return None
+
+
+def _answers(fn, self, name):
+    """Whether capsule ``fn`` (a ``__getattribute__``/``__getattr__``) answers ``name``."""
+    try:
+        fn(self, name)
+    except AttributeError:
+        return False
+    return True
+
+
+def _wrap_getattr(entry, cls, kind):
+    get = getattr(type(entry), "__get__", None)
+
+    def call(self, name):
+        bound = get(entry, self, type(self)) if get is not None else entry
+        return bound(name)
+
+    if type(entry) is types.FunctionType:
+        wrapped_from = entry
+    else:
+        wrapped_from = None
+
+    def hook(self, name, /):
+        if type(name) is str and name in ARRAY_NAMES:
+            if _answers(call, self, name):
+                raise _refusal(cls, name)
+            raise AttributeError(f"{cls.__qualname__!r} object has no attribute {name!r}")
+        return call(self, name)
+
+    if wrapped_from is not None:
+        hook = functools.wraps(wrapped_from)(hook)
+    hook.__name__ = hook.__qualname__ = kind
+    return hook
+
+
+#: Classes that carry the guard, and the getattr wrappers it placed (by identity, weakly: a
+#: capsule object's ``__eq__``/``__getattr__`` cannot vote).
+_GUARDED = TypeSet()
+_HOOKS = TypeSet()
+
+
+def guard_class(cls) -> None:
+    """Give capsule-made ``cls`` the array-protocol guard (in place, idempotent)."""
+    d = _type_dict(cls)
+    for name in ARRAY_NAMES:
+        entry = d.get(name)
+        if type(entry) is ArrayProtocol and entry.owner is cls:
+            continue
+        defined, inherited = _inherited(cls, name)
+        if entry is not None:
+            defined, inherited = True, None
+        _arrayguard.place(cls, name, ArrayProtocol(name, cls, defined, inherited))
+    for kind in _GETATTR_NAMES:
+        entry = d.get(kind)
+        if entry is None:
+            # An inherited one answers for this class too (a trusted base's __getattr__
+            # reading instance state, ModuleType's, which falls back to a module __getattr__
+            # in the instance dict): wrapped here, in the class's own dict.
+            entry = _inherited_getattr(cls, kind)
+            if entry is None:
+                continue
+        if entry in _HOOKS:
+            continue
+        hook = _wrap_getattr(entry, cls, kind)
+        _HOOKS.add(hook)
+        # type.__setattr__ (not place): the class's getattr slot must follow its new entry
+        # (no metaclass has a guard descriptor for these two names).
+        _set_type_attr(cls, kind, hook)
+    _GUARDED.add(cls)
+
+
+def is_guarded(cls) -> bool:
+    return cls in _GUARDED
+
+
+#: Standard-library classes whose instances take attribute names from their caller
+#: (``argparse.Namespace(**kw)``): guarded wherever they are made.
+NAMESPACE_CLASSES = frozenset({("argparse", "Namespace"), ("optparse", "Values")})
+
+
+def _is_namespace_class(cls) -> bool:
+    d = _type_dict(cls)
+    return (d.get("__module__"), d.get("__qualname__")) in NAMESPACE_CLASSES
+
+
+def _on_new_class(cls, /):
+    """Called by ``type.__new__`` (``_arrayguard``) with every class made in the process."""
+    if _is_namespace_class(cls):
+        guard_class(cls)
+        return
+    try:
+        frame = sys._getframe(1)
+    except ValueError:  # made from C with no Python frame above: nobody's capsule
+        return
+    # (a standard-library module a capsule imports first defines its classes with the
+    # capsule nearest: they get the guard too, which changes nothing for them)
+    if guard.asked_by_capsule(frame):
+        guard_class(cls)
+
+
+def refuse_setattr(obj, name) -> None:
+    """The guard's check before capsule code sets or deletes ``name`` on ``obj``: the array
+    protocol names on every object, and the getattr hooks of a guarded class after it was
+    made (they would answer for it)."""
+    if name in ARRAY_NAMES:
+        what = (
+            f"class {obj.__qualname__}"
+            if isinstance(obj, type)
+            else f"a {type(obj).__name__} object"
+        )
+        raise CapsuleAttributeError(
+            f"setting {name!r} on {what} is refused",
+            _LAYER,
+            None,
+            hint="a capsule object never has an array interface",
+        )
+    if name in _GETATTR_NAMES and isinstance(obj, type) and is_guarded(obj):
+        raise CapsuleAttributeError(
+            f"setting {name!r} on class {obj.__qualname__} after it was made is refused",
+            _LAYER,
+            None,
+            hint=f"define {name} in the class body",
+        )
+
+
+guard.ARRAY_SETATTR_CHECK = refuse_setattr
+
+
+def install() -> bool:
+    """Install the hooks (once per process); whether they are in place."""
+    if _arrayguard is None:
+        return False
+    if not _arrayguard.installed():
+        _arrayguard.install(_on_new_class, types.SimpleNamespace, guard._CAPSULE_BUILTINS)
+        for module, name in NAMESPACE_CLASSES:
+            cls = getattr(sys.modules.get(module), name, None)
+            if isinstance(cls, type):
+                guard_class(cls)
+    return True
+
+
+def unavailable() -> str | None:
+    """Why numpy cannot be granted in this process, or None."""
+    if _arrayguard is None:
+        return (
+            "ipycap.engine._arrayguard was not built (no C compiler at install time): without "
+            "it a capsule object could hand numpy raw memory addresses"
+        )
+    return None
