@@ -639,16 +639,35 @@ def make_accessors(mode: str = "proxy", on_refuse=None):
     }
 
 
+def _caller_mode() -> str:
+    """The mode of the innermost capsule on the stack ('proxy' when none is): the guarded
+    stdlib helpers below are shared by every capsule, so they decide with the rules of the
+    capsule that calls them (rexec denies every underscore name)."""
+    f = sys._getframe(1)
+    while f is not None:
+        ctx = context_of(f.f_builtins)
+        if ctx is not None:
+            return "rexec" if getattr(ctx, "mode", "proxy") == "rexec" else "proxy"
+        f = f.f_back
+    return "proxy"
+
+
+def _guarded_get(value, name: str, mode: str):
+    risky = rules.is_risky_rexec if mode == "rexec" else rules.is_risky
+    return decide(value, name, mode) if risky(name) else getattr(value, name)
+
+
 def attrgetter(*names):
     """A guarded ``operator.attrgetter``: every dotted part obeys the guard."""
     parts = [exact_name(n).split(".") for n in names]
 
     def get(obj, /):
+        mode = _caller_mode()
         results = []
         for chain in parts:
             value = obj
             for p in chain:
-                value = decide(value, p) if rules.is_risky(p) else getattr(value, p)
+                value = _guarded_get(value, p, mode)
             results.append(value)
         return results[0] if len(results) == 1 else tuple(results)
 
@@ -660,8 +679,7 @@ def methodcaller(name, /, *args, **kwargs):
     name = exact_name(name)
 
     def call(obj, /):
-        method = decide(obj, name) if rules.is_risky(name) else getattr(obj, name)
-        return method(*args, **kwargs)
+        return _guarded_get(obj, name, _caller_mode())(*args, **kwargs)
 
     return call
 
@@ -674,20 +692,25 @@ def update_wrapper(wrapper, wrapped, assigned=None, updated=None):
 
     assigned = functools.WRAPPER_ASSIGNMENTS if assigned is None else assigned
     updated = functools.WRAPPER_UPDATES if updated is None else updated
+    mode = _caller_mode()
+    # functools' own names are what wraps() is for: they obey proxy-mode rules in either
+    # mode (as before); any other name a rexec capsule passes obeys rexec's.
+    standard = frozenset(functools.WRAPPER_ASSIGNMENTS) | frozenset(functools.WRAPPER_UPDATES)
     for attr in assigned:
         attr = exact_name(attr)
         try:
-            value = decide(wrapped, attr) if rules.is_risky(attr) else getattr(wrapped, attr)
+            value = _guarded_get(wrapped, attr, "proxy" if attr in standard else mode)
         except AttributeError:
             continue
         _guarded_set(wrapper, attr, value)
     for attr in updated:
         attr = exact_name(attr)
+        how = "proxy" if attr in standard else mode
         try:
-            source = decide(wrapped, attr) if rules.is_risky(attr) else getattr(wrapped, attr)
+            source = _guarded_get(wrapped, attr, how)
         except AttributeError:
             source = {}
-        target = decide(wrapper, attr) if rules.is_risky(attr) else getattr(wrapper, attr)
+        target = _guarded_get(wrapper, attr, how)
         target.update(source)
     _guarded_set(wrapper, "__wrapped__", wrapped)
     return wrapper
