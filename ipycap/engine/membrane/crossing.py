@@ -225,7 +225,9 @@ class Proxy(_ProxyBase):
         return _call(complex, self, _get_target(self), raw=True)
 
     def __round__(self, n=None):
-        return _call(round, self, _get_target(self), n)
+        # ndigits crosses like every other operand: a capsule object would reach the
+        # target's __round__ raw (and its __eq__ could be handed trusted values).
+        return _call(round, self, _get_target(self), None if n is None else export(n))
 
     # pickling and copying never reach the slots
     def __reduce_ex__(self, protocol):
