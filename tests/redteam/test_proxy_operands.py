@@ -27,7 +27,6 @@ class N:
 #: operator forms whose second operand reaches the target's own method
 OPERATIONS = {
     "round": "round(m, N())",
-    "format-spec": "format(m, N()) if False else round(m, N())",
     "divmod": "divmod(m, N())",
     "pow": "pow(m, N())",
     "getitem": "m[N()]",
