@@ -28,6 +28,9 @@ class CapsuleContext:
         #: How a refusal names the way to grant: the extension's flags by default; the capsule
         #: kernel replaces it with its own '%capsule request ...' commands.
         self.how_to_grant = extension_grant_hint
+        #: The capsule ``__import__``'s decisions, (name, fromlist) -> (epoch, ...): see
+        #: ipycap.engine.builtins; valid only while the authority epoch is unchanged.
+        self.import_cache: dict = {}
 
     # -- decisions ---------------------------------------------------------------------------
     def _active(self, kind):
@@ -65,10 +68,12 @@ class CapsuleContext:
             and top not in ("os", "sys", "subprocess", "socket", "ctypes", "importlib")
         )
 
-    def check_import(self, name: str) -> None:
+    def check_import(self, name: str, counted: bool = False):
+        """Allow the import of ``name`` (returning the capability used, or None when the
+        human approved it just now) or raise the refusal.  ``counted``: the use is one of
+        many (``Registry.count_use``)."""
         if self.may_import(name):
-            self._use_import(name)
-            return
+            return self._use_import(name, counted)
         tier = self.policy.import_tier(name)
         if tier == "denied" or any(
             self.policy.import_tier(".".join(name.split(".")[:i])) == "denied"
@@ -88,7 +93,7 @@ class CapsuleContext:
             )
         else:
             if self._approved_import(name):
-                return
+                return None
             top = name.partition(".")[0]  # granting the package covers its submodules
             err = CapsuleImportError(
                 f"import of {name!r} was not granted to this capsule",
@@ -100,11 +105,12 @@ class CapsuleContext:
         self.record_refusal(err, kind="import", target=name)
         raise err
 
-    def _use_import(self, name: str) -> None:
+    def _use_import(self, name: str, counted: bool = False) -> Capability:
+        use = self.registry.count_use if counted else self.registry.use
         for cap in self._active("import"):
             if name == cap.target or name.startswith(cap.target + "."):
-                self.registry.use(cap, name)
-                return
+                use(cap, name)
+                return cap
         cap = self.registry.grant(
             "import",
             name.partition(".")[0]
@@ -114,7 +120,8 @@ class CapsuleContext:
             granted_by="default",
         )
         self.grants.append(cap)
-        self.registry.use(cap, name)
+        use(cap, name)
+        return cap
 
     def allows_path(self, kind: str, path: str) -> bool:
         """Whether the resolved ``path`` is within an active grant (no event recorded)."""

@@ -21,7 +21,8 @@ from .errors import CapsuleAttributeError, CapsuleTypeError
 #: Name under which the kernel's inspector hides engine entries (kept for its listings).
 CAPSULE_MARK = "_ipycap_context"
 
-#: address of a builtins dict -> (that dict, its capsule context): a frame runs capsule code
+#: address of a builtins dict -> (that dict, its capsule context, the context's import cache,
+#: for the C fast path of its __import__: ipycap.engine.fastpaths): a frame runs capsule code
 #: when its builtins dict is one of these, by identity.  The mark lives here, in trusted
 #: hands, not in the dict capsule frames use (which a capsule could otherwise unmark).
 _CAPSULE_BUILTINS: dict = {}
@@ -33,7 +34,8 @@ def register_builtins(builtins_dict: dict, context) -> None:
     Held strongly, for the life of the process: capsule code can run after its capsule is
     gone (a ``__del__``, an exported function), and its frames must still be recognised
     (by the tripwire above all).  A few kilobytes per capsule."""
-    _CAPSULE_BUILTINS[_address(builtins_dict)] = (builtins_dict, context)
+    cache = getattr(context, "import_cache", None)
+    _CAPSULE_BUILTINS[_address(builtins_dict)] = (builtins_dict, context, cache)
 
 
 def context_of(builtins_dict):
@@ -48,6 +50,16 @@ def context_of(builtins_dict):
 _address = object.__hash__
 
 
+#: Changes whenever a TypeSet or TypeTable changes (the C fast paths cache membership per
+#: class while it is unchanged: ipycap.engine.fastpaths).
+TABLES_VERSION = [0]
+
+
+def _pop_entry(_, key, refs) -> None:
+    refs.pop(key, None)
+    TABLES_VERSION[0] += 1
+
+
 class TypeSet:
     """A set of classes by identity, weakly held: membership never hashes or compares the
     class asked about, so a capsule metaclass's ``__hash__``/``__eq__`` cannot vote (a
@@ -60,7 +72,8 @@ class TypeSet:
 
     def add(self, cls) -> None:
         key = _address(cls)
-        self._refs[key] = weakref.ref(cls, lambda _, k=key, d=self._refs: d.pop(k, None))
+        self._refs[key] = weakref.ref(cls, lambda r, k=key, d=self._refs: _pop_entry(r, k, d))
+        TABLES_VERSION[0] += 1
 
     def __contains__(self, cls) -> bool:
         ref = self._refs.get(_address(cls))
@@ -83,6 +96,7 @@ class TypeTable:
 
     def __setitem__(self, cls, rule) -> None:
         self._entries[_address(cls)] = (cls, rule)
+        TABLES_VERSION[0] += 1
 
     def get(self, cls, default=None):
         entry = self._entries.get(_address(cls))

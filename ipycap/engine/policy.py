@@ -16,8 +16,10 @@ try:  # imported here, not lazily: a lazy import inside a capsule would meet the
     from jupyter_core import paths as _jupyter_paths
 except ImportError:  # pragma: no cover - jupyter_core comes with ipykernel
     _jupyter_paths = None
-from traitlets import Bool, Enum, Float, Int, List, TraitError, Unicode, validate
+from traitlets import All, Bool, Enum, Float, Int, List, TraitError, Unicode, observe, validate
 from traitlets.config import Configurable
+
+from . import epoch
 
 DEFAULT_IMPORTS = [
     "math",
@@ -310,7 +312,7 @@ class CapsulePolicy(Configurable):
         for name in names:
             if not all(part.isidentifier() for part in name.split(".")):
                 raise TraitError(f"{name!r} is not a module name (expected e.g. 'math')")
-        return list(names)
+        return _WatchedList(names)
 
     @validate("readable_paths", "writable_paths", "denied_paths")
     def _check_paths(self, proposal):
@@ -318,7 +320,7 @@ class CapsulePolicy(Configurable):
         for p in paths:
             if not p or "\0" in p:
                 raise TraitError(f"{p!r} is not a usable path")
-        return list(paths)
+        return _WatchedList(paths)
 
     @validate("output_mime_types")
     def _check_mimes(self, proposal):
@@ -349,6 +351,16 @@ class CapsulePolicy(Configurable):
             raise TraitError(str(e)) from None
         return proposal["value"]
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        for name in _WATCHED:  # defaults are plain lists: make them watched too
+            if type(getattr(self, name)) is not _WatchedList:
+                self.set_trait(name, _WatchedList(getattr(self, name)))
+
+    @observe(All)
+    def _changed(self, change):
+        epoch.bump()  # every cached decision is made again against the new value
+
     # -- decisions -------------------------------------------------------------------
     def import_tier(self, name: str) -> str:
         """Return 'default', 'denied' or 'grantable' for a module name."""
@@ -362,6 +374,9 @@ class CapsulePolicy(Configurable):
 
     def denied_path_roots(self, mode: str) -> list[str]:
         """Resolved roots no grant of ``mode`` ('read' or 'write') may fall under."""
+        return _cached(self, "denied", mode, self._denied_path_roots)
+
+    def _denied_path_roots(self, mode: str) -> list[str]:
         roots = [os.path.expanduser(p) for p in self.denied_paths]
         roots += _jupyter_private_dirs()
         if mode == "write":
@@ -395,8 +410,74 @@ class CapsulePolicy(Configurable):
 
     def ceiling(self, mode: str) -> list[str]:
         """Resolved roots that a grant of ``mode`` must fall under."""
+        return _cached(self, "ceiling", mode, self._ceiling)
+
+    def _ceiling(self, mode: str) -> list[str]:
         paths = self.readable_paths if mode == "read" else self.writable_paths
         return [os.path.realpath(os.path.expanduser(p)) for p in paths]
+
+
+_WATCHED = ("default_imports", "denied_imports", "readable_paths", "writable_paths", "denied_paths")
+
+
+class _WatchedList(list):
+    """A policy list (module names, paths): changing it in place, like assigning it, makes
+    every cached decision be made again (``epoch.bump``)."""
+
+    def _mutator(name):
+        method = getattr(list, name)
+
+        def changed(self, *args):
+            try:
+                return method(self, *args)
+            finally:
+                epoch.bump()
+
+        changed.__name__ = name
+        return changed
+
+    for _name in (
+        "append extend insert remove pop clear sort reverse __setitem__ __delitem__ "
+        "__iadd__ __imul__"
+    ).split():
+        locals()[_name] = _mutator(_name)
+    del _name, _mutator
+
+
+#: The inputs of the resolved roots besides the policy's own values (those bump the epoch):
+#: where Jupyter and IPython keep their files, and the home folder.
+_ROOT_ENV = (
+    "HOME",
+    "IPYTHONDIR",
+    "JUPYTER_CONFIG_DIR",
+    "JUPYTER_RUNTIME_DIR",
+    "JUPYTER_DATA_DIR",
+    "JUPYTER_PATH",
+    "XDG_CONFIG_HOME",
+    "XDG_DATA_HOME",
+    "XDG_RUNTIME_DIR",
+)
+
+
+def _cached(policy, what: str, mode, compute) -> list[str]:
+    """``compute(mode)``, cached while its inputs are unchanged: the epoch (the policy's
+    values), ``sys.path`` (and the working folder when it holds a relative entry) and the
+    environment variables the roots derive from.  A copy is returned: callers may not
+    change the cache."""
+    path = tuple(p for p in sys.path)
+    key = (
+        epoch.STATE[0],
+        path,
+        os.getcwd() if any(type(p) is not str or not os.path.isabs(p) for p in path) else None,
+        tuple(os.environ.get(v) for v in _ROOT_ENV),
+    )
+    cache = policy.__dict__.setdefault("_root_cache", {})
+    hit = cache.get((what, mode))
+    if hit is not None and hit[0] == key:
+        return list(hit[1])
+    value = compute(mode)
+    cache[(what, mode)] = (key, tuple(value))
+    return list(value)
 
 
 def _matches(name: str, modules) -> bool:
