@@ -13,6 +13,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stddef.h>
+#include <structmember.h>
+#include <time.h>
 
 /* Set once by setup(); owned references for the life of the process. */
 static PyObject *S = NULL;      /* the settings dict given to setup() */
@@ -31,7 +33,7 @@ static PyObject *format_fns[2];  /* guarded_format, guarded_format_map (proxy mo
 static PyObject *capsule_type;   /* the capsule's 'type' object (set by set_type) */
 static int can_freeze;           /* _speedups.freeze_type is there (share_class freezes) */
 
-static PyObject *s_revoked, *s_uses, *s_last_use, *s_pending, *s_class;
+static PyObject *s_class;
 static PyObject *s_dict_name, *s_format_name, *s_format_map_name, *s_ipycap_prefix;
 static PyObject *str_format, *str_format_map;
 
@@ -348,9 +350,32 @@ frame_entry(void)
 
 /* -- __import__ ----------------------------------------------------------------------- */
 
+/* registry.Capability (exact) and the offsets of its slots 'revoked', 'uses', 'last_use'. */
+static PyTypeObject *capability_type;
+static Py_ssize_t off_revoked, off_uses, off_last_use;
+#define SLOT(obj, off) ((PyObject **)((char *)(obj) + (off)))
+
+static int
+slot_offset(PyTypeObject *tp, const char *name, Py_ssize_t *off)
+{
+    PyObject *d = PyDict_GetItemString(tp->tp_dict, name);
+    if (d == NULL || !PyObject_TypeCheck(d, &PyMemberDescr_Type)) {
+        PyErr_Format(PyExc_TypeError, "_fastbuiltins: Capability.%s is not a slot", name);
+        return -1;
+    }
+    PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
+    if (m->type != T_OBJECT_EX) {
+        PyErr_Format(PyExc_TypeError, "_fastbuiltins: Capability.%s is not an object slot", name);
+        return -1;
+    }
+    *off = m->offset;
+    return 0;
+}
+
 /* The same import again: the entry the Python __import__ stored, (epoch, len(sys.modules),
- * module, view, cap, registry, (cap, name)), used only while every part of it still holds;
- * the use is counted as Registry.count_use counts it (first use after an event: Python). */
+ * module, view, cap, Registry.counter(cap, name)), used only while every part of it still
+ * holds; the use is counted as Registry.count_use counts it (the first after an event is
+ * Python's). */
 static PyObject *
 import_hit(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
@@ -382,10 +407,16 @@ import_hit(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
     if (!PyDict_CheckExact(cache)) {
         return NULL;
     }
-    PyObject *key = PyTuple_Pack(2, args[0], fromlist);
-    PyObject *hit = key ? PyDict_GetItemWithError(cache, key) : NULL;
-    Py_XDECREF(key);
-    if (hit == NULL || !PyTuple_CheckExact(hit) || PyTuple_GET_SIZE(hit) != 7) {
+    PyObject *hit;
+    if (fromlist == Py_None) {
+        hit = PyDict_GetItemWithError(cache, args[0]); /* 'import a.b': keyed by the name */
+    }
+    else {
+        PyObject *key = PyTuple_Pack(2, args[0], fromlist);
+        hit = key ? PyDict_GetItemWithError(cache, key) : NULL;
+        Py_XDECREF(key);
+    }
+    if (hit == NULL || !PyTuple_CheckExact(hit) || PyTuple_GET_SIZE(hit) != 6) {
         PyErr_Clear();
         return NULL;
     }
@@ -409,45 +440,40 @@ import_hit(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
         return NULL;
     }
     PyObject *cap = PyTuple_GET_ITEM(hit, 4);
-    PyObject *revoked = PyObject_GetAttr(cap, s_revoked);
-    if (revoked != Py_False) {
-        PyErr_Clear();
-        Py_XDECREF(revoked);
+    if (Py_TYPE(cap) != capability_type) {
         return NULL;
     }
-    Py_DECREF(revoked);
-    /* count the use: cap.uses += 1, cap.last_use = time.time(), pending[(cap, name)] += 1 */
-    PyObject *pending = PyObject_GetAttr(PyTuple_GET_ITEM(hit, 5), s_pending);
-    if (pending == NULL || !PyDict_CheckExact(pending)) {
-        PyErr_Clear();
-        Py_XDECREF(pending);
+    if (*SLOT(cap, off_revoked) != Py_False) {
         return NULL;
     }
-    PyObject *pkey = PyTuple_GET_ITEM(hit, 6);
-    PyObject *n = PyDict_GetItemWithError(pending, pkey);
-    if (n == NULL) {
-        PyErr_Clear();
-        Py_DECREF(pending);
+    /* count the use as Registry.count_use does while the counter is primed: cap.uses,
+     * cap.last_use and the counter's uses not recorded yet */
+    PyObject *counter = PyTuple_GET_ITEM(hit, 5);
+    if (!PyList_CheckExact(counter) || PyList_GET_SIZE(counter) != 2 ||
+        PyList_GET_ITEM(counter, 1) != Py_True) {
         return NULL; /* the first use since the last event: Python records it */
     }
-    PyObject *uses = PyObject_GetAttr(cap, s_uses);
+    PyObject *uses = *SLOT(cap, off_uses);
+    if (uses == NULL || !PyLong_CheckExact(uses)) {
+        return NULL;
+    }
+    /* last_use: the wall clock, coarse (a display of when, not a measurement) */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
     PyObject *one = PyLong_FromLong(1);
-    PyObject *uses1 = uses ? PyNumber_Add(uses, one) : NULL;
-    PyObject *n1 = PyNumber_Add(n, one);
-    _PyTime_t t = _PyTime_GetSystemClock();
-    PyObject *now = PyFloat_FromDouble(_PyTime_AsSecondsDouble(t));
-    int ok = uses1 && n1 && now && PyObject_SetAttr(cap, s_uses, uses1) == 0 &&
-             PyObject_SetAttr(cap, s_last_use, now) == 0 &&
-             PyDict_SetItem(pending, pkey, n1) == 0;
-    Py_XDECREF(uses);
+    PyObject *uses1 = PyNumber_Add(uses, one);
+    PyObject *n1 = PyNumber_Add(PyList_GET_ITEM(counter, 0), one);
+    PyObject *now = PyFloat_FromDouble((double)ts.tv_sec + ts.tv_nsec * 1e-9);
     Py_DECREF(one);
-    Py_XDECREF(uses1);
-    Py_XDECREF(n1);
-    Py_XDECREF(now);
-    Py_DECREF(pending);
-    if (!ok) {
+    if (uses1 == NULL || n1 == NULL || now == NULL) {
+        Py_XDECREF(uses1);
+        Py_XDECREF(n1);
+        Py_XDECREF(now);
         return NULL; /* an error is set: raised to the caller */
     }
+    Py_SETREF(*SLOT(cap, off_uses), uses1);
+    Py_XSETREF(*SLOT(cap, off_last_use), now);
+    PyList_SetItem(counter, 0, n1); /* steals n1 */
     return Py_NewRef(PyTuple_GET_ITEM(hit, 3));
 }
 
@@ -888,6 +914,17 @@ setup(PyObject *module, PyObject *settings)
     GET(share_class, "share_class");
     GET(format_fns[0], "guarded_format");
     GET(format_fns[1], "guarded_format_map");
+    GET(t, "capability_type");
+    if (!PyType_Check(t)) {
+        PyErr_SetString(PyExc_TypeError, "capability_type");
+        return NULL;
+    }
+    capability_type = (PyTypeObject *)t;
+    if (slot_offset(capability_type, "revoked", &off_revoked) < 0 ||
+        slot_offset(capability_type, "uses", &off_uses) < 0 ||
+        slot_offset(capability_type, "last_use", &off_last_use) < 0) {
+        return NULL;
+    }
     GET(t, "can_freeze");
     can_freeze = PyObject_IsTrue(t);
 #undef GET
@@ -967,10 +1004,6 @@ PyInit__fastbuiltins(void)
     if ((name_cache = PyDict_New()) == NULL) {
         return NULL;
     }
-    INTERN(s_revoked, "revoked");
-    INTERN(s_uses, "uses");
-    INTERN(s_last_use, "last_use");
-    INTERN(s_pending, "_pending_uses");
     INTERN(s_class, "__class__");
     INTERN(s_dict_name, "__dict__");
     INTERN(s_format_name, "format");

@@ -276,7 +276,8 @@ def _make_import():
             if fromlist is None or (
                 type(fromlist) is tuple and all(type(f) is str for f in fromlist)
             ):
-                key = (name, fromlist)  # exact strs only: nothing capsule-defined is hashed
+                # exact strs only: nothing capsule-defined is hashed ('import a' by its name)
+                key = name if fromlist is None else (name, fromlist)
         if key is not None:
             hit = context.import_cache.get(key)
             if (
@@ -292,8 +293,8 @@ def _make_import():
         view, cap = _import(context, name, fromlist, level)
         if key is not None and cap is not None:
             entry = (made_in, len(_modules), _modules.get(name), view, cap)
-            # and what the C fast path counts the use with (Registry.count_use's key)
-            context.import_cache[key] = (*entry, context.registry, (cap, name))
+            # and what the C fast path counts the use with (Registry.counter)
+            context.import_cache[key] = (*entry, context.registry.counter(cap, name))
         return view
 
     def _import(context, name, fromlist, level):

@@ -12,6 +12,7 @@ Without the extension (it is optional) the Python functions are used as they are
 from __future__ import annotations
 
 from . import epoch, guard, rules
+from .registry import Capability
 
 try:
     from . import _fastbuiltins as _c
@@ -65,6 +66,7 @@ def install(*, slow: dict, proxy_type, view_type) -> dict:
             "guarded_format": guard.guarded_format,
             "guarded_format_map": guard.guarded_format_map,
             "can_freeze": _freeze is not None,
+            "capability_type": Capability,
         }
     )
     # The bound format a capsule gets for 'abc'.format: nothing of it is readable.

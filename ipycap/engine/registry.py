@@ -105,9 +105,11 @@ class Registry:
         #: :mod:`ipycap.engine.approval`): ``approver(prompt) -> answer`` or None when no
         #: human can be asked now.  Set by the host (kernel, extension); never capsule-reachable.
         self.approver: Callable[[str], str | None] | None = None
-        #: Repeated uses counted by count_use, (capability, detail) -> uses not yet recorded
-        #: as an event; recorded (one event with their count) before the next event.
-        self._pending_uses: dict = {}
+        #: Repeated uses counted by count_use: (capability, detail) -> [uses not recorded as
+        #: an event yet, primed]; the primed ones, also in _dirty, are recorded (one event
+        #: with their count) before the next event.
+        self._counters: dict = {}
+        self._dirty: list = []
 
     # -- granting ----------------------------------------------------------------------
     def grant(
@@ -265,18 +267,30 @@ class Registry:
         event with their ``count``, before the next event (or at the end of the cell)."""
         cap.uses += 1
         cap.last_use = time.time()
-        key = (cap, detail)
-        pending = self._pending_uses
-        if key in pending:
-            pending[key] += 1
+        counter = self.counter(cap, detail)
+        if counter[1]:
+            counter[0] += 1
             return
-        self._event("use", cap=cap, detail=detail)  # records (and empties) the others first
-        self._pending_uses[key] = 0
+        self._event("use", cap=cap, detail=detail)  # records the others first
+        counter[1] = True
+        self._dirty.append((cap, detail, counter))
+
+    def counter(self, cap: Capability, detail: str = "") -> list:
+        """The use counter of ``cap`` and ``detail``: [uses not recorded yet, primed].  While
+        primed, a fast path may count a use as count_use does: ``uses``, ``last_use`` and
+        the counter's first item, each by one (ipycap.engine.fastpaths)."""
+        key = (cap, detail)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = [0, False]
+        return counter
 
     def flush_uses(self) -> None:
         """Record the counted uses not recorded yet (one event per capability and detail)."""
-        pending, self._pending_uses = self._pending_uses, {}
-        for (cap, detail), count in pending.items():
+        dirty, self._dirty = self._dirty, []
+        for cap, detail, counter in dirty:
+            count = counter[0]
+            counter[0], counter[1] = 0, False
             if count:
                 self._event("use", cap=cap, detail=detail, count=count)
 
@@ -305,7 +319,7 @@ class Registry:
         audit: bool = True,
         count: int = 0,
     ) -> None:
-        if self._pending_uses and not count:
+        if self._dirty and not count:
             self.flush_uses()  # counted uses come first, in the order they were made
         if name in ("grant", "revoke", "expire"):
             epoch.bump()  # cached decisions are made again (a revoke counts at the next use)
