@@ -127,9 +127,8 @@ class CapsuleContext:
         """Whether the resolved ``path`` is within an active grant (no event recorded)."""
         if kind == "write" and self.policy.write_plants_code(path):
             return False
-        for root in self.policy.denied_path_roots(kind):
-            if path == root or path.startswith(root.rstrip("/") + "/"):
-                return False
+        if self.policy.is_denied_path(kind, path):
+            return False
         return any(c.covers_path(path) for c in self._active(kind))
 
     def check_path(self, kind: str, path: str, typed: str | None = None) -> None:

@@ -376,6 +376,13 @@ class CapsulePolicy(Configurable):
         """Resolved roots no grant of ``mode`` ('read' or 'write') may fall under."""
         return _cached(self, "denied", mode, self._denied_path_roots)
 
+    def is_denied_path(self, mode: str, path: str) -> bool:
+        """Whether the resolved ``path`` is (under) one of ``denied_path_roots(mode)``."""
+        roots, prefixes = _cached_tuple(
+            self, "denied-prefixes", mode, lambda m: _prefixes(self._denied_path_roots(m))
+        )
+        return path in roots or path.startswith(prefixes)
+
     def _denied_path_roots(self, mode: str) -> list[str]:
         roots = [os.path.expanduser(p) for p in self.denied_paths]
         roots += _jupyter_private_dirs()
@@ -386,6 +393,9 @@ class CapsulePolicy(Configurable):
     def import_roots(self) -> list[str]:
         """Resolved ``sys.path`` folders: a module written directly into one of them would be
         imported later by trusted code (write-then-import), so no write may land there."""
+        return _cached(self, "import_roots", None, self._import_roots)
+
+    def _import_roots(self, _=None) -> list[str]:
         roots = {os.path.realpath(p or os.getcwd()) for p in sys.path if isinstance(p, str)}
         # Entries that are no folder (an editable install's path-hook marker, a zip file)
         # hold no place a written module would be found.
@@ -396,7 +406,9 @@ class CapsulePolicy(Configurable):
         git hook / git config, which git runs later with the user's full authority)."""
         if "/.git/" in path + "/":
             return True
-        roots = self.import_roots()
+        roots = _cached_tuple(
+            self, "import-root-set", None, lambda _: frozenset(self._import_roots())
+        )
         parent = os.path.dirname(path)
         # Any folder under a sys.path entry is importable too (a namespace package), so a
         # module written anywhere below one is as good as one written into it.
@@ -459,25 +471,47 @@ _ROOT_ENV = (
 )
 
 
-def _cached(policy, what: str, mode, compute) -> list[str]:
-    """``compute(mode)``, cached while its inputs are unchanged: the epoch (the policy's
-    values), ``sys.path`` (and the working folder when it holds a relative entry) and the
-    environment variables the roots derive from.  A copy is returned: callers may not
-    change the cache."""
-    path = tuple(p for p in sys.path)
+_ENV_KEYS = tuple(os.fsencode(v) for v in _ROOT_ENV)
+
+
+def _env_key() -> tuple:
+    data = getattr(os.environ, "_data", None)  # os._Environ's own dict: no decoding
+    if type(data) is dict:
+        return tuple(map(data.get, _ENV_KEYS))
+    return tuple(os.environ.get(v) for v in _ROOT_ENV)  # pragma: no cover
+
+
+def _cached_tuple(policy, what: str, mode, compute) -> tuple:
+    """``compute(mode)`` as a tuple, cached while its inputs are unchanged: the epoch (the
+    policy's values), ``sys.path`` (and the working folder when it holds a relative entry)
+    and the environment variables the roots derive from."""
+    path = tuple(sys.path)
     key = (
         epoch.STATE[0],
         path,
-        os.getcwd() if any(type(p) is not str or not os.path.isabs(p) for p in path) else None,
-        tuple(os.environ.get(v) for v in _ROOT_ENV),
+        os.getcwd() if any(type(p) is not str or p[:1] != "/" for p in path) else None,
+        _env_key(),
     )
-    cache = policy.__dict__.setdefault("_root_cache", {})
+    cache = policy.__dict__.get("_root_cache")
+    if cache is None:
+        cache = policy.__dict__["_root_cache"] = {}
     hit = cache.get((what, mode))
     if hit is not None and hit[0] == key:
-        return list(hit[1])
+        return hit[1]
     value = compute(mode)
-    cache[(what, mode)] = (key, tuple(value))
-    return list(value)
+    cache[(what, mode)] = (key, value)
+    return value
+
+
+def _cached(policy, what: str, mode, compute) -> list[str]:
+    """A fresh list of the cached ``compute(mode)`` (callers may change it)."""
+    return list(_cached_tuple(policy, what, mode, lambda m: tuple(compute(m))))
+
+
+def _prefixes(roots) -> tuple[frozenset, tuple]:
+    """``(roots, their folder prefixes)``: a path is under one of ``roots`` when it is in
+    the first or starts with one of the second (``path.startswith(prefixes)``)."""
+    return frozenset(roots), tuple({r.rstrip("/") + "/" for r in roots})
 
 
 def _matches(name: str, modules) -> bool:
