@@ -287,7 +287,11 @@ def _make_import():
                 and _modules.get(name) is hit[2]
                 and not hit[4].revoked
             ):
-                context.registry.count_use(hit[4], name)
+                registry = context.registry
+                registry.count_use(hit[4], name)
+                counter = registry.counter(hit[4], name)
+                if counter is not hit[5]:  # retired by the last event: the C path needs it
+                    context.import_cache[key] = (*hit[:5], counter)
                 return hit[3]
         made_in = _epoch[0]
         view, cap = _import(context, name, fromlist, level)
@@ -376,9 +380,14 @@ def _make_open():
     return open
 
 
+_PROC_FD = []  # [True] once /proc/self/fd was seen (it does not go away)
+
+
 def _verify_opened(fd: int, resolved: str) -> None:
     """After opening: the file really is the checked path (no symlink swap, no hard link)."""
-    real = os.readlink(f"/proc/self/fd/{fd}") if os.path.exists("/proc/self/fd") else resolved
+    if not _PROC_FD and os.path.exists("/proc/self/fd"):
+        _PROC_FD.append(True)
+    real = os.readlink(f"/proc/self/fd/{fd}") if _PROC_FD else resolved
     st = os.fstat(fd)
     if real != resolved:
         raise CapsulePermissionError(

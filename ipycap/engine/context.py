@@ -136,7 +136,7 @@ class CapsuleContext:
         ask the human (within the ceiling), or raise the refusal."""
         for cap in self._active(kind):
             if cap.covers_path(path) and self.allows_path(kind, path):
-                self.registry.use(cap, path)
+                self.registry.count_use(cap, path)  # a loop of opens: counted (registry)
                 return
         error = self.path_refusal(kind, path, typed, layer="builtins")
         if error is None:

@@ -291,6 +291,9 @@ class Registry:
         for cap, detail, counter in dirty:
             count = counter[0]
             counter[0], counter[1] = 0, False
+            # Retired: a loop over many paths leaves no counter behind (a cached import
+            # asks for a fresh one at its next use).
+            self._counters.pop((cap, detail), None)
             if count:
                 self._event("use", cap=cap, detail=detail, count=count)
 
