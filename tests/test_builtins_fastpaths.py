@@ -165,6 +165,9 @@ def test_a_new_sys_path_entry_counts_at_the_next_write(granted, monkeypatch):
         "'{0.__globals__}'.format(lambda: 0)",
         "'{0.__class__.__base__.__subclasses__}'.format(0)",
         "'{x.__init__.__globals__}'.format_map({'x': lambda: 0})",
+        # a nested field of a format spec, asked twice (the second time from the cache)
+        "def f(): pass\nfor _ in range(2):\n    '{0:{1.__globals__}}'.format(1, f)",
+        "def f(): pass\nfor _ in range(2):\n    '{0.x}{1.__globals__}'.format(f, f)",
     ],
 )
 def test_fast_builtins_refuse_what_the_guard_refuses(source):
@@ -183,7 +186,12 @@ def test_fast_builtins_answer_as_the_python_rules():
         5,
     )
     assert capsule.run("'{:>{w}.{p}f}|{!r}'.format(3.14159, 'a', w=8, p=2)") == "    3.14|'a'"
-    assert capsule.run("'{0[1]}'.format(data)") == "2"  # item access: the guarded formatter
+    assert capsule.run("'{0[1]}'.format(data)") == "2"
+    assert capsule.run("[f'{p.x}', *('{0.x}|{0.x:>{w}}'.format(p, w=3) for _ in 'ab')]") == [
+        "1",
+        "1|  1",
+        "1|  1",
+    ]
     # Nothing of the C functions leads anywhere.
     assert capsule.run("isinstance.__self__, getattr.__self__") == (None, None)
     with pytest.raises(CapsuleAttributeError):

@@ -30,6 +30,7 @@ static PyObject *never, *special, *own_only, *descriptive, *class_names;
 static PyObject *slow_import, *slow_isinstance, *slow_issubclass, *slow_type;
 static PyObject *slow_getattr[2], *slow_hasattr[2], *slow_hook, *slow_vars, *share_class;
 static PyObject *format_fns[2];  /* guarded_format, guarded_format_map (proxy mode) */
+static PyObject *template_attrs_cache; /* guard.TEMPLATE_ATTRS: template -> attribute names */
 static PyObject *capsule_type;   /* the capsule's 'type' object (set by set_type) */
 static int can_freeze;           /* _speedups.freeze_type is there (share_class freezes) */
 
@@ -799,8 +800,28 @@ static PyObject *
 format_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     FormatObject *f = (FormatObject *)self;
-    PyObject *fn = template_traverses(f->template) ? format_fns[f->which]
-                                                    : (f->which ? str_format_map : str_format);
+    PyObject *plain = f->which ? str_format_map : str_format;
+    PyObject *fn = plain;
+    if (template_traverses(f->template)) {
+        /* guard._traverses_only_plain_names for a template seen before: every attribute
+         * its fields traverse is one the guard leaves to plain getattr */
+        fn = format_fns[f->which];
+        PyObject *names = PyDict_GetItemWithError(template_attrs_cache, f->template);
+        if (names != NULL && PyTuple_CheckExact(names)) {
+            int risky = 0;
+            for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names) && !risky; i++) {
+                PyObject *n = PyTuple_GET_ITEM(names, i);
+                risky = PyUnicode_CheckExact(n) ? is_risky(n, 0) : 1;
+            }
+            if (risky == 0) {
+                fn = plain;
+            }
+        }
+        if (PyErr_Occurred()) {
+            PyErr_Clear();
+            fn = format_fns[f->which];
+        }
+    }
     return call_prepended(fn, f->template, args, nargsf, kwnames);
 }
 
@@ -914,6 +935,7 @@ setup(PyObject *module, PyObject *settings)
     GET(share_class, "share_class");
     GET(format_fns[0], "guarded_format");
     GET(format_fns[1], "guarded_format_map");
+    GET(template_attrs_cache, "template_attrs");
     GET(t, "capability_type");
     if (!PyType_Check(t)) {
         PyErr_SetString(PyExc_TypeError, "capability_type");
@@ -931,7 +953,7 @@ setup(PyObject *module, PyObject *settings)
     if (!PyList_Check(epoch_state) || PyList_GET_SIZE(epoch_state) != 1 ||
         !PyList_Check(tables_version) || PyList_GET_SIZE(tables_version) != 1 ||
         !PyDict_Check(capsule_builtins) || !PyDict_Check(own_types) ||
-        !PyDict_Check(proxy_types) || !PyType_Check(proxy_type) || !PyType_Check(view_type)) {
+        !PyDict_Check(proxy_types) || !PyDict_Check(template_attrs_cache) || !PyType_Check(proxy_type) || !PyType_Check(view_type)) {
         PyErr_SetString(PyExc_TypeError, "_fastbuiltins.setup: unexpected settings");
         return NULL;
     }

@@ -65,6 +65,7 @@ def install(*, slow: dict, proxy_type, view_type) -> dict:
             "share_class": guard.share_class,
             "guarded_format": guard.guarded_format,
             "guarded_format_map": guard.guarded_format_map,
+            "template_attrs": guard.TEMPLATE_ATTRS,
             "can_freeze": _freeze is not None,
             "capability_type": Capability,
         }

@@ -416,22 +416,69 @@ class GuardedFormatter:
 
 
 from _string import formatter_field_name_split as _formatter_field_name_split  # noqa: E402
+from _string import formatter_parser as _formatter_parser  # noqa: E402
 
 _FORMATTERS = {"proxy": GuardedFormatter("proxy"), "rexec": GuardedFormatter("rexec")}
+
+
+#: template -> the attribute names its fields traverse (nested fields of format specs
+#: included), for templates seen before; read by the C fast path too (fastpaths).
+TEMPLATE_ATTRS: dict = {}
+_TEMPLATES_MAX = 4096
+
+
+def template_attrs(template: str):
+    """The attribute names the fields of ``template`` (an exact str) traverse, as the
+    formatter parses them, or None when it does not parse (the formatter raises then)."""
+    names = TEMPLATE_ATTRS.get(template)
+    if names is not None:
+        return names
+    found: list = []
+
+    def walk(text, depth):
+        if depth < 0:
+            raise ValueError("Max string recursion exceeded")
+        for _, field, spec, _ in _formatter_parser(text):
+            if field is not None:
+                for is_attr, key in _formatter_field_name_split(field)[1]:
+                    if is_attr:
+                        found.append(exact_name(key))
+            if spec:
+                walk(spec, depth - 1)
+
+    try:
+        walk(template, 2)
+    except (ValueError, TypeError):
+        return None
+    names = tuple(found)
+    if len(TEMPLATE_ATTRS) < _TEMPLATES_MAX:
+        TEMPLATE_ATTRS[template] = names
+    return names
+
+
+def _traverses_only_plain_names(template: str, mode: str) -> bool:
+    """Whether ``str.format`` itself may format ``template``: every attribute its fields
+    traverse is one the guard leaves to plain ``getattr`` (as GuardedFormatter.get_field
+    does), and indexing is ``obj[key]`` in both."""
+    if "." not in template and "[" not in template:
+        return True  # no field can traverse anything
+    names = template_attrs(template)
+    risky = rules.is_risky_rexec if mode == "rexec" else rules.is_risky
+    return names is not None and not any(risky(n) for n in names)
 
 
 def guarded_format(template: str, /, *args, _ipycap_mode="proxy", **kwargs) -> str:
     """``str.format`` whose fields cannot reach what the guard refuses."""
     template = exact_name(template)
-    if "." not in template and "[" not in template:
-        return str.format(template, *args, **kwargs)  # no field can traverse attributes
+    if _traverses_only_plain_names(template, _ipycap_mode):
+        return str.format(template, *args, **kwargs)
     return _FORMATTERS[_ipycap_mode].vformat(template, args, kwargs)
 
 
 def guarded_format_map(template: str, mapping, /, *, _ipycap_mode="proxy") -> str:
     """``str.format_map`` whose fields cannot reach what the guard refuses."""
     template = exact_name(template)
-    if "." not in template and "[" not in template:
+    if _traverses_only_plain_names(template, _ipycap_mode):
         return str.format_map(template, mapping)
     return _FORMATTERS[_ipycap_mode].vformat(template, (), mapping)
 
