@@ -192,9 +192,34 @@ static PyObject *name_cache; /* exact str -> int (the flags above) */
 
 static int is_risky_static(PyObject *name, int mode);
 
+/* The flags of the names met last, by identity (the names of code constants are the same
+ * objects at every call): a strong reference to each, so an address is never reused. */
+#define NSLOTS 256
+static struct {
+    PyObject *name;
+    long flags;
+} nslot[NSLOTS];
+
+static long name_flags_slow(PyObject *name);
+
 /* The flags of an exact str, or -1 with an error set. */
 static long
 name_flags(PyObject *name)
+{
+    size_t i = ((size_t)name >> 4) % NSLOTS;
+    if (nslot[i].name == name) {
+        return nslot[i].flags;
+    }
+    long f = name_flags_slow(name);
+    if (f >= 0) {
+        Py_XSETREF(nslot[i].name, Py_NewRef(name));
+        nslot[i].flags = f;
+    }
+    return f;
+}
+
+static long
+name_flags_slow(PyObject *name)
 {
     PyObject *v = PyDict_GetItemWithError(name_cache, name);
     if (v != NULL) {
