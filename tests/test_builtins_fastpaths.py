@@ -196,3 +196,24 @@ def test_fast_builtins_answer_as_the_python_rules():
     assert capsule.run("isinstance.__self__, getattr.__self__") == (None, None)
     with pytest.raises(CapsuleAttributeError):
         capsule.run("'{}'.format.__self__")
+
+
+@pytest.mark.parametrize(
+    "name, read", [("shape2", "getattr(p, 'shape2')"), ("__dict__", "p.__dict__")]
+)
+def test_a_library_rule_added_later_counts_at_the_next_use(monkeypatch, name, read):
+    from ipycap.engine import rules
+
+    capsule = Capsule()
+    capsule.run(
+        "class P:\n    pass\np = P()\np.shape2 = 1\n"
+        f"def get(n):\n    for _ in range(n):\n        x = {read}\n    return x\n"
+    )
+    capsule.namespace["get"](100)  # decided by the fast path, its flags cached
+
+    def profile_rule(value, attr):
+        raise CapsuleAttributeError(f"{attr}: refused by a library profile", "guard")
+
+    monkeypatch.setitem(rules.LIBRARY_ATTRS, name, profile_rule)
+    with pytest.raises(CapsuleAttributeError, match="library profile"):
+        capsule.namespace["get"](1)

@@ -185,8 +185,10 @@ enum {
     N_ALLOW = 1 << 5,      /* classify() == 'allow' */
     N_CLASSNAME = 1 << 6,  /* guard._CLASS_NAMES */
     N_RISKY = 1 << 7,      /* is_risky() but for LIBRARY_ATTRS */
-    N_RISKY_REXEC = 1 << 8 /* is_risky_rexec() but for LIBRARY_ATTRS */
+    N_RISKY_REXEC = 1 << 8, /* is_risky_rexec() but for LIBRARY_ATTRS */
+    N_LIB = 1 << 9          /* in rules.LIBRARY_ATTRS (while its version is lib_version) */
 };
+static uint64_t lib_version; /* rules.LIBRARY_ATTRS's ma_version_tag the flags were made at */
 static PyObject *name_cache; /* exact str -> int (the flags above) */
 #define NAME_CACHE_MAX 4096
 
@@ -206,6 +208,15 @@ static long name_flags_slow(PyObject *name);
 static long
 name_flags(PyObject *name)
 {
+    uint64_t v = ((PyDictObject *)library_attrs)->ma_version_tag;
+    if (v != lib_version) {
+        /* LIBRARY_ATTRS changed (a library profile loaded): every flag is made again */
+        for (int k = 0; k < NSLOTS; k++) {
+            Py_CLEAR(nslot[k].name);
+        }
+        PyDict_Clear(name_cache);
+        lib_version = v;
+    }
     size_t i = ((size_t)name >> 4) % NSLOTS;
     if (nslot[i].name == name) {
         return nslot[i].flags;
@@ -270,6 +281,12 @@ name_flags_slow(PyObject *name)
     if (c) {
         f |= N_RISKY_REXEC;
     }
+    if ((c = PyDict_Contains(library_attrs, name)) < 0) {
+        return -1;
+    }
+    if (c) {
+        f |= N_LIB;
+    }
     if (PyDict_GET_SIZE(name_cache) < NAME_CACHE_MAX) {
         PyObject *fv = PyLong_FromLong(f);
         if (fv == NULL || PyDict_SetItem(name_cache, name, fv) < 0) {
@@ -315,10 +332,7 @@ is_risky(PyObject *name, int mode)
     if (f < 0) {
         return -1;
     }
-    if (f & (mode ? N_RISKY_REXEC : N_RISKY)) {
-        return 1;
-    }
-    return contains(library_attrs, name);
+    return (f & ((mode ? N_RISKY_REXEC : N_RISKY) | N_LIB)) != 0;
 }
 
 /* is_risky without rules.LIBRARY_ATTRS (the part that never changes). */
@@ -620,19 +634,16 @@ static PyObject *new_format(PyObject *template, int which);
 static PyObject *
 decide_fast(PyObject *value, PyObject *name)
 {
-    int c;
+    int c = 0;
     PyTypeObject *tp = Py_TYPE(value);
     int tf = type_info(tp);
     if (tf < 0 || (tf & T_PROXY)) {
         c = tf;
         goto slow;
     }
-    if ((c = contains(library_attrs, name)) != 0) {
-        goto slow;
-    }
     long f = name_flags(name);
-    if (f < 0) {
-        c = -1;
+    if (f < 0 || (f & N_LIB)) {
+        c = f < 0 ? -1 : 0;
         goto slow;
     }
     if (f & N_FORMAT) {
@@ -976,6 +987,7 @@ setup(PyObject *module, PyObject *settings)
     can_freeze = PyObject_IsTrue(t);
 #undef GET
     if (!PyList_Check(epoch_state) || PyList_GET_SIZE(epoch_state) != 1 ||
+        !PyDict_CheckExact(library_attrs) ||
         !PyList_Check(tables_version) || PyList_GET_SIZE(tables_version) != 1 ||
         !PyDict_Check(capsule_builtins) || !PyDict_Check(own_types) ||
         !PyDict_Check(proxy_types) || !PyDict_Check(template_attrs_cache) || !PyType_Check(proxy_type) || !PyType_Check(view_type)) {
