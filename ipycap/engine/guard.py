@@ -21,7 +21,8 @@ from .errors import CapsuleAttributeError, CapsuleTypeError
 #: Name under which the kernel's inspector hides engine entries (kept for its listings).
 CAPSULE_MARK = "_ipycap_context"
 
-#: address of a builtins dict -> (that dict, its capsule context): a frame runs capsule code
+#: address of a builtins dict -> (that dict, its capsule context, the context's import cache,
+#: for the C fast path of its __import__: ipycap.engine.fastpaths): a frame runs capsule code
 #: when its builtins dict is one of these, by identity.  The mark lives here, in trusted
 #: hands, not in the dict capsule frames use (which a capsule could otherwise unmark).
 _CAPSULE_BUILTINS: dict = {}
@@ -33,7 +34,8 @@ def register_builtins(builtins_dict: dict, context) -> None:
     Held strongly, for the life of the process: capsule code can run after its capsule is
     gone (a ``__del__``, an exported function), and its frames must still be recognised
     (by the tripwire above all).  A few kilobytes per capsule."""
-    _CAPSULE_BUILTINS[_address(builtins_dict)] = (builtins_dict, context)
+    cache = getattr(context, "import_cache", None)
+    _CAPSULE_BUILTINS[_address(builtins_dict)] = (builtins_dict, context, cache)
 
 
 #: Frames of these top-level modules run on behalf of whoever called them.
@@ -70,6 +72,16 @@ def context_of(builtins_dict):
 _address = object.__hash__
 
 
+#: Changes whenever a TypeSet or TypeTable changes (the C fast paths cache membership per
+#: class while it is unchanged: ipycap.engine.fastpaths).
+TABLES_VERSION = [0]
+
+
+def _pop_entry(_, key, refs) -> None:
+    refs.pop(key, None)
+    TABLES_VERSION[0] += 1
+
+
 class TypeSet:
     """A set of classes by identity, weakly held: membership never hashes or compares the
     class asked about, so a capsule metaclass's ``__hash__``/``__eq__`` cannot vote (a
@@ -82,7 +94,8 @@ class TypeSet:
 
     def add(self, cls) -> None:
         key = _address(cls)
-        self._refs[key] = weakref.ref(cls, lambda _, k=key, d=self._refs: d.pop(k, None))
+        self._refs[key] = weakref.ref(cls, lambda r, k=key, d=self._refs: _pop_entry(r, k, d))
+        TABLES_VERSION[0] += 1
 
     def __contains__(self, cls) -> bool:
         ref = self._refs.get(_address(cls))
@@ -105,6 +118,7 @@ class TypeTable:
 
     def __setitem__(self, cls, rule) -> None:
         self._entries[_address(cls)] = (cls, rule)
+        TABLES_VERSION[0] += 1
 
     def get(self, cls, default=None):
         entry = self._entries.get(_address(cls))
@@ -442,22 +456,69 @@ def _array_setattr(obj, name, on_refuse) -> None:
 
 
 from _string import formatter_field_name_split as _formatter_field_name_split  # noqa: E402
+from _string import formatter_parser as _formatter_parser  # noqa: E402
 
 _FORMATTERS = {"proxy": GuardedFormatter("proxy"), "rexec": GuardedFormatter("rexec")}
+
+
+#: template -> the attribute names its fields traverse (nested fields of format specs
+#: included), for templates seen before; read by the C fast path too (fastpaths).
+TEMPLATE_ATTRS: dict = {}
+_TEMPLATES_MAX = 4096
+
+
+def template_attrs(template: str):
+    """The attribute names the fields of ``template`` (an exact str) traverse, as the
+    formatter parses them, or None when it does not parse (the formatter raises then)."""
+    names = TEMPLATE_ATTRS.get(template)
+    if names is not None:
+        return names
+    found: list = []
+
+    def walk(text, depth):
+        if depth < 0:
+            raise ValueError("Max string recursion exceeded")
+        for _, field, spec, _ in _formatter_parser(text):
+            if field is not None:
+                for is_attr, key in _formatter_field_name_split(field)[1]:
+                    if is_attr:
+                        found.append(exact_name(key))
+            if spec:
+                walk(spec, depth - 1)
+
+    try:
+        walk(template, 2)
+    except (ValueError, TypeError):
+        return None
+    names = tuple(found)
+    if len(TEMPLATE_ATTRS) < _TEMPLATES_MAX:
+        TEMPLATE_ATTRS[template] = names
+    return names
+
+
+def _traverses_only_plain_names(template: str, mode: str) -> bool:
+    """Whether ``str.format`` itself may format ``template``: every attribute its fields
+    traverse is one the guard leaves to plain ``getattr`` (as GuardedFormatter.get_field
+    does), and indexing is ``obj[key]`` in both."""
+    if "." not in template and "[" not in template:
+        return True  # no field can traverse anything
+    names = template_attrs(template)
+    risky = rules.is_risky_rexec if mode == "rexec" else rules.is_risky
+    return names is not None and not any(risky(n) for n in names)
 
 
 def guarded_format(template: str, /, *args, _ipycap_mode="proxy", **kwargs) -> str:
     """``str.format`` whose fields cannot reach what the guard refuses."""
     template = exact_name(template)
-    if "." not in template and "[" not in template:
-        return str.format(template, *args, **kwargs)  # no field can traverse attributes
+    if _traverses_only_plain_names(template, _ipycap_mode):
+        return str.format(template, *args, **kwargs)
     return _FORMATTERS[_ipycap_mode].vformat(template, args, kwargs)
 
 
 def guarded_format_map(template: str, mapping, /, *, _ipycap_mode="proxy") -> str:
     """``str.format_map`` whose fields cannot reach what the guard refuses."""
     template = exact_name(template)
-    if "." not in template and "[" not in template:
+    if _traverses_only_plain_names(template, _ipycap_mode):
         return str.format_map(template, mapping)
     return _FORMATTERS[_ipycap_mode].vformat(template, (), mapping)
 

@@ -319,6 +319,9 @@ def critical_code() -> frozenset:
         functions = [
             Registry.grant,
             Registry.use,
+            Registry.count_use,
+            Registry.counter,
+            Registry.flush_uses,
             Registry.refuse,
             Registry.revoke,
             Registry.end_cell,

@@ -14,6 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 
+from . import epoch
 from .errors import CapsulePolicyError
 from .policy import CapsulePolicy
 from .tripwire import trusted_append
@@ -104,6 +105,11 @@ class Registry:
         #: :mod:`ipycap.engine.approval`): ``approver(prompt) -> answer`` or None when no
         #: human can be asked now.  Set by the host (kernel, extension); never capsule-reachable.
         self.approver: Callable[[str], str | None] | None = None
+        #: Repeated uses counted by count_use: (capability, detail) -> [uses not recorded as
+        #: an event yet, primed]; the primed ones, also in _dirty, are recorded (one event
+        #: with their count) before the next event.
+        self._counters: dict = {}
+        self._dirty: list = []
 
     # -- granting ----------------------------------------------------------------------
     def grant(
@@ -243,6 +249,7 @@ class Registry:
 
     def end_cell(self, caps: Iterable[Capability]) -> None:
         """Cell-scoped grants end with their cell."""
+        self.flush_uses()  # the cell's counted uses are recorded within the cell
         for cap in caps:
             if cap.scope == "cell" and not cap.revoked:
                 cap.revoked = True
@@ -253,6 +260,42 @@ class Registry:
         cap.uses += 1
         cap.last_use = time.time()
         self._event("use", cap=cap, detail=detail)
+
+    def count_use(self, cap: Capability, detail: str = "") -> None:
+        """A use made again and again (an ``import`` in a loop): the capability counts it at
+        once; the first since the last event is recorded as usual, the rest as one ``use``
+        event with their ``count``, before the next event (or at the end of the cell)."""
+        cap.uses += 1
+        cap.last_use = time.time()
+        counter = self.counter(cap, detail)
+        if counter[1]:
+            counter[0] += 1
+            return
+        self._event("use", cap=cap, detail=detail)  # records the others first
+        counter[1] = True
+        self._dirty.append((cap, detail, counter))
+
+    def counter(self, cap: Capability, detail: str = "") -> list:
+        """The use counter of ``cap`` and ``detail``: [uses not recorded yet, primed].  While
+        primed, a fast path may count a use as count_use does: ``uses``, ``last_use`` and
+        the counter's first item, each by one (ipycap.engine.fastpaths)."""
+        key = (cap, detail)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = [0, False]
+        return counter
+
+    def flush_uses(self) -> None:
+        """Record the counted uses not recorded yet (one event per capability and detail)."""
+        dirty, self._dirty = self._dirty, []
+        for cap, detail, counter in dirty:
+            count = counter[0]
+            counter[0], counter[1] = 0, False
+            # Retired: a loop over many paths leaves no counter behind (a cached import
+            # asks for a fresh one at its next use).
+            self._counters.pop((cap, detail), None)
+            if count:
+                self._event("use", cap=cap, detail=detail, count=count)
 
     def refuse(self, error: BaseException, *, kind: str = "", target: str = "") -> None:
         self._event("refuse", error=error, kind=kind, target=target)
@@ -277,7 +320,12 @@ class Registry:
         target: str = "",
         detail: str = "",
         audit: bool = True,
+        count: int = 0,
     ) -> None:
+        if self._dirty and not count:
+            self.flush_uses()  # counted uses come first, in the order they were made
+        if name in ("grant", "revoke", "expire"):
+            epoch.bump()  # cached decisions are made again (a revoke counts at the next use)
         event = {"time": time.time(), "event": name}
         if cap is not None:
             event.update(cap.as_dict())
@@ -285,6 +333,8 @@ class Registry:
             event.update({"kind": kind, "target": target})
         if detail:
             event["detail"] = detail
+        if count:
+            event["count"] = count  # this many more uses, counted since the last event
         if error is not None:
             event["what"] = getattr(error, "what", str(error))
             event["layer"] = getattr(error, "layer", "")

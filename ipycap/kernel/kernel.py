@@ -63,7 +63,7 @@ class FrozenPolicy(CapsulePolicy):
     def freeze(self) -> None:
         for name in self.trait_names(config=True):
             value = getattr(self, name)
-            if type(value) is list:
+            if isinstance(value, list):  # the policy's watched lists too
                 self._trait_values[name] = _FrozenList(value)
         object.__setattr__(self, "_ipycap_frozen", True)
 
