@@ -18,6 +18,7 @@ typedef struct {
     PyObject *method;
     PyObject *cap;
     PyObject *cache; /* the capability's IdentityCache (results are wrapped with it), or NULL */
+    vectorcallfunc vectorcall;
 } MethodProxyObject;
 
 typedef struct {
@@ -26,6 +27,7 @@ typedef struct {
     PyObject *cap;
     PyObject *cache; /* the capability's IdentityCache, or NULL (then results go to Python) */
     PyObject *weakreflist;
+    vectorcallfunc vectorcall; /* calls without an argument tuple (d.get(k), f(x)) */
     int writable;
 } ProxyBaseObject;
 
@@ -49,6 +51,10 @@ typedef struct {
 
 static PyTypeObject ProxyBase_Type;
 static PyTypeObject MethodProxy_Type;
+static PyObject *proxy_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf,
+                                  PyObject *kwnames);
+static PyObject *method_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf,
+                                   PyObject *kwnames);
 static PyObject *hook_slow = NULL;   /* slow(proxy, name) -> value */
 static PyObject *hook_call = NULL;   /* call(method, cap, args, kwargs) -> value */
 static PyObject *hook_result = NULL; /* result(value, cap) -> wrapped value */
@@ -348,6 +354,7 @@ alloc_proxy(PyObject *target, PyObject *cap, PyObject *cache, int writable)
     p->cap = Py_NewRef(cap);
     p->cache = Py_XNewRef(cache);
     p->writable = writable;
+    p->vectorcall = proxy_vectorcall;
     return p;
 }
 
@@ -507,8 +514,34 @@ cap_revoked(PyObject *cap)
 
 /* 0 when the proxy may be used: initialised, not cleared, its capability not revoked
  * (revoked: membrane's hook raises the recorded RevokedError). */
-static int
+static int proxy_refuse(ProxyBaseObject *self, int is_revoked);
+
+/* cap_revoked's answer "live" without a call: a registry.Capability of the unchanged class
+ * whose revoked slot holds False.  0 means: ask cap_revoked. */
+static inline int
+cap_live_fast(PyObject *cap)
+{
+    return __builtin_expect(Py_TYPE(cap) == cap_type && cap_type->tp_version_tag == cap_version &&
+                                cap_version != 0 &&
+                                (cap_type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) &&
+                                *(PyObject **)((char *)cap + cap_revoked_offset) == Py_False,
+                            1);
+}
+
+static inline int
 proxy_ready(ProxyBaseObject *self)
+{
+    if (__builtin_expect(self->target != NULL && hook_revoked != NULL, 1) &&
+        cap_live_fast(self->cap)) {
+        return 0;
+    }
+    return proxy_refuse(self, 0);
+}
+
+/* proxy_ready's slow half: not initialised, a cleared proxy, another capability class, or
+ * revoked (then membrane's hook raises the recorded RevokedError). */
+static int
+proxy_refuse(ProxyBaseObject *self, int unused)
 {
     if (self->target == NULL || hook_revoked == NULL || proxy_class == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "ipycap membrane is not initialised");
@@ -550,7 +583,7 @@ proxy_getattro(ProxyBaseObject *self, PyObject *name)
     }
     if (PyUnicode_CheckExact(name) && PyUnicode_GET_LENGTH(name) > 0 &&
         PyUnicode_READ_CHAR(name, 0) != '_') {
-        int is_revoked = cap_revoked(self->cap);
+        int is_revoked = cap_live_fast(self->cap) ? 0 : cap_revoked(self->cap);
         if (is_revoked < 0) {
             return NULL;
         }
@@ -574,6 +607,7 @@ proxy_getattro(ProxyBaseObject *self, PyObject *name)
                 mp->method = value; /* steals the reference */
                 mp->cap = Py_NewRef(self->cap);
                 mp->cache = Py_XNewRef(self->cache);
+                mp->vectorcall = method_vectorcall;
                 PyObject_GC_Track(mp);
                 return (PyObject *)mp;
             }
@@ -678,11 +712,28 @@ proxy_subscript(ProxyBaseObject *self, PyObject *key)
     if (proxy_ready(self) < 0) {
         return NULL;
     }
+    PyObject *t = self->target;
+    if (PyList_CheckExact(t) && PyLong_CheckExact(key)) {
+        /* list[int] as list_subscript computes it, for an index in range */
+        Py_ssize_t i = PyLong_AsSsize_t(key);
+        if (i == -1 && PyErr_Occurred()) {
+            PyErr_Clear(); /* out of Py_ssize_t: list_subscript raises its own error */
+        } else {
+            Py_ssize_t n = PyList_GET_SIZE(t);
+            if (i < 0) {
+                i += n;
+            }
+            if (i >= 0 && i < n) {
+                /* a reference of our own before anything (a GC pass) can run */
+                return wrap_steal(Py_NewRef(PyList_GET_ITEM(t, i)), self->cap, self->cache, 0);
+            }
+        }
+    }
     PyObject *k = export_operand(key);
     if (k == NULL) {
         return NULL;
     }
-    PyObject *res = PyObject_GetItem(self->target, k);
+    PyObject *res = PyObject_GetItem(t, k);
     Py_DECREF(k);
     if (res == NULL) {
         return raise_scrubbed();
@@ -728,11 +779,12 @@ proxy_iternext(ProxyBaseObject *self)
         return NULL;
     }
     PyObject *t = self->target;
-    if (!PyIter_Check(t)) {
+    iternextfunc next = Py_TYPE(t)->tp_iternext;
+    if (next == NULL || next == &_PyObject_NextNotImplemented) { /* not PyIter_Check(t) */
         PyErr_Format(PyExc_TypeError, "'%.200s' object is not an iterator", Py_TYPE(t)->tp_name);
         return raise_scrubbed();
     }
-    PyObject *res = (*Py_TYPE(t)->tp_iternext)(t);
+    PyObject *res = next(t);
     if (res == NULL) {
         if (PyErr_Occurred()) {
             return raise_scrubbed(); /* StopIteration(value) loses its trusted value */
@@ -866,6 +918,84 @@ proxy_call(ProxyBaseObject *self, PyObject *args, PyObject *kwargs)
     return wrap_steal(res, self->cap, self->cache, 0);
 }
 
+static PyObject *
+tuple_from_array(PyObject *const *items, Py_ssize_t n)
+{
+    PyObject *t = PyTuple_New(n);
+    if (t == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyTuple_SET_ITEM(t, i, Py_NewRef(items[i]));
+    }
+    return t;
+}
+
+/* The same call without an argument tuple: plain positional arguments go straight to the
+ * target; anything else is packed and handed to membrane._call_method as proxy_call does. */
+static PyObject *
+call_vector(PyObject *target, PyObject *cap, PyObject *cache, PyObject *const *args,
+            size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t n = PyVectorcall_NARGS(nargsf);
+    int fast = kwnames == NULL || PyTuple_GET_SIZE(kwnames) == 0;
+    for (Py_ssize_t i = 0; fast && i < n; i++) {
+        fast = is_plain(args[i]);
+    }
+    if (!fast) {
+        if (hook_call == NULL) {
+            PyErr_SetString(PyExc_RuntimeError, "ipycap membrane is not initialised");
+            return NULL;
+        }
+        PyObject *tuple = tuple_from_array(args, n);
+        if (tuple == NULL) {
+            return NULL;
+        }
+        PyObject *kwargs = Py_NewRef(Py_None);
+        Py_ssize_t nk = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+        if (nk > 0) {
+            Py_DECREF(kwargs);
+            kwargs = PyDict_New();
+            for (Py_ssize_t i = 0; kwargs != NULL && i < nk; i++) {
+                if (PyDict_SetItem(kwargs, PyTuple_GET_ITEM(kwnames, i), args[n + i]) < 0) {
+                    Py_CLEAR(kwargs);
+                }
+            }
+            if (kwargs == NULL) {
+                Py_DECREF(tuple);
+                return NULL;
+            }
+        }
+        PyObject *res = PyObject_CallFunctionObjArgs(hook_call, target, cap, tuple, kwargs, NULL);
+        Py_DECREF(tuple);
+        Py_DECREF(kwargs);
+        return res;
+    }
+    PyObject *res = PyObject_Vectorcall(target, args, nargsf, NULL);
+    if (res == NULL) {
+        return raise_scrubbed();
+    }
+    if (cache == NULL) {
+        if (is_plain(res)) {
+            return res;
+        }
+        PyObject *wrapped = PyObject_CallFunctionObjArgs(hook_result, res, cap, NULL);
+        Py_DECREF(res);
+        return wrapped;
+    }
+    return wrap_steal(res, cap, cache, 0);
+}
+
+static PyObject *
+proxy_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    ProxyBaseObject *self = (ProxyBaseObject *)callable;
+    if (proxy_ready(self) < 0) {
+        return NULL;
+    }
+    return call_vector(self->target, self->cap, self->cache, args, nargsf, kwnames);
+}
+
 static PyMappingMethods proxy_as_mapping = {
     .mp_length = (lenfunc)proxy_length,
     .mp_subscript = (binaryfunc)proxy_subscript,
@@ -891,10 +1021,12 @@ static PyTypeObject ProxyBase_Type = {
     .tp_as_mapping = &proxy_as_mapping,
     .tp_hash = (hashfunc)proxy_hash,
     .tp_call = (ternaryfunc)proxy_call,
+    .tp_vectorcall_offset = offsetof(ProxyBaseObject, vectorcall),
     .tp_richcompare = (richcmpfunc)proxy_richcompare,
     .tp_iter = (getiterfunc)proxy_iter,
     .tp_iternext = (iternextfunc)proxy_iternext,
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC |
+                Py_TPFLAGS_HAVE_VECTORCALL,
     .tp_doc = "Base of ipycap's membrane proxies (attribute fast path in C).",
     .tp_traverse = (traverseproc)proxy_traverse,
     .tp_clear = (inquiry)proxy_clear,
@@ -945,6 +1077,32 @@ method_call(MethodProxyObject *self, PyObject *args, PyObject *kwargs)
     return wrapped;
 }
 
+static PyObject *
+method_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    MethodProxyObject *self = (MethodProxyObject *)callable;
+    if (hook_call == NULL || hook_result == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "ipycap membrane is not initialised");
+        return NULL;
+    }
+    int is_revoked = cap_revoked(self->cap);
+    if (is_revoked < 0) {
+        return NULL;
+    }
+    if (is_revoked) {
+        /* membrane._call_method refuses it (the recorded RevokedError) */
+        PyObject *tuple = tuple_from_array(args, PyVectorcall_NARGS(nargsf));
+        if (tuple == NULL) {
+            return NULL;
+        }
+        PyObject *res = PyObject_CallFunctionObjArgs(hook_call, self->method, self->cap, tuple,
+                                                     Py_None, NULL);
+        Py_DECREF(tuple);
+        return res;
+    }
+    return call_vector(self->method, self->cap, self->cache, args, nargsf, kwnames);
+}
+
 static int
 method_traverse(MethodProxyObject *self, visitproc visit, void *arg)
 {
@@ -983,8 +1141,9 @@ static PyTypeObject MethodProxy_Type = {
     .tp_dealloc = (destructor)method_dealloc,
     .tp_repr = (reprfunc)method_repr,
     .tp_call = (ternaryfunc)method_call,
+    .tp_vectorcall_offset = offsetof(MethodProxyObject, vectorcall),
     .tp_getattro = PyObject_GenericGetAttr,
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
     .tp_doc = "A method of a protected object, as a capsule sees it.",
     .tp_traverse = (traverseproc)method_traverse,
     .tp_clear = (inquiry)method_clear,
@@ -1068,6 +1227,7 @@ new_proxy(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_INCREF(args[2]);
     self->cap = args[2];
     self->writable = writable;
+    self->vectorcall = proxy_vectorcall;
     return (PyObject *)self;
 }
 
@@ -1161,6 +1321,7 @@ new_method_proxy(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     mp->method = Py_NewRef(args[0]);
     mp->cap = Py_NewRef(args[1]);
     mp->cache = Py_XNewRef(cache);
+    mp->vectorcall = method_vectorcall;
     PyObject_GC_Track(mp);
     return (PyObject *)mp;
 }
@@ -1274,6 +1435,13 @@ set_protocol_hooks(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     reverse_class = Py_NewRef(args[4]);
     mutating = Py_NewRef(args[5]);
     fast_types = Py_NewRef(args[6]);
+    /* CPython 3.11 does not pass the vectorcall flag on to heap subclasses: Proxy overrides
+     * no __call__, so its calls are ProxyBase's, with or without the argument tuple. */
+    PyTypeObject *ptp = (PyTypeObject *)cls;
+    if (ptp->tp_call == (ternaryfunc)proxy_call) {
+        ptp->tp_vectorcall_offset = offsetof(ProxyBaseObject, vectorcall);
+        ptp->tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL;
+    }
     proxy_class = Py_NewRef(cls);
     Py_RETURN_NONE;
 }
