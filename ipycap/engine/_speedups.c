@@ -562,6 +562,44 @@ proxy_refuse(ProxyBaseObject *self, int unused)
     return 0;
 }
 
+
+/* -- the boundary auditor's view of the C steps (ipycap.engine.auditor, test mode) ----------
+ * A trusted Python function a slot calls returns into C (which wraps its result), but the
+ * profile function sees it return into the capsule frame below.  While the auditor runs,
+ * every slot notes that frame around its call into the target, per thread, so the auditor
+ * can tell the two apart (crossing_frame()).  Off, it costs one branch. */
+static int audit_mode = 0;
+#define AUDIT_STACK 256
+static _Thread_local PyObject *audit_frames[AUDIT_STACK];
+static _Thread_local int audit_depth = 0;
+
+static inline void
+cross_enter(void)
+{
+    if (audit_mode) {
+        if (audit_depth < AUDIT_STACK) {
+            audit_frames[audit_depth] = (PyObject *)PyEval_GetFrame(); /* borrowed, live */
+        }
+        audit_depth++;
+    }
+}
+
+static inline void
+cross_leave(void)
+{
+    if (audit_mode && audit_depth > 0) {
+        audit_depth--;
+    }
+}
+
+#define CROSS(call)                                                                            \
+    ({                                                                                         \
+        cross_enter();                                                                         \
+        __typeof__(call) cross_result_ = (call);                                               \
+        cross_leave();                                                                         \
+        cross_result_;                                                                         \
+    })
+
 static PyObject *
 proxy_getattro(ProxyBaseObject *self, PyObject *name)
 {
@@ -588,7 +626,7 @@ proxy_getattro(ProxyBaseObject *self, PyObject *name)
             return NULL;
         }
         if (!is_revoked) {
-            PyObject *value = PyObject_GetAttr(self->target, name);
+            PyObject *value = CROSS(PyObject_GetAttr(self->target, name));
             if (value == NULL) {
                 return raise_scrubbed();
             }
@@ -699,7 +737,7 @@ proxy_length(ProxyBaseObject *self)
     if (proxy_ready(self) < 0) {
         return -1;
     }
-    Py_ssize_t n = PyObject_Size(self->target);
+    Py_ssize_t n = CROSS(PyObject_Size(self->target));
     if (n < 0 && PyErr_Occurred()) {
         raise_scrubbed();
     }
@@ -733,7 +771,7 @@ proxy_subscript(ProxyBaseObject *self, PyObject *key)
     if (k == NULL) {
         return NULL;
     }
-    PyObject *res = PyObject_GetItem(t, k);
+    PyObject *res = CROSS(PyObject_GetItem(t, k));
     Py_DECREF(k);
     if (res == NULL) {
         return raise_scrubbed();
@@ -751,7 +789,7 @@ proxy_contains(ProxyBaseObject *self, PyObject *item)
     if (k == NULL) {
         return -1;
     }
-    int r = PySequence_Contains(self->target, k);
+    int r = CROSS(PySequence_Contains(self->target, k));
     Py_DECREF(k);
     if (r < 0) {
         raise_scrubbed();
@@ -765,7 +803,7 @@ proxy_iter(ProxyBaseObject *self)
     if (proxy_ready(self) < 0) {
         return NULL;
     }
-    PyObject *it = PyObject_GetIter(self->target);
+    PyObject *it = CROSS(PyObject_GetIter(self->target));
     if (it == NULL) {
         return raise_scrubbed();
     }
@@ -784,7 +822,7 @@ proxy_iternext(ProxyBaseObject *self)
         PyErr_Format(PyExc_TypeError, "'%.200s' object is not an iterator", Py_TYPE(t)->tp_name);
         return raise_scrubbed();
     }
-    PyObject *res = next(t);
+    PyObject *res = CROSS(next(t));
     if (res == NULL) {
         if (PyErr_Occurred()) {
             return raise_scrubbed(); /* StopIteration(value) loses its trusted value */
@@ -800,7 +838,7 @@ proxy_hash(ProxyBaseObject *self)
     if (proxy_ready(self) < 0) {
         return -1;
     }
-    Py_hash_t h = PyObject_Hash(self->target);
+    Py_hash_t h = CROSS(PyObject_Hash(self->target));
     if (h == -1 && PyErr_Occurred()) {
         raise_scrubbed();
     }
@@ -813,7 +851,7 @@ proxy_bool(ProxyBaseObject *self)
     if (proxy_ready(self) < 0) {
         return -1;
     }
-    int r = PyObject_IsTrue(self->target);
+    int r = CROSS(PyObject_IsTrue(self->target));
     if (r < 0) {
         raise_scrubbed();
     }
@@ -850,7 +888,7 @@ proxy_richcompare(ProxyBaseObject *self, PyObject *other, int op)
         impl = _PyType_Lookup(tp, compare_names[op]); /* borrowed */
         if (impl != NULL) {
             descrgetfunc get = Py_TYPE(impl)->tp_descr_get;
-            impl = get != NULL ? get(impl, NULL, (PyObject *)tp) : Py_NewRef(impl);
+            impl = get != NULL ? CROSS(get(impl, NULL, (PyObject *)tp)) : Py_NewRef(impl);
             if (impl == NULL) {
                 Py_DECREF(o);
                 return raise_scrubbed();
@@ -871,7 +909,7 @@ proxy_richcompare(ProxyBaseObject *self, PyObject *other, int op)
         res = Py_NewRef(Py_NotImplemented);
     } else {
         PyObject *args[2] = {t, o};
-        res = PyObject_Vectorcall(impl, args, 2, NULL);
+        res = CROSS(PyObject_Vectorcall(impl, args, 2, NULL));
         Py_DECREF(impl);
     }
     if (res == NULL) {
@@ -887,7 +925,7 @@ proxy_richcompare(ProxyBaseObject *self, PyObject *other, int op)
         Py_DECREF(o);
         Py_RETURN_NOTIMPLEMENTED;
     }
-    res = PyObject_RichCompare(t, o, op);
+    res = CROSS(PyObject_RichCompare(t, o, op));
     Py_DECREF(o);
     if (res == NULL) {
         return raise_scrubbed();
@@ -911,7 +949,7 @@ proxy_call(ProxyBaseObject *self, PyObject *args, PyObject *kwargs)
         return PyObject_CallFunctionObjArgs(hook_call, self->target, self->cap, args,
                                             kwargs ? kwargs : Py_None, NULL);
     }
-    PyObject *res = PyObject_Call(self->target, args, NULL);
+    PyObject *res = CROSS(PyObject_Call(self->target, args, NULL));
     if (res == NULL) {
         return raise_scrubbed();
     }
@@ -971,7 +1009,7 @@ call_vector(PyObject *target, PyObject *cap, PyObject *cache, PyObject *const *a
         Py_DECREF(kwargs);
         return res;
     }
-    PyObject *res = PyObject_Vectorcall(target, args, nargsf, NULL);
+    PyObject *res = CROSS(PyObject_Vectorcall(target, args, nargsf, NULL));
     if (res == NULL) {
         return raise_scrubbed();
     }
@@ -1062,7 +1100,7 @@ method_call(MethodProxyObject *self, PyObject *args, PyObject *kwargs)
         return PyObject_CallFunctionObjArgs(hook_call, self->method, self->cap, args,
                                             kwargs ? kwargs : Py_None, NULL);
     }
-    PyObject *res = PyObject_Call(self->method, args, NULL);
+    PyObject *res = CROSS(PyObject_Call(self->method, args, NULL));
     if (res == NULL) {
         return raise_scrubbed();
     }
@@ -1446,7 +1484,31 @@ set_protocol_hooks(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+static PyObject *
+set_audit(PyObject *module, PyObject *on)
+{
+    int v = PyObject_IsTrue(on);
+    if (v < 0) {
+        return NULL;
+    }
+    audit_mode = v;
+    audit_depth = 0;
+    Py_RETURN_NONE;
+}
+
+/* The capsule frame whose C slot is calling into a target on this thread now, or None. */
+static PyObject *
+crossing_frame(PyObject *module, PyObject *unused)
+{
+    if (audit_depth <= 0 || audit_depth > AUDIT_STACK || audit_frames[audit_depth - 1] == NULL) {
+        Py_RETURN_NONE;
+    }
+    return Py_NewRef(audit_frames[audit_depth - 1]);
+}
+
 static PyMethodDef methods[] = {
+    {"set_audit", set_audit, METH_O, NULL},
+    {"crossing_frame", crossing_frame, METH_NOARGS, NULL},
     {"new_cache", new_cache, METH_NOARGS, NULL},
     {"cache_get", (PyCFunction)(void (*)(void))cache_get, METH_FASTCALL, NULL},
     {"cache_new", (PyCFunction)(void (*)(void))cache_new, METH_FASTCALL, NULL},
