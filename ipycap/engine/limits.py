@@ -603,6 +603,7 @@ class _Worker:
                 except BaseException:  # noqa: BLE001 - the job's own: this worker is done
                     self.broken = True
                 finally:
+                    job = None  # the cell's closure (its namespace) is not kept until the next
                     sys.settrace(None)
                     sys.setprofile(None)
                     self._idle_now.release()
