@@ -508,7 +508,8 @@ def run_limited(runner, body, tail, ns, context, limits: Limits):
         except BaseException as e:  # noqa: BLE001 - handed to the waiting thread
             run.error = e
         finally:
-            sys.settrace(None)
+            if sys.gettrace() is not None:  # the stop trace (an audited event to unset)
+                sys.settrace(None)
             # A stop or interrupt still pending would land at the next Python call: it is
             # replaced by a marker raised and caught here, never in what follows.  (Clearing
             # with PyThreadState_SetAsyncExc(id, NULL) instead leaves CPython 3.11's
@@ -604,17 +605,23 @@ class _Worker:
                     self.broken = True
                 finally:
                     job = None  # the cell's closure (its namespace) is not kept until the next
-                    sys.settrace(None)
-                    sys.setprofile(None)
+                    if sys.gettrace() is not None:
+                        sys.settrace(None)
+                    if sys.getprofile() is not None:
+                        sys.setprofile(None)
                     self._idle_now.release()
         except BaseException:  # noqa: BLE001, S110 - a stray stop on a retired worker: it ends
             return
 
 
 def _fresh_thread_state() -> None:
-    """What a new thread starts with: threading's trace/profile hooks, empty engine locals."""
-    sys.settrace(threading._trace_hook)  # noqa: SLF001 - as Thread._bootstrap_inner does
-    sys.setprofile(threading._profile_hook)  # noqa: SLF001
+    """What a new thread starts with: threading's trace/profile hooks, empty engine locals.
+    (Each set is an audited event, so it is made only when it changes something.)"""
+    trace, profile = threading._trace_hook, threading._profile_hook  # noqa: SLF001
+    if trace is not None or sys.gettrace() is not None:
+        sys.settrace(trace)  # as Thread._bootstrap_inner does
+    if profile is not None or sys.getprofile() is not None:
+        sys.setprofile(profile)
     auditor = sys.modules.get(__package__ + ".auditor")
     for local in (tripwire._state, guard._BUILDING, getattr(auditor, "_state", None)):
         if local is not None:
