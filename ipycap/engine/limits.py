@@ -572,7 +572,7 @@ class _Worker:
     def take(cls, size: int) -> _Worker:
         with cls._lock:
             for i, worker in enumerate(cls._idle):
-                if worker.granted >= size:
+                if worker.granted >= size and worker.thread.is_alive():
                     return cls._idle.pop(i)
         return cls(size)
 
@@ -581,7 +581,12 @@ class _Worker:
         self._go.release()
 
     def settle(self) -> None:
-        self._idle_now.acquire()
+        """Wait for the job to return (or the thread to end: a stop that landed after the
+        cell released its run.done ends a retired worker's loop instead)."""
+        while not self._idle_now.acquire(timeout=WAIT_STEP):
+            if not self.thread.is_alive():
+                self.broken = True
+                return
 
     def give_back(self, reuse: bool) -> None:
         with self._lock:
@@ -610,7 +615,8 @@ class _Worker:
                     if sys.getprofile() is not None:
                         sys.setprofile(None)
                     self._idle_now.release()
-        except BaseException:  # noqa: BLE001, S110 - a stray stop on a retired worker: it ends
+        except BaseException:  # noqa: BLE001 - a stray stop on a retired worker: it ends
+            self.broken = True
             return
 
 
