@@ -516,7 +516,7 @@ class PolicyView(_TableView):
 class EventLogView(_TableView):
     """``%capsule log``: the most recent registry events."""
 
-    COLUMNS = ("time", "cell", "event", "id", "kind", "target", "detail")
+    COLUMNS = ("time", "event", "id", "kind", "target", "detail", "cell")
 
     def __init__(self, registry, count: int = 30):
         self.registry = registry
@@ -527,12 +527,12 @@ class EventLogView(_TableView):
         rows = [
             (
                 _when(e.get("time")),
-                e.get("cell", ""),
                 e.get("event", ""),
                 e.get("id", ""),
                 e.get("kind", ""),
                 e.get("target", ""),
                 e.get("detail") or e.get("what") or "",
+                e.get("cell", ""),
             )
             for e in events
         ]
