@@ -32,6 +32,8 @@ class Settings:
     #: ``thread`` (``thread_time_ns``: this thread's CPU time, the default -- blind to
     #: preemption by the other jobs of a shared machine) or ``perf`` (``perf_counter_ns``).
     clock: str = "thread"
+    #: Run the opt-in benchmarks that take minutes (bench_gateway: 16 kernels at once).
+    gateway: bool = False
 
     @classmethod
     def quick(cls) -> Settings:

@@ -17,7 +17,7 @@ import sys
 import types
 from collections.abc import Iterable, Mapping
 
-from . import guard, limits, toplevel_await, tripwire
+from . import guard, limits, retention, toplevel_await, tripwire
 from .builtins import make_builtins
 from .codeexec import CACHE as _CACHE
 from .context import CapsuleContext
@@ -175,6 +175,7 @@ class Capsule:
         self.context.expose = self._expose
         self.context.builtins = self.builtins
         self.context.builtins_module = self.builtins_module
+        retention.prune()  # entries of capsules no code can run in any more (amortised)
         guard.register_builtins(self.builtins, self.context)
         self.object_caps: dict[str, Capability] = {}
         self.decimal_context = decimal.Context()

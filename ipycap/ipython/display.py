@@ -372,6 +372,17 @@ def _when(ts) -> str:
     return time.strftime("%H:%M:%S", time.localtime(ts))
 
 
+def _by_cell(cap, shown: int = 4) -> str:
+    """The cells that used ``cap`` (the newest ``shown``), e.g. 'In[3]: 2, In[4]: 1'."""
+    items = [(cell or "-", n) for cell, n in cap.uses_by_cell.items()]
+    text = ", ".join(f"{cell}: {n}" for cell, n in items[-shown:])
+    if len(items) > shown:
+        text = f"({len(items) - shown} more cells) " + text
+    if cap.cells > 1:
+        text += f"; granted in {cap.cells} cells"
+    return text or "-"
+
+
 def _html_table(caption: str, columns, rows) -> str:
     esc = html.escape
     head = "".join(f"<th style='text-align:left'>{esc(str(c))}</th>" for c in columns)
@@ -432,7 +443,17 @@ class _TableView:
 class RegistryView(_TableView):
     """``%capsule list``: every capability and the recent refusals."""
 
-    CAP_COLUMNS = ("id", "kind", "target", "granted by", "scope", "uses", "last use", "state")
+    CAP_COLUMNS = (
+        "id",
+        "kind",
+        "target",
+        "granted by",
+        "scope",
+        "uses",
+        "uses by cell",
+        "last use",
+        "state",
+    )
     REFUSAL_COLUMNS = ("time", "what", "layer", "how to grant")
     CELL_COLUMNS = ("time", "cell", "limits and what it used")
 
@@ -443,7 +464,17 @@ class RegistryView(_TableView):
 
     def sections(self) -> list:
         caps = [
-            (c.id, c.kind, c.target, c.granted_by, c.scope, c.uses, _when(c.last_use), c.state)
+            (
+                c.id,
+                c.kind,
+                c.target,
+                c.granted_by,
+                c.scope,
+                c.uses,
+                _by_cell(c),
+                _when(c.last_use),
+                c.state,
+            )
             for c in self.registry.capabilities
         ]
         refusals = [
@@ -485,7 +516,7 @@ class PolicyView(_TableView):
 class EventLogView(_TableView):
     """``%capsule log``: the most recent registry events."""
 
-    COLUMNS = ("time", "event", "id", "kind", "target", "detail")
+    COLUMNS = ("time", "event", "id", "kind", "target", "detail", "cell")
 
     def __init__(self, registry, count: int = 30):
         self.registry = registry
@@ -501,6 +532,7 @@ class EventLogView(_TableView):
                 e.get("kind", ""),
                 e.get("target", ""),
                 e.get("detail") or e.get("what") or "",
+                e.get("cell", ""),
             )
             for e in events
         ]
