@@ -31,7 +31,7 @@ import sys
 import types
 import typing
 
-from . import guard, tripwire
+from . import caches, guard, tripwire
 from .errors import CapsulePermissionError
 from .modules import _special_module, is_capsule_builtins
 
@@ -226,4 +226,5 @@ def install() -> None:
     # The dispatch table stays readable (subclasses copy it), never writable.
     if type(pprint.PrettyPrinter._dispatch) is dict:
         pprint.PrettyPrinter._dispatch = types.MappingProxyType(pprint.PrettyPrinter._dispatch)
+    caches.install()  # typing/re/fnmatch/_strptime caches never compare capsule keys
     _installed = True
