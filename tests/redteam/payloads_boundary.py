@@ -97,6 +97,74 @@ _ABC_VARIANTS = [
     ),
 ]
 
+_DC_TAIL = """
+m = rawsys.modules['ipycap.engine.membrane']
+try:
+    v = m.target_of(vault)
+except Exception:
+    v = vault
+loot = v._token
+"""
+#: dataclasses pastes field names into the source it generates and ran it in the globals of
+#: sys.modules[cls.__module__]: a field name that is an expression reads that module's names.
+_DC_VARIANTS = [
+    (
+        "dataclass-eq-field-name-reads-module-globals",
+        """
+import dataclasses
+class C:
+    __module__ = 'dataclasses'
+    __annotations__ = {'a,)[1:]or(sys': int}
+C = dataclasses.dataclass(init=False, repr=False)(C)
+c = C()
+c.a = 1
+rawsys = (c == c)[0]
+""",
+    ),
+    (
+        "dataclass-module-assigned-after-the-class-statement",
+        """
+import dataclasses
+class C:
+    pass
+C.__module__ = 'dataclasses'
+C.__annotations__ = {'a,)[1:]or(sys': int}
+C = dataclasses.dataclass(init=False, repr=False)(C)
+c = C()
+c.a = 1
+rawsys = (c == c)[0]
+""",
+    ),
+    (
+        "dataclass-field-name-from-a-base-dataclass-fields",
+        """
+import dataclasses
+class B:
+    __annotations__ = {'a,)[1:]or(sys': int}
+B = dataclasses.dataclass(init=False, repr=False, eq=False)(B)
+class C(B):
+    __module__ = 'dataclasses'
+C = dataclasses.dataclass(init=False, repr=False)(C)
+c = C()
+c.a = 1
+rawsys = (c == c)[0]
+""",
+    ),
+    (
+        "dataclass-order-field-name-reads-module-globals",
+        """
+import dataclasses
+class C:
+    __module__ = 'dataclasses'
+    __annotations__ = {'a,)[1:]or(sys': int}
+C = dataclasses.dataclass(init=False, repr=False, order=True)(C)
+c = C()
+c.a = 1
+rawsys = (c < c)[0]
+""",
+    ),
+]
+
 BOUNDARY = [
     # -- I1: a trusted function calls a capsule builtin that reads its caller's frame ------
     (
@@ -294,6 +362,11 @@ vault.kind()
             {"grants": (("import", "abc"), ("import", "dataclasses"), ("import", "functools"))},
         )
         for name, body in _ABC_VARIANTS
+    ],
+    # -- library code generation in a module the capsule names (red team 1, open in part) ---
+    *[
+        (name, DICTS, body + _DC_TAIL, "token", {"grants": (("import", "dataclasses"),)})
+        for name, body in _DC_VARIANTS
     ],
     # -- values that carry fields: a capsule object inside still meets the membrane --------
     (
