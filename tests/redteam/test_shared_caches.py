@@ -44,15 +44,15 @@ PAYLOADS = {
     ),
     "typing-type-alias": (lambda: typing.Type[Vault], "typing.Type[H]"),
     "abc-negative-cache-issubclass": (
-        lambda: Vault("x").kind(),
+        lambda: isinstance(Vault("x"), collections.abc.Sequence),
         "issubclass(H, collections.abc.Sequence)",
     ),
     "abc-negative-cache-isinstance": (
-        lambda: Vault("x").kind(),
+        lambda: isinstance(Vault("x"), collections.abc.Sequence),
         "isinstance(H(), collections.abc.Sequence)",
     ),
     "abc-cache-through-a-class-property": (
-        lambda: Vault("x").kind(),
+        lambda: isinstance(Vault("x"), collections.abc.Sequence),
         "class Liar:\n    @property\n    def __class__(self):\n        return H\n"
         "isinstance(Liar(), collections.abc.Sequence)",
     ),
