@@ -28,6 +28,10 @@ class CapsuleContext:
         #: How a refusal names the way to grant: the extension's flags by default; the capsule
         #: kernel replaces it with its own '%capsule request ...' commands.
         self.how_to_grant = extension_grant_hint
+        #: How many runs of this capsule are in progress (Capsule.run): its output functions
+        #: publish only while one is, so capsule code called later cannot write into (or
+        #: clear) another cell's output (ipycap/engine/output.py).
+        self.running = 0
 
     # -- decisions ---------------------------------------------------------------------------
     def _active(self, kind):
