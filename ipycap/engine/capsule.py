@@ -263,11 +263,13 @@ class Capsule:
         # own (kept across its runs), and the caller's comes back afterwards (I3).
         saved = decimal.getcontext()
         decimal.setcontext(self.decimal_context)
+        self.context.running += 1  # its output functions publish only now (output.py)
         try:
             # On a capsule thread, under the cell's limits (ipycap/engine/limits.py).
             cell_limits = self.limits or limits.Limits.from_policy(self.policy)
             return limits.run_limited(runner, body, tail, ns, self.context, cell_limits)
         finally:
+            self.context.running -= 1
             decimal.setcontext(saved)
 
     def end(self) -> None:

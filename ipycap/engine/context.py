@@ -31,6 +31,10 @@ class CapsuleContext:
         #: The capsule ``__import__``'s decisions, (name, fromlist) -> (epoch, ...): see
         #: ipycap.engine.builtins; valid only while the authority epoch is unchanged.
         self.import_cache: dict = {}
+        #: How many runs of this capsule are in progress (Capsule.run): its output functions
+        #: publish only while one is, so capsule code called later cannot write into (or
+        #: clear) another cell's output (ipycap/engine/output.py).
+        self.running = 0
 
     # -- decisions ---------------------------------------------------------------------------
     def _active(self, kind):

@@ -138,6 +138,11 @@ class TypeTable:
         return iter([cls for cls, _ in list(self._entries.values())])
 
 
+#: Set by hooks.py: called after a guarded write of a risky name (an ABC hook assigned to a
+#: class after it was made is guarded like one in its class statement).
+after_class_write = None
+before_freeze = None
+
 #: Classes created by a ``class`` statement in a capsule (recorded by its __build_class__).
 OWN_TYPES = TypeSet()
 
@@ -186,6 +191,8 @@ def share_class(value):
                 and base not in OWN_TYPES
                 and (_is_stdlib_class(base) or _is_ipycap_class(base) or _is_library_class(base))
             ):
+                if before_freeze is not None:
+                    before_freeze(base)  # guard capsule hooks while the class can change
                 _freeze_type(base)
     return value
 
@@ -647,6 +654,8 @@ def make_accessors(mode: str = "proxy", on_refuse=None):
             if mode == "rexec" and name[:1] == "_" and name not in rules.REXEC_ALLOWED:
                 refuse(obj, name, "rexec mode denies underscore attributes", mode=mode)
         setattr(obj, name, value)
+        if after_class_write is not None:
+            after_class_write(obj, name)  # a hook assigned to a class is guarded (hooks.py)
 
     def capsule_delattr(obj, name, /):
         """Guarded delattr: the same rule as setattr."""
@@ -793,6 +802,8 @@ def _guarded_set(obj, name, value):
             hint="functools.wraps and update_wrapper apply to the capsule's own functions",
         )
     setattr(obj, name, value)
+    if after_class_write is not None:
+        after_class_write(obj, name)
 
 
 def wraps(wrapped, assigned=None, updated=None):
