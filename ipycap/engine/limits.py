@@ -612,6 +612,7 @@ def _count_numpy(context):
 
 _STDLIB = frozenset(sys.stdlib_module_names)
 
+
 class _Worker:
     """A capsule thread that runs one job at a time and can be reused by the next cell.
 
