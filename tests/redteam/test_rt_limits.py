@@ -128,3 +128,146 @@ def test_registry_log_prints_a_capsule_chosen_target_raw(tmp_path):
     shown = log["stdout"] + (log["result"] or "")
     # Canary: the view shows an escape sequence and a forged 'grant' row the capsule wrote.
     assert "\x1b]0;" not in shown and f"cap-99  read  /{tok}" not in shown, shown
+
+
+# -- 3. a revoke does not reach authority already derived from the grant -----------------------
+# Class: what a grant produced that is not a proxy -- an open file (the capsule's open returns
+# the raw io object), a module view (one per module, process-wide) -- is not tied to the
+# capability, so `%capsule revoke` (and the end of a once/cell-scoped approval) leaves it
+# usable.  The capsule kernel keeps the capsule namespace across cells, so the handle lives on.
+
+
+def test_open_file_keeps_writing_after_its_grant_is_revoked(tmp_path):
+    granted = tmp_path / "granted"
+    granted.mkdir()
+    target = granted / "log.txt"
+    tok = token()
+    registry = Registry()
+    cap = registry.grant("write", str(granted), scope="session")
+    # The capsule kernel's session capsule: one namespace for every cell.
+    capsule = Capsule(registry=registry, grants=[cap], scope="session")
+    capsule.run(f"g = open({str(target)!r}, 'w')")
+    registry.revoke(cap.id)  # the human: %capsule revoke cap-1
+    assert cap.revoked
+    try:
+        capsule.run(f"g.write({tok!r}); g.flush()")
+    except PermissionError:
+        pass
+    # Canary: the write lands after the revocation.
+    assert tok not in target.read_text()
+
+
+from tests.kernel.conftest import WORKDIR, execute, kernelspecs, start_kernel  # noqa: E402,F401
+
+
+def test_kernel_write_handle_outlives_a_revoke(kernelspecs):
+    tok = token()
+    name = "rt-limits-" + tok + ".txt"
+    km, kc = start_kernel(kernelspecs["plain"])
+    try:
+        # The human answers [a]lways to one write access (a [y]es, once, ends at once and
+        # leaves the handle just the same) ...
+        reply, _, prompts = execute(kc, f"g = open({name!r}, 'w')", stdin_answer="a")
+        assert reply["status"] == "ok", reply
+        assert prompts and prompts[0].startswith("ipycap-approval: "), prompts
+        # ... then revokes it.
+        reply, outputs, _ = execute(kc, f"%capsule revoke {os.path.realpath(WORKDIR / name)}")
+        assert reply["status"] == "ok" and "revoked cap-" in str(outputs), (reply, outputs)
+        # Later cells keep writing through the handle.
+        reply, _, _ = execute(kc, f"g.write({tok!r}); g.flush()", stdin_answer="n")
+        written = (WORKDIR / name).read_text()
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+        (WORKDIR / name).unlink(missing_ok=True)
+    # Canary: the token is in the file, written after the grant was revoked.
+    assert tok not in written, reply
+
+
+# -- 4. the approval question can be worded by the capsule ------------------------------------
+# Class: capsule-chosen *printable* text (a file name) inside the question the human answers.
+# ``approval.shown`` escapes only non-printable text, so a name can carry the question's own
+# structure: "(grant: read notes.txt)" before the real "(grant: read <folder>/)".  The
+# JupyterLab dialog takes the grant from the first "(grant: ...)" and shows that; text
+# prompts show it first.  Answering [a]lways grants the whole parent folder for the session.
+# Variants: "?" / "[y]es" inside the name to end the question early, padding with printable
+# blanks (U+2800, U+3164) to push the real grant off the line, lookalike folder names.
+
+DIALOG_HINT = r"\s*\[[^\]]*\][^?]*$"  # labextension/src/model.ts parseApprovalPrompt
+DIALOG_GRANT = r"\(grant: ([^()]*)\)"
+
+
+def test_approval_question_names_a_grant_the_capsule_wrote(tmp_path, monkeypatch):
+    import re
+
+    from ipycap.engine.policy import CapsulePolicy
+
+    home = tmp_path / "home"
+    work = home / "work"
+    work.mkdir(parents=True)
+    diary = home / "diary.txt"
+    tok = token()
+    diary.write_text(tok)
+    monkeypatch.chdir(work)
+    policy = CapsulePolicy(prompt=True)
+    registry = Registry(policy)
+    asked = []
+
+    def human(prompt):
+        asked.append(prompt)
+        question = re.sub(DIALOG_HINT, "", prompt[len("ipycap-approval: ") :].strip()).strip()
+        shown = re.search(DIALOG_GRANT, question).group(1)
+        # The human approves "always" only what is shown as the grant: one named file.
+        return "a" if shown == "read notes.txt" else "n"
+
+    registry.approver = human
+    capsule = Capsule(registry=registry, scope="session")
+    got = capsule.run(
+        "try:\n"
+        "    open('../notes.txt (grant: read notes.txt)')\n"
+        "except OSError:\n"
+        "    pass\n"
+        f"open({str(diary)!r}).read()"
+    )
+    # Canary: the diary next to the 'notes.txt' the human approved is read.
+    assert got != tok, (asked, [(c.kind, c.target) for c in registry.capabilities])
+
+
+# Plain Python: the question is the string the human reads.
+PLAIN_APPROVAL = (
+    "print('Allow read access to /home/u/notes.txt (grant: read notes.txt) "
+    "(grant: read /home/u/)? [y]es / [n]o / [a]lways this session')"
+)
+
+
+# -- 5. what the capsule thread sets in its contextvars is copied back to the host -----------
+# Class: run_limited's _copy_back copies *every* context variable the capsule thread set into
+# the caller's context (meant for decimal's context and ipykernel's parent header).  Any
+# library state kept in a ContextVar leaks to trusted code after the cell: numpy 2's error
+# state (np.seterr, and np.seterrcall's callable, which trusted numpy then *calls*: I3), and
+# any other library's contextvar-based options.  A later trusted cell fails or calls capsule
+# code with no limits.
+
+
+def test_numpy_error_callback_set_in_a_capsule_is_called_by_a_later_trusted_cell(tmp_path):
+    tok = token()
+    capsule = (
+        "%%capsule --allow-import numpy\n"
+        "import numpy as np\n"
+        "def spy(kind, flag):\n"
+        f"    print('{tok}', kind)\n"
+        "np.seterrcall(spy)\n"
+        "np.seterr(all='call')\n"
+    )
+    trusted = "import numpy as np\nx = np.float64(1.0) / 0\nstr(np.geterr())"
+    _, rec = run_shell(tmp_path, {"source": capsule}, {"source": trusted})
+    # Canary: trusted numpy calls the capsule's function in a later, trusted cell.
+    assert tok not in rec["stdout"] and "call" not in (rec["result"] or ""), rec
+
+
+def test_numpy_error_state_set_in_a_capsule_makes_a_later_trusted_cell_fail(tmp_path):
+    capsule = "%%capsule --allow-import numpy\nimport numpy as np\nnp.seterr(all='raise')"
+    trusted = "import numpy as np\nfloat(np.float64(1.0) / 0)"
+    _, rec = run_shell(tmp_path, {"source": capsule}, {"source": trusted})
+    # Canary: the trusted cell raises FloatingPointError (it returns inf without the capsule).
+    assert rec["error"] is None, rec
