@@ -271,3 +271,42 @@ def test_numpy_error_state_set_in_a_capsule_makes_a_later_trusted_cell_fail(tmp_
     _, rec = run_shell(tmp_path, {"source": capsule}, {"source": trusted})
     # Canary: the trusted cell raises FloatingPointError (it returns inf without the capsule).
     assert rec["error"] is None, rec
+
+
+# -- 6. --max-output counts only what the capsule thread writes or publishes as data ----------
+# Class: output the host produces for the capsule after (or beside) the count: the cell's
+# last value (formatted in the capsule, shown by the displayhook on the main thread), display
+# metadata (charge_display sums only the data's str/bytes), the traceback of a capsule
+# exception, and finalizer output (section 1).  All reach the notebook/terminal uncounted.
+
+
+def test_last_value_is_shown_whole_past_max_output(tmp_path):
+    (rec,) = run_shell(tmp_path, {"source": "%%capsule --max-output 1K\n'x' * 200000"})
+    shown = rec["stdout"]  # what the terminal shows (Out[1]: 'xxx...')
+    # Canary: 200,000 characters shown by a cell limited to 1K of output.
+    assert shown.count("x") < 2048, (len(shown), shown[:60])
+
+
+def test_display_metadata_is_not_counted_against_max_output(tmp_path):
+    tok = token()
+    src = (
+        "%%capsule --max-output 1K\n"
+        "from IPython.display import display\n"
+        "png = b'\\x89PNG\\r\\n\\x1a\\n' + b'0' * 10\n"
+        f"display({{'image/png': png}}, raw=True, metadata={{'image/png': {{'alt': '{tok}' * 20000}}}})\n"
+    )
+    code = (
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "import json\n"
+        "sh = InteractiveShell.instance()\n"
+        "sh.run_line_magic('load_ext', 'ipycap')\n"
+        "from IPython.utils.capture import capture_output\n"
+        f"with capture_output() as cap:\n    sh.run_cell({src!r})\n"
+        "print(json.dumps(sum(len(json.dumps(o.metadata)) for o in cap.outputs)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    published = int(out.stdout.strip().splitlines()[-1])
+    # Canary: ~360K characters of metadata published by a cell limited to 1K of output.
+    assert published < 2048, published
