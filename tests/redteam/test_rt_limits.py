@@ -89,9 +89,7 @@ def test_finalizer_after_the_cell_allocates_past_max_memory(tmp_path):
 
 def test_finalizer_after_the_cell_writes_raw_terminal_escapes(tmp_path):
     tok = token()
-    src = "%%capsule\n" + finalizer(
-        f"print('\\x1b]52;c;{tok}\\x07\\x1b]0;{tok}\\x07\\x1b[2J')"
-    )
+    src = "%%capsule\n" + finalizer(f"print('\\x1b]52;c;{tok}\\x07\\x1b]0;{tok}\\x07\\x1b[2J')")
     (rec,) = run_shell(tmp_path, {"source": src})
     # Canary: an OSC 52 clipboard write, a title and a screen clear reach the terminal
     # (inside the cell the same print is sanitised: see test_limits).
@@ -160,7 +158,7 @@ def test_open_file_keeps_writing_after_its_grant_is_revoked(tmp_path):
 from tests.kernel.conftest import WORKDIR, execute, kernelspecs, start_kernel  # noqa: E402,F401
 
 
-def test_kernel_write_handle_outlives_a_revoke(kernelspecs):
+def test_kernel_write_handle_outlives_a_revoke(kernelspecs):  # noqa: F811 - the fixture
     tok = token()
     name = "rt-limits-" + tok + ".txt"
     km, kc = start_kernel(kernelspecs["plain"])
@@ -310,3 +308,25 @@ def test_display_metadata_is_not_counted_against_max_output(tmp_path):
     published = int(out.stdout.strip().splitlines()[-1])
     # Canary: ~360K characters of metadata published by a cell limited to 1K of output.
     assert published < 2048, published
+
+
+# -- 7. the sanitiser lets a foreground colour hide text against the terminal's own background --
+# Class: terminal.sanitize decides "cannot hide text" only between an explicit foreground and
+# an explicit background; the terminal's default background is unknown to it, so true-colour
+# or 256-colour black (dark themes, most terminals) and white (light themes) foregrounds are
+# kept, and text printed in them is invisible -- what conceal (8) and same-hue backgrounds are
+# removed for.  Variants: 38;5;16 / 38;5;231, 30 and 97 where the theme maps them to its
+# background, dim (2) on top.
+
+
+@pytest.mark.parametrize("sgr", ["38;2;0;0;0", "38;2;255;255;255", "38;5;16", "38;5;231"], ids=str)
+def test_sanitiser_keeps_a_foreground_that_matches_a_default_background(sgr):
+    from ipycap.engine.terminal import sanitize
+
+    tok = token()
+    clean = sanitize(f"visible \x1b[{sgr}m{tok}\x1b[0m visible")
+    # Canary: the token is printed in pure black/white with no background of its own.
+    assert sgr not in clean, repr(clean)
+
+
+# Plain Python: print('visible \x1b[38;2;0;0;0mHIDDEN\x1b[0m visible') on a black terminal.
