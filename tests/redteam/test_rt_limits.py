@@ -330,3 +330,44 @@ def test_sanitiser_keeps_a_foreground_that_matches_a_default_background(sgr):
 
 
 # Plain Python: print('visible \x1b[38;2;0;0;0mHIDDEN\x1b[0m visible') on a black terminal.
+
+
+# -- 8. the capsule kernel's `%capsule explain` runs the cell's own methods as trusted code ----
+# Class: section 1's, reached on purpose: the explorer's "raw" column is trusted code calling
+# repr/dir/getattr/==/hash/iter on the cell's own object, on the main thread, outside
+# run_limited -- no timeout, no memory limit, no output count, no sanitiser -- and the view it
+# displays carries the object's repr unsanitised.  Variant: the kernel's error reply carries
+# a capsule exception's message unsanitised (section 2) to every frontend.
+
+
+@pytest.fixture(scope="module")
+def rt_kernel(kernelspecs):  # noqa: F811 - the fixture
+    km, kc = start_kernel(kernelspecs["plain"])
+    yield kc
+    kc.stop_channels()
+    km.shutdown_kernel(now=True)
+
+
+def test_kernel_explain_runs_a_cell_object_repr_with_raw_terminal_output(rt_kernel):
+    tok = token()
+    cell = (
+        "class Evil:\n"
+        "    def __repr__(self):\n"
+        f"        print('\\x1b]52;c;{tok}\\x07')\n"
+        f"        return '\\x1b]0;{tok}\\x07'\n"
+        "x = Evil()\n"
+        "%capsule explain x\n"
+    )
+    reply, outputs, _ = execute(rt_kernel, cell)
+    sent = json.dumps(outputs)
+    # Canary: the clipboard write (printed by the capsule's __repr__, run by the trusted
+    # explorer) and the title sequence (in the view) reach the frontend raw.
+    assert "\\u001b]52;c;" + tok not in sent and "\\u001b]0;" + tok not in sent, sent[:600]
+
+
+def test_kernel_error_reply_carries_a_capsule_message_raw(rt_kernel):
+    tok = token()
+    reply, outputs, _ = execute(rt_kernel, f"raise ValueError(chr(27) + ']52;c;{tok}' + chr(7))")
+    sent = json.dumps([reply, outputs])
+    # Canary: an OSC 52 clipboard write in the error reply and the IOPub error message.
+    assert "\\u001b]52;c;" + tok not in sent, sent[:600]
