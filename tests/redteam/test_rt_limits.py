@@ -371,3 +371,59 @@ def test_kernel_error_reply_carries_a_capsule_message_raw(rt_kernel):
     sent = json.dumps([reply, outputs])
     # Canary: an OSC 52 clipboard write in the error reply and the IOPub error message.
     assert "\\u001b]52;c;" + tok not in sent, sent[:600]
+
+
+# -- 9. a capsule's object left in sys.stdout after the cell -----------------------------------
+# Class: a stdlib deputy stores a capsule object in interpreter-wide state the host then uses:
+# contextlib.redirect_stdout(obj).__enter__() (never exited) sets the raw sys.stdout to the
+# capsule's object, and limits._unwrap_streams leaves it there ("someone replaced it
+# meanwhile: leave theirs").  Every later trusted print and displayhook calls capsule code
+# (I3) with trusted text; a later capsule cell with no grants reads it back through an
+# exception its write raises.  Variants: redirect_stderr; unittest.mock.patch('sys.stdout');
+# the kernel, where it also hides the kernel commands' own output ("revoked cap-3 ...").
+
+TAP_SCRIPT = r"""
+import json, sys
+from IPython.core.interactiveshell import InteractiveShell
+sh = InteractiveShell.instance()
+sh.history_manager.enabled = False
+sh.run_line_magic("load_ext", "ipycap")
+sh.run_cell('''%%capsule --allow-import contextlib
+import contextlib
+class Tap:
+    seen = []
+    def write(self, s):
+        if s == "DUMP":
+            raise ValueError("".join(Tap.seen))
+        Tap.seen.append(s)
+        return len(s)
+    def flush(self):
+        pass
+contextlib.redirect_stdout(Tap()).__enter__()
+''')
+sh.run_cell("print('a trusted cell prints its secret:', TOKEN)".replace("TOKEN", repr(sys.argv[1])))
+r = sh.run_cell('''%%capsule
+try:
+    print("DUMP", end="")
+    leaked = None
+except ValueError as e:
+    leaked = str(e)
+leaked
+''')
+sys.__stdout__.write(json.dumps({"leaked": r.result, "stdout": type(sys.stdout).__name__}) + "\n")
+"""
+
+
+def test_capsule_object_left_in_sys_stdout_reads_later_trusted_output(tmp_path):
+    tok = token()
+    proc = subprocess.run(
+        [sys.executable, "-c", TAP_SCRIPT, tok],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rec = json.loads(proc.stdout.strip().splitlines()[-1])
+    # Canary: a grant-less capsule cell gets the secret a trusted cell printed after it.
+    assert tok not in str(rec["leaked"]) and rec["stdout"] != "Tap", rec
