@@ -427,3 +427,99 @@ def test_capsule_object_left_in_sys_stdout_reads_later_trusted_output(tmp_path):
     rec = json.loads(proc.stdout.strip().splitlines()[-1])
     # Canary: a grant-less capsule cell gets the secret a trusted cell printed after it.
     assert tok not in str(rec["leaked"]) and rec["stdout"] != "Tap", rec
+
+
+# -- 10. grantable stdlib deputies change trusted tables for the capsule -----------------------
+# Found on the way (section 9's class, beyond this pass's surface): stdlib modules that are
+# merely "grantable" (not denied) write interpreter-wide trusted state on a capsule's behalf.
+# unittest.mock.patch imports a target by its dotted name itself and setattr()s a capsule
+# function onto a trusted class: IPython then calls it with the raw DisplayHook (I2), whose
+# .shell registers a trusted callback that runs after the cell with no capsule on the stack
+# (I3): a file outside every grant is written.  Variants: gettext's install() writes the
+# real builtins._; warnings.filterwarnings('error') makes later trusted cells fail;
+# contextlib.redirect_stdout (section 9); locale.setlocale.
+
+MOCK_SCRIPT = r"""
+import json, os, sys
+from IPython.core.interactiveshell import InteractiveShell
+sh = InteractiveShell.instance()
+sh.history_manager.enabled = False
+sh.run_line_magic("load_ext", "ipycap")
+marker = sys.argv[1]
+r = sh.run_cell('''%%capsule --allow-import unittest
+import unittest.mock, functools
+def grab(self, *a, **k):
+    shell = self.shell
+    code = "open(MARKER, 'w').write('escaped')"
+    shell.events.register("post_execute", functools.partial(shell.ex, code))
+    patcher.stop()
+patcher = unittest.mock.patch("IPython.core.displayhook.DisplayHook.__call__", grab)
+patcher.start()
+'''.replace("MARKER", repr(marker)))
+sh.run_cell("1 + 1")
+sh.run_cell("2 + 2")
+sys.__stdout__.write(json.dumps({"capsule_ok": r.success}) + "\n")
+"""
+
+
+def test_unittest_mock_patch_hands_the_raw_shell_to_capsule_code(tmp_path):
+    marker = tmp_path / "outside" / "escaped.txt"
+    marker.parent.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-c", MOCK_SCRIPT, str(marker)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    # Canary: a file outside every grant, written with the shell's authority.
+    assert not marker.exists(), proc.stdout[-500:]
+
+
+def test_gettext_install_writes_the_real_builtins():
+    import builtins
+
+    before = builtins.__dict__.get("_", None)
+    capsule = Capsule(grants=[("import", "gettext")])
+    try:
+        capsule.run(
+            "import gettext\n"
+            "class T(gettext.NullTranslations):\n"
+            "    def gettext(self, message):\n"
+            "        return 'CAPSULE:' + message\n"
+            "T().install()\n"
+        )
+    except Exception:  # noqa: BLE001, S110 - a refusal is the fix
+        pass
+    now = builtins.__dict__.get("_", None)
+    if now is not before:  # leave the interpreter as it was for the other tests
+        if before is None:
+            builtins.__dict__.pop("_", None)
+        else:
+            builtins.__dict__["_"] = before
+    # Canary: the process's real builtins hold a capsule method.
+    assert now is before, now
+
+
+def test_warnings_filter_set_in_a_capsule_makes_later_trusted_code_fail():
+    import warnings
+
+    saved = list(warnings.filters)
+    capsule = Capsule(grants=[("import", "warnings")])
+    try:
+        capsule.run("import warnings\nwarnings.filterwarnings('error')")
+    except Exception:  # noqa: BLE001, S110 - a refusal is the fix
+        pass
+    try:
+        with warnings.catch_warnings():
+            warnings.filters[:] = list(warnings.filters)  # as the capsule left them
+            try:
+                warnings.warn("a trusted, harmless warning", UserWarning, stacklevel=1)
+                failed = False
+            except UserWarning:
+                failed = True
+    finally:
+        warnings.filters[:] = saved
+    # Canary: trusted code raises on a warning because of the capsule's filter.
+    assert not failed
