@@ -523,3 +523,75 @@ def test_warnings_filter_set_in_a_capsule_makes_later_trusted_code_fail():
         warnings.filters[:] = saved
     # Canary: trusted code raises on a warning because of the capsule's filter.
     assert not failed
+
+
+# -- 11. an approval takes whatever input_reply comes next --------------------------------------
+# Class: the kernel's approval is ipykernel's raw_input: the first input_reply on the stdin
+# socket after the request is the answer, whichever prompt the human was answering (replies
+# are not matched to their input_request).  A cell that times out while its question is open
+# leaves that prompt on the page; the next cell (queued behind it, the same author's) asks
+# for more, and the human's late answer to the first, harmless question grants the second.
+# Variants: a capsule input() prompt left open by a timeout; an interrupt during a prompt.
+
+
+def test_kernel_late_answer_to_an_abandoned_prompt_grants_the_next_question(kernelspecs):  # noqa: F811 - the fixture
+
+    tok = token()
+    secret_dir = WORKDIR / ("rt-limits-" + os.urandom(4).hex())
+    secret_dir.mkdir()
+    (secret_dir / "keys.txt").write_text(tok)
+    km, kc = start_kernel_with(kernelspecs["plain"], ["--CapsulePolicy.timeout=2"])
+    try:
+        # Cell A: a harmless question, then the cell runs out of time with it still open.
+        a = kc.execute("open('notes.txt')\n", allow_stdin=True)
+        first = kc.get_stdin_msg(timeout=30)["content"]["prompt"]
+        timed_out = wait_reply(kc, a)
+        # Cell B (queued by "Run all"): asks for the secret folder.
+        b = kc.execute(f"open({str(secret_dir / 'keys.txt')!r}).read()\n", allow_stdin=True)
+        second = kc.get_stdin_msg(timeout=30)["content"]["prompt"]
+        # The human answers the first box they saw ("notes.txt"), late: [a]lways.
+        kc.input("a")
+        reply, outputs = wait_reply(kc, b, outputs=True)
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+        for p in secret_dir.iterdir():
+            p.unlink()
+        secret_dir.rmdir()
+    assert timed_out.get("ename") == "CellTimeout", timed_out
+    assert "notes.txt" in first and "keys.txt" in second, (first, second)
+    results = [c["data"]["text/plain"] for t, c in outputs if t == "execute_result"]
+    # Canary: cell B read the secret on an answer given to cell A's question.
+    assert not any(tok in r for r in results), (reply, results)
+
+
+def start_kernel_with(name, extra):
+    from jupyter_client.manager import start_new_kernel
+
+    return start_new_kernel(
+        kernel_name=name, cwd=str(WORKDIR), startup_timeout=60, extra_arguments=extra
+    )
+
+
+def wait_reply(kc, msg_id, outputs=False, timeout=60):
+    from queue import Empty
+
+    deadline = time.monotonic() + timeout
+    reply = None
+    while reply is None:
+        assert time.monotonic() < deadline, "no reply"
+        try:
+            msg = kc.get_shell_msg(timeout=0.1)
+        except Empty:
+            continue
+        if msg["parent_header"].get("msg_id") == msg_id:
+            reply = msg["content"]
+    seen = []
+    while True:
+        msg = kc.get_iopub_msg(timeout=timeout)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            break
+        seen.append((msg["msg_type"], msg["content"]))
+    return (reply, seen) if outputs else reply
