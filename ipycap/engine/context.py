@@ -7,7 +7,7 @@ import sys
 
 from . import approval, tripwire
 from .errors import CapsuleImportError, CapsulePermissionError
-from .policy import CapsulePolicy
+from .policy import CapsulePolicy, internal_module_refusal
 from .registry import Capability, Registry
 
 _STDLIB_NAMES = frozenset(sys.stdlib_module_names)
@@ -35,7 +35,7 @@ class CapsuleContext:
 
     def may_import(self, name: str) -> bool:
         tier = self.policy.import_tier(name)
-        if tier == "denied":
+        if tier == "denied" or tier == "internal":
             return False
         if tier == "default":
             # e.g. 'IPython.display': a default view of a module in a denied package
@@ -80,6 +80,8 @@ class CapsuleContext:
                 "builtins",
                 None,
             )
+        elif tier == "internal":
+            err = CapsuleImportError(internal_module_refusal(name), "builtins", None)
         elif self._revoked_import(name):
             err = CapsuleImportError(
                 f"import of {name!r}: its capability was revoked in this session",

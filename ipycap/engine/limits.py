@@ -35,7 +35,9 @@
   ``max_output``, as do display bundles (:func:`charge_display`); past it, output is dropped
   and one note at the end says how much.
 * **context** -- the capsule thread runs in a copy of the caller's ``contextvars`` context
-  (decimal's context, ipykernel's parent header) and what it sets is copied back.
+  (ipykernel's parent header); what it sets there stays there (a library's ContextVar,
+  numpy's error state, must not flow back to trusted code).  ``sys``'s streams and hooks are
+  put back as they were after every cell.
 
 The engine module never imports IPython.
 """
@@ -519,6 +521,7 @@ def run_limited(runner, body, tail, ns, context, limits: Limits):
     run.thread = threading.Thread(
         target=copied.run, args=(work,), name="ipycap-capsule", daemon=True
     )
+    saved_sys = _snapshot_sys()
     streams = _wrap_streams(run)
     _WAITED.append(run)
     try:
@@ -528,7 +531,10 @@ def run_limited(runner, body, tail, ns, context, limits: Limits):
     finally:
         _WAITED.remove(run)
         _unwrap_streams(streams)
-        _copy_back(copied)
+        _restore_sys(saved_sys)
+        # The capsule thread's context (copied) is dropped, not copied back: a library's
+        # ContextVar set by the cell (numpy 2's error state and seterrcall callback) would
+        # otherwise hold in trusted code after it (I3).  decimal: Capsule.run.
     _finish(run)
     if run.error is not None:
         raise run.error
@@ -630,15 +636,21 @@ def _unwrap_streams(saved: list) -> None:
             setattr(sys, name, stream)
 
 
-def _copy_back(copied: contextvars.Context) -> None:
-    """What the cell set in its context (decimal's context, ...) holds after it, as before."""
-    for var, value in copied.items():
-        try:
-            if var.get() is value:
-                continue
-        except LookupError:
-            pass
-        var.set(value)
+#: Interpreter-wide hooks of ``sys`` that trusted code calls with its own data: whatever a
+#: granted deputy (a stdlib function writing the raw ``sys``) left there during a capsule
+#: cell is put back after it, so no capsule object stays in trusted state (I3).
+SYS_HOOKS = ("stdout", "stderr", "stdin", "displayhook", "excepthook", "unraisablehook",
+             "breakpointhook", "__stdout__", "__stderr__", "__stdin__")  # fmt: skip
+
+
+def _snapshot_sys() -> list:
+    return [(name, sys.__dict__[name]) for name in SYS_HOOKS if name in sys.__dict__]
+
+
+def _restore_sys(saved: list) -> None:
+    for name, value in saved:
+        if sys.__dict__.get(name) is not value:
+            setattr(sys, name, value)
 
 
 def release_namespace(capsule) -> None:

@@ -11,6 +11,7 @@ import reprlib
 import sys
 import types
 
+from . import deputies as _deputies
 from . import guard, rules, tripwire
 from .errors import CapsuleAttributeError, CapsuleImportError, CapsuleTypeError
 from .stdviews import STAND_INS
@@ -488,6 +489,8 @@ for _name in ("setfirstweekday", "firstweekday", "monthcalendar", "prweek", "wee
     if type(_fn) is types.MethodType and _fn.__self__ is getattr(calendar, "c", None):
         MODULE_OVERRIDES[("calendar", _name)] = types.MethodType(_fn.__func__, _CAPSULE_CALENDAR)
 MODULE_OVERRIDES[("calendar", "c")] = _CAPSULE_CALENDAR
+# Grantable stdlib functions that write process-wide tables or streams (ipycap.engine.deputies).
+MODULE_OVERRIDES.update(_deputies.OVERRIDES)
 
 # random's module functions are methods of one Random instance that trusted code draws from
 # too: random.seed(0) in a capsule would fix the notebook's numbers, random.getstate() would

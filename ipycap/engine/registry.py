@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 
 from .errors import CapsulePolicyError
-from .policy import CapsulePolicy
+from .policy import CapsulePolicy, internal_module_refusal
 from .tripwire import trusted_append
 
 KINDS = ("import", "read", "write", "object", "input", "display", "comm")
@@ -188,6 +188,10 @@ class Registry:
                 "policy",
                 None,
             )
+            self.refuse(err, kind="import", target=module)
+            raise err
+        if tier == "internal":
+            err = CapsulePolicyError(internal_module_refusal(module), "policy", None)
             self.refuse(err, kind="import", target=module)
             raise err
 
