@@ -100,34 +100,6 @@ def test_finalizer_after_the_cell_writes_raw_terminal_escapes(tmp_path):
 PLAIN_FINALIZER = "print('\\x1b]52;c;' + 'CANARY' + '\\x07')"
 
 
-# -- 2. capsule text that the host prints is not sanitised -------------------------------------
-# Class: strings chosen by capsule code that trusted code prints itself, after the cell, on
-# the main thread (outside the capsule thread's stream wrapper): the exception message in the
-# traceback IPython prints, registry event targets in `%capsule log` (and the kernel's command
-# output).  Escapes reach the terminal; newlines forge table rows.
-
-
-def test_exception_message_reaches_the_terminal_with_its_escapes(tmp_path):
-    tok = token()
-    src = f"%%capsule\nraise ValueError('x' + chr(27) + ']52;c;{tok}' + chr(7) + chr(27) + '[2J')"
-    (rec,) = run_shell(tmp_path, {"source": src})
-    shown = rec["stdout"] + rec["stderr"]
-    assert rec["error"] == "ValueError"
-    # Canary: the clipboard write reaches the terminal raw in the traceback IPython prints.
-    assert "\x1b]52;c;" + tok not in shown, repr(shown[-300:])
-
-
-def test_registry_log_prints_a_capsule_chosen_target_raw(tmp_path):
-    tok = token()
-    fake_row = f"\n01:00:00  grant   cap-99  read  /{tok}  (forged row)"
-    path = "/nonexistent-" + tok + chr(27) + "]0;" + tok + chr(7) + fake_row
-    src = f"%%capsule\ntry:\n    open({path!r})\nexcept PermissionError:\n    pass"
-    _, log = run_shell(tmp_path, {"source": src}, {"source": "%capsule log 5"})
-    shown = log["stdout"] + (log["result"] or "")
-    # Canary: the view shows an escape sequence and a forged 'grant' row the capsule wrote.
-    assert "\x1b]0;" not in shown and f"cap-99  read  /{tok}" not in shown, shown
-
-
 # -- 3. a revoke does not reach authority already derived from the grant -----------------------
 # Class: what a grant produced that is not a proxy -- an open file (the capsule's open returns
 # the raw io object), a module view (one per module, process-wide) -- is not tied to the
@@ -275,28 +247,6 @@ def test_display_metadata_is_not_counted_against_max_output(tmp_path):
     published = int(out.stdout.strip().splitlines()[-1])
     # Canary: ~360K characters of metadata published by a cell limited to 1K of output.
     assert published < 2048, published
-
-
-# -- 7. the sanitiser lets a foreground colour hide text against the terminal's own background --
-# Class: terminal.sanitize decides "cannot hide text" only between an explicit foreground and
-# an explicit background; the terminal's default background is unknown to it, so true-colour
-# or 256-colour black (dark themes, most terminals) and white (light themes) foregrounds are
-# kept, and text printed in them is invisible -- what conceal (8) and same-hue backgrounds are
-# removed for.  Variants: 38;5;16 / 38;5;231, 30 and 97 where the theme maps them to its
-# background, dim (2) on top.
-
-
-@pytest.mark.parametrize("sgr", ["38;2;0;0;0", "38;2;255;255;255", "38;5;16", "38;5;231"], ids=str)
-def test_sanitiser_keeps_a_foreground_that_matches_a_default_background(sgr):
-    from ipycap.engine.terminal import sanitize
-
-    tok = token()
-    clean = sanitize(f"visible \x1b[{sgr}m{tok}\x1b[0m visible")
-    # Canary: the token is printed in pure black/white with no background of its own.
-    assert sgr not in clean, repr(clean)
-
-
-# Plain Python: print('visible \x1b[38;2;0;0;0mHIDDEN\x1b[0m visible') on a black terminal.
 
 
 # -- 8. the capsule kernel's `%capsule explain` runs the cell's own methods as trusted code ----
