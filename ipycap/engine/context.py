@@ -144,7 +144,7 @@ class CapsuleContext:
         """The refusal of an access no grant covers, or None when the human approves it now
         (``approve`` asks only within the ceiling).  Hints name a grant that would work, with
         the path as typed or its folder."""
-        shown = approval.shown(approval.display_path(path, typed))
+        shown = approval.printable(approval.display_path(path, typed))
         if kind == "write" and self.policy.write_plants_code(path):
             return CapsulePermissionError(
                 f"write access to {shown}: code written there would run later with "

@@ -52,6 +52,7 @@ import re
 import sys
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 
 from . import terminal, tripwire
@@ -246,6 +247,7 @@ class _Run:
         self.memory_hit = False
         self.result = None
         self.error: BaseException | None = None
+        self.after = False  # capsule code the host runs for a cell after it (run_after)
         # Released by the capsule thread as its last act.  Waited on instead of
         # Thread.join: a join interrupted by SIGINT marks a running thread as stopped (3.11).
         self.done = threading.Lock()
@@ -381,12 +383,33 @@ def current_run() -> _Run | None:
     return _RUNS.get(threading.get_ident())
 
 
-def charge_display(data) -> bool:
+def bundle_size(data, metadata=None) -> int:
+    """Characters a display bundle shows: its data's texts and bytes, and every text, key and
+    number of its metadata (an image's 'alt' is output too)."""
+    size = sum(len(v) for v in dict.values(data) if type(v) in (str, bytes))
+    todo, seen = [metadata], 0
+    while todo and seen < 100_000:  # nested containers, bounded
+        item = todo.pop()
+        seen += 1
+        tp = type(item)
+        if tp is str or tp is bytes:
+            size += len(item)
+        elif tp is dict:
+            todo.extend(dict.keys(item))
+            todo.extend(dict.values(item))
+        elif tp in (list, tuple):
+            todo.extend(item)
+        elif item is not None:
+            size += 8
+    return size
+
+
+def charge_display(data, metadata=None) -> bool:
     """Count a display bundle published by the running cell; False: drop it (over budget)."""
     run = current_run()
     if run is None or not run.limits.max_output:
         return True
-    size = sum(len(v) for v in dict.values(data) if type(v) in (str, bytes))
+    size = bundle_size(data, metadata)
     if size > run.limits.max_output - run.output_used:  # a bundle is shown whole or not at all
         run.output_dropped += size
         return False
@@ -487,13 +510,36 @@ def _consume_pending() -> None:
             continue
 
 
-def run_limited(runner, body, tail, ns, context, limits: Limits):
+#: The last limited run of each capsule context: what the host runs of that cell's capsule
+#: code after it (run_after) continues its output budget.
+_LAST_RUN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def run_after(fn, context, limits: Limits | None = None):
+    """Run ``fn()`` -- capsule code the host runs for a cell after the cell returned: the
+    formatting of its value, ``%capsule explain``'s calls, finalizers freed with its
+    namespace -- on a capsule thread under the same limits (timeout, memory, sanitised and
+    counted output, continuing the cell's output budget) as the cell itself."""
+    last = _LAST_RUN.get(context)
+    if limits is None:
+        limits = last.limits if last is not None else Limits.from_policy(context.policy)
+    return run_limited(lambda body, tail, ns: fn(), None, None, None, context, limits, _after=last)
+
+
+def run_limited(runner, body, tail, ns, context, limits: Limits, _after=None):
     """Run ``runner(body, tail, ns)`` on a capsule thread under ``limits`` (see the module
     docstring); returns its value or raises its exception (limit hits as refusals)."""
     if current_run() is not None:  # a capsule run from inside a limited cell: already bounded
         return runner(body, tail, ns)
     limits.check_available()
     run = _Run(limits, context)
+    if _after is not None and _after.limits.max_output == limits.max_output:
+        run.output_used = _after.output_used
+    run.after = _after is not None
+    try:
+        _LAST_RUN[context] = run
+    except TypeError:  # a context that cannot be weakly referenced: no continuation
+        pass
     copied = contextvars.copy_context()
 
     def work():
@@ -599,13 +645,14 @@ def _finish(run: _Run) -> None:
         used.append(f"output {format_size(run.output_used)}")
     if run.error is not None and isinstance(run.error, (CellTimeout, CellMemoryLimit)):
         used.append(f"stopped: {type(run.error).__name__}")
-    registry.note(
-        "limits",
-        kind="limits",
-        target=run.context.label or "cell",
-        detail="; ".join(used),
-        audit=False,  # every cell has one: the view shows them, the log keeps the hits
-    )
+    if not run.after:
+        registry.note(
+            "limits",
+            kind="limits",
+            target=run.context.label or "cell",
+            detail="; ".join(used),
+            audit=False,  # every cell has one: the view shows them, the log keeps the hits
+        )
     if run.output_dropped:
         note = (
             f"[ipycap: {run.output_dropped:,} more characters of output were dropped: this "
@@ -670,9 +717,12 @@ def release_namespace(capsule) -> None:
         if cycle:
             gc.collect()
 
-    thread = threading.Thread(target=release, name="ipycap-release", daemon=True)
-    _start(thread, stack_size_for(Limits()))
-    thread.join()
+    # Freeing runs the cell's finalizers (__del__, a generator's finally): capsule code, so
+    # under the cell's limits and output sanitiser, like the cell (run_after).
+    try:
+        run_after(release, capsule.context, capsule.limits)
+    except CapabilityError:
+        pass  # a limit hit while freeing: recorded by the registry, nothing to return
 
 
 __all__ = [
@@ -685,5 +735,6 @@ __all__ = [
     "parse_seconds",
     "parse_size",
     "release_namespace",
+    "run_after",
     "run_limited",
 ]

@@ -237,7 +237,7 @@ class OutputFilter:
             if not tripwire.capsule_on_stack():
                 return publish(data, metadata, *args, **kwargs)
             data, metadata, dropped = filter_bundle(data, metadata, self.allowed)
-            if not limits.charge_display(data):
+            if not limits.charge_display(data, metadata):
                 return None  # over the cell's --max-output: counted in its closing note
             transient = kwargs.get("transient")
             if transient is not None:

@@ -36,6 +36,7 @@ from ..ipython.panel import RegistryChannel
 from . import static
 from .interrupts import InterruptGuard
 from .shell import CapsuleShell
+from .stdin import MatchedStdin
 
 DEBUGGER_REFUSED = (
     "the debugger is disabled in the capsule kernel: it evaluates arbitrary code with the "
@@ -169,6 +170,7 @@ class CapsuleKernel(IPythonKernel):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
+        self.matched_stdin = MatchedStdin()
         parent_policy = getattr(self.parent, "capsule_policy", None)
         if self.policy is None:
             self.policy = parent_policy if parent_policy is not None else make_policy(self)
@@ -357,6 +359,10 @@ class CapsuleKernel(IPythonKernel):
                 ctx.record_refusal(err)
             raise err
         return bool(contexts)
+
+    def _input_request(self, prompt, ident, parent, password=False) -> str:
+        # Replies matched to their question; abandoned questions withdrawn (stdin.py).
+        return self.matched_stdin.request(self, prompt, ident, parent, password)
 
     def raw_input(self, prompt=""):
         if self._check_input("input()"):
