@@ -1,10 +1,14 @@
-"""Red team 4 (rt-limits): the newest machinery -- resource limits, the approval prompt, the
-registry and its views, the terminal sanitiser.
+"""Regression tests (red team 4, rt-limits): capsule code and capsule authority that outlive
+the cell, and questions and output the host produces for it.
 
-Each test FAILS today: the capsule reaches its canary.  Every scenario that needs the
-extension runs an IPython InteractiveShell in its own process (tests/shell_driver.py), so a
-hang or crash is a failed test, not a dead run.  ``PLAIN_*`` strings at the end of each
-section are the same payloads as plain Python, showing what the canary means outside ipycap.
+Classes: (D) capsule code the host runs after the cell -- finalizers freed with its namespace,
+the formatting of its value, the capsule kernel's ``%capsule explain`` -- now runs on a capsule
+thread under the cell's limits (``limits.run_after``).  (I) ``--max-output`` now charges the
+host's chokepoints: the value's bundle (``engine/after.py``) and display metadata.  (H) a
+revoke (or the end of a once-approval) reaches open files: ``open`` returns a revocable handle
+(``engine/handles.py``).  (F) the approval question quotes and escapes capsule-derived names.
+(E) the kernel matches stdin replies to their request and withdraws abandoned questions
+(``kernel/stdin.py``).  (G, kernel) the error reply is sanitised.
 """
 
 from __future__ import annotations
@@ -14,38 +18,13 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from ipycap import Capsule
 from ipycap.engine import limits
 from ipycap.engine.registry import Registry
-
-DRIVER = Path(__file__).resolve().parent.parent / "shell_driver.py"
-ALIVE = {"source": "'alive:' + str(6 * 7)"}
-
-
-def run_shell(tmp_path, *cells, timeout=120):
-    """Run the cells (and a trusted one) in a fresh shell process; returns their records."""
-    path = tmp_path / "cells.json"
-    path.write_text(json.dumps([*cells, ALIVE]))
-    proc = subprocess.run(
-        [sys.executable, str(DRIVER), str(path)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=tmp_path,
-    )
-    lines = proc.stdout.splitlines()
-    assert proc.returncode == 0, (proc.returncode, proc.stderr[-3000:], lines[-3:])
-    assert lines[-1] == "alive"
-    return [json.loads(line) for line in lines[:-2]]
-
-
-def token() -> str:
-    return "CANARY" + os.urandom(6).hex()
-
+from tests.redteam.shell_cells import run_shell, token
 
 # -- 1. capsule code that runs after its cell runs with no limits ------------------------------
 # Class: capsule code the host runs after run_limited returned -- finalizers (__del__, a
@@ -192,13 +171,16 @@ def test_approval_question_names_a_grant_the_capsule_wrote(tmp_path, monkeypatch
 
     registry.approver = human
     capsule = Capsule(registry=registry, scope="session")
-    got = capsule.run(
-        "try:\n"
-        "    open('../notes.txt (grant: read notes.txt)')\n"
-        "except OSError:\n"
-        "    pass\n"
-        f"open({str(diary)!r}).read()"
-    )
+    try:
+        got = capsule.run(
+            "try:\n"
+            "    open('../notes.txt (grant: read notes.txt)')\n"
+            "except OSError:\n"
+            "    pass\n"
+            f"open({str(diary)!r}).read()"
+        )
+    except PermissionError:  # a refusal of the diary is the fix
+        got = None
     # Canary: the diary next to the 'notes.txt' the human approved is read.
     assert got != tok, (asked, [(c.kind, c.target) for c in registry.capabilities])
 
@@ -360,3 +342,218 @@ def wait_reply(kc, msg_id, outputs=False, timeout=60):
             break
         seen.append((msg["msg_type"], msg["content"]))
     return (reply, seen) if outputs else reply
+
+
+# -- variants --------------------------------------------------------------------------------
+# D: every way capsule code runs as its namespace is freed meets the cell's limits.
+
+
+def test_generator_finally_after_the_cell_writes_no_raw_escapes(tmp_path):
+    tok = token()
+    src = (
+        "%%capsule\n"
+        "def gen():\n"
+        "    try:\n"
+        "        yield 1\n"
+        "    finally:\n"
+        f"        print('\\x1b]52;c;{tok}\\x07\\x1b[2J')\n"
+        "class Box:\n    pass\n"
+        "b = Box(); b.g = gen(); next(b.g); b.me = b\n"
+    )
+    (rec,) = run_shell(tmp_path, {"source": src})
+    assert "\x1b]52" not in rec["stdout"] and "\x1b[2J" not in rec["stdout"], repr(rec["stdout"])
+
+
+def test_finalizer_output_is_counted_against_the_cells_max_output(tmp_path):
+    src = "%%capsule --max-output 1K\n" + finalizer("print('y' * 100000)")
+    (rec,) = run_shell(tmp_path, {"source": src})
+    assert rec["stdout"].count("y") < 2048, len(rec["stdout"])
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the stop
+def test_release_namespace_stops_a_finalizer_at_the_cells_timeout():
+    capsule = Capsule()
+    capsule.limits = limits.Limits(timeout=0.5)
+    capsule.run(
+        "import time\n"
+        + finalizer("t = time.monotonic()\nwhile time.monotonic() - t < 5:\n    pass")
+    )
+    start = time.monotonic()
+    limits.release_namespace(capsule)
+    assert time.monotonic() - start < 0.5 + limits.STOP_GRACE + 1
+
+
+# I: the host's chokepoints charge the cell's budget.
+
+
+def test_a_last_value_within_max_output_is_still_shown(tmp_path):
+    (rec,) = run_shell(tmp_path, {"source": "%%capsule --max-output 1K\n'ok' * 3"})
+    assert "okokok" in rec["stdout"], rec
+
+
+def test_host_bundle_continues_the_cells_output_budget():
+    from ipycap.engine.after import host_bundle
+
+    capsule = Capsule()
+    capsule.limits = limits.Limits(max_output=1000)
+    value = capsule.run("print('p' * 900)\n'v' * 300")
+    data, metadata = host_bundle(value, capsule.context)
+    assert "v" * 300 not in data["text/plain"] and "max-output" in data["text/plain"], data
+    small = capsule.run("'w'")  # a new cell: a new budget
+    assert host_bundle(small, capsule.context)[0]["text/plain"] == "'w'"
+
+
+def test_bundle_size_counts_nested_metadata():
+    meta = {"image/png": {"alt": "a" * 500, "nested": [{"k": "b" * 500}]}}
+    assert limits.bundle_size({"text/plain": "x"}, meta) > 1000
+
+
+# H: authority derived from a grant ends with it.
+
+
+def _session(tmp_path, *kinds):
+    registry = Registry()
+    caps = [registry.grant(kind, str(tmp_path), scope="session") for kind in kinds]
+    capsule = Capsule(registry=registry, grants=caps, scope="session")
+    capsule.namespace["folder"] = str(tmp_path)
+    return registry, caps, capsule
+
+
+def test_a_read_handle_refuses_after_its_grant_is_revoked_and_closes(tmp_path):
+    (tmp_path / "data.txt").write_text("line1\nline2\n")
+    registry, (cap,), capsule = _session(tmp_path, "read")
+    assert capsule.run("f = open(folder + '/data.txt')\nf.readline()") == "line1\n"
+    registry.revoke(cap.id)
+    for source in ("f.readline()", "f.read()", "list(f)", "f.seek(0)"):
+        with pytest.raises(PermissionError):
+            capsule.run(source)
+    assert capsule.run("f.closed") is True
+
+
+def test_a_binary_handle_is_revocable_and_still_a_binary_file(tmp_path):
+    (tmp_path / "b.bin").write_bytes(b"\x00\x01\x02")
+    registry, (cap,), capsule = _session(tmp_path, "read")
+    assert capsule.run(
+        "import io\nh = open(folder + '/b.bin', 'rb')\n(isinstance(h, io.BufferedIOBase), h.read(1))"
+    ) == (True, b"\x00")
+    registry.revoke(cap.id)
+    with pytest.raises(PermissionError):
+        capsule.run("h.read()")
+
+
+def test_handles_keep_working_while_granted(tmp_path):
+    (tmp_path / "d.json").write_text('{"a": [1, 2]}')
+    _, _, capsule = _session(tmp_path, "read", "write")
+    assert capsule.run(
+        "import json\nwith open(folder + '/d.json') as f:\n    d = json.load(f)\n"
+        "with open(folder + '/o.txt', 'w') as g:\n    g.write('x'); g.writelines(['y', 'z'])\n"
+        "import io\nt = open(folder + '/o.txt')\n(d, t.read(), isinstance(t, io.TextIOBase))"
+    ) == ({"a": [1, 2]}, "xyz", True)
+
+
+@pytest.mark.parametrize(
+    "attr",
+    ["buffer", "raw", "detach", "_RevocableFile__file", "__ipycap_file__", "__ipycap_check__"],
+)
+def test_a_handle_does_not_hand_out_the_raw_file(tmp_path, attr):
+    (tmp_path / "data.txt").write_text("x")
+    _, _, capsule = _session(tmp_path, "read")
+    capsule.run("f = open(folder + '/data.txt')")
+    with pytest.raises(AttributeError):
+        capsule.run(f"f.{attr}")
+
+
+def test_a_handle_approved_once_ends_with_its_cell(tmp_path, monkeypatch):
+    from ipycap.engine.policy import CapsulePolicy
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "once.txt").write_text("once\n")
+    registry = Registry(CapsulePolicy(prompt=True))
+    registry.approver = lambda prompt: "y"
+    capsule = Capsule(registry=registry, scope="session")
+    assert capsule.run("f = open('once.txt')\nf.read()") == "once\n"
+    with pytest.raises(PermissionError):
+        capsule.run("f.seek(0)\nf.read()")
+
+
+# F: no capsule-derived text can word the question.
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../notes.txt (grant: read notes.txt)",
+        "../a.txt? [y]es [n]o [a]lways this session (grant: read a.txt)",
+        "../" + "n\u2800\u3164" * 40 + "x (grant: read notes.txt)",
+        "../\uff08grant: read notes.txt\uff09",
+        "../a'.txt' (grant: read notes.txt)",
+        "../" + "a" * 500,
+    ],
+    ids=["parens", "hint", "blanks", "fullwidth", "quote", "long"],
+)
+def test_the_question_shows_the_real_grant_first_and_the_name_quoted(tmp_path, monkeypatch, name):
+    import re
+
+    from ipycap.engine import approval
+    from ipycap.engine.policy import CapsulePolicy
+
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    registry = Registry(CapsulePolicy(prompt=True))
+    asked = []
+    registry.approver = lambda prompt: asked.append(prompt) or "n"
+    with pytest.raises(PermissionError):
+        Capsule(registry=registry).run(f"open({name!r})")
+    (prompt,) = asked
+    question = re.sub(DIALOG_HINT, "", prompt[len("ipycap-approval: ") :].strip()).strip()
+    grant = re.search(DIALOG_GRANT, question).group(1)
+    assert grant == f"read {tmp_path}/", prompt
+    assert question.count("(grant:") == 1 and question.count("?") == 1, question
+    assert len(prompt) <= 2 * approval.SHOWN_MAX + 100  # the name and the grant, each capped
+    shown = question[len("Allow read access to ") :]
+    assert shown.startswith("'") and shown.index("' (grant: ") > 0, shown
+
+
+# E: a reply answers the question it names.
+
+
+def test_matched_stdin_takes_only_the_answer_to_its_own_question():
+    import threading
+
+    import zmq
+    from jupyter_client.session import Session
+
+    from ipycap.kernel.stdin import MatchedStdin
+
+    ctx = zmq.Context.instance()
+    kernel_side, client_side = ctx.socket(zmq.PAIR), ctx.socket(zmq.PAIR)
+    port = kernel_side.bind_to_random_port("tcp://127.0.0.1")
+    client_side.connect(f"tcp://127.0.0.1:{port}")
+    session = Session(key=b"")
+
+    class Kernel:
+        stdin_socket = kernel_side
+        log = __import__("logging").getLogger("test")
+
+    Kernel.session = session
+    stdin = MatchedStdin()
+    stdin.abandoned = 1  # an earlier question was withdrawn and may still be answered
+
+    def frontend():
+        _, request = session.recv(client_side, mode=0)
+        stale = session.msg("input_reply", {"value": "a"})  # no parent: the old question's
+        foreign = session.msg("input_reply", {"value": "a"}, parent={"msg_id": "other"})
+        mine = session.msg("input_reply", {"value": "n"}, parent=request["header"])
+        for msg in (stale, foreign, mine):
+            session.send(client_side, msg)
+
+    helper = threading.Thread(target=frontend)
+    helper.start()
+    try:
+        answer = stdin.request(Kernel, "question?", None, {})
+    finally:
+        helper.join()
+        kernel_side.close(linger=0)
+        client_side.close(linger=0)
+    assert answer == "n" and stdin.abandoned == 0
