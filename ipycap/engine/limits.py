@@ -445,6 +445,35 @@ class _CellStream:
         return getattr(self._stream, name)
 
 
+class ProcessStream:
+    """``sys.stdout``/``sys.stderr`` between cells: what is written while capsule code is on
+    the writing thread's stack (a ``__del__`` run by a later garbage collection, a callback
+    trusted code calls) passes the terminal sanitiser; trusted writes pass through as they
+    are.  Installed around the process's streams by the first limited cell and kept."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        if tripwire.capsule_on_stack():
+            text = terminal.sanitize(text)
+        return self._stream.write(text)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def _guard_process_streams() -> None:
+    for name in ("stdout", "stderr"):
+        stream = sys.__dict__.get(name)
+        if stream is not None and type(stream) is not ProcessStream:
+            setattr(sys, name, ProcessStream(stream))
+
+
 # -- running ----------------------------------------------------------------------------------
 def stack_size_for(limits: Limits) -> int:
     """The capsule thread's stack: 4x the heap the cell can reach, within physical memory."""
@@ -567,6 +596,7 @@ def run_limited(runner, body, tail, ns, context, limits: Limits, _after=None):
     run.thread = threading.Thread(
         target=copied.run, args=(work,), name="ipycap-capsule", daemon=True
     )
+    _guard_process_streams()  # kept after the cell: capsule code may write later
     saved_sys = _snapshot_sys()
     streams = _wrap_streams(run)
     _WAITED.append(run)

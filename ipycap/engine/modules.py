@@ -142,7 +142,8 @@ def _check_reexport(modname, name, value) -> None:
     ctx = tripwire.current_context()
     if ctx is None:
         return
-    if ctx.policy.import_tier(defining) == "denied" or any(
+    # 'internal' too: a library's re-export of warnings.filterwarnings is the deputy itself.
+    if ctx.policy.import_tier(defining) in ("denied", "internal") or any(
         ctx.policy.import_tier(".".join(defining.split(".")[:i])) == "denied"
         for i in range(1, defining.count(".") + 1)
     ):

@@ -557,3 +557,17 @@ def test_matched_stdin_takes_only_the_answer_to_its_own_question():
         kernel_side.close(linger=0)
         client_side.close(linger=0)
     assert answer == "n" and stdin.abandoned == 0
+
+
+def test_a_later_collection_on_the_main_thread_writes_only_sanitised_text(capsys):
+    import gc
+
+    tok = token()
+    capsule = Capsule()
+    capsule.run(finalizer(f"print('\\x1b]52;c;{tok}\\x07after', '{tok}')"))
+    capsule.namespace.clear()  # the cycle stays: freed by a later collection, here
+    gc.collect()
+    out = capsys.readouterr().out
+    assert out.count(tok) == 2 and "\x1b]52" not in out, repr(out)
+    print("\x1b[2Jtrusted")  # trusted text passes as it is
+    assert capsys.readouterr().out == "\x1b[2Jtrusted\n"
