@@ -163,8 +163,9 @@ def test_grantable_stdlib_functions_on_process_wide_tables_are_refused(grant, so
     import xml.etree.ElementTree as ET
 
     before = (csv.get_dialect("excel").delimiter, csv.field_size_limit(), dict(ET._namespace_map))
-    cwd, out = os.getcwd(), sys.stdout
     capsule = Capsule(grants=[("import", grant)])
+    capsule.run("1")  # the process streams are guarded from the first cell on (ProcessStream)
+    cwd, out = os.getcwd(), sys.stdout
     with pytest.raises(PermissionError):
         capsule.run(source)
     assert (csv.get_dialect("excel").delimiter, csv.field_size_limit()) == before[:2]
@@ -221,6 +222,7 @@ def test_capsule_object_left_in_sys_stdout_reads_later_trusted_output(tmp_path):
 def test_sys_hooks_a_deputy_set_during_a_cell_are_put_back(name):
     """Whatever path a deputy takes to the raw sys (here a trusted function handed to the
     capsule), the cell's end puts back what was there."""
+    Capsule().run("1")  # the process streams are guarded from the first cell on
     before = getattr(sys, name)
 
     def deputy(obj):
