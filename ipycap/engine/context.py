@@ -183,7 +183,9 @@ class CapsuleContext:
             return None
         if self.__dict__.get("_asking") or getattr(registry, "_asking", False):
             return None  # one question at a time; a nested one is refused
-        registry._asking = True
+        # The open question, as structured fields a host may send beside the text (the kernel
+        # does: input_request content "ipycap_approval"), so no frontend parses free text.
+        registry._asking = {"kind": kind, "grant": target}
         try:
             answer = tripwire.trusted_approval(registry, approval.APPROVAL_PREFIX + question)
         finally:

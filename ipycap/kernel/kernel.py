@@ -383,7 +383,12 @@ class CapsuleKernel(IPythonKernel):
         when this request's frontend cannot answer (no stdin)."""
         if not getattr(self, "_allow_stdin", False):
             return None
-        return super().raw_input(prompt)
+        asking = getattr(self.registry, "_asking", None)
+        self.matched_stdin.fields = dict(asking) if isinstance(asking, dict) else None
+        try:
+            return super().raw_input(prompt)
+        finally:
+            self.matched_stdin.fields = None
 
     def _grant_hint(self, kind: str, target: str) -> str | None:
         can_ask = bool(getattr(self, "_allow_stdin", False)) and self.policy.prompt

@@ -11,7 +11,9 @@ an approval of something else.  Here:
 * a reply with no parent (``jupyter_client``'s ``KernelClient.input``, consoles) cannot say
   which question it answers: while an abandoned question may still be on the page, the first
   such reply is counted as that question's (late) answer and dropped;
-* a question abandoned while waiting is withdrawn: counted, and said so on stderr.
+* a question abandoned while waiting is withdrawn: counted, and said so on stderr;
+* an approval question also carries its grant as structured fields (``ipycap_approval``:
+  ``{"kind", "grant"}``), so a frontend need not parse the question's text.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ class MatchedStdin:
 
     def __init__(self):
         self.abandoned = 0
+        #: The engine's open approval question as structured fields ({"kind", "grant"}), sent
+        #: as the input_request's "ipycap_approval" beside the prompt text (the text form
+        #: stays: frontends that do not read the fields parse it as before).
+        self.fields: dict | None = None
 
     def _drop_stale(self, kernel) -> None:
         """Purge replies already waiting (answers to abandoned questions)."""
@@ -45,7 +51,10 @@ class MatchedStdin:
         if sys.stderr is not None:
             sys.stderr.flush()
         self._drop_stale(kernel)
-        content = json_clean(dict(prompt=prompt, password=password))
+        content = dict(prompt=prompt, password=password)
+        if self.fields is not None:
+            content["ipycap_approval"] = {k: str(v) for k, v in self.fields.items()}
+        content = json_clean(content)
         sent = kernel.session.send(
             kernel.stdin_socket, "input_request", content, parent, ident=ident
         )

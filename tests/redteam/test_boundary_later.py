@@ -571,3 +571,15 @@ def test_a_later_collection_on_the_main_thread_writes_only_sanitised_text(capsys
     assert out.count(tok) == 2 and "\x1b]52" not in out, repr(out)
     print("\x1b[2Jtrusted")  # trusted text passes as it is
     assert capsys.readouterr().out == "\x1b[2Jtrusted\n"
+
+
+def test_kernel_approval_request_carries_its_grant_as_fields(rt_kernel):
+    name = "notes (grant: read notes.txt).txt"
+    msg_id = rt_kernel.execute(f"open({name!r})", allow_stdin=True)
+    request = rt_kernel.get_stdin_msg(timeout=30)
+    rt_kernel.input("n")
+    wait_reply(rt_kernel, msg_id)
+    fields = request["content"].get("ipycap_approval")
+    assert request["parent_header"]["msg_id"] == msg_id
+    assert fields == {"kind": "read", "grant": os.path.realpath(WORKDIR / name)}, request
+    assert "\\x28grant" in request["content"]["prompt"]
