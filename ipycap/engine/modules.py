@@ -11,6 +11,7 @@ import reprlib
 import sys
 import types
 
+from . import deputies as _deputies
 from . import guard, rules, tripwire
 from .errors import CapsuleAttributeError, CapsuleImportError, CapsuleTypeError
 from .stdviews import STAND_INS
@@ -141,7 +142,8 @@ def _check_reexport(modname, name, value) -> None:
     ctx = tripwire.current_context()
     if ctx is None:
         return
-    if ctx.policy.import_tier(defining) == "denied" or any(
+    # 'internal' too: a library's re-export of warnings.filterwarnings is the deputy itself.
+    if ctx.policy.import_tier(defining) in ("denied", "internal") or any(
         ctx.policy.import_tier(".".join(defining.split(".")[:i])) == "denied"
         for i in range(1, defining.count(".") + 1)
     ):
@@ -488,6 +490,8 @@ for _name in ("setfirstweekday", "firstweekday", "monthcalendar", "prweek", "wee
     if type(_fn) is types.MethodType and _fn.__self__ is getattr(calendar, "c", None):
         MODULE_OVERRIDES[("calendar", _name)] = types.MethodType(_fn.__func__, _CAPSULE_CALENDAR)
 MODULE_OVERRIDES[("calendar", "c")] = _CAPSULE_CALENDAR
+# Grantable stdlib functions that write process-wide tables or streams (ipycap.engine.deputies).
+MODULE_OVERRIDES.update(_deputies.OVERRIDES)
 
 # random's module functions are methods of one Random instance that trusted code draws from
 # too: random.seed(0) in a capsule would fix the notebook's numbers, random.getstate() would
