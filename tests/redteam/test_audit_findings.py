@@ -11,7 +11,6 @@ from traitlets.config import Configurable
 
 from ipycap import Capsule, CapsuleImportError
 
-
 _PATCHED = ["getpass.getpass", "getpass.getuser"]
 
 
