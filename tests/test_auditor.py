@@ -97,3 +97,23 @@ def test_a_cython_function_is_judged_by_its_own_module():
     with auditor.watching() as seen:
         Capsule(namespace={"give": lambda: fn}, grants=[("import", "pyarrow")]).run("give()")
     assert seen and not any("raw pyarrow" in why for _, why in seen)  # only the raw 'give' itself
+
+
+def test_deeply_nested_data_is_judged_without_recursing_past_the_limit():
+    """The kernel's crasher tests leave a million-deep tuple in the namespace (list of nested
+    zips): the auditor judges containers depth-bounded, so no auditor error; a raw module a
+    few levels down is still seen."""
+    c = Capsule()
+    c.run("x = (1,)\nfor _ in range(200000):\n    x = (x,)\n")
+    with auditor.watching() as seen:
+        c.run("1")
+    assert seen == []
+
+    def leak():
+        return (1, ((json,),))
+
+    with auditor.watching() as seen:
+        Capsule(namespace={"leak": leak}).run("leak()")
+    assert any(
+        "tuple holding tuple holding tuple holding the raw module 'json'" in why for _, why in seen
+    )

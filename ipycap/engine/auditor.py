@@ -40,6 +40,7 @@ _STDLIB = frozenset(sys.stdlib_module_names)
 _HEAPTYPE = 1 << 9
 _type_module = type.__dict__["__module__"].__get__
 _type_flags = type.__dict__["__flags__"].__get__
+_CONTAINERS = (dict, list, set, frozenset, tuple, slice)
 _MODULE_SLOTS = (types.MemberDescriptorType, types.GetSetDescriptorType)
 
 #: What the auditor saw: (where, verdict) pairs, newest last.
@@ -101,8 +102,8 @@ def verdict(value, depth: int = 0, ctx=None) -> str | None:
     if depth > 8:
         return None
     tp = type(value)
-    if tp in guard.PROXY_TYPES or is_plain(value):
-        return None
+    if tp in guard.PROXY_TYPES or (tp not in _CONTAINERS and is_plain(value)):
+        return None  # containers below, depth-bounded (is_plain recurses without bound)
     if issubclass(tp, _forbidden_types):
         return f"{tp.__name__} (the engine's or IPython's machinery)"
     if tp is types.ModuleType:
@@ -111,7 +112,7 @@ def verdict(value, depth: int = 0, ctx=None) -> str | None:
         return f"a {tp.__name__}"
     if tp is types.MappingProxyType:
         return None  # globals() of the capsule; class dicts only reach own classes
-    if tp in (dict, list, set, frozenset, tuple, slice):
+    if tp in _CONTAINERS:
         if id(value) in _module_containers():
             return f"a module-level {tp.__name__}"
         if tp is dict:
