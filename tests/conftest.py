@@ -81,6 +81,9 @@ def _boundary_audit(request):
     yield
     seen = [f"{where}: {why}" for where, why in auditor.violations[start:]]
     seen += [f"(in a kernel) {line}" for line in _new_kernel_violations()]
+    if not auditor.watching_this_thread():  # the rest of the run would go unwatched
+        auditor.install()
+        seen.append("the auditor was switched off on the test's thread (sys.setprofile)")
     if seen:
         lines = "\n".join(f"  {line}" for line in seen[:10])
         pytest.fail(f"the boundary auditor saw {len(seen)} crossing(s) outside I2:\n{lines}")

@@ -278,8 +278,14 @@ class watching:
         return False
 
 
+def watching_this_thread() -> bool:
+    """Whether the auditor still watches the calling thread (CPython drops a profile
+    function that raised, e.g. when an asynchronous exception landed in it)."""
+    return sys.getprofile() is _profile
+
+
 def enabled() -> bool:
     return os.environ.get(ENV, "") not in ("", "0")
 
 
-__all__ = ["install", "enabled", "verdict", "violations", "watching"]
+__all__ = ["install", "enabled", "verdict", "violations", "watching", "watching_this_thread"]
