@@ -100,7 +100,9 @@ def _view_miss(self, name):
         value = _library_view_attr(module.__name__, name, value)  # a library profile's say
     if type(value) is types.ModuleType:
         return _context_view(value, f"{module.__name__}.{name}")
-    if module.__name__.partition(".")[0] not in _STDLIB:
+    if module.__name__.partition(".")[0] not in _STDLIB or type(value) is types.MethodType:
+        # A method in a standard-library module is trusted code's when its object is (the
+        # kernel's getpass.getpass is ipykernel's bound method, installed while cells run).
         _check_reexport(module.__name__, name, value)
     if isinstance(value, type):
         guard.share_class(value)
@@ -125,7 +127,11 @@ def _read_only_container(value):
 
 
 def _defining_module(value):
-    if isinstance(value, (types.FunctionType, types.BuiltinFunctionType, type)):
+    if type(value) is types.MethodType:
+        owner = value.__self__  # an instance, or the class of a classmethod
+        owner = owner if issubclass(type(owner), type) else type(owner)
+        module = type.__dict__["__module__"].__get__(owner)
+    elif isinstance(value, (types.FunctionType, types.BuiltinFunctionType, type)):
         module = getattr(value, "__module__", None)
     else:
         module = type.__dict__["__module__"].__get__(type(value))
