@@ -644,6 +644,20 @@ def trusted_open(path: str, mode: str, buffering, encoding, errors, newline, ver
     return open(fd, mode, buffering, encoding, errors, newline, closefd=True)
 
 
+_UDF_CODE = compile("def udf(*args, **kwargs):\n    return fn(*args, **kwargs)\n", "<udf>", "exec")
+_UDF_CODE = next(c for c in _UDF_CODE.co_consts if type(c) is type(_UDF_CODE))
+
+
+def trusted_udf(fn, builtins_dict: dict):
+    """A function that calls ``fn`` in a frame running with ``builtins_dict``, which must be
+    a capsule's: wherever a library runs it (polars' worker threads), that capsule is on the
+    stack (ipycap/engine/libraries/boundary.py).  Makes only this fixed trampoline."""
+    if _context_of(builtins_dict) is None:
+        raise CapsulePermissionError("a trampoline for builtins of no capsule", "tripwire")
+    namespace = {"__builtins__": builtins_dict, "__name__": "<capsule udf>", "fn": fn}
+    return type(trusted_udf)(_UDF_CODE, namespace, "udf")
+
+
 def trusted_compile(tree, filename: str, mode: str, flags: int = 0):
     """Compile a tree the gate produced (an AST compile carries no filename in its event)."""
     return compile(

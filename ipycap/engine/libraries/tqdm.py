@@ -1,7 +1,7 @@
 """tqdm: text progress bars (no widgets in a capsule: tqdm.auto and tqdm.notebook give the
 text bar)."""
 
-from .profile import Profile
+from .profile import PathArg, Profile
 
 PROFILE = Profile(
     package="tqdm",
@@ -16,6 +16,11 @@ PROFILE = Profile(
     # cls._instances), so frozen classes would break every bar.  What a capsule could change
     # on them is how trusted code's progress bars are drawn (text), nothing it could read.
     freeze=False,
+    templates={
+        "tqdm.std:tqdm.format_meter": PathArg(9, "bar_format"),  # a staticmethod
+        "tqdm.std:tqdm.__init__": PathArg(15, "bar_format"),
+        "tqdm.std:tqdm.__str__": "bar_format",  # bar.bar_format = ... , drawn later
+    },
     replaced={
         "tqdm.auto.tqdm": "text_tqdm",
         "tqdm.auto.trange": "text_trange",
