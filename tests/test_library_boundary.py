@@ -250,6 +250,60 @@ def test_capsule_cannot_change_a_library_registry(name):
     assert before == after, f"ESCAPE ({name}): a registry changed"
 
 
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from tqdm import tqdm\ntqdm.format_meter = staticmethod(spy)\n",
+        "import tqdm.std\ntqdm.std.tqdm.__str__ = spy\n",
+        "from tqdm import trange\ntype(trange(0)).format_meter = staticmethod(spy)\n",
+    ],
+)
+def test_capsule_cannot_patch_tqdm_for_trusted_bars(source):
+    """tqdm's classes were left unfrozen: a capsule's ``format_meter`` received the
+    description of every progress bar trusted code drew later."""
+    import io
+
+    import tqdm.std
+
+    result, ns = run(
+        "stash = []\ndef spy(*a, **k):\n    stash.append(k)\n    return ''\n" + source, ["tqdm"]
+    )
+    bar = tqdm.std.tqdm(total=3, desc="USER-BAR", file=io.StringIO())
+    bar.update(1)
+    bar.close()
+    assert isinstance(result, TypeError), result
+    assert "USER-BAR" not in str(ns.get("stash"))
+
+
+def test_tqdm_still_works_for_capsules_and_trusted_code():
+    import io
+
+    import tqdm.std
+    from tqdm.contrib.concurrent import thread_map
+
+    result, ns = run(
+        """
+        import io
+        from tqdm import tqdm, trange
+        f = io.StringIO()
+        for i in tqdm(range(3), file=f, desc='capsule'):
+            pass
+        for i in trange(2, file=f):
+            pass
+        tqdm.write('hello', file=f)
+        text = f.getvalue()
+        """,
+        ["tqdm"],
+    )
+    assert not isinstance(result, Exception), result
+    assert "capsule: 100%" in ns["text"] and "hello" in ns["text"]
+    out = io.StringIO()
+    for _ in tqdm.std.tqdm(range(2), file=out, desc="trusted"):
+        pass
+    assert "trusted: 100%" in out.getvalue()
+    assert thread_map(lambda x: x + 1, range(3), file=io.StringIO()) == [1, 2, 3]
+
+
 def test_capsule_log_scale_registration_never_sees_the_users_figure(canary):
     """The red team's case: a capsule replaces the 'log' scale; the user's later log plot
     would hand it the user's Axes."""
@@ -463,6 +517,8 @@ def test_capsule_figures_are_numbered_apart_from_the_users():
         assert ns["same"] and ns["left"] and user.number not in ns["nums"]
         assert plt.gcf() is not user or len(plt.get_fignums()) == 2  # trusted sees them all
         assert user.number in plt.get_fignums()
+        capsule_fig = plt.figure(ns["nums"][1])  # trusted code may make it current
+        assert capsule_fig is ns["b"] and plt.gcf() is capsule_fig
     finally:
         plt.close("all")
 
@@ -587,6 +643,27 @@ def test_polars_worker_thread_runs_capsule_udfs_under_the_capsule(name, canary):
     assert token not in str(ns.get("loot")), f"ESCAPE ({name}): a polars thread read the secret"
 
 
+def test_udf_trampoline_runs_as_the_capsule_and_holds_nothing():
+    """The frame a capsule's UDF runs under belongs to that capsule (the tripwire finds it
+    on any thread), its globals hold only what a capsule's own ``globals()`` holds, and the
+    helper makes trampolines for capsule builtins only."""
+    import builtins
+
+    from ipycap.engine import tripwire
+
+    capsule = Capsule(label="udf")
+    capsule.run("x = 1")
+    module = capsule.namespace["__builtins__"]
+    udf = tripwire.trusted_udf(tripwire.current_context, module)
+    assert udf() is capsule.context  # trusted fn, capsule frame above it
+    assert set(udf.__globals__) == {"__builtins__", "__name__"}
+    assert udf.__globals__["__builtins__"] is module
+    raw = type(builtins).__dict__["__dict__"].__get__(module)  # the capsule's builtins dict
+    for fake in (builtins, vars(builtins), raw, dict(raw)):
+        with pytest.raises(PermissionError):
+            tripwire.trusted_udf(print, fake)
+
+
 def test_polars_udfs_still_work_in_a_capsule():
     pytest.importorskip("polars")
     result, ns = run(
@@ -640,4 +717,3 @@ def test_every_polars_udf_parameter_is_profiled():
         if "function" in inspect.signature(v).parameters and f"polars.{n}" not in listed:
             missing.append(f"polars.{n}")
     assert not missing, missing
-

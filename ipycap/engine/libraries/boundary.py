@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import string
 import sys
+import types
 
 from .. import guard, tripwire
 from ..errors import CapsulePermissionError
@@ -247,18 +248,19 @@ class ScopedFigures:
     # writes
     def __setitem__(self, key, manager):
         ctx = self._scope()
-        owner = self._owners.get(key)
-        if key in self._figs and owner is not ctx:
+        if ctx is None:  # trusted code: any figure (making a capsule's current keeps its owner)
+            if self._figs.get(key) is not manager:
+                self._owners.pop(key, None)
+            self._figs[key] = manager
+            return
+        if key in self._figs and self._owners.get(key) is not ctx:
             raise _refusal(
                 "matplotlib",
                 f"figure number {key!r} belongs to a figure outside this capsule",
                 hint="plt.figure() without a number gives a new figure",
             )
         self._figs[key] = manager
-        if ctx is None:
-            self._owners.pop(key, None)
-        else:
-            self._owners[key] = ctx
+        self._owners[key] = ctx
 
     def move_to_end(self, key, last=True):
         ctx = self._scope()
@@ -320,21 +322,28 @@ def scope_figures() -> None:
 
 
 # -- 4. UDFs a library runs on its own threads ------------------------------------------------
+_module_dict = type(sys).__dict__["__dict__"].__get__
+
+
 def _capsule_builtins(frame):
+    """The builtins module of the innermost capsule frame (what its globals hold)."""
     f = frame
     while f is not None:
         if guard.context_of(f.f_builtins) is not None:
-            return f.f_builtins
+            module = f.f_globals.get("__builtins__")
+            if isinstance(module, types.ModuleType) and _module_dict(module) is f.f_builtins:
+                return module
+            return None
         f = f.f_back
     return None
 
 
-def in_capsule_frame(fn, builtins_dict):
-    """``fn`` called under a frame of the capsule whose builtins are ``builtins_dict``: the
-    tripwire then sees that capsule on any thread the library runs it on, with its grants
-    (a trusted function such as ``Path.read_text`` handed over as a UDF included).  The
-    frame's globals hold nothing but the capsule's builtins and ``fn``."""
-    return tripwire.trusted_udf(fn, builtins_dict)
+def in_capsule_frame(fn, builtins_module):
+    """``fn`` called under a frame of the capsule whose builtins module is
+    ``builtins_module``: the tripwire then sees that capsule on any thread the library runs
+    it on, with its grants (a trusted function such as ``Path.read_text`` handed over as a
+    UDF included)."""
+    return tripwire.trusted_udf(fn, builtins_module)
 
 
 def capsule_udfs(arg: PathArg):
@@ -355,4 +364,3 @@ def capsule_udfs(arg: PathArg):
         return _describe(checked, fn, name)
 
     return factory
-

@@ -12,10 +12,11 @@ PROFILE = Profile(
         "tqdm.contrib.discord": "it sends to the network",
         "tqdm.contrib.slack": "it sends to the network",
     },
-    # tqdm keeps its write lock and its list of bars on the class at run time (cls._lock,
-    # cls._instances), so frozen classes would break every bar.  What a capsule could change
-    # on them is how trusted code's progress bars are drawn (text), nothing it could read.
-    freeze=False,
+    # Frozen like every profiled library's classes: unfrozen, a capsule's
+    # 'tqdm.format_meter = spy' received the description and counts of every trusted bar
+    # drawn later (I3).  tqdm writes to its class at run time only to create its write lock
+    # and its monitor thread: the lock is made before the class is frozen and the monitor
+    # is switched off (wrappers._prepare_tqdm; tqdm.monitor_interval = 0, as users do).
     templates={
         "tqdm.std:tqdm.format_meter": PathArg(9, "bar_format"),  # a staticmethod
         "tqdm.std:tqdm.__init__": PathArg(15, "bar_format"),

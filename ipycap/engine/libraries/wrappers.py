@@ -706,14 +706,31 @@ def install() -> None:
             _warm_numpy()
         if package == "pandas":
             _import_quietly("pandas.io.formats.style_render")  # Styler.format's templates
+        if package == "tqdm":
+            _prepare_tqdm()
     if "matplotlib.pyplot" in sys.modules:
         boundary.scope_figures()
+    if len(_INSTALLED_KEYS) == len(_METHODS) + len(_TEMPLATES):
+        return  # everything wrapped: the common case, one comparison per module view
     for key, entry in _METHODS.items():
         if key not in _INSTALLED_KEYS:
             _install_method(key, entry)
     for key, (package, spec) in _TEMPLATES.items():
         if "template " + key not in _INSTALLED_KEYS:
             _install_template(key, package, spec)
+
+
+def _prepare_tqdm() -> None:
+    """What tqdm would write to its (frozen) class later, done now: its write lock, and no
+    monitor thread (tqdm reassigns ``cls.monitor`` whenever the thread has ended)."""
+    std = sys.modules.get("tqdm.std") or _import_quietly("tqdm.std") or sys.modules["tqdm.std"]
+    cls = std.tqdm
+    cls.get_lock()
+    monitor = vars(cls).get("monitor")
+    if monitor is not None:
+        monitor.exit()
+        cls.monitor = None
+    cls.monitor_interval = 0
 
 
 def _import_quietly(name: str) -> None:
