@@ -54,7 +54,34 @@ _MODULES = [
     "matplotlib.backend_tools",
     "PIL.Image",
     "sklearn.base",
+    "sklearn.preprocessing",
+    "sklearn.linear_model",
+    "sklearn.model_selection",
+    "sklearn.pipeline",
+    "sklearn.datasets",
+    "sklearn.metrics",
+    "sklearn.ensemble",
+    "sklearn.cluster",
+    "sklearn.decomposition",
+    "pyarrow.parquet",
+    "pyarrow.csv",
+    "pyarrow.dataset",
+    "pyarrow.feather",
+    "pyarrow.ipc",
+    "polars.selectors",
+    "pandas.io.formats.style",
+    "matplotlib.animation",
+    "matplotlib.widgets",
+    "matplotlib.dates",
+    "matplotlib.patches",
+    "PIL.ImageOps",
+    "PIL.ImageDraw",
+    "PIL.ImageFilter",
+    "PIL.ImageFont",
+    "PIL.ImageChops",
     "tqdm",
+    "tqdm.contrib.concurrent",
+    "tqdm.auto",
 ]
 _REGISTRATION = re.compile(r"^(un|de)?register|^add_")
 
@@ -192,6 +219,16 @@ _LATER_REGISTRIES = {
         """,
         ("pandas",),
     ),
+    "matplotlib_movie_writer_registry": (
+        """
+        import matplotlib.animation as animation
+        @animation.writers.register('ffmpeg')
+        class Spy(animation.FFMpegWriter):
+            def setup(self, fig, *a, **k):
+                stash.append(fig)
+        """,
+        ("matplotlib",),
+    ),
     "pil_open_registry": (
         """
         import PIL.Image as Image
@@ -224,7 +261,10 @@ def test_capsule_cannot_change_a_library_registry(name):
     from PIL import Image
 
     Image.init()  # PIL registers its own plugins on first use: not the capsule's doing
+    import matplotlib.animation as animation
+
     before = (
+        dict(animation.writers._registered),
         dict(scale._scale_mapping),
         dict(units.registry),
         list(_registry.dtypes),
@@ -236,6 +276,7 @@ def test_capsule_cannot_change_a_library_registry(name):
     )
     result, ns = run("stash = []\n" + textwrap.dedent(source), imports)
     after = (
+        dict(animation.writers._registered),
         dict(scale._scale_mapping),
         dict(units.registry),
         list(_registry.dtypes),

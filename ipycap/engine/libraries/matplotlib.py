@@ -75,6 +75,8 @@ PROFILE = Profile(
         "matplotlib.colors:ColorSequenceRegistry.register": "matplotlib.color_sequences",
         "matplotlib.colors:ColorSequenceRegistry.unregister": "matplotlib.color_sequences",
         "matplotlib.projections:ProjectionRegistry.register": "matplotlib's projection names",
+        "matplotlib.animation:MovieWriterRegistry.register": "matplotlib.animation.writers "
+        "(Animation.save(writer='ffmpeg') looks the writer up there)",
     },
     not_registries={
         "matplotlib.backend_tools.add_tools_to_container": "adds tools to the container given",
