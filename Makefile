@@ -54,7 +54,7 @@ test: $(LAB_STAMP) lint chromium
 AUDIT_EXCLUDED := \
 	--deselect tests/kernel/test_units.py::test_interrupts_never_land_inside_ipycap_code
 test-audit: $(LAB_STAMP) chromium
-	IPYCAP_AUDIT=1 $(PY) -m pytest -q $(AUDIT_EXCLUDED)
+	IPYCAP_AUDIT=1 IPYCAP_FUZZ_EXAMPLES=400 $(PY) -m pytest -q $(AUDIT_EXCLUDED)
 
 ## The browser tests drive Debian's Chromium with Playwright (playwright cannot download here):
 ## installed when missing and the machine allows it (root with apt-get), else the exact command.

@@ -27,6 +27,8 @@ static newfunc type_new_orig = NULL;
 static PyObject *new_hook = NULL;     /* hook(cls) -> None, raises to refuse the class */
 /* guard._CAPSULE_BUILTINS: address hash of a capsule's builtins dict -> (dict, context) */
 static PyObject *capsule_table = NULL;
+/* guard._CAPSULE_CODE: address hash of a gate-compiled code object -> weakref to it */
+static PyObject *code_table = NULL;
 static PyObject *name_interface = NULL;
 static PyObject *name_struct = NULL;
 
@@ -72,6 +74,31 @@ is_capsule_builtins(PyObject *builtins)
 }
 
 static int
+code_in_table(PyObject *table, PyFrameObject *f)
+{
+    if (table == NULL) {
+        return 0;
+    }
+    PyCodeObject *code = PyFrame_GetCode(f); /* new reference */
+    PyObject *key = PyLong_FromSsize_t(_Py_HashPointer(code));
+    if (key == NULL) {
+        Py_DECREF(code);
+        return -1;
+    }
+    PyObject *entry = PyDict_GetItemWithError(table, key); /* borrowed */
+    Py_DECREF(key);
+    int found = 0;
+    if (entry != NULL && PyWeakref_Check(entry)) {
+        found = PyWeakref_GetObject(entry) == (PyObject *)code;
+    }
+    Py_DECREF(code);
+    if (entry == NULL && PyErr_Occurred()) {
+        return -1;
+    }
+    return found;
+}
+
+static int
 capsule_on_stack(void)
 {
     PyFrameObject *f = PyEval_GetFrame(); /* borrowed */
@@ -85,6 +112,9 @@ capsule_on_stack(void)
         if (builtins != NULL) {
             found = is_capsule_builtins(builtins);
             Py_DECREF(builtins);
+        }
+        if (found == 0) {
+            found = code_in_table(code_table, f);
         }
         if (found < 0 || PyErr_Occurred()) {
             PyErr_Clear();
@@ -194,12 +224,15 @@ patch_metaclasses(PyTypeObject *tp)
 static PyObject *
 ag_install(PyObject *self, PyObject *args)
 {
-    PyObject *hook, *ns_type, *table;
-    if (!PyArg_ParseTuple(args, "OO!O!", &hook, &PyType_Type, &ns_type, &PyDict_Type, &table)) {
+    PyObject *hook, *ns_type, *table, *codes = NULL;
+    if (!PyArg_ParseTuple(args, "OO!O!|O!", &hook, &PyType_Type, &ns_type, &PyDict_Type, &table,
+                          &PyDict_Type, &codes)) {
         return NULL;
     }
     Py_INCREF(table);
     Py_XSETREF(capsule_table, table);
+    Py_XINCREF(codes);
+    Py_XSETREF(code_table, codes);
     if (!PyCallable_Check(hook)) {
         PyErr_SetString(PyExc_TypeError, "the hook must be callable");
         return NULL;
@@ -255,7 +288,25 @@ ag_installed(PyObject *self, PyObject *unused)
                            PyFunction_Type.tp_getattro == guarded_instance_getattro);
 }
 
+/* frame_runs_capsule_code(frame, table): whether the frame's code object is in ``table``
+ * (guard._CAPSULE_CODE), read with PyFrame_GetCode: frame.f_code raises an audit event. */
+static PyObject *
+ag_frame_runs_capsule_code(PyObject *self, PyObject *args)
+{
+    PyObject *frame, *table;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyFrame_Type, &frame, &PyDict_Type, &table)) {
+        return NULL;
+    }
+    int found = code_in_table(table, (PyFrameObject *)frame);
+    if (found < 0) {
+        return NULL;
+    }
+    return PyBool_FromLong(found);
+}
+
 static PyMethodDef methods[] = {
+    {"frame_runs_capsule_code", ag_frame_runs_capsule_code, METH_VARARGS,
+     "frame_runs_capsule_code(frame, table): the frame runs a code object of the table"},
     {"install", ag_install, METH_VARARGS,
      "install(new_hook, SimpleNamespace, capsule_table): hook class creation and the array "
      "protocol names (once per process)."},

@@ -265,7 +265,9 @@ def install() -> bool:
     if _arrayguard is None:
         return False
     if not _arrayguard.installed():
-        _arrayguard.install(_on_new_class, types.SimpleNamespace, guard._CAPSULE_BUILTINS)
+        _arrayguard.install(
+            _on_new_class, types.SimpleNamespace, guard._CAPSULE_BUILTINS, guard._CAPSULE_CODE
+        )
         for module, name in NAMESPACE_CLASSES:
             cls = getattr(sys.modules.get(module), name, None)
             if isinstance(cls, type):

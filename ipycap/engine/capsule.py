@@ -263,6 +263,9 @@ class Capsule:
             flags = toplevel_await.FLAGS  # a cell may await at top level, as in a kernel
             body_code = tripwire.trusted_compile(ast.Module(body, []), filename, "exec", flags)
             tail_code = tripwire.trusted_compile(tail, filename, "eval", flags) if tail else None
+            guard.register_code(body_code)
+            if tail_code is not None:
+                guard.register_code(tail_code)
             cached = (body_code, tail_code, frozenset(gated.names))
             _CACHE.put(key, cached)
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)

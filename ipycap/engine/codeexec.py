@@ -39,6 +39,7 @@ def compile_gated(source: str, filename: str, mode: str, rexec: bool) -> types.C
     if code is None:
         gated = gate(source, filename, mode=mode, rexec=rexec)
         code = tripwire.trusted_compile(gated.tree, filename, mode)
+        guard.register_code(code)
         CACHE.put(key, (code, gated.names))
         code = (code, gated.names)
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)

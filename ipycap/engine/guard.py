@@ -28,6 +28,51 @@ CAPSULE_MARK = "_ipycap_context"
 _CAPSULE_BUILTINS: dict = {}
 
 
+#: address of a code object the gate compiled -> a weak reference to it.  A frame whose code
+#: is one of these runs capsule code whatever its builtins: CPython takes a function's
+#: builtins from ``globals['__builtins__']`` when the function is made, and code holding its
+#: own globals dict can put a dict there that no table knows (red team 5, finding 5).  Such a
+#: frame is refused everything the tripwire judges, never taken for trusted code.
+_CAPSULE_CODE: dict = {}
+
+
+def register_code(code) -> None:
+    """Record ``code`` and every code object nested in it as capsule code (while alive)."""
+    stack = [code]
+    while stack:
+        c = stack.pop()
+        key = _address(c)
+        entry = _CAPSULE_CODE.get(key)
+        if entry is not None and entry() is c:
+            continue
+        _CAPSULE_CODE[key] = weakref.ref(c, lambda ref, key=key: _forget_code(key, ref))
+        stack.extend(k for k in c.co_consts if type(k) is types.CodeType)
+
+
+def _forget_code(key, ref) -> None:
+    if _CAPSULE_CODE.get(key) is ref:
+        del _CAPSULE_CODE[key]
+
+
+def is_capsule_code(code) -> bool:
+    """Whether ``code`` was compiled by the gate (see :data:`_CAPSULE_CODE`)."""
+    entry = _CAPSULE_CODE.get(_address(code))
+    return entry is not None and entry() is code
+
+
+try:  # frame.f_code raises an audit event; the C check reads the frame's code without one
+    from ._arrayguard import frame_runs_capsule_code as _frame_runs_capsule_code
+except ImportError:  # pragma: no cover - exercised when the extension is not built
+    _frame_runs_capsule_code = None
+
+
+def frame_is_capsule_code(frame) -> bool:
+    """Whether ``frame`` runs gate-compiled code (whatever builtins it runs with)."""
+    if _frame_runs_capsule_code is not None:
+        return _frame_runs_capsule_code(frame, _CAPSULE_CODE)
+    return is_capsule_code(frame.f_code)
+
+
 def register_builtins(builtins_dict: dict, context) -> None:
     """Record that frames using ``builtins_dict`` run code of ``context``'s capsule.
 
@@ -51,7 +96,7 @@ def asked_by_capsule(frame) -> bool:
     the import system or ipycap is capsule code."""
     f = frame
     while f is not None:
-        if context_of(f.f_builtins) is not None:
+        if context_of(f.f_builtins) is not None or frame_is_capsule_code(f):
             return True
         name = f.f_globals.get("__name__")
         if type(name) is not str or name.partition(".")[0] not in TRANSPARENT_TOPS:

@@ -459,10 +459,11 @@ class CapsulePolicy(Configurable):
         return _cached(self, "import_roots", None, self._import_roots)
 
     def _import_roots(self, _=None) -> list[str]:
-        roots = {os.path.realpath(p or os.getcwd()) for p in sys.path if isinstance(p, str)}
-        # Entries that are no folder (an editable install's path-hook marker, a zip file)
-        # hold no place a written module would be found.
-        return sorted(r for r in roots if os.path.isdir(r))
+        # Every entry counts, a folder or not: one that does not exist yet (a project's
+        # lib/ or build/) can be created by the capsule's own mkdir, and the answer is cached
+        # while sys.path is unchanged, not while the filesystem is (red team 5, finding 1).
+        # An entry that is a file (a zip, a path-hook marker) has nothing below it to match.
+        return sorted({os.path.realpath(p or os.getcwd()) for p in sys.path if isinstance(p, str)})
 
     def write_plants_code(self, path: str) -> bool:
         """Whether writing the resolved ``path`` could plant code a later import runs (or a

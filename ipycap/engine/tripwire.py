@@ -104,15 +104,21 @@ def current_context():
 def capsule_on_stack() -> bool:
     f = sys._getframe(1)
     while f is not None:
-        if _context_of(f.f_builtins) is not None:
+        if _context_of(f.f_builtins) is not None or guard.frame_is_capsule_code(f):
             return True
         f = f.f_back
     return False
 
 
+_frame_is_capsule_code = guard.frame_is_capsule_code
+
+
 def _hook(event, args):
-    if not _armed or _ALWAYS.get(event) or getattr(_state, "busy", False):
+    if not _armed or _ALWAYS.get(event):
         return  # events the table admits for anyone (id(), exec of checked code) skip the walk
+    if getattr(_state, "busy", False):
+        _nested(event)
+        return
     _state.busy = True
     try:
         try:
@@ -130,6 +136,14 @@ def _hook(event, args):
                     found = [ctx]
                 elif ctx not in found:
                     found.append(ctx)
+            elif _frame_is_capsule_code(f):
+                # Capsule code running with builtins no table knows: it chose them (see
+                # guard._CAPSULE_CODE).  No grant of any capsule applies to it.
+                raise CapsulePermissionError(
+                    f"{event} by capsule code running with builtins of its own choosing",
+                    "tripwire",
+                    None,
+                )
             f = f.f_back
         if found is None:
             return
@@ -141,6 +155,31 @@ def _hook(event, args):
             raise error
     finally:
         _state.busy = False
+
+
+def _nested(event):
+    """An event raised while the hook itself runs (its own bookkeeping: the audit log, a
+    path it resolves) is the hook's and skips the walk -- unless capsule code runs between
+    that event and the hook (a method of an event argument the hook touched): then it is
+    refused, never skipped (red team 5, finding 7)."""
+    if getattr(_state, "nesting", False):
+        return  # this walk's own events (sys._getframe)
+    _state.nesting = True
+    try:
+        f = sys._getframe(2)
+        while f is not None and f.f_globals is not _OWN_GLOBALS:
+            if _context_of(f.f_builtins) is not None:
+                raise CapsulePermissionError(
+                    f"{event} by capsule code run inside the tripwire's own check",
+                    "tripwire",
+                    None,
+                )
+            f = f.f_back
+    finally:
+        _state.nesting = False
+
+
+_OWN_GLOBALS = globals()
 
 
 # -- the allow table ------------------------------------------------------------------------
@@ -175,6 +214,16 @@ def _deny(event, args, contexts, frame=None):
 
 
 _PATH_TYPES = ("PosixPath", "PurePosixPath", "WindowsPath", "PureWindowsPath", "Path")
+_address = object.__hash__
+
+
+def _pathlib_types() -> dict:
+    import pathlib
+
+    return {_address(t): t for t in (getattr(pathlib, n) for n in _PATH_TYPES)}
+
+
+_PATHLIB_TYPES = _pathlib_types()
 
 
 def _exact_path(path, dir_fd=None):
@@ -184,10 +233,14 @@ def _exact_path(path, dir_fd=None):
     library opens it, and a ``str`` subclass could lie in its methods."""
     tp = type(path)
     if tp is not str and tp is not bytes:
-        if isinstance(path, (str, bytes)):
-            path = path[:]  # the data, not the subclass's methods
-            path = "".join([path]) if isinstance(path, str) else bytes(memoryview(path))
-        elif tp.__module__ == "pathlib" and tp.__name__ in _PATH_TYPES:
+        # No method of the argument runs here (a subclass's __getitem__ or __str__ could
+        # answer differently than what the library opens, and would run inside the hook):
+        # the joins copy the data in C; pathlib's own classes only, by identity.
+        if issubclass(tp, str):
+            path = "".join([path])
+        elif issubclass(tp, bytes):
+            path = b"".join([path])
+        elif _PATHLIB_TYPES.get(_address(tp)) is tp:
             path = str(path)
         else:
             return None
