@@ -32,6 +32,9 @@ static PyObject *hook_call = NULL;   /* call(method, cap, args, kwargs) -> value
 static PyObject *hook_result = NULL; /* result(value, cap) -> wrapped value */
 static PyObject *hook_finish = NULL; /* finish(proxy, name, value) -> value */
 static PyObject *hook_error = NULL;  /* error(exc) -> scrubbed exception */
+/* membrane/readonly.py FAST_TYPES: type -> True when read-only proxies of it may bind their
+ * Python methods here without asking whether the method mutates (no container in its MRO). */
+static PyObject *readonly_fast_types = NULL;
 static PyObject *str_revoked = NULL;
 static PyObject *hook_view_miss = NULL; /* view_miss(view, name) -> value */
 
@@ -74,6 +77,22 @@ raise_scrubbed(void)
     return NULL;
 }
 
+/* Whether a read-only proxy may bind a Python method of this type in C (else the finish
+ * hook decides, and fills the table for next time). */
+static int
+readonly_fast(PyTypeObject *tp)
+{
+    if (readonly_fast_types == NULL) {
+        return 0;
+    }
+    PyObject *v = PyDict_GetItemWithError(readonly_fast_types, (PyObject *)tp);
+    if (v == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    return v == Py_True;
+}
+
 static PyObject *
 proxy_getattro(ProxyBaseObject *self, PyObject *name)
 {
@@ -100,7 +119,8 @@ proxy_getattro(ProxyBaseObject *self, PyObject *name)
             /* Only a method bound to the target itself (which was admitted when it was
              * wrapped) stays in C; one bound to another object (e.g. an attribute holding
              * IPython's shell.ev) is decided by ipycap.engine.membrane. */
-            if (PyMethod_Check(value) && PyMethod_GET_SELF(value) == self->target) {
+            if (PyMethod_Check(value) && PyMethod_GET_SELF(value) == self->target &&
+                (self->writable || readonly_fast(Py_TYPE(self->target)))) {
                 MethodProxyObject *mp = PyObject_GC_New(MethodProxyObject, &MethodProxy_Type);
                 if (mp == NULL) {
                     Py_DECREF(value);
@@ -381,6 +401,17 @@ set_hooks(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+static PyObject *
+set_readonly_types(PyObject *module, PyObject *table)
+{
+    if (!PyDict_CheckExact(table) || readonly_fast_types != NULL) {
+        PyErr_SetString(PyExc_TypeError, "set_readonly_types(dict), once per process");
+        return NULL;
+    }
+    readonly_fast_types = Py_NewRef(table);
+    Py_RETURN_NONE;
+}
+
 /* Make a class immutable (CPython's own flag for static types): assigning or deleting its
  * attributes then raises TypeError.  Used on standard-library classes before a capsule gets
  * them, so capsule code cannot monkeypatch what trusted code shares (plain attribute stores
@@ -428,6 +459,7 @@ static PyMethodDef methods[] = {
     {"proxy_target", proxy_target, METH_O, NULL},
     {"proxy_cap", proxy_cap, METH_O, NULL},
     {"proxy_writable", proxy_writable, METH_O, NULL},
+    {"set_readonly_types", set_readonly_types, METH_O, NULL},
     {"set_hooks", (PyCFunction)(void (*)(void))set_hooks, METH_FASTCALL, NULL},
     {NULL, NULL, 0, NULL},
 };

@@ -7,6 +7,7 @@ _PATH = PathArg(0, "file")
 PROFILE = Profile(
     package="numpy",
     summary="arrays and vector math; file I/O only on granted paths",
+    readonly={"numpy:ndarray": "numpy_array"},
     stdlib=("importlib.metadata",),
     refused={
         "numpy.memmap": "it memory-maps a file (mmap is refused in capsules)",

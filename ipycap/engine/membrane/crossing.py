@@ -17,6 +17,7 @@ import weakref
 from .. import guard, rules
 from ..errors import CapsuleAttributeError, CapsuleTypeError
 from ..modules import module_view_for_membrane
+from . import readonly as _ro
 from .arrays import array_method
 from .authority import (
     _callback_cap,
@@ -27,7 +28,6 @@ from .authority import (
     _revoked,
 )
 from .scrub import scrub, scrub_outbound
-from .values import _MUTATING
 from .values import is_fielded_type as _fielded
 from .values import is_plain as _is_plain
 from .values import is_value_type as _value_type
@@ -63,16 +63,14 @@ def _finish_getattr(proxy, name, value):
     tp = type(value)
     if _value_type(tp):
         return value
+    writable = _get_writable(proxy)
+    # read-only: the mutating methods of standard-library containers (membrane/readonly.py)
+    if (tp is types.MethodType or tp is types.BuiltinMethodType) and not writable:
+        if _ro.refuses_attribute(_get_target(proxy), name, value):
+            return _ReadOnlyMethod(name, type(value.__self__).__name__, _get_cap(proxy).target)
     if tp is types.MethodType:
         _check_withheld(value)
         return _bind(value, _get_cap(proxy))
-    writable = _get_writable(proxy)
-    if (
-        tp is types.BuiltinMethodType
-        and not writable
-        and name in _MUTATING.get(type(_get_target(proxy)), ())
-    ):
-        return _ReadOnlyMethod(name, type(_get_target(proxy)).__name__)
     return wrap(value, _get_cap(proxy), writable)
 
 
@@ -85,6 +83,7 @@ try:
     from .._speedups import proxy_target as _get_target
     from .._speedups import proxy_writable as _get_writable
     from .._speedups import set_hooks as _set_hooks
+    from .._speedups import set_readonly_types as _set_readonly_types
 
     SPEEDUPS = True
 except ImportError:  # pragma: no cover - exercised when the extension is not built
@@ -182,7 +181,12 @@ class Proxy(_ProxyBase):
         return _call(operator.contains, self, _get_target(self), export(item), raw=True)
 
     def __getitem__(self, key):
-        return _call(operator.getitem, self, _get_target(self), export(key))
+        target = _get_target(self)
+        key = export(key)
+        if not _get_writable(self) and _ro.inserts_on_missing(type(target)):
+            if not _call(operator.contains, self, target, key, raw=True):  # defaultdict
+                raise _recorded(_get_cap(self), _ro.missing_key_refusal(_get_cap(self).target))
+        return _call(operator.getitem, self, target, key)
 
     def __setitem__(self, key, value):
         _check_write(self, "assign to item", repr(key))
@@ -398,6 +402,11 @@ def wrap(value, cap, writable: bool = False):
         return slice(wrap(value.start, cap), wrap(value.stop, cap), wrap(value.step, cap))
     if tp is types.ModuleType:
         return module_view_for_membrane(value)
+    target = value
+    if not writable:  # read-only: mutators refused, library containers immutable (readonly.py)
+        if tp in _ro.CALLABLE_TYPES and _ro.refuses_callable(value):
+            return _ro.refused_callable(value, cap.target)
+        target = _ro.readonly_target(value, cap)
     cache = _CACHES.get(cap)
     if cache is None:
         # Weak values: a proxy lives as long as capsule code holds it, so fresh results of
@@ -405,10 +414,10 @@ def wrap(value, cap, writable: bool = False):
         cache = _CACHES[cap] = weakref.WeakValueDictionary()
     key = (_identity(value), writable)
     p = cache.get(key)
-    if p is not None and _get_target(p) is value:
+    if p is not None and _get_target(p) is target:
         return p
     _check_withheld(value)
-    p = _new_proxy(Proxy, value, cap, writable)
+    p = _new_proxy(Proxy, target, cap, writable)
     if tp is not types.MethodType and tp is not types.BuiltinMethodType:
         cache[key] = p  # bound methods are fresh objects each time: not worth caching
     return p
@@ -724,3 +733,4 @@ if SPEEDUPS:
         m, name, "a proxied method reveals nothing of the method behind it"
     )
     _set_hooks(_slow_getattr, _finish_getattr, scrub, _call_method, wrap)
+    _set_readonly_types(_ro.FAST_TYPES)
