@@ -87,6 +87,19 @@ def test_read_only_proxy_of_open_file_is_writable(tmp_path, source):
     assert path.read_text() == "kept\nuser line\n", "a capsule changed a read-only file object"
 
 
+def test_read_only_named_temporary_file_is_not_writable(tmp_path):
+    """tempfile's wrapper hands out its file's methods through __getattr__, as functions."""
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w+", dir=tmp_path, delete=False) as tmp:
+        c = Capsule(protected={"tmp": tmp})
+        for source in ("tmp.write('planted')", "tmp.file.write('planted')", "tmp.close()"):
+            _attempt(c, source)
+        assert not tmp.closed
+    with open(tmp.name, encoding="utf-8") as f:
+        assert f.read() == ""
+
+
 def test_read_only_file_can_still_be_read(tmp_path):
     path = tmp_path / "data.txt"
     path.write_text("a\nb\n")
@@ -596,3 +609,17 @@ def test_read_only_target_is_made_once_per_object():
 
 class _Cap:
     """Stands in for a capability (only its identity matters to the target cache)."""
+
+
+def test_only_container_types_leave_the_c_fast_path():
+    """Read-only proxies bind Python methods in C unless the type could have a mutator."""
+
+    class Plain:
+        nothing = None
+
+        def m(self):
+            return 1
+
+    assert readonly.fast_path_ok(Plain)
+    for tp in (collections.Counter, UserMapping, Aliased, Sublist, collections.ChainMap):
+        assert not readonly.fast_path_ok(tp), tp

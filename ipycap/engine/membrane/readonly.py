@@ -23,6 +23,7 @@ import array
 import collections
 import collections.abc as _abc
 import mmap
+import tempfile
 import weakref
 from sys import stdlib_module_names as _STDLIB
 
@@ -61,13 +62,18 @@ MUTATORS: dict = {
         (*_LIST[:5], "reverse", "byteswap", "frombytes", "fromfile", "fromlist", "fromunicode")
     ),
     _io._IOBase: frozenset(_IO),
+    # NamedTemporaryFile: its close is its own; the rest comes through __getattr__
+    tempfile._TemporaryFileWrapper: frozenset(_IO),
     memoryview: frozenset(("release",)),
     mmap.mmap: frozenset(("write", "write_byte", "move", "resize", "close", "flush")),
 }
 #: The mutating functions and descriptors themselves, so an alias in a user class
 #: (``push = list.append``, ``update = MutableMapping.update``) is refused too.
 _MUTATING_OBJECTS = {
-    id(d[n]): d[n] for c, names in MUTATORS.items() for n in names if n in (d := _type_dict(c))
+    id(d[n]): d[n]
+    for c, names in MUTATORS.items()
+    for n in names
+    if n in (d := _type_dict(c)) and callable(d[n])
 }
 _LIMIT = 20000
 _decisions: dict = {}
@@ -82,8 +88,11 @@ def _is_trusted_class(cls) -> bool:
     return type(module) is str and module.partition(".")[0] in _STDLIB
 
 
+_ABSENT = object()
+
+
 def _is_mutator(obj) -> bool:
-    return _MUTATING_OBJECTS.get(id(obj)) is obj
+    return _MUTATING_OBJECTS.get(id(obj), _ABSENT) is obj
 
 
 def _decide(tp, name: str) -> bool:
@@ -233,7 +242,14 @@ def refuses_callable(value) -> bool:
     tp = type(value)
     if tp is _BuiltinMethod or tp is _Method:
         return refuses_bound(value)
-    if tp is _Descriptor or tp is _Function:
+    if tp is _Descriptor:
+        return _is_mutator(value)
+    if tp is _Function:
+        # functools.wraps around a bound mutator (tempfile's wrapper hands out its file's
+        # methods so): judged as the method it wraps
+        wrapped = getattr(value, "__wrapped__", None)
+        if type(wrapped) is _BuiltinMethod or type(wrapped) is _Method:
+            return refuses_bound(wrapped)
         return _is_mutator(value)
     return False
 
@@ -241,6 +257,7 @@ def refuses_callable(value) -> bool:
 def refused_callable(value, target_name: str):
     from .authority import _ReadOnlyMethod
 
+    value = getattr(value, "__wrapped__", value) if type(value) is _Function else value
     owner = getattr(value, "__self__", None)
     if owner is None:  # unbound: granting the class would not make its argument writable
         owner_name = getattr(value, "__qualname__", "?").rpartition(".")[0] or "?"
