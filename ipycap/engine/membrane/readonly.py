@@ -76,6 +76,9 @@ _MUTATING_OBJECTS = {
     if n in (d := _type_dict(c)) and callable(d[n])
 }
 _LIMIT = 20000
+#: Python-side caches are keyed by the type's address and check identity, so a metaclass's
+#: __hash__/__eq__ gets no vote: (address, name) or address -> (type, answer).
+_address = object.__hash__
 _decisions: dict = {}
 #: type -> whether read-only proxies of it may bind its Python methods without asking
 #: ``refuses`` (read by the C fast path in _speedups.c; filled by ``fast_path_ok``).
@@ -110,12 +113,14 @@ def _decide(tp, name: str) -> bool:
 
 def refuses(tp, name: str) -> bool:
     """Whether a read-only proxy of an instance of ``tp`` refuses its method ``name``."""
-    key = (tp, name)
-    r = _decisions.get(key)
-    if r is None:
-        if len(_decisions) > _LIMIT:
-            _decisions.clear()
-        r = _decisions[key] = _decide(tp, name)
+    key = (_address(tp), name)
+    entry = _decisions.get(key)
+    if entry is not None and entry[0] is tp:
+        return entry[1]
+    if len(_decisions) > _LIMIT:
+        _decisions.clear()
+    r = _decide(tp, name)
+    _decisions[key] = (tp, r)
     return r
 
 
@@ -140,34 +145,35 @@ _inserting: dict = {}
 def inserts_on_missing(tp) -> bool:
     """Whether reading a missing key of a ``tp`` inserts it (defaultdict's own __missing__,
     not a user override)."""
-    r = _inserting.get(tp)
-    if r is None:
-        if len(_inserting) > _LIMIT:
-            _inserting.clear()
-        r = False
-        for cls in _mro(tp):
-            if "__missing__" in _type_dict(cls):
-                r = cls is collections.defaultdict
-                break
-        _inserting[tp] = r
+    entry = _inserting.get(_address(tp))
+    if entry is not None and entry[0] is tp:
+        return entry[1]
+    if len(_inserting) > _LIMIT:
+        _inserting.clear()
+    r = False
+    for cls in _mro(tp):
+        if "__missing__" in _type_dict(cls):
+            r = cls is collections.defaultdict
+            break
+    _inserting[_address(tp)] = (tp, r)
     return r
 
 
 # -- library containers: the read-only target ------------------------------------------------
 _targets: dict = {}
-_NONE = object()
 
 
 def _target_function(tp):
-    fn = _targets.get(tp, _NONE)
-    if fn is _NONE:
-        from ..libraries import readonly_target_function
+    entry = _targets.get(_address(tp))
+    if entry is not None and entry[0] is tp:
+        return entry[1]
+    from ..libraries import readonly_target_function
 
-        if len(_targets) > _LIMIT:
-            _targets.clear()
-        # a memoryview (BytesIO.getbuffer(), arr.data) becomes its read-only twin
-        fn = memoryview.toreadonly if tp is memoryview else readonly_target_function(tp)
-        _targets[tp] = fn
+    if len(_targets) > _LIMIT:
+        _targets.clear()
+    # a memoryview (BytesIO.getbuffer(), arr.data) becomes its read-only twin
+    fn = memoryview.toreadonly if tp is memoryview else readonly_target_function(tp)
+    _targets[_address(tp)] = (tp, fn)
     return fn
 
 
