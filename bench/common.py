@@ -32,6 +32,8 @@ class Settings:
     #: ``thread`` (``thread_time_ns``: this thread's CPU time, the default -- blind to
     #: preemption by the other jobs of a shared machine) or ``perf`` (``perf_counter_ns``).
     clock: str = "thread"
+    #: Run the opt-in benchmarks that take minutes (bench_gateway: 16 kernels at once).
+    gateway: bool = False
 
     @classmethod
     def quick(cls) -> Settings:
@@ -63,6 +65,8 @@ class Table:
     notes: list[str] = field(default_factory=list)
     inner: int = 0
     repeats: int = 0
+    #: How a row's ``median_ns`` is shown (a memory table shows bytes instead of time).
+    fmt: Callable[[float], str] | None = None
 
     def row(self, name: str) -> Row:
         return next(r for r in self.rows if r.name == name)
@@ -74,9 +78,10 @@ class Table:
             f"ratio = median of per-round ratios to '{self.baseline}', [p25-p75])"
         )
         width = max(len(r.name) for r in self.rows) + 2
+        show = self.fmt or fmt_ns
         for r in self.rows:
             out.append(
-                f"   {r.name:<{width}} {fmt_ns(r.median_ns):>10}/{self.unit:<6} "
+                f"   {r.name:<{width}} {show(r.median_ns):>10}/{self.unit:<6} "
                 f"{r.ratio:7.2f}x  [{r.ratio_lo:.2f}-{r.ratio_hi:.2f}]"
                 + (f"  {r.note}" if r.note else "")
             )

@@ -64,6 +64,11 @@ def main(argv: list[str] | None = None) -> int:
         default="thread",
         help="thread: this thread's CPU time (default, robust to load); perf: perf_counter_ns",
     )
+    parser.add_argument(
+        "--gateway",
+        action="store_true",
+        help="also start 16 kernels at once behind a Kernel Gateway (minutes; bench_gateway)",
+    )
     parser.add_argument("--json", help="also write the tables as JSON to this path")
     parser.add_argument(
         "--strict", action="store_true", help="exit with status 1 if any target is missed"
@@ -73,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeats:
         settings.repeats = args.repeats
     settings.clock = args.clock
+    settings.gateway = args.gateway
     use_clock(args.clock)
     print(header() + f", clock {args.clock}", flush=True)
     started = time.perf_counter()

@@ -6,6 +6,10 @@ the display publisher and the displayhook of a real InteractiveShell."""
 
 from __future__ import annotations
 
+import base64
+import html
+import re
+
 import pytest
 
 from ipycap.ipython.display import (
@@ -287,3 +291,62 @@ def test_registry_view_plain_text_lists_columns(ip):
     for column in ("id", "kind", "target", "granted by", "scope", "uses", "last use", "state"):
         assert column in text
     assert "(none)" in text
+
+
+# -- markdown and metadata that reach nbconvert's HTML (red team 2: reference definitions in
+# block quotes and lists, image metadata pasted into <img> unquoted) -----------------------
+_MARKDOWN_LINKS = {
+    "ref-in-blockquote": "> [x]: javascript:alert(1)\n\n[click][x]",
+    "ref-in-bullet-list": "- [x]: javascript:alert(1)\n\n[click][x]",
+    "ref-in-ordered-list": "1. [x]: javascript:alert(1)\n\n[click][x]",
+    "ref-in-nested-containers": "> - > [x]: vbscript:alert(1)\n\n[click][x]",
+    "ref-destination-on-a-quoted-continuation-line": "[click][x]\n\n>   [x]:\n>   javascript:alert(1)",
+    "ref-angle-destination": "[x]: <javascript:alert(1)>\n\n[click][x]",
+    "inline-angle-destination": "[click](<javascript:alert(1)>)",
+    "ref-with-entity-in-scheme": "> [x]: jav&#97;script:alert(1)\n\n[click][x]",
+}
+
+
+@pytest.mark.parametrize("name", sorted(_MARKDOWN_LINKS))
+def test_markdown_script_links_anywhere_are_refused(name):
+    from nbconvert.filters.markdown_mistune import markdown2html_mistune
+
+    text = _MARKDOWN_LINKS[name]
+    assert sanitize_markdown(text) is None
+    # Not a harmless shape: nbconvert (or, for the angle forms, a CommonMark renderer)
+    # turns the same markdown into a script link.
+    rendered = markdown2html_mistune(text).replace("%3C", "<")
+    assert re.search(r'href="<?(java|vb)script:', html.unescape(rendered)), rendered
+
+
+def test_markdown_with_safe_links_in_containers_is_kept():
+    text = "> [x]: https://example.org\n\n- [y](mailto:a@b.org)\n\n[x] and [y]"
+    assert sanitize_markdown(text) == text
+
+
+def test_image_metadata_reaches_nbconvert_only_as_checked_numbers():
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    png = base64.b64encode(b"\x89PNG\r\n").decode()
+    evil = {
+        "width": "1 onerror=alert(1) x",
+        "height": 2,
+        "alt": '"><script>alert(1)</script>',
+        "unconfined": "yes",
+        "needs_background": "light",
+    }
+
+    def exported(metadata):
+        nb = nbformat.v4.new_notebook()
+        cell = nbformat.v4.new_code_cell("x")
+        cell.outputs = [
+            nbformat.v4.new_output("display_data", data={"image/png": png}, metadata=metadata)
+        ]
+        nb.cells.append(cell)
+        return HTMLExporter().from_notebook_node(nb)[0]
+
+    assert "onerror" in exported({"image/png": evil})  # raw, it injects an attribute
+    out, md, _ = filter_bundle({"image/png": png}, {"image/png": evil}, ["image/png"])
+    assert md == {"image/png": {"height": 2, "needs_background": "light"}}
+    assert "onerror" not in exported(md) and "<script>" not in exported(md)

@@ -29,6 +29,7 @@ from ipycap.engine.errors import (
 from ipycap.engine.membrane import ReverseProxy
 from ipycap.ipython.display import EventLogView, PolicyView, RegistryView
 from ipycap.ipython.magics import extension_for
+from ipycap.ipython.panel import RegistryChannel
 
 
 def plain(text: str) -> str:
@@ -199,6 +200,32 @@ def test_allow_read_is_relative_to_the_working_directory(ip, tmp_path, canary):
     path, token = canary
     err = ip.fails(f"%%capsule --allow-read data.txt\nopen({str(path)!r}).read()")
     assert token not in str(err)
+
+
+def test_the_same_allow_read_in_many_cells_is_one_capability_with_uses_per_cell(ip, tmp_path):
+    (tmp_path / "data.txt").write_text("hello")
+    cell = "%%capsule --allow-read data.txt\nopen('data.txt').read()"
+    for _ in range(3):
+        assert ip.ok(cell) == "hello"
+    ip.ok("%%capsule --allow-read data.txt\nopen('data.txt').read() + open('data.txt').read()")
+    (cap,) = ip.ext.registry.find("read", active=None)
+    assert cap.uses == 5 and cap.cells == 4 and not cap.active  # expired with its cell
+    assert list(cap.uses_by_cell.values()) == [1, 1, 1, 2]
+    assert all(cell.startswith("In[") for cell in cap.uses_by_cell)
+    # The view and the log show each cell's uses; the panel's snapshot carries them too.
+    view = str(ip.ok("%capsule list"))
+    last = list(cap.uses_by_cell)[-1]
+    assert f"{last}: 2" in view and "granted in 4 cells" in view
+    log = str(ip.ok("%capsule log 100"))
+    assert sum(1 for line in log.splitlines() if " use " in f" {line} " and cap.id in line) == 5
+    snap = RegistryChannel(ip.ext.registry, "extension").snapshot()
+    (grant,) = [g for g in snap["grants"] if g["id"] == cap.id]
+    assert grant["uses"] == 5 and grant["cells"] == 4
+    assert grant["uses_by_cell"] == cap.uses_by_cell
+    # An expired grant is not revocable; the next cell's identical grant is, by id or name.
+    ip.fails(f"%capsule revoke {cap.id}", UsageError)
+    ip.ok("%%capsule --allow-read data.txt --export ok\nok = open('data.txt').read()")
+    assert ip.ns["ok"] == "hello"
 
 
 def test_read_beyond_the_ceiling_names_the_trait(ip, tmp_path):

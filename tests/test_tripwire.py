@@ -346,3 +346,64 @@ def test_trusted_code_is_not_affected_by_the_hook(canary):
     assert tripwire.is_installed()
     assert open(path).read() == token
     assert os.listdir(path.parent) == ["secret.txt"]
+
+
+def test_the_code_generation_verdict_is_remembered_per_library_and_source(monkeypatch):
+    """A dataclass cell run again compiles the same generated sources: their verdict is
+    remembered for the library function that generated them, and for no other caller."""
+    checked = []
+    real = tripwire._source_is_clean
+
+    def counting(source):
+        checked.append(source)
+        return real(source)
+
+    monkeypatch.setattr(tripwire, "_source_is_clean", counting)
+    monkeypatch.setattr(tripwire, "_CLEAN_CACHE", {})
+    src = "from dataclasses import dataclass\n@dataclass\nclass D:\n    x: int\n    y: int = 0\n"
+    c = Capsule()
+    c.run(src)
+    generated = list(checked)
+    assert generated and all("__dataclass" in s or "self" in s for s in generated)
+    c.run(src)
+    assert checked == generated  # the second run: remembered, not parsed again
+    # The same source compiled by another function, called from the capsule: checked again.
+    source = generated[0]
+
+    def another_caller():
+        compile(source, "<elsewhere>", "exec")
+        return True
+
+    assert Capsule(protected={"f": another_caller}).run("f()") is True
+    assert checked == [*generated, source]
+
+
+def test_the_code_generation_cache_never_accepts_a_source_from_an_unrelated_caller(monkeypatch):
+    monkeypatch.setattr(tripwire, "_CLEAN_CACHE", {})
+    calls = []
+    monkeypatch.setattr(tripwire, "_source_is_clean", lambda s: calls.append(s) or s == "ok")
+
+    def frame_of(fn):
+        return fn()
+
+    def library():
+        return sys._getframe()
+
+    def unrelated():
+        return sys._getframe()
+
+    assert tripwire._generated_source_is_clean("ok", frame_of(library)) is True
+    assert tripwire._generated_source_is_clean("ok", frame_of(library)) is True
+    assert calls == ["ok"]
+    # Another function with the very same code (code objects compare equal by value) is
+    # another caller: identity, not equality, names the library.
+    twin = type(library)(library.__code__.replace(), globals())
+    assert twin.__code__ == library.__code__ and twin.__code__ is not library.__code__
+    assert tripwire._generated_source_is_clean("ok", frame_of(twin)) is True
+    assert tripwire._generated_source_is_clean("ok", frame_of(unrelated)) is True
+    assert calls == ["ok", "ok", "ok"]
+    # A refusal is remembered too, for its library only.
+    assert tripwire._generated_source_is_clean("bad", frame_of(library)) is False
+    assert tripwire._generated_source_is_clean("bad", frame_of(library)) is False
+    assert tripwire._generated_source_is_clean("bad", frame_of(unrelated)) is False
+    assert calls == ["ok", "ok", "ok", "bad", "bad"]

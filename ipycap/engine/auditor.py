@@ -184,6 +184,10 @@ def _check(frame, returned, into) -> None:
                 why = verdict(value)
                 if why is not None:
                     _report(f"argument {name!r} into {_where(frame)}", why)
+        elif _into_c_slot(into):
+            # A proxy slot in C (ipycap/engine/_speedups.c) called this trusted function
+            # from capsule frame ``into``: what it returns goes to the slot, which wraps it.
+            return
         elif _method_of_protected_object(frame):
             # A protected object's method is reached through the membrane's C method proxy,
             # which wraps what it returns; the profile sees no frame of that C step.
@@ -196,6 +200,14 @@ def _check(frame, returned, into) -> None:
         _report(f"auditor error at {_where(into)}", repr(e))
     finally:
         _state.busy = tw_state.busy = False
+
+
+def _into_c_slot(into) -> bool:
+    try:
+        from ._speedups import crossing_frame
+    except ImportError:  # pragma: no cover - without the extension every slot is Python
+        return False
+    return crossing_frame() is into
 
 
 def _method_of_protected_object(frame) -> bool:
@@ -216,6 +228,15 @@ def _report(where: str, why: str) -> None:
             f.write(f"{where}: {why}\n")
 
 
+def _c_slots_noted(on: bool) -> None:
+    """Have the membrane's C slots note the capsule frame they call from (see _into_c_slot)."""
+    try:
+        from ._speedups import set_audit
+    except ImportError:  # pragma: no cover
+        return
+    set_audit(on)
+
+
 def install() -> None:
     """Start auditing (test mode; every thread started from now on too)."""
     global _forbidden_types
@@ -226,6 +247,7 @@ def install() -> None:
     from .registry import Capability, Registry
 
     _forbidden_types = (Configurable, CapsuleContext, Registry, Capability, Capsule)
+    _c_slots_noted(True)
     sys.setprofile(_profile)
     threading.setprofile(_profile)
 
@@ -243,6 +265,7 @@ class watching:
         return self.seen
 
     def __exit__(self, *exc):
+        _c_slots_noted(self.previous is not None)
         sys.setprofile(self.previous)
         threading.setprofile(self.previous)
         self.seen.extend(violations[self.start :])

@@ -14,7 +14,7 @@ import stat
 import sys
 import types
 
-from . import guard, output, stdlib_guards, tripwire
+from . import epoch, fastpaths, guard, output, stdlib_guards, tripwire
 from .approval import capsule_prompt
 from .codeexec import make_code_builtins
 from .errors import (
@@ -94,8 +94,8 @@ def make_builtins(context) -> BuiltinsModule:
     b[guard.CAPSULE_MARK] = True
     b["__build_class__"] = _build_class
     b["type"] = _type
-    b["issubclass"] = _issubclass
-    b["isinstance"] = _isinstance
+    b["issubclass"] = _FAST["issubclass"]
+    b["isinstance"] = _FAST["isinstance"]
     b["input"] = _INPUT
     b["display"] = output.display
     b.update(make_code_builtins(context.mode))
@@ -126,14 +126,16 @@ def _build_class(func, name, /, *bases, **kwargs):
     return cls
 
 
-class _CapsuleType:
+class _CapsuleType(fastpaths.TypeBase):
     """The capsule's ``type``: ``type(x)`` keeps a proxy's class proxied, ``type(name, bases,
-    ns)`` makes an own class, and ``isinstance(x, type)`` / ``class M(type)`` work as usual."""
+    ns)`` makes an own class, and ``isinstance(x, type)`` / ``class M(type)`` work as usual.
+    (Its C base answers ``type(x)`` of unproxied objects whose class needs no freezing and
+    calls ``_call`` for the rest.)"""
 
     __slots__ = ()
     __name__ = __qualname__ = "type"
 
-    def __call__(self, *args, **kwargs):
+    def _call(self, *args, **kwargs):
         if len(args) == 1 and not kwargs:
             obj = args[0]
             tp = type(obj)
@@ -158,6 +160,9 @@ class _CapsuleType:
             return cls
         raise TypeError("type() takes 1 or 3 arguments")
 
+    if fastpaths.TypeBase is object:  # pragma: no cover - without the C extension
+        __call__ = _call
+
     def __instancecheck__(self, obj):
         return isinstance(obj, type)
 
@@ -172,6 +177,7 @@ class _CapsuleType:
 
 
 _type = _CapsuleType()
+fastpaths.set_type(_type, _CapsuleType._call)
 _HEAPTYPE = 1 << 9
 
 
@@ -256,14 +262,52 @@ def _make_input():
 
 # -- imports ---------------------------------------------------------------------------------
 def _make_import():
+    _epoch = epoch.STATE
+    _modules = sys.modules
+
     def __import__(name, globals=None, locals=None, fromlist=(), level=0):  # noqa: A002
         context = _calling_context("__import__")
+        # The same import again (an import statement in a hot function): the decision made
+        # last time, while nothing it rests on changed -- no grant, revoke, expiry or policy
+        # change since (the epoch), no module imported since, the same module, the
+        # capability still active.  The use is counted (Registry.count_use).
+        key = None
+        if type(name) is str and not level:
+            if fromlist is None or (
+                type(fromlist) is tuple and all(type(f) is str for f in fromlist)
+            ):
+                # exact strs only: nothing capsule-defined is hashed ('import a' by its name)
+                key = name if fromlist is None else (name, fromlist)
+        if key is not None:
+            hit = context.import_cache.get(key)
+            if (
+                hit is not None
+                and hit[0] == _epoch[0]
+                and hit[1] == len(_modules)
+                and _modules.get(name) is hit[2]
+                and not hit[4].revoked
+            ):
+                registry = context.registry
+                registry.count_use(hit[4], name)
+                counter = registry.counter(hit[4], name)
+                if counter is not hit[5]:  # retired by the last event: the C path needs it
+                    context.import_cache[key] = (*hit[:5], counter)
+                return hit[3]
+        made_in = _epoch[0]
+        view, cap = _import(context, name, fromlist, level)
+        if key is not None and cap is not None:
+            entry = (made_in, len(_modules), _modules.get(name), view, cap)
+            # and what the C fast path counts the use with (Registry.counter)
+            context.import_cache[key] = (*entry, context.registry.counter(cap, name))
+        return view
+
+    def _import(context, name, fromlist, level):
         name = guard.exact_name(name)
         if level:
             raise CapsuleImportError(
                 "relative imports are not available in a capsule", "builtins", None
             )
-        context.check_import(name)
+        cap = context.check_import(name, counted=True)
         library_check_import(context, name)
         if name in SPECIAL_MODULES:
             mod = _special_module(name)
@@ -272,24 +316,27 @@ def _make_import():
                     "use 'from IPython.display import display'", "builtins", None
                 )
             if name == "os.path" and not fromlist:
-                return make_view(os_view(), context)  # 'import os.path' binds an os of path only
-            return make_view(mod, context)
+                # 'import os.path' binds an os of path only
+                return make_view(os_view(), context), cap
+            return make_view(mod, context), cap
         top = tripwire.trusted_import(name)
         items = [guard.exact_name(f) for f in (fromlist or ())]
         target = sys.modules[name] if items else top
         if not items:
             # 'import a.b' binds 'a': a view whose submodules are views when allowed.
-            return make_view(top, context)
+            return make_view(top, context), cap
+        complete = True  # every name is there: the same import again needs no import
         for item in items:
             if item == "*" or hasattr(target, item):
                 continue
+            complete = False
             full = f"{name}.{item}"
             if context.may_import(full):
                 try:
                     tripwire.trusted_import(full)
                 except ModuleNotFoundError:
                     pass
-        return make_view(target, context)
+        return make_view(target, context), cap if complete else None
 
     return __import__
 
@@ -333,9 +380,14 @@ def _make_open():
     return open
 
 
+_PROC_FD = []  # [True] once /proc/self/fd was seen (it does not go away)
+
+
 def _verify_opened(fd: int, resolved: str) -> None:
     """After opening: the file really is the checked path (no symlink swap, no hard link)."""
-    real = os.readlink(f"/proc/self/fd/{fd}") if os.path.exists("/proc/self/fd") else resolved
+    if not _PROC_FD and os.path.exists("/proc/self/fd"):
+        _PROC_FD.append(True)
+    real = os.readlink(f"/proc/self/fd/{fd}") if _PROC_FD else resolved
     st = os.fstat(fd)
     if real != resolved:
         raise CapsulePermissionError(
@@ -369,3 +421,25 @@ _ACCESSORS = {
     mode: guard.make_accessors(mode, on_refuse=_record_refusal_on_stack)
     for mode in ("proxy", "rexec")
 }
+# The C fast paths in front of them (ipycap.engine.fastpaths): the same decisions.
+_FAST = fastpaths.install(
+    slow={
+        "__import__": _IMPORT,
+        "isinstance": _isinstance,
+        "issubclass": _issubclass,
+        "getattr": _ACCESSORS["proxy"]["getattr"],
+        "hasattr": _ACCESSORS["proxy"]["hasattr"],
+        "getattr_rexec": _ACCESSORS["rexec"]["getattr"],
+        "hasattr_rexec": _ACCESSORS["rexec"]["hasattr"],
+        "_ipycap_getattr": _ACCESSORS["proxy"]["_ipycap_getattr"],
+        "vars": _ACCESSORS["proxy"]["vars"],
+    },
+    proxy_type=Proxy,
+    view_type=ModuleView,
+)
+_IMPORT = _FAST["__import__"]
+for _name in ("getattr", "hasattr", "_ipycap_getattr", "vars"):
+    _ACCESSORS["proxy"][_name] = _FAST[_name]
+for _name in ("getattr", "hasattr"):
+    _ACCESSORS["rexec"][_name] = _FAST[f"{_name}_rexec"]
+del _name

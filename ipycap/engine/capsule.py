@@ -17,7 +17,7 @@ import sys
 import types
 from collections.abc import Iterable, Mapping
 
-from . import guard, limits, toplevel_await, tripwire
+from . import guard, limits, retention, toplevel_await, tripwire
 from .builtins import make_builtins
 from .codeexec import CACHE as _CACHE
 from .context import CapsuleContext
@@ -175,6 +175,7 @@ class Capsule:
         self.context.expose = self._expose
         self.context.builtins = self.builtins
         self.context.builtins_module = self.builtins_module
+        retention.prune()  # entries of capsules no code can run in any more (amortised)
         guard.register_builtins(self.builtins, self.context)
         self.object_caps: dict[str, Capability] = {}
         self.decimal_context = decimal.Context()
@@ -262,11 +263,13 @@ class Capsule:
         # own (kept across its runs), and the caller's comes back afterwards (I3).
         saved = decimal.getcontext()
         decimal.setcontext(self.decimal_context)
+        self.context.running += 1  # its output functions publish only now (output.py)
         try:
             # On a capsule thread, under the cell's limits (ipycap/engine/limits.py).
             cell_limits = self.limits or limits.Limits.from_policy(self.policy)
             return limits.run_limited(runner, body, tail, ns, self.context, cell_limits)
         finally:
+            self.context.running -= 1
             decimal.setcontext(saved)
 
     def end(self) -> None:

@@ -28,6 +28,13 @@ class CapsuleContext:
         #: How a refusal names the way to grant: the extension's flags by default; the capsule
         #: kernel replaces it with its own '%capsule request ...' commands.
         self.how_to_grant = extension_grant_hint
+        #: The capsule ``__import__``'s decisions, (name, fromlist) -> (epoch, ...): see
+        #: ipycap.engine.builtins; valid only while the authority epoch is unchanged.
+        self.import_cache: dict = {}
+        #: How many runs of this capsule are in progress (Capsule.run): its output functions
+        #: publish only while one is, so capsule code called later cannot write into (or
+        #: clear) another cell's output (ipycap/engine/output.py).
+        self.running = 0
 
     # -- decisions ---------------------------------------------------------------------------
     def _active(self, kind):
@@ -67,10 +74,12 @@ class CapsuleContext:
             and top not in ("os", "sys", "subprocess", "socket", "ctypes", "importlib")
         )
 
-    def check_import(self, name: str) -> None:
+    def check_import(self, name: str, counted: bool = False):
+        """Allow the import of ``name`` (returning the capability used, or None when the
+        human approved it just now) or raise the refusal.  ``counted``: the use is one of
+        many (``Registry.count_use``)."""
         if self.may_import(name):
-            self._use_import(name)
-            return
+            return self._use_import(name, counted)
         tier = self.policy.import_tier(name)
         if tier == "denied" or any(
             self.policy.import_tier(".".join(name.split(".")[:i])) == "denied"
@@ -90,7 +99,7 @@ class CapsuleContext:
             )
         else:
             if self._approved_import(name):
-                return
+                return None
             top = name.partition(".")[0]  # granting the package covers its submodules
             err = CapsuleImportError(
                 f"import of {name!r} was not granted to this capsule",
@@ -102,11 +111,12 @@ class CapsuleContext:
         self.record_refusal(err, kind="import", target=name)
         raise err
 
-    def _use_import(self, name: str) -> None:
+    def _use_import(self, name: str, counted: bool = False) -> Capability:
+        use = self.registry.count_use if counted else self.registry.use
         for cap in self._active("import"):
             if name == cap.target or name.startswith(cap.target + "."):
-                self.registry.use(cap, name)
-                return
+                use(cap, name)
+                return cap
         cap = self.registry.grant(
             "import",
             name.partition(".")[0]
@@ -116,15 +126,15 @@ class CapsuleContext:
             granted_by="default",
         )
         self.grants.append(cap)
-        self.registry.use(cap, name)
+        use(cap, name)
+        return cap
 
     def allows_path(self, kind: str, path: str) -> bool:
         """Whether the resolved ``path`` is within an active grant (no event recorded)."""
         if kind == "write" and self.policy.write_plants_code(path):
             return False
-        for root in self.policy.denied_path_roots(kind):
-            if path == root or path.startswith(root.rstrip("/") + "/"):
-                return False
+        if self.policy.is_denied_path(kind, path):
+            return False
         return any(c.covers_path(path) for c in self._active(kind))
 
     def check_path(self, kind: str, path: str, typed: str | None = None) -> None:
@@ -132,7 +142,7 @@ class CapsuleContext:
         ask the human (within the ceiling), or raise the refusal."""
         for cap in self._active(kind):
             if cap.covers_path(path) and self.allows_path(kind, path):
-                self.registry.use(cap, path)
+                self.registry.count_use(cap, path)  # a loop of opens: counted (registry)
                 return
         error = self.path_refusal(kind, path, typed, layer="builtins")
         if error is None:

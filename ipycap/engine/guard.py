@@ -21,7 +21,8 @@ from .errors import CapsuleAttributeError, CapsuleTypeError
 #: Name under which the kernel's inspector hides engine entries (kept for its listings).
 CAPSULE_MARK = "_ipycap_context"
 
-#: address of a builtins dict -> (that dict, its capsule context): a frame runs capsule code
+#: address of a builtins dict -> (that dict, its capsule context, the context's import cache,
+#: for the C fast path of its __import__: ipycap.engine.fastpaths): a frame runs capsule code
 #: when its builtins dict is one of these, by identity.  The mark lives here, in trusted
 #: hands, not in the dict capsule frames use (which a capsule could otherwise unmark).
 _CAPSULE_BUILTINS: dict = {}
@@ -33,7 +34,8 @@ def register_builtins(builtins_dict: dict, context) -> None:
     Held strongly, for the life of the process: capsule code can run after its capsule is
     gone (a ``__del__``, an exported function), and its frames must still be recognised
     (by the tripwire above all).  A few kilobytes per capsule."""
-    _CAPSULE_BUILTINS[_address(builtins_dict)] = (builtins_dict, context)
+    cache = getattr(context, "import_cache", None)
+    _CAPSULE_BUILTINS[_address(builtins_dict)] = (builtins_dict, context, cache)
 
 
 #: Frames of these top-level modules run on behalf of whoever called them.
@@ -70,6 +72,16 @@ def context_of(builtins_dict):
 _address = object.__hash__
 
 
+#: Changes whenever a TypeSet or TypeTable changes (the C fast paths cache membership per
+#: class while it is unchanged: ipycap.engine.fastpaths).
+TABLES_VERSION = [0]
+
+
+def _pop_entry(_, key, refs) -> None:
+    refs.pop(key, None)
+    TABLES_VERSION[0] += 1
+
+
 class TypeSet:
     """A set of classes by identity, weakly held: membership never hashes or compares the
     class asked about, so a capsule metaclass's ``__hash__``/``__eq__`` cannot vote (a
@@ -82,7 +94,8 @@ class TypeSet:
 
     def add(self, cls) -> None:
         key = _address(cls)
-        self._refs[key] = weakref.ref(cls, lambda _, k=key, d=self._refs: d.pop(k, None))
+        self._refs[key] = weakref.ref(cls, lambda r, k=key, d=self._refs: _pop_entry(r, k, d))
+        TABLES_VERSION[0] += 1
 
     def __contains__(self, cls) -> bool:
         ref = self._refs.get(_address(cls))
@@ -105,6 +118,7 @@ class TypeTable:
 
     def __setitem__(self, cls, rule) -> None:
         self._entries[_address(cls)] = (cls, rule)
+        TABLES_VERSION[0] += 1
 
     def get(self, cls, default=None):
         entry = self._entries.get(_address(cls))
@@ -123,6 +137,11 @@ class TypeTable:
     def __iter__(self):
         return iter([cls for cls, _ in list(self._entries.values())])
 
+
+#: Set by hooks.py: called after a guarded write of a risky name (an ABC hook assigned to a
+#: class after it was made is guarded like one in its class statement).
+after_class_write = None
+before_freeze = None
 
 #: Classes created by a ``class`` statement in a capsule (recorded by its __build_class__).
 OWN_TYPES = TypeSet()
@@ -172,6 +191,8 @@ def share_class(value):
                 and base not in OWN_TYPES
                 and (_is_stdlib_class(base) or _is_ipycap_class(base) or _is_library_class(base))
             ):
+                if before_freeze is not None:
+                    before_freeze(base)  # guard capsule hooks while the class can change
                 _freeze_type(base)
     return value
 
@@ -442,22 +463,69 @@ def _array_setattr(obj, name, on_refuse) -> None:
 
 
 from _string import formatter_field_name_split as _formatter_field_name_split  # noqa: E402
+from _string import formatter_parser as _formatter_parser  # noqa: E402
 
 _FORMATTERS = {"proxy": GuardedFormatter("proxy"), "rexec": GuardedFormatter("rexec")}
+
+
+#: template -> the attribute names its fields traverse (nested fields of format specs
+#: included), for templates seen before; read by the C fast path too (fastpaths).
+TEMPLATE_ATTRS: dict = {}
+_TEMPLATES_MAX = 4096
+
+
+def template_attrs(template: str):
+    """The attribute names the fields of ``template`` (an exact str) traverse, as the
+    formatter parses them, or None when it does not parse (the formatter raises then)."""
+    names = TEMPLATE_ATTRS.get(template)
+    if names is not None:
+        return names
+    found: list = []
+
+    def walk(text, depth):
+        if depth < 0:
+            raise ValueError("Max string recursion exceeded")
+        for _, field, spec, _ in _formatter_parser(text):
+            if field is not None:
+                for is_attr, key in _formatter_field_name_split(field)[1]:
+                    if is_attr:
+                        found.append(exact_name(key))
+            if spec:
+                walk(spec, depth - 1)
+
+    try:
+        walk(template, 2)
+    except (ValueError, TypeError):
+        return None
+    names = tuple(found)
+    if len(TEMPLATE_ATTRS) < _TEMPLATES_MAX:
+        TEMPLATE_ATTRS[template] = names
+    return names
+
+
+def _traverses_only_plain_names(template: str, mode: str) -> bool:
+    """Whether ``str.format`` itself may format ``template``: every attribute its fields
+    traverse is one the guard leaves to plain ``getattr`` (as GuardedFormatter.get_field
+    does), and indexing is ``obj[key]`` in both."""
+    if "." not in template and "[" not in template:
+        return True  # no field can traverse anything
+    names = template_attrs(template)
+    risky = rules.is_risky_rexec if mode == "rexec" else rules.is_risky
+    return names is not None and not any(risky(n) for n in names)
 
 
 def guarded_format(template: str, /, *args, _ipycap_mode="proxy", **kwargs) -> str:
     """``str.format`` whose fields cannot reach what the guard refuses."""
     template = exact_name(template)
-    if "." not in template and "[" not in template:
-        return str.format(template, *args, **kwargs)  # no field can traverse attributes
+    if _traverses_only_plain_names(template, _ipycap_mode):
+        return str.format(template, *args, **kwargs)
     return _FORMATTERS[_ipycap_mode].vformat(template, args, kwargs)
 
 
 def guarded_format_map(template: str, mapping, /, *, _ipycap_mode="proxy") -> str:
     """``str.format_map`` whose fields cannot reach what the guard refuses."""
     template = exact_name(template)
-    if "." not in template and "[" not in template:
+    if _traverses_only_plain_names(template, _ipycap_mode):
         return str.format_map(template, mapping)
     return _FORMATTERS[_ipycap_mode].vformat(template, (), mapping)
 
@@ -586,6 +654,8 @@ def make_accessors(mode: str = "proxy", on_refuse=None):
             if mode == "rexec" and name[:1] == "_" and name not in rules.REXEC_ALLOWED:
                 refuse(obj, name, "rexec mode denies underscore attributes", mode=mode)
         setattr(obj, name, value)
+        if after_class_write is not None:
+            after_class_write(obj, name)  # a hook assigned to a class is guarded (hooks.py)
 
     def capsule_delattr(obj, name, /):
         """Guarded delattr: the same rule as setattr."""
@@ -639,16 +709,35 @@ def make_accessors(mode: str = "proxy", on_refuse=None):
     }
 
 
+def _caller_mode() -> str:
+    """The mode of the innermost capsule on the stack ('proxy' when none is): the guarded
+    stdlib helpers below are shared by every capsule, so they decide with the rules of the
+    capsule that calls them (rexec denies every underscore name)."""
+    f = sys._getframe(1)
+    while f is not None:
+        ctx = context_of(f.f_builtins)
+        if ctx is not None:
+            return "rexec" if getattr(ctx, "mode", "proxy") == "rexec" else "proxy"
+        f = f.f_back
+    return "proxy"
+
+
+def _guarded_get(value, name: str, mode: str):
+    risky = rules.is_risky_rexec if mode == "rexec" else rules.is_risky
+    return decide(value, name, mode) if risky(name) else getattr(value, name)
+
+
 def attrgetter(*names):
     """A guarded ``operator.attrgetter``: every dotted part obeys the guard."""
     parts = [exact_name(n).split(".") for n in names]
 
     def get(obj, /):
+        mode = _caller_mode()
         results = []
         for chain in parts:
             value = obj
             for p in chain:
-                value = decide(value, p) if rules.is_risky(p) else getattr(value, p)
+                value = _guarded_get(value, p, mode)
             results.append(value)
         return results[0] if len(results) == 1 else tuple(results)
 
@@ -660,8 +749,7 @@ def methodcaller(name, /, *args, **kwargs):
     name = exact_name(name)
 
     def call(obj, /):
-        method = decide(obj, name) if rules.is_risky(name) else getattr(obj, name)
-        return method(*args, **kwargs)
+        return _guarded_get(obj, name, _caller_mode())(*args, **kwargs)
 
     return call
 
@@ -674,20 +762,25 @@ def update_wrapper(wrapper, wrapped, assigned=None, updated=None):
 
     assigned = functools.WRAPPER_ASSIGNMENTS if assigned is None else assigned
     updated = functools.WRAPPER_UPDATES if updated is None else updated
+    mode = _caller_mode()
+    # functools' own names are what wraps() is for: they obey proxy-mode rules in either
+    # mode (as before); any other name a rexec capsule passes obeys rexec's.
+    standard = frozenset(functools.WRAPPER_ASSIGNMENTS) | frozenset(functools.WRAPPER_UPDATES)
     for attr in assigned:
         attr = exact_name(attr)
         try:
-            value = decide(wrapped, attr) if rules.is_risky(attr) else getattr(wrapped, attr)
+            value = _guarded_get(wrapped, attr, "proxy" if attr in standard else mode)
         except AttributeError:
             continue
         _guarded_set(wrapper, attr, value)
     for attr in updated:
         attr = exact_name(attr)
+        how = "proxy" if attr in standard else mode
         try:
-            source = decide(wrapped, attr) if rules.is_risky(attr) else getattr(wrapped, attr)
+            source = _guarded_get(wrapped, attr, how)
         except AttributeError:
             source = {}
-        target = decide(wrapper, attr) if rules.is_risky(attr) else getattr(wrapper, attr)
+        target = _guarded_get(wrapper, attr, how)
         target.update(source)
     _guarded_set(wrapper, "__wrapped__", wrapped)
     return wrapper
@@ -709,6 +802,8 @@ def _guarded_set(obj, name, value):
             hint="functools.wraps and update_wrapper apply to the capsule's own functions",
         )
     setattr(obj, name, value)
+    if after_class_write is not None:
+        after_class_write(obj, name)
 
 
 def wraps(wrapped, assigned=None, updated=None):

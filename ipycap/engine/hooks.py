@@ -5,18 +5,37 @@ tables that trusted code walks: ``isinstance(x, collections.abc.Sequence)`` anyw
 process calls ``__subclasshook__`` of every capsule subclass of ``Sequence`` with
 ``type(x)``, and ``__subclasscheck__``/``__instancecheck__`` of a capsule metaclass with
 whatever is checked.  Raw, those arguments are trusted classes and objects (a user class, the
-shell's class): I2 in DESIGN.md.  So when a capsule class is made, these hooks are wrapped:
-their arguments enter the capsule as any trusted value does, through the membrane (builtin
-and standard-library classes as they are, frozen; the capsule's own classes and objects as
-they are; everything else as a proxy).  What the hook decides still decides.
+shell's class): I2 in DESIGN.md.  So these hooks are *guarded*: their arguments enter the
+capsule as any trusted value does, through the membrane (builtin and standard-library
+classes as they are, frozen; the capsule's own classes and objects as they are; everything
+else as a proxy).  What the hook decides still decides.
+
+Guarding at class creation alone is not enough (red team 1): a hook can be assigned later
+(``C.__subclasshook__ = classmethod(f)``, ``setattr``, ``functools.update_wrapper``), be any
+callable or descriptor (a ``staticmethod``, a ``partial``, a callable object, a property on
+the metaclass, a metaclass ``__getattribute__`` that returns one), or sit on a class that no
+``class`` statement made (``ABCMeta('X', bases, ns)``, ``type(int).__new__(M, ...)``,
+``dataclasses.make_dataclass``).  So the rule is enforced where the hooks are *used*, not
+where they are made: the ABC algorithm is the only trusted code that walks classes it was
+not given, and every step of it passes through ``ABCMeta.__subclasscheck__``,
+``__instancecheck__`` or ``register`` (Python methods of ``abc.ABCMeta``).  Those are
+replaced, once per process, by versions that first *prepare* the class they are about to
+consult (and its direct subclasses, whose metaclass hooks the C walk calls next): every hook
+entry in their dicts and their metaclasses' dicts that is not trusted code is replaced by a
+guarded descriptor.  Class statements, ``type(name, bases, ns)`` and guarded attribute
+writes prepare at once as well, so a class is guarded before trusted code is handed it.
+Trusted entries (functions of trusted modules, C methods) are never touched.
 """
 
 from __future__ import annotations
 
-import functools
+import _abc
+import abc
 import types
+import weakref
 
 from . import arrayguard, guard
+from .caches import compares_in_capsule
 from .membrane import is_plain, wrap
 from .membrane.authority import _callback_cap
 
@@ -24,10 +43,31 @@ from .membrane.authority import _callback_cap
 arrayguard.install()
 
 _HEAPTYPE = 1 << 9
+_TYPE_SUBCLASS = 1 << 31
 _type_flags = type.__dict__["__flags__"].__get__
+_type_dict = type.__dict__["__dict__"].__get__
+_type_mro = type.__dict__["__mro__"].__get__
+_subclasses = type.__dict__["__subclasses__"]
+_address = object.__hash__  # id() raises an audit event; this does not
 
-#: Hooks of a class (or metaclass) dict whose second argument comes from trusted code.
+#: Hooks of a class (or metaclass) dict whose arguments come from trusted code.
 CLASS_HOOKS = ("__subclasshook__", "__subclasscheck__", "__instancecheck__")
+#: Metaclass entries that decide which callables (or classes) the ABC walk meets next.
+META_HOOKS = ("__getattribute__", "__getattr__", "__subclasses__")
+HOOK_NAMES = frozenset(CLASS_HOOKS + META_HOOKS)
+
+_TRUSTED_C = (
+    types.BuiltinFunctionType,
+    types.MethodDescriptorType,
+    types.WrapperDescriptorType,
+    types.ClassMethodDescriptorType,
+    types.MethodWrapperType,
+    types.GetSetDescriptorType,
+    types.MemberDescriptorType,
+)
+
+#: Class dicts already prepared (by identity; a guarded write re-prepares its entry).
+_PREPARED = guard.TypeSet()
 
 
 def inbound(value):
@@ -35,7 +75,7 @@ def inbound(value):
     tp = type(value)
     if tp in guard.PROXY_TYPES or is_plain(value):
         return value
-    if isinstance(value, type):
+    if _type_flags(tp) & _TYPE_SUBCLASS:
         if value in guard.OWN_TYPES:
             return value
         if not (_type_flags(value) & _HEAPTYPE) or guard._is_stdlib_class(value):
@@ -46,25 +86,245 @@ def inbound(value):
     return wrap(value, _callback_cap())
 
 
-def _guarded(fn):
-    @functools.wraps(fn)
-    def hook(cls, arg, /):
-        return fn(cls, inbound(arg))
+def _is_trusted(entry) -> bool:
+    """Whether a class-dict entry is trusted code (never wrapped) or already guarded."""
+    tp = type(entry)
+    if tp is _Hook or tp is _DataHook or tp in _TRUSTED_C:
+        return True
+    if tp is types.FunctionType:
+        return not guard.is_own(entry)
+    if tp is classmethod or tp is staticmethod:
+        return _is_trusted(entry.__func__)
+    return False
 
-    return hook
+
+class _Bound:
+    """A hook as trusted code calls it: arguments through :func:`inbound`."""
+
+    __slots__ = ("_fn", "_name")
+
+    def __init__(self, fn, name):
+        self._fn = fn
+        self._name = name
+
+    def __call__(self, *args, **kwargs):
+        args = [inbound(a) for a in args]
+        kwargs = {k: inbound(v) for k, v in kwargs.items()}
+        result = self._fn(*args, **kwargs)
+        name = self._name
+        if name in ("__getattribute__", "__getattr__"):
+            if args and type(args[0]) is str and args[0] in HOOK_NAMES:
+                return _Bound(result, args[0])  # what the ABC walk calls next
+        elif name == "__subclasses__":
+            for item in result if type(result) is list else ():
+                prepare(item if _type_flags(type(item)) & _TYPE_SUBCLASS else type(item))
+        return result
+
+
+class _Hook:
+    """A guarded class-dict entry: binds like the entry it replaces, calls through
+    :class:`_Bound`.  (``_DataHook`` keeps a data descriptor a data descriptor, so a
+    property on a metaclass still wins over the class's own entries.)"""
+
+    __slots__ = ("_entry", "_name")
+
+    def __init__(self, entry, name):
+        self._entry = entry
+        self._name = name
+
+    def __get__(self, obj, owner=None):
+        entry = self._entry
+        get = getattr(type(entry), "__get__", None)
+        bound = entry if get is None else get(entry, obj, owner)
+        return _Bound(bound, self._name)
+
+
+class _DataHook(_Hook):
+    __slots__ = ()
+
+    def __set__(self, obj, value):
+        type(self._entry).__set__(self._entry, obj, value)
+
+    def __delete__(self, obj):
+        type(self._entry).__delete__(self._entry, obj)
+
+
+def _guard_entry(cls: type, name: str, entry) -> None:
+    if _is_trusted(entry):
+        return
+    data = hasattr(type(entry), "__set__") or hasattr(type(entry), "__delete__")
+    replacement = (_DataHook if data else _Hook)(entry, name)
+    try:
+        type.__setattr__(cls, name, replacement)
+    except TypeError:
+        # An immutable class holding capsule code: it cannot be guarded, so it must not run.
+        raise guard.CapsuleTypeError(
+            f"class {type.__dict__['__name__'].__get__(cls)!r} holds a capsule {name} that "
+            "trusted code would call with its own objects, and it cannot be guarded",
+            "builtins",
+        ) from None
+
+
+def _prepare_dict(cls: type) -> None:
+    if cls in _PREPARED:
+        return
+    if _type_flags(cls) & _HEAPTYPE:
+        d = _type_dict(cls)
+        for name in HOOK_NAMES:
+            entry = d.get(name)
+            if entry is not None:
+                _guard_entry(cls, name, entry)
+    _PREPARED.add(cls)
+
+
+#: id(cls) -> weakref(cls): classes whose MRO and metaclass MRO are all prepared (the fast
+#: path of every ABC check; guarded writes of __bases__/__class__ drop the entry).
+_READY: dict = {}
+
+
+def prepare(cls) -> None:
+    """Guard every hook trusted code may call on ``cls``: entries of its MRO and of its
+    metaclass's MRO that are capsule code become guarded descriptors (in place)."""
+    ref = _READY.get(_address(cls))
+    if ref is not None and ref() is cls:
+        return
+    if not _type_flags(type(cls)) & _TYPE_SUBCLASS:
+        return
+    for klass in _type_mro(cls):
+        _prepare_dict(klass)
+    for klass in _type_mro(type(cls)):
+        _prepare_dict(klass)
+    key = _address(cls)
+    _READY[key] = weakref.ref(cls, lambda _, k=key: _forget(k))
 
 
 def guard_class_hooks(cls: type) -> None:
-    """Wrap the hooks of capsule class ``cls`` that trusted code calls (in place)."""
-    d = type.__dict__["__dict__"].__get__(cls)
-    for name in CLASS_HOOKS:
-        entry = d.get(name)
-        if entry is None:
-            continue
-        if type(entry) is classmethod:
-            replacement = classmethod(_guarded(entry.__func__))
-        elif type(entry) is types.FunctionType:
-            replacement = _guarded(entry)
-        else:
-            continue  # a staticmethod or other descriptor gets no trusted ``cls`` pairing
-        type.__setattr__(cls, name, replacement)
+    """Guard the hooks of capsule class ``cls`` (a class statement or ``type(...)``)."""
+    prepare(cls)
+
+
+def after_write(obj, name: str) -> None:
+    """A guarded attribute write set ``name`` on ``obj``: guard it if it is a hook; a new
+    ``__bases__`` or ``__class__`` brings new dicts into the walk, so prepare again."""
+    if not _type_flags(type(obj)) & _TYPE_SUBCLASS:
+        return
+    if name in HOOK_NAMES:
+        entry = _type_dict(obj).get(name)
+        if entry is not None:
+            _guard_entry(obj, name, entry)
+    elif name in ("__bases__", "__class__"):
+        _READY.clear()  # every class below obj has a new MRO
+        _WALKED.clear()
+        prepare(obj)
+
+
+#: id(abc) -> (weakref(abc), ids of its direct subclasses when they were last prepared).
+#: Cleared whenever a prepared class dies, so an id in it is never a newer class's.
+_WALKED: dict = {}
+
+
+def _forget(key) -> None:
+    _READY.pop(key, None)
+    _WALKED.clear()
+
+
+def _prepare_walk(cls) -> None:
+    """Before the C walk of ``cls``: it and its direct subclasses (whose metaclass hooks the
+    walk calls next; deeper levels pass through ``_subclasscheck`` again)."""
+    subs = _subclasses(cls)
+    ids = tuple(map(_address, subs))
+    seen = _WALKED.get(_address(cls))
+    if seen is not None and seen[1] == ids and seen[0]() is cls:
+        return
+    prepare(cls)
+    for sub in subs:
+        prepare(sub)
+    _WALKED[_address(cls)] = (weakref.ref(cls), ids)
+
+
+# -- the ABC algorithm's entry points (abc.ABCMeta's Python methods), once per process --------
+_abc_subclasscheck = abc._abc_subclasscheck
+_abc_instancecheck = abc._abc_instancecheck
+_abc_register = abc._abc_register
+
+
+def _uncached_subclasscheck(cls, subclass):
+    """The ABC algorithm without its caches (weak sets compared with ``==``), for a class
+    whose metaclass hashes or compares in capsule code: it would be handed the trusted
+    classes stored there (caches.py)."""
+    if not _type_flags(type(subclass)) & _TYPE_SUBCLASS:
+        raise TypeError("issubclass() arg 1 must be a class")
+    ok = cls.__subclasshook__(subclass)
+    if ok is not NotImplemented:
+        return bool(ok)
+    if any(c is cls for c in _type_mro(subclass)):
+        return True
+    for ref in list(_abc._get_dump(cls)[0]):
+        rcls = ref()
+        if rcls is not None and issubclass(subclass, rcls):
+            return True
+    return any(issubclass(subclass, scls) for scls in cls.__subclasses__())
+
+
+def _subclasscheck(cls, subclass):
+    """Override for the use of isinstance() and issubclass()."""
+    subs = _subclasses(cls)
+    seen = _WALKED.get(_address(cls))
+    if seen is None or seen[0]() is not cls or seen[1] != tuple(map(_address, subs)):
+        _prepare_walk(cls)
+    meta = type(subclass)
+    if meta is not type and meta is not abc.ABCMeta and compares_in_capsule(meta):
+        return _uncached_subclasscheck(cls, subclass)
+    return _abc_subclasscheck(cls, subclass)
+
+
+def _instancecheck(cls, instance):
+    """Override for isinstance(instance, cls)."""
+    # The C check asks cls.__subclasscheck__ (prepared here) on a cache miss, which walks.
+    ref = _READY.get(_address(cls))
+    if ref is None or ref() is not cls:
+        prepare(cls)
+    tp = type(instance)
+    if _type_flags(tp) & _HEAPTYPE:
+        sub = instance.__class__  # what the C check looks up in the caches
+        meta = type(sub)
+        if meta is not type and meta is not abc.ABCMeta and compares_in_capsule(meta):
+            if _type_flags(type(sub)) & _TYPE_SUBCLASS and _subclasscheck(cls, sub):
+                return True
+            return tp is not sub and _subclasscheck(cls, tp)
+    return _abc_instancecheck(cls, instance)
+
+
+def _register(cls, subclass):
+    """Register a virtual subclass of an ABC.  Returns the subclass, to allow usage as a
+    class decorator."""
+    prepare(subclass)
+    _prepare_walk(cls)
+    if compares_in_capsule(type(subclass)):
+        raise guard.CapsuleTypeError(
+            "a class whose metaclass defines __eq__ or __hash__ cannot be registered with "
+            "an ABC: its registry is shared and compared with ==",
+            "builtins",
+            hint="register a class with an ordinary metaclass",
+        )
+    return _abc_register(cls, subclass)
+
+
+def _install() -> None:
+    if abc.ABCMeta.__dict__.get("__subclasscheck__") is _subclasscheck:
+        return
+    if abc.ABCMeta.__dict__.get("__subclasscheck__") is not abc.ABCMeta.__subclasscheck__:
+        return  # pragma: no cover - the pure-Python _py_abc implementation: not patched
+    for name, fn in (
+        ("__subclasscheck__", _subclasscheck),
+        ("__instancecheck__", _instancecheck),
+        ("register", _register),
+    ):
+        old = abc.ABCMeta.__dict__[name]
+        fn.__name__, fn.__qualname__ = old.__name__, old.__qualname__
+        type.__setattr__(abc.ABCMeta, name, fn)
+
+
+_install()
+guard.after_class_write = after_write
+guard.before_freeze = _prepare_dict

@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 
 from . import guard, modules, tripwire
-from .errors import CapabilityError, CapsuleTypeError
+from .errors import CapabilityError, CapsulePermissionError, CapsuleTypeError
 from .membrane import Proxy, is_plain, plain_result, target_of
 
 #: MIME type -> the ``_repr_*_`` method that gives it, as IPython's formatters look them up.
@@ -225,9 +225,11 @@ def bundle_for(value, context, include=None, exclude=None) -> tuple[dict, dict]:
     anything of trusted code's but the value itself."""
     previous = _HOST_CONTEXT.get("context")
     _HOST_CONTEXT["context"] = context
+    context.running += 1  # the host shows this value in the cell that asked: its output
     try:
         return _bundle(value, context, _mimes(include), _mimes(exclude))
     finally:
+        context.running -= 1
         _HOST_CONTEXT["context"] = previous
 
 
@@ -331,9 +333,25 @@ _next_id = [0]
 
 
 def _context():
+    """The context whose cell this output goes to, or None (no host: text to stdout).
+
+    Output authority is the running cell's (while its capsule runs, or while the host
+    formats a value for the cell that shows it): a capsule function exported and called from
+    a later cell, a callback or a ``__del__`` after the cell ended would otherwise add to, or
+    clear, the output of whichever cell runs then (the host publishes into the current
+    cell).  Refused rather than re-routed: the later cell did not ask for capsule output, and
+    it can display what the function returns."""
     ctx = tripwire.current_context()
     if ctx is None or getattr(ctx, "publish", None) is None:
         return None
+    if not getattr(ctx, "running", 0):
+        raise CapsulePermissionError(
+            "rich output from capsule code whose cell has ended (a capsule's display and "
+            "clear_output reach only the output of the cell that runs it)",
+            "output filter",
+            None,
+            hint="return the value and display it in the cell that calls the function",
+        )
     return ctx
 
 

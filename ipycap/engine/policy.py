@@ -16,8 +16,10 @@ try:  # imported here, not lazily: a lazy import inside a capsule would meet the
     from jupyter_core import paths as _jupyter_paths
 except ImportError:  # pragma: no cover - jupyter_core comes with ipykernel
     _jupyter_paths = None
-from traitlets import Bool, Enum, Float, Int, List, TraitError, Unicode, validate
+from traitlets import All, Bool, Enum, Float, Int, List, TraitError, Unicode, observe, validate
 from traitlets.config import Configurable
+
+from . import epoch
 
 DEFAULT_IMPORTS = [
     "math",
@@ -310,7 +312,7 @@ class CapsulePolicy(Configurable):
         for name in names:
             if not all(part.isidentifier() for part in name.split(".")):
                 raise TraitError(f"{name!r} is not a module name (expected e.g. 'math')")
-        return list(names)
+        return _WatchedList(names)
 
     @validate("readable_paths", "writable_paths", "denied_paths")
     def _check_paths(self, proposal):
@@ -318,7 +320,7 @@ class CapsulePolicy(Configurable):
         for p in paths:
             if not p or "\0" in p:
                 raise TraitError(f"{p!r} is not a usable path")
-        return list(paths)
+        return _WatchedList(paths)
 
     @validate("output_mime_types")
     def _check_mimes(self, proposal):
@@ -349,6 +351,16 @@ class CapsulePolicy(Configurable):
             raise TraitError(str(e)) from None
         return proposal["value"]
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        for name in _WATCHED:  # defaults are plain lists: make them watched too
+            if type(getattr(self, name)) is not _WatchedList:
+                self.set_trait(name, _WatchedList(getattr(self, name)))
+
+    @observe(All)
+    def _changed(self, change):
+        epoch.bump()  # every cached decision is made again against the new value
+
     # -- decisions -------------------------------------------------------------------
     def import_tier(self, name: str) -> str:
         """Return 'default', 'denied' or 'grantable' for a module name."""
@@ -362,6 +374,16 @@ class CapsulePolicy(Configurable):
 
     def denied_path_roots(self, mode: str) -> list[str]:
         """Resolved roots no grant of ``mode`` ('read' or 'write') may fall under."""
+        return _cached(self, "denied", mode, self._denied_path_roots)
+
+    def is_denied_path(self, mode: str, path: str) -> bool:
+        """Whether the resolved ``path`` is (under) one of ``denied_path_roots(mode)``."""
+        roots, prefixes = _cached_tuple(
+            self, "denied-prefixes", mode, lambda m: _prefixes(self._denied_path_roots(m))
+        )
+        return path in roots or path.startswith(prefixes)
+
+    def _denied_path_roots(self, mode: str) -> list[str]:
         roots = [os.path.expanduser(p) for p in self.denied_paths]
         roots += _jupyter_private_dirs()
         if mode == "write":
@@ -371,6 +393,9 @@ class CapsulePolicy(Configurable):
     def import_roots(self) -> list[str]:
         """Resolved ``sys.path`` folders: a module written directly into one of them would be
         imported later by trusted code (write-then-import), so no write may land there."""
+        return _cached(self, "import_roots", None, self._import_roots)
+
+    def _import_roots(self, _=None) -> list[str]:
         roots = {os.path.realpath(p or os.getcwd()) for p in sys.path if isinstance(p, str)}
         # Entries that are no folder (an editable install's path-hook marker, a zip file)
         # hold no place a written module would be found.
@@ -381,7 +406,9 @@ class CapsulePolicy(Configurable):
         git hook / git config, which git runs later with the user's full authority)."""
         if "/.git/" in path + "/":
             return True
-        roots = self.import_roots()
+        roots = _cached_tuple(
+            self, "import-root-set", None, lambda _: frozenset(self._import_roots())
+        )
         parent = os.path.dirname(path)
         # Any folder under a sys.path entry is importable too (a namespace package), so a
         # module written anywhere below one is as good as one written into it.
@@ -395,8 +422,96 @@ class CapsulePolicy(Configurable):
 
     def ceiling(self, mode: str) -> list[str]:
         """Resolved roots that a grant of ``mode`` must fall under."""
+        return _cached(self, "ceiling", mode, self._ceiling)
+
+    def _ceiling(self, mode: str) -> list[str]:
         paths = self.readable_paths if mode == "read" else self.writable_paths
         return [os.path.realpath(os.path.expanduser(p)) for p in paths]
+
+
+_WATCHED = ("default_imports", "denied_imports", "readable_paths", "writable_paths", "denied_paths")
+
+
+class _WatchedList(list):
+    """A policy list (module names, paths): changing it in place, like assigning it, makes
+    every cached decision be made again (``epoch.bump``)."""
+
+    def _mutator(name):
+        method = getattr(list, name)
+
+        def changed(self, *args):
+            try:
+                return method(self, *args)
+            finally:
+                epoch.bump()
+
+        changed.__name__ = name
+        return changed
+
+    for _name in (
+        "append extend insert remove pop clear sort reverse __setitem__ __delitem__ "
+        "__iadd__ __imul__"
+    ).split():
+        locals()[_name] = _mutator(_name)
+    del _name, _mutator
+
+
+#: The inputs of the resolved roots besides the policy's own values (those bump the epoch):
+#: where Jupyter and IPython keep their files, and the home folder.
+_ROOT_ENV = (
+    "HOME",
+    "IPYTHONDIR",
+    "JUPYTER_CONFIG_DIR",
+    "JUPYTER_RUNTIME_DIR",
+    "JUPYTER_DATA_DIR",
+    "JUPYTER_PATH",
+    "XDG_CONFIG_HOME",
+    "XDG_DATA_HOME",
+    "XDG_RUNTIME_DIR",
+)
+
+
+_ENV_KEYS = tuple(os.fsencode(v) for v in _ROOT_ENV)
+
+
+def _env_key() -> tuple:
+    data = getattr(os.environ, "_data", None)  # os._Environ's own dict: no decoding
+    if type(data) is dict:
+        return tuple(map(data.get, _ENV_KEYS))
+    return tuple(os.environ.get(v) for v in _ROOT_ENV)  # pragma: no cover
+
+
+def _cached_tuple(policy, what: str, mode, compute) -> tuple:
+    """``compute(mode)`` as a tuple, cached while its inputs are unchanged: the epoch (the
+    policy's values), ``sys.path`` (and the working folder when it holds a relative entry)
+    and the environment variables the roots derive from."""
+    path = tuple(sys.path)
+    key = (
+        epoch.STATE[0],
+        path,
+        os.getcwd() if any(type(p) is not str or p[:1] != "/" for p in path) else None,
+        _env_key(),
+    )
+    cache = policy.__dict__.get("_root_cache")
+    if cache is None:
+        cache = policy.__dict__["_root_cache"] = {}
+    hit = cache.get((what, mode))
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    value = compute(mode)
+    cache[(what, mode)] = (key, value)
+    return value
+
+
+def _cached(policy, what: str, mode, compute) -> list[str]:
+    """A fresh list of the cached ``compute(mode)`` (callers may change it)."""
+    return list(_cached_tuple(policy, what, mode, lambda m: tuple(compute(m))))
+
+
+def _prefixes(roots) -> tuple[frozenset, tuple]:
+    """``(roots, their folder prefixes)``: a path is under one of ``roots`` when it is in
+    the first or starts with one of the second (``path.startswith(prefixes)``)."""
+    return frozenset(roots), tuple({r.rstrip("/") + "/" for r in roots})
 
 
 def _matches(name: str, modules) -> bool:

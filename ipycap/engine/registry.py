@@ -14,6 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 
+from . import epoch
 from .errors import CapsulePolicyError
 from .policy import CapsulePolicy
 from .tripwire import trusted_append
@@ -34,7 +35,10 @@ class Capability:
         "uses",
         "last_use",
         "revoked",
+        "expired",
         "note",
+        "cells",
+        "uses_by_cell",
         "_registry",
         "__weakref__",
     )
@@ -48,7 +52,14 @@ class Capability:
         self.uses = 0
         self.last_use: float | None = None
         self.revoked = False
+        #: Ended with its cell (cell scope), not revoked: an identical later cell grant
+        #: continues this record under the same id (see ``Registry.grant``).
+        self.expired = False
         self.note = note
+        #: How many cells held this grant (cell scope: one per cell it was granted in).
+        self.cells = 1
+        #: Uses per cell (the host's cell label, e.g. 'In[3]'; '' outside a labelled cell).
+        self.uses_by_cell: dict[str, int] = {}
         self._registry = registry
 
     @property
@@ -63,6 +74,7 @@ class Capability:
         """Disable this capability; proxies it produced refuse every later access."""
         if not self.revoked:
             self.revoked = True
+            self._registry._ended(self)
             self._registry._event("revoke", cap=self)
 
     def covers_path(self, path: str) -> bool:
@@ -80,6 +92,7 @@ class Capability:
             "uses": self.uses,
             "last_use": self.last_use,
             "state": self.state,
+            "cells": self.cells,
         }
 
     def __repr__(self):
@@ -100,10 +113,22 @@ class Registry:
         self.confinement: str = "OS confinement: not applied (in-process capsule only)"
         self._lock = threading.RLock()
         self._counter = 0
+        #: The cell now running, as its host names it ('In[3]'); every event carries it.
+        self.cell: str = ""
+        #: Indexes of ``capabilities``: by id, the active ones by (kind, target, scope), and
+        #: the expired cell grants an identical later grant continues.
+        self._by_id: dict[str, Capability] = {}
+        self._active: dict[tuple, Capability] = {}
+        self._expired: dict[tuple, Capability] = {}
         #: The host's way to ask the human at the moment of access (see
         #: :mod:`ipycap.engine.approval`): ``approver(prompt) -> answer`` or None when no
         #: human can be asked now.  Set by the host (kernel, extension); never capsule-reachable.
         self.approver: Callable[[str], str | None] | None = None
+        #: Repeated uses counted by count_use: (capability, detail) -> [uses not recorded as
+        #: an event yet, primed]; the primed ones, also in _dirty, are recorded (one event
+        #: with their count) before the next event.
+        self._counters: dict = {}
+        self._dirty: list = []
 
     # -- granting ----------------------------------------------------------------------
     def grant(
@@ -126,14 +151,39 @@ class Registry:
         elif kind == "import":
             self.check_import_grant(target)
         with self._lock:
-            for cap in self.capabilities:
-                if (cap.kind, cap.target, cap.scope, cap.active) == (kind, target, scope, True):
-                    return cap
-            self._counter += 1
-            cap = Capability(self, f"cap-{self._counter}", kind, target, granted_by, scope, note)
-            self.capabilities.append(cap)
+            cap = self._active.get((kind, target, scope))
+            if cap is not None and not cap.revoked:
+                return cap  # identical active grants are one capability; its uses count
+            previous = self._expired.pop((kind, target, scope, granted_by), None)
+            if previous is not None and self._by_id.get(previous.id) is previous:
+                # The same cell grant again (a flag on every run of a cell): a fresh
+                # capability under the earlier one's id, its record continued.  The earlier
+                # one stays expired, with every proxy it produced: nothing is re-enabled.
+                cap = Capability(self, previous.id, kind, target, granted_by, scope, note)
+                cap.uses, cap.last_use = previous.uses, previous.last_use
+                cap.cells = previous.cells + 1
+                cap.uses_by_cell = previous.uses_by_cell
+                previous.uses_by_cell = dict(previous.uses_by_cell)
+                self.capabilities[self.capabilities.index(previous)] = cap
+            else:
+                self._counter += 1
+                cap = Capability(
+                    self, f"cap-{self._counter}", kind, target, granted_by, scope, note
+                )
+                self.capabilities.append(cap)
+            self._by_id[cap.id] = cap
+            self._active[(kind, target, scope)] = cap
         self._event("grant", cap=cap)
         return cap
+
+    def _ended(self, cap: Capability) -> None:
+        """``cap`` was revoked or expired: out of the active index."""
+        with self._lock:
+            key = (cap.kind, cap.target, cap.scope)
+            if self._active.get(key) is cap:
+                del self._active[key]
+            if cap.expired and self._by_id.get(cap.id) is cap:
+                self._expired[(cap.kind, cap.target, cap.scope, cap.granted_by)] = cap
 
     def check_path_grant(self, kind: str, path: str) -> str:
         """Resolve ``path`` and check it against the ceiling and ``denied_paths``."""
@@ -193,10 +243,10 @@ class Registry:
 
     # -- lookups -----------------------------------------------------------------------
     def get(self, ident: str) -> Capability:
-        for cap in self.capabilities:
-            if cap.id == ident:
-                return cap
-        raise KeyError(ident)
+        cap = self._by_id.get(ident) if type(ident) is str else None
+        if cap is None:
+            raise KeyError(ident)
+        return cap
 
     def find(
         self, kind: str | None = None, target: str | None = None, active: bool | None = True
@@ -243,16 +293,57 @@ class Registry:
 
     def end_cell(self, caps: Iterable[Capability]) -> None:
         """Cell-scoped grants end with their cell."""
+        self.flush_uses()  # the cell's counted uses are recorded within the cell
         for cap in caps:
             if cap.scope == "cell" and not cap.revoked:
                 cap.revoked = True
+                cap.expired = True
+                self._ended(cap)
                 self._event("expire", cap=cap)
 
     # -- events ------------------------------------------------------------------------
     def use(self, cap: Capability, detail: str = "") -> None:
         cap.uses += 1
         cap.last_use = time.time()
+        cell = self.cell
+        cap.uses_by_cell[cell] = cap.uses_by_cell.get(cell, 0) + 1
         self._event("use", cap=cap, detail=detail)
+
+    def count_use(self, cap: Capability, detail: str = "") -> None:
+        """A use made again and again (an ``import`` in a loop): the capability counts it at
+        once; the first since the last event is recorded as usual, the rest as one ``use``
+        event with their ``count``, before the next event (or at the end of the cell)."""
+        cap.uses += 1
+        cap.last_use = time.time()
+        counter = self.counter(cap, detail)
+        if counter[1]:
+            counter[0] += 1
+            return
+        self._event("use", cap=cap, detail=detail)  # records the others first
+        counter[1] = True
+        self._dirty.append((cap, detail, counter))
+
+    def counter(self, cap: Capability, detail: str = "") -> list:
+        """The use counter of ``cap`` and ``detail``: [uses not recorded yet, primed].  While
+        primed, a fast path may count a use as count_use does: ``uses``, ``last_use`` and
+        the counter's first item, each by one (ipycap.engine.fastpaths)."""
+        key = (cap, detail)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = [0, False]
+        return counter
+
+    def flush_uses(self) -> None:
+        """Record the counted uses not recorded yet (one event per capability and detail)."""
+        dirty, self._dirty = self._dirty, []
+        for cap, detail, counter in dirty:
+            count = counter[0]
+            counter[0], counter[1] = 0, False
+            # Retired: a loop over many paths leaves no counter behind (a cached import
+            # asks for a fresh one at its next use).
+            self._counters.pop((cap, detail), None)
+            if count:
+                self._event("use", cap=cap, detail=detail, count=count)
 
     def refuse(self, error: BaseException, *, kind: str = "", target: str = "") -> None:
         self._event("refuse", error=error, kind=kind, target=target)
@@ -277,14 +368,23 @@ class Registry:
         target: str = "",
         detail: str = "",
         audit: bool = True,
+        count: int = 0,
     ) -> None:
+        if self._dirty and not count:
+            self.flush_uses()  # counted uses come first, in the order they were made
+        if name in ("grant", "revoke", "expire"):
+            epoch.bump()  # cached decisions are made again (a revoke counts at the next use)
         event = {"time": time.time(), "event": name}
         if cap is not None:
             event.update(cap.as_dict())
         else:
             event.update({"kind": kind, "target": target})
+        if self.cell:
+            event["cell"] = self.cell
         if detail:
             event["detail"] = detail
+        if count:
+            event["count"] = count  # this many more uses, counted since the last event
         if error is not None:
             event["what"] = getattr(error, "what", str(error))
             event["layer"] = getattr(error, "layer", "")

@@ -56,6 +56,11 @@ PROTOCOL = frozenset(
     __concat__ __iconcat__ __inv__ __not__ __alloc__ __vectorcalloffset__""".split()
 )
 
+#: Protocol dunders that the gate still routes through the guard: ABC hooks, which trusted
+#: isinstance/issubclass calls with its own classes, are guarded when assigned
+#: (ipycap/engine/hooks.py); reading them is allowed everywhere.
+ABC_HOOKS = frozenset({"__subclasshook__", "__instancecheck__", "__subclasscheck__"})
+
 #: Descriptive dunders: strings, classes or tuples of them.
 DESCRIPTIVE = frozenset(
     """__name__ __qualname__ __doc__ __module__ __text_signature__ __bases__ __base__
@@ -125,7 +130,7 @@ def is_risky(name: str) -> bool:
     ``super().__init__()`` stays native bytecode; what can be derived from them
     (``__self__``, ``__func__``) is itself risky."""
     if name[:2] == "__" and name[-2:] == "__":
-        return name not in PROTOCOL
+        return name not in PROTOCOL or name in ABC_HOOKS
     return (
         name in FRAME_ATTRS
         or name in FORMAT_ATTRS
@@ -137,7 +142,7 @@ def is_risky(name: str) -> bool:
 def is_risky_rexec(name: str) -> bool:
     """rexec mode routes every other underscore name through the guard too."""
     if name[:1] == "_":
-        return name not in PROTOCOL
+        return name not in PROTOCOL or name in ABC_HOOKS
     return (
         name in FRAME_ATTRS
         or name in FORMAT_ATTRS

@@ -13,6 +13,8 @@ the functions below do more, and each was an escape (``tests/redteam/test_defaul
 - ``enum.EnumType._convert_`` reads a named module's globals into enum members (raw ``sys``
   again) and, like ``enum.global_enum``, writes names into that module's globals (a capsule
   replaced ``ipycap.rules.classify``).
+- ``dataclasses._create_fn`` ran the source it generates (field names pasted in unchecked)
+  in the globals of ``sys.modules[cls.__module__]``: for a capsule it runs in fresh globals.
 - ``pprint.PrettyPrinter()`` keeps the raw ``sys.stdout`` (in a kernel: its session and
   signing key) in ``_stream``; its class-level ``_dispatch`` dict was a hook table trusted
   ``pformat`` calls with trusted objects.
@@ -25,13 +27,14 @@ from __future__ import annotations
 
 import copy
 import copyreg
+import dataclasses
 import enum
 import pprint
 import sys
 import types
 import typing
 
-from . import guard, tripwire
+from . import caches, guard, tripwire
 from .errors import CapsulePermissionError
 from .modules import _special_module, is_capsule_builtins
 
@@ -196,6 +199,23 @@ def _reconstruct(x, memo, func, args, state=None, listiter=None, dictiter=None, 
     return _real_reconstruct(x, memo, maker, args, state, listiter, dictiter, **kwargs)
 
 
+_dataclasses_create_fn = dataclasses._create_fn
+
+
+def _create_fn(name, args, body, *, globals=None, locals=None, **kwargs):  # noqa: A002
+    """``dataclasses._create_fn`` runs the source it generates in the globals of
+    ``sys.modules[cls.__module__]``.  Field names are pasted into that source unchecked (a
+    name from ``__annotations__`` or a base's ``__dataclass_fields__`` can be any string), so
+    a capsule class naming ``__module__ = 'dataclasses'`` with a field named
+    ``"a,)[1:]or(sys"`` made ``__eq__`` return the raw ``sys``.  Every name the generated
+    code uses is passed in ``locals`` or is a builtin, so for a capsule the code runs in
+    fresh globals that hold nothing of any module (its builtins are still screened by the
+    tripwire's check of generated source)."""
+    if globals is not None and asked_by_capsule(sys._getframe(1)):
+        globals = {"__name__": "__capsule__"}
+    return _dataclasses_create_fn(name, args, body, globals=globals, locals=locals, **kwargs)
+
+
 def install() -> None:
     """Put the guards in place (once per process, before any class is frozen)."""
     global _installed
@@ -206,7 +226,9 @@ def install() -> None:
     enum.EnumType._convert_ = _convert_
     pprint.PrettyPrinter.__init__ = _pp_init
     copy._reconstruct = _reconstruct
+    dataclasses._create_fn = _create_fn
     # The dispatch table stays readable (subclasses copy it), never writable.
     if type(pprint.PrettyPrinter._dispatch) is dict:
         pprint.PrettyPrinter._dispatch = types.MappingProxyType(pprint.PrettyPrinter._dispatch)
+    caches.install()  # typing/re/fnmatch/_strptime caches never compare capsule keys
     _installed = True

@@ -339,7 +339,7 @@ def _compile_rule(event, args, contexts, frame=None):
         return None  # compiled by the gate
     if isinstance(source, bytes):
         source = source.decode("utf-8", "replace")
-    if isinstance(source, str) and not _source_is_clean("".join([source])):
+    if isinstance(source, str) and not _generated_source_is_clean("".join([source]), frame):
         return CapsulePermissionError(
             "a library compiled source that reaches risky names or attributes (code "
             "generated from capsule input, e.g. a string annotation or a crafted field name)",
@@ -371,6 +371,36 @@ def _is_dataclass_base(node) -> bool:
         and node.func.id == "super"
         and [type(a) for a in node.args] == [ast.Name, ast.Name]
     )
+
+
+#: Verdicts of :func:`_source_is_clean` on sources a library generated, keyed by the exact
+#: source and the code object of the library function that compiled it (dataclasses'
+#: ``_create_fn``, namedtuple, ...): a dataclass cell re-run compiles the same sources again.
+#: The same source compiled by any other caller (capsule code included) is checked afresh.
+_CLEAN_CACHE: dict = {}
+_CLEAN_CACHE_MAX = 4096
+_CLEAN_CACHE_SOURCE_MAX = 1 << 16
+
+
+def _generated_source_is_clean(source: str, frame) -> bool:
+    """:func:`_source_is_clean`, remembered per (generating library function, source)."""
+    code = frame.f_code if frame is not None else None
+    if (
+        code is None
+        or _context_of(frame.f_builtins) is not None  # capsule code compiling: never cached
+        or len(source) > _CLEAN_CACHE_SOURCE_MAX
+    ):
+        return _source_is_clean(source)
+    # By identity: code objects compare equal by value, and another function's may match.
+    key = (id(code), source)
+    entry = _CLEAN_CACHE.get(key)
+    if entry is not None and entry[0] is code:
+        return entry[1]
+    verdict = _source_is_clean(source)
+    if len(_CLEAN_CACHE) >= _CLEAN_CACHE_MAX:
+        _CLEAN_CACHE.clear()
+    _CLEAN_CACHE[key] = (code, verdict)  # the code is held, so its id is not reused
+    return verdict
 
 
 def _source_is_clean(source: str) -> bool:

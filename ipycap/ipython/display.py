@@ -53,9 +53,15 @@ def mime_never_allowed(mime: str) -> bool:
 
 # -- sanitising ------------------------------------------------------------------------------
 _TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
-_INLINE_LINK = re.compile(r"\]\(\s*([^)\s]*)")
-_REF_LINK = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*(\S+)", re.MULTILINE)
+#: Link destinations wherever a renderer may find one: inline ``](dest)`` and ``](<dest>)``,
+#: and reference definitions ``[x]: dest`` at any depth of block quotes and lists (their
+#: container markers and line breaks may stand between the colon and the destination), so
+#: not anchored to the start of a line.
+_INLINE_LINK = re.compile(r"\]\(\s*<?([^)\s>]*)")
+_REF_LINK = re.compile(r"\]:[\s>]*<?([^\s>]+)")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
+#: Schemes refused anywhere in capsule markdown, links or not (autolinks, renderer quirks).
+_SCRIPT_SCHEME = re.compile(r"(?:java|vb|live)script:", re.IGNORECASE)
 
 
 #: The HTML a capsule may publish: tables, text formatting, lists, code and data-URI images.
@@ -104,34 +110,46 @@ def sanitize_html(text: str) -> str:
     )
 
 
+def _normalised(text: str) -> str:
+    text = html.unescape(text).replace("\\", "")
+    return "".join(ch for ch in text if ord(ch) > 0x20)
+
+
 def sanitize_markdown(text: str) -> str | None:
     """Markdown from a capsule with raw HTML neutralised, or ``None`` if a link is unsafe."""
     for pattern in (_INLINE_LINK, _REF_LINK):
         for match in pattern.finditer(text):
-            dest = html.unescape(match.group(1)).replace("\\", "")
-            dest = "".join(ch for ch in dest if ord(ch) > 0x20)
+            dest = _normalised(match.group(1))
             scheme = _SCHEME.match(dest)
             if scheme and scheme.group(1).lower() not in _LINK_SCHEMES:
                 return None
+    if _SCRIPT_SCHEME.search(_normalised(text)):
+        return None
     return _TAG_START.sub("&lt;", text)
 
 
-def _plain_json(value, depth: int = 0):
-    """A copy of JSON-like metadata built from exact primitives only (else ValueError)."""
-    tp = type(value)
-    if value is None or tp in (bool, int, float, str):
-        return value
-    if depth > 20:
-        raise ValueError("metadata nested too deeply")
-    if tp is dict:
-        return {
-            _plain_json(k, depth + 1): _plain_json(v, depth + 1)
-            for k, v in dict.items(value)
-            if type(k) is str
-        }
-    if tp in (list, tuple):
-        return [_plain_json(v, depth + 1) for v in value]
-    raise ValueError(f"{tp.__name__} in display metadata")
+#: Display metadata a capsule may attach to a MIME type: nbconvert's HTML templates paste
+#: ``width``/``height`` into ``<img>`` unquoted, so values are checked by type, never text.
+_METADATA_NUMBERS = frozenset({"width", "height"})
+_METADATA_FLAGS = frozenset({"unconfined", "isolated", "expanded"})
+_METADATA_CHOICES = {"needs_background": frozenset({"light", "dark"})}
+
+
+def _safe_metadata(value) -> dict:
+    """The checked part of one MIME type's metadata (everything else is dropped)."""
+    if type(value) is not dict:
+        return {}
+    out = {}
+    for key, item in dict.items(value):
+        if type(key) is not str:
+            continue
+        if key in _METADATA_NUMBERS and type(item) in (int, float) and 0 <= item < 1e6:
+            out[key] = int(item) if type(item) is int else float(item)
+        elif key in _METADATA_FLAGS and type(item) is bool:
+            out[key] = item
+        elif key in _METADATA_CHOICES and type(item) is str and item in _METADATA_CHOICES[key]:
+            out[key] = "".join([item])
+    return out
 
 
 def filter_bundle(data, metadata, allowed: Iterable[str]):
@@ -162,11 +180,10 @@ def filter_bundle(data, metadata, allowed: Iterable[str]):
     md = {}
     if type(metadata) is dict:
         for key, value in dict.items(metadata):
-            if key in out:
-                try:
-                    md[key] = _plain_json(value)
-                except ValueError:
-                    pass
+            if type(key) is str and key in out:
+                checked = _safe_metadata(value)
+                if checked:
+                    md[key] = checked
     return out, md, dropped
 
 
@@ -372,6 +389,17 @@ def _when(ts) -> str:
     return time.strftime("%H:%M:%S", time.localtime(ts))
 
 
+def _by_cell(cap, shown: int = 4) -> str:
+    """The cells that used ``cap`` (the newest ``shown``), e.g. 'In[3]: 2, In[4]: 1'."""
+    items = [(cell or "-", n) for cell, n in cap.uses_by_cell.items()]
+    text = ", ".join(f"{cell}: {n}" for cell, n in items[-shown:])
+    if len(items) > shown:
+        text = f"({len(items) - shown} more cells) " + text
+    if cap.cells > 1:
+        text += f"; granted in {cap.cells} cells"
+    return text or "-"
+
+
 def _html_table(caption: str, columns, rows) -> str:
     esc = html.escape
     head = "".join(f"<th style='text-align:left'>{esc(str(c))}</th>" for c in columns)
@@ -432,7 +460,17 @@ class _TableView:
 class RegistryView(_TableView):
     """``%capsule list``: every capability and the recent refusals."""
 
-    CAP_COLUMNS = ("id", "kind", "target", "granted by", "scope", "uses", "last use", "state")
+    CAP_COLUMNS = (
+        "id",
+        "kind",
+        "target",
+        "granted by",
+        "scope",
+        "uses",
+        "uses by cell",
+        "last use",
+        "state",
+    )
     REFUSAL_COLUMNS = ("time", "what", "layer", "how to grant")
     CELL_COLUMNS = ("time", "cell", "limits and what it used")
 
@@ -443,7 +481,17 @@ class RegistryView(_TableView):
 
     def sections(self) -> list:
         caps = [
-            (c.id, c.kind, c.target, c.granted_by, c.scope, c.uses, _when(c.last_use), c.state)
+            (
+                c.id,
+                c.kind,
+                c.target,
+                c.granted_by,
+                c.scope,
+                c.uses,
+                _by_cell(c),
+                _when(c.last_use),
+                c.state,
+            )
             for c in self.registry.capabilities
         ]
         refusals = [
@@ -485,7 +533,7 @@ class PolicyView(_TableView):
 class EventLogView(_TableView):
     """``%capsule log``: the most recent registry events."""
 
-    COLUMNS = ("time", "event", "id", "kind", "target", "detail")
+    COLUMNS = ("time", "event", "id", "kind", "target", "detail", "cell")
 
     def __init__(self, registry, count: int = 30):
         self.registry = registry
@@ -501,6 +549,7 @@ class EventLogView(_TableView):
                 e.get("kind", ""),
                 e.get("target", ""),
                 e.get("detail") or e.get("what") or "",
+                e.get("cell", ""),
             )
             for e in events
         ]

@@ -177,6 +177,8 @@ class CapsuleExtension:
 
     def _pre_run_cell(self, info=None) -> None:
         self.output_filter.ensure_installed()
+        # The cell every registry event of this run is recorded under.
+        self.registry.cell = f"In[{self.shell.execution_count}]"
 
     def _post_run_cell(self, result=None) -> None:
         self.output_filter.pending_result = None

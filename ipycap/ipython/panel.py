@@ -17,14 +17,17 @@ grant, widen or re-enable authority.  The reply's snapshot then carries
 Snapshot, protocol 1::
 
     {"protocol": 1, "mode": "kernel" | "extension", "seq": <events so far>,
-     "grants": [{"id", "kind", "target", "granted_by", "scope", "uses", "last_use", "state"}],
+     "grants": [{"id", "kind", "target", "granted_by", "scope", "uses", "last_use", "state",
+                 "cells", "uses_by_cell": {cell: uses} (the newest cells)}],
      "refusals": [{"time", "kind", "target", "what", "layer", "how"}],   # oldest first
      "refused_total": <refusals since start>, "confinement": str, "result": {...}?}
 """
 
 from __future__ import annotations
 
+import itertools
 import re
+from collections import deque
 
 from ..engine.registry import Registry
 
@@ -35,6 +38,8 @@ MAX_REFUSALS = 50
 #: Grants that ended (revoked or expired cell grants) carried by one snapshot (the newest);
 #: active grants are always all there.
 MAX_ENDED_GRANTS = 100
+#: Cells whose uses one grant entry lists (the newest); ``cells`` counts them all.
+MAX_CELLS_PER_GRANT = 20
 _CAP_ID = re.compile(r"cap-[0-9]{1,9}")
 
 
@@ -62,7 +67,10 @@ class RegistryChannel:
         self.mode = mode
         self.kernel = None
         self.closed = False
-        self.refused_total = sum(1 for e in registry.events if e.get("event") == "refuse")
+        refusals = [e for e in registry.events if e.get("event") == "refuse"]
+        self.refused_total = len(refusals)
+        #: The newest refusals, kept as they happen (a snapshot does not scan the events).
+        self._refusals: deque = deque((_refusal(e) for e in refusals), maxlen=MAX_REFUSALS)
         self.seq = len(registry.events)
         registry.listeners.append(self._on_event)
 
@@ -75,6 +83,7 @@ class RegistryChannel:
         self.seq += 1
         if event.get("event") == "refuse":
             self.refused_total += 1
+            self._refusals.append(_refusal(event))
 
     # -- the reply -------------------------------------------------------------------------------
     def finish_metadata(self, parent: dict, metadata: dict) -> dict:
@@ -126,13 +135,12 @@ class RegistryChannel:
         ended = [c for c in caps if c.revoked][-MAX_ENDED_GRANTS:]
         keep = {id(c) for c in ended}
         grants = [_grant(c) for c in caps if not c.revoked or id(c) in keep]
-        refusals = [_refusal(e) for e in self.registry.events if e.get("event") == "refuse"]
         return {
             "protocol": PROTOCOL,
             "mode": self.mode,
             "seq": self.seq,
             "grants": grants,
-            "refusals": refusals[-MAX_REFUSALS:],
+            "refusals": list(self._refusals),
             "refused_total": self.refused_total,
             "confinement": _text(self.registry.confinement),
         }
@@ -148,6 +156,13 @@ def _grant(cap) -> dict:
         "uses": _number(cap.uses) or 0,
         "last_use": _number(cap.last_use),
         "state": "revoked" if cap.revoked else "active",
+        "cells": _number(cap.cells) or 0,
+        "uses_by_cell": {
+            _text(cell): _number(n) or 0
+            for cell, n in reversed(
+                list(itertools.islice(reversed(cap.uses_by_cell.items()), MAX_CELLS_PER_GRANT))
+            )
+        },
     }
 
 

@@ -63,7 +63,7 @@ class FrozenPolicy(CapsulePolicy):
     def freeze(self) -> None:
         for name in self.trait_names(config=True):
             value = getattr(self, name)
-            if type(value) is list:
+            if isinstance(value, list):  # the policy's watched lists too
                 self._trait_values[name] = _FrozenList(value)
         object.__setattr__(self, "_ipycap_frozen", True)
 
@@ -204,10 +204,15 @@ class CapsuleKernel(IPythonKernel):
             except ValueError:  # not the main thread (an in-process kernel): no deferral
                 pass
         self.shell.init_capsule(self.capsule, self.interrupts)
+        self.shell.events.register("pre_run_cell", self._name_cell)
         #: The registry on every execute_reply, for JupyterLab's Capabilities panel.
         self.registry_channel = RegistryChannel(self.registry, "kernel")
         self.shell_handlers["comm_open"] = self._comm_open
         self.control_handlers["execute_request"] = self._refuse_control_execute
+
+    def _name_cell(self, info=None) -> None:
+        """The cell every registry event of this run is recorded under."""
+        self.registry.cell = f"In[{self.shell.execution_count}]"
 
     def _run_protected_startup(self) -> dict:
         path = self.protected_startup

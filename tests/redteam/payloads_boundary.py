@@ -14,6 +14,157 @@ VALUES = "smuggling inside value types"
 CRASHERS = "crashers"
 LIBRARIES = "granted libraries"
 
+_ABC_HEAD = """
+import abc, collections.abc
+seen = []
+def hook(cls, C):
+    seen.append(C)
+    return NotImplemented
+def check(cls, C):
+    seen.append(C)
+    return False
+ns = {'__subclasshook__': classmethod(hook), '__getitem__': lambda s, i: i, '__len__': lambda s: 0}
+class Seq(collections.abc.Sequence):
+    def __getitem__(self, i):
+        return i
+    def __len__(self):
+        return 0
+"""
+_ABC_TAIL = """
+class Fresh:
+    pass
+collections.abc.Sequence.register(Fresh)  # registering empties the ABC caches
+vault.kind()
+C = [c for c in seen if c.__name__ == 'Vault'][0]
+C.kind = lambda self: print(self._token)
+vault.kind()
+"""
+_ABC_VARIANTS = [
+    ("assigned-after-the-class-statement", "Seq.__subclasshook__ = classmethod(hook)\n"),
+    ("set-with-setattr", "setattr(Seq, '__subclasshook__', classmethod(hook))\n"),
+    (
+        "as-a-staticmethod",
+        "class H(Seq):\n    @staticmethod\n    def __subclasshook__(C):\n"
+        "        return hook(None, C)\n",
+    ),
+    (
+        "as-a-callable-object",
+        "class Hook:\n    def __call__(self, C):\n        return hook(None, C)\n"
+        "class H(Seq):\n    __subclasshook__ = Hook()\n",
+    ),
+    ("class-made-by-calling-abcmeta", "H = abc.ABCMeta('H', (collections.abc.Sequence,), ns)\n"),
+    (
+        "class-made-by-abcmeta-new",
+        "AM = type(collections.abc.Sequence)\n"
+        "H = AM.__new__(AM, 'H', (collections.abc.Sequence,), ns)\n",
+    ),
+    (
+        "class-made-by-the-real-type-new",
+        "T = type(int)\nH = T.__new__(abc.ABCMeta, 'H', (collections.abc.Sequence,), ns)\n",
+    ),
+    (
+        "class-made-by-make-dataclass",
+        "import dataclasses\nH = dataclasses.make_dataclass('H', [], "
+        "bases=(collections.abc.Sequence,), namespace=ns)\n",
+    ),
+    (
+        "copied-by-update-wrapper",
+        "import functools\nclass Src:\n    pass\nSrc.__subclasshook__ = classmethod(hook)\n"
+        "functools.update_wrapper(Seq, Src, assigned=('__subclasshook__',), updated=())\n",
+    ),
+    (
+        "metaclass-hook-assigned-after",
+        "class M(abc.ABCMeta):\n    pass\nclass H(collections.abc.Sequence, metaclass=M):\n"
+        "    __getitem__ = ns['__getitem__']\n    __len__ = ns['__len__']\n"
+        "M.__subclasscheck__ = check\n",
+    ),
+    (
+        "metaclass-property-subclasshook",
+        "class M(abc.ABCMeta):\n    @property\n    def __subclasshook__(cls):\n"
+        "        return lambda C: hook(cls, C)\n"
+        "class H(collections.abc.Sequence, metaclass=M):\n"
+        "    __getitem__ = ns['__getitem__']\n    __len__ = ns['__len__']\n",
+    ),
+    (
+        "metaclass-made-by-the-real-type",
+        "T = type(int)\nM = T('M', (abc.ABCMeta,), {'__subclasscheck__': check})\n"
+        "H = T.__new__(M, 'H', (collections.abc.Sequence,), dict(ns))\n",
+    ),
+    (
+        "registered-class-metaclass-hook-assigned-after",
+        "class M(type):\n    pass\nclass H(metaclass=M):\n    pass\n"
+        "collections.abc.Sequence.register(H)\nM.__subclasscheck__ = check\n",
+    ),
+]
+
+_DC_TAIL = """
+m = rawsys.modules['ipycap.engine.membrane']
+try:
+    v = m.target_of(vault)
+except Exception:
+    v = vault
+loot = v._token
+"""
+#: dataclasses pastes field names into the source it generates and ran it in the globals of
+#: sys.modules[cls.__module__]: a field name that is an expression reads that module's names.
+_DC_VARIANTS = [
+    (
+        "dataclass-eq-field-name-reads-module-globals",
+        """
+import dataclasses
+class C:
+    __module__ = 'dataclasses'
+    __annotations__ = {'a,)[1:]or(sys': int}
+C = dataclasses.dataclass(init=False, repr=False)(C)
+c = C()
+c.a = 1
+rawsys = (c == c)[0]
+""",
+    ),
+    (
+        "dataclass-module-assigned-after-the-class-statement",
+        """
+import dataclasses
+class C:
+    pass
+C.__module__ = 'dataclasses'
+C.__annotations__ = {'a,)[1:]or(sys': int}
+C = dataclasses.dataclass(init=False, repr=False)(C)
+c = C()
+c.a = 1
+rawsys = (c == c)[0]
+""",
+    ),
+    (
+        "dataclass-field-name-from-a-base-dataclass-fields",
+        """
+import dataclasses
+class B:
+    __annotations__ = {'a,)[1:]or(sys': int}
+B = dataclasses.dataclass(init=False, repr=False, eq=False)(B)
+class C(B):
+    __module__ = 'dataclasses'
+C = dataclasses.dataclass(init=False, repr=False)(C)
+c = C()
+c.a = 1
+rawsys = (c == c)[0]
+""",
+    ),
+    (
+        "dataclass-order-field-name-reads-module-globals",
+        """
+import dataclasses
+class C:
+    __module__ = 'dataclasses'
+    __annotations__ = {'a,)[1:]or(sys': int}
+C = dataclasses.dataclass(init=False, repr=False, order=True)(C)
+c = C()
+c.a = 1
+rawsys = (c < c)[0]
+""",
+    ),
+]
+
 BOUNDARY = [
     # -- I1: a trusted function calls a capsule builtin that reads its caller's frame ------
     (
@@ -174,6 +325,7 @@ C.kind = lambda self: print(self._token)
 vault.kind()
 """,
         "token",
+        {"grants": (("import", "abc"),)},
     ),
     (
         "abc-registered-metaclass-instancecheck",
@@ -198,6 +350,24 @@ vault.kind()
 """,
         "token",
     ),
+    # ABC hooks that no class statement guarded (red team 1, "ABC hooks wrapped only at
+    # class creation"): assigned later, any callable or descriptor, classes made by calling a
+    # metaclass.  Each one steals the raw class the same way as the payloads above.
+    *[
+        (
+            f"abc-hook-{name}",
+            HOOKS,
+            _ABC_HEAD + body + _ABC_TAIL,
+            "token",
+            {"grants": (("import", "abc"), ("import", "dataclasses"), ("import", "functools"))},
+        )
+        for name, body in _ABC_VARIANTS
+    ],
+    # -- library code generation in a module the capsule names (red team 1, open in part) ---
+    *[
+        (name, DICTS, body + _DC_TAIL, "token", {"grants": (("import", "dataclasses"),)})
+        for name, body in _DC_VARIANTS
+    ],
     # -- values that carry fields: a capsule object inside still meets the membrane --------
     (
         "slice-start-receives-trusted-secret",

@@ -11,6 +11,7 @@ Each test shows the same steps reaching the canary in plain IPython (no ipycap) 
 from __future__ import annotations
 
 import pytest
+from IPython.core.displaypub import CapturingDisplayPublisher
 from IPython.core.interactiveshell import InteractiveShell
 
 from tests import test_magics as shared
@@ -147,3 +148,67 @@ def test_display_handle_updates_only_the_capsules_own_output(ip):
     assert [o["data"]["text/plain"] for o in outs] == ["'first'", "'second'", "'third'"]
     ids = {o["transient"]["display_id"] for o in outs if o.get("transient")}
     assert len(ids) == 1 and all(i.startswith("capsule-") for i in ids)
+
+
+# -- output authority belongs to the capsule's own cell (red team 2, "output authority is not
+# tied to the capsule's cell"): the host publishes into whichever cell runs, so capsule code
+# called by a later trusted cell wrote into, or cleared, that cell's output.
+LATER = {
+    "display-from-an-exported-function": (
+        "def show():\n    display('FORGED')\n",
+        "show()",
+    ),
+    "clear-output-from-an-exported-function": (
+        "from IPython.display import clear_output\ndef wipe():\n    clear_output()\n",
+        "print('TRUSTED'); display('TRUSTED'); wipe()",
+    ),
+    "display-handle-updated-later": (
+        "h = display('first', display_id=True)\ndef show():\n    h.update('FORGED')\n",
+        "show()",
+    ),
+    "update-display-from-an-exported-function": (
+        "from IPython.display import update_display\n"
+        "def show():\n    update_display('FORGED', display_id='capsule-x')\n",
+        "show()",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LATER))
+def test_capsule_output_reaches_only_its_own_cell(ip, name):
+    define, later = LATER[name]
+    ip.ok(
+        "%%capsule --export show,wipe,h\n" + define + "show = globals().get('show')\n"
+        "wipe = globals().get('wipe')\nh = globals().get('h')"
+    )
+    before = list(ip.outputs)
+    err = ip.fails(later, PermissionError)
+    assert "cell has ended" in str(err) and "output filter" in str(err)
+    after = ip.outputs
+    assert not any("FORGED" in str(o["data"]) for o in after)
+    assert after[: len(before)] == before  # nothing of the earlier output was cleared
+    if "clear" in name:
+        assert any("TRUSTED" in str(o["data"]) for o in after)
+
+
+@pytest.mark.parametrize("name", sorted(LATER))
+def test_plain_ipython_functions_do_write_into_a_later_cell(plain_ipython, monkeypatch, name):
+    """Without ipycap the same function writes into (or clears) the later cell's output."""
+    define, later = LATER[name]
+    shell = plain_ipython
+    monkeypatch.setattr(shell, "display_pub", CapturingDisplayPublisher())
+    setup = define.replace("display_id=True", "display_id='capsule-x'")
+    result = shell.run_cell("from IPython.display import display, clear_output\n" + setup)
+    assert result.error_in_exec is None, result.error_in_exec
+    result = shell.run_cell(later)
+    assert result.error_in_exec is None, result.error_in_exec
+    after = shell.display_pub.outputs
+    if "clear" in name:
+        assert not any("TRUSTED" in str(o["data"]) for o in after)  # the later cell's, wiped
+    else:
+        assert any("FORGED" in str(o["data"]) for o in after)
+
+
+def test_capsule_display_still_works_in_its_own_cell(ip):
+    ip.ok("%%capsule\ndef show():\n    display('mine')\nshow()")
+    assert [o["data"]["text/plain"] for o in ip.outputs] == ["'mine'"]

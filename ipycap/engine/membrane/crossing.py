@@ -77,12 +77,16 @@ def _finish_getattr(proxy, name, value):
 try:
     # The C fast path: target and capability live in struct fields with no descriptor.
     from .._speedups import ProxyBase as _ProxyBase
+    from .._speedups import cache_get as _cache_get
+    from .._speedups import cache_new as _cache_new
+    from .._speedups import new_cache as _new_cache
     from .._speedups import new_method_proxy as _new_method_proxy
     from .._speedups import new_proxy as _new_proxy
     from .._speedups import proxy_cap as _get_cap
     from .._speedups import proxy_target as _get_target
     from .._speedups import proxy_writable as _get_writable
     from .._speedups import set_hooks as _set_hooks
+    from .._speedups import set_protocol_hooks as _set_protocol_hooks
     from .._speedups import set_readonly_types as _set_readonly_types
 
     SPEEDUPS = True
@@ -181,12 +185,9 @@ class Proxy(_ProxyBase):
         return _call(operator.contains, self, _get_target(self), export(item), raw=True)
 
     def __getitem__(self, key):
-        target = _get_target(self)
-        key = export(key)
-        if not _get_writable(self) and _ro.inserts_on_missing(type(target)):
-            if not _call(operator.contains, self, target, key, raw=True):  # defaultdict
-                raise _recorded(_get_cap(self), _ro.missing_key_refusal(_get_cap(self).target))
-        return _call(operator.getitem, self, target, key)
+        if not _get_writable(self):
+            return _getitem_read_only(self, key)
+        return _call(operator.getitem, self, _get_target(self), export(key))
 
     def __setitem__(self, key, value):
         _check_write(self, "assign to item", repr(key))
@@ -229,7 +230,9 @@ class Proxy(_ProxyBase):
         return _call(complex, self, _get_target(self), raw=True)
 
     def __round__(self, n=None):
-        return _call(round, self, _get_target(self), n)
+        # ndigits crosses like every other operand: a capsule object would reach the
+        # target's __round__ raw (and its __eq__ could be handed trusted values).
+        return _call(round, self, _get_target(self), None if n is None else export(n))
 
     # pickling and copying never reach the slots
     def __reduce_ex__(self, protocol):
@@ -245,6 +248,18 @@ class Proxy(_ProxyBase):
 
     def __init_subclass__(cls, **kwargs):
         raise CapsuleTypeError("a proxy can never be a base class", "membrane")
+
+
+def _getitem_read_only(proxy, key):
+    """``proxy[key]`` on a read-only proxy (the C slot asks for dict subclasses only): a
+    defaultdict's missing key is refused, since its factory would insert it."""
+    target = _get_target(proxy)
+    key = export(key)
+    if _ro.inserts_on_missing(type(target)) and not _call(
+        operator.contains, proxy, target, key, raw=True
+    ):
+        raise _recorded(_get_cap(proxy), _ro.missing_key_refusal(_get_cap(proxy).target))
+    return _call(operator.getitem, proxy, target, key)
 
 
 def _make_binary(op, dunder, reflected):
@@ -326,8 +341,19 @@ for _n, _op in {
 for _n in ("trunc", "floor", "ceil"):
     setattr(Proxy, f"__{_n}__", _make_unary(getattr(__import__("math"), _n)))
 
+#: With the C extension these protocols are ProxyBase's slots (ipycap/engine/_speedups.c),
+#: which make the same decisions as the Python methods above without the Python frames:
+#: the capability checked, operands exported, results wrapped, exceptions scrubbed.
+_C_PROTOCOL = frozenset(
+    "__call__ __len__ __bool__ __hash__ __iter__ __next__ __contains__ __getitem__ "
+    "__eq__ __ne__ __lt__ __le__ __gt__ __ge__".split()
+)
+if SPEEDUPS:
+    for _n in _C_PROTOCOL:
+        delattr(Proxy, _n)
+
 _proxy_attribute = object.__getattribute__
-_PROXY_METHODS = frozenset(n for n in vars(Proxy) if rules.is_dunder(n))
+_PROXY_METHODS = frozenset(n for n in vars(Proxy) if rules.is_dunder(n)) | _C_PROTOCOL
 
 
 def _private_attr(proxy, name):
@@ -356,7 +382,7 @@ def _bind(method, cap):
     capability live in C fields; without it, a closure (whose cells a library's getattr of
     ``__closure__`` could read: SECURITY.md says the extension is needed for that)."""
     if _new_method_proxy is not None:
-        return _new_method_proxy(method, cap)
+        return _new_method_proxy(method, cap, _cache_for(cap))
     return _bind_closure(method, cap)
 
 
@@ -407,6 +433,18 @@ def wrap(value, cap, writable: bool = False):
         if tp in _ro.CALLABLE_TYPES and _ro.refuses_callable(value):
             return _ro.refused_callable(value, cap.target)
         target = _ro.readonly_target(value, cap)
+    if SPEEDUPS:
+        # The C identity cache (one proxy per object per capability while it lives): the
+        # proxy takes itself out when it dies, so a hit is always the live proxy of value.
+        # Keyed by the target: a read-only stand-in is one per object per capability.
+        cache = _cache_for(cap)
+        p = _cache_get(cache, target, writable)
+        if p is not None:
+            return p
+        _check_withheld(value)
+        # bound methods are fresh objects each time: not worth caching
+        store = tp is not types.MethodType and tp is not types.BuiltinMethodType
+        return _cache_new(cache, target, cap, writable, store)
     cache = _CACHES.get(cap)
     if cache is None:
         # Weak values: a proxy lives as long as capsule code holds it, so fresh results of
@@ -423,9 +461,17 @@ def wrap(value, cap, writable: bool = False):
     return p
 
 
-#: One weak dict per capability: identity of target -> its live proxy, so identity and
-#: creation cost stay sane while the capsule holds a proxy.
+#: One identity cache per capability: target -> its live proxy, so identity and creation
+#: cost stay sane while the capsule holds a proxy.  With the C extension an IdentityCache
+#: (borrowed slots, about 17 bytes per live proxy), else a WeakValueDictionary.
 _CACHES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _cache_for(cap):
+    cache = _CACHES.get(cap)
+    if cache is None:
+        cache = _CACHES[cap] = _new_cache()
+    return cache
 
 
 def class_for_capsule(target, cap):
@@ -733,4 +779,37 @@ if SPEEDUPS:
         m, name, "a proxied method reveals nothing of the method behind it"
     )
     _set_hooks(_slow_getattr, _finish_getattr, scrub, _call_method, wrap)
-    _set_readonly_types(_ro.FAST_TYPES)
+    _set_readonly_types(_ro.FAST_TYPES, _getitem_read_only)
+    #: Classes wrap() only proxies and caches (no value type, no withheld owner, no module):
+    #: the C slots wrap their instances themselves.  The extension accepts only static
+    #: builtin classes here.
+    _FAST_TYPES = (
+        list,
+        dict,
+        set,
+        bytearray,
+        type(iter([])),
+        type(reversed([])),
+        type(iter(())),
+        type(iter(set())),
+        type(iter({})),
+        type(iter({}.values())),
+        type(iter({}.items())),
+        type(reversed({})),
+        type(reversed({}.values())),
+        type(reversed({}.items())),
+        type({}.keys()),
+        type({}.values()),
+        type({}.items()),
+        type(iter(range(0))),
+        type(iter("")),
+        type(iter("é")),
+        type(iter(b"")),
+        type(iter(bytearray())),
+    )
+    from ..registry import Capability
+
+    # Capability: its ``revoked`` slot is read in C while the class is unchanged.
+    _set_protocol_hooks(
+        wrap, export, _revoked, Proxy, ReverseProxy, _ro.EXACT_MUTATORS, _FAST_TYPES, Capability
+    )

@@ -67,6 +67,9 @@ MUTATORS: dict = {
     memoryview: frozenset(("release",)),
     mmap.mmap: frozenset(("write", "write_byte", "move", "resize", "close", "flush")),
 }
+#: For the C fast path (_speedups.c): exact builtin types whose every mutator is a builtin
+#: method of their own, decided there by name with no Python call.
+EXACT_MUTATORS = {tp: MUTATORS[tp] for tp in (list, dict, set, bytearray)}
 #: The mutating functions and descriptors themselves, so an alias in a user class
 #: (``push = list.append``, ``update = MutableMapping.update``) is refused too.
 _MUTATING_OBJECTS = {

@@ -1,0 +1,127 @@
+"""Shared caches of the standard library never compare a capsule's key with a trusted one.
+
+A cache is a hash table shared by every caller in the process.  A lookup whose hash matches
+a stored key compares the two with ``==``; when the key a capsule passes runs capsule code
+to hash or compare (a class with a capsule metaclass ``__eq__``/``__hash__``, an object of a
+capsule class, a tuple holding one), that method is handed the *stored* key (I2 in
+DESIGN.md).  The capsule controls ``__hash__`` and can compute the hash of anything it
+holds a proxy of (a proxy hashes like its target, so it works as a dict key): it aims at a
+trusted class or object that trusted code cached, e.g. ``typing.List[Vault]``, and its
+``__eq__`` receives the raw ``Vault``.
+
+The tables that matter are the ones keyed by *objects*: ``typing``'s alias caches (one
+``functools.lru_cache`` per special form, keyed by the parameters) and the ABC caches and
+registries (weak sets of classes; ``hooks.py`` routes capsule-compared classes around them).
+Caches keyed by strings (``re``'s compile cache, ``fnmatch``, ``_strptime``, ``struct``)
+are not: a capsule ``str`` subclass can only collide with a stored string whose SipHash
+(keyed per process) it computed from that same string, so it learns nothing it did not
+know.  The rule: a key that would run capsule code when hashed or compared never meets the
+table; such a call computes afresh and stores nothing.
+"""
+
+from __future__ import annotations
+
+import builtins
+import types
+
+_HEAPTYPE = 1 << 9
+_type_flags = type.__dict__["__flags__"].__get__
+_type_dict = type.__dict__["__dict__"].__get__
+_type_mro = type.__dict__["__mro__"].__get__
+_REAL_BUILTINS = builtins.__dict__
+_EXACT = frozenset({str, bytes, int, float, complex, bool, type(None), type(...)})
+_COMPARE = ("__eq__", "__hash__", "__ne__")
+_C_CODE = (
+    types.BuiltinFunctionType,
+    types.MethodDescriptorType,
+    types.WrapperDescriptorType,
+    types.ClassMethodDescriptorType,
+    types.MethodWrapperType,
+)
+
+
+def _trusted_entry(entry) -> bool:
+    tp = type(entry)
+    if tp in _C_CODE:
+        return True
+    if tp is types.FunctionType:
+        return entry.__builtins__ is _REAL_BUILTINS
+    if tp is classmethod or tp is staticmethod:
+        return _trusted_entry(entry.__func__)
+    return False
+
+
+def compares_in_capsule(tp: type) -> bool:
+    """Whether hashing or comparing an instance of ``tp`` may run code that is not trusted."""
+    for klass in _type_mro(tp):
+        if not _type_flags(klass) & _HEAPTYPE:
+            continue
+        d = _type_dict(klass)
+        for name in _COMPARE:
+            entry = d.get(name)
+            if entry is not None and not _trusted_entry(entry):
+                return True
+    return False
+
+
+def capsule_keyed(value, _depth: int = 0) -> bool:
+    """Whether ``value`` as a cache key would run untrusted ``__eq__``/``__hash__`` code."""
+    tp = type(value)
+    if tp in _EXACT:
+        return False
+    if tp is tuple or tp is frozenset or tp is list:
+        return _depth > 20 or any(capsule_keyed(v, _depth + 1) for v in value)
+    return compares_in_capsule(tp)
+
+
+class _Bypass:
+    """``typing``'s lru_cache for one special form, skipped for capsule-compared keys."""
+
+    __slots__ = ("_cached", "_func")
+
+    def __init__(self, cached, func):
+        self._cached = cached
+        self._func = func
+
+    def __call__(self, *args, **kwargs):
+        if capsule_keyed(args) or (kwargs and capsule_keyed(list(kwargs.values()))):
+            return self._func(*args, **kwargs)
+        return self._cached(*args, **kwargs)
+
+    def cache_clear(self):
+        self._cached.cache_clear()
+
+    def cache_info(self):
+        return self._cached.cache_info()
+
+
+def _guard_typing() -> None:
+    import typing
+
+    probe = typing._tp_cache(lambda: None)
+    code = probe.__code__
+    names = code.co_freevars
+
+    def patch(fn):
+        if type(fn) is not types.FunctionType or fn.__code__ is not code:
+            return
+        cells = dict(zip(names, fn.__closure__, strict=True))
+        cached = cells["cached"].cell_contents
+        if type(cached) is not _Bypass:
+            cells["cached"].cell_contents = _Bypass(cached, cells["func"].cell_contents)
+
+    for value in list(vars(typing).values()):
+        patch(value)
+        getitem = (
+            getattr(value, "_getitem", None) if isinstance(value, typing._SpecialForm) else None
+        )
+        if getitem is not None:
+            patch(getitem)
+        if isinstance(value, type) and value.__module__ == "typing":
+            for entry in list(vars(value).values()):
+                patch(getattr(entry, "__func__", entry))
+
+
+def install() -> None:
+    """Guard the shared caches (once per process; idempotent)."""
+    _guard_typing()
