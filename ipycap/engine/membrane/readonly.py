@@ -83,7 +83,7 @@ _LIMIT = 20000
 #: __hash__/__eq__ gets no vote: (address, name) or address -> (type, answer).
 _address = object.__hash__
 _decisions: dict = {}
-#: type -> whether read-only proxies of it may bind its Python methods without asking
+#: type -> whether read-only proxies of it may bind its methods in C without asking
 #: ``refuses`` (read by the C fast path in _speedups.c; filled by ``fast_path_ok``).
 FAST_TYPES: dict = {}
 
@@ -128,7 +128,7 @@ def refuses(tp, name: str) -> bool:
 
 
 def fast_path_ok(tp) -> bool:
-    """Whether read-only proxies of ``tp`` may bind Python methods with no ``refuses`` check:
+    """Whether read-only proxies of ``tp`` may bind methods in C with no ``refuses`` check:
     no container in its MRO and no alias of a mutator in any of its class dicts."""
     r = FAST_TYPES.get(tp)
     if r is None:
@@ -225,11 +225,11 @@ def _forget(key, ref, slot=0):
 def refuses_attribute(target, name: str, method) -> bool:
     """The membrane's one question for a bound method read as ``target.name`` through a
     read-only proxy (crossing.py ``_finish_getattr``).  Also records whether the C fast path
-    may bind ``type(target)``'s Python methods without asking."""
+    may bind ``type(target)``'s methods without asking."""
     owner = method.__self__
     if owner is target:
-        if type(method) is not _BuiltinMethod and FAST_TYPES.get(type(target)) is None:
-            fast_path_ok(type(target))
+        if FAST_TYPES.get(type(target)) is None:
+            fast_path_ok(type(target))  # next time, C binds this type's methods itself
         return refuses(type(target), name)
     return refuses_bound(method)
 
