@@ -42,18 +42,19 @@ demo: $(LAB_STAMP)
 test: $(LAB_STAMP) lint chromium
 	$(PY) -m pytest
 
-## The engine, IPython and red-team suites again with the boundary auditor on (the kernel,
-## library, limits and browser suites under the auditor are not yet green: closing note) (ipycap/engine/auditor.py): a test
-## fails when a raw trusted object crosses into capsule code while it runs.
-AUDITED := tests/test_codeexec.py tests/test_auditor.py tests/test_capsule.py \
-	tests/test_builtins.py tests/test_guard.py tests/test_membrane.py tests/test_tripwire.py \
-	tests/test_gate.py tests/test_display.py tests/test_magics.py tests/test_layout.py \
-	tests/test_policy.py tests/test_registry.py tests/test_explore.py tests/redteam/test_corpus.py \
-	tests/redteam/test_boundary_display.py tests/redteam/test_default_modules.py \
-	tests/redteam/test_membrane_attacks.py tests/redteam/test_lead_regressions.py \
-	tests/redteam/test_ipython_surface.py tests/test_fuzz.py
+## The whole suite again with the boundary auditor on (ipycap/engine/auditor.py): a test fails
+## when a raw trusted object crosses into capsule code while it runs, in this process or in a
+## kernel it started (kernels inherit IPYCAP_AUDIT and report through IPYCAP_AUDIT_LOG).
+## Not under the auditor, each for its stated reason (deselected, so pytest counts them):
+## - test_interrupts_never_land_inside_ipycap_code sends SIGINTs at random moments, which the
+##   main thread forwards to the capsule thread as asynchronous exceptions; one landing at
+##   the entry of the auditor's Python profile function makes CPython 3.11 drop the profile
+##   function, an audited sys.setprofile the tripwire refuses while capsule code runs, so the
+##   auditor itself would change the outcome (SECURITY.md, the auditor's blind spots).
+AUDIT_EXCLUDED := \
+	--deselect tests/kernel/test_units.py::test_interrupts_never_land_inside_ipycap_code
 test-audit: $(LAB_STAMP) chromium
-	IPYCAP_AUDIT=1 $(PY) -m pytest -q $(AUDITED)
+	IPYCAP_AUDIT=1 $(PY) -m pytest -q $(AUDIT_EXCLUDED)
 
 ## The browser tests drive Debian's Chromium with Playwright (playwright cannot download here):
 ## installed when missing and the machine allows it (root with apt-get), else the exact command.

@@ -30,6 +30,7 @@ from .engine.capsule import Capsule
 from .engine.errors import CapabilityError
 from .engine.policy import CapsulePolicy
 from .engine.registry import Registry
+from .engine.terminal import cell_text
 
 #: Longest text shown in one cell of the table.
 CELL_WIDTH = 72
@@ -325,7 +326,9 @@ def _describe_error(err: BaseException) -> str:
 
 
 def _truncate(text: str, width: int = CELL_WIDTH) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+    # Every cell of the view: text of the explained object's (its repr, its names), so
+    # control characters are shown escaped, never sent to a terminal (terminal.cell_text).
+    return cell_text(text, width)
 
 
 def _is_identifier(name) -> bool:

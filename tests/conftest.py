@@ -25,14 +25,31 @@ for _var, _sub in {
     os.environ[_var] = _path
 os.environ["JUPYTER_PLATFORM_DIRS"] = "1"
 os.environ.pop("JUPYTER_PATH", None)
-if os.environ.get("IPYCAP_AUDIT", "") not in ("", "0"):
-    # The boundary auditor's pass (make test-audit): kernels the tests start inherit the
-    # switch and append what they see to this log, checked when the session ends.
-    os.environ["IPYCAP_AUDIT_LOG"] = os.path.join(_ROOT, "audit.log")
 
 import pytest  # noqa: E402
 
 from ipycap.engine import auditor  # noqa: E402
+
+if auditor.enabled():
+    # The boundary auditor's pass (make test-audit): kernels the tests start inherit the
+    # switch and append what they see to this log (set after ipycap is imported, so this
+    # process keeps its own violations in auditor.violations), checked after each test and
+    # when the session ends.
+    os.environ[auditor.LOG_ENV] = os.path.join(_ROOT, "audit.log")
+_KERNEL_LOG = {"read": 0}
+
+
+def _new_kernel_violations() -> list[str]:
+    """Lines kernels appended to the audit log since the last look."""
+    log = os.environ.get(auditor.LOG_ENV)
+    if not log or not os.path.exists(log):
+        return []
+    with open(log, "rb") as f:
+        f.seek(_KERNEL_LOG["read"])
+        data = f.read()
+    complete = data[: data.rfind(b"\n") + 1]
+    _KERNEL_LOG["read"] += len(complete)
+    return complete.decode("utf-8", "replace").splitlines()
 
 
 @pytest.fixture
@@ -60,10 +77,15 @@ def _boundary_audit(request):
         yield
         return
     start = len(auditor.violations)
+    _new_kernel_violations()  # what an earlier test's kernel wrote late is not this test's
     yield
-    seen = auditor.violations[start:]
+    seen = [f"{where}: {why}" for where, why in auditor.violations[start:]]
+    seen += [f"(in a kernel) {line}" for line in _new_kernel_violations()]
+    if not auditor.watching_this_thread():  # the rest of the run would go unwatched
+        auditor.install()
+        seen.append("the auditor was switched off on the test's thread (sys.setprofile)")
     if seen:
-        lines = "\n".join(f"  {where}: {why}" for where, why in seen[:10])
+        lines = "\n".join(f"  {line}" for line in seen[:10])
         pytest.fail(f"the boundary auditor saw {len(seen)} crossing(s) outside I2:\n{lines}")
 
 
@@ -71,17 +93,14 @@ def pytest_sessionfinish(session, exitstatus):
     """A skipped test is not a pass: the suite fails if anything was skipped (the machines
     this project targets have everything the tests need; .ci/run installs it)."""
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    log = os.environ.get("IPYCAP_AUDIT_LOG")
-    if log and os.path.exists(log):
-        with open(log, encoding="utf-8") as f:
-            seen = f.read().splitlines()
-        if seen and reporter:
-            reporter.write_line(
-                f"the boundary auditor saw {len(seen)} crossing(s) outside I2 (kernels "
-                "included):\n" + "\n".join(seen[:20]),
-                red=True,
-            )
-            session.exitstatus = 1
+    seen = _new_kernel_violations()  # written by kernels after their last test ended
+    if seen and reporter:
+        reporter.write_line(
+            f"the boundary auditor saw {len(seen)} crossing(s) outside I2 in kernels after "
+            "their tests ended:\n" + "\n".join(seen[:20]),
+            red=True,
+        )
+        session.exitstatus = 1
     skipped = reporter.stats.get("skipped", []) if reporter else []
     if skipped and exitstatus == 0 and not os.environ.get("IPYCAP_ALLOW_SKIPS"):
         reporter.write_line(

@@ -328,7 +328,7 @@ def test_lesson_01_runs_in_the_browser(lab, page):
     assert refusal.is_visible()
     assert "It cannot be granted" in refusal.text_content()
     # The read of data/measurements.csv was asked in the page, and answered 'n'.
-    assert any("Allow read access to data/measurements.csv" in a for a in APPROVALS), APPROVALS
+    assert any("Allow read access to 'data/measurements.csv'" in a for a in APPROVALS), APPROVALS
     table.evaluate("t => t.scrollIntoView({block: 'center'})")
     page.wait_for_timeout(500)  # cells off screen render lazily (content-visibility)
     ARTIFACTS.mkdir(exist_ok=True)

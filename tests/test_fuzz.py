@@ -68,6 +68,8 @@ def test_the_same_programs_as_plain_python_reach_the_canaries():
         render("vault", [("attr", "public"), ("attr", "__globals__")]): "a module's globals",
         render("print", [("attr", "__self__")]): "returned a module",
         render("int", [("call", "vault._token")]): "the token in an exception's message",
+        # the seam: trusted list.index hands a capsule __eq__ the object it compares with
+        render("Hashed()", [("wrap", "(lambda x: [vault].index(x))")]): "handed a capsule hook",
     }
     for expr, expected in cases.items():
         why = reached(run_plain(expr, c), c)

@@ -331,7 +331,7 @@ def test_approval_dialog_allows_and_denies(lab, page):
         _run_cell(page, 0, wait=False)
         dialog.wait_for(state="visible", timeout=30_000)
         text = dialog.text_content()
-        assert "Allow read access to data/notes.txt (grant: read data/)?" in text
+        assert "Allow read access to 'data/notes.txt' (grant: read data/)?" in text
         assert "[y]es" not in text  # the typed-answer hint is replaced by the buttons
         assert dialog.locator(".ipycap-Approval-grant code").text_content() == "read data/"
         # The dialog replaces the stdin box: no input field in the output area.

@@ -284,7 +284,8 @@ def test_trusted_output_is_not_filtered(tmp_path):
         ("\x1b[7mx", "x"),  # reverse video
         ("\x1b[31;41msame", "\x1b[0;31msame\x1b[0m"),  # red on red: background dropped
         ("\x1b[31;42mok", "\x1b[0;31;42mok\x1b[0m"),
-        ("\x1b[38;2;9;9;9;48;2;9;9;9mx", "\x1b[0;38;2;9;9;9mx\x1b[0m"),
+        ("\x1b[38;2;200;80;9;48;2;200;80;9mx", "\x1b[0;38;2;200;80;9mx\x1b[0m"),
+        ("\x1b[38;2;9;9;9;48;2;9;9;9mx", "x"),  # near-black: the default background's colour
         ("\x1b[44mx", "x"),  # a background without a foreground of another hue
         ("\x1b[1;3;4mx\x1b[0m", "\x1b[0;1;3;4mx\x1b[0m"),
         ("ab\r\ncd\ref", "ab\ncd\nef"),

@@ -52,7 +52,7 @@ def human(monkeypatch, *answers) -> Human:
 
 
 QUESTION = (
-    APPROVAL_PREFIX + "Allow read access to data/notes.txt (grant: read data/)? "
+    APPROVAL_PREFIX + "Allow read access to 'data/notes.txt' (grant: read data/)? "
     "[y]es / [n]o / [a]lways this session"
 )
 
@@ -201,7 +201,7 @@ def test_import_is_asked_for_too(ip, monkeypatch):
     assert ip.ok("%%capsule\nimport csv\ncsv.QUOTE_ALL") == 1
     assert ip.ok("%%capsule\nimport csv\ncsv.QUOTE_ALL") == 1
     assert h.prompts == [
-        APPROVAL_PREFIX + "Allow import of csv (grant: import csv)? "
+        APPROVAL_PREFIX + "Allow import of 'csv' (grant: import csv)? "
         "[y]es / [n]o / [a]lways this session"
     ]
 
@@ -234,7 +234,7 @@ def test_a_library_opening_for_the_capsule_asks_from_the_audit_hook(ip, data, mo
     )
     assert value == "v"
     assert h.prompts == [
-        APPROVAL_PREFIX + "Allow read access to data/conf.ini (grant: read data/)? "
+        APPROVAL_PREFIX + "Allow read access to 'data/conf.ini' (grant: read data/)? "
         "[y]es / [n]o / [a]lways this session"
     ]
 

@@ -17,6 +17,7 @@ capsule can reach, and answers come from the host's real input channel.
 from __future__ import annotations
 
 import os
+import unicodedata
 
 #: Every approval prompt starts with this (the frontend's cue for a dialog).
 APPROVAL_PREFIX = "ipycap-approval: "
@@ -40,10 +41,54 @@ def parse_answer(answer) -> str | None:
     return _ANSWERS.get(answer.strip().lower())
 
 
-def shown(text: str) -> str:
-    """A path or name as the prompt shows it: escaped if it has control or format characters
-    (an ANSI escape or a right-to-left override could redraw the question)."""
+#: Characters of the question's own structure: the grant clause, the answer hint, quotes.
+_STRUCTURE = frozenset("()[]?'\"\\")
+#: Printable letters that show as blank space (Hangul fillers): padding, not a name.
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")
+#: Longest name a question shows (middle elided): a name cannot push the grant off screen.
+SHOWN_MAX = 160
+
+
+def shown(text: str, quote: bool = True) -> str:
+    """A capsule-derived path or name as the question shows it: quoted (unless ``quote`` is
+    false: a grant inside the engine's own "(grant: ...)" clause), with every character that
+    could word the question escaped as ``\\uXXXX`` -- the question's own structure
+    (parentheses, brackets, "?", quotes), control and format characters (an ANSI escape, a
+    right-to-left override), non-ASCII blanks and look-alikes (fullwidth "（grant: ...）",
+    U+2800, U+3164) -- and at most :data:`SHOWN_MAX` characters."""
+    text = "".join([text]) if isinstance(text, str) else str(text)
+    out = "".join(_escaped(ch) for ch in text)
+    if len(out) > SHOWN_MAX:
+        half = (SHOWN_MAX - 1) // 2
+        out = out[:half] + "\u2026" + out[-half:]
+    return f"'{out}'" if quote else out
+
+
+def printable(text: str) -> str:
+    """A path or name in a refusal message: escaped if it has control or format characters
+    (an ANSI escape or a right-to-left override could redraw the message)."""
     return text if text.isprintable() else repr(text)
+
+
+def _escaped(ch: str) -> str:
+    if ch.isascii():
+        if ch.isprintable() and ch not in _STRUCTURE:
+            return ch
+    elif (
+        ch.isprintable()
+        and ch not in _BLANK_LETTERS
+        and unicodedata.category(ch)[0] in "LN"
+        and unicodedata.normalize("NFKC", ch) == ch
+    ):
+        return ch  # a letter or digit of another script, shown as itself
+    code = ord(ch)
+    return (
+        f"\\x{code:02x}"
+        if code < 0x100
+        else f"\\u{code:04x}"
+        if code < 0x10000
+        else f"\\U{code:08x}"
+    )
 
 
 def display_path(resolved: str, typed: str | None = None, folder: bool = False) -> str:
@@ -86,7 +131,7 @@ def path_grant(registry, kind: str, resolved: str, typed: str | None) -> str | N
 
 def path_question(kind: str, resolved: str, typed: str | None, grant: str) -> str:
     what = shown(display_path(resolved, typed))
-    grant_shown = shown(display_path(grant, folder=grant != resolved))
+    grant_shown = shown(display_path(grant, folder=grant != resolved), quote=False)
     return (
         f"Allow {kind} access to {what} (grant: {kind} {grant_shown})? "
         "[y]es / [n]o / [a]lways this session"
@@ -95,6 +140,6 @@ def path_question(kind: str, resolved: str, typed: str | None, grant: str) -> st
 
 def import_question(name: str) -> str:
     return (
-        f"Allow import of {shown(name)!s} (grant: import {shown(name)})? "
+        f"Allow import of {shown(name)} (grant: import {shown(name, quote=False)})? "
         "[y]es / [n]o / [a]lways this session"
     )

@@ -31,7 +31,7 @@ import sys
 import threading
 import types
 
-from . import guard, rules, tripwire
+from . import guard, libraries, rules, tripwire
 from .membrane import is_plain
 
 ENV = "IPYCAP_AUDIT"
@@ -40,6 +40,8 @@ _STDLIB = frozenset(sys.stdlib_module_names)
 _HEAPTYPE = 1 << 9
 _type_module = type.__dict__["__module__"].__get__
 _type_flags = type.__dict__["__flags__"].__get__
+_CONTAINERS = (dict, list, set, frozenset, tuple, slice)
+_MODULE_SLOTS = (types.MemberDescriptorType, types.GetSetDescriptorType)
 
 #: What the auditor saw: (where, verdict) pairs, newest last.
 violations: list[tuple[str, str]] = []
@@ -72,30 +74,36 @@ def _top(module) -> str:
     return module.partition(".")[0] if type(module) is str else ""
 
 
-def _may_import_somewhere(top: str) -> bool:
-    return any(ctx.may_import(top) for ctx in list(tripwire._LIVE))
+def _may_import(top: str, ctx) -> bool:
+    """A package the capsule entered (``ctx``; None: any live capsule) may import, or whose
+    code a granted library's profile loads on its own behalf (numpy for pandas and
+    scikit-learn: granting the library trusts what it hands back, DESIGN.md "Granted
+    libraries: profiles")."""
+    contexts = list(tripwire._LIVE) if ctx is None else [ctx]
+    return any(c.may_import(top) or top in libraries.covered_packages(c) for c in contexts)
 
 
-def _audited(module) -> bool:
+def _audited(module, ctx=None) -> bool:
     """Whether things defined in ``module`` may be held by capsule code (rules.py)."""
     if type(module) is not str:
         return False
     top = module.partition(".")[0]
     if top in _STDLIB or top == "builtins" or module in rules.AUDITED_MODULES:
         return True
-    return top != "ipycap" and _may_import_somewhere(top)
+    return top != "ipycap" and _may_import(top, ctx)
 
 
-def verdict(value, depth: int = 0) -> str | None:
-    """None when capsule code may hold ``value`` (I2), else why not.
+def verdict(value, depth: int = 0, ctx=None) -> str | None:
+    """None when capsule code of ``ctx`` (None: of any live capsule) may hold ``value`` (I2),
+    else why not.
 
     Decided statically, as the kernel's inspector decides: types by identity and their C
     slots only, so no capsule ``__class__``, ``__hash__`` or ``__eq__`` runs here."""
     if depth > 8:
         return None
     tp = type(value)
-    if tp in guard.PROXY_TYPES or is_plain(value):
-        return None
+    if tp in guard.PROXY_TYPES or (tp not in _CONTAINERS and is_plain(value)):
+        return None  # containers below, depth-bounded (is_plain recurses without bound)
     if issubclass(tp, _forbidden_types):
         return f"{tp.__name__} (the engine's or IPython's machinery)"
     if tp is types.ModuleType:
@@ -104,7 +112,7 @@ def verdict(value, depth: int = 0) -> str | None:
         return f"a {tp.__name__}"
     if tp is types.MappingProxyType:
         return None  # globals() of the capsule; class dicts only reach own classes
-    if tp in (dict, list, set, frozenset, tuple, slice):
+    if tp in _CONTAINERS:
         if id(value) in _module_containers():
             return f"a module-level {tp.__name__}"
         if tp is dict:
@@ -114,31 +122,36 @@ def verdict(value, depth: int = 0) -> str | None:
         else:
             items = list(tp.__iter__(value))[:200]
         for v in items:
-            why = verdict(v, depth + 1)
+            why = verdict(v, depth + 1, ctx)
             if why is not None:
                 return f"{tp.__name__} holding {why}"
         return None
     if guard.is_own_static(value):
         return None
     if issubclass(tp, type):
-        if not (_type_flags(value) & _HEAPTYPE) or _audited(_type_module(value)):
+        if not (_type_flags(value) & _HEAPTYPE) or _audited(_type_module(value), ctx):
             return None
         return f"the raw class {value.__qualname__} of {_type_module(value)!r}"
     if tp is types.MethodType:
-        why = verdict(value.__self__, depth + 1)
+        why = verdict(value.__self__, depth + 1, ctx)
         return None if why is None else f"a method bound to {why}"
     if tp is types.FunctionType:
-        if _audited(value.__module__):
+        if _audited(value.__module__, ctx):
             return None
         return f"the function {value.__qualname__} of {value.__module__!r}"
     if tp is types.BuiltinFunctionType:
         owner = value.__self__
         if owner is None or type(owner) is types.ModuleType:
             return None  # module-level C functions; what they give back is checked later
-        return verdict(owner, depth + 1)
-    if _audited(_type_module(tp)):
+        return verdict(owner, depth + 1, ctx)
+    module = _type_module(tp)
+    if type(module) in _MODULE_SLOTS:
+        # A C type whose instances carry their own __module__ (Cython's functions): the
+        # member's value, read in C, is the defining module of this one object.
+        module = module.__get__(value, tp)
+    if _audited(module, ctx):
         return None
-    return f"a raw {_type_module(tp)}.{tp.__qualname__} object"
+    return f"a raw {module}.{tp.__qualname__} object"
 
 
 def _is_capsule(frame) -> bool:
@@ -179,21 +192,22 @@ def _check(frame, returned, into) -> None:
         return
     _state.busy = tw_state.busy = True
     try:
+        ctx = guard.context_of(into.f_builtins)  # judged for the capsule entered
         if into is frame:
             for name, value in list(frame.f_locals.items()):
-                why = verdict(value)
+                why = verdict(value, 0, ctx)
                 if why is not None:
                     _report(f"argument {name!r} into {_where(frame)}", why)
         elif _into_c_slot(into):
             # A proxy slot in C (ipycap/engine/_speedups.c) called this trusted function
             # from capsule frame ``into``: what it returns goes to the slot, which wraps it.
             return
-        elif _method_of_protected_object(frame):
+        elif _method_of_protected_object(frame, ctx):
             # A protected object's method is reached through the membrane's C method proxy,
             # which wraps what it returns; the profile sees no frame of that C step.
             return
         else:
-            why = verdict(returned)
+            why = verdict(returned, 0, ctx)
             if why is not None:
                 _report(f"return from {_where(frame)} into {_where(into)}", why)
     except Exception as e:  # noqa: BLE001 - the auditor must never change the program
@@ -210,22 +224,33 @@ def _into_c_slot(into) -> bool:
     return crossing_frame() is into
 
 
-def _method_of_protected_object(frame) -> bool:
+def _method_of_protected_object(frame, ctx) -> bool:
     code = frame.f_code
     if not code.co_argcount or code.co_varnames[0] != "self":
         return False
-    if _audited(frame.f_globals.get("__name__")):
+    if _audited(frame.f_globals.get("__name__"), ctx):
         return False
     owner = frame.f_locals.get("self")
     return owner is not None and not guard.is_own_static(owner)
 
 
+_log = {"path": None, "fd": None}
+
+
+def _open_log() -> None:
+    """Open the log once, at install: a confined kernel (Landlock) could not open it later."""
+    path = os.environ.get(LOG_ENV)
+    if path and path != _log["path"]:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        _log.update(path=path, fd=os.open(path, flags, 0o600))
+
+
 def _report(where: str, why: str) -> None:
     violations.append((where, why))
     path = os.environ.get(LOG_ENV)
-    if path:
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(f"{where}: {why}\n")
+    if path and path == _log["path"]:
+        line = f"{where}: {why}".replace("\n", " ") + "\n"
+        os.write(_log["fd"], line.encode("utf-8", "replace"))  # one append: lines never mix
 
 
 def _c_slots_noted(on: bool) -> None:
@@ -248,6 +273,7 @@ def install() -> None:
 
     _forbidden_types = (Configurable, CapsuleContext, Registry, Capability, Capsule)
     _c_slots_noted(True)
+    _open_log()
     sys.setprofile(_profile)
     threading.setprofile(_profile)
 
@@ -275,8 +301,14 @@ class watching:
         return False
 
 
+def watching_this_thread() -> bool:
+    """Whether the auditor still watches the calling thread (CPython drops a profile
+    function that raised, e.g. when an asynchronous exception landed in it)."""
+    return sys.getprofile() is _profile
+
+
 def enabled() -> bool:
     return os.environ.get(ENV, "") not in ("", "0")
 
 
-__all__ = ["install", "enabled", "verdict", "violations", "watching"]
+__all__ = ["install", "enabled", "verdict", "violations", "watching", "watching_this_thread"]

@@ -14,7 +14,7 @@ import stat
 import sys
 import types
 
-from . import epoch, fastpaths, guard, output, stdlib_guards, tripwire
+from . import epoch, fastpaths, guard, handles, output, stdlib_guards, tripwire
 from .approval import capsule_prompt
 from .codeexec import make_code_builtins
 from .errors import (
@@ -373,9 +373,12 @@ def _make_open():
             context.check_path("read", resolved, typed=path)
         if wants_write:
             context.check_path("write", resolved, typed=path)
-        return tripwire.trusted_open(
+        opened = tripwire.trusted_open(
             resolved, mode, buffering, encoding, errors, newline, verify=_verify_opened
         )
+        # Revocable: every read/write checks the grant is still active (ipycap/engine/handles.py).
+        kinds = ("read",) * wants_read + ("write",) * wants_write
+        return handles.revocable(opened, context, kinds, resolved)
 
     return open
 

@@ -17,7 +17,7 @@ import sys
 import types
 from collections.abc import Iterable, Mapping
 
-from . import guard, limits, retention, toplevel_await, tripwire
+from . import guard, limits, retention, terminal, toplevel_await, tripwire
 from .builtins import make_builtins
 from .codeexec import CACHE as _CACHE
 from .context import CapsuleContext
@@ -99,7 +99,30 @@ def error_for_host(exc: BaseException) -> BaseException:
             fresh = _syntax_error_for_host(tp, exc.args)
     else:
         fresh = scrub_outbound(exc)
-    return fresh.with_traceback(tb)
+    return _for_terminal(fresh).with_traceback(tb)
+
+
+def _sanitized(value):
+    if type(value) is str:
+        return terminal.sanitize(value)
+    if type(value) is tuple:
+        return tuple(_sanitized(v) for v in value)
+    return value
+
+
+def _for_terminal(exc: BaseException) -> BaseException:
+    """The one chokepoint for capsule text in what the host prints of an exception (the
+    traceback IPython shows, the kernel's error reply): every text the message is built from
+    goes through the terminal sanitiser, so escapes a capsule put there are removed."""
+    try:
+        exc.args = _sanitized(exc.args)
+        for name in ("what", "how", "hint", "msg", "text", "filename", "filename2", "strerror"):
+            value = getattr(exc, name, None)
+            if type(value) is str:
+                setattr(exc, name, terminal.sanitize(value))
+    except (AttributeError, TypeError):  # a read-only attribute: fall back to the message
+        return Exception(terminal.sanitize(str(exc)))
+    return exc
 
 
 def _syntax_error_for_host(tp, args):

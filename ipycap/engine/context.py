@@ -7,7 +7,7 @@ import sys
 
 from . import approval, tripwire
 from .errors import CapsuleImportError, CapsulePermissionError
-from .policy import CapsulePolicy
+from .policy import CapsulePolicy, internal_module_refusal
 from .registry import Capability, Registry
 
 _STDLIB_NAMES = frozenset(sys.stdlib_module_names)
@@ -42,7 +42,7 @@ class CapsuleContext:
 
     def may_import(self, name: str) -> bool:
         tier = self.policy.import_tier(name)
-        if tier == "denied":
+        if tier == "denied" or tier == "internal":
             return False
         if tier == "default":
             # e.g. 'IPython.display': a default view of a module in a denied package
@@ -91,6 +91,8 @@ class CapsuleContext:
                 "builtins",
                 None,
             )
+        elif tier == "internal":
+            err = CapsuleImportError(internal_module_refusal(name), "builtins", None)
         elif self._revoked_import(name):
             err = CapsuleImportError(
                 f"import of {name!r}: its capability was revoked in this session",
@@ -154,7 +156,7 @@ class CapsuleContext:
         """The refusal of an access no grant covers, or None when the human approves it now
         (``approve`` asks only within the ceiling).  Hints name a grant that would work, with
         the path as typed or its folder."""
-        shown = approval.shown(approval.display_path(path, typed))
+        shown = approval.printable(approval.display_path(path, typed))
         if kind == "write" and self.policy.write_plants_code(path):
             return CapsulePermissionError(
                 f"write access to {shown}: code written there would run later with "
@@ -193,7 +195,9 @@ class CapsuleContext:
             return None
         if self.__dict__.get("_asking") or getattr(registry, "_asking", False):
             return None  # one question at a time; a nested one is refused
-        registry._asking = True
+        # The open question, as structured fields a host may send beside the text (the kernel
+        # does: input_request content "ipycap_approval"), so no frontend parses free text.
+        registry._asking = {"kind": kind, "grant": target}
         try:
             answer = tripwire.trusted_approval(registry, approval.APPROVAL_PREFIX + question)
         finally:

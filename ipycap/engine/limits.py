@@ -47,7 +47,9 @@
   ``max_output``, as do display bundles (:func:`charge_display`); past it, output is dropped
   and one note at the end says how much.
 * **context** -- the capsule thread runs in a copy of the caller's ``contextvars`` context
-  (decimal's context, ipykernel's parent header) and what it sets is copied back.
+  (ipykernel's parent header); what it sets there stays there (a library's ContextVar,
+  numpy's error state, must not flow back to trusted code).  ``sys``'s streams and hooks are
+  put back as they were after every cell.
 
 The engine module never imports IPython.
 """
@@ -62,6 +64,7 @@ import re
 import sys
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 
 from . import guard, intlimits, terminal, tripwire
@@ -257,6 +260,7 @@ class _Run:
         self.memory_hit = False
         self.result = None
         self.error: BaseException | None = None
+        self.after = False  # capsule code the host runs for a cell after it (run_after)
         # Released by the capsule thread as its last act.  Waited on instead of
         # Thread.join: a join interrupted by SIGINT marks a running thread as stopped (3.11).
         self.done = threading.Lock()
@@ -396,12 +400,33 @@ def current_run() -> _Run | None:
     return _RUNS.get(threading.get_ident())
 
 
-def charge_display(data) -> bool:
+def bundle_size(data, metadata=None) -> int:
+    """Characters a display bundle shows: its data's texts and bytes, and every text, key and
+    number of its metadata (an image's 'alt' is output too)."""
+    size = sum(len(v) for v in dict.values(data) if type(v) in (str, bytes))
+    todo, seen = [metadata], 0
+    while todo and seen < 100_000:  # nested containers, bounded
+        item = todo.pop()
+        seen += 1
+        tp = type(item)
+        if tp is str or tp is bytes:
+            size += len(item)
+        elif tp is dict:
+            todo.extend(dict.keys(item))
+            todo.extend(dict.values(item))
+        elif tp in (list, tuple):
+            todo.extend(item)
+        elif item is not None:
+            size += 8
+    return size
+
+
+def charge_display(data, metadata=None) -> bool:
     """Count a display bundle published by the running cell; False: drop it (over budget)."""
     run = current_run()
     if run is None or not run.limits.max_output:
         return True
-    size = sum(len(v) for v in dict.values(data) if type(v) in (str, bytes))
+    size = bundle_size(data, metadata)
     if size > run.limits.max_output - run.output_used:  # a bundle is shown whole or not at all
         run.output_dropped += size
         return False
@@ -435,6 +460,35 @@ class _CellStream:
 
     def __getattr__(self, name):
         return getattr(self._stream, name)
+
+
+class ProcessStream:
+    """``sys.stdout``/``sys.stderr`` between cells: what is written while capsule code is on
+    the writing thread's stack (a ``__del__`` run by a later garbage collection, a callback
+    trusted code calls) passes the terminal sanitiser; trusted writes pass through as they
+    are.  Installed around the process's streams by the first limited cell and kept."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        if tripwire.capsule_on_stack():
+            text = terminal.sanitize(text)
+        return self._stream.write(text)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def _guard_process_streams() -> None:
+    for name in ("stdout", "stderr"):
+        stream = sys.__dict__.get(name)
+        if stream is not None and type(stream) is not ProcessStream:
+            setattr(sys, name, ProcessStream(stream))
 
 
 # -- running ----------------------------------------------------------------------------------
@@ -505,13 +559,36 @@ def _consume_pending() -> None:
             continue
 
 
-def run_limited(runner, body, tail, ns, context, limits: Limits):
+#: The last limited run of each capsule context: what the host runs of that cell's capsule
+#: code after it (run_after) continues its output budget.
+_LAST_RUN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def run_after(fn, context, limits: Limits | None = None):
+    """Run ``fn()`` -- capsule code the host runs for a cell after the cell returned: the
+    formatting of its value, ``%capsule explain``'s calls, finalizers freed with its
+    namespace -- on a capsule thread under the same limits (timeout, memory, sanitised and
+    counted output, continuing the cell's output budget) as the cell itself."""
+    last = _LAST_RUN.get(context)
+    if limits is None:
+        limits = last.limits if last is not None else Limits.from_policy(context.policy)
+    return run_limited(lambda body, tail, ns: fn(), None, None, None, context, limits, _after=last)
+
+
+def run_limited(runner, body, tail, ns, context, limits: Limits, _after=None):
     """Run ``runner(body, tail, ns)`` on a capsule thread under ``limits`` (see the module
     docstring); returns its value or raises its exception (limit hits as refusals)."""
     if current_run() is not None:  # a capsule run from inside a limited cell: already bounded
         return runner(body, tail, ns)
     limits.check_available()
     run = _Run(limits, context)
+    if _after is not None and _after.limits.max_output == limits.max_output:
+        run.output_used = _after.output_used
+    run.after = _after is not None
+    try:
+        _LAST_RUN[context] = run
+    except TypeError:  # a context that cannot be weakly referenced: no continuation
+        pass
     copied = contextvars.copy_context()
 
     def work():
@@ -543,6 +620,8 @@ def run_limited(runner, body, tail, ns, context, limits: Limits):
 
     worker = _Worker.take(stack_size_for(limits))
     run.thread = worker.thread
+    _guard_process_streams()  # kept after the cell: capsule code may write later
+    saved_sys = _snapshot_sys()
     streams = _wrap_streams(run)
     _WAITED.append(run)
     try:
@@ -552,7 +631,10 @@ def run_limited(runner, body, tail, ns, context, limits: Limits):
     finally:
         _WAITED.remove(run)
         _unwrap_streams(streams)
-        _copy_back(copied)
+        _restore_sys(saved_sys)
+        # The capsule thread's context (copied) is dropped, not copied back: a library's
+        # ContextVar set by the cell (numpy 2's error state and seterrcall callback) would
+        # otherwise hold in trusted code after it (I3).  decimal: Capsule.run.
     # A worker takes the next cell only after a run nothing stopped or interrupted from
     # outside (no exception of ours can still be pending on it) and that ended cleanly.
     worker.give_back(
@@ -760,13 +842,14 @@ def _finish(run: _Run) -> None:
         used.append(f"output {format_size(run.output_used)}")
     if run.error is not None and isinstance(run.error, (CellTimeout, CellMemoryLimit)):
         used.append(f"stopped: {type(run.error).__name__}")
-    registry.note(
-        "limits",
-        kind="limits",
-        target=run.context.label or "cell",
-        detail="; ".join(used),
-        audit=False,  # every cell has one: the view shows them, the log keeps the hits
-    )
+    if not run.after:
+        registry.note(
+            "limits",
+            kind="limits",
+            target=run.context.label or "cell",
+            detail="; ".join(used),
+            audit=False,  # every cell has one: the view shows them, the log keeps the hits
+        )
     if run.output_dropped:
         note = (
             f"[ipycap: {run.output_dropped:,} more characters of output were dropped: this "
@@ -797,15 +880,21 @@ def _unwrap_streams(saved: list) -> None:
             setattr(sys, name, stream)
 
 
-def _copy_back(copied: contextvars.Context) -> None:
-    """What the cell set in its context (decimal's context, ...) holds after it, as before."""
-    for var, value in copied.items():
-        try:
-            if var.get() is value:
-                continue
-        except LookupError:
-            pass
-        var.set(value)
+#: Interpreter-wide hooks of ``sys`` that trusted code calls with its own data: whatever a
+#: granted deputy (a stdlib function writing the raw ``sys``) left there during a capsule
+#: cell is put back after it, so no capsule object stays in trusted state (I3).
+SYS_HOOKS = ("stdout", "stderr", "stdin", "displayhook", "excepthook", "unraisablehook",
+             "breakpointhook", "__stdout__", "__stderr__", "__stdin__")  # fmt: skip
+
+
+def _snapshot_sys() -> list:
+    return [(name, sys.__dict__[name]) for name in SYS_HOOKS if name in sys.__dict__]
+
+
+def _restore_sys(saved: list) -> None:
+    for name, value in saved:
+        if sys.__dict__.get(name) is not value:
+            setattr(sys, name, value)
 
 
 #: Values whose freeing cannot recurse or need the cyclic collector.
@@ -833,10 +922,12 @@ def release_namespace(capsule) -> None:
         if cycle:
             gc.collect()
 
-    worker = _Worker.take(stack_size_for(Limits()))
-    worker.submit(release)
-    worker.settle()
-    worker.give_back(True)  # unless the release raised (then the worker is broken)
+    # Freeing runs the cell's finalizers (__del__, a generator's finally): capsule code, so
+    # under the cell's limits and output sanitiser, like the cell (run_after).
+    try:
+        run_after(release, capsule.context, capsule.limits)
+    except CapabilityError:
+        pass  # a limit hit while freeing: recorded by the registry, nothing to return
 
 
 __all__ = [
@@ -849,5 +940,6 @@ __all__ = [
     "parse_seconds",
     "parse_size",
     "release_namespace",
+    "run_after",
     "run_limited",
 ]

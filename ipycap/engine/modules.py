@@ -11,6 +11,7 @@ import reprlib
 import sys
 import types
 
+from . import deputies as _deputies
 from . import guard, rules, tripwire
 from .errors import CapsuleAttributeError, CapsuleImportError, CapsuleTypeError
 from .stdviews import STAND_INS
@@ -99,7 +100,9 @@ def _view_miss(self, name):
         value = _library_view_attr(module.__name__, name, value)  # a library profile's say
     if type(value) is types.ModuleType:
         return _context_view(value, f"{module.__name__}.{name}")
-    if module.__name__.partition(".")[0] not in _STDLIB:
+    if module.__name__.partition(".")[0] not in _STDLIB or type(value) is types.MethodType:
+        # A method in a standard-library module is trusted code's when its object is (the
+        # kernel's getpass.getpass is ipykernel's bound method, installed while cells run).
         _check_reexport(module.__name__, name, value)
     if isinstance(value, type):
         guard.share_class(value)
@@ -124,7 +127,11 @@ def _read_only_container(value):
 
 
 def _defining_module(value):
-    if isinstance(value, (types.FunctionType, types.BuiltinFunctionType, type)):
+    if type(value) is types.MethodType:
+        owner = value.__self__  # an instance, or the class of a classmethod
+        owner = owner if issubclass(type(owner), type) else type(owner)
+        module = type.__dict__["__module__"].__get__(owner)
+    elif isinstance(value, (types.FunctionType, types.BuiltinFunctionType, type)):
         module = getattr(value, "__module__", None)
     else:
         module = type.__dict__["__module__"].__get__(type(value))
@@ -141,7 +148,8 @@ def _check_reexport(modname, name, value) -> None:
     ctx = tripwire.current_context()
     if ctx is None:
         return
-    if ctx.policy.import_tier(defining) == "denied" or any(
+    # 'internal' too: a library's re-export of warnings.filterwarnings is the deputy itself.
+    if ctx.policy.import_tier(defining) in ("denied", "internal") or any(
         ctx.policy.import_tier(".".join(defining.split(".")[:i])) == "denied"
         for i in range(1, defining.count(".") + 1)
     ):
@@ -488,6 +496,8 @@ for _name in ("setfirstweekday", "firstweekday", "monthcalendar", "prweek", "wee
     if type(_fn) is types.MethodType and _fn.__self__ is getattr(calendar, "c", None):
         MODULE_OVERRIDES[("calendar", _name)] = types.MethodType(_fn.__func__, _CAPSULE_CALENDAR)
 MODULE_OVERRIDES[("calendar", "c")] = _CAPSULE_CALENDAR
+# Grantable stdlib functions that write process-wide tables or streams (ipycap.engine.deputies).
+MODULE_OVERRIDES.update(_deputies.OVERRIDES)
 
 # random's module functions are methods of one Random instance that trusted code draws from
 # too: random.seed(0) in a capsule would fix the notebook's numbers, random.getstate() would

@@ -176,6 +176,50 @@ DENIED_IMPORTS = [
     "sys._raw",
 ]
 
+#: Standard-library modules a capsule may be granted (``--allow-import``) besides the
+#: defaults.  Any other standard-library module is "internal": stdlib and granted library
+#: code may import it on a capsule's behalf, but no capsule may import or be granted it.
+#: Class of what is left out: trusted "deputies" that resolve a dotted name and set
+#: attributes on what they find (unittest.mock.patch, pkgutil.resolve_name), or that write
+#: process-wide state trusted code then uses (gettext.install writes builtins._, warnings
+#: filters make trusted code raise, locale.setlocale, argparse/sys.exit, email.charset and
+#: mimetypes registries, contextlib.redirect_* -- here overridden, see modules.py).  On
+#: Python 3.11 setting an arbitrary attribute on a class raises no audit event, so the
+#: tripwire cannot refuse what such a deputy does: the deputy itself must stay out of reach.
+#: Each entry: computes on values it is given, keeps no process-wide table a capsule could
+#: write (the ones that do are overridden in modules.MODULE_OVERRIDES), reaches files only
+#: through open/os events the tripwire checks.
+GRANTABLE_STDLIB = [
+    "abc",  # ABC classes; register() on shared ABCs is reachable through collections.abc
+    "array",  # typed arrays of numbers
+    "base64",  # encodings of bytes
+    "binascii",
+    "bz2",  # compression (files through open: tripwire)
+    "colorsys",
+    "contextlib",  # contextmanager/suppress/ExitStack; redirect_* and chdir overridden
+    "csv",  # dialect registry and field_size_limit overridden (process-wide tables)
+    "configparser",
+    "fnmatch",
+    "graphlib",
+    "gzip",
+    "hashlib",
+    "hmac",
+    "html",
+    "ipaddress",
+    "lzma",
+    "queue",
+    "quopri",
+    "secrets",  # its own SystemRandom (os.urandom), no shared seed
+    "shlex",
+    "struct",
+    "tarfile",  # extraction writes through the tripwire's path checks
+    "tomllib",
+    "uuid",  # getnode() helpers meet the tripwire (subprocess, sockets)
+    "xml",  # ElementTree.register_namespace overridden (process-wide prefix table)
+    "zipfile",
+    "zlib",
+]
+
 #: Denied modules whose name gives a capsule-safe stand-in instead of the raw module.
 STAND_IN_MODULES = ("sys", "IPython.display", "io", "pathlib", "glob", "os.path")
 
@@ -306,7 +350,17 @@ class CapsulePolicy(Configurable):
         "%%capsule --max-output may ask for less.",
     )
 
-    @validate("default_imports", "denied_imports")
+    grantable_stdlib = List(
+        Unicode(),
+        default_value=list(GRANTABLE_STDLIB),
+        config=True,
+        help="Standard-library modules (and their submodules) a capsule may be granted "
+        "besides default_imports. Any other standard-library module is never grantable "
+        "(several change process-wide state for trusted code: unittest.mock, gettext, "
+        "warnings, locale); stdlib and granted libraries may still import it themselves.",
+    )
+
+    @validate("default_imports", "denied_imports", "grantable_stdlib")
     def _check_module_names(self, proposal):
         names = proposal["value"]
         for name in names:
@@ -363,13 +417,22 @@ class CapsulePolicy(Configurable):
 
     # -- decisions -------------------------------------------------------------------
     def import_tier(self, name: str) -> str:
-        """Return 'default', 'denied' or 'grantable' for a module name."""
+        """Return 'default', 'denied', 'grantable' or 'internal' for a module name.
+
+        'internal': a standard-library module outside ``grantable_stdlib`` -- no capsule
+        may import it or be granted it; stdlib and granted library code may import it."""
         if _matches(name, self.denied_imports) and name not in STAND_IN_MODULES:
             return "denied"
         if name in self.default_imports:
             return "default"
         if _matches(name, ["IPython"]):
             return "denied"
+        if name.partition(".")[0] in _STDLIB_TOPS and not (
+            _matches(name, self.grantable_stdlib)
+            or _matches(name, self.default_imports)
+            or _matches(name, DEFAULT_IMPORTS)  # reviewed defaults a config left out
+        ):
+            return "internal"
         return "grantable"
 
     def denied_path_roots(self, mode: str) -> list[str]:
@@ -512,6 +575,18 @@ def _prefixes(roots) -> tuple[frozenset, tuple]:
     """``(roots, their folder prefixes)``: a path is under one of ``roots`` when it is in
     the first or starts with one of the second (``path.startswith(prefixes)``)."""
     return frozenset(roots), tuple({r.rstrip("/") + "/" for r in roots})
+
+
+def internal_module_refusal(name: str) -> str:
+    """Why a standard-library module outside CapsulePolicy.grantable_stdlib is refused."""
+    return (
+        f"import of {name!r}: a standard-library module outside "
+        "c.CapsulePolicy.grantable_stdlib (it acts on process-wide state for its caller, "
+        "or is not reviewed)"
+    )
+
+
+_STDLIB_TOPS = frozenset(sys.stdlib_module_names)
 
 
 def _matches(name: str, modules) -> bool:

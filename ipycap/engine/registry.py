@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 
 from . import epoch
 from .errors import CapsulePolicyError
-from .policy import CapsulePolicy
+from .policy import CapsulePolicy, internal_module_refusal
 from .tripwire import trusted_append
 
 KINDS = ("import", "read", "write", "object", "input", "display", "comm")
@@ -238,6 +238,10 @@ class Registry:
                 "policy",
                 None,
             )
+            self.refuse(err, kind="import", target=module)
+            raise err
+        if tier == "internal":
+            err = CapsulePolicyError(internal_module_refusal(module), "policy", None)
             self.refuse(err, kind="import", target=module)
             raise err
 

@@ -72,7 +72,7 @@ def prune(force: bool = False) -> int:
         entry = table.get(key)
         if entry is None:
             continue
-        d, context = entry
+        d, context = entry[0], entry[1]  # (dict, context, import cache)
         del entry
         if _unreachable(d, context):
             del table[key]

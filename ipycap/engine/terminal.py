@@ -11,6 +11,9 @@ already read, and conceal text.  :func:`sanitize` keeps only
 * a background colour only where it cannot hide text: a basic (16-colour) background behind an
   explicitly set basic foreground of another hue (256-colour and true-colour backgrounds,
   which can be made indistinguishable from any foreground, are dropped);
+* a foreground colour only where it cannot match the terminal's own (unknown) background:
+  black and white (30, 97, and 256/true colours of too little contrast with black or with
+  white) only in front of a kept background;
 * ``\\n`` and ``\\t``; ``\\r\\n`` becomes ``\\n``, a lone ``\\r`` a line break (it would let
   later text overwrite a line), and ``\\b`` deletes the character before it in the same text
   (or nothing).
@@ -109,12 +112,23 @@ class _State:
             return None
         return bg if bg[1] % 8 != fg[1] % 8 else None
 
+    def visible_fg(self):
+        """The foreground, unless it may be the colour of the terminal's own background:
+        black or white (basic 30/97, or a 256/true colour of too little contrast with black
+        or with white) is kept only in front of a kept background of another hue."""
+        fg = self.fg
+        if fg is None or self.visible_bg() is not None:
+            return fg
+        if fg[0] == "basic":
+            return None if fg[1] in (0, 15) else fg
+        return fg if _LOW_CONTRAST_MIN <= _luminance(fg) <= _LOW_CONTRAST_MAX else None
+
     def is_plain(self) -> bool:
-        return not self.attrs and self.fg is None and self.visible_bg() is None
+        return not self.attrs and self.visible_fg() is None and self.visible_bg() is None
 
     def sequence(self) -> str:
         codes = ["0", *(str(a) for a in sorted(self.attrs))]
-        for colour, base in ((self.fg, 30), (self.visible_bg(), 40)):
+        for colour, base in ((self.visible_fg(), 30), (self.visible_bg(), 40)):
             if colour is None:
                 continue
             if colour[0] == "basic":
@@ -125,6 +139,35 @@ class _State:
             else:
                 codes.append(f"{base + 8};2;{colour[1]};{colour[2]};{colour[3]}")
         return "\x1b[" + ";".join(codes) + "m"
+
+
+# A foreground needs a contrast ratio of 1.5 with black *and* with white (WCAG's formula,
+# (L1 + 0.05) / (L2 + 0.05)) to stay readable on a dark and on a light default background.
+_LOW_CONTRAST_MIN = 1.5 * 0.05 - 0.05
+_LOW_CONTRAST_MAX = 1.05 / 1.5 - 0.05
+_CUBE = (0, 95, 135, 175, 215, 255)
+
+
+def _rgb(colour) -> tuple[int, int, int]:
+    if colour[0] == "rgb":
+        return colour[1], colour[2], colour[3]
+    n = colour[1]
+    if n >= 232:  # the greyscale ramp
+        g = 8 + 10 * (n - 232)
+        return g, g, g
+    n -= 16
+    return _CUBE[n // 36], _CUBE[n // 6 % 6], _CUBE[n % 6]
+
+
+def _luminance(colour) -> float:
+    """WCAG relative luminance of a 256-colour or true colour (0 black .. 1 white)."""
+
+    def lin(c):
+        c /= 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = _rgb(colour)
+    return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b)
 
 
 def _params(text: str) -> list[int] | None:
@@ -189,4 +232,30 @@ def _backspace(out: list[str]) -> None:
         return
 
 
-__all__ = ["SGR_KEPT", "sanitize"]
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_BLANKS = re.compile(r"\s{2,}")
+
+#: Longest cell a table shows (the rest is cut with an ellipsis).
+CELL_MAX = 300
+
+
+def cell_text(value, limit: int = CELL_MAX) -> str:
+    """Text (often capsule-chosen: a path, a refusal) as one cell of a text table: control
+    characters, escapes included, shown as ``\\xNN``/``\\n``, so nothing reaches the
+    terminal; blank runs folded to one space, since two spaces separate columns and a line
+    break a row, so a cell cannot forge either; at most ``limit`` characters."""
+    text = "".join([value]) if isinstance(value, str) else str(value)
+    text = _CONTROL.sub(_escape, text)
+    text = _BLANKS.sub(" ", text)
+    if len(text) > limit:
+        text = text[: limit - 1] + "\u2026"
+    return text
+
+
+def _escape(m) -> str:
+    ch = m.group()
+    named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(ch)
+    return named or (f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"\\u{ord(ch):04x}")
+
+
+__all__ = ["SGR_KEPT", "cell_text", "sanitize"]

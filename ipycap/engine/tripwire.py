@@ -674,6 +674,37 @@ def trusted_open(path: str, mode: str, buffering, encoding, errors, newline, ver
     return open(fd, mode, buffering, encoding, errors, newline, closefd=True)
 
 
+def _udf_code():
+    def make(fn):
+        def udf(*args, **kwargs):
+            return fn(*args, **kwargs)
+
+        return udf
+
+    return make(None).__code__
+
+
+_UDF_CODE = _udf_code()
+_module_dict = type(sys).__dict__["__dict__"].__get__
+
+
+def trusted_udf(fn, builtins_module):
+    """A function that calls ``fn`` in a frame running with the builtins of
+    ``builtins_module`` (a capsule's builtins module, what its globals hold): wherever a
+    library runs it (polars' worker threads), that capsule is on the stack
+    (ipycap/engine/libraries/boundary.py).  Makes only this fixed trampoline; its globals
+    hold the builtins module and a name, as a capsule's own ``globals()`` does, and ``fn``
+    is in a closure cell."""
+    if type(builtins_module) is dict or _context_of(_module_dict(builtins_module)) is None:
+        raise CapsulePermissionError("a trampoline for builtins of no capsule", "tripwire")
+    namespace = {"__builtins__": builtins_module, "__name__": "<capsule udf>"}
+    return FunctionType(_UDF_CODE, namespace, "udf", None, (_new_cell(fn),))
+
+
+def _new_cell(value):
+    return (lambda: value).__closure__[0]
+
+
 def trusted_compile(tree, filename: str, mode: str, flags: int = 0):
     """Compile a tree the gate produced (an AST compile carries no filename in its event)."""
     return compile(

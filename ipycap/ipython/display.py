@@ -254,7 +254,7 @@ class OutputFilter:
             if not tripwire.capsule_on_stack():
                 return publish(data, metadata, *args, **kwargs)
             data, metadata, dropped = filter_bundle(data, metadata, self.allowed)
-            if not limits.charge_display(data):
+            if not limits.charge_display(data, metadata):
                 return None  # over the cell's --max-output: counted in its closing note
             transient = kwargs.get("transient")
             if transient is not None:
@@ -406,7 +406,7 @@ def _html_table(caption: str, columns, rows) -> str:
     body = (
         "".join(
             "<tr>"
-            + "".join(f"<td style='text-align:left'>{esc(str(v))}</td>" for v in row)
+            + "".join(f"<td style='text-align:left'>{esc(terminal.cell_text(v))}</td>" for v in row)
             + "</tr>"
             for row in rows
         )
@@ -419,7 +419,10 @@ def _html_table(caption: str, columns, rows) -> str:
 
 
 def _text_table(caption: str, columns, rows) -> str:
-    table = [tuple(str(c) for c in columns)] + [tuple(str(v) for v in r) for r in rows]
+    # Cells are often capsule-chosen text (paths, refusals): cell_text is their one chokepoint.
+    table = [tuple(str(c) for c in columns)] + [
+        tuple(terminal.cell_text(v) for v in r) for r in rows
+    ]
     widths = [max(len(r[i]) for r in table) for i in range(len(columns))]
     lines = [caption]
     for n, r in enumerate(table):

@@ -30,12 +30,12 @@ from IPython.core.magic import (
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..engine import tripwire
+from ..engine.after import host_bundle
 from ..engine.capsule import Capsule, error_for_host
 from ..engine.errors import CapabilityError, CapsulePolicyError, one_line
 from ..engine.limits import Limits, release_namespace
 from ..engine.membrane import Proxy, export
 from ..engine.membrane.values import is_value_type
-from ..engine.output import bundle_for
 from ..engine.policy import CapsulePolicy
 from ..engine.registry import KINDS, Registry
 from . import panel
@@ -349,7 +349,8 @@ class CapsuleMagics(Magics):
                 cb = ext.callback_cap() if any(map(_needs_cap, [result, *values])) else None
                 bound = {n: export(v, cb) for n, v in zip(exports, values, strict=True)}
                 # Formatted inside the capsule, while its cell grants still hold.
-                bundle = bundle_for(result, capsule.context) if result is not None else None
+                # (on a capsule thread, under the cell's limits and output budget)
+                bundle = host_bundle(result, capsule.context) if result is not None else None
                 value = export(result, cb)
             finally:
                 capsule.end()

@@ -22,6 +22,7 @@ from ..engine.errors import (
     CapsulePolicyError,
     CapsuleRequestRefused,
 )
+from ..engine.limits import run_after
 from ..engine.membrane import Proxy
 from ..engine.modules import ModuleView
 from ..ipython.display import EventLogView, PolicyView, RegistryView
@@ -114,7 +115,11 @@ class CapsuleCommands:
         if value is MISSING:
             raise UsageError(f"%capsule explain: no name {args[0]!r} in the capsule")
         self._check_explainable(args[0])
-        self._show(explain(look_through(value), name=args[0].rpartition(".")[2]))
+        # The raw column calls the cell's own object's methods (capsule code): on a capsule
+        # thread under the cell's limits, with sanitised, counted output.
+        context = self.shell.capsule.context
+        name = args[0].rpartition(".")[2]
+        self._show(run_after(lambda: explain(look_through(value), name=name), context))
 
     def _check_explainable(self, dotted: str) -> None:
         """The explorer's 'raw object' column is trusted code reading the object (``vars``,

@@ -36,6 +36,7 @@ from ..ipython.panel import RegistryChannel
 from . import static
 from .interrupts import InterruptGuard
 from .shell import CapsuleShell
+from .stdin import MatchedStdin
 
 DEBUGGER_REFUSED = (
     "the debugger is disabled in the capsule kernel: it evaluates arbitrary code with the "
@@ -174,6 +175,7 @@ class CapsuleKernel(IPythonKernel):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
+        self.matched_stdin = MatchedStdin()
         parent_policy = getattr(self.parent, "capsule_policy", None)
         if self.policy is None:
             self.policy = parent_policy if parent_policy is not None else make_policy(self)
@@ -368,6 +370,10 @@ class CapsuleKernel(IPythonKernel):
             raise err
         return bool(contexts)
 
+    def _input_request(self, prompt, ident, parent, password=False) -> str:
+        # Replies matched to their question; abandoned questions withdrawn (stdin.py).
+        return self.matched_stdin.request(self, prompt, ident, parent, password)
+
     def raw_input(self, prompt=""):
         if self._check_input("input()"):
             prompt = capsule_prompt(prompt)  # never mistaken for the kernel's own questions
@@ -387,7 +393,12 @@ class CapsuleKernel(IPythonKernel):
         when this request's frontend cannot answer (no stdin)."""
         if not getattr(self, "_allow_stdin", False):
             return None
-        return super().raw_input(prompt)
+        asking = getattr(self.registry, "_asking", None)
+        self.matched_stdin.fields = dict(asking) if isinstance(asking, dict) else None
+        try:
+            return super().raw_input(prompt)
+        finally:
+            self.matched_stdin.fields = None
 
     def _grant_hint(self, kind: str, target: str) -> str | None:
         prompting = bool(self.policy.prompt)

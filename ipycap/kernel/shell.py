@@ -22,11 +22,11 @@ from IPython.core.displayhook import DisplayHook
 from IPython.core.interactiveshell import ExecutionInfo, ExecutionResult
 from traitlets import Any
 
+from ..engine.after import host_bundle
 from ..engine.capsule import error_for_host
 from ..engine.errors import CapabilityError, CapsulePermissionError, one_line
 from ..engine.gate import _inside_string, source_filename
 from ..engine.membrane import export
-from ..engine.output import bundle_for
 from ..engine.tripwire import capsule_on_stack
 from ..ipython.display import HostOutput, OutputFilter, preload_inline_backend
 from . import static
@@ -169,7 +169,8 @@ class CapsuleShell(ZMQInteractiveShell):
     def _display_result(self, value) -> None:
         # Formatted inside the capsule; the displayhook shows that bundle (filtered) and
         # keeps the exported value in Out/_.
-        bundle = bundle_for(value, self.capsule.context)
+        # Under the cell's limits, charged to its --max-output (engine/after.py).
+        bundle = host_bundle(value, self.capsule.context)
         exported = export(value)
         self.output_filter.pending_result = exported
         self.output_filter.pending_bundle = bundle

@@ -48,7 +48,7 @@ def shown(outputs) -> str:
 
 
 QUESTION = (
-    APPROVAL_PREFIX + "Allow read access to ux-data/notes.txt (grant: read ux-data/)? "
+    APPROVAL_PREFIX + "Allow read access to 'ux-data/notes.txt' (grant: read ux-data/)? "
     "[y]es / [n]o / [a]lways this session"
 )
 

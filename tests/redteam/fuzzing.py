@@ -130,7 +130,7 @@ def watching_opens(c: Canaries):
 # -- the programs --------------------------------------------------------------------------
 PRELUDE = """
 import operator, string, json, sys, re, functools, copy, random, typing, collections, pprint
-import collections.abc
+import collections.abc, datetime, heapq
 SECRET = {secret!r}
 LINK = {granted!r} + '/link'
 DIRLINK = {granted!r} + '/dirlink'
@@ -201,6 +201,34 @@ class Seen:
     __gt__ = __eq__ = __lt__
     __hash__ = object.__hash__
 collections.abc.Sequence.register(ReprBy)
+class PrettyBy:  # a display hook: the formatter calls it with its own printer
+    def __init__(self, f):
+        self.f = f
+    def _repr_pretty_(self, p, cycle):
+        captured.append(p)
+        p.text(str(self.f()))
+class Tz(datetime.tzinfo):  # a value type's field: trusted datetime code calls it back
+    def utcoffset(self, dt):
+        captured.append(dt)
+        return None
+    def tzname(self, dt):
+        captured.append(dt)
+        return 'Tz'
+class Missing(dict):  # trusted lookups call __missing__ with their key
+    def __missing__(self, key):
+        captured.append(key)
+        return key
+class Hashed:  # trusted dict/set code calls __hash__ and __eq__
+    def __hash__(self):
+        captured.append(self)
+        return 1
+    def __eq__(self, other):
+        captured.append(other)
+        return False
+def fresh_globals():  # a dict exec() filled in: its __builtins__ must carry no authority
+    g = {{}}
+    exec('1', g)
+    return g
 result = None
 error = None
 """
@@ -235,6 +263,10 @@ ROOTS = [
     "functools.partial(eval, 'open(SECRET).read()', None)", "slice(Seen())",
     "slice(own, Seen())", "collections.defaultdict(functools.partial(globals))",
     "display", "(lambda: vault.kind())",
+    "fresh_globals()", "fresh_globals()['__builtins__']", "Missing()", "Hashed()", "Tz()",
+    "datetime.datetime(2020, 1, 1, tzinfo=Tz())", "datetime.time(1, tzinfo=Tz())",
+    "functools.cmp_to_key(lambda a, b: 0)", "PrettyBy(lambda: vault)",
+    "functools.partial(eval, 'globals()')", "collections.defaultdict(functools.partial(exec, 'x = 1'))",
 ]  # fmt: skip
 
 # ``sorted_by`` and ``combine`` are left out on purpose: the Vault's own code hands the raw
@@ -275,7 +307,17 @@ WRAPPERS = ["vars", "dir", "type", "iter", "next", "repr", "list", "open", "dict
             "(lambda x: vault.starts_before(x))",
             "(lambda x: vault.check(x))", "(lambda x: vault.contains([x]))",
             "(lambda x: isinstance(vault, collections.abc.Sequence) and x)",
-            "display", "(lambda x: display([x, vault]))"]  # fmt: skip
+            "display", "(lambda x: display([x, vault]))",
+            # callback APIs of trusted standard-library code, display hooks, comparisons
+            "(lambda f: heapq.nsmallest(1, [vault, 2], key=f))",
+            "(lambda f: max([1, 2], key=f))", "(lambda f: json.dumps(own, default=f))",
+            "(lambda f: re.sub('a', f, 'a'))", "(lambda f: functools.reduce(f, [vault, 1]))",
+            "(lambda f: pprint.pformat(ReprBy(f)))", "(lambda f: display(PrettyBy(f)))",
+            "(lambda f: string.Template('$x').substitute(Missing(x=f)))",
+            "(lambda x: sorted([x, Seen(), vault], key=id))", "(lambda x: {x: 1}.get(Hashed()))",
+            "(lambda x: x == vault)", "(lambda x: vault == x)", "(lambda x: [vault].index(x))",
+            "(lambda x: datetime.datetime(2020, 1, 1, tzinfo=x).isoformat())",
+            "(lambda x: copy.deepcopy([x, vault]))", "(lambda x: slice(x, vault))"]  # fmt: skip
 
 _names = st.sampled_from(NAMES)
 _accessors = st.one_of(

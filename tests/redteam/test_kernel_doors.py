@@ -25,7 +25,7 @@ import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 
-from ipycap.engine.approval import APPROVAL_PREFIX, import_question
+from ipycap.engine.approval import APPROVAL_PREFIX
 from tests.kernel.conftest import execute, value_of
 
 pytestmark = pytest.mark.kernel
@@ -599,9 +599,9 @@ PHISHING = {
 
 @pytest.mark.parametrize("name", sorted(PHISHING))
 def test_capsule_cannot_ask_for_a_password(capsule, stock, name):
-    # The only prompt is the kernel's own question for the import of getpass (asked at the
-    # moment of access); approving it still gives the capsule no password prompt.
-    approvals = [] if name != "getpass" else [APPROVAL_PREFIX + import_question("getpass")]
+    # No prompt at all: getpass is not a grantable stdlib module (CapsulePolicy.
+    # grantable_stdlib), so not even the kernel's question for its import is asked.
+    approvals = []
     for answer in ("hunter2", "y"):
         reply, outputs, prompts = execute(capsule, PHISHING[name], stdin_answer=answer)
         assert prompts == approvals and "hunter2" not in json.dumps([reply, outputs])

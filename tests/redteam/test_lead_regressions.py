@@ -90,7 +90,7 @@ def test_hard_link_opened_through_fileio_class_is_refused(canary, tmp_path):
     capsule = Capsule(grants=[("read", str(granted))])
     try:
         capsule.run(payload)
-    except PermissionError:
+    except (PermissionError, AttributeError):  # the revocable handle has no .raw any more
         pass
     assert capsule.namespace.get("loot") != token
 

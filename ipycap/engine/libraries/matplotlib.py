@@ -1,7 +1,7 @@
 """matplotlib: figures and savefig on granted paths; its fonts and mpl-data are its own;
 global rc settings only per block."""
 
-from .profile import Profile
+from .profile import PathArg, Profile
 
 _PLOTS = (
     "plot",
@@ -62,6 +62,31 @@ PROFILE = Profile(
         },
         "matplotlib.rcParams": "read_only_rc",
         "matplotlib.pyplot.rcParams": "read_only_rc",
+        "matplotlib.rcParamsDefault": "read_only_rc",  # rcdefaults() copies them back
+        "matplotlib.rcParamsOrig": "read_only_rc",
+        "matplotlib.units.registry": "read_only_table",  # type -> converter, every plot asks
+    },
+    registers={
+        "matplotlib.scale.register_scale": "matplotlib's scale names ('log' for everyone)",
+        "matplotlib.projections.register_projection": "matplotlib's projection names",
+        "matplotlib.backend_bases.register_backend": "matplotlib's savefig formats",
+        "matplotlib.cm:ColormapRegistry.register": "matplotlib.colormaps",
+        "matplotlib.cm:ColormapRegistry.unregister": "matplotlib.colormaps",
+        "matplotlib.colors:ColorSequenceRegistry.register": "matplotlib.color_sequences",
+        "matplotlib.colors:ColorSequenceRegistry.unregister": "matplotlib.color_sequences",
+        "matplotlib.projections:ProjectionRegistry.register": "matplotlib's projection names",
+        "matplotlib.animation:MovieWriterRegistry.register": "matplotlib.animation.writers "
+        "(Animation.save(writer='ffmpeg') looks the writer up there)",
+    },
+    not_registries={
+        "matplotlib.backend_tools.add_tools_to_container": "adds tools to the container given",
+        "matplotlib.backend_tools.add_tools_to_manager": "adds tools to the manager given",
+    },
+    templates={
+        # '{x.__class__...}' formatted by matplotlib on tick values and what else it is given
+        "matplotlib.ticker:StrMethodFormatter.__init__": PathArg(0, "fmt"),
+        "matplotlib.ticker:StrMethodFormatter.__call__": "fmt",  # f.fmt = ... later
+        "matplotlib.cbook._auto_format_str": PathArg(0, "fmt"),  # bar_label(fmt='{...}')
     },
     unchecked="savefig opens files from Python, where the tripwire checks them",
 )

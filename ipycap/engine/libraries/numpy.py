@@ -9,6 +9,10 @@ PROFILE = Profile(
     summary="arrays and vector math; file I/O only on granted paths",
     readonly={"numpy:ndarray": "numpy_array"},
     stdlib=("importlib.metadata",),
+    registers={
+        "numpy.lib.add_docstring": "the docstrings of numpy's objects",
+        "numpy.lib.add_newdoc": "the docstrings of numpy's objects",
+    },
     refused={
         "numpy.memmap": "it memory-maps a file (mmap is refused in capsules)",
         "numpy.ctypeslib": "it turns raw addresses into arrays (any memory of the process)",

@@ -67,6 +67,31 @@ PROFILE = Profile(
     options={
         "pandas.set_option": "with pd.option_context('display.max_rows', 5): ...",
         "pandas.reset_option": "with pd.option_context(...): ...",
+        "pandas.set_eng_float_format": "with pd.option_context('display.float_format', ...)",
+    },
+    registers={
+        "pandas.core.dtypes.base.register_extension_dtype": "pandas' dtype names (every "
+        "dtype string is looked up there)",
+        "pandas.core.dtypes.base:Registry.register": "pandas' dtype names",
+        "pandas.core.accessor.register_dataframe_accessor": "pandas.DataFrame (every frame)",
+        "pandas.core.accessor.register_series_accessor": "pandas.Series (every series)",
+        "pandas.core.accessor.register_index_accessor": "pandas.Index (every index)",
+        "pandas.io.excel.register_writer": "pandas' Excel writer engines",
+        "pandas.plotting.register_matplotlib_converters": "matplotlib.units.registry",
+        "pandas.plotting.deregister_matplotlib_converters": "matplotlib.units.registry",
+        "pandas.core.config_init.register_converter_cb": "matplotlib.units.registry",
+        "pandas.core.config_init.register_plotting_backend_cb": "pandas' plotting backend",
+    },
+    not_registries={
+        "pandas.core.arrays.datetimelike.add_overflowsafe": "arithmetic on the arrays given",
+        "pandas.core.computation.expr.add_ops": "a decorator adding methods to the class given",
+    },
+    templates={
+        # Styler.format('{...}'), format_index, format_index_names: one funnel
+        "pandas.io.formats.style_render._maybe_wrap_formatter": PathArg(0, "formatter"),
+        "pandas.io.formats.style_render:StylerRenderer.relabel_index": PathArg(0, "labels"),
+        # to_string / to_html / to_latex(float_format='{...}')
+        "pandas.io.formats.format:DataFrameFormatter._validate_float_format": PathArg(0, "fmt"),
     },
     replaced={
         # protected DataFrames/Series among the arguments: deep copies (wrappers.py)
@@ -97,6 +122,7 @@ PROFILE = Profile(
         "pandas:DataFrame.query": "frame_query",
         "pandas:DataFrame.eval": "frame_eval",
         "pandas.core.generic:NDFrame.to_pickle": "refuse_pickle",
+        "pandas.plotting.plot_params": "read_only_table",
     },
     unchecked="pandas' Python-level file opens are also checked by the tripwire",
 )

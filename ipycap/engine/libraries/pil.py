@@ -16,5 +16,23 @@ PROFILE = Profile(
         "PIL.ImageCms": "colour profiles are read from system folders",
     },
     reads={"PIL.Image.open": PathArg(0, "fp")},
+    registers={
+        f"PIL.Image.{name}": "PIL's image formats (Image.open and save use them for every file)"
+        for name in (
+            "register_open",
+            "register_mime",
+            "register_save",
+            "register_save_all",
+            "register_extension",
+            "register_extensions",
+            "register_decoder",
+            "register_encoder",
+        )
+    },
+    not_registries={
+        "PIL.Image.registered_extensions": "a reader (it gets a copy)",
+        "PIL.ImageChops.add_modulo": "arithmetic on the images given",
+    },
+    replaced={"PIL.Image.registered_extensions": "copy_result"},
     unchecked="decoders are C code; the paths they read are checked before they open",
 )

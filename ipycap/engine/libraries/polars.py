@@ -62,6 +62,57 @@ PROFILE = Profile(
         **{f"polars:DataFrame.{name}": _FILE for name in _WRITES},
         **{f"polars:LazyFrame.{name}": PathArg(0, "path") for name in _SINKS},
     },
+    registers={
+        **{
+            f"polars.api.register_{kind}_namespace": f"polars.{cls} (every {kind})"
+            for kind, cls in (
+                ("dataframe", "DataFrame"),
+                ("lazyframe", "LazyFrame"),
+                ("series", "Series"),
+                ("expr", "Expr"),
+            )
+        },
+        "polars.datatypes.extension.register_extension_type": "polars' extension types",
+        "polars.datatypes.extension.unregister_extension_type": "polars' extension types",
+        "polars.plugins.register_plugin_function": "polars' plugin functions",
+        "polars.io.plugins.register_io_source": "polars' I/O sources",
+    },
+    udfs={
+        **{
+            f"polars:{key}": PathArg(1, "function")
+            for key in (
+                "Expr.map_batches",
+                "Expr.map_elements",
+                "Expr.pipe",
+                "Expr.pipe_with_dtype",
+                "Expr.rolling_map",
+                "Series.map_elements",
+                "Series.rolling_map",
+                "DataFrame.map_rows",
+                "DataFrame.pipe",
+                "LazyFrame.map_batches",
+                "LazyFrame.pipe",
+                "LazyFrame.pipe_with_schema",
+                "LazyFrame.sink_batches",
+            )
+        },
+        "polars:DataFrame.map_columns": PathArg(2, "function"),
+        "polars.dataframe.group_by:GroupBy.map_groups": PathArg(1, "function"),
+        "polars.lazyframe.group_by:LazyGroupBy.map_groups": PathArg(1, "function"),
+        **{
+            f"polars.{name}": PathArg(position, "function")
+            for name, position in (
+                ("cum_fold", 1),
+                ("cum_reduce", 0),
+                ("defer", 0),
+                ("fold", 1),
+                ("map_batches", 1),
+                ("map_groups", 1),
+                ("pipe_with_dtype", 1),
+                ("reduce", 0),
+            )
+        },
+    },
     environ=("POLARS_",),  # 'with pl.Config(...)' sets and restores POLARS_FMT_* variables
     replaced={
         "polars.Config": "polars_config",

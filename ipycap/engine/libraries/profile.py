@@ -41,6 +41,23 @@ class Profile:
     writes: dict = field(default_factory=dict)
     #: Global option setters: name -> the per-block alternative (refused with it as the hint).
     options: dict = field(default_factory=dict)
+    #: Registration functions and methods: name -> the process-wide table they write
+    #: (``matplotlib.scale.register_scale`` -> "matplotlib's scale names").  Refused when capsule
+    #: code calls them: trusted code looks the table up later and would call what a capsule
+    #: registered with its own data (I3).  The library's own calls on its own behalf pass.
+    registers: dict = field(default_factory=dict)
+    #: Names that look like registrations (``register*``, ``add_*``) but write no shared table:
+    #: name -> why.  tests/test_library_boundary.py fails on any such name of the installed
+    #: library that is in neither table.
+    not_registries: dict = field(default_factory=dict)
+    #: Template-taking APIs (the template is run with ``str.format`` by library code, outside
+    #: the guard): name -> the argument (position, keyword) holding the template.  Checked with
+    #: the capsule's own rule: a field may only traverse public names.
+    templates: dict = field(default_factory=dict)
+    #: Functions taking a callable the library may run on its own worker threads (polars'
+    #: ``map_elements``): name -> the argument.  A capsule's callable runs under a frame of
+    #: that capsule, so the tripwire sees it there too.
+    udfs: dict = field(default_factory=dict)
     #: Names replaced by a safe version: name -> factory(original) (see ``wrappers``).
     replaced: dict = field(default_factory=dict)
     #: Environment variables it sets on its own behalf (prefixes): polars' Config blocks.

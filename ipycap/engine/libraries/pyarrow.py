@@ -61,5 +61,14 @@ PROFILE = Profile(
         "pyarrow.set_io_thread_count": "it changes the whole process",
         "pyarrow.set_cpu_count": "it changes the whole process",
     },
+    registers={
+        "pyarrow.register_extension_type": "pyarrow's extension types",
+        "pyarrow.unregister_extension_type": "pyarrow's extension types",
+        **{
+            f"pyarrow.compute.register_{kind}_function": "pyarrow's compute functions"
+            for kind in ("scalar", "aggregate", "tabular", "vector")
+        },
+    },
+    not_registries={"pyarrow.compute.add_checked": "arithmetic"},
     unchecked="a file system passed as filesystem= is refused with pyarrow.fs",
 )

@@ -51,5 +51,8 @@ PROFILE = Profile(
     options={
         "sklearn.set_config": "with sklearn.config_context(assume_finite=True): ...",
     },
+    not_registries={
+        "sklearn.preprocessing.add_dummy_feature": "returns a copy of the data with a column",
+    },
     unchecked="estimators with n_jobs > 1 run their workers one after another in a capsule",
 )

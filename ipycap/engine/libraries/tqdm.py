@@ -1,7 +1,7 @@
 """tqdm: text progress bars (no widgets in a capsule: tqdm.auto and tqdm.notebook give the
 text bar)."""
 
-from .profile import Profile
+from .profile import PathArg, Profile
 
 PROFILE = Profile(
     package="tqdm",
@@ -12,10 +12,16 @@ PROFILE = Profile(
         "tqdm.contrib.discord": "it sends to the network",
         "tqdm.contrib.slack": "it sends to the network",
     },
-    # tqdm keeps its write lock and its list of bars on the class at run time (cls._lock,
-    # cls._instances), so frozen classes would break every bar.  What a capsule could change
-    # on them is how trusted code's progress bars are drawn (text), nothing it could read.
-    freeze=False,
+    # Frozen like every profiled library's classes: unfrozen, a capsule's
+    # 'tqdm.format_meter = spy' received the description and counts of every trusted bar
+    # drawn later (I3).  tqdm writes to its class at run time only to create its write lock
+    # and its monitor thread: the lock is made before the class is frozen and the monitor
+    # is switched off (wrappers._prepare_tqdm; tqdm.monitor_interval = 0, as users do).
+    templates={
+        "tqdm.std:tqdm.format_meter": PathArg(9, "bar_format"),  # a staticmethod
+        "tqdm.std:tqdm.__init__": PathArg(15, "bar_format"),
+        "tqdm.std:tqdm.__str__": "bar_format",  # bar.bar_format = ... , drawn later
+    },
     replaced={
         "tqdm.auto.tqdm": "text_tqdm",
         "tqdm.auto.trange": "text_trange",

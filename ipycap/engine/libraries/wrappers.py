@@ -33,7 +33,7 @@ from ..errors import (
 from ..gate import gate
 from ..membrane import Proxy, target_of
 from ..membrane.values import add_value_types
-from . import PROFILES, asking_package
+from . import PROFILES, asking_package, boundary
 from .profile import PathArg
 
 _PATH_TYPES = ("PosixPath", "PurePosixPath", "WindowsPath", "PureWindowsPath", "Path")
@@ -343,11 +343,12 @@ class ReadOnlyOptions(Mapping):
     """A capsule's view of a global settings mapping (matplotlib's rcParams): reading works,
     changing it is refused with the per-block way."""
 
-    __slots__ = ("_ipycap_data", "_ipycap_hint")
+    __slots__ = ("_ipycap_data", "_ipycap_hint", "_ipycap_what")
 
-    def __init__(self, data, hint):
+    def __init__(self, data, hint, what=("matplotlib", "rcParams")):
         object.__setattr__(self, "_ipycap_data", data)
         object.__setattr__(self, "_ipycap_hint", hint)
+        object.__setattr__(self, "_ipycap_what", what)
 
     def __getitem__(self, key):
         return self._ipycap_data[key]
@@ -359,9 +360,10 @@ class ReadOnlyOptions(Mapping):
         return len(self._ipycap_data)
 
     def __setitem__(self, key, value):
+        package, what = self._ipycap_what
         raise _refusal(
-            "matplotlib",
-            f"rcParams[{key!r}] = ...: it changes every later figure of the session",
+            package,
+            f"{what}[{key!r}] = ...: it changes a table the whole session uses",
             hint=self._ipycap_hint,
         )
 
@@ -374,14 +376,32 @@ class ReadOnlyOptions(Mapping):
         self.__setitem__(name, value)
 
     def __repr__(self):
-        return f"<read-only rcParams ({len(self)} settings)>"
+        return f"<read-only {self._ipycap_what[1]} ({len(self)} entries)>"
 
 
 guard.share_class(ReadOnlyOptions)
 
 
 def read_only_rc(fn, package, name):
-    return ReadOnlyOptions(fn, "with plt.rc_context({'lines.linewidth': 2}): ...")
+    return ReadOnlyOptions(
+        fn, "with plt.rc_context({'lines.linewidth': 2}): ...", (package, name.rpartition(".")[2])
+    )
+
+
+def read_only_table(fn, package, name):
+    """A process-wide table (``matplotlib.units.registry``, ``pandas.plotting.plot_params``)
+    as a capsule sees it: readable, never changed."""
+    return ReadOnlyOptions(fn, None, (package, name))
+
+
+def copy_result(fn, package, name):
+    """``fn`` returning a copy of the library's own table (``Image.registered_extensions``)."""
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        return dict(fn(*args, **kwargs))
+
+    return call
 
 
 class ConfigStandIn:
@@ -508,6 +528,8 @@ _FACTORIES = {
     "refuse_pickle": refuse_pickle,
     "refuse_database": refuse_database,
     "read_only_rc": read_only_rc,
+    "read_only_table": read_only_table,
+    "copy_result": copy_result,
     "polars_config": polars_config,
     "text_tqdm": text_tqdm,
     "text_trange": text_trange,
@@ -538,7 +560,23 @@ def _entries():
             e["arg"] = arg
         for key, factory in profile.replaced.items():
             entry(key)["replaced"] = _FACTORIES[factory]
+        for key, table_name in profile.registers.items():
+            if ":" in key:
+                entry(key)["replaced"] = boundary.refuse_registration(table_name)
+            else:
+                entry(key)["refused"] = boundary.registration_message(key, table_name).partition(
+                    ": "
+                )[2]
+        for key, arg in profile.udfs.items():
+            entry(key)["replaced"] = boundary.capsule_udfs(arg)
+        for key, spec in profile.templates.items():
+            _TEMPLATES[key] = (pkg, spec)
     return table
+
+
+#: Template-taking functions and methods (``Profile.templates``): wrapped in place, in the
+#: library's own module or class, so the library's internal calls are checked too.
+_TEMPLATES: dict = {}
 
 
 _TABLE = _entries()
@@ -624,6 +662,7 @@ def is_view_refused(module_name: str, name: str) -> bool:
 
 # -- classes: methods checked in place, attributes refused, classes frozen -------------------
 _INSTALLED: set[str] = set()
+_INSTALLED_KEYS: set[str] = set()
 
 
 def _numpy_scalars():
@@ -655,7 +694,9 @@ def _warm_numpy() -> None:
 
 
 def install() -> None:
-    """Wrap the profiled methods of every profiled library already imported (once each)."""
+    """Wrap the profiled methods (and template-taking functions) of every profiled library
+    module imported so far; each once.  Called whenever a capsule makes a module view, so a
+    submodule the library imported lazily since (pandas' Styler) is wrapped then."""
     for package in PROFILES:
         if package in _INSTALLED or package not in sys.modules:
             continue
@@ -663,22 +704,82 @@ def install() -> None:
         if package == "numpy":
             add_value_types(_numpy_scalars())
             _warm_numpy()
-        for key, entry in _METHODS.items():
-            module_name, _, path = key.partition(":")
-            if module_name.partition(".")[0] != package:
-                continue
-            owner = sys.modules.get(module_name)
-            cls_name, _, meth = path.rpartition(".")
-            cls = getattr(owner, cls_name, None) if owner is not None else None
-            if not isinstance(cls, type) or meth not in vars(cls):
-                continue
-            fn = vars(cls)[meth]
-            name = f"{package}.{path}"
-            if entry["kinds"]:
-                fn = checked_method(fn, package, name, tuple(entry["kinds"]), entry["arg"])
-            if "replaced" in entry:
-                fn = entry["replaced"](fn, package, name)
-            setattr(cls, meth, fn)
+        if package == "pandas":
+            _import_quietly("pandas.io.formats.style_render")  # Styler.format's templates
+        if package == "tqdm":
+            _prepare_tqdm()
+    if "matplotlib.pyplot" in sys.modules:
+        boundary.scope_figures()
+    if len(_INSTALLED_KEYS) == len(_METHODS) + len(_TEMPLATES):
+        return  # everything wrapped: the common case, one comparison per module view
+    for key, entry in _METHODS.items():
+        if key not in _INSTALLED_KEYS:
+            _install_method(key, entry)
+    for key, (package, spec) in _TEMPLATES.items():
+        if "template " + key not in _INSTALLED_KEYS:
+            _install_template(key, package, spec)
+
+
+def _prepare_tqdm() -> None:
+    """What tqdm would write to its (frozen) class later, done now: its write lock, and no
+    monitor thread (tqdm reassigns ``cls.monitor`` whenever the thread has ended)."""
+    std = sys.modules.get("tqdm.std") or _import_quietly("tqdm.std") or sys.modules["tqdm.std"]
+    cls = std.tqdm
+    cls.get_lock()
+    monitor = vars(cls).get("monitor")
+    if monitor is not None:
+        monitor.exit()
+        cls.monitor = None
+    cls.monitor_interval = 0
+
+
+def _import_quietly(name: str) -> None:
+    try:
+        tripwire.trusted_import(name)
+    except ImportError:  # an optional dependency (jinja2) missing: nothing to wrap
+        pass
+
+
+def _owner(key):
+    """(class or module, attribute name) of a profile key, or None while not imported."""
+    module_name, colon, path = key.partition(":")
+    if not colon:
+        module_name, _, attr = key.rpartition(".")
+        module = sys.modules.get(module_name)
+        return (module, attr) if module is not None and attr in vars(module) else None
+    owner = sys.modules.get(module_name)
+    cls_name, _, meth = path.rpartition(".")
+    cls = getattr(owner, cls_name, None) if owner is not None else None
+    if not isinstance(cls, type) or meth not in vars(cls):
+        return None
+    return cls, meth
+
+
+def _install_method(key, entry) -> None:
+    found = _owner(key)
+    if found is None:
+        return
+    _INSTALLED_KEYS.add(key)
+    cls, meth = found
+    package = entry["package"]
+    fn = vars(cls)[meth]
+    name = f"{package}.{key.partition(':')[2]}"
+    if entry["kinds"]:
+        fn = checked_method(fn, package, name, tuple(entry["kinds"]), entry["arg"])
+    if "replaced" in entry:
+        fn = entry["replaced"](fn, package, name)
+    setattr(cls, meth, fn)
+
+
+def _install_template(key, package, spec) -> None:
+    found = _owner(key)
+    if found is None:
+        return
+    _INSTALLED_KEYS.add("template " + key)
+    owner, attr = found
+    fn = vars(owner)[attr]
+    name = key.replace(":", ".")
+    setattr(owner, attr, boundary.checked_template(spec, fn, package, name, method=":" in key))
 
 
 def _object_attr_rule(package: str, why: str):
