@@ -177,5 +177,59 @@ def bench_start(settings: Settings) -> list[Table]:
     return [table]
 
 
+def bench_read_only(settings: Settings) -> list[Table]:
+    """What a read-only proxy's stand-in costs (membrane/readonly.py): a library container
+    reaching a capsule read-only is held as a non-writeable numpy view over a read-only
+    buffer, or a lazy pandas copy, made once per object per capability and reused while the
+    proxy lives.  Fresh results (``arr + 1``, ``df['c0']``) get one each: the table times
+    the operation that makes the fresh object alone, and with its stand-in."""
+    try:
+        import numpy as np
+        import pandas as pd
+    except ImportError:  # pragma: no cover - the bench extra installs both
+        return []
+    from ipycap.engine.libraries import readonly
+
+    arr = np.arange(100.0)
+    big = np.arange(1_000_000.0)
+    df = pd.DataFrame({f"c{i}": np.arange(100) for i in range(10)})
+
+    def loop(make):
+        def work(n):
+            for _ in range(n):
+                make()
+
+        return work
+
+    tables = []
+    for what, variants in (
+        (
+            "numpy: arr + 1 (100 floats)",
+            {
+                "arr + 1": loop(lambda: arr + 1),
+                "arr + 1, read-only stand-in": loop(lambda: readonly.numpy_array(arr + 1)),
+            },
+        ),
+        (
+            "numpy: stand-in of a 1,000,000-float array (no copy: same cost)",
+            {
+                "arr.view()": loop(big.view),
+                "read-only stand-in": loop(lambda: readonly.numpy_array(big)),
+            },
+        ),
+        (
+            "pandas: df['c0'] (10 x 100 frame)",
+            {
+                "df['c0']": loop(lambda: df["c0"]),
+                "df['c0'], read-only stand-in": loop(lambda: readonly.pandas_frame(df["c0"])),
+            },
+        ),
+    ):
+        table = compare(f"membrane: read-only stand-in, {what}", variants, settings, unit="op")
+        table.notes.append("made once per object per capability while its proxy lives")
+        tables.append(table)
+    return tables
+
+
 def run(settings: Settings) -> list[Table]:
-    return bench_access(settings) + bench_start(settings)
+    return bench_access(settings) + bench_start(settings) + bench_read_only(settings)

@@ -60,6 +60,11 @@ static PyObject *hook_call = NULL;   /* call(method, cap, args, kwargs) -> value
 static PyObject *hook_result = NULL; /* result(value, cap) -> wrapped value */
 static PyObject *hook_finish = NULL; /* finish(proxy, name, value) -> value */
 static PyObject *hook_error = NULL;  /* error(exc) -> scrubbed exception */
+/* membrane/readonly.py FAST_TYPES: type -> True when read-only proxies of it may bind their
+ * Python methods here without asking whether the method mutates (no container in its MRO). */
+static PyObject *readonly_fast_types = NULL;
+/* membrane.crossing._getitem_read_only(proxy, key): indexing a read-only dict subclass */
+static PyObject *readonly_getitem = NULL;
 static PyObject *str_revoked = NULL;
 static PyObject *hook_view_miss = NULL; /* view_miss(view, name) -> value */
 static PyObject *hook_wrap = NULL;      /* wrap(value, cap, writable) -> capsule value */
@@ -67,7 +72,7 @@ static PyObject *hook_export = NULL;    /* export(value) -> trusted value */
 static PyObject *hook_revoked = NULL;   /* revoked(cap): raises the recorded RevokedError */
 static PyObject *proxy_class = NULL;    /* ipycap.engine.membrane.crossing.Proxy */
 static PyObject *reverse_class = NULL;  /* ipycap.engine.membrane.crossing.ReverseProxy */
-static PyObject *mutating = NULL;       /* values._MUTATING: {type: {method names}} */
+static PyObject *mutating = NULL;       /* membrane/readonly.py EXACT_MUTATORS: {type: {method names}} */
 static PyObject *fast_types = NULL;     /* tuple: builtin types wrap() only proxies+caches */
 static PyObject *str_class = NULL;
 static PyTypeObject IdentityCache_Type;
@@ -164,6 +169,22 @@ raise_scrubbed(void)
     PyErr_SetObject((PyObject *)Py_TYPE(scrubbed), scrubbed);
     Py_DECREF(scrubbed);
     return NULL;
+}
+
+/* Whether a read-only proxy may bind a Python method of this type in C (else the finish
+ * hook decides, and fills the table for next time). */
+static int
+readonly_fast(PyTypeObject *tp)
+{
+    if (readonly_fast_types == NULL) {
+        return 0;
+    }
+    PyObject *v = PyDict_GetItemWithError(readonly_fast_types, (PyObject *)tp);
+    if (v == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    return v == Py_True;
 }
 
 /* -- the identity cache ---------------------------------------------------------------- */
@@ -636,7 +657,8 @@ proxy_getattro(ProxyBaseObject *self, PyObject *name)
             /* Only a method bound to the target itself (which was admitted when it was
              * wrapped) stays in C; one bound to another object (e.g. an attribute holding
              * IPython's shell.ev) is decided by ipycap.engine.membrane. */
-            if (PyMethod_Check(value) && PyMethod_GET_SELF(value) == self->target) {
+            if (PyMethod_Check(value) && PyMethod_GET_SELF(value) == self->target &&
+                (self->writable || readonly_fast(Py_TYPE(self->target)))) {
                 MethodProxyObject *mp = PyObject_GC_New(MethodProxyObject, &MethodProxy_Type);
                 if (mp == NULL) {
                     Py_DECREF(value);
@@ -652,8 +674,8 @@ proxy_getattro(ProxyBaseObject *self, PyObject *name)
             /* A builtin method bound to the target (list.append, dict.get): what
              * membrane._finish_getattr gives, an uncached proxy of it with the target's
              * writable flag -- unless the target is read-only and the method one of
-             * values._MUTATING's (then _ReadOnlyMethod, from Python).  Only plain
-             * metaclasses (no __eq__/__hash__ of theirs in the _MUTATING lookup) and
+             * EXACT_MUTATORS (then _ReadOnlyMethod, from Python; other types when FAST_TYPES does not clear them).  Only plain
+             * metaclasses (no __eq__/__hash__ of theirs in the EXACT_MUTATORS lookup) and
              * methods with no __module__ (so not ipycap's own functions) stay here. */
             if (PyCFunction_CheckExact(value) && PyCFunction_GET_SELF(value) == self->target &&
                 ((PyCFunctionObject *)value)->m_module == NULL && proxy_class != NULL &&
@@ -665,6 +687,12 @@ proxy_getattro(ProxyBaseObject *self, PyObject *name)
                     if (names == NULL && PyErr_Occurred()) {
                         Py_DECREF(value);
                         return NULL;
+                    }
+                    /* not an exact list/dict/set/bytearray: a subclass or another container
+                     * (OrderedDict, deque, a file) is judged in Python by the class that
+                     * defines the method (membrane/readonly.py), unless FAST_TYPES clears it */
+                    if (names == NULL && !readonly_fast(Py_TYPE(self->target))) {
+                        readonly_mutator = 1;
                     }
                     if (names != NULL) {
                         readonly_mutator = PySet_Contains(names, name);
@@ -766,6 +794,10 @@ proxy_subscript(ProxyBaseObject *self, PyObject *key)
                 return wrap_steal(Py_NewRef(PyList_GET_ITEM(t, i)), self->cap, self->cache, 0);
             }
         }
+    }
+    if (!self->writable && readonly_getitem != NULL && PyDict_Check(t) && !PyDict_CheckExact(t)) {
+        /* a read-only dict subclass: a defaultdict's missing key would be inserted */
+        return PyObject_CallFunctionObjArgs(readonly_getitem, (PyObject *)self, key, NULL);
     }
     PyObject *k = export_operand(key);
     if (k == NULL) {
@@ -1318,6 +1350,20 @@ set_hooks(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+static PyObject *
+set_readonly_types(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyDict_CheckExact(args[0]) || !PyCallable_Check(args[1]) ||
+        readonly_fast_types != NULL) {
+        PyErr_SetString(PyExc_TypeError,
+                        "set_readonly_types(fast_types_dict, getitem), once per process");
+        return NULL;
+    }
+    readonly_fast_types = Py_NewRef(args[0]);
+    readonly_getitem = Py_NewRef(args[1]);
+    Py_RETURN_NONE;
+}
+
 /* Make a class immutable (CPython's own flag for static types): assigning or deleting its
  * attributes then raises TypeError.  Used on standard-library classes before a capsule gets
  * them, so capsule code cannot monkeypatch what trusted code shares (plain attribute stores
@@ -1520,6 +1566,7 @@ static PyMethodDef methods[] = {
     {"proxy_target", proxy_target, METH_O, NULL},
     {"proxy_cap", proxy_cap, METH_O, NULL},
     {"proxy_writable", proxy_writable, METH_O, NULL},
+    {"set_readonly_types", (PyCFunction)(void (*)(void))set_readonly_types, METH_FASTCALL, NULL},
     {"set_hooks", (PyCFunction)(void (*)(void))set_hooks, METH_FASTCALL, NULL},
     {NULL, NULL, 0, NULL},
 };

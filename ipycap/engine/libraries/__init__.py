@@ -258,3 +258,17 @@ def grant_target(ctx, name: str) -> str:
 
 
 __all__ = ["PROFILES", "PathArg", "Profile", "library_import", "library_reads_own_data"]
+
+
+def readonly_target_function(tp):
+    """The function making the read-only target of a ``tp`` (a profile's ``readonly``
+    class or a subclass of one, of a library already imported), or None."""
+    from . import readonly
+
+    for profile in PROFILES.values():
+        for where, fn in profile.readonly.items():
+            module, _, name = where.partition(":")
+            cls = getattr(sys.modules.get(module), name, None)
+            if isinstance(cls, type) and issubclass(tp, cls):
+                return getattr(readonly, fn)
+    return None

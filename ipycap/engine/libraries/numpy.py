@@ -7,6 +7,7 @@ _PATH = PathArg(0, "file")
 PROFILE = Profile(
     package="numpy",
     summary="arrays and vector math; file I/O only on granted paths",
+    readonly={"numpy:ndarray": "numpy_array"},
     stdlib=("importlib.metadata",),
     registers={
         "numpy.lib.add_docstring": "the docstrings of numpy's objects",

@@ -21,6 +21,7 @@ _READS = (
 PROFILE = Profile(
     package="pandas",
     summary="data frames: read/write files on granted paths, groupby, plotting (with matplotlib)",
+    readonly={"pandas:DataFrame": "pandas_frame", "pandas:Series": "pandas_frame"},
     loads=(
         "pyarrow",
         "numpy",

@@ -40,6 +40,7 @@ _SINKS = ("sink_csv", "sink_ipc", "sink_ndjson", "sink_parquet")
 PROFILE = Profile(
     package="polars",
     summary="data frames with native (Rust) I/O checked against the grants",
+    readonly={"polars:DataFrame": "polars_frame", "polars:Series": "polars_frame"},
     loads=("pyarrow", "numpy", "pandas", "matplotlib", "narwhals"),
     stdlib=("importlib.metadata", "importlib.util", "concurrent.futures"),
     refused={

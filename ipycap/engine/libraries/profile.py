@@ -65,5 +65,9 @@ class Profile:
     #: Whether its classes are frozen when a capsule gets them (False only for a library that
     #: keeps state on its classes at run time; the profile says why).
     freeze: bool = True
+    #: Classes ("module:Class") whose instances a read-only proxy holds as an immutable
+    #: stand-in sharing their data: class -> function name in ``readonly`` (read-only
+    #: targets, membrane/readonly.py).
+    readonly: dict = field(default_factory=dict)
     #: What stays unchecked, said plainly (README, refusals).
     unchecked: str = ""

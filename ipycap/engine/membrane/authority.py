@@ -78,19 +78,20 @@ def _revoked(cap):
 
 
 class _ReadOnlyMethod:
-    """Stands in for a mutating method of a read-only builtin container."""
+    """Stands in for a mutating method of a read-only standard-library container."""
 
-    __slots__ = ("name", "owner")
+    __slots__ = ("name", "owner", "target")
 
-    def __init__(self, name, owner):
+    def __init__(self, name, owner, target="NAME"):
         self.name = name
         self.owner = owner
+        self.target = target
 
     def __call__(self, *args, **kwargs):
         raise CapsuleTypeError(
             f"{self.owner}.{self.name}() would modify a read-only protected object",
             "membrane",
-            _grant_hint("writable", "NAME"),
+            _grant_hint("writable", self.target),
         )
 
     def __repr__(self):

@@ -17,6 +17,7 @@ import weakref
 from .. import guard, rules
 from ..errors import CapsuleAttributeError, CapsuleTypeError
 from ..modules import module_view_for_membrane
+from . import readonly as _ro
 from .arrays import array_method
 from .authority import (
     _callback_cap,
@@ -27,7 +28,6 @@ from .authority import (
     _revoked,
 )
 from .scrub import scrub, scrub_outbound
-from .values import _MUTATING
 from .values import is_fielded_type as _fielded
 from .values import is_plain as _is_plain
 from .values import is_value_type as _value_type
@@ -63,16 +63,14 @@ def _finish_getattr(proxy, name, value):
     tp = type(value)
     if _value_type(tp):
         return value
+    writable = _get_writable(proxy)
+    # read-only: the mutating methods of standard-library containers (membrane/readonly.py)
+    if (tp is types.MethodType or tp is types.BuiltinMethodType) and not writable:
+        if _ro.refuses_attribute(_get_target(proxy), name, value):
+            return _ReadOnlyMethod(name, type(value.__self__).__name__, _get_cap(proxy).target)
     if tp is types.MethodType:
         _check_withheld(value)
         return _bind(value, _get_cap(proxy))
-    writable = _get_writable(proxy)
-    if (
-        tp is types.BuiltinMethodType
-        and not writable
-        and name in _MUTATING.get(type(_get_target(proxy)), ())
-    ):
-        return _ReadOnlyMethod(name, type(_get_target(proxy)).__name__)
     return wrap(value, _get_cap(proxy), writable)
 
 
@@ -89,6 +87,7 @@ try:
     from .._speedups import proxy_writable as _get_writable
     from .._speedups import set_hooks as _set_hooks
     from .._speedups import set_protocol_hooks as _set_protocol_hooks
+    from .._speedups import set_readonly_types as _set_readonly_types
 
     SPEEDUPS = True
 except ImportError:  # pragma: no cover - exercised when the extension is not built
@@ -186,6 +185,8 @@ class Proxy(_ProxyBase):
         return _call(operator.contains, self, _get_target(self), export(item), raw=True)
 
     def __getitem__(self, key):
+        if not _get_writable(self):
+            return _getitem_read_only(self, key)
         return _call(operator.getitem, self, _get_target(self), export(key))
 
     def __setitem__(self, key, value):
@@ -247,6 +248,18 @@ class Proxy(_ProxyBase):
 
     def __init_subclass__(cls, **kwargs):
         raise CapsuleTypeError("a proxy can never be a base class", "membrane")
+
+
+def _getitem_read_only(proxy, key):
+    """``proxy[key]`` on a read-only proxy (the C slot asks for dict subclasses only): a
+    defaultdict's missing key is refused, since its factory would insert it."""
+    target = _get_target(proxy)
+    key = export(key)
+    if _ro.inserts_on_missing(type(target)) and not _call(
+        operator.contains, proxy, target, key, raw=True
+    ):
+        raise _recorded(_get_cap(proxy), _ro.missing_key_refusal(_get_cap(proxy).target))
+    return _call(operator.getitem, proxy, target, key)
 
 
 def _make_binary(op, dunder, reflected):
@@ -415,17 +428,23 @@ def wrap(value, cap, writable: bool = False):
         return slice(wrap(value.start, cap), wrap(value.stop, cap), wrap(value.step, cap))
     if tp is types.ModuleType:
         return module_view_for_membrane(value)
+    target = value
+    if not writable:  # read-only: mutators refused, library containers immutable (readonly.py)
+        if tp in _ro.CALLABLE_TYPES and _ro.refuses_callable(value):
+            return _ro.refused_callable(value, cap.target)
+        target = _ro.readonly_target(value, cap)
     if SPEEDUPS:
         # The C identity cache (one proxy per object per capability while it lives): the
         # proxy takes itself out when it dies, so a hit is always the live proxy of value.
+        # Keyed by the target: a read-only stand-in is one per object per capability.
         cache = _cache_for(cap)
-        p = _cache_get(cache, value, writable)
+        p = _cache_get(cache, target, writable)
         if p is not None:
             return p
         _check_withheld(value)
         # bound methods are fresh objects each time: not worth caching
         store = tp is not types.MethodType and tp is not types.BuiltinMethodType
-        return _cache_new(cache, value, cap, writable, store)
+        return _cache_new(cache, target, cap, writable, store)
     cache = _CACHES.get(cap)
     if cache is None:
         # Weak values: a proxy lives as long as capsule code holds it, so fresh results of
@@ -433,10 +452,10 @@ def wrap(value, cap, writable: bool = False):
         cache = _CACHES[cap] = weakref.WeakValueDictionary()
     key = (_identity(value), writable)
     p = cache.get(key)
-    if p is not None and _get_target(p) is value:
+    if p is not None and _get_target(p) is target:
         return p
     _check_withheld(value)
-    p = _new_proxy(Proxy, value, cap, writable)
+    p = _new_proxy(Proxy, target, cap, writable)
     if tp is not types.MethodType and tp is not types.BuiltinMethodType:
         cache[key] = p  # bound methods are fresh objects each time: not worth caching
     return p
@@ -760,6 +779,7 @@ if SPEEDUPS:
         m, name, "a proxied method reveals nothing of the method behind it"
     )
     _set_hooks(_slow_getattr, _finish_getattr, scrub, _call_method, wrap)
+    _set_readonly_types(_ro.FAST_TYPES, _getitem_read_only)
     #: Classes wrap() only proxies and caches (no value type, no withheld owner, no module):
     #: the C slots wrap their instances themselves.  The extension accepts only static
     #: builtin classes here.
@@ -791,5 +811,5 @@ if SPEEDUPS:
 
     # Capability: its ``revoked`` slot is read in C while the class is unchanged.
     _set_protocol_hooks(
-        wrap, export, _revoked, Proxy, ReverseProxy, _MUTATING, _FAST_TYPES, Capability
+        wrap, export, _revoked, Proxy, ReverseProxy, _ro.EXACT_MUTATORS, _FAST_TYPES, Capability
     )

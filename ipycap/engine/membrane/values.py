@@ -46,24 +46,6 @@ def is_fielded_type(tp) -> bool:
     return _FIELDED_BY_ADDRESS.get(_address(tp)) is tp
 
 
-_MUTATING = {
-    list: {"append", "extend", "insert", "pop", "remove", "clear", "sort", "reverse"},
-    dict: {"pop", "popitem", "clear", "update", "setdefault"},
-    set: {
-        "add",
-        "discard",
-        "remove",
-        "pop",
-        "clear",
-        "update",
-        "difference_update",
-        "intersection_update",
-        "symmetric_difference_update",
-    },
-    bytearray: {"append", "extend", "insert", "pop", "remove", "clear", "reverse"},
-}
-
-
 def is_plain(value) -> bool:
     """Whether ``value`` is immutable data all the way down (it may cross unchanged)."""
     tp = type(value)
