@@ -113,10 +113,19 @@ _real_convert = enum.EnumType.__dict__["_convert_"]
 _enum_globals = vars(enum)
 
 
+def _is_module_globals(globals_dict, name) -> bool:
+    """Whether ``globals_dict`` is the namespace of the module ``sys.modules[name]`` itself,
+    by identity: both ``__name__`` in a capsule's globals and a class's ``__module__`` are the
+    capsule's to set, so equal names prove nothing (a capsule named its cell and its enum
+    'ipycap.engine.rules' and wrote its members there: red team 1, finding 6)."""
+    module = sys.modules.get(name) if type(name) is str else None
+    return module is not None and getattr(module, "__dict__", None) is globals_dict
+
+
 def global_enum(cls, update_str=False):
     """enum.global_enum, refused when a capsule asks it to write into another module."""
     caller = sys._getframe(1)
-    own_module = caller.f_globals.get("__name__") == getattr(cls, "__module__", None)
+    own_module = _is_module_globals(caller.f_globals, getattr(cls, "__module__", None))
     if not own_module and caller.f_globals is not _enum_globals and tripwire.capsule_on_stack():
         if asked_by_capsule(caller):
             _refuse(
@@ -128,7 +137,7 @@ def global_enum(cls, update_str=False):
 
 def _convert_(cls, name, module, filter, source=None, *, boundary=None, as_global=False):
     caller = sys._getframe(1)
-    if caller.f_globals.get("__name__") != module and tripwire.capsule_on_stack():
+    if not _is_module_globals(caller.f_globals, module) and tripwire.capsule_on_stack():
         if asked_by_capsule(caller):
             _refuse(
                 f"Enum._convert_ reads and writes the globals of module {module!r}",
