@@ -154,7 +154,11 @@ class _CapsuleType(fastpaths.TypeBase):
             if type(ns) is not dict:
                 raise TypeError("type() argument 3 must be dict")
             bases = tuple(_py.type if b is self else b for b in bases)
-            cls = type(guard.exact_name(name), bases, dict(ns), **kwargs)
+            ns = dict(ns)
+            if "__module__" not in ns:
+                # as type() names it for its caller: the capsule's module, not this one's
+                ns["__module__"] = tripwire.capsule_module_name()
+            cls = type(guard.exact_name(name), bases, ns, **kwargs)
             guard.OWN_TYPES.add(cls)
             guard_class_hooks(cls)
             return cls

@@ -101,6 +101,18 @@ def current_context():
     return None
 
 
+def capsule_module_name(default: str = "__capsule__") -> str:
+    """``__name__`` of the innermost capsule frame's globals (an exact str), as CPython names
+    the module of a class ``type(name, bases, ns)`` makes for its caller."""
+    f = sys._getframe(1)
+    while f is not None:
+        if _context_of(f.f_builtins) is not None:
+            name = f.f_globals.get("__name__")
+            return "".join([name]) if isinstance(name, str) else default
+        f = f.f_back
+    return default
+
+
 def capsule_on_stack() -> bool:
     f = sys._getframe(1)
     while f is not None:

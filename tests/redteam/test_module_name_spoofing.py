@@ -67,3 +67,11 @@ def test_plain_python_writes_into_the_named_module(payload):
         assert scratch.classify != "original" or "E" in vars(scratch)
     finally:
         del sys.modules[name]
+
+
+def test_type_names_a_class_after_the_capsule_not_after_ipycap():
+    """``type(name, bases, ns)`` in a capsule named the class's module after the engine's
+    builtins module (the frame that called the real type), so deputies that look a class's
+    module up by name found ipycap's own; it is the capsule's module now, as in plain Python."""
+    made = Capsule().run("X = type('X', (), {})\nclass Y: pass\n(X.__module__, Y.__module__)")
+    assert made[0] == made[1] and not made[0].startswith("ipycap")
