@@ -308,7 +308,7 @@ def test_extension_marks_capsule_cells_only(lab, page):
     _run_cell(page, 1, wait=False)
     dialog = page.locator(".jp-Dialog.ipycap-Approval")
     dialog.wait_for(state="visible", timeout=30_000)
-    assert "Allow import of csv (grant: import csv)?" in dialog.text_content()
+    assert "Allow import of 'csv' (grant: import csv)?" in dialog.text_content()
     dialog.locator("button", has_text="Deny").click()
     _wait_ran(page, 1, before)
     assert "import of 'csv' was not granted" in _output(page, 1)

@@ -11,8 +11,6 @@ cut out this way (unittest.mock, gettext, warnings, locale) are not grantable at
 
 from __future__ import annotations
 
-import csv
-
 from .errors import CapsulePermissionError
 
 
@@ -37,6 +35,8 @@ def field_size_limit(*args, **kwargs):
             "builtins",
             None,
         )
+    import csv  # only when asked: importing ipycap loads no extension module it need not
+
     return csv.field_size_limit()
 
 

@@ -179,19 +179,30 @@ def _nested(event):
     _state.nesting = True
     try:
         f = sys._getframe(2)
-        while f is not None and f.f_globals is not _OWN_GLOBALS:
-            if _context_of(f.f_builtins) is not None:
+        while f is not None:
+            if _context_of(f.f_builtins) is not None or _frame_is_capsule_code(f):
                 raise CapsulePermissionError(
                     f"{event} by capsule code run inside the tripwire's own check",
                     "tripwire",
                     None,
                 )
+            if _is_ipycap_frame(f):
+                return  # the nearest frame is ipycap's own (the hook, or a helper that set
+                # the busy flag to stand the hook aside: the auditor, limits)
             f = f.f_back
     finally:
         _state.nesting = False
 
 
-_OWN_GLOBALS = globals()
+def _is_ipycap_frame(f) -> bool:
+    """Whether ``f`` runs code of an ipycap module, by its globals' identity (a capsule can
+    name its own globals 'ipycap.anything', never make them a loaded module's namespace)."""
+    g = f.f_globals
+    name = g.get("__name__")
+    if type(name) is not str or not name.startswith("ipycap"):
+        return False
+    module = sys.modules.get(name)
+    return module is not None and getattr(module, "__dict__", None) is g
 
 
 # -- the allow table ------------------------------------------------------------------------

@@ -156,7 +156,7 @@ def test_the_extension_in_an_ordinary_kernel_asks_like_jupyterlab(tmp_path):
 
     km, kc = start_new_kernel(kernel_name="python3", cwd=str(tmp_path), startup_timeout=60)
     question = APPROVAL_PREFIX + (
-        "Allow import of csv (grant: import csv)? [y]es / [n]o / [a]lways this session"
+        "Allow import of 'csv' (grant: import csv)? [y]es / [n]o / [a]lways this session"
     )
     try:
         assert execute(kc, "%load_ext ipycap")[0]["status"] == "ok"

@@ -4,14 +4,17 @@ plain-Python demonstration."""
 
 from __future__ import annotations
 
-import getpass
+import importlib
 
 import pytest
 from traitlets.config import Configurable
 
 from ipycap import Capsule, CapsuleImportError
 
-_PATCHED = ["getpass.getpass", "getpass.getuser"]
+#: getpass itself is no longer importable by capsules (an internal standard-library module,
+#: red team 4); the class is any standard-library module a capsule may import, default or
+#: grantable, whose attribute trusted code replaced with a trusted object's method.
+_PATCHED = ["json.dumps", "shlex.split"]
 
 
 @pytest.mark.parametrize("name", _PATCHED)
@@ -20,26 +23,30 @@ def test_a_trusted_method_patched_into_a_stdlib_module_is_refused(monkeypatch, n
     bound method while a cell runs, and the module view handed it to the capsule raw (a
     method bound to the CapsuleKernel).  A method in a standard-library module whose object
     is a denied module's is now refused like a denied module's re-export."""
+    module_name, attr = name.split(".")
+    module = importlib.import_module(module_name)
     host = Configurable()  # trusted machinery of a denied module, as the kernel is
-    monkeypatch.setattr(getpass, name.split(".")[1], host.has_trait)
-    c = Capsule(grants=[("import", "getpass")])
+    monkeypatch.setattr(module, attr, host.has_trait)
+    c = Capsule(grants=[("import", module_name)])
     with pytest.raises(CapsuleImportError, match=r"comes from 'traitlets|which capsules"):
-        c.run(f"import getpass\n{name}")
+        c.run(f"import {module_name}\n{name}")
     # Classmethods too: the class is the owner.
-    monkeypatch.setattr(getpass, "getpass", Configurable.class_config_section)
+    monkeypatch.setattr(module, attr, Configurable.class_config_section)
     with pytest.raises(CapsuleImportError, match="which capsules may never use"):
-        Capsule(grants=[("import", "getpass")]).run("import getpass\ngetpass.getpass")
+        Capsule(grants=[("import", module_name)]).run(f"import {module_name}\n{name}")
 
 
 def test_the_stdlib_modules_own_functions_and_methods_still_cross():
-    c = Capsule(grants=[("import", "getpass")])
-    assert c.run("import getpass\ncallable(getpass.getpass)") is True
+    c = Capsule(grants=[("import", "shlex")])
+    assert c.run("import shlex\ncallable(shlex.split)") is True
     assert c.run("import random\nrandom.seed(1)\nrandom.random() < 1") is True
 
 
 def test_the_patched_method_reaches_the_host_in_plain_python(monkeypatch):
     host = Configurable()
-    monkeypatch.setattr(getpass, "getpass", host.has_trait)
+    import shlex
+
+    monkeypatch.setattr(shlex, "split", host.has_trait)
     ns: dict = {}
-    exec("import getpass\nleak = getpass.getpass.__self__", ns)
+    exec("import shlex\nleak = shlex.split.__self__", ns)
     assert ns["leak"] is host  # the trusted object itself, and its config from there
