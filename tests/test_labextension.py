@@ -38,9 +38,7 @@ LAB = ROOT / "labextension"
 #: A name that would run script if the panel rendered it as markup.
 INJECTION = "<img src=x onerror=window.__ipycap_pwned=1>"
 MARKER = "ipycap-approval: "
-QUESTION = (
-    "Allow read access to data/notes.txt (grant: read data/)? [y]es / [n]o / [a]lways this session"
-)
+QUESTION = "Allow read access to 'data/notes.txt' (grant: read data/)? [y]es / [n]o / [a]lways this session"
 
 
 def test_panel_model_unit_tests():

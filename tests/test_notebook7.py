@@ -91,7 +91,9 @@ def test_notebook7_marks_cells_asks_and_shows_the_panel(notebook7, browser):  # 
         _run_cell(page, 2, wait=False)
         dialog = page.locator(".jp-Dialog.ipycap-Approval")
         dialog.wait_for(state="visible", timeout=30_000)
-        assert "Allow read access to secret.txt (grant: read secret.txt)?" in dialog.text_content()
+        assert (
+            "Allow read access to 'secret.txt' (grant: read secret.txt)?" in dialog.text_content()
+        )
         dialog.locator("button", has_text="Deny").click()
         _wait_ran(page, 2, before)
         assert "was not granted" in _output(page, 2)

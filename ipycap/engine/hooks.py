@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import _abc
 import abc
+import sys
 import types
 import weakref
 
@@ -298,6 +299,18 @@ def _instancecheck(cls, instance):
 def _register(cls, subclass):
     """Register a virtual subclass of an ABC.  Returns the subclass, to allow usage as a
     class decorator."""
+    if cls not in guard.OWN_TYPES and guard.asked_by_capsule(sys._getframe(1)):
+        # A trusted ABC's registry is trusted state every later isinstance() of trusted
+        # code consults (I3): a capsule's class there would be asked about trusted classes
+        # for the rest of the session, and a class that raises in the check (an unchecked
+        # typing.Protocol) breaks them.  Capsules register with their own ABCs.
+        raise guard.CapsuleTypeError(
+            f"registering a class with {getattr(cls, '__qualname__', 'an ABC')} changes a "
+            "registry trusted code shares",
+            "builtins",
+            hint=f"subclass {getattr(cls, '__qualname__', 'the ABC')} instead, or register "
+            "with an ABC the capsule defines",
+        )
     prepare(subclass)
     _prepare_walk(cls)
     if compares_in_capsule(type(subclass)):
@@ -310,15 +323,36 @@ def _register(cls, subclass):
     return _abc_register(cls, subclass)
 
 
+def _as_abc(fn):
+    """``fn`` running with globals named 'abc': typing's Protocol hook decides whether an
+    isinstance()/issubclass() on a non-runtime protocol is the ABC machinery walking a
+    class tree (allowed) by the *module name* of the frames above it (typing's
+    ``_allow_reckless_class_checks``), so the replacements must sit there under abc's name,
+    as ABCMeta's own methods do.  The globals are a snapshot of this module's (its tables
+    are the same objects)."""
+    return types.FunctionType(
+        fn.__code__, _ABC_NAMED, fn.__name__, fn.__defaults__, fn.__closure__
+    )
+
+
+_ABC_NAMED: dict = {}
+
+
 def _install() -> None:
-    if abc.ABCMeta.__dict__.get("__subclasscheck__") is _subclasscheck:
-        return
     if abc.ABCMeta.__dict__.get("__subclasscheck__") is not abc.ABCMeta.__subclasscheck__:
         return  # pragma: no cover - the pure-Python _py_abc implementation: not patched
+    if type(abc.ABCMeta.__dict__.get("register")) is types.FunctionType and (
+        abc.ABCMeta.__dict__["register"].__code__ is _register.__code__
+    ):
+        return
+    _ABC_NAMED.update(globals())
+    _ABC_NAMED["__name__"] = "abc"
+    for name in ("_uncached_subclasscheck", "_subclasscheck", "_instancecheck", "_register"):
+        _ABC_NAMED[name] = _as_abc(globals()[name])
     for name, fn in (
-        ("__subclasscheck__", _subclasscheck),
-        ("__instancecheck__", _instancecheck),
-        ("register", _register),
+        ("__subclasscheck__", _ABC_NAMED["_subclasscheck"]),
+        ("__instancecheck__", _ABC_NAMED["_instancecheck"]),
+        ("register", _ABC_NAMED["_register"]),
     ):
         old = abc.ABCMeta.__dict__[name]
         fn.__name__, fn.__qualname__ = old.__name__, old.__qualname__

@@ -72,7 +72,7 @@ DESCRIPTIVE = frozenset(
     __about__ __author__ __copyright__ __credits__ __date__ __status__
     __libmpdec_version__ __final__ __forward_arg__ __forward_is_argument__ __forward_is_class__
     __forward_evaluated__ __forward_module__ __dataclass_params__ __slotnames__
-    __IPYTHON__""".split()
+    __IPYTHON__ __docformat__""".split()
 )
 
 #: Introspection a capsule may use on what it created, never on anything else.
@@ -81,7 +81,7 @@ OWN_ONLY = frozenset(
     __getattr__ __del__ __signature__ __getnewargs__ __getnewargs_ex__
     __dataclass_fields__ __forward_value__ __getinitargs__ __new_member__
     __typing_subst__ __typing_prepare_subst__ __getitem_inner__
-    __array_interface__ __array_struct__""".split()
+    __array_interface__ __array_struct__ __test__""".split()
 )
 # (the array protocols: an address is no business of capsule code on trusted objects; on
 # its own, the guard answers for them -- ipycap/engine/arrayguard.py -- and setting them is

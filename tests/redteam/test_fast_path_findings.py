@@ -24,6 +24,10 @@ import pytest
 from ipycap import Capsule
 from ipycap.engine import guard
 from ipycap.engine.errors import CapsulePolicyError
+from tests import test_magics as shared
+
+_shell = shared._shell
+ip = shared.ip
 
 
 def test_stale_import_roots_let_a_capsule_plant_a_module(tmp_path, canary, monkeypatch):
@@ -119,23 +123,19 @@ def test_function_with_capsule_chosen_builtins_runs_unrecognised(canary):
     assert not any(token in line for line in loot), "capsule code read the canary unrecognised"
 
 
-def test_chosen_builtins_through_the_extension(canary, capsys):
-    """The same through ``%%capsule --allow-import configparser``: the cell succeeds, and when
-    its namespace is released after the cell the unrecognised ``__del__`` prints the
-    canary into the notebook."""
-    from IPython.testing.globalipapp import start_ipython
-
+def test_chosen_builtins_through_the_extension(ip, canary, capsys):
+    """The same through ``%%capsule --allow-import configparser``: the cell succeeds, and
+    when its namespace is released after the cell the unrecognised ``__del__`` would print
+    the canary into the notebook."""
     secret, token = canary
-    ip = start_ipython()
-    ip.run_line_magic("load_ext", "ipycap")
     payload = _CHOSEN_BUILTINS_PAYLOAD.format(secret=str(secret)).replace(
         "loot.append(str(e))", "print('LEAKED', e)"
     )
-    ip.run_cell("%%capsule --allow-import configparser\n" + payload)
+    ip.run("%%capsule --allow-import configparser\n" + payload)
     import gc
 
     gc.collect()
-    ip.run_cell("rt_perf_after = 1")
+    ip.run("rt_perf_after = 1")
     assert token not in capsys.readouterr().out, "the capsule's __del__ printed the canary"
 
 

@@ -95,7 +95,9 @@ def test_registering_a_capsule_compared_class_with_an_abc_is_refused():
     collections.abc.Sequence.register(Vault)  # trusted code registered its own class
     try:
         c = Capsule(protected={"vault": Vault("TOKEN")})
-        with pytest.raises(TypeError, match="cannot be registered with an ABC"):
+        # Refused (a trusted ABC's registry takes no capsule class at all now), and the
+        # capsule's __eq__ saw nothing on the way.
+        with pytest.raises(TypeError, match="cannot be registered with an ABC|registry trusted"):
             c.run(_META + "collections.abc.Sequence.register(H)\n")
         assert not [x for x in c.namespace["got"] if x is Vault]
     finally:
@@ -118,3 +120,52 @@ def test_typing_and_abc_answers_are_unchanged_for_capsule_keys():
     )
     assert c.namespace["answers"] == (True, True, False, False)
     assert typing.get_args(c.namespace["alias"]) == (c.namespace["P"],)
+
+
+_REGISTER = {
+    "call": "import collections.abc\nclass A:\n    pass\ncollections.abc.Sequence.register(A)",
+    "decorator": "import collections.abc\n@collections.abc.Iterable.register\nclass A:\n    pass",
+}
+
+
+@pytest.mark.parametrize("name", sorted(_REGISTER))
+def test_a_capsule_cannot_register_with_a_trusted_abc(name):
+    """A trusted ABC's registry is trusted state every later isinstance() consults (I3): a
+    capsule class there changes trusted answers for the rest of the session, and its
+    metaclass is asked about trusted classes."""
+    import collections.abc
+
+    before = (
+        {abc_: list(abc_._abc_registry_dump()[0]) for abc_ in (collections.abc.Sequence,)}
+        if hasattr(collections.abc.Sequence, "_abc_registry_dump")
+        else None
+    )
+    with pytest.raises(TypeError, match="registry trusted code shares"):
+        Capsule().run(_REGISTER[name])
+    if before is not None:
+        assert {a: list(a._abc_registry_dump()[0]) for a in before} == before
+    assert isinstance([], collections.abc.Sized) and isinstance((), collections.abc.Iterable)
+
+
+def test_a_capsule_registers_with_its_own_abc():
+    c = Capsule(grants=[("import", "abc")])
+    assert (
+        c.run(
+            "import abc\nclass B(abc.ABC):\n    pass\nclass A:\n    pass\nB.register(A)\nissubclass(A, B)"
+        )
+        is True
+    )
+
+
+def test_plain_python_registration_changes_what_trusted_code_is_told():
+    import abc
+
+    class Scratch(abc.ABC):  # noqa: B024 - a stand-in for collections.abc.Sequence
+        pass
+
+    class A:
+        pass
+
+    assert not isinstance(A(), Scratch)
+    Scratch.register(A)  # what the capsule did
+    assert isinstance(A(), Scratch)  # every later trusted check now answers differently
