@@ -218,7 +218,7 @@ def test_an_import_granted_for_one_cell_is_not_revoked_after_it(ip, monkeypatch)
     assert ip.ok("%%capsule\nimport json\njson.dumps(1)") == "1"  # still a default import
     ip.ok("%%capsule --allow-import base64\nimport base64")
     ip.fails("%%capsule\nimport base64", CapsuleImportError)
-    assert h.prompts[-1].startswith(APPROVAL_PREFIX + "Allow import of base64")
+    assert h.prompts[-1].startswith(APPROVAL_PREFIX + "Allow import of 'base64'")
     (cap,) = ip.ext.registry.find("import", "json", active=True)
     ip.ok(f"%capsule revoke {cap.id}")
     err = ip.fails("%%capsule\nimport json", CapsuleImportError)

@@ -330,9 +330,7 @@ def _as_abc(fn):
     ``_allow_reckless_class_checks``), so the replacements must sit there under abc's name,
     as ABCMeta's own methods do.  The globals are a snapshot of this module's (its tables
     are the same objects)."""
-    return types.FunctionType(
-        fn.__code__, _ABC_NAMED, fn.__name__, fn.__defaults__, fn.__closure__
-    )
+    return types.FunctionType(fn.__code__, _ABC_NAMED, fn.__name__, fn.__defaults__, fn.__closure__)
 
 
 _ABC_NAMED: dict = {}

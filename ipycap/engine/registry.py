@@ -323,6 +323,8 @@ class Registry:
         if counter[1]:
             counter[0] += 1
             return
+        cell = self.cell
+        cap.uses_by_cell[cell] = cap.uses_by_cell.get(cell, 0) + 1
         self._event("use", cap=cap, detail=detail)  # records the others first
         counter[1] = True
         self._dirty.append((cap, detail, counter))
@@ -347,6 +349,9 @@ class Registry:
             # asks for a fresh one at its next use).
             self._counters.pop((cap, detail), None)
             if count:
+                # counted in this cell (a flush comes before the next event, and at its end)
+                cell = self.cell
+                cap.uses_by_cell[cell] = cap.uses_by_cell.get(cell, 0) + count
                 self._event("use", cap=cap, detail=detail, count=count)
 
     def refuse(self, error: BaseException, *, kind: str = "", target: str = "") -> None:
