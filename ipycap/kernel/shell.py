@@ -151,19 +151,6 @@ class CapsuleShell(ZMQInteractiveShell):
         return result
 
     def _run_segments(self, raw_cell: str, count: int, silent: bool, result) -> None:
-        ns = self.capsule.namespace
-        before = dict(ns)
-        try:
-            self._run_each(raw_cell, count, silent)
-        except BaseException:
-            # A failed cell binds nothing, as a failed %%capsule cell in the extension: the
-            # names it bound or rebound before the error, the stop or the interrupt are put
-            # back (objects it changed in place stay changed).
-            ns.clear()
-            ns.update(before)
-            raise
-
-    def _run_each(self, raw_cell: str, count: int, silent: bool) -> None:
         segments = split_cell(raw_cell)
         for n, (kind, text, first_line) in enumerate(segments):
             if kind == "command":

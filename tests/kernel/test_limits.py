@@ -115,17 +115,3 @@ def test_kernel_survives_the_crasher(crash_kernel, name, source):
     # the crasher's structure is dropped in a later cell, on that cell's capsule thread
     reply, _, _ = execute(kc, "x = g = result = None", timeout=300)
     assert reply["status"] == "ok" and km.is_alive()
-
-
-def test_a_failed_cell_binds_nothing(limited):
-    """A cell that fails -- an error, the time limit -- leaves the namespace as it was: the
-    names it bound or rebound before failing are put back (as a failed %%capsule cell in
-    the extension binds no user name)."""
-    km, kc = limited
-    assert execute(kc, "kept = 'before'")[0]["status"] == "ok"
-    reply, _, _ = execute(kc, "kept = 'rebound'\nfresh = 1\nraise ValueError('late')")
-    assert _error(reply) == "ValueError"
-    reply, _, _ = execute(kc, "kept = 'in the loop'\nstopped = 1\nwhile True: pass")
-    assert _error(reply) == "CellTimeout"
-    assert value_of(kc, "kept") == "'before'"
-    assert value_of(kc, "'fresh' in globals() or 'stopped' in globals()") == "False"
