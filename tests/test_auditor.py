@@ -72,12 +72,12 @@ def test_objects_of_a_library_a_granted_profile_loads_pass_and_others_are_seen()
     numpy the same raw object is still seen."""
     import numpy as np
 
-    def scalar():
-        return np.int64(3)
+    def scalar():  # (numpy's numeric scalars cross as plain values since the libraries work)
+        return np.arange(3)
 
     with auditor.watching() as seen:
         Capsule(namespace={"scalar": scalar}).run("scalar()")
-    assert any("raw numpy.int64" in why for _, why in seen)
+    assert any("raw numpy.ndarray" in why for _, why in seen)
     with auditor.watching() as seen:
         Capsule(namespace={"scalar": scalar}, grants=[("import", "pandas")]).run("scalar()")
     assert seen and not any("numpy" in why for _, why in seen)  # only the raw 'scalar' itself

@@ -136,8 +136,8 @@ def verdict(value, depth: int = 0, ctx=None) -> str | None:
         why = verdict(value.__self__, depth + 1, ctx)
         return None if why is None else f"a method bound to {why}"
     if tp is types.FunctionType:
-        if _audited(value.__module__, ctx):
-            return None
+        if _audited(value.__module__, ctx) or guard.is_capsule_code(value.__code__):
+            return None  # (gate-compiled code is the capsule's own, whatever its module)
         return f"the function {value.__qualname__} of {value.__module__!r}"
     if tp is types.BuiltinFunctionType:
         owner = value.__self__

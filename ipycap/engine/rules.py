@@ -176,6 +176,9 @@ AUDITED_MODULES = frozenset(
         # the capsule's builtins, guarded stand-ins, views, printers and refusals
         "ipycap.engine.builtins",
         "ipycap.engine.codeexec",
+        # refusing stand-ins of process-wide stdlib deputies, revocable file handles
+        "ipycap.engine.deputies",
+        "ipycap.engine.handles",
         "ipycap.engine.errors",
         "ipycap.engine.guard",
         "ipycap.engine.hooks",

@@ -82,7 +82,7 @@ def test_stdlib_deputy_modules_are_not_grantable(module, source):
         Capsule(grants=[("import", module)])
     assert granted.value.how is None
     with pytest.raises(CapabilityError) as imported:
-        Capsule().run(source.format(mod=__name__), namespace={"f": print, "V": Victim})
+        Capsule().run(source.format(mod=__name__), namespace={"f": print})
     assert imported.value.how is None
     assert Victim().method() == "trusted"
 
@@ -229,12 +229,11 @@ def test_sys_hooks_a_deputy_set_during_a_cell_are_put_back(name):
         setattr(sys, name, obj)
 
     try:
-        Capsule().run(
+        Capsule(protected={"deputy": deputy}).run(
             "class Tap:\n    def write(self, s):\n        return len(s)\n"
             "    def flush(self):\n        pass\n"
             "    def __call__(self, *a):\n        pass\n"
             "deputy(Tap())",
-            namespace={"deputy": deputy},
         )
         now = getattr(sys, name)
     finally:
@@ -273,7 +272,7 @@ def test_a_context_variable_set_by_capsule_code_does_not_reach_the_caller():
     import contextvars
 
     var = contextvars.ContextVar("rt_limits_option", default="trusted")
-    Capsule().run("setter('capsule')", namespace={"setter": var.set})
+    Capsule(protected={"setter": var.set}).run("setter('capsule')")
     assert var.get() == "trusted"
 
 
