@@ -200,7 +200,10 @@ class Seen:
         return True
     __gt__ = __eq__ = __lt__
     __hash__ = object.__hash__
-collections.abc.Sequence.register(ReprBy)
+try:
+    collections.abc.Sequence.register(ReprBy)
+except TypeError:
+    pass  # refused in a capsule: a trusted ABC's registry is shared state
 class PrettyBy:  # a display hook: the formatter calls it with its own printer
     def __init__(self, f):
         self.f = f
