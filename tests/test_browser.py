@@ -126,6 +126,9 @@ def _serve(root: Path, argv: list[str], port: int, token: str):
         JUPYTER_DATA_DIR=str(home / "data"),
         JUPYTER_RUNTIME_DIR=str(home / "runtime"),
         JUPYTER_PLATFORM_DIRS="1",
+        # The test's own kernelspecs (its home) win over any in the venv (make demo or make
+        # notebooks install one there, without the test's config).
+        JUPYTER_PREFER_ENV_PATH="0",
     )
     env.pop("JUPYTER_PATH", None)
     log = open(root / "server.log", "w")  # noqa: SIM115 - closed below
