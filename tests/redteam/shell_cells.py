@@ -6,27 +6,10 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-DRIVER = Path(__file__).resolve().parent.parent / "shell_driver.py"
-ALIVE = {"source": "'alive:' + str(6 * 7)"}
-
-
-def run_shell(tmp_path, *cells, timeout=120):
-    """Run the cells (and a trusted one) in a fresh shell process; returns their records."""
-    path = tmp_path / "cells.json"
-    path.write_text(json.dumps([*cells, ALIVE]))
-    proc = subprocess.run(
-        [sys.executable, str(DRIVER), str(path)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=tmp_path,
-    )
-    lines = proc.stdout.splitlines()
-    assert proc.returncode == 0, (proc.returncode, proc.stderr[-3000:], lines[-3:])
-    assert lines[-1] == "alive"
-    return [json.loads(line) for line in lines[:-2]]
+# One driver of fresh shell processes for the suite: tests/test_limits.py's (it also checks
+# that the trusted cell run after them still works).
+from tests.test_limits import run_shell  # noqa: E402,F401
 
 
 def run_script(tmp_path, script, *args, timeout=120):
