@@ -33,21 +33,26 @@ def run(source, **kwargs):
 
 # -- the table covers this Python ---------------------------------------------------------
 def _all_classes():
-    seen, todo = set(), [object]
+    # Keyed by identity: classes capsules made earlier in the run are among the subclasses, and
+    # hashing or comparing them would call their (capsule-defined) metaclass's __eq__.
+    seen, todo = {}, [object]
     while todo:
         cls = todo.pop()
-        if cls in seen:
+        if id(cls) in seen:
             continue
-        seen.add(cls)
+        seen[id(cls)] = cls
         try:
             todo.extend(type.__subclasses__(cls))
         except TypeError:
             pass
-    return seen
+    return list(seen.values())
 
 
 def _is_stdlib_or_ours(cls):
-    module = getattr(cls, "__module__", None) or ""
+    try:  # type's own lookup: a capsule metaclass's __getattribute__ is never called
+        module = type.__getattribute__(cls, "__module__") or ""
+    except AttributeError:
+        module = ""
     if not isinstance(module, str):  # e.g. a Cython class whose __module__ is a descriptor
         return False
     top = module.partition(".")[0].lstrip("_")

@@ -14,19 +14,33 @@ from ipycap import Capsule
 from ipycap.engine import limits, tripwire
 from ipycap.engine.limits import CellTimeout, Limits
 
+_CURRENT = []
+
+
+def _call_current():
+    return _CURRENT[-1]()
+
+
+def _run_with(capsule: Capsule, f, source: str = "f()"):
+    """Run ``source`` with the trusted callable ``f`` reached through the protected name ``f``
+    (a proxy, as a user's function reaches a capsule), not planted raw in its namespace."""
+    _CURRENT.append(f)
+    try:
+        return capsule.run(source)
+    finally:
+        _CURRENT.pop()
+
 
 def _thread_of(capsule: Capsule) -> int:
     seen = []
     capsule.limits = Limits(timeout=30)
-    capsule.run("f()", namespace={"f": lambda: seen.append(threading.get_ident())})
+    _run_with(capsule, lambda: seen.append(threading.get_ident()))
     return seen[0]
 
 
 @pytest.fixture
 def capsule():
-    c = Capsule()
-    c.builtins["f"] = None  # the namespace passed in run() provides it
-    return c
+    return Capsule(protected={"f": _call_current})
 
 
 def test_consecutive_clean_cells_share_one_capsule_thread(capsule):
@@ -46,10 +60,11 @@ def test_a_stopped_cells_thread_is_never_reused(capsule):
     seen = []
     ns = {"f": lambda: seen.append(threading.get_ident())}
     with pytest.raises(CellTimeout):
-        capsule.run(
+        _run_with(
+            capsule,
+            ns["f"],
             "f()\nwhile True:\n    try:\n        while True:\n            pass\n"
             "    except BaseException:\n        pass\n",
-            namespace=ns,
         )
     assert seen == [before]  # it ran on the reused thread ...
     after = _thread_of(capsule)
@@ -86,9 +101,9 @@ def test_engine_thread_local_state_starts_empty_in_every_cell(capsule):
         tripwire._state.leftover = True
 
     capsule.limits = Limits(timeout=30)
-    capsule.run("f()", namespace={"f": plant})
-    capsule.run("f()", namespace={"f": lambda: seen.append(vars(tripwire._state).copy())})
-    capsule.run("f()", namespace={"f": look})
+    _run_with(capsule, plant)
+    _run_with(capsule, lambda: seen.append(vars(tripwire._state).copy()))
+    _run_with(capsule, look)
     assert "leftover" not in seen[0]  # planted on this very thread one cell earlier
     assert seen[1] == (ident, False)
 
