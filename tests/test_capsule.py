@@ -362,3 +362,23 @@ def test_a_class_being_built_never_makes_a_trusted_class_look_own():
     with pytest.raises(RuntimeError) as info:
         Capsule().run(src)
     assert isinstance(info.value.__cause__, CapsuleAttributeError)
+
+
+def test_a_reused_capsule_sees_protected_names_as_they_are_now():
+    """A host that keeps one Capsule across cells and rebinds or deletes a user name between
+    runs: each run sees the current value (through a fresh proxy), never the previous one."""
+    from ipycap import Capsule
+
+    user = {"acct": [1]}
+    c = Capsule(protected=user)
+    assert c.run("acct[0]") == 1
+    user["acct"] = [2]
+    assert c.run("acct[0]") == 2
+    del user["acct"]
+    with pytest.raises(NameError):
+        c.run("acct")
+    user["acct"] = [3]
+    assert c.run("acct[0]") == 3
+    # A user name never shadows a builtin of the capsule's own.
+    user["len"] = lambda x: -1
+    assert c.run("len([1, 2])") == 2

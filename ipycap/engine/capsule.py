@@ -201,6 +201,7 @@ class Capsule:
         retention.prune()  # entries of capsules no code can run in any more (amortised)
         guard.register_builtins(self.builtins, self.context)
         self.object_caps: dict[str, Capability] = {}
+        self._exposed: dict[str, object] = {}  # protected name -> the value its proxy wraps
         self.decimal_context = decimal.Context()
         tripwire.register(self.context)
 
@@ -208,12 +209,24 @@ class Capsule:
     def _expose(self, names, builtins_dict=None) -> None:
         """Make the protected names the code reads visible, each through its proxy."""
         b = self.builtins if builtins_dict is None else builtins_dict
+        exposed = self._exposed if builtins_dict is None else {}
         for name in names:
-            if name in b or name in self.namespace or name in self.hidden:
+            if name in self.namespace or name in self.hidden:
                 continue
+            was = exposed.get(name, _NOT_EXPOSED)
+            if was is _NOT_EXPOSED and name in b:
+                continue  # a builtin of the capsule's own
             if name not in self.protected:
+                if was is not _NOT_EXPOSED:  # the user deleted it since the last run
+                    del exposed[name]
+                    b.pop(name, None)
                 continue
+            value = self.protected[name]
+            if value is was:
+                continue
+            # First use, or the user rebound the name since the last run of this capsule.
             b[name] = self._proxy_for(name)
+            exposed[name] = value
 
     def _proxy_for(self, name):
         value = self.protected[name]
@@ -307,6 +320,9 @@ class Capsule:
 
     def __exit__(self, *exc):
         self.end()
+
+
+_NOT_EXPOSED = object()
 
 
 class _UnavailableModule:
