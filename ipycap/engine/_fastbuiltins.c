@@ -530,9 +530,62 @@ fast_import(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwna
 
 /* -- isinstance / issubclass ---------------------------------------------------------- */
 
+/* Whether builtins._checks_run_no_capsule_code(classinfo) holds for a reason C can see
+ * without running anything: a static class whose metaclass is exactly ``type``, or a flat
+ * tuple of them (proxied classes and the capsule's type go to Python). */
+static int
+static_classinfo(PyObject *c)
+{
+    if (PyType_CheckExact(c)) {
+        return !(((PyTypeObject *)c)->tp_flags & Py_TPFLAGS_HEAPTYPE);
+    }
+    if (!PyTuple_CheckExact(c)) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(c); i++) {
+        PyObject *item = PyTuple_GET_ITEM(c, i);
+        if (!PyType_CheckExact(item) || (((PyTypeObject *)item)->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* A proxy's target (borrowed), for builtins._isinstance's first branch: the proxy is of
+ * exactly proxy_type (a ProxyBase, whose target field is at proxy_target_offset), live,
+ * and its target's class is static (its __class__ is read in C, no trusted Python code
+ * runs beside the capsule frame).  NULL: ask Python. */
+static Py_ssize_t proxy_target_offset = -1;
+
+static PyObject *
+static_target(PyObject *obj)
+{
+    if (proxy_target_offset < 0 || Py_TYPE(obj) != proxy_type) {
+        return NULL;
+    }
+    PyObject *t = *(PyObject **)((char *)obj + proxy_target_offset);
+    if (t == NULL || (Py_TYPE(t)->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
+        return NULL;
+    }
+    return t;
+}
+
 static PyObject *
 fast_isinstance(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
+    if (nargs == 2 && Py_TYPE(args[0]) == proxy_type && static_classinfo(args[1])) {
+        /* isinstance(target_of(obj), classinfo), as builtins._isinstance does */
+        PyObject *t = static_target(args[0]);
+        if (t != NULL) {
+            Py_INCREF(t);
+            int r = PyObject_IsInstance(t, args[1]);
+            Py_DECREF(t);
+            if (r < 0) {
+                return NULL;
+            }
+            return PyBool_FromLong(r);
+        }
+    }
     if (nargs == 2 && Py_TYPE(args[0]) != proxy_type) {
         int r = PyObject_IsInstance(args[0], args[1]);
         if (r < 0) {
@@ -985,6 +1038,21 @@ setup(PyObject *module, PyObject *settings)
     }
     GET(t, "can_freeze");
     can_freeze = PyObject_IsTrue(t);
+    /* the C proxy's layout: its base class and the target field's offset in it (absent
+     * without _speedups: then proxies always go to Python) */
+    PyObject *base = PyDict_GetItemString(settings, "proxy_base");
+    PyObject *off = PyDict_GetItemString(settings, "proxy_target_offset");
+    if (base != NULL && off != NULL && base != Py_None && PyType_Check(base) &&
+        PyLong_Check(off) && PyType_IsSubtype(proxy_type, (PyTypeObject *)base)) {
+        Py_ssize_t o = PyLong_AsSsize_t(off);
+        if (o == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        if (o >= (Py_ssize_t)sizeof(PyObject) &&
+            o + (Py_ssize_t)sizeof(PyObject *) <= ((PyTypeObject *)base)->tp_basicsize) {
+            proxy_target_offset = o;
+        }
+    }
 #undef GET
     if (!PyList_Check(epoch_state) || PyList_GET_SIZE(epoch_state) != 1 ||
         !PyDict_CheckExact(library_attrs) ||
