@@ -1644,6 +1644,105 @@ crossing_frame(PyObject *module, PyObject *unused)
     return Py_NewRef(audit_frames[audit_depth - 1]);
 }
 
+/* -- lines of a revocable file (ipycap.engine.handles) ------------------------------------
+ * ``for line in f`` over a capsule's file: the iterator RevocableFile.__iter__ gives.  Every
+ * line first checks that one of the capabilities that opened the file is still active (as
+ * RevocableFile.__next__ does); when none is, ``refuse('read')`` (the file's own check,
+ * which closes it and raises) decides.  No attribute of it is readable but its class's. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *file;   /* the raw io object */
+    PyObject *caps;   /* tuple of the read capabilities */
+    PyObject *refuse; /* RevocableFile.__ipycap_check__, bound */
+} CheckedLinesObject;
+
+static PyObject *
+lines_next(CheckedLinesObject *self)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(self->caps);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *cap = PyTuple_GET_ITEM(self->caps, i);
+        int revoked = cap_live_fast(cap) ? 0 : cap_revoked(cap);
+        if (revoked < 0) {
+            return NULL;
+        }
+        if (!revoked) {
+            iternextfunc next = Py_TYPE(self->file)->tp_iternext;
+            if (next == NULL) {
+                PyErr_SetString(PyExc_TypeError, "a capsule's file is not iterable");
+                return NULL;
+            }
+            return CROSS(next(self->file));
+        }
+    }
+    PyObject *r = PyObject_CallFunction(self->refuse, "s", "read");
+    if (r != NULL) {
+        Py_DECREF(r);
+        PyErr_SetString(PyExc_RuntimeError, "ipycap: a revoked file read not refused");
+    }
+    return NULL;
+}
+
+static int
+lines_traverse(CheckedLinesObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->file);
+    Py_VISIT(self->caps);
+    Py_VISIT(self->refuse);
+    return 0;
+}
+
+static int
+lines_clear(CheckedLinesObject *self)
+{
+    Py_CLEAR(self->file);
+    Py_CLEAR(self->caps);
+    Py_CLEAR(self->refuse);
+    return 0;
+}
+
+static void
+lines_dealloc(CheckedLinesObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    lines_clear(self);
+    PyObject_GC_Del(self);
+}
+
+static PyTypeObject CheckedLines_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "ipycap.engine._speedups.CheckedLines",
+    .tp_basicsize = sizeof(CheckedLinesObject),
+    .tp_dealloc = (destructor)lines_dealloc,
+    .tp_getattro = PyObject_GenericGetAttr,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)lines_next,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The lines of a capsule's file, each read while its grant is active.",
+    .tp_traverse = (traverseproc)lines_traverse,
+    .tp_clear = (inquiry)lines_clear,
+    .tp_new = NULL,
+};
+
+/* checked_lines(file, caps: tuple, refuse) -> CheckedLines */
+static PyObject *
+checked_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyTuple_CheckExact(args[1]) || !PyCallable_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "checked_lines(file, caps: tuple, refuse)");
+        return NULL;
+    }
+    CheckedLinesObject *it = PyObject_GC_New(CheckedLinesObject, &CheckedLines_Type);
+    if (it == NULL) {
+        return NULL;
+    }
+    it->file = Py_NewRef(args[0]);
+    it->caps = Py_NewRef(args[1]);
+    it->refuse = Py_NewRef(args[2]);
+    PyObject_GC_Track(it);
+    return (PyObject *)it;
+}
+
 /* method_cache_clear([phase, info]): drops every entry of the method cache; as a gc.callbacks
  * entry, at the start of each collection ("start"), so a cycle through a cached method
  * (a target holding its own proxy) is collected as without the cache. */
@@ -1665,6 +1764,7 @@ method_cache_clear(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 }
 
 static PyMethodDef methods[] = {
+    {"checked_lines", (PyCFunction)(void (*)(void))checked_lines, METH_FASTCALL, NULL},
     {"method_cache_clear", (PyCFunction)(void (*)(void))method_cache_clear, METH_FASTCALL, NULL},
     {"set_audit", set_audit, METH_O, NULL},
     {"crossing_frame", crossing_frame, METH_NOARGS, NULL},
@@ -1695,7 +1795,7 @@ PyInit__speedups(void)
         PyType_Ready(&ViewBase_Type) < 0) {
         return NULL;
     }
-    if (PyType_Ready(&IdentityCache_Type) < 0) {
+    if (PyType_Ready(&IdentityCache_Type) < 0 || PyType_Ready(&CheckedLines_Type) < 0) {
         return NULL;
     }
     str_revoked = PyUnicode_InternFromString("revoked");
@@ -1729,6 +1829,12 @@ PyInit__speedups(void)
     Py_INCREF(&MethodProxy_Type);
     if (PyModule_AddObject(m, "MethodProxy", (PyObject *)&MethodProxy_Type) < 0) {
         Py_DECREF(&MethodProxy_Type);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&CheckedLines_Type);
+    if (PyModule_AddObject(m, "CheckedLines", (PyObject *)&CheckedLines_Type) < 0) {
+        Py_DECREF(&CheckedLines_Type);
         Py_DECREF(m);
         return NULL;
     }
