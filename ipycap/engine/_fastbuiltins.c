@@ -114,10 +114,31 @@ static struct {
     int flags;
 } tcache[TCACHE_SIZE];
 
+/* TABLES_VERSION[0] as a number; the int object met last is kept (a strong reference, so
+ * its address is never another int's) with its value, to skip the conversion. */
+static PyObject *tver_obj = NULL;
+static Py_ssize_t tver_val = 0;
+
+static inline Py_ssize_t
+tables_ver(void)
+{
+    PyObject *v = PyList_GET_ITEM(tables_version, 0);
+    if (v == tver_obj) {
+        return tver_val;
+    }
+    Py_ssize_t n = PyLong_AsSsize_t(v);
+    if (n == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    Py_XSETREF(tver_obj, Py_NewRef(v));
+    tver_val = n;
+    return n;
+}
+
 static int
 type_info(PyTypeObject *tp)
 {
-    Py_ssize_t tver = PyLong_AsSsize_t(PyList_GET_ITEM(tables_version, 0));
+    Py_ssize_t tver = tables_ver();
     if (tver == -1 && PyErr_Occurred()) {
         return -1;
     }
@@ -716,7 +737,7 @@ decide_fast(PyObject *value, PyObject *name)
         goto slow;
     }
     if (f & N_SPECIAL) {
-        if (PyUnicode_Compare(name, s_class) != 0) {
+        if (name != s_class && PyUnicode_Compare(name, s_class) != 0) {
             goto slow;
         }
         PyObject *r = PyObject_GetAttr(value, name); /* _special: share_class(getattr()) */
