@@ -703,6 +703,45 @@ static PyTypeObject TypeBase_Type = {
 
 static PyObject *new_format(PyObject *template, int which);
 
+/* getattr(value, name) for the two reads ``p.__class__.__name__`` makes, answered as
+ * CPython's own code would (NULL without an error: do the full getattr):
+ * - ``__class__`` of an object with the generic getattr whose class resolves the name to
+ *   object's own descriptor: its type (object_get_class);
+ * - ``__name__`` of a class whose metaclass is exactly type (whose dict is immutable, so the
+ *   name is its data descriptor, type_name): a heap class's ht_name, a static class's
+ *   tp_name after the last dot. */
+static PyObject *object_class_descr; /* object.__dict__['__class__'] */
+static PyObject *s_name;
+
+static PyObject *
+quick_getattr(PyObject *value, PyObject *name)
+{
+    if (name == s_class) {
+        PyTypeObject *tp = Py_TYPE(value);
+        if (tp->tp_getattro == PyObject_GenericGetAttr &&
+            _PyType_Lookup(tp, s_class) == object_class_descr) {
+            return Py_NewRef((PyObject *)tp);
+        }
+        return NULL;
+    }
+    if (name == s_name && Py_IS_TYPE(value, &PyType_Type)) {
+        PyTypeObject *t = (PyTypeObject *)value;
+        if (t->tp_flags & Py_TPFLAGS_HEAPTYPE) {
+            return Py_NewRef(((PyHeapTypeObject *)t)->ht_name);
+        }
+        const char *dot = strrchr(t->tp_name, '.');
+        return PyUnicode_FromString(dot == NULL ? t->tp_name : dot + 1);
+    }
+    return NULL;
+}
+
+static inline PyObject *
+read_attr(PyObject *value, PyObject *name)
+{
+    PyObject *r = quick_getattr(value, name);
+    return r != NULL ? r : PyObject_GetAttr(value, name);
+}
+
 /* guard.decide(value, name, 'proxy') for the cases it answers without a refusal or a
  * class-specific rule; NULL without an error: ask the Python hook. */
 static PyObject *
@@ -740,7 +779,7 @@ decide_fast(PyObject *value, PyObject *name)
         if (name != s_class && PyUnicode_Compare(name, s_class) != 0) {
             goto slow;
         }
-        PyObject *r = PyObject_GetAttr(value, name); /* _special: share_class(getattr()) */
+        PyObject *r = read_attr(value, name); /* _special: share_class(getattr()) */
         return r == NULL ? NULL : shared(r);
     }
     if (f & N_OWN) {
@@ -752,7 +791,7 @@ decide_fast(PyObject *value, PyObject *name)
     if (!(f & N_ALLOW)) {
         goto slow; /* unclassified names: the Python rules */
     }
-    PyObject *r = PyObject_GetAttr(value, name);
+    PyObject *r = read_attr(value, name);
     if (r == NULL) {
         return NULL;
     }
@@ -1153,11 +1192,20 @@ PyInit__fastbuiltins(void)
         return NULL;
     }
     INTERN(s_class, "__class__");
+    INTERN(s_name, "__name__");
     INTERN(s_dict_name, "__dict__");
     INTERN(s_format_name, "format");
     INTERN(s_format_map_name, "format_map");
     INTERN(s_ipycap_prefix, "__ipycap");
 #undef INTERN
+    object_class_descr = PyDict_GetItemWithError(PyBaseObject_Type.tp_dict, s_class);
+    if (object_class_descr == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_RuntimeError, "object has no __class__ descriptor");
+        }
+        return NULL;
+    }
+    Py_INCREF(object_class_descr);
     str_format = PyObject_GetAttrString((PyObject *)&PyUnicode_Type, "format");
     str_format_map = PyObject_GetAttrString((PyObject *)&PyUnicode_Type, "format_map");
     if (str_format == NULL || str_format_map == NULL) {
