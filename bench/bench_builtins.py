@@ -122,6 +122,8 @@ def bench_ops(settings: Settings) -> list[Table]:
 FILE_OPS = [
     ("read", "with open(path) as f:\n            f.read()"),
     ("write", "with open(out, 'w') as f:\n            f.write(text)"),
+    # every line checked against the opening grants (revocable handles, engine/handles.py)
+    ("iteration over the lines", "with open(path) as f:\n            for line in f: pass"),
 ]
 
 

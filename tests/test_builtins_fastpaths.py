@@ -198,6 +198,55 @@ def test_fast_builtins_answer_as_the_python_rules():
         capsule.run("'{}'.format.__self__")
 
 
+CLASS_AND_NAME = """
+class Plain:
+    pass
+
+class Fake:
+    @property
+    def __class__(self):
+        return int
+
+class Meta(type):
+    @property
+    def __name__(cls):
+        return 'from the metaclass'
+
+class Named(metaclass=Meta):
+    pass
+
+class Renamed:
+    pass
+
+Renamed.__name__ = 'New'
+r = (Plain().__class__.__name__, Fake().__class__, Named.__name__, Named().__class__.__name__,
+     Renamed.__name__, type(7).__name__, type(len).__name__, Plain.__class__.__name__)
+"""
+
+
+def test_class_and_name_reads_answer_as_python_does():
+    # ``__class__`` and ``__name__`` are read in C only where CPython's own lookup would
+    # end in object's __class__ or type's __name__; overrides are read as Python reads them.
+    expected = dict(__name__="__main__")
+    exec(CLASS_AND_NAME, expected)
+    capsule = Capsule()
+    capsule.run(CLASS_AND_NAME)
+    assert (
+        capsule.namespace["r"]
+        == expected["r"]
+        == (
+            "Plain",
+            int,
+            "from the metaclass",
+            "from the metaclass",
+            "New",
+            "int",
+            "builtin_function_or_method",
+            "type",
+        )
+    )
+
+
 @pytest.mark.parametrize(
     "name, read", [("shape2", "getattr(p, 'shape2')"), ("__dict__", "p.__dict__")]
 )

@@ -203,3 +203,64 @@ def test_many_proxies_come_and_go_without_confusing_the_cache():
         del proxies
     writable = wrap(objs[0], cap, True)
     assert writable is not wrap(objs[0], cap) and writable is wrap(objs[0], cap, True)
+
+
+def test_a_cached_builtin_method_still_checks_revocation_and_read_only_at_every_use():
+    # d.get / l.index of an exact builtin container are kept per proxy in C (one bound
+    # method and its proxy, not a fresh pair per call): each read and each call decides again.
+    capsule = Capsule(label="slots", protected={"d": {"a": 1}, "l": [1, 2]})
+    capsule.run("get = d.get\nindex = l.index")
+    assert capsule.run("d.get('a'), d.get('a'), l.index(2), get('a'), index(1)") == (1, 1, 1, 1, 0)
+    with pytest.raises(CapsuleTypeError, match="read-only"):
+        capsule.run("l.append(3)")  # another name of the same proxy: not the cached one
+    assert capsule.run("type(d.get).__name__, l.index.__name__") == (
+        "builtin_function_or_method",
+        "index",
+    )
+    capability_of(capsule.run("d")).revoke()
+    for source in ("d.get('a')", "get('a')"):
+        with pytest.raises(CapsuleRevokedError):
+            capsule.run(source)
+    assert capsule.run("l.index(2)") == 1  # another capability
+
+
+def test_a_cached_builtin_method_keeps_no_target_alive():
+    cap = Registry().grant("object", "methods")
+
+    def use(target):
+        p = wrap(target, cap)
+        p.isdisjoint(())  # a cached method of the set's proxy
+        return weakref.ref(target)
+
+    gone = use({1, 2})
+    assert gone() is None  # freed with its proxy, without a collection
+
+    def cycle():
+        target = set()
+        holder = [target]
+        p = wrap(holder, cap)
+        holder.append(p)  # holder -> proxy -> holder
+        p.count(1)  # a cached method (it holds holder) beside the cycle
+        return weakref.ref(target)
+
+    refs = [cycle() for _ in range(20)]
+    gc.collect()
+    assert all(r() is None for r in refs)
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("isinstance(l, list)", True),
+        ("isinstance(l, (int, list))", True),
+        ("isinstance(l, dict)", False),
+        ("isinstance(l, (int, (dict, list)))", True),
+        ("isinstance(l, collections.abc.Sequence)", True),
+        ("isinstance(s, Secret)", True),
+        ("isinstance(s, object)", True),
+        ("isinstance(s, int)", False),
+    ],
+)
+def test_isinstance_of_a_proxy_answers_from_its_target_in_c_and_python_alike(source, expected):
+    capsule = Capsule(label="slots", protected={"l": [1], "s": Secret(), "Secret": Secret})
+    assert capsule.run("import collections.abc\n" + source) is expected

@@ -114,10 +114,31 @@ static struct {
     int flags;
 } tcache[TCACHE_SIZE];
 
+/* TABLES_VERSION[0] as a number; the int object met last is kept (a strong reference, so
+ * its address is never another int's) with its value, to skip the conversion. */
+static PyObject *tver_obj = NULL;
+static Py_ssize_t tver_val = 0;
+
+static inline Py_ssize_t
+tables_ver(void)
+{
+    PyObject *v = PyList_GET_ITEM(tables_version, 0);
+    if (v == tver_obj) {
+        return tver_val;
+    }
+    Py_ssize_t n = PyLong_AsSsize_t(v);
+    if (n == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    Py_XSETREF(tver_obj, Py_NewRef(v));
+    tver_val = n;
+    return n;
+}
+
 static int
 type_info(PyTypeObject *tp)
 {
-    Py_ssize_t tver = PyLong_AsSsize_t(PyList_GET_ITEM(tables_version, 0));
+    Py_ssize_t tver = tables_ver();
     if (tver == -1 && PyErr_Occurred()) {
         return -1;
     }
@@ -530,9 +551,62 @@ fast_import(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwna
 
 /* -- isinstance / issubclass ---------------------------------------------------------- */
 
+/* Whether builtins._checks_run_no_capsule_code(classinfo) holds for a reason C can see
+ * without running anything: a static class whose metaclass is exactly ``type``, or a flat
+ * tuple of them (proxied classes and the capsule's type go to Python). */
+static int
+static_classinfo(PyObject *c)
+{
+    if (PyType_CheckExact(c)) {
+        return !(((PyTypeObject *)c)->tp_flags & Py_TPFLAGS_HEAPTYPE);
+    }
+    if (!PyTuple_CheckExact(c)) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(c); i++) {
+        PyObject *item = PyTuple_GET_ITEM(c, i);
+        if (!PyType_CheckExact(item) || (((PyTypeObject *)item)->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* A proxy's target (borrowed), for builtins._isinstance's first branch: the proxy is of
+ * exactly proxy_type (a ProxyBase, whose target field is at proxy_target_offset), live,
+ * and its target's class is static (its __class__ is read in C, no trusted Python code
+ * runs beside the capsule frame).  NULL: ask Python. */
+static Py_ssize_t proxy_target_offset = -1;
+
+static PyObject *
+static_target(PyObject *obj)
+{
+    if (proxy_target_offset < 0 || Py_TYPE(obj) != proxy_type) {
+        return NULL;
+    }
+    PyObject *t = *(PyObject **)((char *)obj + proxy_target_offset);
+    if (t == NULL || (Py_TYPE(t)->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
+        return NULL;
+    }
+    return t;
+}
+
 static PyObject *
 fast_isinstance(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
+    if (nargs == 2 && Py_TYPE(args[0]) == proxy_type && static_classinfo(args[1])) {
+        /* isinstance(target_of(obj), classinfo), as builtins._isinstance does */
+        PyObject *t = static_target(args[0]);
+        if (t != NULL) {
+            Py_INCREF(t);
+            int r = PyObject_IsInstance(t, args[1]);
+            Py_DECREF(t);
+            if (r < 0) {
+                return NULL;
+            }
+            return PyBool_FromLong(r);
+        }
+    }
     if (nargs == 2 && Py_TYPE(args[0]) != proxy_type) {
         int r = PyObject_IsInstance(args[0], args[1]);
         if (r < 0) {
@@ -629,6 +703,45 @@ static PyTypeObject TypeBase_Type = {
 
 static PyObject *new_format(PyObject *template, int which);
 
+/* getattr(value, name) for the two reads ``p.__class__.__name__`` makes, answered as
+ * CPython's own code would (NULL without an error: do the full getattr):
+ * - ``__class__`` of an object with the generic getattr whose class resolves the name to
+ *   object's own descriptor: its type (object_get_class);
+ * - ``__name__`` of a class whose metaclass is exactly type (whose dict is immutable, so the
+ *   name is its data descriptor, type_name): a heap class's ht_name, a static class's
+ *   tp_name after the last dot. */
+static PyObject *object_class_descr; /* object.__dict__['__class__'] */
+static PyObject *s_name;
+
+static PyObject *
+quick_getattr(PyObject *value, PyObject *name)
+{
+    if (name == s_class) {
+        PyTypeObject *tp = Py_TYPE(value);
+        if (tp->tp_getattro == PyObject_GenericGetAttr &&
+            _PyType_Lookup(tp, s_class) == object_class_descr) {
+            return Py_NewRef((PyObject *)tp);
+        }
+        return NULL;
+    }
+    if (name == s_name && Py_IS_TYPE(value, &PyType_Type)) {
+        PyTypeObject *t = (PyTypeObject *)value;
+        if (t->tp_flags & Py_TPFLAGS_HEAPTYPE) {
+            return Py_NewRef(((PyHeapTypeObject *)t)->ht_name);
+        }
+        const char *dot = strrchr(t->tp_name, '.');
+        return PyUnicode_FromString(dot == NULL ? t->tp_name : dot + 1);
+    }
+    return NULL;
+}
+
+static inline PyObject *
+read_attr(PyObject *value, PyObject *name)
+{
+    PyObject *r = quick_getattr(value, name);
+    return r != NULL ? r : PyObject_GetAttr(value, name);
+}
+
 /* guard.decide(value, name, 'proxy') for the cases it answers without a refusal or a
  * class-specific rule; NULL without an error: ask the Python hook. */
 static PyObject *
@@ -663,10 +776,10 @@ decide_fast(PyObject *value, PyObject *name)
         goto slow;
     }
     if (f & N_SPECIAL) {
-        if (PyUnicode_Compare(name, s_class) != 0) {
+        if (name != s_class && PyUnicode_Compare(name, s_class) != 0) {
             goto slow;
         }
-        PyObject *r = PyObject_GetAttr(value, name); /* _special: share_class(getattr()) */
+        PyObject *r = read_attr(value, name); /* _special: share_class(getattr()) */
         return r == NULL ? NULL : shared(r);
     }
     if (f & N_OWN) {
@@ -678,7 +791,7 @@ decide_fast(PyObject *value, PyObject *name)
     if (!(f & N_ALLOW)) {
         goto slow; /* unclassified names: the Python rules */
     }
-    PyObject *r = PyObject_GetAttr(value, name);
+    PyObject *r = read_attr(value, name);
     if (r == NULL) {
         return NULL;
     }
@@ -985,6 +1098,21 @@ setup(PyObject *module, PyObject *settings)
     }
     GET(t, "can_freeze");
     can_freeze = PyObject_IsTrue(t);
+    /* the C proxy's layout: its base class and the target field's offset in it (absent
+     * without _speedups: then proxies always go to Python) */
+    PyObject *base = PyDict_GetItemString(settings, "proxy_base");
+    PyObject *off = PyDict_GetItemString(settings, "proxy_target_offset");
+    if (base != NULL && off != NULL && base != Py_None && PyType_Check(base) &&
+        PyLong_Check(off) && PyType_IsSubtype(proxy_type, (PyTypeObject *)base)) {
+        Py_ssize_t o = PyLong_AsSsize_t(off);
+        if (o == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        if (o >= (Py_ssize_t)sizeof(PyObject) &&
+            o + (Py_ssize_t)sizeof(PyObject *) <= ((PyTypeObject *)base)->tp_basicsize) {
+            proxy_target_offset = o;
+        }
+    }
 #undef GET
     if (!PyList_Check(epoch_state) || PyList_GET_SIZE(epoch_state) != 1 ||
         !PyDict_CheckExact(library_attrs) ||
@@ -1064,11 +1192,20 @@ PyInit__fastbuiltins(void)
         return NULL;
     }
     INTERN(s_class, "__class__");
+    INTERN(s_name, "__name__");
     INTERN(s_dict_name, "__dict__");
     INTERN(s_format_name, "format");
     INTERN(s_format_map_name, "format_map");
     INTERN(s_ipycap_prefix, "__ipycap");
 #undef INTERN
+    object_class_descr = PyDict_GetItemWithError(PyBaseObject_Type.tp_dict, s_class);
+    if (object_class_descr == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_RuntimeError, "object has no __class__ descriptor");
+        }
+        return NULL;
+    }
+    Py_INCREF(object_class_descr);
     str_format = PyObject_GetAttrString((PyObject *)&PyUnicode_Type, "format");
     str_format_map = PyObject_GetAttrString((PyObject *)&PyUnicode_Type, "format_map");
     if (str_format == NULL || str_format_map == NULL) {

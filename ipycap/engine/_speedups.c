@@ -29,6 +29,7 @@ typedef struct {
     PyObject *weakreflist;
     vectorcallfunc vectorcall; /* calls without an argument tuple (d.get(k), f(x)) */
     int writable;
+    int has_methods; /* it may own entries of the method cache (mcache, below) */
 } ProxyBaseObject;
 
 /* The identity cache of one capability: target -> its live proxy (one per writable flag),
@@ -621,6 +622,93 @@ cross_leave(void)
         cross_result_;                                                                         \
     })
 
+/* -- builtin methods of proxied builtin containers (d.get, l.index, s.isdisjoint) ---------
+ * For an instance of a class whose public attributes resolve in the class alone -- a static,
+ * immutable class of metaclass type, with no instance dict and the generic getattr -- a read
+ * of a method always gives the same thing: the class's method descriptor bound to the
+ * instance, stateless.  The proxy of that bound method (what proxy_getattro gives for it,
+ * below) is kept here per (container proxy, name) and handed out again, instead of a fresh
+ * bound method and a fresh proxy on every call.  Everything else is decided again at every
+ * read exactly as without the cache: the capability's revocation first, the read-only
+ * mutator check after; the cached proxy checks its capability at every call, as any proxy.
+ * An entry is dropped when its container proxy dies or is cleared (the entry holds no
+ * reference to it), so the cache keeps no target alive beyond its own proxy; a collision
+ * replaces the older entry.  The one thing a capsule can tell: ``d.get is d.get``. */
+#define MCACHE_SIZE 64
+static struct {
+    ProxyBaseObject *owner; /* borrowed: owner->has_methods makes its death drop the entry */
+    PyObject *name;         /* strong */
+    PyObject *method;       /* strong: the Proxy of the bound method */
+} mcache[MCACHE_SIZE];
+
+static inline size_t
+mcache_slot(ProxyBaseObject *owner, PyObject *name)
+{
+    return ((((uintptr_t)owner) >> 4) ^ (((uintptr_t)name) >> 4) * 7) % MCACHE_SIZE;
+}
+
+static inline int
+methods_cacheable(PyTypeObject *tp)
+{
+    return Py_IS_TYPE(tp, &PyType_Type) && !(tp->tp_flags & Py_TPFLAGS_HEAPTYPE) &&
+           (tp->tp_flags & Py_TPFLAGS_IMMUTABLETYPE) && tp->tp_dictoffset == 0 &&
+           tp->tp_getattro == PyObject_GenericGetAttr;
+}
+
+static void
+mcache_drop(ProxyBaseObject *owner)
+{
+    if (!owner->has_methods) {
+        return;
+    }
+    owner->has_methods = 0;
+    for (size_t i = 0; i < MCACHE_SIZE; i++) {
+        if (mcache[i].owner == owner) {
+            PyObject *n = mcache[i].name, *m = mcache[i].method;
+            mcache[i].owner = NULL;
+            mcache[i].name = NULL;
+            mcache[i].method = NULL;
+            Py_XDECREF(n);
+            Py_XDECREF(m); /* may run code that changes other slots: each is read afresh */
+        }
+    }
+}
+
+static void
+mcache_insert(ProxyBaseObject *owner, PyObject *name, PyObject *method)
+{
+    size_t i = mcache_slot(owner, name);
+    PyObject *old_name = mcache[i].name, *old_method = mcache[i].method;
+    mcache[i].owner = owner;
+    mcache[i].name = Py_NewRef(name);
+    mcache[i].method = Py_NewRef(method);
+    owner->has_methods = 1;
+    Py_XDECREF(old_name);
+    Py_XDECREF(old_method);
+}
+
+/* The read-only decision for a builtin method ``name`` bound to the target of ``self``:
+ * 1 when it is one of EXACT_MUTATORS of a read-only target (or a class readonly.py must
+ * judge), 0 when the fast path may hand it out, -1 on error. */
+static int
+readonly_mutator(ProxyBaseObject *self, PyObject *name)
+{
+    if (self->writable) {
+        return 0;
+    }
+    PyObject *names = PyDict_GetItemWithError(mutating, (PyObject *)Py_TYPE(self->target));
+    if (names == NULL && PyErr_Occurred()) {
+        return -1;
+    }
+    /* not an exact list/dict/set/bytearray: a subclass or another container (OrderedDict,
+     * deque, a file) is judged in Python by the class that defines the method
+     * (membrane/readonly.py), unless FAST_TYPES clears it */
+    if (names == NULL) {
+        return !readonly_fast(Py_TYPE(self->target));
+    }
+    return PySet_Contains(names, name);
+}
+
 static PyObject *
 proxy_getattro(ProxyBaseObject *self, PyObject *name)
 {
@@ -645,6 +733,23 @@ proxy_getattro(ProxyBaseObject *self, PyObject *name)
         int is_revoked = cap_live_fast(self->cap) ? 0 : cap_revoked(self->cap);
         if (is_revoked < 0) {
             return NULL;
+        }
+        if (!is_revoked && mutating != NULL && proxy_class != NULL &&
+            methods_cacheable(Py_TYPE(self->target))) {
+            size_t i = mcache_slot(self, name);
+            if (mcache[i].owner == self && mcache[i].name == name) {
+                PyObject *m = mcache[i].method;
+                PyObject *bound = ((ProxyBaseObject *)m)->target;
+                if (bound != NULL && PyCFunction_GET_SELF(bound) == self->target) {
+                    int refuse = readonly_mutator(self, name);
+                    if (refuse < 0) {
+                        return NULL;
+                    }
+                    if (!refuse) {
+                        return Py_NewRef(m);
+                    }
+                }
+            }
         }
         if (!is_revoked) {
             PyObject *value = CROSS(PyObject_GetAttr(self->target, name));
@@ -680,32 +785,18 @@ proxy_getattro(ProxyBaseObject *self, PyObject *name)
             if (PyCFunction_CheckExact(value) && PyCFunction_GET_SELF(value) == self->target &&
                 ((PyCFunctionObject *)value)->m_module == NULL && proxy_class != NULL &&
                 mutating != NULL && Py_IS_TYPE(Py_TYPE(self->target), &PyType_Type)) {
-                int readonly_mutator = 0;
-                if (!self->writable) {
-                    PyObject *names =
-                        PyDict_GetItemWithError(mutating, (PyObject *)Py_TYPE(self->target));
-                    if (names == NULL && PyErr_Occurred()) {
-                        Py_DECREF(value);
-                        return NULL;
-                    }
-                    /* not an exact list/dict/set/bytearray: a subclass or another container
-                     * (OrderedDict, deque, a file) is judged in Python by the class that
-                     * defines the method (membrane/readonly.py), unless FAST_TYPES clears it */
-                    if (names == NULL && !readonly_fast(Py_TYPE(self->target))) {
-                        readonly_mutator = 1;
-                    }
-                    if (names != NULL) {
-                        readonly_mutator = PySet_Contains(names, name);
-                        if (readonly_mutator < 0) {
-                            Py_DECREF(value);
-                            return NULL;
-                        }
-                    }
+                int refuse = readonly_mutator(self, name);
+                if (refuse < 0) {
+                    Py_DECREF(value);
+                    return NULL;
                 }
-                if (!readonly_mutator) {
+                if (!refuse) {
                     PyObject *p = (PyObject *)alloc_proxy(value, self->cap, self->cache,
                                                           self->writable);
                     Py_DECREF(value);
+                    if (p != NULL && methods_cacheable(Py_TYPE(self->target))) {
+                        mcache_insert(self, name, p);
+                    }
                     return p;
                 }
             }
@@ -731,6 +822,7 @@ static int
 proxy_clear(ProxyBaseObject *self)
 {
     proxy_uncache(self); /* before the target goes: the cache finds the slot by it */
+    mcache_drop(self);
     Py_CLEAR(self->target);
     Py_CLEAR(self->cap);
     return 0;
@@ -1552,7 +1644,128 @@ crossing_frame(PyObject *module, PyObject *unused)
     return Py_NewRef(audit_frames[audit_depth - 1]);
 }
 
+/* -- lines of a revocable file (ipycap.engine.handles) ------------------------------------
+ * ``for line in f`` over a capsule's file: the iterator RevocableFile.__iter__ gives.  Every
+ * line first checks that one of the capabilities that opened the file is still active (as
+ * RevocableFile.__next__ does); when none is, ``refuse('read')`` (the file's own check,
+ * which closes it and raises) decides.  No attribute of it is readable but its class's. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *file;   /* the raw io object */
+    PyObject *caps;   /* tuple of the read capabilities */
+    PyObject *refuse; /* RevocableFile.__ipycap_check__, bound */
+} CheckedLinesObject;
+
+static PyObject *
+lines_next(CheckedLinesObject *self)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(self->caps);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *cap = PyTuple_GET_ITEM(self->caps, i);
+        int revoked = cap_live_fast(cap) ? 0 : cap_revoked(cap);
+        if (revoked < 0) {
+            return NULL;
+        }
+        if (!revoked) {
+            iternextfunc next = Py_TYPE(self->file)->tp_iternext;
+            if (next == NULL) {
+                PyErr_SetString(PyExc_TypeError, "a capsule's file is not iterable");
+                return NULL;
+            }
+            return CROSS(next(self->file));
+        }
+    }
+    PyObject *r = PyObject_CallFunction(self->refuse, "s", "read");
+    if (r != NULL) {
+        Py_DECREF(r);
+        PyErr_SetString(PyExc_RuntimeError, "ipycap: a revoked file read not refused");
+    }
+    return NULL;
+}
+
+static int
+lines_traverse(CheckedLinesObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->file);
+    Py_VISIT(self->caps);
+    Py_VISIT(self->refuse);
+    return 0;
+}
+
+static int
+lines_clear(CheckedLinesObject *self)
+{
+    Py_CLEAR(self->file);
+    Py_CLEAR(self->caps);
+    Py_CLEAR(self->refuse);
+    return 0;
+}
+
+static void
+lines_dealloc(CheckedLinesObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    lines_clear(self);
+    PyObject_GC_Del(self);
+}
+
+static PyTypeObject CheckedLines_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "ipycap.engine._speedups.CheckedLines",
+    .tp_basicsize = sizeof(CheckedLinesObject),
+    .tp_dealloc = (destructor)lines_dealloc,
+    .tp_getattro = PyObject_GenericGetAttr,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)lines_next,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The lines of a capsule's file, each read while its grant is active.",
+    .tp_traverse = (traverseproc)lines_traverse,
+    .tp_clear = (inquiry)lines_clear,
+    .tp_new = NULL,
+};
+
+/* checked_lines(file, caps: tuple, refuse) -> CheckedLines */
+static PyObject *
+checked_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyTuple_CheckExact(args[1]) || !PyCallable_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "checked_lines(file, caps: tuple, refuse)");
+        return NULL;
+    }
+    CheckedLinesObject *it = PyObject_GC_New(CheckedLinesObject, &CheckedLines_Type);
+    if (it == NULL) {
+        return NULL;
+    }
+    it->file = Py_NewRef(args[0]);
+    it->caps = Py_NewRef(args[1]);
+    it->refuse = Py_NewRef(args[2]);
+    PyObject_GC_Track(it);
+    return (PyObject *)it;
+}
+
+/* method_cache_clear([phase, info]): drops every entry of the method cache; as a gc.callbacks
+ * entry, at the start of each collection ("start"), so a cycle through a cached method
+ * (a target holding its own proxy) is collected as without the cache. */
+static PyObject *
+method_cache_clear(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs > 0 && !(PyUnicode_Check(args[0]) && PyUnicode_CompareWithASCIIString(args[0], "start") == 0)) {
+        Py_RETURN_NONE;
+    }
+    for (size_t i = 0; i < MCACHE_SIZE; i++) {
+        PyObject *n = mcache[i].name, *m = mcache[i].method;
+        mcache[i].owner = NULL;
+        mcache[i].name = NULL;
+        mcache[i].method = NULL;
+        Py_XDECREF(n);
+        Py_XDECREF(m);
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"checked_lines", (PyCFunction)(void (*)(void))checked_lines, METH_FASTCALL, NULL},
+    {"method_cache_clear", (PyCFunction)(void (*)(void))method_cache_clear, METH_FASTCALL, NULL},
     {"set_audit", set_audit, METH_O, NULL},
     {"crossing_frame", crossing_frame, METH_NOARGS, NULL},
     {"new_cache", new_cache, METH_NOARGS, NULL},
@@ -1582,7 +1795,7 @@ PyInit__speedups(void)
         PyType_Ready(&ViewBase_Type) < 0) {
         return NULL;
     }
-    if (PyType_Ready(&IdentityCache_Type) < 0) {
+    if (PyType_Ready(&IdentityCache_Type) < 0 || PyType_Ready(&CheckedLines_Type) < 0) {
         return NULL;
     }
     str_revoked = PyUnicode_InternFromString("revoked");
@@ -1616,6 +1829,18 @@ PyInit__speedups(void)
     Py_INCREF(&MethodProxy_Type);
     if (PyModule_AddObject(m, "MethodProxy", (PyObject *)&MethodProxy_Type) < 0) {
         Py_DECREF(&MethodProxy_Type);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&CheckedLines_Type);
+    if (PyModule_AddObject(m, "CheckedLines", (PyObject *)&CheckedLines_Type) < 0) {
+        Py_DECREF(&CheckedLines_Type);
+        Py_DECREF(m);
+        return NULL;
+    }
+    /* For _fastbuiltins (set up by trusted code only): where a ProxyBase keeps its target. */
+    if (PyModule_AddIntConstant(m, "TARGET_OFFSET", (long)offsetof(ProxyBaseObject, target)) <
+        0) {
         Py_DECREF(m);
         return NULL;
     }

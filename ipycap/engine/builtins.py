@@ -9,6 +9,7 @@ refusing stand-ins for ``input``, ``help``, ``breakpoint``, ``exit`` and friends
 from __future__ import annotations
 
 import builtins as _py
+import operator
 import os
 import stat
 import sys
@@ -79,9 +80,28 @@ class _Refusing:
 
 
 # -- the builtins dict ---------------------------------------------------------------------
+_REAL = vars(_py)
+_PICK: list = [(), None]  # SAFE_BUILTINS as last seen, an itemgetter of those names
+
+
+def _safe_entries() -> dict:
+    """``{name: getattr(builtins, name)}`` for the SAFE_BUILTINS present, read now (one C
+    call: none of these names is an attribute of the module type, so the module's dict
+    answers as getattr does)."""
+    names = tuple(SAFE_BUILTINS)
+    if _PICK[0] != names:
+        if len(names) < 2 or any(hasattr(types.ModuleType, n) for n in names):
+            return {name: getattr(_py, name) for name in names if hasattr(_py, name)}
+        _PICK[:] = [names, operator.itemgetter(*names)]
+    try:
+        return dict(zip(names, _PICK[1](_REAL), strict=True))
+    except KeyError:  # a builtin was deleted: the ones present
+        return {name: getattr(_py, name) for name in names if hasattr(_py, name)}
+
+
 def make_builtins(context) -> BuiltinsModule:
     """A fresh builtins module for one capsule context (its dict is the frames' builtins)."""
-    b = {name: getattr(_py, name) for name in SAFE_BUILTINS if hasattr(_py, name)}
+    b = _safe_entries()
     b.update(_ACCESSORS[context.mode])
     for name, why in REFUSING.items():
         b[name] = _Refusing(name, why)

@@ -20,9 +20,11 @@ except ImportError:  # pragma: no cover - the extension is optional
     _c = None
 
 try:
+    from ._speedups import TARGET_OFFSET as _TARGET_OFFSET
+    from ._speedups import ProxyBase as _ProxyBase
     from ._speedups import freeze_type as _freeze
 except ImportError:  # pragma: no cover
-    _freeze = None
+    _freeze = _ProxyBase = _TARGET_OFFSET = None
 
 #: The capsule type's C base (its __call__ answers type(x) for unproxied objects).
 TypeBase = _c.TypeBase if _c is not None else object
@@ -68,6 +70,9 @@ def install(*, slow: dict, proxy_type, view_type) -> dict:
             "template_attrs": guard.TEMPLATE_ATTRS,
             "can_freeze": _freeze is not None,
             "capability_type": Capability,
+            # isinstance(proxy, builtin class) reads the C proxy's target (when Proxy is one)
+            "proxy_base": _ProxyBase,
+            "proxy_target_offset": _TARGET_OFFSET,
         }
     )
     # The bound format a capsule gets for 'abc'.format: nothing of it is readable.

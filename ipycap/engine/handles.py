@@ -21,6 +21,11 @@ import io
 from . import limits
 from .errors import CapsuleAttributeError, CapsulePermissionError
 
+try:
+    from ._speedups import checked_lines as _checked_lines
+except ImportError:  # pragma: no cover - the extension is optional
+    _checked_lines = None
+
 #: Attributes read through to the io object (plain values or harmless queries).
 _PASSED = frozenset(
     {
@@ -92,9 +97,16 @@ class RevocableFile:
 
     def __iter__(self):
         self.__ipycap_check__("read")
-        return self
+        if _checked_lines is None:  # pragma: no cover - without the C extension
+            return self
+        # each line checked in C, as __next__ does (no Python frame per line)
+        return _checked_lines(self.__ipycap_file__, self.__ipycap_read__, self.__ipycap_check__)
 
     def __next__(self):
+        # __ipycap_check__ inlined (a line is the hottest read): the same check per use
+        for cap in self.__ipycap_read__:
+            if not cap.revoked:
+                return self.__ipycap_file__.__next__()
         return next(self.__ipycap_check__("read"))
 
     # -- writing -----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ reverse proxy that wraps every argument trusted code passes in.  Exceptions cros
 
 from __future__ import annotations
 
+import gc
 import operator
 import types
 import weakref
@@ -773,7 +774,11 @@ def _call_method(method, cap, args, kwargs):
 
 
 if SPEEDUPS:
-    from .._speedups import MethodProxy
+    from .._speedups import MethodProxy, method_cache_clear
+
+    # The C method cache (proxies of d.get, l.index, ... per container proxy) is emptied as
+    # each collection starts, so a cycle through a cached method is collected as before.
+    gc.callbacks.append(method_cache_clear)
 
     guard.PROXY_TYPES[MethodProxy] = lambda m, name: guard.refuse(
         m, name, "a proxied method reveals nothing of the method behind it"
