@@ -17,6 +17,7 @@ import weakref
 from .. import guard, rules
 from ..errors import CapsuleAttributeError, CapsuleTypeError
 from ..modules import module_view_for_membrane
+from . import derived as _derived
 from . import readonly as _ro
 from .arrays import array_method
 from .authority import (
@@ -68,10 +69,24 @@ def _finish_getattr(proxy, name, value):
     if (tp is types.MethodType or tp is types.BuiltinMethodType) and not writable:
         if _ro.refuses_attribute(_get_target(proxy), name, value):
             return _ReadOnlyMethod(name, type(value.__self__).__name__, _get_cap(proxy).target)
+    if not writable and _derived.is_source_type(type(_get_target(proxy))):
+        return _derived_attribute(proxy, value)
     if tp is types.MethodType:
         _check_withheld(value)
         return _bind(value, _get_cap(proxy))
     return wrap(value, _get_cap(proxy), writable)
+
+
+def _derived_attribute(proxy, value):
+    """An attribute of a read-only library container: its methods' results and the value
+    itself judged by the profile's rule (membrane/derived.py)."""
+    target, cap = _get_target(proxy), _get_cap(proxy)
+    tp = type(value)
+    if (tp is types.MethodType or tp is types.BuiltinMethodType) and value.__self__ is target:
+        _check_withheld(value)
+        return _bind(_derived.method(value, target, cap), cap)
+    _derived.note(value, target, cap)
+    return wrap(value, cap, False)
 
 
 try:
@@ -432,7 +447,10 @@ def wrap(value, cap, writable: bool = False):
     if not writable:  # read-only: mutators refused, library containers immutable (readonly.py)
         if tp in _ro.CALLABLE_TYPES and _ro.refuses_callable(value):
             return _ro.refused_callable(value, cap.target)
-        target = _ro.readonly_target(value, cap)
+        # a result the capsule owns (membrane/derived.py) is held as it is
+        target = value if _derived.is_local(value, cap) else _ro.readonly_target(value, cap)
+        if _ro.FAST_TYPES.get(type(target)) is None:
+            _ro.fast_path_ok(type(target))  # the C paths learn which types Python judges
     if SPEEDUPS:
         # The C identity cache (one proxy per object per capability while it lives): the
         # proxy takes itself out when it dies, so a hit is always the live proxy of value.
@@ -505,7 +523,7 @@ def _check_write(proxy, what, name):
     cap = _get_cap(proxy)
     if cap.revoked:
         _revoked(cap)
-    if not _get_writable(proxy):
+    if not _get_writable(proxy) and not _derived.is_local(_get_target(proxy), cap):
         raise _recorded(
             cap,
             CapsuleTypeError(
@@ -544,6 +562,8 @@ def _call(fn, proxy, *args, raw=False):
     else:
         if raw:
             return _plain_result(result)
+        if not _get_writable(proxy):
+            _derived.note(result, _get_target(proxy), cap)  # arr + 1, df[['a']]
         return wrap(result, cap, False)
     raise err  # outside the except block, so __context__ stays empty
 

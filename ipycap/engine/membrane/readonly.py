@@ -127,19 +127,30 @@ def refuses(tp, name: str) -> bool:
     return r
 
 
+#: The FAST_TYPES value of a class whose results are judged (membrane/derived.py): the C
+#: fast path then leaves its methods and items (``df[['a']]``) to Python.
+DERIVED = "derived"
+
+
 def fast_path_ok(tp) -> bool:
     """Whether read-only proxies of ``tp`` may bind methods in C with no ``refuses`` check:
-    no container in its MRO and no alias of a mutator in any of its class dicts."""
+    no container in its MRO, no alias of a mutator in any of its class dicts, and no
+    profile rule judging its results (those bind in Python, membrane/derived.py)."""
     r = FAST_TYPES.get(tp)
     if r is None:
         if len(FAST_TYPES) > _LIMIT:
             FAST_TYPES.clear()
+        from .derived import is_source_type
+
+        if is_source_type(tp):
+            FAST_TYPES[tp] = DERIVED
+            return False
         mro = _mro(tp)
         r = not any(c in MUTATORS for c in mro) and not any(
             _is_mutator(v) for c in mro for v in _type_dict(c).values()
         )
         FAST_TYPES[tp] = r
-    return r
+    return r is True
 
 
 _inserting: dict = {}
@@ -203,6 +214,7 @@ def readonly_target(value, cap):
     view = fn(value)
     if view is value:
         return value
+    _remember_stand_in(view)
     try:
         ref = weakref.ref(value, lambda r, key=key: _forget(key, r))
         _views[key] = (
@@ -213,6 +225,29 @@ def readonly_target(value, cap):
     except TypeError:  # not weakly referenceable: a fresh target each time
         pass
     return view
+
+
+#: address -> weakref of every stand-in made: never a local result (membrane/derived.py).
+_stand_ins: dict = {}
+
+
+def _remember_stand_in(view) -> None:
+    key = _address(view)
+    try:
+        _stand_ins[key] = weakref.ref(view, lambda r, key=key: _drop_stand_in(key, r))
+    except TypeError:
+        pass
+
+
+def _drop_stand_in(key, ref) -> None:
+    if _stand_ins.get(key) is ref:
+        del _stand_ins[key]
+
+
+def is_stand_in(obj) -> bool:
+    """Whether ``obj`` is the read-only stand-in of some protected object."""
+    ref = _stand_ins.get(_address(obj))
+    return ref is not None and ref() is obj
 
 
 def _forget(key, ref, slot=0):
