@@ -371,6 +371,25 @@ USER_OBJECTS = {
         "a = df['b'].to_numpy().copy()\na[0] = -1\na += 1\na.tolist()",
         "[0.0, 6.0, 7.0]",
     ),
+    # protected objects meeting the capsule's own library objects
+    "plot-index-and-column-on-own-axes": (
+        "matplotlib,numpy",
+        "import numpy as np\nimport matplotlib.pyplot as plt\nfig, own = plt.subplots()\n"
+        "line, = own.plot(df.index, df['a'])\nplt.close(fig)\nline.get_xydata().tolist()",
+        "[[0.0, 1.0], [1.0, 2.0], [2.0, 3.0]]",
+    ),
+    "df-plot-on-own-axes": (
+        "matplotlib",
+        "import matplotlib.pyplot as plt\nfig, own = plt.subplots()\nr = df.plot(ax=own)\n"
+        "df['a'].hist(ax=own)\nplt.close(fig)\n(r is own, len(own.lines), len(own.patches) > 0)",
+        "(True, 2, True)",
+    ),
+    "column-plus-capsule-array": (
+        "numpy",
+        "import numpy as np\nw = np.arange(3.0)\nd = df.assign(c=w)\nw[0] = 50.0\n"
+        "((df['b'] + w).tolist(), d['c'].tolist())",
+        "([54.0, 6.0, 8.0], [0.0, 1.0, 2.0])",
+    ),
     "array-view-stays-read-only": (
         "",
         "n = df['b'].to_numpy()\nn.flags.writeable",

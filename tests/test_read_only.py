@@ -802,3 +802,37 @@ def test_a_result_is_the_capsules_only_for_the_capability_it_came_from():
         _attempt(again, "r.copy().T.base.setflags(write=False)\nr.fill(1)"), Exception
     )
     assert mine.tolist() == [10, 2, 3]
+
+
+def test_a_bound_method_handed_in_is_callable_and_derived_mutators_are_not():
+    """The user handing ``items.append`` by name handed the capability to call it (as a
+    user function doing the same is callable); reaching ``items.append`` through a
+    read-only ``items``, or an unbound mutator that would change any object passed to it,
+    stays refused."""
+    import functools
+
+    items = [1]
+    log = collections.OrderedDict()
+    wrapped = functools.wraps(items.append)(lambda x: items.append(x))
+    c = Capsule(
+        protected={
+            "items": items,
+            "add": items.append,
+            "note": log.update,
+            "add_wrapped": wrapped,
+            "unbound": list.append,
+            "mm_update": collections.abc.MutableMapping.update,
+            "boxes": [items.append],
+        }
+    )
+    assert c.run("add(2)\nnote(a=1)\nadd_wrapped(3)\nitems[:]") == [1, 2, 3]
+    assert dict(log) == {"a": 1}
+    for source in (
+        "items.append(9)",
+        "getattr(items, 'append')(9)",
+        "unbound(items, 9)",
+        "mm_update(items, {})",
+        "boxes[0](9)",
+    ):
+        assert isinstance(_attempt(c, source), CapsuleTypeError), source
+    assert items == [1, 2, 3]

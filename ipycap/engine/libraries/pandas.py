@@ -129,6 +129,11 @@ PROFILE = Profile(
         },
         "pandas.core.frame:DataFrame.__init__": "copies_protected",
         "pandas.core.series:Series.__init__": "copies_protected",
+        # plotting a protected frame onto the capsule's own Axes (wrappers.py)
+        "pandas.plotting._core:PlotAccessor.__call__": "plots_on_capsule_axes",
+        "pandas.core.frame:DataFrame.hist": "plots_on_capsule_axes",
+        "pandas.core.frame:DataFrame.boxplot": "plots_on_capsule_axes",
+        "pandas.core.series:Series.hist": "plots_on_capsule_axes",
         "pandas.eval": "pandas_eval",
         "pandas:DataFrame.query": "frame_query",
         "pandas:DataFrame.eval": "frame_eval",

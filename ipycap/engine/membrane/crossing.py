@@ -428,8 +428,10 @@ def _bind_closure(method, cap):
 
 
 # -- crossing in ---------------------------------------------------------------------------
-def wrap(value, cap, writable: bool = False):
-    """The capsule-side form of a trusted ``value`` derived from capability ``cap``."""
+def wrap(value, cap, writable: bool = False, *, handed: bool = False):
+    """The capsule-side form of a trusted ``value`` derived from capability ``cap``;
+    ``handed``: ``value`` is the capability's own target, named by the user (a bound method
+    handed in is callable, membrane/readonly.py ``refuses_handed``)."""
     tp = type(value)
     if _value_type(tp):
         return value
@@ -445,7 +447,9 @@ def wrap(value, cap, writable: bool = False):
         return module_view_for_membrane(value)
     target = value
     if not writable:  # read-only: mutators refused, library containers immutable (readonly.py)
-        if tp in _ro.CALLABLE_TYPES and _ro.refuses_callable(value):
+        if tp in _ro.CALLABLE_TYPES and (
+            _ro.refuses_handed(value) if handed else _ro.refuses_callable(value)
+        ):
             return _ro.refused_callable(value, cap.target)
         # a result the capsule owns (membrane/derived.py) is held as it is
         target = value if _derived.is_local(value, cap) else _ro.readonly_target(value, cap)
@@ -745,6 +749,9 @@ def export(value, cap=None, _depth=0):
             export(value.stop, cap, _depth + 1),
             export(value.step, cap, _depth + 1),
         )
+    copied = _derived.exported_array(value)
+    if copied is not None:
+        return copied
     rp = ReverseProxy.__new__(ReverseProxy)
     _rp_set_target(rp, value)
     _rp_set_cap(rp, cap if cap is not None else _callback_cap())

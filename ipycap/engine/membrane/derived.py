@@ -114,3 +114,16 @@ def method(bound, source, cap):
     """What a read-only proxy of ``source`` binds for the library method ``bound``: the
     same call, its result judged by :func:`note` before the membrane wraps it."""
     return functools.partial(_call_noting, bound, source, cap)
+
+
+def exported_array(value):
+    """A copy of the capsule's own numeric numpy array leaving the membrane (``df['a'] *
+    weights``, ``df.assign(c=np.arange(3))``), as a list leaves as a copy: trusted code gets
+    data it can check and keep, never the capsule's array (nor a reverse proxy, which fails
+    every array check).  None for anything else (object arrays hold capsule objects)."""
+    import sys
+
+    np = sys.modules.get("numpy")
+    if np is None or type(value) is not np.ndarray or value.dtype.hasobject:
+        return None
+    return value.copy()

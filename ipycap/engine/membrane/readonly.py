@@ -298,6 +298,24 @@ def refuses_callable(value) -> bool:
     return False
 
 
+def refuses_handed(value) -> bool:
+    """``refuses_callable`` for a callable the user handed the capsule by name (the
+    capability's own target, not something derived from a read-only object): a bound method
+    is the capability itself -- ``app = items.append`` handed is callable like a user function
+    doing the same, since calling it is the point of handing it.  Unbound mutators
+    (``list.append``, ``MutableMapping.update``) stay refused: the membrane hands them the
+    target behind a proxy argument, so they would change whatever read-only object the
+    capsule passes."""
+    tp = type(value)
+    if tp is _BuiltinMethod or tp is _Method:
+        return False
+    if tp is _Function:
+        wrapped = getattr(value, "__wrapped__", None)
+        if type(wrapped) is _BuiltinMethod or type(wrapped) is _Method:
+            return False
+    return refuses_callable(value)
+
+
 def refused_callable(value, target_name: str):
     from .authority import _ReadOnlyMethod
 
