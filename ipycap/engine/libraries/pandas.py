@@ -31,7 +31,7 @@ PROFILE = Profile(
         "pandas.core.groupby.groupby:BaseGroupBy": "pandas_result",
         "pandas.core.window.rolling:BaseWindow": "pandas_result",
         "pandas.core.indexing:_LocationIndexer": "pandas_result",
-        "pandas.core.indexing:_ScalarAccessIndexer": "pandas_result",
+        "pandas.core.indexing:_ScalarAccessIndexer": "pandas_scalars",
     },
     loads=(
         "pyarrow",

@@ -137,9 +137,11 @@ def _holds_only_scalars(frame) -> bool:
     if type(frame) is pd.Series:
         dtypes = (frame.dtype,)
     else:
-        dtypes = frame.dtypes.tolist()
         if not _scalar_labels(frame.columns):
             return False
+        blocks = getattr(getattr(frame, "_mgr", None), "blocks", None)
+        # one dtype per block (a few), not frame.dtypes (a Series per call, ~30 us)
+        dtypes = [b.dtype for b in blocks] if type(blocks) is tuple else frame.dtypes.tolist()
     return all(_scalar_dtype(d) for d in dtypes) and _scalar_labels(frame.index)
 
 
@@ -160,3 +162,13 @@ def pandas_result(result, source, local) -> bool:
     if result is source or result is frame:
         return False
     return _holds_only_scalars(frame)
+
+
+def pandas_scalars(result, source, local) -> bool:
+    """``at``/``iat`` give scalars: nothing to judge (their items stay on the C fast path).
+    They are listed so that a write through the indexer of a local frame (``d.iat[0, 0] =
+    1``) is allowed: it writes only that frame."""
+    return False
+
+
+pandas_scalars.judges_results = False

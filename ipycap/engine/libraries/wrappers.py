@@ -32,6 +32,7 @@ from ..errors import (
 )
 from ..gate import gate
 from ..membrane import Proxy, target_of
+from ..membrane import readonly as _membrane_readonly
 from ..membrane.values import add_value_types
 from . import PROFILES, asking_package, boundary
 from .profile import PathArg
@@ -869,3 +870,8 @@ def note_unprofiled(ctx, name: str) -> None:
 _NOTED: dict[int, set] = {}
 
 __all__ = ["view_attr", "install", "check_expression", "asking_package", "note_unprofiled"]
+
+
+# A protected library object can reach a capsule that never imported the library (a user's
+# DataFrame): the membrane installs the profiles when it first meets such a class.
+_membrane_readonly.on_library_type = install

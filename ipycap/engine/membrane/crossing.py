@@ -34,6 +34,7 @@ from .values import is_plain as _is_plain
 from .values import is_value_type as _value_type
 from .values import plain_result as _plain_result
 
+_derived_rules = _derived._RULES
 _SAFE_DUNDERS = frozenset({"__name__", "__qualname__", "__doc__", "__module__"})
 _object_setattr = object.__setattr__
 #: The object's address-derived hash: unique among live objects, and unlike id() it raises
@@ -70,14 +71,14 @@ def _finish_getattr(proxy, name, value):
         if _ro.refuses_attribute(_get_target(proxy), name, value):
             return _ReadOnlyMethod(name, type(value.__self__).__name__, _get_cap(proxy).target)
     if not writable and _derived.is_source_type(type(_get_target(proxy))):
-        return _derived_attribute(proxy, value)
+        return _derived_attribute(proxy, name, value)
     if tp is types.MethodType:
         _check_withheld(value)
         return _bind(value, _get_cap(proxy))
     return wrap(value, _get_cap(proxy), writable)
 
 
-def _derived_attribute(proxy, value):
+def _derived_attribute(proxy, name, value):
     """An attribute of a read-only library container: its methods' results and the value
     itself judged by the profile's rule (membrane/derived.py)."""
     target, cap = _get_target(proxy), _get_cap(proxy)
@@ -85,6 +86,8 @@ def _derived_attribute(proxy, value):
     if (tp is types.MethodType or tp is types.BuiltinMethodType) and value.__self__ is target:
         _check_withheld(value)
         return _bind(_derived.method(value, target, cap), cap)
+    if _derived.is_indexer(value, target):  # df.iat / df.loc: one proxy per proxy
+        return _derived.cached_indexer(proxy, name, value, lambda v: wrap(v, cap, False))
     _derived.note(value, target, cap)
     return wrap(value, cap, False)
 
@@ -451,10 +454,15 @@ def wrap(value, cap, writable: bool = False, *, handed: bool = False):
             _ro.refuses_handed(value) if handed else _ro.refuses_callable(value)
         ):
             return _ro.refused_callable(value, cap.target)
-        # a result the capsule owns (membrane/derived.py) is held as it is
-        target = value if _derived.is_local(value, cap) else _ro.readonly_target(value, cap)
-        if _ro.FAST_TYPES.get(type(target)) is None:
-            _ro.fast_path_ok(type(target))  # the C paths learn which types Python judges
+        entry = _derived_rules.get(_identity(tp))
+        if entry is not None and entry[0] is tp and entry[1] is None:
+            target = _ro.readonly_target(value, cap)  # no library rule: the common case
+        else:
+            # a result the capsule owns (membrane/derived.py) is held as it is
+            local = _derived.is_local(value, cap)
+            target = value if local else _ro.readonly_target(value, cap)
+            if _ro.FAST_TYPES.get(type(target)) is None:
+                _ro.fast_path_ok(type(target))  # the C paths learn which types Python judges
     if SPEEDUPS:
         # The C identity cache (one proxy per object per capability while it lives): the
         # proxy takes itself out when it dies, so a hit is always the live proxy of value.
@@ -714,6 +722,8 @@ def export(value, cap=None, _depth=0):
     if tp is Proxy:
         return _get_target(value)
     if tp is ReverseProxy:
+        return value
+    if tp is tuple and _is_plain(value):  # exact primitives all the way down (df.iat[i, 0])
         return value
     if _depth > 50:
         raise CapsuleTypeError("value nested too deeply to leave the capsule", "membrane")

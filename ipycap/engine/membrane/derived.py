@@ -48,16 +48,21 @@ def rule_for(tp):
 
 
 def is_source_type(tp) -> bool:
-    return rule_for(tp) is not None
+    """Whether results derived from a ``tp`` are judged (its methods bind in Python and
+    its items leave the C fast path)."""
+    rule = rule_for(tp)
+    return rule is not None and getattr(rule, "judges_results", True)
 
 
 def is_local(obj, cap) -> bool:
     """Whether ``obj`` is the capsule's own for capability ``cap``: a result a rule accepted,
     or an indexer (``.loc``/``.iat``) of one, which writes only the frame it indexes."""
+    if not _LOCAL:
+        return False
     entry = _LOCAL.get((_address(obj), _address(cap)))
     if entry is not None:
         return entry[0]() is obj and entry[1]() is cap
-    if _LOCAL and type(obj).__name__ not in _CONTAINERS and rule_for(type(obj)) is not None:
+    if type(obj).__name__ not in _CONTAINERS and rule_for(type(obj)) is not None:
         # what an indexer, groupby or window (.obj) or numpy's flat iterator (.base) works on
         held = getattr(obj, "base" if type(obj).__name__ == "flatiter" else "obj", None)
         return held is not None and held is not obj and is_local(held, cap)
@@ -89,6 +94,29 @@ def _forget(key, ref, slot) -> None:
         del _LOCAL[key]
 
 
+#: address -> weakref of every read-only stand-in made (membrane/readonly.py): never local.
+_stand_ins: dict = {}
+
+
+def remember_stand_in(view) -> None:
+    key = _address(view)
+    try:
+        _stand_ins[key] = weakref.ref(view, lambda r, key=key: _drop_stand_in(key, r))
+    except TypeError:
+        pass
+
+
+def _drop_stand_in(key, ref) -> None:
+    if _stand_ins.get(key) is ref:
+        del _stand_ins[key]
+
+
+def is_stand_in(obj) -> bool:
+    """Whether ``obj`` is the read-only stand-in of some protected object."""
+    ref = _stand_ins.get(_address(obj))
+    return ref is not None and ref() is obj
+
+
 def note(result, source, cap) -> None:
     """Judge ``result``, just derived from ``source`` through a proxy of capability ``cap``:
     mark it local when the source's rule says it cannot reach data the capsule may not
@@ -96,8 +124,6 @@ def note(result, source, cap) -> None:
     rule = rule_for(type(source))
     if rule is None or rule_for(type(result)) is None:
         return
-    from .readonly import is_stand_in
-
     if is_stand_in(result):
         return
     if rule(result, source, lambda o: is_local(o, cap)):
@@ -127,3 +153,67 @@ def exported_array(value):
     if np is None or type(value) is not np.ndarray or value.dtype.hasobject:
         return None
     return value.copy()
+
+
+#: address of a proxy -> (weakref of the proxy, {attribute name: proxy of its value}): the
+#: pandas indexers (``df.iat``, ``df.loc``), which pandas makes afresh on every read.  One per
+#: proxy while it lives, so ``df.iat[i, 0]`` in a loop wraps nothing (an indexer has no state
+#: but its name and frame).  The entry dies with the proxy.
+_INDEXERS: dict = {}
+
+
+def cached_indexer(proxy, name, value, make):
+    """The proxy of indexer ``value`` read as ``proxy.name``: the one made before, or
+    ``make(value)`` remembered."""
+    key = _address(proxy)
+    entry = _INDEXERS.get(key)
+    if entry is not None and entry[0]() is proxy:
+        known = entry[1].get(name)
+        if known is not None:
+            return known
+    else:
+        if len(_INDEXERS) > _LIMIT:
+            for k, (ref, _) in list(_INDEXERS.items()):
+                if ref() is None:
+                    _INDEXERS.pop(k, None)
+        try:
+            ref = weakref.ref(proxy, lambda r, key=key: _drop_indexers(key, r))
+        except TypeError:
+            return make(value)
+        entry = _INDEXERS[key] = (ref, {})
+    wrapped = entry[1][name] = make(value)
+    return wrapped
+
+
+def _drop_indexers(key, ref) -> None:
+    entry = _INDEXERS.get(key)
+    if entry is not None and entry[0] is ref:
+        del _INDEXERS[key]
+
+
+def is_indexer(value, target) -> bool:
+    """Whether ``value`` is a pandas indexer of ``target`` (``.loc``/``.iloc``/``.at``/
+    ``.iat``: pandas' own classes, exactly) working on ``target`` itself."""
+    if _address(type(value)) not in _INDEXER_TYPES:
+        if _INDEXER_TYPES or not _load_indexer_types():
+            return False
+        if _address(type(value)) not in _INDEXER_TYPES:
+            return False
+    return _INDEXER_TYPES[_address(type(value))] is type(value) and value.obj is target
+
+
+#: address -> class: pandas' indexer classes (filled once pandas.core.indexing is loaded).
+_INDEXER_TYPES: dict = {}
+
+
+def _load_indexer_types() -> bool:
+    import sys
+
+    indexing = sys.modules.get("pandas.core.indexing")
+    if indexing is None:
+        return False
+    for name in ("_LocIndexer", "_iLocIndexer", "_AtIndexer", "_iAtIndexer"):
+        cls = getattr(indexing, name, None)
+        if isinstance(cls, type):
+            _INDEXER_TYPES[_address(cls)] = cls
+    return True

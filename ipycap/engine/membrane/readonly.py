@@ -27,6 +27,8 @@ import tempfile
 import weakref
 from sys import stdlib_module_names as _STDLIB
 
+from .derived import is_source_type, remember_stand_in
+
 _mro = type.__dict__["__mro__"].__get__
 _type_dict = type.__dict__["__dict__"].__get__
 _type_module = type.__dict__["__module__"].__get__
@@ -140,8 +142,6 @@ def fast_path_ok(tp) -> bool:
     if r is None:
         if len(FAST_TYPES) > _LIMIT:
             FAST_TYPES.clear()
-        from .derived import is_source_type
-
         if is_source_type(tp):
             FAST_TYPES[tp] = DERIVED
             return False
@@ -188,7 +188,15 @@ def _target_function(tp):
     # a memoryview (BytesIO.getbuffer(), arr.data) becomes its read-only twin
     fn = memoryview.toreadonly if tp is memoryview else readonly_target_function(tp)
     _targets[_address(tp)] = (tp, fn)
+    if fn is not None and tp is not memoryview and on_library_type is not None:
+        # a protected library object reaches a capsule that never imported its library: the
+        # profile's checked methods and value types apply to it all the same
+        on_library_type()
     return fn
+
+
+#: Set by libraries/wrappers.py: installs the profiles' method checks (once each).
+on_library_type = None
 
 
 #: (id(original), id(capability)) -> weak references to the original, the capability and
@@ -214,7 +222,7 @@ def readonly_target(value, cap):
     view = fn(value)
     if view is value:
         return value
-    _remember_stand_in(view)
+    remember_stand_in(view)
     try:
         ref = weakref.ref(value, lambda r, key=key: _forget(key, r))
         _views[key] = (
@@ -225,29 +233,6 @@ def readonly_target(value, cap):
     except TypeError:  # not weakly referenceable: a fresh target each time
         pass
     return view
-
-
-#: address -> weakref of every stand-in made: never a local result (membrane/derived.py).
-_stand_ins: dict = {}
-
-
-def _remember_stand_in(view) -> None:
-    key = _address(view)
-    try:
-        _stand_ins[key] = weakref.ref(view, lambda r, key=key: _drop_stand_in(key, r))
-    except TypeError:
-        pass
-
-
-def _drop_stand_in(key, ref) -> None:
-    if _stand_ins.get(key) is ref:
-        del _stand_ins[key]
-
-
-def is_stand_in(obj) -> bool:
-    """Whether ``obj`` is the read-only stand-in of some protected object."""
-    ref = _stand_ins.get(_address(obj))
-    return ref is not None and ref() is obj
 
 
 def _forget(key, ref, slot=0):
