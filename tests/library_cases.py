@@ -343,4 +343,56 @@ USER_OBJECTS = {
     "df-plus-one": ("", "df2 = df + 1\ndf2['a'].tolist()", "[2, 3, 4]"),
     "sum-then-inplace": ("", "s = df['a'].sum()\ns += 1\ns", "np.int64(7)"),
     "inplace-with-derived": ("", "t = 0\nfor x in df['a']:\n    t += x\nt", "6"),
+    # results that share nothing the capsule could change are the capsule's own
+    "df-plus-one-assign": (
+        "",
+        "d = df + 1\nd['a'] = 0\nd.values.tolist()",
+        "[[0.0, 5.0], [0.0, 6.0], [0.0, 7.0]]",
+    ),
+    "df-copy-loc-assign": (
+        "",
+        "d = df.copy()\nd.loc[1, 'b'] = 9.5\nd['b'].tolist()",
+        "[4.0, 9.5, 6.0]",
+    ),
+    "df-assign-then-set": ("", "d = df.assign(c=1)\nd['c'] += 1\nd['c'].tolist()", "[2, 2, 2]"),
+    "df-columns-then-set": (
+        "",
+        "d = df[['a']]\nd['a'] = d['a'] * 10\nd['a'].tolist()",
+        "[10, 20, 30]",
+    ),
+    "column-then-set": ("", "s = df['a']\ns[0] = 100\ns.tolist()", "[100, 2, 3]"),
+    "groupby-result-set": (
+        "",
+        "r = df.groupby('a').sum()\nr['b'] = 0.0\nr['b'].tolist()",
+        "[0.0, 0.0, 0.0]",
+    ),
+    "array-copy-set": (
+        "",
+        "a = df['b'].to_numpy().copy()\na[0] = -1\na += 1\na.tolist()",
+        "[0.0, 6.0, 7.0]",
+    ),
+    # protected objects meeting the capsule's own library objects
+    "plot-index-and-column-on-own-axes": (
+        "matplotlib,numpy",
+        "import numpy as np\nimport matplotlib.pyplot as plt\nfig, own = plt.subplots()\n"
+        "line, = own.plot(df.index, df['a'])\nplt.close(fig)\nline.get_xydata().tolist()",
+        "[[0.0, 1.0], [1.0, 2.0], [2.0, 3.0]]",
+    ),
+    "df-plot-on-own-axes": (
+        "matplotlib",
+        "import matplotlib.pyplot as plt\nfig, own = plt.subplots()\nr = df.plot(ax=own)\n"
+        "df['a'].hist(ax=own)\nplt.close(fig)\n(r is own, len(own.lines), len(own.patches) > 0)",
+        "(True, 2, True)",
+    ),
+    "column-plus-capsule-array": (
+        "numpy",
+        "import numpy as np\nw = np.arange(3.0)\nd = df.assign(c=w)\nw[0] = 50.0\n"
+        "((df['b'] + w).tolist(), d['c'].tolist())",
+        "([54.0, 6.0, 8.0], [0.0, 1.0, 2.0])",
+    ),
+    "array-view-stays-read-only": (
+        "",
+        "n = df['b'].to_numpy()\nn.flags.writeable",
+        "False",
+    ),
 }

@@ -197,3 +197,37 @@ def test_unprofiled_library_is_noted_in_the_registry(ip):
     assert error is None, error
     notes = [e for e in extension_for(ip).registry.events if e.get("event") == "unprofiled library"]
     assert notes and re.search(r"native \(C/Rust\).*confined kernel", str(notes[-1]))
+
+
+PROTECTED_WITHOUT_IMPORT = """
+import os, sys
+import pandas as pd
+from ipycap.engine.capsule import Capsule
+df = pd.DataFrame({"a": [1, 2]})
+c = Capsule(grants=[("write", sys.argv[1])], protected={"df": df})
+try:
+    c.run(f"df.to_pickle({sys.argv[1]!r} + '/x.pkl')")
+except Exception as e:
+    print(type(e).__name__, e)
+print(sorted(os.listdir(sys.argv[1])))
+"""
+
+
+def test_profiles_apply_to_a_protected_object_whose_library_the_capsule_never_imported(
+    tmp_path,
+):
+    """In a fresh process: a user's DataFrame reaches a capsule that imports nothing.  The
+    pandas profile's checks apply to it all the same (the membrane installs them when it
+    first meets a profiled class): to_pickle is refused even into a granted folder."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", PROTECTED_WITHOUT_IMPORT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout.splitlines()
+    assert "to_pickle" in out[0] and "refused by the pandas profile" in out[0], out
+    assert out[1] == "[]", out

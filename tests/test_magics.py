@@ -118,6 +118,18 @@ def test_last_expression_is_out_and_out_holds_the_exported_value(ip):
     assert ip.ok("%%capsule\ndata") is ip.ns["data"]
 
 
+def test_a_bound_method_in_the_namespace_is_a_capability_to_call(ip):
+    """``add = items.append`` in the user's namespace is callable from a capsule, like a
+    user function doing the same; ``items.append`` reached through read-only ``items``
+    is not (membrane/readonly.py ``refuses_handed``)."""
+    ip.ns["items"] = items = [1]
+    ip.ns["add"] = items.append
+    ip.ok("%%capsule\nadd(2)")
+    err = ip.fails("%%capsule\nitems.append(3)", CapsuleTypeError)
+    assert "--writable items" in str(err)
+    assert items == [1, 2]
+
+
 def test_trailing_semicolon_silences_out(ip):
     assert ip.ok("%%capsule\n1 + 1;") is None
     assert ip.formatted == []

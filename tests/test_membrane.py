@@ -627,9 +627,9 @@ def test_exposing_many_names_costs_nothing_until_read(monkeypatch):
     made = []
     real_wrap = capsule_module.wrap
 
-    def counting_wrap(value, cap, writable=False):
+    def counting_wrap(value, cap, writable=False, **kwargs):
         made.append(cap.target)
-        return real_wrap(value, cap, writable)
+        return real_wrap(value, cap, writable, **kwargs)
 
     monkeypatch.setattr(capsule_module, "wrap", counting_wrap)
     big = CountingNamespace({f"name{i}": [i] for i in range(100_000)})

@@ -623,3 +623,216 @@ def test_only_container_types_leave_the_c_fast_path():
     assert readonly.fast_path_ok(Plain)
     for tp in (collections.Counter, UserMapping, Aliased, Sublist, collections.ChainMap):
         assert not readonly.fast_path_ok(tp), tp
+
+
+# -- results derived from read-only library containers (membrane/derived.py) ------------------
+@pytest.mark.parametrize(
+    "make",
+    [
+        "arr.copy()",
+        "arr + 1",
+        "-arr",
+        "arr[[0, 2]]",
+        "arr[arr > 0]",
+        "arr.astype('f4')",
+        "arr.flatten()",
+        "arr.copy().T",
+        "arr.copy()[1:]",
+        "arr.copy().reshape(2, 3).T",
+    ],
+)
+def test_results_sharing_no_memory_with_a_read_only_array_are_the_capsules(make):
+    arr = np.arange(6.0)
+    c = _lib_capsule(arr=arr)
+    out = c.run(f"a = {make}\na[0] = 99\na += 1\na.flat[-1] = -1\n[a.flags.writeable, a.tolist()]")
+    plain = eval(make, {"arr": arr.copy()})
+    plain[0] = 99
+    plain += 1
+    plain.flat[-1] = -1
+    assert out == [True, plain.tolist()]
+    assert arr.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0] and arr.flags.writeable
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        "arr.T",
+        "arr[1:]",
+        "arr[::-1]",
+        "arr.view()",
+        "arr.reshape(2, 3)",
+        "arr.ravel()",
+        "arr.squeeze()",
+        "arr.astype(arr.dtype, copy=False)",
+        "arr.real",
+        "arr[...]",
+    ],
+)
+def test_views_of_a_read_only_array_stay_read_only(make):
+    arr = np.arange(6.0)
+    c = _lib_capsule(arr=arr)
+    c.run(f"v = {make}")
+    for source in (
+        "v[0] = 99",
+        "v += 1",
+        "v.fill(7)",
+        "v.flags.writeable = True",
+        "v.setflags(write=True)",
+        "v.base.setflags(write=True)",
+        "w = v.view()\nw[0] = 5",
+        "w = v.T\nw.setflags(write=True)",
+    ):
+        _attempt(c, source)
+    assert arr.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0] and arr.flags.writeable
+    assert c.run("v.flags.writeable") is False
+
+
+def test_copies_of_object_arrays_stay_read_only_items_and_all():
+    """An object array can hold the user's own arrays: nothing derived from it is relaxed."""
+    inner = np.arange(3)
+    arr = np.empty(2, dtype=object)
+    arr[0], arr[1] = inner, [1]
+    c = _lib_capsule(arr=arr)
+    for source in (
+        "a = arr.copy()\na[0][0] = 99",
+        "a = arr.copy()\na[0] = 5",
+        "arr.copy()[0].setflags(write=True)",
+        "arr[:1].copy()[0].fill(9)",
+    ):
+        assert isinstance(_attempt(c, source), Exception), source
+    assert inner.tolist() == [0, 1, 2] and arr[0] is inner and arr[1] == [1]
+
+
+_FRAME = {"a": [1, 2, 3], "b": [4.0, 5.0, 6.0]}
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        "df + 1",
+        "df.copy()",
+        "df.copy(deep=False)",
+        "df.assign(c=1)",
+        "df[['a', 'b']]",
+        "df[df.a > 0]",
+        "df.loc[:, ['a', 'b']]",
+        "df.iloc[0:3]",
+        "df.T.T",
+        "df.groupby('a').sum().reset_index()",
+        "df.sort_values('b')",
+        "df.rolling(1).sum()",
+    ],
+)
+def test_frames_derived_from_a_read_only_frame_are_the_capsules(make):
+    """pandas' Copy-on-Write decides what shares memory: a new frame never writes it."""
+    df = pd.DataFrame(_FRAME)
+    c = _lib_capsule(df=df)
+    source = (
+        f"d = {make}\nd['a'] = d['a'] * 10\nd.loc[d.index[0], 'b'] = -1.0\nd.iat[1, 1] = -2.0\n"
+        "s = d['b']\ns[s.index[2]] = -3.0\nd['b'] += 0\n[d['a'].tolist(), d['b'].tolist(), "
+        "s.tolist()]"
+    )
+    out = c.run(source)
+    plain = {"df": df.copy()}
+    exec(source.replace("\n[", "\nout = ["), plain)
+    assert out == plain["out"]
+    assert df.equals(pd.DataFrame(_FRAME))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        "df['a'].to_numpy()",
+        "df.values",
+        "df.to_numpy()",
+        "(df + 1).values",
+        "df[['a']]['a'].values",
+    ],
+)
+def test_arrays_sharing_a_read_only_frames_memory_stay_read_only(make):
+    df = pd.DataFrame(_FRAME)
+    c = _lib_capsule(df=df)
+    c.run(f"n = {make}")
+    for source in (
+        "n[0] = 99",
+        "n.flags.writeable = True",
+        "n.setflags(write=True)\nn[0] = 99",
+        "n.base.setflags(write=True)",
+    ):
+        assert isinstance(_attempt(c, source), Exception), source
+    assert df.equals(pd.DataFrame(_FRAME))
+    assert c.run("n.copy().flags.writeable") is True  # a copy of it is the capsule's
+
+
+def test_frames_holding_objects_give_back_read_only_results():
+    """An object column (or label) can hold the user's own frames and arrays: results of
+    such a frame stay read-only, whatever the method."""
+    inner = pd.DataFrame({"x": [1]})
+    items = np.arange(3)
+    df = pd.DataFrame({"o": [inner, items], "n": [1, 2]})
+    s = pd.Series([items, inner])
+    c = _lib_capsule(df=df, s=s)
+    for source in (
+        "d = df.copy()\nd['n'] = 0",
+        "df.copy()['o'].iloc[0]['x'] = 5",
+        "df['o'].iloc[1][0] = 9",
+        "s.get(0)[0] = 9",
+        "s.iloc[1]['x'] = 5",
+        "s.copy()[0] = 7",
+        "t = s.iat[0]\nt.setflags(write=True)",
+    ):
+        assert isinstance(_attempt(c, source), Exception), source
+    assert inner.equals(pd.DataFrame({"x": [1]})) and items.tolist() == [0, 1, 2]
+    assert df["o"][0] is inner and s[0] is items
+
+
+def test_a_result_is_the_capsules_only_for_the_capability_it_came_from():
+    """A local result that reaches the user (an exported value) is protected again when a
+    capsule gets it back as the user's object."""
+    from ipycap.engine.membrane import target_of
+
+    arr = np.arange(3)
+    c = _lib_capsule(arr=arr)
+    c.run("r = arr + 1\nr[0] = 10")
+    mine = target_of(c.namespace["r"])
+    assert mine.tolist() == [10, 2, 3]
+    again = _lib_capsule(r=mine)
+    assert isinstance(_attempt(again, "r[0] = 5"), CapsuleTypeError)
+    assert isinstance(
+        _attempt(again, "r.copy().T.base.setflags(write=False)\nr.fill(1)"), Exception
+    )
+    assert mine.tolist() == [10, 2, 3]
+
+
+def test_a_bound_method_handed_in_is_callable_and_derived_mutators_are_not():
+    """The user handing ``items.append`` by name handed the capability to call it (as a
+    user function doing the same is callable); reaching ``items.append`` through a
+    read-only ``items``, or an unbound mutator that would change any object passed to it,
+    stays refused."""
+    import functools
+
+    items = [1]
+    log = collections.OrderedDict()
+    wrapped = functools.wraps(items.append)(lambda x: items.append(x))
+    c = Capsule(
+        protected={
+            "items": items,
+            "add": items.append,
+            "note": log.update,
+            "add_wrapped": wrapped,
+            "unbound": list.append,
+            "mm_update": collections.abc.MutableMapping.update,
+            "boxes": [items.append],
+        }
+    )
+    assert c.run("add(2)\nnote(a=1)\nadd_wrapped(3)\nitems[:]") == [1, 2, 3]
+    assert dict(log) == {"a": 1}
+    for source in (
+        "items.append(9)",
+        "getattr(items, 'append')(9)",
+        "unbound(items, 9)",
+        "mm_update(items, {})",
+        "boxes[0](9)",
+    ):
+        assert isinstance(_attempt(c, source), CapsuleTypeError), source
+    assert items == [1, 2, 3]

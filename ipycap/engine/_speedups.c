@@ -188,6 +188,22 @@ readonly_fast(PyTypeObject *tp)
     return v == Py_True;
 }
 
+/* Whether results of this type's items are judged in Python (membrane/derived.py marks the
+ * type in the same table with a value that is neither True nor False). */
+static int
+readonly_derived(PyTypeObject *tp)
+{
+    if (readonly_fast_types == NULL) {
+        return 0;
+    }
+    PyObject *v = PyDict_GetItemWithError(readonly_fast_types, (PyObject *)tp);
+    if (v == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    return v != Py_True && v != Py_False;
+}
+
 /* -- the identity cache ---------------------------------------------------------------- */
 static inline uintptr_t
 cache_key(PyObject *target, int writable)
@@ -887,8 +903,10 @@ proxy_subscript(ProxyBaseObject *self, PyObject *key)
             }
         }
     }
-    if (!self->writable && readonly_getitem != NULL && PyDict_Check(t) && !PyDict_CheckExact(t)) {
-        /* a read-only dict subclass: a defaultdict's missing key would be inserted */
+    if (!self->writable && readonly_getitem != NULL &&
+        ((PyDict_Check(t) && !PyDict_CheckExact(t)) || readonly_derived(Py_TYPE(t)))) {
+        /* a read-only dict subclass: a defaultdict's missing key would be inserted; a
+         * library container: its item is judged (membrane/derived.py) */
         return PyObject_CallFunctionObjArgs(readonly_getitem, (PyObject *)self, key, NULL);
     }
     PyObject *k = export_operand(key);

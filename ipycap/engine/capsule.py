@@ -250,7 +250,7 @@ class Capsule:
             return make_view(value, self.context)
         if not cap.revoked:
             self.registry.use(cap, name)
-        return wrap(value, cap, name in self.writable)
+        return wrap(value, cap, name in self.writable, handed=True)
 
     # -- running -------------------------------------------------------------------------------
     #: The limits of the next run (None: the policy's); set by the host for one cell.

@@ -272,3 +272,32 @@ def readonly_target_function(tp):
             if isinstance(cls, type) and issubclass(tp, cls):
                 return getattr(readonly, fn)
     return None
+
+
+def derived_rule(tp):
+    """The rule judging results derived from a ``tp`` (a profile's ``derived`` class, of a
+    library already imported), or None.  numpy's and pandas' frames and arrays by their exact
+    class (a subclass may keep state of its own, such as a user's frame it hands out); the
+    objects working on a frame by any subclass the library itself defines."""
+    from . import readonly
+
+    module = type.__dict__["__module__"].__get__(tp)
+    for profile in PROFILES.values():
+        for where, fn in profile.derived.items():
+            mod, _, name = where.partition(":")
+            cls = getattr(sys.modules.get(mod), name, None)
+            if not isinstance(cls, type):
+                continue
+            if tp is cls or (
+                issubclass(tp, cls)
+                and type(module) is str
+                and module.partition(".")[0] == profile.package
+                and not _exact_only(cls)
+            ):
+                return getattr(readonly, fn)
+    return None
+
+
+def _exact_only(cls) -> bool:
+    """Containers are sources by their exact class only."""
+    return cls.__name__ in ("ndarray", "DataFrame", "Series", "flatiter")

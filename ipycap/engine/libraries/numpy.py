@@ -8,6 +8,7 @@ PROFILE = Profile(
     package="numpy",
     summary="arrays and vector math; file I/O only on granted paths",
     readonly={"numpy:ndarray": "numpy_array"},
+    derived={"numpy:ndarray": "numpy_result", "numpy:flatiter": "numpy_result"},
     stdlib=("importlib.metadata",),
     registers={
         "numpy.lib.add_docstring": "the docstrings of numpy's objects",

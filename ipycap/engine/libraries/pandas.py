@@ -22,6 +22,17 @@ PROFILE = Profile(
     package="pandas",
     summary="data frames: read/write files on granted paths, groupby, plotting (with matplotlib)",
     readonly={"pandas:DataFrame": "pandas_frame", "pandas:Series": "pandas_frame"},
+    # Results of frames, and of the objects working on one (groupby, rolling, resample, the
+    # loc/iloc/at/iat indexers): under Copy-on-Write a new frame never writes the data it
+    # shares; numpy arrays handed out of it stay read-only.
+    derived={
+        "pandas:DataFrame": "pandas_result",
+        "pandas:Series": "pandas_result",
+        "pandas.core.groupby.groupby:BaseGroupBy": "pandas_result",
+        "pandas.core.window.rolling:BaseWindow": "pandas_result",
+        "pandas.core.indexing:_LocationIndexer": "pandas_result",
+        "pandas.core.indexing:_ScalarAccessIndexer": "pandas_scalars",
+    },
     loads=(
         "pyarrow",
         "numpy",
@@ -118,6 +129,11 @@ PROFILE = Profile(
         },
         "pandas.core.frame:DataFrame.__init__": "copies_protected",
         "pandas.core.series:Series.__init__": "copies_protected",
+        # plotting a protected frame onto the capsule's own Axes (wrappers.py)
+        "pandas.plotting._core:PlotAccessor.__call__": "plots_on_capsule_axes",
+        "pandas.core.frame:DataFrame.hist": "plots_on_capsule_axes",
+        "pandas.core.frame:DataFrame.boxplot": "plots_on_capsule_axes",
+        "pandas.core.series:Series.hist": "plots_on_capsule_axes",
         "pandas.eval": "pandas_eval",
         "pandas:DataFrame.query": "frame_query",
         "pandas:DataFrame.eval": "frame_eval",

@@ -69,5 +69,11 @@ class Profile:
     #: stand-in sharing their data: class -> function name in ``readonly`` (read-only
     #: targets, membrane/readonly.py).
     readonly: dict = field(default_factory=dict)
+    #: Classes ("module:Class") whose results -- of method calls, attribute reads, items and
+    #: operators, through a read-only proxy -- are judged by whether they can reach the data
+    #: of what they were derived from: class -> rule name in ``readonly`` (False: they stay
+    #: read-only; True: they are the capsule's own, membrane/derived.py).  A rule names a
+    #: class the library defines; subclasses of user code are never sources.
+    derived: dict = field(default_factory=dict)
     #: What stays unchecked, said plainly (README, refusals).
     unchecked: str = ""

@@ -62,3 +62,113 @@ def pandas_frame(frame):
 
 def polars_frame(frame):
     return frame.clone()
+
+
+# -- results derived from a protected container (membrane/derived.py) ---------------------------
+# A rule answers: can ``result`` (of a method call, attribute, item or operator of ``source``
+# reached read-only) reach data the capsule may not change?  False keeps it read-only (a
+# stand-in, as above); True makes it the capsule's own.  ``local(obj)`` says whether ``obj``
+# is already the capsule's own (for the same capability).
+
+
+def numpy_result(result, source, local) -> bool:
+    """An exact ndarray result of an exact ndarray without Python objects: the capsule's
+    own when its memory is its own (``base is None``: ``copy()``, ``arr + 1``, fancy
+    indexing) or a view of an array that is (``a.T`` of such a copy).  Views of the
+    protected array (``arr.T``, ``arr[1:]``, ``view()``) have the read-only buffer as their
+    base and stay read-only.  A numeric array holds no other object, so a result with
+    memory of its own cannot be one the user holds; an object array can hold the user's
+    arrays as items, so nothing derived from one qualifies."""
+    np = sys.modules["numpy"]
+    if type(source) is np.flatiter:  # arr.flat[...]: judged as the array it walks
+        source = source.base
+    if type(result) is not np.ndarray or result is source or source.dtype.hasobject:
+        return False
+    base = result.base
+    return base is None or (type(base) is np.ndarray and local(base))
+
+
+#: Index kinds whose labels are scalars (pandas' own inference, cached on the index).
+_SCALAR_LABELS = frozenset(
+    (
+        "string",
+        "bytes",
+        "integer",
+        "floating",
+        "mixed-integer-float",
+        "decimal",
+        "complex",
+        "boolean",
+        "datetime64",
+        "datetime",
+        "date",
+        "timedelta64",
+        "timedelta",
+        "time",
+        "period",
+        "interval",
+        "empty",
+    )
+)
+
+
+def _scalar_dtype(dtype) -> bool:
+    np = sys.modules["numpy"]
+    if type(dtype) is np.dtype or isinstance(dtype, np.dtype):
+        return not dtype.hasobject
+    module = type.__dict__["__module__"].__get__(type(dtype))
+    if type(module) is not str or module.partition(".")[0] != "pandas":
+        return False  # a third-party extension dtype may hold anything
+    subtype = getattr(dtype, "subtype", None)  # SparseDtype, IntervalDtype
+    return subtype is None or not isinstance(subtype, np.dtype) or not subtype.hasobject
+
+
+def _scalar_labels(index) -> bool:
+    levels = getattr(index, "levels", None)
+    if levels is not None:  # a MultiIndex: each level
+        return all(_scalar_labels(level) for level in levels)
+    return _scalar_dtype(index.dtype) or index.inferred_type in _SCALAR_LABELS
+
+
+def _holds_only_scalars(frame) -> bool:
+    """Whether every value and label of ``frame`` is a scalar: none of them can then be an
+    object the user holds (a frame or array in an object column, an unhashable label)."""
+    pd = sys.modules["pandas"]
+    if type(frame) is pd.Series:
+        dtypes = (frame.dtype,)
+    else:
+        if not _scalar_labels(frame.columns):
+            return False
+        blocks = getattr(getattr(frame, "_mgr", None), "blocks", None)
+        # one dtype per block (a few), not frame.dtypes (a Series per call, ~30 us)
+        dtypes = [b.dtype for b in blocks] if type(blocks) is tuple else frame.dtypes.tolist()
+    return all(_scalar_dtype(d) for d in dtypes) and _scalar_labels(frame.index)
+
+
+def pandas_result(result, source, local) -> bool:
+    """An exact DataFrame or Series derived from a frame (or from a groupby, window or
+    indexer of one) whose values and labels are all scalars: the capsule's own.  Under
+    Copy-on-Write (pandas 3) a new frame never writes the data it shares with another, and
+    the numpy arrays it hands out stay read-only (a numpy result of pandas is never relaxed
+    here).  The frame itself, and any read-only stand-in, never qualify."""
+    pd = sys.modules["pandas"]
+    if type(result) is not pd.DataFrame and type(result) is not pd.Series:
+        return False
+    frame = source
+    if type(frame) is not pd.DataFrame and type(frame) is not pd.Series:
+        frame = getattr(source, "obj", None)  # what a groupby, window or indexer works on
+        if type(frame) is not pd.DataFrame and type(frame) is not pd.Series:
+            return False
+    if result is source or result is frame:
+        return False
+    return _holds_only_scalars(frame)
+
+
+def pandas_scalars(result, source, local) -> bool:
+    """``at``/``iat`` give scalars: nothing to judge (their items stay on the C fast path).
+    They are listed so that a write through the indexer of a local frame (``d.iat[0, 0] =
+    1``) is allowed: it writes only that frame."""
+    return False
+
+
+pandas_scalars.judges_results = False

@@ -32,6 +32,7 @@ from ..errors import (
 )
 from ..gate import gate
 from ..membrane import Proxy, target_of
+from ..membrane import readonly as _membrane_readonly
 from ..membrane.values import add_value_types
 from . import PROFILES, asking_package, boundary
 from .profile import PathArg
@@ -517,7 +518,49 @@ def copies_protected(fn, package, name):
     return call
 
 
+def _capsule_axes(value):
+    """The capsule's own matplotlib Axes behind a reverse proxy (``df.plot(ax=own)``: the
+    membrane exported the capsule's Axes), or None."""
+    from ..membrane import ReverseProxy
+    from ..membrane.crossing import _rp_target
+
+    if type(value) is not ReverseProxy:
+        return None
+    axes = sys.modules.get("matplotlib.axes")
+    target = _rp_target(value)
+    cls = getattr(axes, "Axes", None)
+    if cls is None or not isinstance(target, cls):
+        return None
+    module = type.__dict__["__module__"].__get__(type(target))
+    return target if type(module) is str and module.partition(".")[0] == "matplotlib" else None
+
+
+def plots_on_capsule_axes(fn, package, name):
+    """pandas plotting of a protected frame (``df.plot(ax=own)``, ``df['a'].hist(ax=own)``)
+    onto an Axes the capsule made: the Axes reaches pandas as itself (a reverse proxy fails
+    pandas' and matplotlib's class checks), and pandas plots a deep copy of the frame, so
+    nothing the capsule's Axes keeps (lines, their data) shares memory with the user's.
+    Any other call is the original."""
+
+    @functools.wraps(fn)
+    def call(self, *args, **kwargs):
+        ax = kwargs.get("ax")
+        axes = _capsule_axes(ax)
+        if axes is None:
+            return fn(self, *args, **kwargs)
+        frame = getattr(self, "_parent", self)  # PlotAccessor keeps its frame as _parent
+        copy = _protected_copy(frame)
+        if copy is None:
+            raise _refusal(package, f"{name}: no copy of a {type(frame).__name__} to plot")
+        kwargs["ax"] = axes
+        result = fn(copy if frame is self else type(self)(copy), *args, **kwargs)
+        return ax if result is axes else result  # the capsule's own Axes, coming home
+
+    return call
+
+
 _FACTORIES = {
+    "plots_on_capsule_axes": plots_on_capsule_axes,
     "copies_protected": copies_protected,
     "numpy_load": numpy_load,
     "as_strided": as_strided,
@@ -827,3 +870,8 @@ def note_unprofiled(ctx, name: str) -> None:
 _NOTED: dict[int, set] = {}
 
 __all__ = ["view_attr", "install", "check_expression", "asking_package", "note_unprofiled"]
+
+
+# A protected library object can reach a capsule that never imported the library (a user's
+# DataFrame): the membrane installs the profiles when it first meets such a class.
+_membrane_readonly.on_library_type = install

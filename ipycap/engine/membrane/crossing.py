@@ -18,6 +18,7 @@ import weakref
 from .. import guard, rules
 from ..errors import CapsuleAttributeError, CapsuleTypeError
 from ..modules import module_view_for_membrane
+from . import derived as _derived
 from . import readonly as _ro
 from .arrays import array_method
 from .authority import (
@@ -34,6 +35,7 @@ from .values import is_plain as _is_plain
 from .values import is_value_type as _value_type
 from .values import plain_result as _plain_result
 
+_derived_rules = _derived._RULES
 _SAFE_DUNDERS = frozenset({"__name__", "__qualname__", "__doc__", "__module__"})
 _object_setattr = object.__setattr__
 #: The object's address-derived hash: unique among live objects, and unlike id() it raises
@@ -69,10 +71,26 @@ def _finish_getattr(proxy, name, value):
     if (tp is types.MethodType or tp is types.BuiltinMethodType) and not writable:
         if _ro.refuses_attribute(_get_target(proxy), name, value):
             return _ReadOnlyMethod(name, type(value.__self__).__name__, _get_cap(proxy).target)
+    if not writable and _derived.is_source_type(type(_get_target(proxy))):
+        return _derived_attribute(proxy, name, value)
     if tp is types.MethodType:
         _check_withheld(value)
         return _bind(value, _get_cap(proxy))
     return wrap(value, _get_cap(proxy), writable)
+
+
+def _derived_attribute(proxy, name, value):
+    """An attribute of a read-only library container: its methods' results and the value
+    itself judged by the profile's rule (membrane/derived.py)."""
+    target, cap = _get_target(proxy), _get_cap(proxy)
+    tp = type(value)
+    if (tp is types.MethodType or tp is types.BuiltinMethodType) and value.__self__ is target:
+        _check_withheld(value)
+        return _bind(_derived.method(value, target, cap), cap)
+    if _derived.is_indexer(value, target):  # df.iat / df.loc: one proxy per proxy
+        return _derived.cached_indexer(proxy, name, value, lambda v: wrap(v, cap, False))
+    _derived.note(value, target, cap)
+    return wrap(value, cap, False)
 
 
 try:
@@ -414,8 +432,10 @@ def _bind_closure(method, cap):
 
 
 # -- crossing in ---------------------------------------------------------------------------
-def wrap(value, cap, writable: bool = False):
-    """The capsule-side form of a trusted ``value`` derived from capability ``cap``."""
+def wrap(value, cap, writable: bool = False, *, handed: bool = False):
+    """The capsule-side form of a trusted ``value`` derived from capability ``cap``;
+    ``handed``: ``value`` is the capability's own target, named by the user (a bound method
+    handed in is callable, membrane/readonly.py ``refuses_handed``)."""
     tp = type(value)
     if _value_type(tp):
         return value
@@ -431,9 +451,19 @@ def wrap(value, cap, writable: bool = False):
         return module_view_for_membrane(value)
     target = value
     if not writable:  # read-only: mutators refused, library containers immutable (readonly.py)
-        if tp in _ro.CALLABLE_TYPES and _ro.refuses_callable(value):
+        if tp in _ro.CALLABLE_TYPES and (
+            _ro.refuses_handed(value) if handed else _ro.refuses_callable(value)
+        ):
             return _ro.refused_callable(value, cap.target)
-        target = _ro.readonly_target(value, cap)
+        entry = _derived_rules.get(_identity(tp))
+        if entry is not None and entry[0] is tp and entry[1] is None:
+            target = _ro.readonly_target(value, cap)  # no library rule: the common case
+        else:
+            # a result the capsule owns (membrane/derived.py) is held as it is
+            local = _derived.is_local(value, cap)
+            target = value if local else _ro.readonly_target(value, cap)
+            if _ro.FAST_TYPES.get(type(target)) is None:
+                _ro.fast_path_ok(type(target))  # the C paths learn which types Python judges
     if SPEEDUPS:
         # The C identity cache (one proxy per object per capability while it lives): the
         # proxy takes itself out when it dies, so a hit is always the live proxy of value.
@@ -506,7 +536,7 @@ def _check_write(proxy, what, name):
     cap = _get_cap(proxy)
     if cap.revoked:
         _revoked(cap)
-    if not _get_writable(proxy):
+    if not _get_writable(proxy) and not _derived.is_local(_get_target(proxy), cap):
         raise _recorded(
             cap,
             CapsuleTypeError(
@@ -545,6 +575,8 @@ def _call(fn, proxy, *args, raw=False):
     else:
         if raw:
             return _plain_result(result)
+        if not _get_writable(proxy):
+            _derived.note(result, _get_target(proxy), cap)  # arr + 1, df[['a']]
         return wrap(result, cap, False)
     raise err  # outside the except block, so __context__ stays empty
 
@@ -692,6 +724,8 @@ def export(value, cap=None, _depth=0):
         return _get_target(value)
     if tp is ReverseProxy:
         return value
+    if tp is tuple and _is_plain(value):  # exact primitives all the way down (df.iat[i, 0])
+        return value
     if _depth > 50:
         raise CapsuleTypeError("value nested too deeply to leave the capsule", "membrane")
     if isinstance(value, bool):
@@ -726,6 +760,9 @@ def export(value, cap=None, _depth=0):
             export(value.stop, cap, _depth + 1),
             export(value.step, cap, _depth + 1),
         )
+    copied = _derived.exported_array(value)
+    if copied is not None:
+        return copied
     rp = ReverseProxy.__new__(ReverseProxy)
     _rp_set_target(rp, value)
     _rp_set_cap(rp, cap if cap is not None else _callback_cap())

@@ -27,6 +27,8 @@ import tempfile
 import weakref
 from sys import stdlib_module_names as _STDLIB
 
+from .derived import is_source_type, remember_stand_in
+
 _mro = type.__dict__["__mro__"].__get__
 _type_dict = type.__dict__["__dict__"].__get__
 _type_module = type.__dict__["__module__"].__get__
@@ -127,19 +129,28 @@ def refuses(tp, name: str) -> bool:
     return r
 
 
+#: The FAST_TYPES value of a class whose results are judged (membrane/derived.py): the C
+#: fast path then leaves its methods and items (``df[['a']]``) to Python.
+DERIVED = "derived"
+
+
 def fast_path_ok(tp) -> bool:
     """Whether read-only proxies of ``tp`` may bind methods in C with no ``refuses`` check:
-    no container in its MRO and no alias of a mutator in any of its class dicts."""
+    no container in its MRO, no alias of a mutator in any of its class dicts, and no
+    profile rule judging its results (those bind in Python, membrane/derived.py)."""
     r = FAST_TYPES.get(tp)
     if r is None:
         if len(FAST_TYPES) > _LIMIT:
             FAST_TYPES.clear()
+        if is_source_type(tp):
+            FAST_TYPES[tp] = DERIVED
+            return False
         mro = _mro(tp)
         r = not any(c in MUTATORS for c in mro) and not any(
             _is_mutator(v) for c in mro for v in _type_dict(c).values()
         )
         FAST_TYPES[tp] = r
-    return r
+    return r is True
 
 
 _inserting: dict = {}
@@ -177,7 +188,15 @@ def _target_function(tp):
     # a memoryview (BytesIO.getbuffer(), arr.data) becomes its read-only twin
     fn = memoryview.toreadonly if tp is memoryview else readonly_target_function(tp)
     _targets[_address(tp)] = (tp, fn)
+    if fn is not None and tp is not memoryview and on_library_type is not None:
+        # a protected library object reaches a capsule that never imported its library: the
+        # profile's checked methods and value types apply to it all the same
+        on_library_type()
     return fn
+
+
+#: Set by libraries/wrappers.py: installs the profiles' method checks (once each).
+on_library_type = None
 
 
 #: (id(original), id(capability)) -> weak references to the original, the capability and
@@ -203,6 +222,7 @@ def readonly_target(value, cap):
     view = fn(value)
     if view is value:
         return value
+    remember_stand_in(view)
     try:
         ref = weakref.ref(value, lambda r, key=key: _forget(key, r))
         _views[key] = (
@@ -261,6 +281,24 @@ def refuses_callable(value) -> bool:
             return refuses_bound(wrapped)
         return _is_mutator(value)
     return False
+
+
+def refuses_handed(value) -> bool:
+    """``refuses_callable`` for a callable the user handed the capsule by name (the
+    capability's own target, not something derived from a read-only object): a bound method
+    is the capability itself -- ``app = items.append`` handed is callable like a user function
+    doing the same, since calling it is the point of handing it.  Unbound mutators
+    (``list.append``, ``MutableMapping.update``) stay refused: the membrane hands them the
+    target behind a proxy argument, so they would change whatever read-only object the
+    capsule passes."""
+    tp = type(value)
+    if tp is _BuiltinMethod or tp is _Method:
+        return False
+    if tp is _Function:
+        wrapped = getattr(value, "__wrapped__", None)
+        if type(wrapped) is _BuiltinMethod or type(wrapped) is _Method:
+            return False
+    return refuses_callable(value)
 
 
 def refused_callable(value, target_name: str):

@@ -1,0 +1,219 @@
+"""Results derived from a read-only library container: read-only, or the capsule's own.
+
+A read-only proxy wraps what its target gives back read-only, because a result can share
+memory with the user's object (``arr.T``, ``s.to_numpy()``).  For the library containers
+(numpy arrays, pandas frames and the objects working on one) most results share nothing the
+capsule could change: ``arr.copy()``, ``arr + 1``, ``df + 1``, ``df[['a']]``,
+``df.groupby('g').sum()``.  Refusing to change those would break computations on local
+values, so each result is judged by whether it can reach the data it was derived from --
+numpy by its memory (``base`` chain), pandas by Copy-on-Write -- by the rule the library's
+profile names for the source's class (``Profile.derived``, ``libraries/readonly.py``).  Not a
+list of method names: the same rule for every method, attribute, item and operator.
+
+A result that passes is *local*: its proxy holds the object itself (no read-only stand-in)
+and allows assignment, deletion and in-place operators; what is read from it is judged
+again with it as the source.  Local is per capability (``(object, capability)`` weakly
+held), so the same object reached as the user's, or by another capsule, is protected as
+before.  Nothing here makes the user's own object writable: a source's own data is reached
+only through its stand-in (a read-only buffer, a lazy copy), which no rule accepts.
+"""
+
+from __future__ import annotations
+
+import functools
+import weakref
+
+_address = object.__hash__
+_type_dict = type.__dict__["__dict__"].__get__
+_LIMIT = 20000
+
+#: (address of the object, address of the capability) -> (weakref object, weakref cap).
+_LOCAL: dict = {}
+#: address of a class -> (class, its rule or None).
+_RULES: dict = {}
+
+
+def rule_for(tp):
+    """The profile rule for results derived from a ``tp``, or None (cached per class)."""
+    entry = _RULES.get(_address(tp))
+    if entry is not None and entry[0] is tp:
+        return entry[1]
+    from ..libraries import derived_rule
+
+    if len(_RULES) > _LIMIT:
+        _RULES.clear()
+    rule = derived_rule(tp)
+    _RULES[_address(tp)] = (tp, rule)
+    return rule
+
+
+def is_source_type(tp) -> bool:
+    """Whether results derived from a ``tp`` are judged (its methods bind in Python and
+    its items leave the C fast path)."""
+    rule = rule_for(tp)
+    return rule is not None and getattr(rule, "judges_results", True)
+
+
+def is_local(obj, cap) -> bool:
+    """Whether ``obj`` is the capsule's own for capability ``cap``: a result a rule accepted,
+    or an indexer (``.loc``/``.iat``) of one, which writes only the frame it indexes."""
+    if not _LOCAL:
+        return False
+    entry = _LOCAL.get((_address(obj), _address(cap)))
+    if entry is not None:
+        return entry[0]() is obj and entry[1]() is cap
+    if type(obj).__name__ not in _CONTAINERS and rule_for(type(obj)) is not None:
+        # what an indexer, groupby or window (.obj) or numpy's flat iterator (.base) works on
+        held = getattr(obj, "base" if type(obj).__name__ == "flatiter" else "obj", None)
+        return held is not None and held is not obj and is_local(held, cap)
+    return False
+
+
+#: Source classes that hold data themselves (the others work on one they hold).
+_CONTAINERS = frozenset(("ndarray", "DataFrame", "Series"))
+
+
+def _mark(obj, cap) -> None:
+    key = (_address(obj), _address(cap))
+    if len(_LOCAL) > _LIMIT:
+        for k, (o, c) in list(_LOCAL.items()):
+            if o() is None or c() is None:
+                _LOCAL.pop(k, None)
+    try:
+        _LOCAL[key] = (
+            weakref.ref(obj, lambda r, key=key: _forget(key, r, 0)),
+            weakref.ref(cap, lambda r, key=key: _forget(key, r, 1)),
+        )
+    except TypeError:  # not weakly referenceable: stays read-only
+        pass
+
+
+def _forget(key, ref, slot) -> None:
+    entry = _LOCAL.get(key)
+    if entry is not None and entry[slot] is ref:
+        del _LOCAL[key]
+
+
+#: address -> weakref of every read-only stand-in made (membrane/readonly.py): never local.
+_stand_ins: dict = {}
+
+
+def remember_stand_in(view) -> None:
+    key = _address(view)
+    try:
+        _stand_ins[key] = weakref.ref(view, lambda r, key=key: _drop_stand_in(key, r))
+    except TypeError:
+        pass
+
+
+def _drop_stand_in(key, ref) -> None:
+    if _stand_ins.get(key) is ref:
+        del _stand_ins[key]
+
+
+def is_stand_in(obj) -> bool:
+    """Whether ``obj`` is the read-only stand-in of some protected object."""
+    ref = _stand_ins.get(_address(obj))
+    return ref is not None and ref() is obj
+
+
+def note(result, source, cap) -> None:
+    """Judge ``result``, just derived from ``source`` through a proxy of capability ``cap``:
+    mark it local when the source's rule says it cannot reach data the capsule may not
+    change.  Called by the membrane for every result it wraps read-only."""
+    rule = rule_for(type(source))
+    if rule is None or rule_for(type(result)) is None:
+        return
+    if is_stand_in(result):
+        return
+    if rule(result, source, lambda o: is_local(o, cap)):
+        _mark(result, cap)
+
+
+def _call_noting(method, source, cap, *args, **kwargs):
+    result = method(*args, **kwargs)
+    note(result, source, cap)
+    return result
+
+
+def method(bound, source, cap):
+    """What a read-only proxy of ``source`` binds for the library method ``bound``: the
+    same call, its result judged by :func:`note` before the membrane wraps it."""
+    return functools.partial(_call_noting, bound, source, cap)
+
+
+def exported_array(value):
+    """A copy of the capsule's own numeric numpy array leaving the membrane (``df['a'] *
+    weights``, ``df.assign(c=np.arange(3))``), as a list leaves as a copy: trusted code gets
+    data it can check and keep, never the capsule's array (nor a reverse proxy, which fails
+    every array check).  None for anything else (object arrays hold capsule objects)."""
+    import sys
+
+    np = sys.modules.get("numpy")
+    if np is None or type(value) is not np.ndarray or value.dtype.hasobject:
+        return None
+    return value.copy()
+
+
+#: address of a proxy -> (weakref of the proxy, {attribute name: proxy of its value}): the
+#: pandas indexers (``df.iat``, ``df.loc``), which pandas makes afresh on every read.  One per
+#: proxy while it lives, so ``df.iat[i, 0]`` in a loop wraps nothing (an indexer has no state
+#: but its name and frame).  The entry dies with the proxy.
+_INDEXERS: dict = {}
+
+
+def cached_indexer(proxy, name, value, make):
+    """The proxy of indexer ``value`` read as ``proxy.name``: the one made before, or
+    ``make(value)`` remembered."""
+    key = _address(proxy)
+    entry = _INDEXERS.get(key)
+    if entry is not None and entry[0]() is proxy:
+        known = entry[1].get(name)
+        if known is not None:
+            return known
+    else:
+        if len(_INDEXERS) > _LIMIT:
+            for k, (ref, _) in list(_INDEXERS.items()):
+                if ref() is None:
+                    _INDEXERS.pop(k, None)
+        try:
+            ref = weakref.ref(proxy, lambda r, key=key: _drop_indexers(key, r))
+        except TypeError:
+            return make(value)
+        entry = _INDEXERS[key] = (ref, {})
+    wrapped = entry[1][name] = make(value)
+    return wrapped
+
+
+def _drop_indexers(key, ref) -> None:
+    entry = _INDEXERS.get(key)
+    if entry is not None and entry[0] is ref:
+        del _INDEXERS[key]
+
+
+def is_indexer(value, target) -> bool:
+    """Whether ``value`` is a pandas indexer of ``target`` (``.loc``/``.iloc``/``.at``/
+    ``.iat``: pandas' own classes, exactly) working on ``target`` itself."""
+    if _address(type(value)) not in _INDEXER_TYPES:
+        if _INDEXER_TYPES or not _load_indexer_types():
+            return False
+        if _address(type(value)) not in _INDEXER_TYPES:
+            return False
+    return _INDEXER_TYPES[_address(type(value))] is type(value) and value.obj is target
+
+
+#: address -> class: pandas' indexer classes (filled once pandas.core.indexing is loaded).
+_INDEXER_TYPES: dict = {}
+
+
+def _load_indexer_types() -> bool:
+    import sys
+
+    indexing = sys.modules.get("pandas.core.indexing")
+    if indexing is None:
+        return False
+    for name in ("_LocIndexer", "_iLocIndexer", "_AtIndexer", "_iAtIndexer"):
+        cls = getattr(indexing, name, None)
+        if isinstance(cls, type):
+            _INDEXER_TYPES[_address(cls)] = cls
+    return True
