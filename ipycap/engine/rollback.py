@@ -29,8 +29,9 @@ the values a successful cell displaced (kept alive by the record until the cell 
 deep structures, whose freeing recurses in C as deep as using them, and their finalizers are
 capsule code: they are freed on a capsule thread (its large stack) under the cell's limits
 (:func:`ipycap.engine.limits.run_after`), never on the main thread.  Flat values (numbers,
-strings) are dropped at once.  The namespace itself is restored by trusted code holding a
-reference to every value it takes out, so no capsule code runs while it changes.
+strings, small builtin containers of them) are dropped at once.  The namespace itself is
+restored by trusted code holding a reference to every value it takes out, so no capsule code
+runs while it changes.
 """
 
 from __future__ import annotations
@@ -50,9 +51,10 @@ _SETUP_ANNOTATIONS = dis.opmap["SETUP_ANNOTATIONS"]
 _EXTENDED_ARG = dis.EXTENDED_ARG
 _CODE = type(compile("", "", "exec"))
 
-#: code object -> (names it binds at its own level or None for ``import *``, global names
-#: it or code nested in it binds).  Code objects compare by value, which is what is wanted.
-_WRITES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: address of a code object -> (a weak reference to it, what code_writes found).  By address:
+#: hashing a code object hashes its whole bytecode.
+_WRITES: dict = {}
+_address = object.__hash__  # id() raises an audit event (the tripwire's hook); this does not
 
 
 def _scan(code) -> tuple[set, set, bool]:
@@ -83,9 +85,9 @@ def code_writes(code) -> tuple[frozenset, frozenset, bool]:
     """``(names, global_names, star)``: what running ``code`` as module-level code may bind or
     delete in its namespace -- ``names`` at its own level, ``global_names`` from it and every
     code object nested in it, and whether it has an ``import *`` (any name)."""
-    cached = _WRITES.get(code)
-    if cached is not None:
-        return cached
+    entry = _WRITES.get(_address(code))
+    if entry is not None and entry[0]() is code:
+        return entry[1]
     own, glob, star = _scan(code)
     stack = [k for k in code.co_consts if type(k) is _CODE]
     while stack:
@@ -94,11 +96,18 @@ def code_writes(code) -> tuple[frozenset, frozenset, bool]:
         glob |= g
         stack.extend(k for k in nested.co_consts if type(k) is _CODE)
     cached = (frozenset(own), frozenset(glob), star)
-    _WRITES[code] = cached
+    key = _address(code)
+    _WRITES[key] = (weakref.ref(code, lambda ref, key=key: _forget(key, ref)), cached)
     return cached
 
 
-#: id(namespace) -> the journal recording it (while a cell of it runs).
+def _forget(key, ref) -> None:
+    entry = _WRITES.get(key)
+    if entry is not None and entry[0] is ref:
+        del _WRITES[key]
+
+
+#: address of a namespace -> the journal recording it (while a cell of it runs).
 _ACTIVE: dict[int, Journal] = {}
 
 
@@ -108,14 +117,14 @@ def note_exec(code, *namespaces) -> None:
     if not _ACTIVE:
         return
     for ns in namespaces:
-        journal = _ACTIVE.get(id(ns))
+        journal = _ACTIVE.get(_address(ns))
         if journal is not None and journal.ns is ns:
             journal.note(code)
 
 
 def note_run(ns, body, tail) -> None:
     """(``Capsule.run``) a cell's body and last expression are about to run in ``ns``."""
-    journal = _ACTIVE.get(id(ns))
+    journal = _ACTIVE.get(_address(ns))
     if journal is not None and journal.ns is ns:
         journal.note(body, tail)
 
@@ -139,10 +148,13 @@ class Journal:
 
     def begin(self) -> None:
         ns, get = self.ns, dict.get
-        self.saved = {name: get(ns, name, MISSING) for name in self.global_writes}
+        if self.global_writes:
+            self.saved = {name: get(ns, name, MISSING) for name in self.global_writes}
+        else:
+            self.saved = {}
         self.annotations = None
         self.whole = False
-        _ACTIVE[id(ns)] = self
+        _ACTIVE[_address(ns)] = self
 
     def note(self, *codes) -> None:
         """Record the names ``codes`` can bind, with their values now (the first value
@@ -186,8 +198,9 @@ class Journal:
             self.annotations = (ann, dict.copy(ann))
 
     def end(self) -> None:
-        if _ACTIVE.get(id(self.ns)) is self:
-            del _ACTIVE[id(self.ns)]
+        key = _address(self.ns)
+        if _ACTIVE.get(key) is self:
+            del _ACTIVE[key]
         self.saved = None
         self.annotations = None
 
@@ -203,7 +216,8 @@ class Journal:
             saved.clear()
         old = None  # the last value looked at is held by the garbage list only
         self.end()
-        release(garbage, self.context)
+        if garbage or _DEFERRED:
+            release(garbage, self.context)
 
     def roll_back(self) -> None:
         """The cell failed: every name it bound, rebound or deleted is as before the cell."""
@@ -231,15 +245,15 @@ class Journal:
             saved.clear()
         old = now = None  # the last values looked at are held by the garbage list only
         self.end()
-        release(garbage, self.context)
+        if garbage or _DEFERRED:
+            release(garbage, self.context)
 
 
 def release(values: list, context) -> None:
     """Free ``values`` (taking the caller's list): flat ones here, the rest on a capsule
     thread under the last cell's limits; a limit hit or an interrupt while freeing ends the
     freeing, never the caller."""
-    flat = limits._FLAT
-    if not _DEFERRED and all(type(v) in flat for v in values):
+    if not _DEFERRED and all(_flat(v) for v in values):
         values.clear()
         return
     box = [values[:], *_DEFERRED]
@@ -263,6 +277,26 @@ def release(values: list, context) -> None:
             pass
     finally:
         _DEFERRED.extend(box)  # not freed (the capsule thread never ran): the next release
+
+
+_CONTAINERS = frozenset({list, tuple, set, frozenset})
+_SMALL = 256
+
+
+def _flat(value) -> bool:
+    """Whether freeing ``value`` runs no capsule code and cannot recurse: a number, a string,
+    or a small builtin container of those (exact types only: a subclass may have __del__)."""
+    flat = limits._FLAT
+    tp = type(value)
+    if tp in flat:
+        return True
+    if tp in _CONTAINERS:
+        return len(value) <= _SMALL and all(type(v) in flat for v in value)
+    if tp is dict:
+        return len(value) <= _SMALL and all(
+            type(k) in flat and type(v) in flat for k, v in dict.items(value)
+        )
+    return False
 
 
 #: Values a release could not hand to a capsule thread, freed by the next one.
