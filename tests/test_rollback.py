@@ -5,6 +5,7 @@ cell displaces is freed on a capsule thread.  (Through a real kernel: tests/kern
 from __future__ import annotations
 
 import threading
+import weakref
 
 import pytest
 
@@ -86,22 +87,23 @@ def test_code_writes_reads_the_bytecode():
     assert code_writes(compile("from math import *", "", "exec"))[2]
 
 
-class Recorder:
-    """Trusted: records the thread that frees it."""
-
-    freed_on: list = []
-
-    def __del__(self):
-        Recorder.freed_on.append(threading.current_thread().name)
-
-
 def test_what_a_cell_displaces_is_freed_on_a_capsule_thread(session):
     capsule, cell = session
-    Recorder.freed_on.clear()
-    capsule.namespace["held"] = [Recorder()]  # not flat: freeing it may run code
+    freed_on = []
+
+    def watch(name):  # trusted: the thread that frees the capsule's object
+        value = capsule.namespace[name][0]
+        return weakref.ref(value, lambda ref: freed_on.append(threading.current_thread().name))
+
+    assert cell("class H:\n    pass\nheld = [H()]") is None
+    ref = watch("held")
     assert cell("held = None") is None
-    assert Recorder.freed_on == ["ipycap-capsule"]
-    capsule.namespace["held"] = [Recorder()]
+    assert freed_on == ["ipycap-capsule"] and ref() is None
+    assert cell("held = [H()]") is None
+    ref = watch("held")
     assert type(cell("held2 = held\nheld = None\ndel held2\n1/0")) is ZeroDivisionError
-    assert Recorder.freed_on == ["ipycap-capsule"]  # put back, not freed
-    assert type(capsule.namespace["held"][0]) is Recorder
+    assert freed_on == ["ipycap-capsule"] and ref() is not None  # put back, not freed
+    ref = watch("held")
+    assert cell("del held\nraise ValueError") is not None
+    assert cell("del held") is None  # deleted by a cell that succeeds: freed there too
+    assert freed_on == ["ipycap-capsule", "ipycap-capsule"] and ref() is None
