@@ -267,6 +267,43 @@ def test_capsule_stdout_keeps_colours_and_drops_control_sequences(tmp_path):
     assert "a\nb d" in out
 
 
+@pytest.mark.parametrize(
+    ("flags", "body", "extra", "error"),
+    [
+        ("--timeout 1", "while True: pass", {}, "CellTimeout"),
+        ("--max-memory 50M", "hog = [bytes(1000) for _ in range(10**6)]", {}, "CellMemoryLimit"),
+        ("", "while True: pass", {"interrupt_after": 1.0}, "KeyboardInterrupt"),
+    ],
+    ids=["timeout", "memory", "interrupt"],
+)
+def test_a_stopped_capsule_cell_binds_no_user_name(tmp_path, flags, body, extra, error):
+    """As a failed one (test_magics): a limit or an interrupt after the cell bound its
+    --export names leaves the user namespace as it was."""
+    stopped, after = run_shell(
+        tmp_path,
+        cell("kept = 'before'"),
+        cell(
+            f"%%capsule {flags} --export kept,fresh\nkept = 'rebound'\nfresh = 1\n{body}", **extra
+        ),
+        cell("(kept, 'fresh' in globals())"),
+    )[1:]
+    assert stopped["error"] == error, stopped
+    assert after["result"] == "('before', False)"
+
+
+def test_an_error_message_that_never_ends_is_stopped_by_the_timeout(tmp_path):
+    """The host's copy of a capsule's exception is made under the cell's limits: a __str__
+    that loops forever cannot hang the session after the cell."""
+    source = (
+        "%%capsule --timeout 1\nclass Silent(Exception):\n    def __str__(self):\n"
+        "        while True:\n            pass\nraise Silent()"
+    )
+    start = time.monotonic()
+    (rec,) = run_shell(tmp_path, cell(source))
+    assert rec["error"] == "CellTimeout", rec
+    assert time.monotonic() - start < 60
+
+
 def test_trusted_output_is_not_filtered(tmp_path):
     (rec,) = run_shell(tmp_path, cell("print('\\x1b]0;mine\\x07ok')"))
     assert rec["stdout"] == "\x1b]0;mine\x07ok\n"
@@ -292,10 +329,33 @@ def test_trusted_output_is_not_filtered(tmp_path):
         ("abc\b\bX", "aX"),
         ("\bX", "X"),
         ("tab\tbell\x07", "tab\tbell"),
+        # bidi controls (Trojan Source): overrides, embeddings, isolates, marks
+        ("user\u202e \u2066// admin\u2069 \u2066x", "user // admin x"),
+        ("\u202a\u202b\u202c\u202d\u2067\u2068a\u200e\u200f\u061cb", "ab"),
+        ("\x1b[31m\u202eevil\x1b[0m", "\x1b[0;31mevil\x1b[0m"),
+        ("\u05e9\u05dc\u05d5\u05dd world", "\u05e9\u05dc\u05d5\u05dd world"),  # RTL text stays
     ],
 )
 def test_sanitize(raw, clean):
     assert sanitize(raw) == clean
+
+
+def test_bidi_controls_in_capsule_output_are_removed(tmp_path):
+    """stdout, stderr, the text/plain of a value and an error message: none shows text a
+    bidi override reorders (what is displayed is what was written, in order)."""
+    out, err = run_shell(
+        tmp_path,
+        cell(
+            "%%capsule\nimport sys\nprint('a\\u202eb\\u2066c\\u2069')\n"
+            "print('d\\u200fe\\u061c', file=sys.stderr)\n"
+            "class T:\n    def __repr__(self):\n        return 'T\\u202dF\\u2067G'\nT()"
+        ),
+        cell("%%capsule\nraise ValueError('nice\\u202e lave')"),
+    )
+    assert "abc\n" in out["stdout"] and "de\n" in out["stderr"]
+    assert "Out[1]: TFG" in out["stdout"]
+    assert err["error"] == "ValueError" and err["message"] == "nice lave"
+    assert not any(ch in out["stdout"] + out["stderr"] for ch in "\u202e\u2066\u200f\u202d")
 
 
 def test_display_text_plain_from_a_capsule_is_sanitized(tmp_path):

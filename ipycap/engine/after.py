@@ -11,6 +11,8 @@ against the cell's ``--max-output``, which it continues: over it, a note is show
 from __future__ import annotations
 
 from . import limits
+from .membrane import is_plain
+from .membrane.scrub import _is_ipycap_refusal, is_builtin_class
 from .output import bundle_for
 
 
@@ -29,3 +31,34 @@ def host_bundle(value, context):
         return data, metadata
 
     return limits.run_after(format_value, context)
+
+
+def host_error(exc: BaseException, context) -> BaseException:
+    """The host's copy of a capsule's exception (``capsule.error_for_host``), made as the
+    cell's own code when that runs capsule code: a capsule exception class's ``__str__`` (and
+    a refusal's capsule-made message) run on a capsule thread under the cell's limits, not on
+    the main thread with none.  A limit hit or an interrupt there is what the host gets."""
+    from .capsule import error_for_host  # the capsule module imports this one's users
+
+    if context is None or _plain_exception(exc):
+        return error_for_host(exc)
+    try:
+        return limits.run_after(lambda: error_for_host(exc), context)
+    except BaseException as hit:  # noqa: BLE001 - a limit, an interrupt: ipycap's own
+        if _plain_exception(hit):
+            return error_for_host(hit)
+        return RuntimeError("the capsule raised an exception that cannot be shown")
+
+
+def _plain_exception(exc) -> bool:
+    """Whether making the host's copy of ``exc`` runs no capsule code: a builtin exception
+    with plain arguments, or one of ipycap's refusals with text fields."""
+    tp = type(exc)
+    if tp is limits.CellTimeout or tp is limits.CellMemoryLimit:
+        return True
+    if is_builtin_class(tp):
+        return is_plain(exc.args)
+    if _is_ipycap_refusal(tp):
+        fields = ("what", "layer", "how", "hint", "text", "filename")
+        return all(type(exc.__dict__.get(f)) in (str, type(None)) for f in fields)
+    return False

@@ -17,7 +17,7 @@ import sys
 import types
 from collections.abc import Iterable, Mapping
 
-from . import guard, limits, retention, terminal, toplevel_await, tripwire
+from . import guard, limits, retention, rollback, terminal, toplevel_await, tripwire
 from .builtins import make_builtins
 from .codeexec import CACHE as _CACHE
 from .context import CapsuleContext
@@ -295,6 +295,8 @@ class Capsule:
         ns.setdefault("__name__", "__capsule__")
         body, tail, names = self.compile(source, filename)
         self._expose(names)
+        if rollback._ACTIVE:  # a kernel cell records what it may bind (rollback.py)
+            rollback.note_run(ns, body, tail)
         ns["__builtins__"] = self.builtins_module
         tripwire.install()  # re-armed even if an extension unload left it inert
         runner = _RUNNER

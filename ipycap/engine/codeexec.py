@@ -8,7 +8,7 @@ import linecache
 import sys
 import types
 
-from . import guard, tripwire
+from . import guard, rollback, tripwire
 from .errors import CapsuleTypeError
 from .gate import CompileCache, gate, source_filename
 
@@ -153,7 +153,9 @@ def _resolve(source, mode, ctx):
 def exec(source, globals=None, locals=None, /):  # noqa: A001
     """exec() through the capsule's gate."""
     g, lo, ctx = _namespaces(globals, locals, "exec() without globals")
-    _real_exec(_resolve(source, "exec", ctx), g, lo)
+    code = _resolve(source, "exec", ctx)
+    rollback.note_exec(code, g, lo)  # a kernel cell's names, for its rollback on failure
+    _real_exec(code, g, lo)
 
 
 def eval(source, globals=None, locals=None, /):  # noqa: A001
@@ -161,7 +163,9 @@ def eval(source, globals=None, locals=None, /):  # noqa: A001
     if isinstance(source, str):
         source = source.strip()
     g, lo, ctx = _namespaces(globals, locals, "eval() without globals")
-    return _real_eval(_resolve(source, "eval", ctx), g, lo)
+    code = _resolve(source, "eval", ctx)
+    rollback.note_exec(code, g, lo)  # a kernel cell's names, for its rollback on failure
+    return _real_eval(code, g, lo)
 
 
 def compile(

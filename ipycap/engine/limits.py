@@ -41,7 +41,8 @@
   numpy's ``MemoryError`` inside the capsule; numpy is imported for that when the cell was
   granted a third-party package.  A ``MemoryError`` in the middle of a library call
   leaves what any ``MemoryError`` leaves: a container the library was filling half filled,
-  a cache half updated; values the cell already bound stay in its namespace.
+  a cache half updated; the names the cell bound are not kept (the capsule kernel's
+  rollback, ``rollback.py``; a ``%%capsule`` cell binds user names only on success).
 * **output** -- while the cell runs, ``sys.stdout``/``sys.stderr`` are wrapped: text written
   by the capsule thread passes :func:`ipycap.engine.terminal.sanitize` and counts against
   ``max_output``, as do display bundles (:func:`charge_display`); past it, output is dropped

@@ -18,7 +18,8 @@ already read, and conceal text.  :func:`sanitize` keeps only
   later text overwrite a line), and ``\\b`` deletes the character before it in the same text
   (or nothing).
 
-Every other control character (C0, DEL, C1 including 8-bit CSI/OSC) and every other escape
+Every other control character (C0, DEL, C1 including 8-bit CSI/OSC, and Unicode's
+bidirectional controls, :data:`BIDI`, which reorder how text is shown) and every other escape
 sequence -- OSC/DCS/APC/PM/SOS strings with their payload, cursor movement, erase, modes,
 conceal (8), reverse video (7), blink -- is removed.  The engine module; no IPython.
 """
@@ -31,15 +32,20 @@ import re
 #: and the codes that turn those off.
 SGR_KEPT = frozenset({0, 1, 2, 3, 4, 21, 22, 23, 24})
 
+#: Unicode bidirectional controls: embeddings and overrides (U+202A-202E), isolates
+#: (U+2066-2069), the marks LRM, RLM and ALM.  Displayed text they reorder is not the text
+#: (Trojan Source, CVE-2021-42574): a capsule could make its output read as something else.
+BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+
 # One token: an escape sequence (CSI, string commands, two-character escapes), a control
-# character, or a run of ordinary text.
+# character (a bidi control too), or a run of ordinary text.
 _TOKEN = re.compile(
     r"(?P<csi>(?:\x1b\[|\x9b)(?P<params>[0-?]*)(?P<inter>[ -/]*)(?P<final>[@-~])?)"
     r"|(?P<string>(?:\x1b[\]P_^X]|[\x90\x9d\x9e\x9f\x98])(?:[^\x07\x1b\x9c]*)(?:\x07|\x1b\\|\x9c)?)"
     r"|(?P<esc>\x1b[ -/]*[0-~]?)"
     r"|(?P<crlf>\r\n)"
-    r"|(?P<ctrl>[\x00-\x08\x0b-\x1f\x7f-\x9f])"
-    r"|(?P<text>[^\x00-\x08\x0b-\x1f\x7f-\x9f]+|[\t\n])"
+    rf"|(?P<ctrl>[\x00-\x08\x0b-\x1f\x7f-\x9f{BIDI}])"
+    rf"|(?P<text>[^\x00-\x08\x0b-\x1f\x7f-\x9f{BIDI}]+|[\t\n])"
 )
 
 
@@ -215,7 +221,7 @@ def sanitize(text: str) -> str:
 
 
 # Anything but printable text, \n and \t (str.isprintable() is False for \n and \t too).
-_NEEDS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_NEEDS = re.compile(rf"[\x00-\x08\x0b-\x1f\x7f-\x9f{BIDI}]")
 
 
 def _backspace(out: list[str]) -> None:
@@ -232,7 +238,7 @@ def _backspace(out: list[str]) -> None:
         return
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL = re.compile(rf"[\x00-\x1f\x7f-\x9f\u2028\u2029{BIDI}]")
 _BLANKS = re.compile(r"\s{2,}")
 
 #: Longest cell a table shows (the rest is cut with an ellipsis).
@@ -258,4 +264,4 @@ def _escape(m) -> str:
     return named or (f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"\\u{ord(ch):04x}")
 
 
-__all__ = ["SGR_KEPT", "cell_text", "sanitize"]
+__all__ = ["BIDI", "SGR_KEPT", "cell_text", "sanitize"]

@@ -30,8 +30,8 @@ from IPython.core.magic import (
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..engine import tripwire
-from ..engine.after import host_bundle
-from ..engine.capsule import Capsule, error_for_host
+from ..engine.after import host_bundle, host_error
+from ..engine.capsule import Capsule
 from ..engine.errors import CapabilityError, CapsulePolicyError, one_line
 from ..engine.limits import Limits, release_namespace
 from ..engine.membrane import Proxy, export
@@ -313,7 +313,7 @@ class CapsuleMagics(Magics):
                 writes[event["id"]] = event
 
         registry.listeners.append(note_write)
-        err = value = None
+        err = value = capsule = None
         cell_caps: list = []
         try:
             cell_limits = Limits.from_policy(ext.policy).narrowed(
@@ -356,7 +356,8 @@ class CapsuleMagics(Magics):
                 capsule.end()
                 release_namespace(capsule)  # a deep structure is freed on a deep stack
         except BaseException as e:  # noqa: BLE001 - cleaned, then re-raised below
-            err = error_for_host(e)
+            # (its __str__ is capsule code: run under the cell's limits)
+            err = host_error(e, capsule.context if capsule is not None else None)
         finally:
             registry.listeners.remove(note_write)
             registry.end_cell(cell_caps)

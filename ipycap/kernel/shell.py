@@ -22,11 +22,11 @@ from IPython.core.displayhook import DisplayHook
 from IPython.core.interactiveshell import ExecutionInfo, ExecutionResult
 from traitlets import Any
 
-from ..engine.after import host_bundle
-from ..engine.capsule import error_for_host
+from ..engine.after import host_bundle, host_error
 from ..engine.errors import CapabilityError, CapsulePermissionError, one_line
 from ..engine.gate import _inside_string, source_filename
 from ..engine.membrane import export
+from ..engine.rollback import Journal
 from ..engine.tripwire import capsule_on_stack
 from ..ipython.display import HostOutput, OutputFilter, preload_inline_backend
 from . import static
@@ -77,6 +77,8 @@ class CapsuleShell(ZMQInteractiveShell):
         """Attach the session capsule and the interrupt guard (called by the kernel)."""
         self.capsule = capsule
         self.interrupts = interrupts
+        #: A failed cell binds nothing: its names are recorded and put back (rollback.py).
+        self.journal = Journal(capsule.namespace, capsule.context)
         self.commands = CapsuleCommands(self)
         preload_inline_backend()
         self.output_filter = OutputFilter(self, capsule.registry, "capsule-")
@@ -151,6 +153,17 @@ class CapsuleShell(ZMQInteractiveShell):
         return result
 
     def _run_segments(self, raw_cell: str, count: int, silent: bool, result) -> None:
+        # A failed cell (an error, a limit, an interrupt) leaves the namespace as it was.
+        journal = self.journal
+        journal.begin()
+        try:
+            self._run_each(raw_cell, count, silent)
+        except BaseException:
+            journal.roll_back()
+            raise
+        journal.commit()
+
+    def _run_each(self, raw_cell: str, count: int, silent: bool) -> None:
         segments = split_cell(raw_cell)
         for n, (kind, text, first_line) in enumerate(segments):
             if kind == "command":
@@ -180,7 +193,7 @@ class CapsuleShell(ZMQInteractiveShell):
         # What the kernel keeps (sys.last_value, the error reply) is the host's copy of the
         # capsule's exception: no capsule objects in its args, context or traceback.
         try:
-            e = error_for_host(e)
+            e = host_error(e, self.capsule.context)  # its __str__ runs under the limits
         except BaseException:  # noqa: BLE001 - nothing a capsule raised may end the kernel
             e = RuntimeError("the capsule raised an exception that cannot be shown")
         tb = e.__traceback__
@@ -216,12 +229,19 @@ class CapsuleShell(ZMQInteractiveShell):
                 if not isinstance(expr, str):
                     raise TypeError("a user expression must be a string")
                 ast.parse(expr, mode="eval")  # expressions only, as the protocol says
-                value = export(
-                    self.capsule.run(expr, filename=source_filename(expr, "user-expression"))
-                )
+                raw = self._run_expression(expr)
+                # Formatted inside the capsule, on a capsule thread under the expression's
+                # limits (its __repr__ is capsule code), as a cell's result (engine/after.py).
+                bundle = host_bundle(raw, self.capsule.context)
+                value = export(raw)
                 self.output_filter.pending_result = value
+                self.output_filter.pending_bundle = bundle
                 out[key] = self._format_user_obj(value)
             except BaseException as e:  # noqa: BLE001 - reported in the reply, never raised
+                try:  # the host's copy (a capsule exception's __str__ runs under the limits)
+                    e = host_error(e, self.capsule.context)
+                except BaseException:  # noqa: BLE001 - nothing a capsule raised may end the kernel
+                    e = RuntimeError("the capsule raised an exception that cannot be shown")
                 out[key] = {
                     "status": "error",
                     "ename": type(e).__name__,
@@ -231,7 +251,19 @@ class CapsuleShell(ZMQInteractiveShell):
             finally:
                 self.interrupts.end()
                 self.output_filter.pending_result = None
+                self.output_filter.pending_bundle = None
         return out
+
+    def _run_expression(self, expr: str):
+        journal = self.journal  # a ':=' in a failed expression binds nothing either
+        journal.begin()
+        try:
+            value = self.capsule.run(expr, filename=source_filename(expr, "user-expression"))
+        except BaseException:
+            journal.roll_back()
+            raise
+        journal.commit()
+        return value
 
 
 def _safe_str(e: BaseException) -> str:

@@ -3,14 +3,15 @@
  * that starts with "ipycap-approval: " (capsule code's own input() prompts start with
  * "capsule asks: ", so a cell cannot raise it); the dialog answers that input_request with the
  * input_reply "y" (Allow once), "a" (Allow this session) or "n" (Deny, Escape, or the request
- * going away) and the plain stdin box is not shown for it.
+ * going away) and the plain stdin box is not shown for it.  The grant it shows comes from the
+ * request's structured ``ipycap_approval`` fields (``{kind, grant}``), not from the prompt's text.
  */
 import { Dialog } from '@jupyterlab/apputils';
 import { OutputArea } from '@jupyterlab/outputarea';
 import { Kernel, KernelMessage } from '@jupyterlab/services';
 import { Widget } from '@lumino/widgets';
 
-import { APPROVAL_REPLIES, ApprovalAnswer, IApprovalRequest, parseApprovalPrompt } from './model';
+import { APPROVAL_REPLIES, ApprovalAnswer, IApprovalRequest, parseApprovalRequest } from './model';
 
 const LABELS: { [K in ApprovalAnswer]: string } = {
   once: 'Allow once',
@@ -88,7 +89,7 @@ export function installApprovalDialog(): void {
   const proto = OutputArea.prototype as unknown as { onInputRequest: InputRequestHandler };
   const original = proto.onInputRequest;
   proto.onInputRequest = function (msg, future) {
-    const request = parseApprovalPrompt(msg.content.prompt, msg.content.password);
+    const request = parseApprovalRequest(msg.content);
     if (request === null) {
       original.call(this, msg, future);
       return;

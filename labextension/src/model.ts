@@ -186,6 +186,70 @@ export interface IApprovalRequest {
   question: string;
   /** The grant it would create, if the kernel named it ("read data/"). */
   grant: string | null;
+  /** The kind of the grant ("read", "write", "import"), when the kernel sent it as a field. */
+  kind?: string;
+}
+
+/** Printable letters that show as blank space (Hangul fillers), as the kernel escapes them. */
+const BLANK_LETTERS = new Set(['\u115f', '\u1160', '\u3164', '\uffa0']);
+
+/**
+ * A kernel-sent name or path as the dialog shows it, escaped as the kernel escapes the
+ * question's text (ipycap/engine/approval.py ``shown``): every character that could word
+ * or reorder what is shown -- control and format characters (a right-to-left override),
+ * non-ASCII blanks, look-alikes that change under NFKC -- becomes ``\uXXXX``.
+ */
+export function escapeShown(text: string): string {
+  let out = '';
+  for (const ch of text) {
+    const code = ch.codePointAt(0) ?? 0;
+    const plain =
+      code < 0x80
+        ? code >= 0x20 && code !== 0x7f && ch !== '\\'
+        : /^[\p{L}\p{N}]$/u.test(ch) && !BLANK_LETTERS.has(ch) && ch.normalize('NFKC') === ch;
+    if (plain) {
+      out += ch;
+    } else if (code < 0x100) {
+      out += '\\x' + code.toString(16).padStart(2, '0');
+    } else if (code < 0x10000) {
+      out += '\\u' + code.toString(16).padStart(4, '0');
+    } else {
+      out += '\\U' + code.toString(16).padStart(8, '0');
+    }
+  }
+  return out;
+}
+
+/**
+ * An approval input_request: the kernel's marker on the prompt (so capsule code's input()
+ * cannot raise the dialog), and the grant from the structured ``ipycap_approval`` fields
+ * (``{kind, grant}``) when the kernel sent them; without them (an older kernel, a
+ * ``%capsule request``) the grant is read from the question's text as before.
+ */
+export function parseApprovalRequest(content: {
+  prompt?: unknown;
+  password?: unknown;
+  ipycap_approval?: unknown;
+}): IApprovalRequest | null {
+  const request = parseApprovalPrompt(content.prompt, content.password);
+  if (request === null) {
+    return null;
+  }
+  const fields = content.ipycap_approval as { kind?: unknown; grant?: unknown } | undefined;
+  if (
+    fields === null ||
+    typeof fields !== 'object' ||
+    typeof fields.kind !== 'string' ||
+    typeof fields.grant !== 'string' ||
+    !/^[a-z]+$/.test(fields.kind)
+  ) {
+    return request;
+  }
+  return {
+    question: request.question,
+    grant: `${fields.kind} ${escapeShown(fields.grant)}`,
+    kind: fields.kind
+  };
 }
 
 /**

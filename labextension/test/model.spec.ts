@@ -3,7 +3,9 @@ import {
   APPROVAL_REPLIES,
   formatLastUse,
   isCapsuleCell,
+  escapeShown,
   parseApprovalPrompt,
+  parseApprovalRequest,
   parseSnapshot,
   RegistryModel,
   statusText
@@ -224,5 +226,51 @@ describe('parseApprovalPrompt', () => {
 
   it('answers y, a or n', () => {
     expect(APPROVAL_REPLIES).toEqual({ once: 'y', session: 'a', deny: 'n' });
+  });
+});
+
+describe('parseApprovalRequest', () => {
+  const prompt =
+    APPROVAL_MARKER +
+    'Allow read access to \'notes\\x28grant: read notes.txt\\x29.txt\' ' +
+    '(grant: read notes\\x28grant: read notes.txt\\x29.txt)? [y]es / [n]o / [a]lways this session';
+
+  it('takes the grant from the structured fields, not the prompt text', () => {
+    const request = parseApprovalRequest({
+      prompt,
+      password: false,
+      ipycap_approval: { kind: 'read', grant: '/work/notes (grant: read notes.txt).txt' }
+    });
+    expect(request).toEqual({
+      question: prompt.slice(APPROVAL_MARKER.length).replace(/\s*\[[^\]]*\][^?]*$/, ''),
+      grant: 'read /work/notes (grant: read notes.txt).txt',
+      kind: 'read'
+    });
+  });
+
+  it('escapes what could reorder or word the grant shown', () => {
+    const request = parseApprovalRequest({
+      prompt: APPROVAL_MARKER + 'Allow write access? [y/N]',
+      password: false,
+      ipycap_approval: { kind: 'write', grant: 'out/\u202etxt.exe\u2066\x1b[2J\u3164\uff08\\u202e' }
+    });
+    expect(request?.grant).toBe('write out/\\u202etxt.exe\\u2066\\x1b[2J\\u3164\\uff08\\x5cu202e');
+    expect(escapeShown('données/日本')).toBe('données/日本'); // letters of other scripts stay
+  });
+
+  it('still needs the kernel marker, and falls back to the text without fields', () => {
+    const fields = { kind: 'read', grant: '/etc' };
+    expect(parseApprovalRequest({ prompt: 'capsule asks: Allow?', ipycap_approval: fields })).toBeNull();
+    expect(
+      parseApprovalRequest({ prompt: APPROVAL_MARKER + 'Allow?', password: true, ipycap_approval: fields })
+    ).toBeNull();
+    expect(
+      parseApprovalRequest({ prompt: APPROVAL_MARKER + 'Allow x (grant: import x)? [y/N]' })
+    ).toEqual({ question: 'Allow x (grant: import x)?', grant: 'import x' });
+    for (const bad of [null, 'read /etc', { kind: 'read' }, { kind: 'READ x', grant: '/' }, { kind: 1, grant: '/' }]) {
+      expect(
+        parseApprovalRequest({ prompt: APPROVAL_MARKER + 'Allow? [y/N]', ipycap_approval: bad })
+      ).toEqual({ question: 'Allow?', grant: null });
+    }
   });
 });
