@@ -47,7 +47,30 @@ vf_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwna
     if (vf_check(self) < 0) {
         return NULL;
     }
-    return PyObject_Vectorcall(self->fn, args, nargsf, kwnames);
+    PyObject *fn = self->fn;
+    if (kwnames == NULL && PyCFunction_CheckExact(fn)) {
+        /* a builtin's C function directly, as CPython's specialised calls do (math.sqrt) */
+        Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+        int flags = PyCFunction_GET_FLAGS(fn);
+        PyObject *res = NULL;
+        if (Py_EnterRecursiveCall(" in a module's function")) {
+            return NULL;
+        }
+        if (flags == METH_O && nargs == 1) {
+            res = PyCFunction_GET_FUNCTION(fn)(PyCFunction_GET_SELF(fn), args[0]);
+        }
+        else if (flags == METH_FASTCALL) {
+            res = ((_PyCFunctionFast)(void (*)(void))PyCFunction_GET_FUNCTION(fn))(
+                PyCFunction_GET_SELF(fn), args, nargs);
+        }
+        else {
+            Py_LeaveRecursiveCall();
+            return PyObject_Vectorcall(fn, args, nargsf, NULL);
+        }
+        Py_LeaveRecursiveCall();
+        return res;
+    }
+    return PyObject_Vectorcall(fn, args, nargsf, kwnames);
 }
 
 static PyTypeObject ViewFunction_Type;
