@@ -105,3 +105,18 @@ def test_view_functions_behave_like_the_functions():
         capsule.run("json.dumps.__wrapped__")
     with pytest.raises(AttributeError):
         capsule.run("json.dumps.__globals__")
+
+
+def test_an_allow_once_import_answers_while_its_cell_runs():
+    registry = Registry()
+    registry.policy.prompt = True
+    registry.approver = lambda question: "y"  # 'Allow once'
+    ns: dict = {}
+    registry.cell = "In[1]"
+    first = Capsule(registry=registry, namespace=ns)
+    assert first.run("import csv\nreader = csv.reader\nlist(reader(['a,b']))") == [["a", "b"]]
+    first.end()
+    registry.approver = None  # nobody to ask in the next cell
+    registry.cell = "In[2]"
+    later = Capsule(registry=registry, namespace=ns)
+    assert "was for one cell, which has ended" in _refused(later, "list(reader(['c']))")
