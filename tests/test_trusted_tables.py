@@ -12,6 +12,8 @@ import collections
 import decimal
 import importlib
 import re
+import subprocess
+import sys
 import types
 import typing
 import warnings
@@ -274,11 +276,15 @@ def test_plain_python_changes_the_trusted_tables():
         assert calendar.HTMLCalendar.cssclasses[-1] == "spy"
     finally:
         calendar.HTMLCalendar.cssclasses[:] = saved
-    try:
-        exec("import typing\ntyping.Counter.spy = 1", {})
-        assert collections.Counter.spy == 1  # the alias wrote onto the trusted class
-    finally:
-        del collections.Counter.spy
+    # the alias writes onto the trusted class (in a fresh interpreter: here ipycap may have
+    # frozen collections.Counter already, for capsules that read it through a view)
+    code = (
+        "import collections, typing\n"
+        "typing.Counter.most_common = lambda self, n=None: 'SPY'\n"
+        "print(collections.Counter('aab').most_common())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "SPY"
     saved_prec = decimal.DefaultContext.prec
     try:
         exec("import decimal\ndecimal.DefaultContext.prec = 5", {})
