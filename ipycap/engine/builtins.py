@@ -333,6 +333,7 @@ def _make_import():
             )
         cap = context.check_import(name, counted=True)
         library_check_import(context, name)
+        once = cap is None  # an 'Allow once' approval: its view answers while the cell runs
         if name in SPECIAL_MODULES:
             mod = _special_module(name)
             if name == "IPython.display" and not fromlist:
@@ -341,14 +342,14 @@ def _make_import():
                 )
             if name == "os.path" and not fromlist:
                 # 'import os.path' binds an os of path only
-                return make_view(os_view(), context), cap
-            return make_view(mod, context), cap
+                return make_view(os_view(), context, name, once), cap
+            return make_view(mod, context, name, once), cap
         top = tripwire.trusted_import(name)
         items = [guard.exact_name(f) for f in (fromlist or ())]
         target = sys.modules[name] if items else top
         if not items:
             # 'import a.b' binds 'a': a view whose submodules are views when allowed.
-            return make_view(top, context), cap
+            return make_view(top, context, name, once), cap
         complete = True  # every name is there: the same import again needs no import
         for item in items:
             if item == "*" or hasattr(target, item):
@@ -360,7 +361,7 @@ def _make_import():
                     tripwire.trusted_import(full)
                 except ModuleNotFoundError:
                     pass
-        return make_view(target, context), cap if complete else None
+        return make_view(target, context, name, once), cap if complete else None
 
     return __import__
 

@@ -10,10 +10,16 @@ from __future__ import annotations
 #: One item, the current epoch (a list so the C fast paths can read it without a call).
 STATE = [0]
 
+#: Trusted callables run after every change (module views drop their decided names:
+#: ipycap.engine.modules).  Engine code appends here at import; nothing capsule-reachable.
+LISTENERS: list = []
+
 
 def bump() -> None:
     """Invalidate every cached decision (call after the change is in place)."""
     STATE[0] += 1
+    for listener in LISTENERS:
+        listener()
 
 
 def current() -> int:

@@ -48,7 +48,8 @@ def install(*, slow: dict, proxy_type, view_type) -> dict:
             "protocol": rules.PROTOCOL,
             "frame_attrs": rules.FRAME_ATTRS,
             "format_attrs": rules.FORMAT_ATTRS,
-            "exception_attrs": rules.EXCEPTION_ATTRS,
+            # names the C paths always leave to the Python guard (class tables too)
+            "exception_attrs": rules.EXCEPTION_ATTRS | rules.CLASS_TABLES,
             "library_attrs": rules.LIBRARY_ATTRS,
             "never": rules.NEVER,
             "special": rules.SPECIAL,

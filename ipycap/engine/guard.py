@@ -361,6 +361,35 @@ def _is_plain_data(value) -> bool:
     return False
 
 
+_type_mro = type.__dict__["__mro__"].__get__
+_type_dict = type.__dict__["__dict__"].__get__
+
+
+def _table_attr(value, name):
+    """``value.NAME`` for a name of rules.CLASS_TABLES: the table itself when it is the
+    capsule's (its own instance's, or in an own class's dict), else a read-only copy."""
+    table = getattr(value, name)
+    if not isinstance(table, (dict, list, set, bytearray)):
+        return table
+    own_value = is_own(value)
+    if own_value and not isinstance(value, type):
+        try:
+            inst = object.__getattribute__(value, "__dict__")
+        except AttributeError:
+            inst = None
+        if type(inst) is dict and dict.get(inst, name) is table:
+            return table
+    for cls in _type_mro(value if isinstance(value, type) else type(value)):
+        d = _type_dict(cls)
+        if name in d:
+            if d[name] is table and is_own(cls):
+                return table
+            break
+    if isinstance(table, dict):
+        return types.MappingProxyType(dict(table))
+    return tuple(table) if not isinstance(table, bytearray) else bytes(table)
+
+
 def refuse(value, name: str, why: str, how: str | None = None, mode: str = "proxy", hint=None):
     kind = type(value).__name__
     if how is None and mode == "rexec":
@@ -384,6 +413,8 @@ def decide(value, name: str, mode: str = "proxy"):
         return _format_attr(value, name, mode)
     if name in rules.EXCEPTION_ATTRS:
         return _exception_attr(value, name)
+    if name in rules.CLASS_TABLES:
+        return _table_attr(value, name)
     rule = rules.classify(name)
     if rule == "never":
         refuse(

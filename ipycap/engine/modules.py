@@ -6,14 +6,21 @@ from __future__ import annotations
 
 import calendar
 import copyreg
+import decimal
 import random
 import reprlib
 import sys
 import types
+import weakref
 
 from . import deputies as _deputies
-from . import guard, rules, tripwire
-from .errors import CapsuleAttributeError, CapsuleImportError, CapsuleTypeError
+from . import epoch, guard, rules, tripwire
+from .errors import (
+    CapsuleAttributeError,
+    CapsuleImportError,
+    CapsuleRevokedError,
+    CapsuleTypeError,
+)
 from .stdviews import STAND_INS
 
 _HEAPTYPE = 1 << 9
@@ -33,7 +40,7 @@ class ModuleView(_ViewBase):
     # see one depends on that capsule's grants), so 'math.sqrt' in a loop is a C-speed
     # lookup.  Capsule code cannot write to it: assignment is refused and __dict__ is never
     # given out.
-    __slots__ = ("__ipycap_module__", "__dict__")
+    __slots__ = ("__ipycap_module__", "__dict__", "__weakref__")
 
     if _set_view_hook is None:
 
@@ -74,6 +81,9 @@ def _view_miss(self, name):
     """A name the view has not decided yet (the C fast path found no cached value)."""
     name = guard.exact_name(name)
     module = _view_module(self)
+    owner = _owner_of(self)
+    # None: checked at every use (an 'Allow once' view); else valid until the next change
+    checked = _EPOCH[0] if owner is None or owner.token is _EPOCH[0] else _check_owner(owner, name)
     if name == "__all__":
         return _public_names(module)
     if name == "__name__":  # read by 'from m import x' for its error messages
@@ -81,6 +91,13 @@ def _view_miss(self, name):
     if name[:1] == "_":
         raise _private(module.__name__, name)
     override = MODULE_OVERRIDES.get((module.__name__, name))
+    copied = PER_CAPSULE.get((module.__name__, name))
+    if copied is not None:
+        # one copy per capsule view, kept across authority changes (its changes stay its own)
+        kept = owner.kept if owner is not None else {}
+        override = kept.get(name)
+        if override is None:
+            override = kept[name] = copied()
     if override is not None:
         value = override
     elif _library_view_attr is not None and _library_refused(module.__name__, name):
@@ -107,8 +124,154 @@ def _view_miss(self, name):
     if isinstance(value, type):
         guard.share_class(value)
     value = _read_only_container(value)
-    _view_dict(self)[name] = value
+    d = _view_dict(self)
+    if owner is not None:
+        if (
+            type(value) in _FUNCTION_TYPES
+            and _make_function is not None
+            and not _is_ipycap_stand_in(value)
+        ):
+            value = _revocable_function(owner, name, value)
+        if checked is None:
+            return value
+        if not d:
+            _FILLED.append(self)  # its decisions are dropped at the next authority change
+    d[name] = value
     return value
+
+
+# -- revocation: a view answers, and its functions run, only while its grant holds -----------
+#: A view made for a capsule belongs to that capsule's context, and the import names that
+#: admitted it.  Its decided names (the instance dict the C lookup reads) are dropped at
+#: every authority change (epoch.bump), so the next read of each asks again; the functions
+#: it handed out are ViewFunctions (_viewcalls.c) that compare the epoch per call and ask
+#: again only after a change.  The table is trusted state keyed by the view's identity: the
+#: view holds no reference to its context (I4).
+_EPOCH = epoch.STATE
+_OWNERS: dict = {}  # address of a view -> (weakref to the view, its _Owner)
+_FILLED: list = []  # owned views whose instance dict holds decisions
+_FUNCTION_TYPES = frozenset({types.FunctionType, types.BuiltinFunctionType, types.MethodType})
+
+try:
+    from . import _viewcalls
+except ImportError:  # pragma: no cover - without the extension, the view's reads decide alone
+    _viewcalls = None
+_make_function = _viewcalls.make if _viewcalls is not None else None
+
+
+class _Owner:
+    """Whose view it is: the capsule context (weakly), the import names that admitted it,
+    the cell of an 'Allow once' approval, and the functions it handed out."""
+
+    __slots__ = ("context", "module", "names", "once", "token", "functions", "kept")
+
+    def __init__(self, context, module):
+        self.context = weakref.ref(context)
+        self.module = module
+        self.names: list = []
+        self.once = None
+        self.token = None  # the epoch it was last found valid in
+        self.functions: dict = {}
+        self.kept: dict = {}  # PER_CAPSULE copies
+
+
+def _owner_of(view):
+    entry = _OWNERS.get(guard._address(view))
+    if entry is None or entry[0]() is not view:
+        return None
+    return entry[1]
+
+
+def _forget_decisions():
+    """After a grant, revoke, expiry or policy change: owned views decide every name again."""
+    filled = _FILLED[:]
+    del _FILLED[:]
+    for view in filled:
+        _view_dict(view).clear()
+
+
+epoch.LISTENERS.append(_forget_decisions)
+
+
+def _check_owner(owner, name=None):
+    """Raise the refusal if the view's capsule may no longer import its module; else return
+    the epoch it was checked in (the C functions remember it)."""
+    if type(owner) is not _Owner:
+        raise CapsuleTypeError("not a module view's function", "builtins")
+    token = _EPOCH[0]
+    context = owner.context()
+    what = f"{owner.module}.{name}" if name else f"module {owner.module!r}"
+    if context is None:
+        raise CapsuleRevokedError(
+            f"{what}: the capsule that imported it has ended; import it again", "builtins"
+        )
+    if any(context.may_import(n) for n in owner.names):
+        owner.token = token
+        return token
+    if owner.once is not None and context.running and context.registry.cell == owner.once:
+        return None  # valid while the approving cell runs: no epoch marks its end
+    err = _revoked_import(context, owner, what)
+    context.record_refusal(err, kind="import", target=owner.names[0] if owner.names else "")
+    raise err
+
+
+def _revoked_import(context, owner, what):
+    names = owner.names or [owner.module]
+    ended = [
+        c
+        for c in context.registry.find("import", None, active=False)
+        if any(n == c.target or n.startswith(c.target + ".") for n in names)
+    ]
+    top = names[0].partition(".")[0]
+    tier = context.policy.import_tier(top)
+    how = context.how_to_grant("import", top) if tier in ("default", "grantable") else None
+    if not ended:
+        return CapsuleRevokedError(
+            f"{what}: this capsule may no longer import {names[0]!r}", "builtins", how
+        )
+    cap = ended[-1]
+    why = "was for one cell, which has ended" if cap.expired else "was revoked"
+    return CapsuleRevokedError(
+        f"{what}: the capsule's import capability {cap.id} ({cap.target!r}) {why}",
+        "builtins",
+        how,
+    )
+
+
+def _is_ipycap_stand_in(fn) -> bool:
+    """Functions handed out as they are: ipycap's own guarded stand-ins (operator.attrgetter,
+    the capsule's display: they hold no authority of the module they stand in, and the engine
+    recognises them by identity), and functions used as class bases (typing.NamedTuple and
+    TypedDict: a class statement needs their ``__mro_entries__``)."""
+    if type(fn) is types.FunctionType and "__mro_entries__" in fn.__dict__:
+        return True
+    module = fn.__module__ if type(fn) is not types.MethodType else None
+    return type(module) is str and module.partition(".")[0] == "ipycap"
+
+
+def _revocable_function(owner, name, fn):
+    """The function ``fn`` of the view, as the view hands it out: one wrapper per name and
+    function (so ``json.dumps is json.dumps`` holds across authority changes)."""
+    kept = owner.functions.get(name)
+    if kept is not None and _viewcalls.unwrap(kept) is fn:
+        return kept
+    wrapped = owner.functions[name] = _make_function(fn, owner)
+    return wrapped
+
+
+def _view_function_dunder(f, name):
+    if name in ("__name__", "__qualname__", "__module__", "__doc__", "__text_signature__"):
+        return getattr(f, name)
+    if name == "__class__":
+        return type(f)
+    raise CapsuleAttributeError(
+        f"{name!r} of a module's function is not available to capsule code", "guard", None
+    )
+
+
+if _viewcalls is not None:
+    _viewcalls.setup(epoch.STATE, _check_owner)
+    guard.PROXY_TYPES[_viewcalls.ViewFunction] = _view_function_dunder
 
 
 _STDLIB = frozenset(sys.stdlib_module_names)
@@ -201,20 +364,36 @@ _library_view_attr = _library_refused = _library_install = None
 _VIEWS: dict = {}
 
 
-def make_view(module, context=None) -> ModuleView:
-    """The read-only view of ``module`` (``context`` is accepted for the call sites' clarity).
+def make_view(module, context=None, name=None, once=False) -> ModuleView:
+    """The read-only view of ``module`` for the capsule of ``context``, admitted by its grant
+    to import ``name`` (default: the module's name; ``once``: an 'Allow once' approval, valid
+    while that cell runs).  It answers only while that capsule may import ``name``.
 
     The raw ``sys`` and ``IPython.display`` are never viewed: their capsule-safe stand-ins
     are viewed instead."""
     if module.__name__ in SPECIAL_MODULES and module is sys.modules.get(module.__name__):
         module = _special_module(module.__name__)
-    view = _VIEWS.get(module.__name__)
+    views = _VIEWS if context is None else vars(context).setdefault("module_views", {})
+    view = views.get(module.__name__)
     if _library_install is not None:
         _library_install()  # profiled methods of libraries imported since (once each)
     if view is None or _view_module(view) is not module:
         view = ModuleView.__new__(ModuleView)
         _view_set_module(view, module)
-        _VIEWS[module.__name__] = view
+        views[module.__name__] = view
+        if context is not None:
+            key = guard._address(view)
+            ref = weakref.ref(view, lambda _, key=key: _OWNERS.pop(key, None))
+            _OWNERS[key] = (ref, _Owner(context, module.__name__))
+    owner = _owner_of(view) if context is not None else None
+    if owner is not None:
+        if once:
+            owner.once = context.registry.cell
+        else:
+            grant = name or module.__name__
+            if grant not in owner.names:
+                owner.names.append(grant)
+                owner.token = None
     return view
 
 
@@ -485,6 +664,15 @@ MODULE_OVERRIDES = {
     # 'repr_Vault' on it would receive every trusted Vault that reprlib.repr formats.
     ("reprlib", "aRepr"): _CAPSULE_REPR,
     ("reprlib", "repr"): _CAPSULE_REPR.repr,
+}
+
+#: Module-level mutable objects trusted code reads later, given to each capsule view as its
+#: own copy (I3): decimal's template contexts (DefaultContext seeds every new thread's
+#: context: a capsule's prec = 5 there reached trusted threads).
+PER_CAPSULE = {
+    ("decimal", "DefaultContext"): decimal.DefaultContext.copy,
+    ("decimal", "BasicContext"): decimal.BasicContext.copy,
+    ("decimal", "ExtendedContext"): decimal.ExtendedContext.copy,
 }
 
 # calendar's module functions are methods of one TextCalendar trusted code uses too: a

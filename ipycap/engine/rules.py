@@ -61,7 +61,8 @@ PROTOCOL = frozenset(
 #: (ipycap/engine/hooks.py); reading them is allowed everywhere.
 ABC_HOOKS = frozenset({"__subclasshook__", "__instancecheck__", "__subclasscheck__"})
 
-#: Descriptive dunders: strings, classes or tuples of them.
+#: Descriptive dunders: strings, classes or tuples of them (``__xname__``: the module name
+#: _pydecimal keeps, a str).
 DESCRIPTIVE = frozenset(
     """__name__ __qualname__ __doc__ __module__ __text_signature__ __bases__ __base__
     __mro__ __basicsize__ __itemsize__ __flags__ __weakrefoffset__ __dictoffset__
@@ -72,7 +73,7 @@ DESCRIPTIVE = frozenset(
     __about__ __author__ __copyright__ __credits__ __date__ __status__
     __libmpdec_version__ __final__ __forward_arg__ __forward_is_argument__ __forward_is_class__
     __forward_evaluated__ __forward_module__ __dataclass_params__ __slotnames__
-    __IPYTHON__ __docformat__""".split()
+    __IPYTHON__ __docformat__ __xname__""".split()
 )
 
 #: Introspection a capsule may use on what it created, never on anything else.
@@ -122,6 +123,40 @@ def is_dunder(name: str) -> bool:
     return len(name) > 4 and name[:2] == "__" and name[-2:] == "__"
 
 
+#: Mutable tables standard-library classes keep as class attributes, by name: native
+#: bytecode would read them raw from the shared class (frozen classes still hold mutable
+#: lists and dicts), and a capsule that puts its own object into one changes what trusted
+#: code computes, or has trusted code call the capsule's methods later (I3): a member in a
+#: shared enum's ``_value2member_map_`` is what trusted ``re.RegexFlag(n)`` returns.  The
+#: gate routes these names through the guard, which gives a read-only snapshot unless the
+#: table is the capsule's own (guard._table_attr).  tests/test_trusted_tables.py fails on a
+#: class-level table of a capsule-reachable module that is not named here.
+CLASS_TABLES = frozenset(
+    {
+        # enum.EnumType's member maps, on every Enum class
+        "_member_map_",
+        "_value2member_map_",
+        "_member_names_",
+        "_unhashable_values_",
+        # namedtuple defaults (informational, but shared)
+        "_field_defaults",
+        # calendar.HTMLCalendar's CSS class names, pasted into trusted HTML
+        "cssclasses",
+        "cssclasses_weekday_head",
+        # configparser's accepted booleans (getboolean returns the table's value)
+        "BOOLEAN_STATES",
+        # textwrap.TextWrapper's str.translate table
+        "unicode_whitespace_trans",
+        # tarfile.TarFile.open's compression methods (names of class methods it calls)
+        "OPEN_METH",
+        # ipaddress's netmask cache (trusted code keeps adding to it)
+        "_netmask_cache",
+        # decimal (pure-Python fallback) rounding dispatch
+        "_pick_rounding_function",
+    }
+)
+
+
 def is_risky(name: str) -> bool:
     """Whether the gate must route ``obj.NAME`` through the guard (proxy mode).
 
@@ -136,6 +171,7 @@ def is_risky(name: str) -> bool:
         or name in FORMAT_ATTRS
         or name in EXCEPTION_ATTRS
         or name in LIBRARY_ATTRS
+        or name in CLASS_TABLES
     )
 
 

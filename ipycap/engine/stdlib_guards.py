@@ -225,6 +225,39 @@ def _create_fn(name, args, body, *, globals=None, locals=None, **kwargs):  # noq
     return _dataclasses_create_fn(name, args, body, globals=globals, locals=locals, **kwargs)
 
 
+_alias_setattr_orig = typing._BaseGenericAlias.__setattr__
+_special_setattr_orig = typing._SpecialForm.__setattr__
+
+
+def _typing_write_by_capsule(frame) -> bool:
+    """Whether an attribute write on a shared typing object comes from capsule code: typing
+    sets attributes on the aliases it builds (``typing.List[int]`` for a capsule), which is
+    its own business; any other caller is judged as ``asked_by_capsule`` judges it."""
+    if frame is None:
+        return False
+    name = frame.f_globals.get("__name__")
+    if name == "typing" and guard.context_of(frame.f_builtins) is None:
+        return False
+    return asked_by_capsule(frame)
+
+
+def _alias_setattr(self, attr, val):
+    # typing.Counter.most_common = f would set it on collections.Counter itself (an alias
+    # forwards writes to its origin class), and typing's aliases are cached and shared.
+    if _typing_write_by_capsule(sys._getframe(1)):
+        _refuse(
+            f"setting {attr!r} on a typing alias: aliases are shared with trusted code and "
+            "pass writes on to the class they stand for"
+        )
+    _alias_setattr_orig(self, attr, val)
+
+
+def _special_setattr(self, attr, val):
+    if _typing_write_by_capsule(sys._getframe(1)):
+        _refuse(f"setting {attr!r} on a typing special form: it is shared with trusted code")
+    _special_setattr_orig(self, attr, val)
+
+
 def install() -> None:
     """Put the guards in place (once per process, before any class is frozen)."""
     global _installed
@@ -236,6 +269,8 @@ def install() -> None:
     pprint.PrettyPrinter.__init__ = _pp_init
     copy._reconstruct = _reconstruct
     dataclasses._create_fn = _create_fn
+    typing._BaseGenericAlias.__setattr__ = _alias_setattr
+    typing._SpecialForm.__setattr__ = _special_setattr
     # The dispatch table stays readable (subclasses copy it), never writable.
     if type(pprint.PrettyPrinter._dispatch) is dict:
         pprint.PrettyPrinter._dispatch = types.MappingProxyType(pprint.PrettyPrinter._dispatch)

@@ -1,0 +1,262 @@
+/* Functions a module view hands out, revocable (ipycap/engine/modules.py).
+ *
+ * A ViewFunction forwards every call to the module's function while its view's grant
+ * holds.  The check is one pointer comparison: the authority epoch (ipycap.engine.epoch,
+ * STATE[0]) the wrapper was last checked in against the current one; only after a grant,
+ * revoke, expiry or policy change does the owner's check run again (in Python), which
+ * either returns the epoch to remember or raises the refusal.  The wrapped function and its
+ * owner are never given out: no member, no __dict__, no __wrapped__. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stddef.h>
+
+static PyObject *epoch_state = NULL; /* ipycap.engine.epoch.STATE, a one-item list */
+static PyObject *check_hook = NULL;  /* check(owner) -> the epoch checked in, or raises */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *fn;
+    PyObject *owner;
+    PyObject *token;
+    vectorcallfunc vectorcall;
+} ViewFunctionObject;
+
+static int
+vf_check(ViewFunctionObject *self)
+{
+    if (epoch_state != NULL && PyList_GET_SIZE(epoch_state) > 0 &&
+        PyList_GET_ITEM(epoch_state, 0) == self->token) {
+        return 0;
+    }
+    if (check_hook == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "ipycap's view functions are not set up");
+        return -1;
+    }
+    PyObject *token = PyObject_CallOneArg(check_hook, self->owner);
+    if (token == NULL) {
+        return -1;
+    }
+    Py_XSETREF(self->token, token);
+    return 0;
+}
+
+static PyObject *
+vf_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    ViewFunctionObject *self = (ViewFunctionObject *)op;
+    if (vf_check(self) < 0) {
+        return NULL;
+    }
+    PyObject *fn = self->fn;
+    if (kwnames == NULL && PyCFunction_CheckExact(fn)) {
+        /* a builtin's C function directly, as CPython's specialised calls do (math.sqrt) */
+        Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+        int flags = PyCFunction_GET_FLAGS(fn);
+        PyObject *res = NULL;
+        if (Py_EnterRecursiveCall(" in a module's function")) {
+            return NULL;
+        }
+        if (flags == METH_O && nargs == 1) {
+            res = PyCFunction_GET_FUNCTION(fn)(PyCFunction_GET_SELF(fn), args[0]);
+        }
+        else if (flags == METH_FASTCALL) {
+            res = ((_PyCFunctionFast)(void (*)(void))PyCFunction_GET_FUNCTION(fn))(
+                PyCFunction_GET_SELF(fn), args, nargs);
+        }
+        else {
+            Py_LeaveRecursiveCall();
+            return PyObject_Vectorcall(fn, args, nargsf, NULL);
+        }
+        Py_LeaveRecursiveCall();
+        return res;
+    }
+    return PyObject_Vectorcall(fn, args, nargsf, kwnames);
+}
+
+static PyTypeObject ViewFunction_Type;
+
+/* make(fn, owner): for the engine only (the type has no constructor capsule code could call) */
+static PyObject *
+vf_make(PyObject *module, PyObject *args)
+{
+    PyObject *fn, *owner;
+    if (!PyArg_UnpackTuple(args, "make", 2, 2, &fn, &owner)) {
+        return NULL;
+    }
+    ViewFunctionObject *self = PyObject_GC_New(ViewFunctionObject, &ViewFunction_Type);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->fn = Py_NewRef(fn);
+    self->owner = Py_NewRef(owner);
+    self->token = Py_NewRef(Py_None); /* never an epoch: checked at the first call */
+    self->vectorcall = vf_vectorcall;
+    PyObject_GC_Track(self);
+    return (PyObject *)self;
+}
+
+static int
+vf_traverse(ViewFunctionObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->fn);
+    Py_VISIT(self->owner);
+    Py_VISIT(self->token);
+    return 0;
+}
+
+static int
+vf_clear(ViewFunctionObject *self)
+{
+    Py_CLEAR(self->fn);
+    Py_CLEAR(self->owner);
+    Py_CLEAR(self->token);
+    return 0;
+}
+
+static void
+vf_dealloc(ViewFunctionObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    vf_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+vf_repr(ViewFunctionObject *self)
+{
+    if (self->fn == NULL) {
+        return PyUnicode_FromString("<view function>");
+    }
+    return PyObject_Repr(self->fn);
+}
+
+/* A Python function stored as a class attribute binds like the function it stands for. */
+static PyObject *
+vf_descr_get(PyObject *op, PyObject *obj, PyObject *type)
+{
+    ViewFunctionObject *self = (ViewFunctionObject *)op;
+    if (obj == NULL || obj == Py_None || self->fn == NULL ||
+        Py_TYPE(self->fn)->tp_descr_get == NULL || !PyFunction_Check(self->fn)) {
+        return Py_NewRef(op);
+    }
+    return PyMethod_New(op, obj);
+}
+
+/* Its plain facts, as str (or None) only: the function's own attributes are not reachable. */
+static PyObject *
+vf_fact(ViewFunctionObject *self, void *closure)
+{
+    if (self->fn == NULL) {
+        Py_RETURN_NONE;
+    }
+    PyObject *v = PyObject_GetAttrString(self->fn, (const char *)closure);
+    if (v == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            return NULL;
+        }
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    if (!PyUnicode_CheckExact(v)) {
+        Py_DECREF(v);
+        Py_RETURN_NONE;
+    }
+    return v;
+}
+
+static PyObject *
+vf_self(PyObject *op, PyObject *unused)
+{
+    return Py_NewRef(op);
+}
+
+static PyGetSetDef vf_getset[] = {
+    {"__name__", (getter)vf_fact, NULL, NULL, "__name__"},
+    {"__qualname__", (getter)vf_fact, NULL, NULL, "__qualname__"},
+    {"__module__", (getter)vf_fact, NULL, NULL, "__module__"},
+    {"__doc__", (getter)vf_fact, NULL, NULL, "__doc__"},
+    {"__text_signature__", (getter)vf_fact, NULL, NULL, "__text_signature__"},
+    {NULL},
+};
+
+static PyMethodDef vf_methods[] = {
+    /* copy.copy/deepcopy of a function returns it (functions are atomic for copy) */
+    {"__copy__", vf_self, METH_NOARGS, NULL},
+    {"__deepcopy__", (PyCFunction)(void (*)(void))vf_self, METH_O, NULL},
+    {NULL},
+};
+
+static PyTypeObject ViewFunction_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "ipycap.engine._viewcalls.ViewFunction",
+    .tp_basicsize = sizeof(ViewFunctionObject),
+    .tp_dealloc = (destructor)vf_dealloc,
+    .tp_vectorcall_offset = offsetof(ViewFunctionObject, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_repr = (reprfunc)vf_repr,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "A function handed out by a module view: refused once its grant is gone.",
+    .tp_traverse = (traverseproc)vf_traverse,
+    .tp_clear = (inquiry)vf_clear,
+    .tp_methods = vf_methods,
+    .tp_getset = vf_getset,
+    .tp_descr_get = vf_descr_get,
+    .tp_new = NULL,
+};
+
+static PyObject *
+setup(PyObject *module, PyObject *args)
+{
+    PyObject *state, *hook;
+    if (!PyArg_ParseTuple(args, "O!O", &PyList_Type, &state, &hook)) {
+        return NULL;
+    }
+    if (epoch_state != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "view functions are set up once per process");
+        return NULL;
+    }
+    epoch_state = Py_NewRef(state);
+    check_hook = Py_NewRef(hook);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+unwrap(PyObject *module, PyObject *op)
+{
+    /* for trusted code (the engine): the function itself, or None */
+    if (Py_TYPE(op) != &ViewFunction_Type || ((ViewFunctionObject *)op)->fn == NULL) {
+        Py_RETURN_NONE;
+    }
+    return Py_NewRef(((ViewFunctionObject *)op)->fn);
+}
+
+static PyMethodDef module_methods[] = {
+    {"setup", setup, METH_VARARGS, NULL},
+    {"make", vf_make, METH_VARARGS, NULL},
+    {"unwrap", unwrap, METH_O, NULL},
+    {NULL},
+};
+
+static struct PyModuleDef moduledef = {
+    PyModuleDef_HEAD_INIT, "ipycap.engine._viewcalls",
+    "Revocable functions handed out by module views.", -1, module_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__viewcalls(void)
+{
+    if (PyType_Ready(&ViewFunction_Type) < 0) {
+        return NULL;
+    }
+    PyObject *m = PyModule_Create(&moduledef);
+    if (m == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&ViewFunction_Type);
+    if (PyModule_AddObject(m, "ViewFunction", (PyObject *)&ViewFunction_Type) < 0) {
+        Py_DECREF(&ViewFunction_Type);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
