@@ -1,0 +1,248 @@
+"""Red team 6 (crossings): the engine's newest internal crossings, attacked fresh.
+
+Each test FAILS today because capsule code reaches a canary the test made (a protected
+object's private token, a secret file outside the grants) or changes trusted state the
+engine promises to keep (I3).  Each first runs the same payload as plain Python, without
+ipycap, to show it is a real attack and not an artefact of the test.
+
+Finding A -- library-generated source screened by a deny-list of Name/Attribute nodes.
+  dataclasses pastes field names into the source it compiles; for a capsule the tripwire's
+  compile rule screens that source (tripwire._source_is_clean) for risky *names* and
+  *attributes*.  ``import`` statements and ``match`` class patterns read modules and
+  attributes with neither node, and the generated code runs with the real builtins and is
+  not recognised as capsule code.
+
+Finding B -- frames of library-generated code launder a capsule's request.
+  guard.asked_by_capsule walks outward and stops at the first frame that is neither capsule
+  code nor the standard library/ipycap *by module name*.  The ``__init__`` dataclasses
+  generates for a capsule class runs in fresh globals named '__capsule__': it is such a
+  frame, and it calls what the capsule chose (a ``default_factory``).  Every check that asks
+  ``asked_by_capsule`` (ABCMeta.register, enum.global_enum, ForwardRef._evaluate, the
+  dataclasses globals swap) then takes the capsule for trusted code.
+"""
+
+from __future__ import annotations
+
+import _abc
+import numbers
+import secrets
+
+import pytest
+
+from ipycap import Capsule
+from ipycap.engine import capsule as capsule_module
+
+
+class Vault:
+    """A protected object: capsule code sees it through a proxy that hides ``_token``."""
+
+    def __init__(self, token):
+        self._token = token
+
+    def public(self):
+        return "public"
+
+
+@pytest.fixture
+def token():
+    return secrets.token_hex(16)
+
+
+@pytest.fixture
+def secret(tmp_path, token):
+    """A secret file outside every grant, holding the token."""
+    path = tmp_path / "outside" / "secret.txt"
+    path.parent.mkdir()
+    path.write_text(token)
+    return str(path)
+
+
+@pytest.fixture
+def granted(tmp_path):
+    path = tmp_path / "granted"
+    path.mkdir()
+    return str(path)
+
+
+def _plain(source: str, **names):
+    """Run ``source`` as plain Python (no capsule) and return its namespace."""
+    ns = dict(names)
+    exec(compile(source, "<plain>", "exec"), ns)
+    return ns
+
+
+def _last(source: str) -> str:
+    return source + "\nout\n"
+
+
+# -- finding A: import / match in generated source pass the screener --------------------------
+_IMPORT_MATCH_FIELD = '''
+import dataclasses
+body = """a,)
+ if 1:
+  import sys
+  g = sys.modules['ipycap.engine.guard']
+  for e in list(g._CAPSULE_BUILTINS.values()):
+   match e[1].expose:
+    case object(__self__=cap):
+     if 'vault' in cap.protected:
+      raise LookupError(cap.protected['vault']._token)
+  X=("""
+class B:
+    a: int = 0
+    __annotations__[body + '"' * 3] = int
+try:
+    dataclasses.dataclass(init=False, repr=False)(B)
+    out = "no leak"
+except LookupError as e:
+    out = str(e)
+'''
+
+
+def test_dataclass_field_name_with_import_and_match_reaches_protected_token(token, granted):
+    """A field name that closes ``__eq__`` and adds statements to ``__create_fn__``'s body:
+    ``import sys`` (no Name ``__import__``, and sys is loaded so no 'import' event) and a
+    ``match`` class pattern reading ``__self__`` (no Attribute node) pass the screen; the
+    code runs at decoration time with capsule code on the stack, unrecognised, and reads
+    the raw Capsule's protected Vault.
+
+    Plain Python: the same source, exec'd with ordinary builtins while a capsule exists,
+    raises the token too (dataclasses runs the injected statements)."""
+    c = Capsule(protected={"vault": Vault(token)}, grants=[("read", granted)])
+    assert _plain(_IMPORT_MATCH_FIELD)["out"] == token  # the attack is real
+
+    c = Capsule(protected={"vault": Vault(token)}, grants=[("read", granted)])
+    result = c.run(_last(_IMPORT_MATCH_FIELD))
+    assert token not in str(result), "generated source reached the protected object's token"
+
+
+# -- finding B: generated __init__ frames launder asked_by_capsule ----------------------------
+_REGISTER = """
+import dataclasses, functools, numbers
+try:
+    numbers.Integral.register(float)
+    direct = "allowed"
+except TypeError:
+    direct = "refused"
+@dataclasses.dataclass
+class T:
+    x: object = dataclasses.field(
+        default_factory=functools.partial(numbers.Integral.register, float))
+T()
+out = direct
+"""
+
+
+def _restore_registry(abc_cls, saved_refs) -> None:
+    _abc._reset_registry(abc_cls)
+    _abc._reset_caches(abc_cls)
+    for ref in saved_refs:
+        cls = ref()
+        if cls is not None:
+            _abc._abc_register(abc_cls, cls)
+
+
+def test_abc_register_through_dataclass_default_factory_changes_trusted_isinstance():
+    """ABCMeta.register refuses a capsule (hooks._register: asked_by_capsule); called by a
+    dataclass ``__init__`` as the capsule's ``default_factory`` it is not refused, and the
+    trusted ABC's registry is changed for the whole process (I3): trusted code's
+    ``isinstance(1.5, numbers.Integral)`` is True after the cell.
+
+    Plain Python: ``numbers.Integral.register(float)`` does the same."""
+    saved = list(_abc._get_dump(numbers.Integral)[0])
+    try:
+        _plain(_REGISTER)
+        assert isinstance(1.5, numbers.Integral)  # the attack is real
+    finally:
+        _restore_registry(numbers.Integral, saved)
+    assert not isinstance(1.5, numbers.Integral)
+
+    try:
+        result = Capsule().run(_last(_REGISTER))
+        assert result == "refused"  # the direct call is refused ...
+        # ... and the laundered one must be too: trusted answers stay trusted.
+        assert not isinstance(1.5, numbers.Integral), "a capsule registered float as Integral"
+    finally:
+        _restore_registry(numbers.Integral, saved)
+
+
+_GLOBAL_ENUM = """
+import dataclasses, functools, enum
+class W(enum.Enum):
+    __module__ = "ipycap.engine.capsule"
+    wrap = 1
+    def __call__(self, value, *rest, **kw):
+        return value
+@dataclasses.dataclass
+class T:
+    x: object = dataclasses.field(default_factory=functools.partial(enum.global_enum, W))
+T()
+out = "planted"
+"""
+
+
+def test_global_enum_through_dataclass_default_factory_replaces_engine_function(token):
+    """enum.global_enum is refused when a capsule asks it to write into another module;
+    as a dataclass ``default_factory`` it writes the capsule's callable enum member over
+    ``ipycap.engine.capsule.wrap`` (I3: a trusted function replaced).  The next capsule's
+    protected name is then "wrapped" by capsule code, which hands back the raw Vault, and
+    ``vault._token`` is a plain attribute read.
+
+    Plain Python: the same source writes ``wrap`` into the module."""
+    real_wrap = capsule_module.wrap
+    try:
+        _plain(_GLOBAL_ENUM)
+        assert capsule_module.wrap is not real_wrap  # the attack is real
+    finally:
+        capsule_module.wrap = real_wrap
+
+    try:
+        Capsule(protected={"vault": Vault(token)}).run(_last(_GLOBAL_ENUM))
+        leaked = None
+        try:
+            leaked = Capsule(protected={"vault": Vault(token)}).run("vault._token")
+        except AttributeError:
+            pass
+        assert capsule_module.wrap is real_wrap, "a capsule replaced a function of the engine"
+        assert leaked != token
+    finally:
+        capsule_module.wrap = real_wrap
+
+
+_TYPE_HINTS = """
+import dataclasses, functools, typing
+class C:
+    __module__ = "ipycap.engine.guard"
+    x: "_CAPSULE_BUILTINS"
+@dataclasses.dataclass
+class T:
+    x: object = dataclasses.field(default_factory=functools.partial(typing.get_type_hints, C))
+raw = T().x["x"]
+for entry in list(raw.values()):
+    ctx = entry[1]
+    ctx.grants.append(ctx.registry.grant("read", SECRET, scope="session", granted_by="cell"))
+out = open(SECRET).read()
+"""
+
+
+def test_get_type_hints_through_dataclass_default_factory_hands_out_engine_contexts(
+    token, secret, granted
+):
+    """ForwardRef._evaluate refuses to evaluate a capsule's annotation in a trusted module;
+    called from a dataclass ``__init__`` (``default_factory=partial(get_type_hints, C)``)
+    it evaluates ``'_CAPSULE_BUILTINS'`` in ipycap.engine.guard and the capsule gets the raw
+    table of every capsule context (I2, I4).  It grants itself the secret file through the
+    raw registry and reads it.
+
+    Plain Python: the same source reads the secret (a capsule exists, so the table has one
+    context to extend)."""
+    Capsule(grants=[("read", granted)])
+    assert _plain(_TYPE_HINTS, SECRET=secret)["out"] == token  # the attack is real
+
+    c = Capsule(grants=[("read", granted)])
+    c.namespace["SECRET"] = secret
+    try:
+        result = c.run(_last(_TYPE_HINTS))
+    except (PermissionError, AttributeError, TypeError, ImportError):
+        result = None  # refused: what should happen
+    assert result != token, "the capsule granted itself a secret file and read it"
