@@ -246,3 +246,54 @@ def test_get_type_hints_through_dataclass_default_factory_hands_out_engine_conte
     except (PermissionError, AttributeError, TypeError, ImportError):
         result = None  # refused: what should happen
     assert result != token, "the capsule granted itself a secret file and read it"
+
+
+# -- finding C: a trusted ABC's state is reached by attribute, not through register() ---------
+_ABC_STATE = {
+    "clear": """
+import numbers
+numbers.Integral._abc_registry_clear()
+out = "cleared"
+""",
+    "alias": """
+import numbers
+class Mine(numbers.Number):
+    pass
+Mine._abc_impl = numbers.Integral._abc_impl   # a plain attribute of the capsule's own class
+Mine.register(float)                          # Mine is the capsule's: register allows it
+out = "registered"
+""",
+}
+
+
+@pytest.mark.parametrize("variant", sorted(_ABC_STATE))
+def test_trusted_abc_registry_changed_through_its_state_object(variant):
+    """hooks._register refuses a capsule's ``register`` with a trusted ABC, but the registry
+    it protects is reachable otherwise: ABCMeta's ``_abc_registry_clear`` (not replaced)
+    empties it, and ``_abc_impl`` (the raw ``_abc_data`` of the trusted ABC, a plain class
+    attribute) can be made the state of the capsule's own ABC, whose ``register`` is
+    allowed and writes the trusted registry (I3).  Trusted ``isinstance`` answers change
+    for the whole process: ``int`` stops being ``numbers.Integral``, or ``float`` becomes
+    one.
+
+    Plain Python: the same source does the same."""
+    saved = list(_abc._get_dump(numbers.Integral)[0])
+
+    def changed() -> bool:
+        return not isinstance(5, numbers.Integral) or isinstance(1.5, numbers.Integral)
+
+    try:
+        _plain(_ABC_STATE[variant])
+        assert changed()  # the attack is real
+    finally:
+        _restore_registry(numbers.Integral, saved)
+    assert not changed()
+
+    try:
+        try:
+            Capsule().run(_last(_ABC_STATE[variant]))
+        except (AttributeError, TypeError, PermissionError):
+            pass  # refused: what should happen
+        assert not changed(), "a capsule changed a trusted ABC's registry"
+    finally:
+        _restore_registry(numbers.Integral, saved)
