@@ -297,3 +297,122 @@ def test_trusted_abc_registry_changed_through_its_state_object(variant):
         assert not changed(), "a capsule changed a trusted ABC's registry"
     finally:
         _restore_registry(numbers.Integral, saved)
+
+
+# -- finding D: typing aliases write the trusted classes they stand for ------------------------
+_ALIAS_WRITE = """
+import typing
+seen = []
+def hook(self, *args, **kwargs):
+    seen.append(self)          # the trusted object trusted code called the method on
+    return self
+for alias, name in ((typing.ChainMap, "new_child"), (typing.Counter, "most_common")):
+    try:
+        setattr(alias, name, hook)   # typing forwards it: setattr(alias.__origin__, ...)
+    except (TypeError, AttributeError, PermissionError):
+        pass
+out = "planted"
+"""
+
+
+def test_typing_alias_setattr_replaces_method_of_unfrozen_stdlib_class(token):
+    """Standard-library classes are frozen when a capsule is handed one (guard.share_class),
+    and a class attribute store raises no audit event on 3.11.  ``typing.ChainMap`` and
+    ``typing.Counter`` are aliases whose ``__setattr__`` forwards non-dunder names to
+    ``collections.ChainMap``/``Counter`` from typing's own frame: the capsule never holds
+    those classes, so nothing freezes them, and it replaces their methods (I3).  Trusted
+    code calling ``ChainMap(...).new_child()`` or ``Counter(...).most_common()`` later runs
+    the capsule's function with the raw trusted object (I2); the next cell reads its data.
+
+    Plain Python: the same source replaces the methods."""
+    import collections
+
+    saved = {cls: dict(vars(cls)) for cls in (collections.ChainMap, collections.Counter)}
+
+    def restore():
+        for cls, d in saved.items():
+            for name in ("new_child", "most_common"):
+                if name in d and vars(cls).get(name) is not d[name]:
+                    type.__setattr__(cls, name, d[name])
+
+    try:
+        ns = _plain(_ALIAS_WRITE)
+        collections.ChainMap({"secret": token}).new_child()
+        assert ns["seen"]  # the attack is real
+    finally:
+        restore()
+
+    c = Capsule()
+    try:
+        c.run(_last(_ALIAS_WRITE))
+        collections.ChainMap({token: "in a trusted ChainMap"}).new_child()
+        collections.Counter({token: 1}).most_common()
+        leaked = c.run("[sorted(dict(x)) for x in seen]")
+    finally:
+        restore()
+    assert token not in str(leaked), "trusted objects reached a capsule method planted on a class"
+
+
+# -- finding E: process-wide defaults of default modules are written by capsules --------------
+_PROCESS_DEFAULTS = """
+import decimal, calendar
+decimal.DefaultContext.prec = 3          # the template of every new thread's context
+decimal.DefaultContext.traps[decimal.Inexact] = True
+calendar.setfirstweekday(calendar.SUNDAY)
+out = "set"
+"""
+
+
+def test_capsule_sets_process_wide_decimal_template_and_calendar_state():
+    """Capsule.run gives a capsule its own decimal *context* (I3: "decimal context ... is
+    per capsule"), but ``decimal.DefaultContext`` -- the template every thread's first
+    context is copied from -- is a module attribute the capsule writes; so is the process's
+    calendar (``setfirstweekday``).  A trusted thread started after the cell computes
+    ``Decimal(1) / 7`` with the capsule's precision and traps (here it raises Inexact), and
+    trusted ``calendar.firstweekday()`` is the capsule's.
+
+    Plain Python: the same source does the same."""
+    import calendar
+    import decimal
+    import threading
+
+    def trusted_division():
+        out = {}
+
+        def run():
+            try:
+                out["v"] = str(decimal.Decimal(1) / decimal.Decimal(7))
+            except decimal.DecimalException as e:
+                out["v"] = type(e).__name__
+
+        t = threading.Thread(target=run)
+        t.start()
+        t.join()
+        return out["v"]
+
+    expected = trusted_division()
+    first = calendar.firstweekday()
+    saved_prec = decimal.DefaultContext.prec
+    saved_traps = dict(decimal.DefaultContext.traps)
+
+    def restore():
+        decimal.DefaultContext.prec = saved_prec
+        for sig, on in saved_traps.items():
+            decimal.DefaultContext.traps[sig] = on
+        calendar.setfirstweekday(first)
+
+    try:
+        _plain(_PROCESS_DEFAULTS)
+        assert trusted_division() != expected  # the attack is real
+    finally:
+        restore()
+
+    try:
+        try:
+            Capsule().run(_last(_PROCESS_DEFAULTS))
+        except (AttributeError, TypeError, PermissionError):
+            pass  # refused: what should happen
+        assert trusted_division() == expected, "a capsule set trusted threads' decimal template"
+        assert calendar.firstweekday() == first, "a capsule set the process's calendar"
+    finally:
+        restore()
