@@ -416,3 +416,43 @@ def test_capsule_sets_process_wide_decimal_template_and_calendar_state():
         assert calendar.firstweekday() == first, "a capsule set the process's calendar"
     finally:
         restore()
+
+
+_ARRAY_INTERFACE = """
+import numpy as np, dataclasses, functools
+def read(addr, n):
+    ns = {"__array_interface__": {"data": (addr, True), "shape": (n,), "typestr": "|u1",
+                                  "version": 3}}
+    @dataclasses.dataclass
+    class T:   # type() called by the generated __init__: the array guard is not applied
+        x: object = dataclasses.field(default_factory=functools.partial(type, "R", (), ns))
+    return bytes(np.asarray(T().x()))
+def word(addr):
+    return int.from_bytes(read(addr, 8), "little")
+out = None
+target = word(id(vault) + 16)            # the proxy's target: the raw Vault
+values = word(target - 32) if target else 0   # CPython 3.11: its inline attribute values
+first = word(values) if values > 0x10000 else 0
+if first > 0x10000 and word(first + 8) == id(str):
+    out = read(first + 48, word(first + 16)).decode()   # the str's characters
+"""
+
+
+def test_array_guard_skipped_for_class_made_from_generated_init_reads_token(token):
+    """arrayguard._on_new_class guards a class only when ``asked_by_capsule``; a class the
+    capsule's ``type`` makes as a dataclass ``default_factory`` is made with the generated
+    ``__init__`` nearest, so it keeps a capsule ``__array_interface__`` and numpy reads
+    memory at the capsule's address: the proxy's target pointer, then the raw Vault's
+    ``_token`` (needs only a numpy grant; writing memory works the same way).
+
+    Plain Python: the same source with the same proxy object reads the token."""
+    c = Capsule(protected={"vault": Vault(token)}, grants=[("import", "numpy")])
+    proxy = c.run("vault")
+    assert _plain(_ARRAY_INTERFACE, vault=proxy)["out"] == token  # the attack is real
+
+    c = Capsule(protected={"vault": Vault(token)}, grants=[("import", "numpy")])
+    try:
+        result = c.run(_last(_ARRAY_INTERFACE))
+    except (TypeError, PermissionError, AttributeError):
+        result = None  # refused: what should happen
+    assert result != token, "numpy read the protected token at a capsule-chosen address"
