@@ -456,3 +456,59 @@ def test_array_guard_skipped_for_class_made_from_generated_init_reads_token(toke
     except (TypeError, PermissionError, AttributeError):
         result = None  # refused: what should happen
     assert result != token, "numpy read the protected token at a capsule-chosen address"
+
+
+# -- finding F: a grantable package's process-wide registry not cut out by deputies.py --------
+_DOM_REGISTRY = """
+import xml.dom
+seen = []
+class Doc:
+    def __init__(self):
+        self.documentElement = self
+    def createTextNode(self, text):
+        seen.append(text)            # what trusted code puts into "its" document
+        return text
+    def appendChild(self, node):
+        return node
+class Impl:
+    def hasFeature(self, *args):
+        return True
+    def createDocument(self, *args):
+        return Doc()
+xml.dom.registerDOMImplementation("rt6-capsule", Impl)
+out = "registered"
+"""
+
+
+def test_xml_dom_registry_makes_trusted_code_build_documents_with_capsule_objects(token):
+    """deputies.py cuts ``xml.etree.ElementTree.register_namespace`` out of the granted
+    ``xml`` package, but ``xml.dom.registerDOMImplementation`` writes another process-wide
+    table: trusted ``xml.dom.getDOMImplementation()`` (no name) calls the capsule's factory
+    first and builds its document with capsule objects (I3), handing them trusted data.
+
+    Plain Python: the same source makes getDOMImplementation return the capsule's Impl."""
+    import xml.dom
+    import xml.dom.domreg as domreg
+
+    def trusted_builds_document():
+        doc = xml.dom.getDOMImplementation().createDocument(None, "root", None)
+        doc.documentElement.appendChild(doc.createTextNode(token))
+
+    try:
+        ns = _plain(_DOM_REGISTRY)
+        trusted_builds_document()
+        assert ns["seen"] == [token]  # the attack is real
+    finally:
+        domreg.registered.pop("rt6-capsule", None)
+
+    c = Capsule(grants=[("import", "xml")])
+    try:
+        try:
+            c.run(_last(_DOM_REGISTRY))
+        except (AttributeError, TypeError, PermissionError):
+            pass  # refused: what should happen
+        trusted_builds_document()
+        seen = list(c.namespace.get("seen", []))
+    finally:
+        domreg.registered.pop("rt6-capsule", None)
+    assert token not in str(seen), "trusted code built its document with capsule objects"
