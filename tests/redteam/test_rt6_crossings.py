@@ -300,27 +300,44 @@ def test_trusted_abc_registry_changed_through_its_state_object(variant):
 
 
 # -- finding D: typing aliases write the trusted classes they stand for ------------------------
-_ALIAS_WRITE = """
+_ALIAS_WRITE_HEAD = """
 import typing
 seen = []
 def hook(self, *args, **kwargs):
     seen.append(self)          # the trusted object trusted code called the method on
     return self
-for alias, name in ((typing.ChainMap, "new_child"), (typing.Counter, "most_common")):
-    try:
-        setattr(alias, name, hook)   # typing forwards it: setattr(alias.__origin__, ...)
-    except (TypeError, AttributeError, PermissionError):
-        pass
-out = "planted"
 """
+#: Three ways a stdlib class reaches a capsule without the module view's freeze.
+_CLASS_WRITES = {
+    # typing forwards it from its own frame: setattr(alias.__origin__, name, value)
+    "alias-setattr": "setattr(typing.ChainMap, 'new_child', hook)\n"
+    "setattr(typing.Counter, 'most_common', hook)",
+    # a function's result
+    "function-result": "typing.get_origin(typing.ChainMap[int, int]).new_child = hook\n"
+    "typing.get_origin(typing.Counter[int]).most_common = hook",
+    # an attribute of a stdlib object
+    "origin-attribute": "typing.ChainMap.__origin__.new_child = hook\n"
+    "typing.Counter.__origin__.most_common = hook",
+}
 
 
-def test_typing_alias_setattr_replaces_method_of_unfrozen_stdlib_class(token):
-    """Standard-library classes are frozen when a capsule is handed one (guard.share_class),
-    and a class attribute store raises no audit event on 3.11.  ``typing.ChainMap`` and
-    ``typing.Counter`` are aliases whose ``__setattr__`` forwards non-dunder names to
-    ``collections.ChainMap``/``Counter`` from typing's own frame: the capsule never holds
-    those classes, so nothing freezes them, and it replaces their methods (I3).  Trusted
+def _alias_write(variant: str) -> str:
+    body = "\n".join(
+        f"try:\n    {line}\nexcept (TypeError, AttributeError, PermissionError):\n    pass"
+        for line in _CLASS_WRITES[variant].splitlines()
+    )
+    return _ALIAS_WRITE_HEAD + body + "\nout = 'planted'\n"
+
+
+@pytest.mark.parametrize("variant", sorted(_CLASS_WRITES))
+def test_stdlib_class_reached_without_freeze_gets_capsule_method(token, variant):
+    """Standard-library classes are frozen when a module view hands one to a capsule
+    (guard.share_class), and a class attribute store raises no audit event on 3.11.  But a
+    stdlib class reaches capsule code other ways too: ``typing.ChainMap``/``typing.Counter``
+    are aliases whose ``__setattr__`` forwards non-dunder names to ``collections.ChainMap``
+    /``Counter`` from typing's own frame; ``typing.get_origin(...)`` returns the class; the
+    alias's ``__origin__`` is the class.  None of them freezes it, and the capsule replaces
+    their methods (I3).  Trusted
     code calling ``ChainMap(...).new_child()`` or ``Counter(...).most_common()`` later runs
     the capsule's function with the raw trusted object (I2); the next cell reads its data.
 
@@ -336,7 +353,7 @@ def test_typing_alias_setattr_replaces_method_of_unfrozen_stdlib_class(token):
                     type.__setattr__(cls, name, d[name])
 
     try:
-        ns = _plain(_ALIAS_WRITE)
+        ns = _plain(_alias_write(variant))
         collections.ChainMap({"secret": token}).new_child()
         assert ns["seen"]  # the attack is real
     finally:
@@ -344,7 +361,7 @@ def test_typing_alias_setattr_replaces_method_of_unfrozen_stdlib_class(token):
 
     c = Capsule()
     try:
-        c.run(_last(_ALIAS_WRITE))
+        c.run(_last(_alias_write(variant)))
         collections.ChainMap({token: "in a trusted ChainMap"}).new_child()
         collections.Counter({token: 1}).most_common()
         leaked = c.run("[sorted(dict(x)) for x in seen]")
