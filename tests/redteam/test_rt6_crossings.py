@@ -82,11 +82,13 @@ body = """a,)
  if 1:
   import sys
   g = sys.modules['ipycap.engine.guard']
+  found = []
   for e in list(g._CAPSULE_BUILTINS.values()):
    match e[1].expose:
     case object(__self__=cap):
      if 'vault' in cap.protected:
-      raise LookupError(cap.protected['vault']._token)
+      found.append(cap.protected['vault']._token)
+  raise LookupError(repr(found))
   X=("""
 class B:
     a: int = 0
@@ -109,7 +111,7 @@ def test_dataclass_field_name_with_import_and_match_reaches_protected_token(toke
     Plain Python: the same source, exec'd with ordinary builtins while a capsule exists,
     raises the token too (dataclasses runs the injected statements)."""
     c = Capsule(protected={"vault": Vault(token)}, grants=[("read", granted)])
-    assert _plain(_IMPORT_MATCH_FIELD)["out"] == token  # the attack is real
+    assert token in _plain(_IMPORT_MATCH_FIELD)["out"]  # the attack is real
 
     c = Capsule(protected={"vault": Vault(token)}, grants=[("read", granted)])
     result = c.run(_last(_IMPORT_MATCH_FIELD))
@@ -218,9 +220,8 @@ class C:
 class T:
     x: object = dataclasses.field(default_factory=functools.partial(typing.get_type_hints, C))
 raw = T().x["x"]
-for entry in list(raw.values()):
-    ctx = entry[1]
-    ctx.grants.append(ctx.registry.grant("read", SECRET, scope="session", granted_by="cell"))
+ctx = list(raw.values())[-1][1]   # the newest capsule's context: this one's
+ctx.grants.append(ctx.registry.grant("read", SECRET, scope="session", granted_by="cell"))
 out = open(SECRET).read()
 """
 
