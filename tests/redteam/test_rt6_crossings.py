@@ -530,3 +530,56 @@ def test_xml_dom_registry_makes_trusted_code_build_documents_with_capsule_object
     finally:
         domreg.registered.pop("rt6-capsule", None)
     assert token not in str(seen), "trusted code built its document with capsule objects"
+
+
+# -- finding G: a hook written by a trusted deputy is never guarded ----------------------------
+_COPY_HOOK = """
+import copy, collections.abc
+seen = []
+def hook(cls, other):
+    seen.append(other)                # what trusted isinstance() asks about
+    return NotImplemented
+class C(collections.abc.Sized):       # prepared (its hooks guarded) when it is made
+    def __len__(self):
+        return 0
+def the_class():
+    return C
+class Maker:
+    def __reduce__(self):             # copy sets the "slot state" with setattr(C, ...)
+        return (the_class, (), (None, {"__subclasshook__": classmethod(hook)}))
+copy.copy(Maker())
+out = "planted"
+"""
+
+
+def test_subclasshook_set_by_copy_slotstate_gets_raw_trusted_class(token):
+    """Capsule ABC hooks are guarded when the class is made and on guarded writes
+    (hooks.after_write), and prepared classes are remembered (_PREPARED/_READY/_WALKED).
+    ``copy``'s reconstruction sets slot state with a plain ``setattr`` from copy's frame,
+    on the capsule's own (already prepared) class: ``__subclasshook__`` becomes the raw
+    capsule classmethod.  Trusted ``isinstance(Config(), Sized)`` later hands it the raw
+    trusted class, whose private ``_api_key`` the capsule then reads (I2).  (The same hook
+    assigned with ``C.__subclasshook__ = ...`` receives a proxy.)
+
+    Plain Python: the same source receives the class."""
+    import collections.abc
+
+    def trusted_class():
+        # a fresh class each time: the ABC's negative cache would answer for a known one
+        return type("Config", (), {"_api_key": token})
+
+    config = trusted_class()
+    ns = _plain(_COPY_HOOK)
+    isinstance(config(), collections.abc.Sized)
+    assert config in ns["seen"]  # the attack is real
+
+    c = Capsule()
+    try:
+        c.run(_last(_COPY_HOOK))
+    except (TypeError, AttributeError, PermissionError):
+        pass  # refused: what should happen
+    isinstance(trusted_class()(), collections.abc.Sized)
+    leaked = None
+    if "seen" in c.namespace:
+        leaked = c.run("[getattr(x, '_api_key', None) for x in seen]")
+    assert token not in str(leaked), "a capsule hook received a raw trusted class"
