@@ -19,6 +19,15 @@ Finding B -- frames of library-generated code launder a capsule's request.
   frame, and it calls what the capsule chose (a ``default_factory``).  Every check that asks
   ``asked_by_capsule`` (ABCMeta.register, enum.global_enum, ForwardRef._evaluate, the
   dataclasses globals swap) then takes the capsule for trusted code.
+
+Finding C -- a trusted ABC's registry is changed without register(): ``_abc_registry_clear``
+  and an ``_abc_impl`` borrowed by the capsule's own ABC.
+Finding D -- stdlib classes reached other than through a module view attribute (typing
+  alias forwarding, function results, ``__origin__``) are never frozen.
+Finding E -- process-wide defaults of default modules (decimal.DefaultContext, calendar).
+Finding F -- xml.dom's implementation registry (a deputy deputies.py does not cut out).
+Finding G -- a hook written onto a prepared capsule class by a trusted deputy (copy's slot
+  state) stays raw: trusted isinstance() hands it raw trusted classes.
 """
 
 from __future__ import annotations
