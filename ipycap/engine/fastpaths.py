@@ -44,7 +44,8 @@ def install(*, slow: dict, proxy_type, view_type) -> dict:
             "tables_version": guard.TABLES_VERSION,
             "proxy_types": guard.PROXY_TYPES._entries,
             "protocol": rules.PROTOCOL,
-            "frame_attrs": rules.FRAME_ATTRS,
+            # the non-dunder names is_risky routes to the guard's 'never' (C: one table)
+            "frame_attrs": rules.FRAME_ATTRS | rules.ABC_STATE,
             "format_attrs": rules.FORMAT_ATTRS,
             "exception_attrs": rules.EXCEPTION_ATTRS,
             "library_attrs": rules.LIBRARY_ATTRS,

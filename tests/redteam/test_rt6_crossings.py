@@ -123,7 +123,10 @@ def test_dataclass_field_name_with_import_and_match_reaches_protected_token(toke
     assert token in _plain(_IMPORT_MATCH_FIELD)["out"]  # the attack is real
 
     c = Capsule(protected={"vault": Vault(token)}, grants=[("read", granted)])
-    result = c.run(_last(_IMPORT_MATCH_FIELD))
+    try:
+        result = c.run(_last(_IMPORT_MATCH_FIELD))
+    except (PermissionError, TypeError):
+        result = None  # refused: what should happen
     assert token not in str(result), "generated source reached the protected object's token"
 
 
@@ -139,7 +142,10 @@ except TypeError:
 class T:
     x: object = dataclasses.field(
         default_factory=functools.partial(numbers.Integral.register, float))
-T()
+try:
+    T()
+except TypeError:
+    pass  # refused: what should happen
 out = direct
 """
 
@@ -208,7 +214,10 @@ def test_global_enum_through_dataclass_default_factory_replaces_engine_function(
         capsule_module.wrap = real_wrap
 
     try:
-        Capsule(protected={"vault": Vault(token)}).run(_last(_GLOBAL_ENUM))
+        try:
+            Capsule(protected={"vault": Vault(token)}).run(_last(_GLOBAL_ENUM))
+        except PermissionError:
+            pass  # refused: what should happen
         leaked = None
         try:
             leaked = Capsule(protected={"vault": Vault(token)}).run("vault._token")
