@@ -216,6 +216,7 @@ def after_write(obj, name: str) -> None:
     elif name in ("__bases__", "__class__"):
         _READY.clear()  # every class below obj has a new MRO
         _WALKED.clear()
+        _CLEAN.clear()
         prepare(obj)
 
 
@@ -240,7 +241,16 @@ def _prepare_walk(cls) -> None:
     prepare(cls)
     for sub in subs:
         prepare(sub)
-    _WALKED[_address(cls)] = (weakref.ref(cls), ids)
+    _WALKED[_address(cls)] = (weakref.ref(cls), ids, _metas_of(subs))
+
+
+def _metas_of(subs) -> tuple:
+    """Weak references to the metaclasses (other than ABCMeta and type) of ``subs``: whose
+    ``__subclasscheck__`` the C walk calls."""
+    metas = {_address(type(sub)): type(sub) for sub in subs}
+    metas.pop(_address(abc.ABCMeta), None)
+    metas.pop(_address(type), None)
+    return tuple(map(weakref.ref, metas.values()))
 
 
 _OWN_REFS = guard.OWN_TYPES._refs
@@ -259,15 +269,29 @@ def _check_entries(klass) -> None:
             _guard_entry(klass, name, entry)
 
 
+#: id(cls) -> weakref(cls): classes none of whose MRO is the capsule's (trusted ABCs): the
+#: use-time look below has nothing to check on them.  Dropped on a __bases__ write.
+_CLEAN: dict = {}
+
+
 def _verify(cls) -> None:
     """At use time, whatever the caches above say: every hook entry the ABC algorithm may
     call next on ``cls`` (its MRO's dicts, its metaclass's) is trusted or guarded.  A
     trusted deputy can set a hook on a capsule class with a plain ``setattr`` that no
     guarded write sees (copy's slot state: red team 6, finding G).  Only the capsule's own
     classes need the look: on any other class the tripwire refuses a capsule's writes."""
-    for klass in _type_mro(cls):
-        if _own_class(klass):
-            _check_entries(klass)
+    key = _address(cls)
+    clean = _CLEAN.get(key)
+    if clean is None or clean() is not cls:
+        refs = _OWN_REFS
+        own = False
+        for klass in _type_mro(cls):
+            ref = refs.get(_address(klass))  # _own_class, inlined
+            if ref is not None and ref() is klass:
+                own = True
+                _check_entries(klass)
+        if not own:  # a trusted class with trusted bases (only trusted code changes them)
+            _CLEAN[key] = weakref.ref(cls, lambda _, k=key: _CLEAN.pop(k, None))
     meta = type(cls)
     if meta is not abc.ABCMeta and meta is not type:
         for klass in _type_mro(meta):
@@ -275,12 +299,13 @@ def _verify(cls) -> None:
                 _check_entries(klass)
 
 
-def _verify_walk(subs) -> None:
+def _verify_walk(metas) -> None:
     """The C walk calls each direct subclass's metaclass ``__subclasscheck__`` (ABCMeta's
-    is :func:`_subclasscheck`, which verifies that subclass itself)."""
-    for sub in subs:
-        meta = type(sub)
-        if meta is not abc.ABCMeta and meta is not type:
+    is :func:`_subclasscheck`, which verifies that subclass itself): ``metas`` are weak
+    references to the other metaclasses among them (kept in :data:`_WALKED`)."""
+    for ref in metas:
+        meta = ref()
+        if meta is not None:
             for klass in _type_mro(meta):
                 if _own_class(klass):
                     _check_entries(klass)
@@ -316,8 +341,11 @@ def _subclasscheck(cls, subclass):
     seen = _WALKED.get(_address(cls))
     if seen is None or seen[0]() is not cls or seen[1] != tuple(map(_address, subs)):
         _prepare_walk(cls)
+        seen = _WALKED.get(_address(cls))
     _verify(cls)
-    _verify_walk(subs)
+    metas = seen[2] if seen is not None else _metas_of(subs)
+    if metas:
+        _verify_walk(metas)
     meta = type(subclass)
     if meta is not type and meta is not abc.ABCMeta and compares_in_capsule(meta):
         return _uncached_subclasscheck(cls, subclass)

@@ -271,3 +271,36 @@ class Maker:
     leaked = c.run("[getattr(x, '_api_key', None) for x in seen]")
     assert token not in str(leaked)
     assert c.run("len(seen)") >= 1  # the hook ran (guarded), it was not dropped
+
+
+def test_metaclass_hook_set_by_a_deputy_is_guarded_when_the_walk_calls_it():
+    """The ABC walk calls each subclass's metaclass ``__subclasscheck__``: set on the
+    capsule's metaclass by copy's slot state (after the walk cached it), it is guarded
+    at use time too."""
+    token = secrets.token_hex(8)
+    c = Capsule()
+    c.run(
+        """
+import copy, collections.abc
+seen = []
+def check(cls, other):
+    seen.append(other)
+    return False
+class M(type(collections.abc.Sized)):
+    pass
+class C(collections.abc.Sized, metaclass=M):
+    def __len__(self):
+        return 0
+def the_meta():
+    return M
+class Maker:
+    def __reduce__(self):
+        return (the_meta, (), (None, {"__subclasscheck__": check}))
+"""
+    )
+    isinstance(type("Warm", (), {})(), collections.abc.Sized)  # the walk is cached now
+    c.run("copy.copy(Maker())")
+    isinstance(type("Config", (), {"_api_key": token})(), collections.abc.Sized)
+    leaked = c.run("[getattr(x, '_api_key', None) for x in seen]")
+    assert token not in str(leaked)
+    assert c.run("len(seen)") >= 1  # the hook ran (guarded)
