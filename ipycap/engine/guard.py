@@ -433,6 +433,14 @@ def decide(value, name: str, mode: str = "proxy"):
     if name in rules.EXCEPTION_ATTRS:
         return _exception_attr(value, name)
     rule = rules.classify(name)
+    if rule == "never" and name in rules.ABC_STATE:
+        refuse(
+            value,
+            name,
+            "an ABC's registry state is never available in a capsule (a trusted ABC's is "
+            "shared by every isinstance() in the process)",
+            hint="register classes with cls.register() on an ABC the capsule defines",
+        )
     if rule == "never":
         refuse(
             value,

@@ -304,3 +304,25 @@ class Maker:
     leaked = c.run("[getattr(x, '_api_key', None) for x in seen]")
     assert token not in str(leaked)
     assert c.run("len(seen)") >= 1  # the hook ran (guarded)
+
+
+def test_class_made_by_generated_init_called_from_trusted_code_is_guarded():
+    """The C check of class creation (``_arrayguard``) knows code generated for a capsule
+    too: trusted code instantiating a capsule dataclass, with no capsule frame on the
+    stack, runs the capsule's ``default_factory`` (``type`` with an array interface) from
+    the generated ``__init__``; the class it makes gets the array guard."""
+    from ipycap.engine import arrayguard
+
+    c = Capsule()
+    c.run(
+        """
+import dataclasses, functools
+ns = {"__array_interface__": {"data": (0, True), "shape": (1,), "typestr": "|u1",
+                              "version": 3}}
+@dataclasses.dataclass
+class T:
+    x: object = dataclasses.field(default_factory=functools.partial(type, "R", (), ns))
+"""
+    )
+    made = c.namespace["T"]().x  # trusted code calls the generated __init__
+    assert arrayguard.is_guarded(made)
