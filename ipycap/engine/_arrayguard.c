@@ -29,6 +29,7 @@ static PyObject *new_hook = NULL;     /* hook(cls) -> None, raises to refuse the
 static PyObject *capsule_table = NULL;
 /* guard._CAPSULE_CODE: address hash of a gate-compiled code object -> weakref to it */
 static PyObject *code_table = NULL;
+static PyObject *generated_table = NULL; /* guard._GENERATED_CODE: code made for a capsule */
 static PyObject *name_interface = NULL;
 static PyObject *name_struct = NULL;
 
@@ -115,6 +116,10 @@ capsule_on_stack(void)
         }
         if (found == 0) {
             found = code_in_table(code_table, f);
+        }
+        if (found == 0) {
+            /* code a library generated for a capsule acts for it (guard.asked_by_capsule) */
+            found = code_in_table(generated_table, f);
         }
         if (found < 0 || PyErr_Occurred()) {
             PyErr_Clear();
@@ -220,15 +225,18 @@ patch_metaclasses(PyTypeObject *tp)
     return 0;
 }
 
-/* install(new_hook, namespace_type, capsule_table): once per process. */
+/* install(new_hook, namespace_type, capsule_table[, code_table, generated_table]): once per
+ * process. */
 static PyObject *
 ag_install(PyObject *self, PyObject *args)
 {
-    PyObject *hook, *ns_type, *table, *codes = NULL;
-    if (!PyArg_ParseTuple(args, "OO!O!|O!", &hook, &PyType_Type, &ns_type, &PyDict_Type, &table,
-                          &PyDict_Type, &codes)) {
+    PyObject *hook, *ns_type, *table, *codes = NULL, *generated = NULL;
+    if (!PyArg_ParseTuple(args, "OO!O!|O!O!", &hook, &PyType_Type, &ns_type, &PyDict_Type, &table,
+                          &PyDict_Type, &codes, &PyDict_Type, &generated)) {
         return NULL;
     }
+    Py_XINCREF(generated);
+    Py_XSETREF(generated_table, generated);
     Py_INCREF(table);
     Py_XSETREF(capsule_table, table);
     Py_XINCREF(codes);
@@ -308,7 +316,8 @@ static PyMethodDef methods[] = {
     {"frame_runs_capsule_code", ag_frame_runs_capsule_code, METH_VARARGS,
      "frame_runs_capsule_code(frame, table): the frame runs a code object of the table"},
     {"install", ag_install, METH_VARARGS,
-     "install(new_hook, SimpleNamespace, capsule_table): hook class creation and the array "
+     "install(new_hook, SimpleNamespace, capsule_table[, code_table, generated_table]): hook "
+     "class creation and the array "
      "protocol names (once per process)."},
     {"place", ag_place, METH_VARARGS, "place(cls, name, value): set in the class's own dict."},
     {"installed", ag_installed, METH_NOARGS, "Whether the hooks are in place."},

@@ -266,7 +266,11 @@ def install() -> bool:
         return False
     if not _arrayguard.installed():
         _arrayguard.install(
-            _on_new_class, types.SimpleNamespace, guard._CAPSULE_BUILTINS, guard._CAPSULE_CODE
+            _on_new_class,
+            types.SimpleNamespace,
+            guard._CAPSULE_BUILTINS,
+            guard._CAPSULE_CODE,
+            guard._GENERATED_CODE,
         )
         for module, name in NAMESPACE_CLASSES:
             cls = getattr(sys.modules.get(module), name, None)

@@ -46,7 +46,8 @@ def install(*, slow: dict, proxy_type, view_type) -> dict:
             "tables_version": guard.TABLES_VERSION,
             "proxy_types": guard.PROXY_TYPES._entries,
             "protocol": rules.PROTOCOL,
-            "frame_attrs": rules.FRAME_ATTRS,
+            # the non-dunder names is_risky routes to the guard's 'never' (C: one table)
+            "frame_attrs": rules.FRAME_ATTRS | rules.ABC_STATE,
             "format_attrs": rules.FORMAT_ATTRS,
             # names the C paths always leave to the Python guard (class tables too)
             "exception_attrs": rules.EXCEPTION_ATTRS | rules.CLASS_TABLES,

@@ -216,6 +216,7 @@ def after_write(obj, name: str) -> None:
     elif name in ("__bases__", "__class__"):
         _READY.clear()  # every class below obj has a new MRO
         _WALKED.clear()
+        _CLEAN.clear()
         prepare(obj)
 
 
@@ -240,7 +241,74 @@ def _prepare_walk(cls) -> None:
     prepare(cls)
     for sub in subs:
         prepare(sub)
-    _WALKED[_address(cls)] = (weakref.ref(cls), ids)
+    _WALKED[_address(cls)] = (weakref.ref(cls), ids, _metas_of(subs))
+
+
+def _metas_of(subs) -> tuple:
+    """Weak references to the metaclasses (other than ABCMeta and type) of ``subs``: whose
+    ``__subclasscheck__`` the C walk calls."""
+    metas = {_address(type(sub)): type(sub) for sub in subs}
+    metas.pop(_address(abc.ABCMeta), None)
+    metas.pop(_address(type), None)
+    return tuple(map(weakref.ref, metas.values()))
+
+
+_OWN_REFS = guard.OWN_TYPES._refs
+
+
+def _own_class(klass) -> bool:
+    ref = _OWN_REFS.get(_address(klass))
+    return ref is not None and ref() is klass
+
+
+def _check_entries(klass) -> None:
+    d = _type_dict(klass)
+    for name in HOOK_NAMES:
+        entry = d.get(name)
+        if entry is not None and not _is_trusted(entry):
+            _guard_entry(klass, name, entry)
+
+
+#: id(cls) -> weakref(cls): classes none of whose MRO is the capsule's (trusted ABCs): the
+#: use-time look below has nothing to check on them.  Dropped on a __bases__ write.
+_CLEAN: dict = {}
+
+
+def _verify(cls) -> None:
+    """At use time, whatever the caches above say: every hook entry the ABC algorithm may
+    call next on ``cls`` (its MRO's dicts, its metaclass's) is trusted or guarded.  A
+    trusted deputy can set a hook on a capsule class with a plain ``setattr`` that no
+    guarded write sees (copy's slot state: red team 6, finding G).  Only the capsule's own
+    classes need the look: on any other class the tripwire refuses a capsule's writes."""
+    key = _address(cls)
+    clean = _CLEAN.get(key)
+    if clean is None or clean() is not cls:
+        refs = _OWN_REFS
+        own = False
+        for klass in _type_mro(cls):
+            ref = refs.get(_address(klass))  # _own_class, inlined
+            if ref is not None and ref() is klass:
+                own = True
+                _check_entries(klass)
+        if not own:  # a trusted class with trusted bases (only trusted code changes them)
+            _CLEAN[key] = weakref.ref(cls, lambda _, k=key: _CLEAN.pop(k, None))
+    meta = type(cls)
+    if meta is not abc.ABCMeta and meta is not type:
+        for klass in _type_mro(meta):
+            if _own_class(klass):
+                _check_entries(klass)
+
+
+def _verify_walk(metas) -> None:
+    """The C walk calls each direct subclass's metaclass ``__subclasscheck__`` (ABCMeta's
+    is :func:`_subclasscheck`, which verifies that subclass itself): ``metas`` are weak
+    references to the other metaclasses among them (kept in :data:`_WALKED`)."""
+    for ref in metas:
+        meta = ref()
+        if meta is not None:
+            for klass in _type_mro(meta):
+                if _own_class(klass):
+                    _check_entries(klass)
 
 
 # -- the ABC algorithm's entry points (abc.ABCMeta's Python methods), once per process --------
@@ -273,6 +341,11 @@ def _subclasscheck(cls, subclass):
     seen = _WALKED.get(_address(cls))
     if seen is None or seen[0]() is not cls or seen[1] != tuple(map(_address, subs)):
         _prepare_walk(cls)
+        seen = _WALKED.get(_address(cls))
+    _verify(cls)
+    metas = seen[2] if seen is not None else _metas_of(subs)
+    if metas:
+        _verify_walk(metas)
     meta = type(subclass)
     if meta is not type and meta is not abc.ABCMeta and compares_in_capsule(meta):
         return _uncached_subclasscheck(cls, subclass)
@@ -285,6 +358,7 @@ def _instancecheck(cls, instance):
     ref = _READY.get(_address(cls))
     if ref is None or ref() is not cls:
         prepare(cls)
+    _verify(cls)
     tp = type(instance)
     if tp is Proxy and not capability_of(instance).revoked:
         # A proxy handed to trusted code (matplotlib's isinstance(x, MappingView)): judged
@@ -317,6 +391,14 @@ def _register(cls, subclass):
             hint=f"subclass {getattr(cls, '__qualname__', 'the ABC')} instead, or register "
             "with an ABC the capsule defines",
         )
+    if cls in guard.OWN_TYPES and "_abc_impl" not in _type_dict(cls):
+        # Without state of its own, register() would write the state it inherits: a trusted
+        # ABC's registry (red team 6, finding C).
+        raise guard.CapsuleTypeError(
+            f"{getattr(cls, '__qualname__', 'this ABC')} has no ABC registry of its own",
+            "builtins",
+            hint="register with an ABC made by a class statement",
+        )
     prepare(subclass)
     _prepare_walk(cls)
     if compares_in_capsule(type(subclass)):
@@ -327,6 +409,39 @@ def _register(cls, subclass):
             hint="register a class with an ordinary metaclass",
         )
     return _abc_register(cls, subclass)
+
+
+_abc_registry_clear = abc.ABCMeta._abc_registry_clear
+_abc_caches_clear = abc.ABCMeta._abc_caches_clear
+_dump_registry = abc.ABCMeta._dump_registry
+
+
+def _refuse_abc_state(cls, what: str) -> None:
+    if cls not in guard.OWN_TYPES and guard.asked_by_capsule(sys._getframe(2)):
+        raise guard.CapsuleTypeError(
+            f"{what} of {getattr(cls, '__qualname__', 'an ABC')}: its registry is shared by "
+            "trusted code",
+            "builtins",
+            hint="use an ABC the capsule defines",
+        )
+
+
+def _registry_clear(cls):
+    """Clear the registry (for debugging or testing)."""
+    _refuse_abc_state(cls, "clearing the registry")
+    return _abc_registry_clear(cls)
+
+
+def _caches_clear(cls):
+    """Clear the caches (for debugging or testing)."""
+    _refuse_abc_state(cls, "clearing the caches")
+    return _abc_caches_clear(cls)
+
+
+def _dump(cls, file=None):
+    """Debug helper to print the ABC registry."""
+    _refuse_abc_state(cls, "dumping the registry")
+    return _dump_registry(cls, file)
 
 
 def _as_abc(fn):
@@ -351,12 +466,17 @@ def _install() -> None:
         return
     _ABC_NAMED.update(globals())
     _ABC_NAMED["__name__"] = "abc"
-    for name in ("_uncached_subclasscheck", "_subclasscheck", "_instancecheck", "_register"):
+    replaced = ("_uncached_subclasscheck", "_subclasscheck", "_instancecheck", "_register")
+    for name in replaced + ("_registry_clear", "_caches_clear", "_dump"):
         _ABC_NAMED[name] = _as_abc(globals()[name])
     for name, fn in (
         ("__subclasscheck__", _ABC_NAMED["_subclasscheck"]),
         ("__instancecheck__", _ABC_NAMED["_instancecheck"]),
         ("register", _ABC_NAMED["_register"]),
+        # a trusted ABC's registry is emptied or read only by trusted code (finding C)
+        ("_abc_registry_clear", _ABC_NAMED["_registry_clear"]),
+        ("_abc_caches_clear", _ABC_NAMED["_caches_clear"]),
+        ("_dump_registry", _ABC_NAMED["_dump"]),
     ):
         old = abc.ABCMeta.__dict__[name]
         fn.__name__, fn.__qualname__ = old.__name__, old.__qualname__

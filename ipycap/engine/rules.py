@@ -88,6 +88,14 @@ OWN_ONLY = frozenset(
 # its own, the guard answers for them -- ipycap/engine/arrayguard.py -- and setting them is
 # refused on every object)
 
+#: An ABC's registry state (``_abc_impl``, the raw ``_abc_data``) and ABCMeta's methods that
+#: empty or dump it: a capsule's own ABC given a trusted ABC's state (or none, inheriting one)
+#: registers into the trusted registry (red team 6, finding C).  Refused on every object.
+ABC_STATE = frozenset(
+    """_abc_impl _abc_registry _abc_cache _abc_negative_cache _abc_negative_cache_version
+    _abc_registry_clear _abc_caches_clear _dump_registry""".split()
+)
+
 #: Refused on every object: frames, code, globals, generic accessors, pickling hooks.
 NEVER = (
     frozenset(
@@ -105,6 +113,7 @@ NEVER = (
     __arrow_c_device_stream__ __dlpack__ __dlpack_device__""".split()
     )
     | FRAME_ATTRS
+    | ABC_STATE
 )
 
 #: Decided by code in the guard.
@@ -168,6 +177,7 @@ def is_risky(name: str) -> bool:
         return name not in PROTOCOL or name in ABC_HOOKS
     return (
         name in FRAME_ATTRS
+        or name in ABC_STATE
         or name in FORMAT_ATTRS
         or name in EXCEPTION_ATTRS
         or name in LIBRARY_ATTRS

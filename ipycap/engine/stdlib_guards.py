@@ -29,6 +29,7 @@ import copy
 import copyreg
 import dataclasses
 import enum
+import keyword
 import pprint
 import sys
 import types
@@ -220,9 +221,49 @@ def _create_fn(name, args, body, *, globals=None, locals=None, **kwargs):  # noq
     code uses is passed in ``locals`` or is a builtin, so for a capsule the code runs in
     fresh globals that hold nothing of any module (its builtins are still screened by the
     tripwire's check of generated source)."""
-    if globals is not None and asked_by_capsule(sys._getframe(1)):
+    if not asked_by_capsule(sys._getframe(1)):
+        return _dataclasses_create_fn(name, args, body, globals=globals, locals=locals, **kwargs)
+    if globals is not None:
         globals = {"__name__": "__capsule__"}
-    return _dataclasses_create_fn(name, args, body, globals=globals, locals=locals, **kwargs)
+    fn = _dataclasses_create_fn(name, args, body, globals=globals, locals=locals, **kwargs)
+    code = getattr(fn, "__code__", None)
+    if type(code) is types.CodeType:
+        guard.register_generated(code)  # it acts for the capsule (guard.asked_by_capsule)
+    return fn
+
+
+_dataclasses_process_class = dataclasses._process_class
+
+
+def _field_names(cls) -> list:
+    """The names dataclasses will paste into the source it generates for ``cls``: its own
+    annotations and the fields of its dataclass bases."""
+    names = []
+    annotations = type.__dict__["__dict__"].__get__(cls).get("__annotations__", {})
+    if type(annotations) is dict:
+        names.extend(annotations)
+    for base in type.__dict__["__mro__"].__get__(cls)[1:]:
+        fields = type.__dict__["__dict__"].__get__(base).get("__dataclass_fields__")
+        if type(fields) is dict:
+            for key, f in fields.items():
+                names.append(key)
+                names.append(getattr(f, "name", key))
+    return names
+
+
+def _process_class(cls, *args, **kwargs):
+    """``dataclasses._process_class``, for a capsule only with field names that are plain
+    identifiers (exact ``str``, not keywords): the names are pasted into generated source
+    (and their ``repr`` too), so anything else is code (red team 6, finding A)."""
+    if isinstance(cls, type) and asked_by_capsule(sys._getframe(1)):
+        for name in _field_names(cls):
+            if type(name) is not str or not name.isidentifier() or keyword.iskeyword(name):
+                shown = str.__repr__(name)[:60] if type(name) is str else type(name).__name__
+                _refuse(
+                    f"a dataclass field named {shown} (field names must be plain identifiers)",
+                    hint="name the field with a Python identifier",
+                )
+    return _dataclasses_process_class(cls, *args, **kwargs)
 
 
 _alias_setattr_orig = typing._BaseGenericAlias.__setattr__
@@ -269,6 +310,7 @@ def install() -> None:
     pprint.PrettyPrinter.__init__ = _pp_init
     copy._reconstruct = _reconstruct
     dataclasses._create_fn = _create_fn
+    dataclasses._process_class = _process_class
     typing._BaseGenericAlias.__setattr__ = _alias_setattr
     typing._SpecialForm.__setattr__ = _special_setattr
     # The dispatch table stays readable (subclasses copy it), never writable.
