@@ -1,0 +1,129 @@
+"""Red team rt6-seam: where trusted code (granted libraries, the standard library) calls capsule
+code or hands it raw trusted objects.
+
+Every test here FAILS while the finding stands: the capsule reaches a canary the test made
+(a secret file outside the grants, a trusted object's private token) or holds a raw trusted
+object it must never see (I2).  Each test's docstring names the class, the mechanism and the
+invariant; ``_plain`` shows the same payload as plain Python, without ipycap, so each is a real
+attack and not an artefact of the harness.
+"""
+
+from __future__ import annotations
+
+import io
+import secrets
+import sys
+
+import pytest
+
+from ipycap import Capsule, CapabilityError
+
+@pytest.fixture
+def canary(tmp_path):
+    """A secret file outside every grant, holding a random token."""
+    token = secrets.token_hex(16)
+    secret_dir = tmp_path / "secret"
+    secret_dir.mkdir()
+    secret = secret_dir / "token.txt"
+    secret.write_text(token)
+    return token, str(secret)
+
+
+def _run(capsule, source):
+    """The capsule's result, or the refusal it met (a refusal is the capsule being stopped)."""
+    try:
+        return capsule.run(source)
+    except CapabilityError as err:
+        return err
+
+
+def _plain(source, **names):
+    """The payload as plain Python (no ipycap): what it reaches there."""
+    namespace = dict(names)
+    exec(compile(source, "<plain>", "exec"), namespace)
+    return namespace
+
+
+# -- 1. rich comparison: a library compares a capsule object with its own objects ------------
+#
+# Class: trusted code evaluates ``capsule_obj == trusted_obj`` (``x in (a, b)``, ``list.index``,
+# dict/set probes on a hash collision, ``sorted``/``min``): Python calls the capsule's
+# ``__eq__``/``__lt__`` with the trusted operand, raw.  No membrane sits on an operand.  tqdm
+# does ``fp in (sys.stderr, sys.stdout)`` on the capsule's ``file=`` object while a bar starts,
+# and ``inst.fp == fp`` over every live bar in tqdm.write(), later, from trusted code.  During a
+# capsule cell sys.stderr is ipycap's own limits._CellStream, whose ``_run.context`` is the
+# capsule's CapsuleContext (registry, grants): native attribute loads (no dunder) reach it.
+
+TQDM_EQ_PAYLOAD = """
+import tqdm
+got = []
+class File:
+    def write(self, s):
+        pass
+    def flush(self):
+        pass
+    def __eq__(self, other):
+        got.append(other)
+        return False
+    __hash__ = object.__hash__
+bar = tqdm.tqdm(total=1, file=File())
+"""
+
+TQDM_ESCAPE = (
+    TQDM_EQ_PAYLOAD
+    + """
+stream = [g for g in got if hasattr(g, '_run')][0]
+ctx = stream._run.context
+ctx.grants.append(ctx.registry.grant('read', SECRET.rpartition('/')[0]))
+open(SECRET).read()
+"""
+)
+
+
+def test_tqdm_compares_capsule_file_with_sys_stderr_and_hands_over_the_cell_stream(canary):
+    """rich-comparison operand (tqdm ``fp in (sys.stderr, sys.stdout)``) -> the raw
+    sys.stderr of the cell (ipycap's _CellStream) -> its run's CapsuleContext -> a read grant
+    the capsule writes itself -> the secret file.  Breaks I2 (raw trusted object in a capsule
+    frame, via an operand) and I4 (the stream trusted code uses carries the context)."""
+    token, secret = canary
+    plain = _plain(TQDM_EQ_PAYLOAD)  # plain Python: the file's __eq__ is handed sys.stderr
+    assert any(g is sys.stderr for g in plain["got"])
+    plain["bar"].close()
+    capsule = Capsule(grants=[("import", "tqdm")], protected={"SECRET": secret})
+    result = _run(capsule, TQDM_ESCAPE)
+    assert result != token, "the capsule read the secret file through tqdm's comparison"
+
+
+def test_tqdm_write_later_hands_trusted_stdout_to_a_capsule_eq(canary):
+    """Same class, later (I3 + I2): the capsule's bar stays in tqdm's class-level instance set;
+    a trusted ``tqdm.write()`` after the cell compares every bar's file with the trusted
+    ``sys.stdout``, so the capsule's ``__eq__`` receives that raw stream.  Here the trusted
+    stream holds the token in a private attribute; in a kernel it is ipykernel's OutStream
+    (its session, with the signing key)."""
+    import tqdm
+
+    token, _ = canary
+
+    class TrustedStream:
+        def __init__(self, secret):
+            self._token = secret
+
+        def write(self, s):
+            return len(s)
+
+        def flush(self):
+            pass
+
+    capsule = Capsule(grants=[("import", "tqdm")], scope="session")
+    assert _run(capsule, TQDM_EQ_PAYLOAD) is None
+    real = sys.stdout
+    sys.stdout = TrustedStream(token)
+    try:
+        tqdm.tqdm.write("a trusted message")  # trusted code, after the cell
+    finally:
+        sys.stdout = real
+    result = _run(capsule, "[g._token for g in got if hasattr(g, '_token')]")
+    assert token not in (result if isinstance(result, list) else []), (
+        "a trusted tqdm.write() handed the capsule the raw trusted sys.stdout"
+    )
+
