@@ -127,3 +127,80 @@ def test_tqdm_write_later_hands_trusted_stdout_to_a_capsule_eq(canary):
         "a trusted tqdm.write() handed the capsule the raw trusted sys.stdout"
     )
 
+
+
+# -- 2. shallow freezing: a granted library's table is read-only, its entries are not --------
+#
+# Class: the profile freezes a library's classes and wraps its named process-wide tables
+# (rcParams, rcParamsDefault, the style library mapping itself is a mappingproxy), but the
+# *values* inside are the library's own mutable objects, handed raw: matplotlib.style.library's
+# RcParams per style, MarkerStyle.markers / Line2D.lineStyles (dicts on frozen classes),
+# colors.get_named_colors_mapping() (the colour-name table).  Trusted code reads them later.
+# Here: the capsule edits the 'ggplot' style's animation.ffmpeg_path (an rcParam it may not set
+# directly) to /bin/sh and writes a script named 'rawvideo' in its granted working folder; the
+# user's trusted cell later does plt.style.use('ggplot') and saves an animation, and matplotlib
+# runs ``/bin/sh -f rawvideo ...``: the capsule's script, with the user's full authority.
+
+STYLE_PAYLOAD = """
+import matplotlib.pyplot as plt
+plt.style.library['ggplot']['animation.ffmpeg_path'] = '/bin/sh'
+with open(WORKDIR + '/rawvideo', 'w') as f:
+    f.write('echo ran-with-full-authority > ' + WORKDIR + '/marker\\n')
+"""
+
+
+def _save_animation_as_trusted_user(workdir, monkeypatch):
+    import matplotlib.animation as animation
+    import matplotlib.pyplot as plt
+
+    monkeypatch.chdir(workdir)
+    plt.style.use("ggplot")  # the user's own cell, after the capsule's
+    fig, ax = plt.subplots()
+    try:
+        anim = animation.FuncAnimation(fig, lambda i: [], frames=2)
+        try:
+            anim.save(str(workdir / "out.mp4"), writer="ffmpeg")
+        except (OSError, RuntimeError, ValueError):
+            pass  # the capsule's "ffmpeg" does not read the frames
+    finally:
+        plt.close(fig)
+
+
+@pytest.fixture
+def mpl_styles():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.style
+
+    yield
+    matplotlib.style.reload_library()
+    matplotlib.rcdefaults()
+
+
+def test_style_library_entry_edit_makes_a_trusted_animation_save_run_capsule_code(
+    tmp_path, monkeypatch, mpl_styles
+):
+    """shallow freeze of a granted library's tables (I3: no option table of trusted code is
+    changed by capsule code): a capsule-chosen executable reaches trusted rcParams through
+    ``plt.style.use`` and matplotlib runs it.  The marker file is the canary."""
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    capsule = Capsule(
+        grants=[("import", "matplotlib"), ("write", str(workdir))],
+        protected={"WORKDIR": str(workdir)},
+    )
+    _run(capsule, STYLE_PAYLOAD)
+    _save_animation_as_trusted_user(workdir, monkeypatch)
+    assert not (workdir / "marker").exists(), (
+        "a trusted animation save ran the capsule's script (style table edited by the capsule)"
+    )
+
+
+def test_plain_style_library_edit_runs_the_script(tmp_path, monkeypatch, mpl_styles):
+    """The plain-Python demonstration of the chain above."""
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    _plain(STYLE_PAYLOAD, WORKDIR=str(workdir))
+    _save_animation_as_trusted_user(workdir, monkeypatch)
+    assert (workdir / "marker").exists()
