@@ -204,3 +204,34 @@ def test_plain_style_library_edit_runs_the_script(tmp_path, monkeypatch, mpl_sty
     _plain(STYLE_PAYLOAD, WORKDIR=str(workdir))
     _save_animation_as_trusted_user(workdir, monkeypatch)
     assert (workdir / "marker").exists()
+
+
+# -- 3. class-level registries of live instances, shared with trusted code -------------------
+#
+# Class: a granted library keeps every live instance in a class-level table
+# (tqdm.tqdm._instances, a WeakSet; TMonitor and tqdm.write() walk it), and a capsule reads
+# the library's non-dunder private names natively.  Trusted progress bars are in the same
+# table: their ``iterable`` (a trusted file, a trusted list), ``fp`` (the trusted stream) reach
+# the capsule raw.  The other way (I3), a capsule bar left in the table has its methods and
+# attributes used by trusted tqdm.write()/TMonitor later.
+
+
+def test_tqdm_instance_table_hands_trusted_bars_to_the_capsule(canary):
+    """I2: a trusted bar over a trusted file (kept open, as notebooks do when a loop stops
+    early) is read out of tqdm's class-level instance table; its iterable is the raw file."""
+    import tqdm
+
+    token, secret = canary
+    code = "import tqdm\nresult = [b.iterable.read() for b in list(tqdm.tqdm._instances)]\nresult"
+    with open(secret) as trusted_file:
+        bar = tqdm.tqdm(trusted_file, file=io.StringIO())  # the user's own, trusted
+        try:
+            capsule = Capsule(grants=[("import", "tqdm")])
+            result = _run(capsule, code)
+            trusted_file.seek(0)
+            assert token in _plain(code)["result"]  # plain Python: the same payload reads it
+        finally:
+            bar.close()
+    assert token not in (result if isinstance(result, list) else []), (
+        "the capsule read a trusted progress bar's file out of tqdm._instances"
+    )
