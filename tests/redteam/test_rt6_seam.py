@@ -94,6 +94,26 @@ def test_tqdm_compares_capsule_file_with_sys_stderr_and_hands_over_the_cell_stre
     assert result != token, "the capsule read the secret file through tqdm's comparison"
 
 
+STREAM_ESCAPE = """
+import tqdm
+stream = tqdm.tqdm(total=1).fp._wrapped   # the bar's default file, sys.stderr of the cell
+ctx = stream._run.context
+ctx.grants.append(ctx.registry.grant('read', SECRET.rpartition('/')[0]))
+open(SECRET).read()
+"""
+
+
+def test_library_default_stream_is_the_cell_stream_carrying_the_context(canary):
+    """Same door, no comparison needed (I4: nothing a capsule can reach carries authority):
+    any library that keeps ``sys.stderr``/``sys.stdout`` as an attribute (tqdm's ``fp``,
+    wrapped, ``._wrapped``) gives the capsule ipycap's _CellStream, whose ``_run.context`` is
+    the capsule's CapsuleContext."""
+    token, secret = canary
+    capsule = Capsule(grants=[("import", "tqdm")], protected={"SECRET": secret})
+    result = _run(capsule, STREAM_ESCAPE)
+    assert result != token, "the capsule granted itself a read through tqdm's default stream"
+
+
 def test_tqdm_write_later_hands_trusted_stdout_to_a_capsule_eq(canary):
     """Same class, later (I3 + I2): the capsule's bar stays in tqdm's class-level instance set;
     a trusted ``tqdm.write()`` after the cell compares every bar's file with the trusted
@@ -235,3 +255,43 @@ def test_tqdm_instance_table_hands_trusted_bars_to_the_capsule(canary):
     assert token not in (result if isinstance(result, list) else []), (
         "the capsule read a trusted progress bar's file out of tqdm._instances"
     )
+
+
+# -- 4. template engines a granted library carries, unsandboxed ------------------------------
+#
+# Class: a granted library holds a string-evaluating engine that compiles capsule-supplied
+# text into Python and runs it in the engine's own frames and globals, with no guard: pandas'
+# Styler keeps a jinja2 ``Environment`` (``Styler.env``, ``df.style.template_html.environment``,
+# ``Styler.from_custom_template``'s loader).  Jinja's non-sandboxed attribute lookup walks
+# ``__init__.__globals__`` of its own helpers (``cycler``) to the raw ``os``/``sys`` modules;
+# the template can hand them back through any capsule callable it is given (``out.append``).
+# The gate never sees the template text; DESIGN's "string-evaluating engines unless routed
+# through the gate" covers df.eval/query, not the template engine.
+
+JINJA_ESCAPE = """
+import pandas as pd
+env = type(pd.DataFrame({"a": [1]}).style).env
+out = []
+env.from_string(
+    "{{ out.append(cycler.__init__.__globals__.os.sys.modules['ipycap.engine.tripwire']"
+    ".current_context()) }}"
+).render(out=out)
+ctx = out[0]
+ctx.grants.append(ctx.registry.grant("read", SECRET.rpartition("/")[0]))
+open(SECRET).read()
+"""
+
+
+def test_pandas_styler_jinja_environment_runs_capsule_templates_unguarded(canary):
+    """string-evaluating engine of a granted library (I1: the template runs with the
+    engine's globals, real builtins; I2: raw sys/os and the capsule's own CapsuleContext
+    come back into the capsule frame).  The secret file is the canary."""
+    token, secret = canary
+    plain = _plain(
+        "import pandas as pd\nenv = type(pd.DataFrame({'a': [1]}).style).env\nout = []\n"
+        "env.from_string('{{ out.append(cycler.__init__.__globals__.os) }}').render(out=out)"
+    )
+    assert plain["out"][0] is __import__("os")  # plain Python: the template hands over os
+    capsule = Capsule(grants=[("import", "pandas")], protected={"SECRET": secret})
+    result = _run(capsule, JINJA_ESCAPE)
+    assert result != token, "a jinja2 template run through pandas' Styler read the secret"
