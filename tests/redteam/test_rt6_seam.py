@@ -16,7 +16,8 @@ import sys
 
 import pytest
 
-from ipycap import Capsule, CapabilityError
+from ipycap import CapabilityError, Capsule
+
 
 @pytest.fixture
 def canary(tmp_path):
@@ -146,7 +147,6 @@ def test_tqdm_write_later_hands_trusted_stdout_to_a_capsule_eq(canary):
     assert token not in (result if isinstance(result, list) else []), (
         "a trusted tqdm.write() handed the capsule the raw trusted sys.stdout"
     )
-
 
 
 # -- 2. shallow freezing: a granted library's table is read-only, its entries are not --------
@@ -295,3 +295,32 @@ def test_pandas_styler_jinja_environment_runs_capsule_templates_unguarded(canary
     capsule = Capsule(grants=[("import", "pandas")], protected={"SECRET": secret})
     result = _run(capsule, JINJA_ESCAPE)
     assert result != token, "a jinja2 template run through pandas' Styler read the secret"
+
+
+# -- 5. file names inside a granted library's query text ------------------------------------
+#
+# Class: the profiles check the *path arguments* of native-I/O functions; a query language a
+# granted library runs natively names files inside its text, where no argument check looks.
+# polars SQL's table functions (read_csv, read_parquet, read_ipc, read_json; globs too) open
+# the file in Rust: no Python open, so no audit event and no tripwire.  Same through
+# pl.sql, pl.SQLContext().execute, DataFrame.sql and LazyFrame.sql.
+
+POLARS_SQL = (
+    "import polars as pl\n"
+    "pl.sql(f\"SELECT * FROM read_csv('{SECRET}', has_header => false)\").collect().item()"
+)
+
+
+def test_polars_sql_table_function_reads_a_file_outside_the_grants(canary):
+    """native I/O named inside a string (layer: library profile; the tripwire cannot see
+    Rust I/O).  The secret file is the canary."""
+    token, secret = canary
+    assert (
+        _plain("result = " + POLARS_SQL.split("\n")[1], pl=__import__("polars"), SECRET=secret)[
+            "result"
+        ]
+        == token
+    )  # plain Python reads it too
+    capsule = Capsule(grants=[("import", "polars")], protected={"SECRET": secret})
+    result = _run(capsule, POLARS_SQL)
+    assert result != token, "polars SQL read the secret file outside the capsule's grants"

@@ -25,7 +25,7 @@ print('SECRET', open(SECRET).read())
 
 
 @pytest.fixture
-def kc(kernelspecs):
+def kc(kernelspecs):  # noqa: F811 (the kernel suite's session fixture, imported)
     km, kc = start_kernel(kernelspecs["plain"])
     reply, _, prompts = execute(kc, "%capsule request import tqdm", stdin_answer="y")
     assert reply["status"] == "ok" and prompts, reply
