@@ -324,3 +324,22 @@ def test_polars_sql_table_function_reads_a_file_outside_the_grants(canary):
     capsule = Capsule(grants=[("import", "polars")], protected={"SECRET": secret})
     result = _run(capsule, POLARS_SQL)
     assert result != token, "polars SQL read the secret file outside the capsule's grants"
+
+
+# -- 6. native I/O methods the profile's by-name lists leave out --------------------------
+#
+# Class: the polars profile checks the paths of the read_*/scan_*/write_*/sink_* it names; the
+# (de)serialisers take a path too and open it in Rust: DataFrame.serialize(file),
+# LazyFrame.serialize(file), Expr.meta.serialize(file) write anywhere (the marker below, with
+# no write grant at all), DataFrame/LazyFrame.deserialize(source) open any path for reading.
+
+
+def test_polars_serialize_writes_outside_the_grants(tmp_path):
+    """native write past the profile (its list is by name; the tripwire cannot see Rust I/O).
+    The marker file outside every grant is the canary."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    marker = outside / "marker"
+    capsule = Capsule(grants=[("import", "polars")], protected={"MARKER": str(marker)})
+    _run(capsule, "import polars as pl\npl.DataFrame({'a': [1]}).serialize(MARKER)")
+    assert not marker.exists(), "polars wrote a file outside the capsule's grants"
