@@ -328,18 +328,43 @@ def test_polars_sql_table_function_reads_a_file_outside_the_grants(canary):
 
 # -- 6. native I/O methods the profile's by-name lists leave out --------------------------
 #
-# Class: the polars profile checks the paths of the read_*/scan_*/write_*/sink_* it names; the
-# (de)serialisers take a path too and open it in Rust: DataFrame.serialize(file),
-# LazyFrame.serialize(file), Expr.meta.serialize(file) write anywhere (the marker below, with
-# no write grant at all), DataFrame/LazyFrame.deserialize(source) open any path for reading.
+# Class: the profiles check the paths of the native-I/O functions they name (polars
+# read_*/scan_*/write_*/sink_*, pyarrow write_table/new_file...); other entry points take a
+# path too and open it in C++/Rust, where the tripwire sees nothing: polars
+# DataFrame/LazyFrame.serialize(file) and Expr.meta.serialize(file) (and .deserialize(source)
+# for reading), pyarrow's writer classes ParquetWriter(where) and ipc.RecordBatchFileWriter.
+# With no write grant at all, each creates the marker outside the grants.
+
+NATIVE_WRITES = {
+    "polars DataFrame.serialize": (
+        "polars",
+        "import polars as pl\npl.DataFrame({'a': [1]}).serialize(MARKER)",
+    ),
+    "polars LazyFrame.serialize": (
+        "polars",
+        "import polars as pl\npl.LazyFrame({'a': [1]}).serialize(MARKER)",
+    ),
+    "pyarrow ParquetWriter": (
+        "pyarrow",
+        "import pyarrow as pa, pyarrow.parquet as pq\n"
+        "pq.ParquetWriter(MARKER, pa.schema([('a', pa.int64())])).close()",
+    ),
+    "pyarrow RecordBatchFileWriter": (
+        "pyarrow",
+        "import pyarrow as pa, pyarrow.ipc as ipc\n"
+        "ipc.RecordBatchFileWriter(MARKER, pa.schema([('a', pa.int64())])).close()",
+    ),
+}
 
 
-def test_polars_serialize_writes_outside_the_grants(tmp_path):
-    """native write past the profile (its list is by name; the tripwire cannot see Rust I/O).
-    The marker file outside every grant is the canary."""
+@pytest.mark.parametrize("case", sorted(NATIVE_WRITES))
+def test_native_write_entry_point_outside_the_profile_lists(tmp_path, case):
+    """native write past the profile (its lists are by name; the tripwire cannot see native
+    I/O).  The marker file outside every grant is the canary."""
+    package, code = NATIVE_WRITES[case]
     outside = tmp_path / "outside"
     outside.mkdir()
     marker = outside / "marker"
-    capsule = Capsule(grants=[("import", "polars")], protected={"MARKER": str(marker)})
-    _run(capsule, "import polars as pl\npl.DataFrame({'a': [1]}).serialize(MARKER)")
-    assert not marker.exists(), "polars wrote a file outside the capsule's grants"
+    capsule = Capsule(grants=[("import", package)], protected={"MARKER": str(marker)})
+    _run(capsule, code)
+    assert not marker.exists(), f"{case} wrote a file outside the capsule's grants"
