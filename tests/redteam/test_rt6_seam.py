@@ -368,3 +368,34 @@ def test_native_write_entry_point_outside_the_profile_lists(tmp_path, case):
     capsule = Capsule(grants=[("import", package)], protected={"MARKER": str(marker)})
     _run(capsule, code)
     assert not marker.exists(), f"{case} wrote a file outside the capsule's grants"
+
+
+RUNSTRING_ESCAPE = """
+import numpy as np
+d = {}
+np.testing.runstring(
+    "import sys as s\\nc = s.modules['ipycap.engine.tripwire'].current_context()\\n", d
+)
+ctx = d["c"]
+ctx.grants.append(ctx.registry.grant("read", SECRET.rpartition("/")[0]))
+open(SECRET).read()
+"""
+
+
+def test_numpy_testing_runstring_execs_capsule_source_with_real_builtins(canary):
+    """Same class (a granted library's exec-from-string helper): ``numpy.testing.runstring``
+    is ``exec(astr, dict)`` in numpy's frame, so the capsule's dict gets the real builtins
+    and ``import sys`` the raw module.  The tripwire's compile rule is a list of risky names
+    and attributes; an ``import`` statement and plain attribute names (``modules``,
+    ``current_context``) pass it.  Precondition: numpy.testing was imported by trusted code
+    (``from numpy.testing import assert_allclose`` in a user cell; its first import from a
+    capsule meets a refused ``signal`` import)."""
+    import numpy.testing  # noqa: F401 (the user's trusted import)
+
+    token, secret = canary
+    plain = {}
+    numpy.testing.runstring("import sys as s\nm = s.modules\n", plain)
+    assert plain["m"] is sys.modules  # plain Python: the executed string gets raw sys
+    capsule = Capsule(grants=[("import", "numpy")], protected={"SECRET": secret})
+    result = _run(capsule, RUNSTRING_ESCAPE)
+    assert result != token, "numpy.testing.runstring ran capsule source with raw sys"
