@@ -399,3 +399,115 @@ def test_numpy_testing_runstring_execs_capsule_source_with_real_builtins(canary)
     capsule = Capsule(grants=[("import", "numpy")], protected={"SECRET": secret})
     result = _run(capsule, RUNSTRING_ESCAPE)
     assert result != token, "numpy.testing.runstring ran capsule source with raw sys"
+
+
+# -- 7. raw memory through a granted library's data-interchange protocol ---------------------
+#
+# Class: a library *imports* data by protocol from an object the capsule defines, and trusts
+# the addresses the object reports: the DataFrame interchange protocol (``__dataframe__``,
+# ``Buffer.ptr``/``bufsize``) is followed by pandas.api.interchange.from_dataframe and
+# pyarrow.interchange.from_dataframe, which copy ``bufsize`` bytes from ``ptr``: a read of any
+# address of the process.  (The profiles refuse the array-interface pointers and ctypeslib;
+# this protocol is the same power under another name; ``__arrow_c_*__``/``__dlpack__``
+# capsules and ``__cuda_array_interface__`` are its neighbours.)  With id() the capsule walks
+# from its proxy to the protected target and reads its private token.
+
+INTERCHANGE_FRAME = """
+class _Buf:
+    def __init__(self, ptr, size):
+        self.ptr = ptr
+        self.bufsize = size
+class _Col:
+    def __init__(self, ptr, n):
+        self.ptr, self.n = ptr, n
+    def size(self):
+        return self.n
+    offset = 0
+    dtype = (0, 8, "c", "=")
+    describe_null = (0, None)
+    null_count = 0
+    metadata = {}
+    def num_chunks(self):
+        return 1
+    def get_chunks(self, n_chunks=None):
+        yield self
+    def get_buffers(self):
+        return {"data": (_Buf(self.ptr, self.n), self.dtype), "validity": None, "offsets": None}
+class _Frame:
+    def __init__(self, ptr, n):
+        self.col = _Col(ptr, n)
+        self.n = n
+    def __dataframe__(self, nan_as_null=False, allow_copy=True):
+        return self
+    metadata = {}
+    def num_columns(self):
+        return 1
+    def num_rows(self):
+        return self.n
+    def num_chunks(self):
+        return 1
+    def column_names(self):
+        return ["m"]
+    def get_column(self, i):
+        return self.col
+    def get_column_by_name(self, name):
+        return self.col
+    def get_columns(self):
+        return [self.col]
+    def get_chunks(self, n_chunks=None):
+        yield self
+    def select_columns(self, i):
+        return self
+    def select_columns_by_name(self, names):
+        return self
+"""
+
+PEEK = {
+    "pandas": (
+        "import pandas as pd\n"
+        "def peek(address, n):\n"
+        "    frame = pd.api.interchange.from_dataframe(_Frame(address, n))\n"
+        "    return bytes(int(b) & 0xFF for b in frame['m'].tolist())\n"
+    ),
+    "pyarrow": (
+        "import pyarrow.interchange as pai\n"
+        "def peek(address, n):\n"
+        "    table = pai.from_dataframe(_Frame(address, n))\n"
+        "    return bytes(int(b) & 0xFF for b in table.column(0).to_pylist())\n"
+    ),
+}
+
+WALK_TO_TOKEN = """
+def word(address):
+    return int.from_bytes(peek(address, 8), "little")
+raw = word(id(vault) + 16)   # the proxy (ipycap's ProxyBase): ob_refcnt, ob_type, target
+values = word(raw - 32)      # CPython 3.11 managed dict: the values array before the header
+s = word(values)             # the first attribute's value: the _token str
+peek(s + 48, word(s + 16)).decode()  # a compact ASCII str: its data after the header
+"""
+
+
+class _Vault:
+    """A protected object with its secret in private state."""
+
+    def __init__(self, token):
+        self._token = token
+
+
+@pytest.mark.parametrize("package", sorted(PEEK))
+def test_interchange_protocol_reads_process_memory(package):
+    """(CPython 3.11 object layouts, the project's Python.)  Raw memory read through a
+    library's import protocol (I2/I4: the protected target's
+    bytes reach the capsule; layer: library profile, the guard never sees a pointer).  The
+    protected object's private token is the canary."""
+    token = secrets.token_hex(16)
+    secret = token.encode()
+    plain = _plain(INTERCHANGE_FRAME + PEEK[package] + "r = peek(id(S) + 32, len(S))", S=secret)
+    assert plain["r"] == secret  # plain Python: the library copies from the given address
+    capsule = Capsule(
+        grants=[("import", package)] + ([("import", "pandas")] if package == "pandas" else []),
+        protected={"vault": _Vault(token)},
+    )
+    code = INTERCHANGE_FRAME + PEEK[package] + WALK_TO_TOKEN
+    result = _run(capsule, code)
+    assert result != token, f"{package}'s interchange import read the protected token"
