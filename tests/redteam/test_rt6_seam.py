@@ -217,6 +217,78 @@ def test_style_library_entry_edit_makes_a_trusted_animation_save_run_capsule_cod
     )
 
 
+# More entries of the same class: each a table trusted code reads later, reached raw.
+def _styler():
+    import pandas as pd
+
+    return type(pd.DataFrame().style)
+
+
+def _forget_capsule_red():
+    import matplotlib.colors
+
+    mapping = matplotlib.colors.get_named_colors_mapping()
+    if "capsule-red" in mapping:
+        del mapping["capsule-red"]  # __delitem__ also clears the colour cache
+
+
+TABLE_EDITS = {
+    "colors.get_named_colors_mapping()": (
+        "import matplotlib.colors as c\nc.get_named_colors_mapping()['capsule-red'] = '#00ff00'",
+        lambda: __import__("matplotlib.colors").colors.is_color_like("capsule-red"),
+        _forget_capsule_red,
+    ),
+    "MarkerStyle.markers": (
+        "from matplotlib.markers import MarkerStyle\nMarkerStyle.markers['capsule'] = 'x'",
+        lambda: "capsule" in __import__("matplotlib.markers").markers.MarkerStyle.markers,
+        lambda: __import__("matplotlib.markers").markers.MarkerStyle.markers.pop("capsule", 0),
+    ),
+    "BoxStyle._style_list": (
+        "from matplotlib.patches import BoxStyle\n"
+        "class Evil:\n    pass\nBoxStyle._style_list['capsule'] = Evil",
+        lambda: "capsule" in __import__("matplotlib.patches").patches.BoxStyle._style_list,
+        lambda: __import__("matplotlib.patches").patches.BoxStyle._style_list.pop("capsule", 0),
+    ),
+    "font_manager.fontManager.defaultFamily": (
+        "import matplotlib.font_manager as fm\nfm.fontManager.defaultFamily['capsule'] = 'x'",
+        lambda: (
+            "capsule"
+            in __import__("matplotlib.font_manager").font_manager.fontManager.defaultFamily
+        ),
+        lambda: __import__("matplotlib.font_manager").font_manager.fontManager.defaultFamily.pop(
+            "capsule", 0
+        ),
+    ),
+    "pandas Styler.env.globals": (
+        "import pandas as pd\ntype(pd.DataFrame().style).env.globals['capsule'] = print",
+        lambda: "capsule" in _styler().env.globals,
+        lambda: _styler().env.globals.pop("capsule", 0),
+    ),
+    "pandas Styler.loader.searchpath": (
+        "import pandas as pd\ntype(pd.DataFrame().style).loader.searchpath.append('/capsule')",
+        lambda: "/capsule" in _styler().loader.searchpath,
+        lambda: [
+            _styler().loader.searchpath.remove("/capsule")
+            for _ in range(_styler().loader.searchpath.count("/capsule"))
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TABLE_EDITS))
+def test_library_table_entry_edited_by_a_capsule(case, mpl_styles):
+    """shallow freeze, more tables (I3): trusted code later sees the capsule's entry (a colour
+    name, a marker, a box-style class it instantiates, a font family, a jinja global, a template
+    search path)."""
+    code, changed, cleanup = TABLE_EDITS[case]
+    package = "pandas" if "pandas" in case else "matplotlib"
+    try:
+        _run(Capsule(grants=[("import", package)]), code)
+        assert not changed(), f"a capsule changed {case}, a table trusted code reads later"
+    finally:
+        cleanup()
+
+
 def test_plain_style_library_edit_runs_the_script(tmp_path, monkeypatch, mpl_styles):
     """The plain-Python demonstration of the chain above."""
     workdir = tmp_path / "work"
