@@ -371,6 +371,37 @@ def test_pandas_styler_jinja_environment_runs_capsule_templates_unguarded(canary
     assert result != token, "a jinja2 template run through pandas' Styler read the secret"
 
 
+RUNSTRING_ESCAPE = """
+import numpy as np
+d = {}
+np.testing.runstring(
+    "import sys as s\\nc = s.modules['ipycap.engine.tripwire'].current_context()\\n", d
+)
+ctx = d["c"]
+ctx.grants.append(ctx.registry.grant("read", SECRET.rpartition("/")[0]))
+open(SECRET).read()
+"""
+
+
+def test_numpy_testing_runstring_execs_capsule_source_with_real_builtins(canary):
+    """Same class (a granted library's exec-from-string helper): ``numpy.testing.runstring``
+    is ``exec(astr, dict)`` in numpy's frame, so the capsule's dict gets the real builtins
+    and ``import sys`` the raw module.  The tripwire's compile rule is a list of risky names
+    and attributes; an ``import`` statement and plain attribute names (``modules``,
+    ``current_context``) pass it.  Precondition: numpy.testing was imported by trusted code
+    (``from numpy.testing import assert_allclose`` in a user cell; its first import from a
+    capsule meets a refused ``signal`` import)."""
+    import numpy.testing  # noqa: F401 (the user's trusted import)
+
+    token, secret = canary
+    plain = {}
+    numpy.testing.runstring("import sys as s\nm = s.modules\n", plain)
+    assert plain["m"] is sys.modules  # plain Python: the executed string gets raw sys
+    capsule = Capsule(grants=[("import", "numpy")], protected={"SECRET": secret})
+    result = _run(capsule, RUNSTRING_ESCAPE)
+    assert result != token, "numpy.testing.runstring ran capsule source with raw sys"
+
+
 # -- 5. file names inside a granted library's query text ------------------------------------
 #
 # Class: the profiles check the *path arguments* of native-I/O functions; a query language a
@@ -442,37 +473,6 @@ def test_native_write_entry_point_outside_the_profile_lists(tmp_path, case):
     capsule = Capsule(grants=[("import", package)], protected={"MARKER": str(marker)})
     _run(capsule, code)
     assert not marker.exists(), f"{case} wrote a file outside the capsule's grants"
-
-
-RUNSTRING_ESCAPE = """
-import numpy as np
-d = {}
-np.testing.runstring(
-    "import sys as s\\nc = s.modules['ipycap.engine.tripwire'].current_context()\\n", d
-)
-ctx = d["c"]
-ctx.grants.append(ctx.registry.grant("read", SECRET.rpartition("/")[0]))
-open(SECRET).read()
-"""
-
-
-def test_numpy_testing_runstring_execs_capsule_source_with_real_builtins(canary):
-    """Same class (a granted library's exec-from-string helper): ``numpy.testing.runstring``
-    is ``exec(astr, dict)`` in numpy's frame, so the capsule's dict gets the real builtins
-    and ``import sys`` the raw module.  The tripwire's compile rule is a list of risky names
-    and attributes; an ``import`` statement and plain attribute names (``modules``,
-    ``current_context``) pass it.  Precondition: numpy.testing was imported by trusted code
-    (``from numpy.testing import assert_allclose`` in a user cell; its first import from a
-    capsule meets a refused ``signal`` import)."""
-    import numpy.testing  # noqa: F401 (the user's trusted import)
-
-    token, secret = canary
-    plain = {}
-    numpy.testing.runstring("import sys as s\nm = s.modules\n", plain)
-    assert plain["m"] is sys.modules  # plain Python: the executed string gets raw sys
-    capsule = Capsule(grants=[("import", "numpy")], protected={"SECRET": secret})
-    result = _run(capsule, RUNSTRING_ESCAPE)
-    assert result != token, "numpy.testing.runstring ran capsule source with raw sys"
 
 
 # -- 7. raw memory through a granted library's data-interchange protocol ---------------------
@@ -570,16 +570,16 @@ class _Vault:
 
 @pytest.mark.parametrize("package", sorted(PEEK))
 def test_interchange_protocol_reads_process_memory(package):
-    """(CPython 3.11 object layouts, the project's Python.)  Raw memory read through a
-    library's import protocol (I2/I4: the protected target's
+    """Raw memory read through a library's import protocol (I2/I4: the protected target's
     bytes reach the capsule; layer: library profile, the guard never sees a pointer).  The
-    protected object's private token is the canary."""
+    protected object's private token is the canary.  The walk uses CPython 3.11's object
+    layouts (the project's Python)."""
     token = secrets.token_hex(16)
     secret = token.encode()
     plain = _plain(INTERCHANGE_FRAME + PEEK[package] + "r = peek(id(S) + 32, len(S))", S=secret)
     assert plain["r"] == secret  # plain Python: the library copies from the given address
     capsule = Capsule(
-        grants=[("import", package)] + ([("import", "pandas")] if package == "pandas" else []),
+        grants=[("import", package)],
         protected={"vault": _Vault(token)},
     )
     code = INTERCHANGE_FRAME + PEEK[package] + WALK_TO_TOKEN
