@@ -40,6 +40,8 @@ from .caches import compares_in_capsule
 from .membrane import is_plain, wrap
 from .membrane.authority import _callback_cap, _check_withheld
 # wrap() imports it lazily; an import while a capsule compares would be refused.
+from .libraries import PROFILES as _PROFILES
+from .libraries import instances as _instances
 from .libraries import readonly as _readonly  # noqa: F401
 from .registry import Capability
 
@@ -466,4 +468,11 @@ def _install() -> None:
 
 _install()
 guard.after_class_write = after_write
-guard.before_freeze = _prepare_dict
+def _before_freeze(cls) -> None:
+    """Before a shared class is frozen: guard its capsule hooks; a library class's listed
+    instance tables become per capsule (libraries/instances.py)."""
+    _prepare_dict(cls)
+    _instances.scope_class(cls, _PROFILES.values())
+
+
+guard.before_freeze = _before_freeze

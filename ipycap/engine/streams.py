@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 
 from . import terminal, tripwire
-from .errors import CapsuleAttributeError
+from .errors import CapsuleAttributeError, CapsuleTypeError
 
 _PLAIN = (str, int, bool, float, type(None))
 
@@ -45,11 +45,31 @@ def _refuse(name: str):
     )
 
 
+def _refuse_write(name):
+    return CapsuleAttributeError(
+        f"setting {name if type(name) is str else '?'!r} on the process stream "
+        "(sys.stdout/sys.stderr): trusted code writes through it",
+        "membrane",
+        None,
+    )
+
+
 class _OpaqueStream:
     """What ``sys.stdout``/``sys.stderr`` share: the stream below is reached only through
     :data:`_STATE`'s accessor."""
 
-    __slots__ = ("_ipycap_state", "__weakref__")
+    # __dict__: IPython sets attributes on sys.stdout (its history's ``stream.write``).
+    __slots__ = ("_ipycap_state", "__weakref__", "__dict__")
+
+    def __setattr__(self, name, value):
+        if tripwire.capsule_on_stack():  # trusted code later writes through what is set
+            raise _refuse_write(name)
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name):
+        if tripwire.capsule_on_stack():
+            raise _refuse_write(name)
+        object.__delattr__(self, name)
 
     def flush(self):
         return _below(self).flush()
@@ -105,7 +125,11 @@ def _init(stream, value) -> None:
     except AttributeError:
         _set_state(stream, value)
     else:
-        raise TypeError("a process stream is initialised once")
+        raise CapsuleTypeError(
+            "initialising the process stream again (trusted code writes through it)",
+            "membrane",
+            None,
+        )
 
 
 def _below(stream):

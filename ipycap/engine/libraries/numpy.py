@@ -40,4 +40,7 @@ PROFILE = Profile(
         "numpy.lib.stride_tricks.as_strided": "as_strided",
         "numpy.printoptions": "printoptions",
     },
+    # finfo objects are cached on the class and have writable attributes: per capsule, so a
+    # capsule's 'np.finfo(float).eps = 0' never reaches trusted code's finfo.
+    instance_tables=("numpy:finfo._finfo_cache",),
 )

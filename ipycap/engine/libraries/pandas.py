@@ -125,4 +125,7 @@ PROFILE = Profile(
         "pandas.plotting.plot_params": "read_only_table",
     },
     unchecked="pandas' Python-level file opens are also checked by the tripwire",
+    shared_tables={
+        "pandas:Index._engine_types": "dtype -> index engine class (classes, frozen)",
+    },
 )

@@ -69,5 +69,13 @@ class Profile:
     #: stand-in sharing their data: class -> function name in ``readonly`` (read-only
     #: targets, membrane/readonly.py).
     readonly: dict = field(default_factory=dict)
+    #: Class-level tables of live instances (``"module:Class.attr"``): seen per capsule
+    #: (``instances.PerCapsule``), so trusted instances never reach a capsule through them and
+    #: trusted code never walks a capsule's (tqdm's ``_instances``).
+    instance_tables: tuple = ()
+    #: Class-level containers of objects that are not such tables: key -> why they stay
+    #: shared.  tests/test_library_boundary.py fails on any such container of the installed
+    #: library that is in neither.
+    shared_tables: dict = field(default_factory=dict)
     #: What stays unchecked, said plainly (README, refusals).
     unchecked: str = ""
