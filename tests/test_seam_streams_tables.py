@@ -283,3 +283,140 @@ def test_magic_cell_stream_through_tqdm_exposes_nothing(ip):
         store_history=False,
     )
     assert ok.error_in_exec is None and ok.result == 1
+
+
+# -- string engines of granted libraries --------------------------------------------------------
+def test_styler_renders_in_a_capsule_and_for_trusted_code():
+    """pandas' own templates (files inside pandas) still compile and render."""
+    import pandas as pd
+
+    capsule = Capsule(grants=[("import", "pandas")])
+    html = capsule.run("import pandas as pd\npd.DataFrame({'a': [1, 2]}).style.to_html()")
+    assert "<table" in html and ">2<" in html
+    assert "<table" in pd.DataFrame({"a": [1]}).style.to_html()
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ cycler.__init__.__globals__.os }}",
+        "{{ lipsum.__globals__['os'] }}",
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ out.append(1) }}",
+    ],
+)
+def test_capsule_jinja_text_runs_only_in_the_sandbox(template):
+    """from_string / Template() of pandas' environment render in jinja's immutable sandbox:
+    ordinary templates work, the escape paths raise jinja's SecurityError."""
+    capsule = Capsule(grants=[("import", "pandas")])
+    prelude = "import pandas as pd\nenv = type(pd.DataFrame().style).env\nout = []\n"
+    assert capsule.run(prelude + "env.from_string('{{ 1 + x }}').render(x=2)") == "3"
+    source = prelude + f"env.from_string({template!r}).render(out=out)\nout"
+    try:
+        result = capsule.run(source)
+    except Exception as err:  # noqa: BLE001 - jinja's SecurityError or a refusal
+        result = err
+    assert isinstance(result, Exception) or result == [], result
+    if isinstance(result, Exception):
+        assert type(result).__name__ in ("SecurityError", "UndefinedError") or isinstance(
+            result, CapabilityError
+        ), result
+
+
+def test_capsule_template_files_are_not_compiled_unsandboxed(tmp_path):
+    """from_custom_template with a folder the capsule wrote: its template is capsule text."""
+    folder = tmp_path / "tpl"
+    folder.mkdir()
+    (folder / "evil.tpl").write_text("{{ cycler.__init__.__globals__.os.getcwd() }}")
+    capsule = Capsule(grants=[("import", "pandas"), ("read", str(folder))])
+    source = (
+        "import pandas as pd\n"
+        f"S = pd.io.formats.style.Styler.from_custom_template({str(folder)!r}, 'evil.tpl')\n"
+        "S(pd.DataFrame({'a': [1]})).to_html()"
+    )
+    result = _run(capsule, source)
+    assert isinstance(result, CapabilityError), result
+
+
+def test_jinja_classes_are_frozen_for_capsules():
+    capsule = Capsule(grants=[("import", "pandas")])
+    with pytest.raises(TypeError, match="immutable"):
+        capsule.run("import pandas as pd\nE = type(type(pd.DataFrame().style).env)\nE.compile = len")
+    import jinja2
+
+    assert jinja2.Environment.compile is not len
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import numpy as np\nnp.testing.measure('import sys', 1)",
+        "import numpy as np\nnp.testing.runstring('x = 1', {})",
+        "import numpy.f2py",
+    ],
+)
+def test_numpy_exec_wrappers_are_refused(source):
+    import numpy.testing  # noqa: F401 (trusted code imported it)
+
+    assert isinstance(_run(Capsule(grants=[("import", "numpy")]), source), CapabilityError)
+
+
+def test_pil_string_eval_is_refused_and_lambda_eval_works():
+    capsule = Capsule(grants=[("import", "PIL")])
+    source = "from PIL import ImageMath\nImageMath.unsafe_eval('a + 1', a=1)"
+    assert isinstance(_run(capsule, source), CapabilityError)
+    ok = "from PIL import Image, ImageMath\nim = Image.new('L', (1, 1), 3)\n"
+    ok += "ImageMath.lambda_eval(lambda a: a['im'] + 1, im=im).getpixel((0, 0))"
+    assert capsule.run(ok) == 4
+
+
+def _evaluator_candidates():
+    import dis
+
+    from tests.test_library_boundary import _MODULES
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in (*_MODULES, "numpy.testing", "PIL.ImageMath"):
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001, S112 - an optional part that cannot load
+                continue
+
+    def codes(code):
+        yield code
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                yield from codes(const)
+
+    def evaluates(fn):
+        return any(
+            ins.opname in ("LOAD_GLOBAL", "LOAD_NAME") and ins.argval in ("exec", "eval", "compile")
+            for code in codes(fn.__code__)
+            for ins in dis.get_instructions(code)
+        )
+
+    found = set()
+    for modname, module in sorted(sys.modules.items()):
+        if modname.partition(".")[0] not in PROFILES or module is None:
+            continue
+        for attr, value in list(vars(module).items()):
+            if isinstance(value, types.FunctionType) and value.__module__ == modname:
+                if evaluates(value):
+                    found.add(f"{modname}.{attr}")
+            elif isinstance(value, type) and value.__module__ == modname:
+                for name, entry in list(vars(value).items()):
+                    fn = getattr(entry, "__func__", entry)
+                    if isinstance(fn, types.FunctionType) and evaluates(fn):
+                        found.add(f"{modname}:{value.__qualname__}.{name}")
+    return found
+
+
+def test_every_exec_eval_compile_caller_of_the_profiled_libraries_is_classified():
+    """A library function that runs text with exec/eval/compile in its own frames fails here
+    until its profile refuses it or says why no capsule text reaches it."""
+    classified = set()
+    for profile in PROFILES.values():
+        classified.update(profile.evaluators)
+    missing = sorted(_evaluator_candidates() - classified)
+    assert not missing, f"exec/eval/compile callers no profile classifies: {missing}"

@@ -77,5 +77,10 @@ class Profile:
     #: shared.  tests/test_library_boundary.py fails on any such container of the installed
     #: library that is in neither.
     shared_tables: dict = field(default_factory=dict)
+    #: Functions of the package whose code calls exec/eval/compile (``"module.func"`` or
+    #: ``"module:Class.method"``): key -> why a capsule cannot run its own text through it
+    #: (refused in ``refused``, or the text is the library's own).  tests/
+    #: test_library_boundary.py fails on any such function of the installed library not here.
+    evaluators: dict = field(default_factory=dict)
     #: What stays unchecked, said plainly (README, refusals).
     unchecked: str = ""

@@ -34,4 +34,10 @@ PROFILE = Profile(
         "tqdm.autonotebook.tqdm": "text_tqdm",
         "tqdm.autonotebook.trange": "text_trange",
     },
+    evaluators={
+        "tqdm.contrib.concurrent._get_interpreter_init": (
+            "builds a subinterpreter's start-up source from tqdm's class name and sys.path "
+            "(no capsule text)"
+        ),
+    },
 )

@@ -33,7 +33,7 @@ from ..errors import (
 from ..gate import gate
 from ..membrane import Proxy, target_of
 from ..membrane.values import add_value_types
-from . import PROFILES, asking_package, boundary, instances
+from . import PROFILES, asking_package, boundary, engines, instances
 from .profile import PathArg
 
 _PATH_TYPES = ("PosixPath", "PurePosixPath", "WindowsPath", "PureWindowsPath", "Path")
@@ -711,6 +711,7 @@ def install() -> None:
     if "matplotlib.pyplot" in sys.modules:
         boundary.scope_figures()
     instances.scope_tables(PROFILES.values())  # class-level instance tables, per capsule
+    engines.install()  # jinja2 (pandas' Styler): capsule text only in its sandbox
     if len(_INSTALLED_KEYS) == len(_METHODS) + len(_TEMPLATES):
         return  # everything wrapped: the common case, one comparison per module view
     for key, entry in _METHODS.items():
