@@ -341,7 +341,9 @@ def test_capsule_template_files_are_not_compiled_unsandboxed(tmp_path):
 def test_jinja_classes_are_frozen_for_capsules():
     capsule = Capsule(grants=[("import", "pandas")])
     with pytest.raises(TypeError, match="immutable"):
-        capsule.run("import pandas as pd\nE = type(type(pd.DataFrame().style).env)\nE.compile = len")
+        capsule.run(
+            "import pandas as pd\nE = type(type(pd.DataFrame().style).env)\nE.compile = len"
+        )
     import jinja2
 
     assert jinja2.Environment.compile is not len

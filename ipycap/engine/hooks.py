@@ -37,12 +37,11 @@ import weakref
 
 from . import arrayguard, guard
 from .caches import compares_in_capsule
-from .membrane import is_plain, wrap
-from .membrane.authority import _callback_cap, _check_withheld
-# wrap() imports it lazily; an import while a capsule compares would be refused.
 from .libraries import PROFILES as _PROFILES
 from .libraries import instances as _instances
-from .libraries import readonly as _readonly  # noqa: F401
+from .libraries import readonly as _readonly  # noqa: F401 (wrap() imports it lazily: not while comparing)
+from .membrane import is_plain, wrap
+from .membrane.authority import _callback_cap, _check_withheld
 from .registry import Capability
 
 # Every class a capsule makes, however it is made, gets the array-protocol guard.
@@ -468,6 +467,8 @@ def _install() -> None:
 
 _install()
 guard.after_class_write = after_write
+
+
 def _before_freeze(cls) -> None:
     """Before a shared class is frozen: guard its capsule hooks; a library class's listed
     instance tables become per capsule (libraries/instances.py)."""

@@ -40,8 +40,7 @@ def _refuse(name: str):
         f"{name!r} of the process stream (sys.stdout/sys.stderr) is hidden from capsule code",
         "membrane",
         None,
-        hint="the stream carries no authority: write, flush, isatty, fileno and its "
-        "encoding work",
+        hint="the stream carries no authority: write, flush, isatty, fileno and its encoding work",
     )
 
 

@@ -49,7 +49,9 @@ def _refusal(what, hint=None):
 
 
 def _trusted_type(tp, base) -> bool:
-    return issubclass(tp, base) and not any(guard.is_own(c) for c in type.__dict__["__mro__"].__get__(tp))
+    return issubclass(tp, base) and not any(
+        guard.is_own(c) for c in type.__dict__["__mro__"].__get__(tp)
+    )
 
 
 def _plain_instance(env) -> bool:
