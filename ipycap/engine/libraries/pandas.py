@@ -35,6 +35,9 @@ PROFILE = Profile(
         "narwhals",
         "numexpr",
         "bottleneck",
+        # Styler's templates (its string compiles are sandboxed for capsules: engines.py)
+        "jinja2",
+        "markupsafe",
     ),
     stdlib=(
         "importlib.metadata",
