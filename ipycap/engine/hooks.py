@@ -37,8 +37,12 @@ import weakref
 
 from . import arrayguard, guard
 from .caches import compares_in_capsule
+from .libraries import PROFILES as _PROFILES
+from .libraries import instances as _instances
+from .libraries import readonly as _readonly  # noqa: F401 (wrap() imports it lazily: not while comparing)
 from .membrane import Proxy, capability_of, is_plain, target_of, wrap
-from .membrane.authority import _callback_cap
+from .membrane.authority import _callback_cap, _check_withheld
+from .registry import Capability
 
 # Every class a capsule makes, however it is made, gets the array-protocol guard.
 arrayguard.install()
@@ -56,6 +60,11 @@ CLASS_HOOKS = ("__subclasshook__", "__subclasscheck__", "__instancecheck__")
 #: Metaclass entries that decide which callables (or classes) the ABC walk meets next.
 META_HOOKS = ("__getattribute__", "__getattr__", "__subclasses__")
 HOOK_NAMES = frozenset(CLASS_HOOKS + META_HOOKS)
+#: Rich comparisons: trusted code calls them implicitly with its own objects as the operand
+#: (``fp in (sys.stderr, sys.stdout)``, ``list.index``, a dict probe on a hash collision,
+#: ``sorted``, ``inst.fp == fp`` in tqdm.write()).  See :class:`_Operands`.
+COMPARE_HOOKS = frozenset(("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__"))
+GUARDED_NAMES = HOOK_NAMES | COMPARE_HOOKS
 
 _TRUSTED_C = (
     types.BuiltinFunctionType,
@@ -90,7 +99,9 @@ def inbound(value):
 def _is_trusted(entry) -> bool:
     """Whether a class-dict entry is trusted code (never wrapped) or already guarded."""
     tp = type(entry)
-    if tp is _Hook or tp is _DataHook or tp in _TRUSTED_C:
+    if tp is _Hook or tp is _DataHook or tp is _CompareHook or tp is _CompareDataHook:
+        return True
+    if tp in _TRUSTED_C:
         return True
     if tp is types.FunctionType:
         return not guard.is_own(entry)
@@ -150,11 +161,108 @@ class _DataHook(_Hook):
         type(self._entry).__delete__(self._entry, obj)
 
 
+# -- comparisons trusted code runs on capsule objects -------------------------------------
+def _capsule_caller(frame) -> bool:
+    return guard.context_of(frame.f_builtins) is not None or guard.frame_is_capsule_code(frame)
+
+
+def _passes(value) -> bool:
+    """An operand a capsule comparison may receive as it is (plain data, a proxy, its own)."""
+    tp = type(value)
+    if tp in guard.PROXY_TYPES or is_plain(value):
+        return True
+    if _type_flags(tp) & _TYPE_SUBCLASS:
+        return value in guard.OWN_TYPES or not (_type_flags(value) & _HEAPTYPE)
+    return guard.is_own(value)
+
+
+def _operand_cap():
+    """A capability for the operands of one comparison call: revoked when it returns."""
+    return Capability(None, "cap-operand", "object", _OPERAND_TARGET, "membrane", "cell")
+
+
+_OPERAND_TARGET = "<an operand trusted code compared with a capsule object>"
+
+
+def _operand(value, cap):
+    """``value`` as a capsule comparison called by trusted code receives it: as it is when
+    it passes, else a proxy under ``cap`` (objects that never enter a capsule, ipycap's and
+    IPython's machinery, as a proxy of a placeholder: the comparison learns nothing of
+    them)."""
+    if _passes(value):
+        return value
+    if _type_flags(type(value)) & _TYPE_SUBCLASS and guard._is_stdlib_class(value):
+        return guard.share_class(value)
+    try:
+        _check_withheld(value)
+    except guard.CapsuleTypeError:
+        return wrap(object(), cap)
+    return wrap(value, cap)
+
+
+class _Operands:
+    """A capsule class's comparison method as bound for one call.
+
+    Called from capsule code, it runs as written.  Called from trusted code (a library's
+    ``x in (a, b)``, ``list.index``, ``sorted``), each operand that is not plain data, a
+    proxy or the capsule's own enters as a proxy whose capability ends when the method
+    returns: the comparison decides with it, nothing keeps it (I2)."""
+
+    __slots__ = ("_fn",)
+
+    def __init__(self, fn):
+        self._fn = fn
+
+    def __call__(self, *args, **kwargs):
+        fn = self._fn
+        if not kwargs and all(map(_passes, args)):
+            return fn(*args)
+        if _capsule_caller(sys._getframe(1)):
+            return fn(*args, **kwargs)
+        cap = _operand_cap()
+        try:
+            return fn(
+                *[_operand(a, cap) for a in args],
+                **{k: _operand(v, cap) for k, v in kwargs.items()},
+            )
+        finally:
+            cap.revoked = True
+
+
+class _CompareHook:
+    """A guarded comparison entry of a capsule class: binds like the entry it replaces,
+    calls through :class:`_Operands`."""
+
+    __slots__ = ("_entry", "_name")
+
+    def __init__(self, entry, name):
+        self._entry = entry
+        self._name = name
+
+    def __get__(self, obj, owner=None):
+        entry = self._entry
+        get = getattr(type(entry), "__get__", None)
+        return _Operands(entry if get is None else get(entry, obj, owner))
+
+
+class _CompareDataHook(_CompareHook):
+    __slots__ = ()
+
+    def __set__(self, obj, value):
+        type(self._entry).__set__(self._entry, obj, value)
+
+    def __delete__(self, obj):
+        type(self._entry).__delete__(self._entry, obj)
+
+
 def _guard_entry(cls: type, name: str, entry) -> None:
     if _is_trusted(entry):
         return
     data = hasattr(type(entry), "__set__") or hasattr(type(entry), "__delete__")
-    replacement = (_DataHook if data else _Hook)(entry, name)
+    if name in COMPARE_HOOKS:
+        replacement = (_CompareDataHook if data else _CompareHook)(entry, name)
+    else:
+        replacement = (_DataHook if data else _Hook)(entry, name)
     try:
         type.__setattr__(cls, name, replacement)
     except TypeError:
@@ -171,7 +279,7 @@ def _prepare_dict(cls: type) -> None:
         return
     if _type_flags(cls) & _HEAPTYPE:
         d = _type_dict(cls)
-        for name in HOOK_NAMES:
+        for name in GUARDED_NAMES:
             entry = d.get(name)
             if entry is not None:
                 _guard_entry(cls, name, entry)
@@ -209,7 +317,7 @@ def after_write(obj, name: str) -> None:
     ``__bases__`` or ``__class__`` brings new dicts into the walk, so prepare again."""
     if not _type_flags(type(obj)) & _TYPE_SUBCLASS:
         return
-    if name in HOOK_NAMES:
+    if name in GUARDED_NAMES:
         entry = _type_dict(obj).get(name)
         if entry is not None:
             _guard_entry(obj, name, entry)
@@ -485,4 +593,13 @@ def _install() -> None:
 
 _install()
 guard.after_class_write = after_write
-guard.before_freeze = _prepare_dict
+
+
+def _before_freeze(cls) -> None:
+    """Before a shared class is frozen: guard its capsule hooks; a library class's listed
+    instance tables become per capsule (libraries/instances.py)."""
+    _prepare_dict(cls)
+    _instances.scope_class(cls, _PROFILES.values())
+
+
+guard.before_freeze = _before_freeze

@@ -68,7 +68,7 @@ import time
 import weakref
 from dataclasses import dataclass
 
-from . import guard, intlimits, terminal, tripwire
+from . import guard, intlimits, streams, tripwire
 from .errors import CapabilityError, PolicyError
 from .guard import CAPSULE_MARK
 
@@ -435,54 +435,10 @@ def charge_display(data, metadata=None) -> bool:
     return True
 
 
-class _CellStream:
-    """``sys.stdout``/``sys.stderr`` while a limited cell runs: what the capsule thread writes
-    is sanitised (terminal control sequences) and counted; other threads pass through."""
-
-    def __init__(self, stream, run: _Run):
-        self._stream = stream
-        self._run = run
-
-    def write(self, text):
-        if threading.current_thread() is not self._run.thread:
-            return self._stream.write(text)
-        if type(text) is not str:
-            text = "".join([text]) if isinstance(text, str) else str(text)
-        n = len(text)
-        clean = terminal.sanitize(text)
-        kept = self._run.take_output(len(clean))
-        if kept:
-            self._stream.write(clean[:kept])
-        return n
-
-    def writelines(self, lines):
-        for line in lines:
-            self.write(line)
-
-    def __getattr__(self, name):
-        return getattr(self._stream, name)
-
-
-class ProcessStream:
-    """``sys.stdout``/``sys.stderr`` between cells: what is written while capsule code is on
-    the writing thread's stack (a ``__del__`` run by a later garbage collection, a callback
-    trusted code calls) passes the terminal sanitiser; trusted writes pass through as they
-    are.  Installed around the process's streams by the first limited cell and kept."""
-
-    def __init__(self, stream):
-        self._stream = stream
-
-    def write(self, text):
-        if tripwire.capsule_on_stack():
-            text = terminal.sanitize(text)
-        return self._stream.write(text)
-
-    def writelines(self, lines):
-        for line in lines:
-            self.write(line)
-
-    def __getattr__(self, name):
-        return getattr(self._stream, name)
+# The process streams (opaque: no attribute path to the run, its context or the stream
+# below; streams.py).
+_CellStream = streams.CellStream
+ProcessStream = streams.ProcessStream
 
 
 def _guard_process_streams() -> None:

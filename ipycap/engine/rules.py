@@ -237,6 +237,8 @@ AUDITED_MODULES = frozenset(
         "ipycap.engine.output",
         "ipycap.engine.stdlib_guards",
         "ipycap.engine.stdviews",
+        # the process streams a library holds (sys.stderr as tqdm's fp): opaque, no state
+        "ipycap.engine.streams",
         "ipycap.engine.libraries.wrappers",
         "ipycap.engine._speedups",
         # the classes the capsule's IPython.display view hands out (HTML, Markdown, ...)

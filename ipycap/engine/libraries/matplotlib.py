@@ -89,4 +89,23 @@ PROFILE = Profile(
         "matplotlib.cbook._auto_format_str": PathArg(0, "fmt"),  # bar_label(fmt='{...}')
     },
     unchecked="savefig opens files from Python, where the tripwire checks them",
+    # Cached unit polygons and stars (Path objects): per capsule, so a capsule's Path is
+    # never the one trusted code draws.
+    instance_tables=(
+        "matplotlib.path:Path._unit_regular_polygons",
+        "matplotlib.path:Path._unit_regular_stars",
+    ),
+    shared_tables={
+        "matplotlib:RcParams.validate": "rcParam name -> validator, made at import",
+        "matplotlib._mathtext:_GlueSpec._named": "mathtext glue specs (named tuples)",
+        "matplotlib.path:Path.NUM_VERTICES_FOR_CODE": "path code -> vertex count (ints)",
+        "matplotlib.legend:Legend._default_handler_map": (
+            "artist class -> legend handler, made at import (no instance of user data)"
+        ),
+        "matplotlib.axes._base:_AxesBase._shared_axes": (
+            "Groupers of axes joined by sharex/sharey: trusted code draws a capsule's "
+            "figures after its cell and must see its shared axes.  OPEN: it holds the "
+            "user's shared axes too (a per-capsule view of the Groupers is to be written)"
+        ),
+    },
 )

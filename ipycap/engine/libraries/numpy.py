@@ -17,6 +17,9 @@ PROFILE = Profile(
     refused={
         "numpy.memmap": "it memory-maps a file (mmap is refused in capsules)",
         "numpy.ctypeslib": "it turns raw addresses into arrays (any memory of the process)",
+        "numpy.testing.runstring": "it execs a string in numpy's frame (real builtins)",
+        "numpy.testing.measure": "it compiles a string past the gate and execs it",
+        "numpy.f2py": "it builds and loads compiled extensions; its Fortran reader evals text",
     },
     object_attrs={
         "ctypes": "an array's ctypes view hands out its raw memory address",
@@ -40,5 +43,29 @@ PROFILE = Profile(
         "numpy.load": "numpy_load",
         "numpy.lib.stride_tricks.as_strided": "as_strided",
         "numpy.printoptions": "printoptions",
+    },
+    # finfo objects are cached on the class and have writable attributes: per capsule, so a
+    # capsule's 'np.finfo(float).eps = 0' never reaches trusted code's finfo.
+    instance_tables=("numpy:finfo._finfo_cache",),
+    evaluators={
+        "numpy.testing._private.utils.runstring": "refused (numpy.testing.runstring)",
+        "numpy.testing._private.utils.measure": "refused (numpy.testing.measure)",
+        **{
+            f"numpy.f2py.{name}": "refused (numpy.f2py)"
+            for name in (
+                "auxfuncs.l_and",
+                "auxfuncs.l_or",
+                "auxfuncs.l_not",
+                "capi_maps.load_f2cmap_file",
+                "capi_maps.getarrdims",
+                "capi_maps.getinit",
+                "crackfortran.analyzeline",
+                "crackfortran.myeval",
+                "crackfortran._eval_scalar",
+                "crackfortran.analyzevars",
+                "crackfortran.param_eval",
+                "crackfortran.vars2fortran",
+            )
+        },
     },
 )

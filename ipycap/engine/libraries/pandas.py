@@ -46,6 +46,9 @@ PROFILE = Profile(
         "narwhals",
         "numexpr",
         "bottleneck",
+        # Styler's templates (its string compiles are sandboxed for capsules: engines.py)
+        "jinja2",
+        "markupsafe",
     ),
     stdlib=(
         "importlib.metadata",
@@ -141,4 +144,7 @@ PROFILE = Profile(
         "pandas.plotting.plot_params": "read_only_table",
     },
     unchecked="pandas' Python-level file opens are also checked by the tripwire",
+    shared_tables={
+        "pandas:Index._engine_types": "dtype -> index engine class (classes, frozen)",
+    },
 )

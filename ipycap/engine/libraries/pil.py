@@ -14,6 +14,8 @@ PROFILE = Profile(
         "PIL.ImageQt": "Qt objects",
         "PIL.ImageTk": "Tk objects",
         "PIL.ImageCms": "colour profiles are read from system folders",
+        "PIL.ImageMath.unsafe_eval": "it evals a string with Python's eval (use lambda_eval)",
+        "PIL.ImageMath.eval": "it evals a string with Python's eval (use lambda_eval)",
     },
     reads={"PIL.Image.open": PathArg(0, "fp")},
     registers={
@@ -35,4 +37,5 @@ PROFILE = Profile(
     },
     replaced={"PIL.Image.registered_extensions": "copy_result"},
     unchecked="decoders are C code; the paths they read are checked before they open",
+    evaluators={"PIL.ImageMath.unsafe_eval": "refused (PIL.ImageMath.unsafe_eval, .eval)"},
 )

@@ -122,4 +122,10 @@ PROFILE = Profile(
         "polars:DataFrame.write_clipboard": "refuse_database",
     },
     unchecked="reads through a polars plugin or a cloud URL are refused, never unchecked",
+    evaluators={
+        "polars.io.delta._dataset:DeltaDataset.to_dataset_scan": (
+            "evals the pyarrow predicate polars serialises from an expression (its own text; "
+            "a private class of scan_delta, which needs deltalake)"
+        ),
+    },
 )

@@ -75,5 +75,18 @@ class Profile:
     #: read-only; True: they are the capsule's own, membrane/derived.py).  A rule names a
     #: class the library defines; subclasses of user code are never sources.
     derived: dict = field(default_factory=dict)
+    #: Class-level tables of live instances (``"module:Class.attr"``): seen per capsule
+    #: (``instances.PerCapsule``), so trusted instances never reach a capsule through them and
+    #: trusted code never walks a capsule's (tqdm's ``_instances``).
+    instance_tables: tuple = ()
+    #: Class-level containers of objects that are not such tables: key -> why they stay
+    #: shared.  tests/test_library_boundary.py fails on any such container of the installed
+    #: library that is in neither.
+    shared_tables: dict = field(default_factory=dict)
+    #: Functions of the package whose code calls exec/eval/compile (``"module.func"`` or
+    #: ``"module:Class.method"``): key -> why a capsule cannot run its own text through it
+    #: (refused in ``refused``, or the text is the library's own).  tests/
+    #: test_library_boundary.py fails on any such function of the installed library not here.
+    evaluators: dict = field(default_factory=dict)
     #: What stays unchecked, said plainly (README, refusals).
     unchecked: str = ""

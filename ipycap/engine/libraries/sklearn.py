@@ -55,4 +55,9 @@ PROFILE = Profile(
         "sklearn.preprocessing.add_dummy_feature": "returns a copy of the data with a column",
     },
     unchecked="estimators with n_jobs > 1 run their workers one after another in a capsule",
+    evaluators={
+        "sklearn.externals.array_api_compat._internal.clone_module": (
+            "execs 'from M import *' for a module name of its own (no capsule text)"
+        ),
+    },
 )

@@ -17,6 +17,10 @@ PROFILE = Profile(
     # drawn later (I3).  tqdm writes to its class at run time only to create its write lock
     # and its monitor thread: the lock is made before the class is frozen and the monitor
     # is switched off (wrappers._prepare_tqdm; tqdm.monitor_interval = 0, as users do).
+    # Every live bar, walked by tqdm.write() and the monitor: per capsule, so a capsule
+    # never reads the user's bars (their iterable: a trusted file) and trusted writes never
+    # compare the user's stream with a capsule bar's file.
+    instance_tables=("tqdm.std:tqdm._instances",),
     templates={
         "tqdm.std:tqdm.format_meter": PathArg(9, "bar_format"),  # a staticmethod
         "tqdm.std:tqdm.__init__": PathArg(15, "bar_format"),
@@ -29,5 +33,11 @@ PROFILE = Profile(
         "tqdm.notebook.trange": "text_trange",
         "tqdm.autonotebook.tqdm": "text_tqdm",
         "tqdm.autonotebook.trange": "text_trange",
+    },
+    evaluators={
+        "tqdm.contrib.concurrent._get_interpreter_init": (
+            "builds a subinterpreter's start-up source from tqdm's class name and sys.path "
+            "(no capsule text)"
+        ),
     },
 )

@@ -34,7 +34,7 @@ from ..gate import gate
 from ..membrane import Proxy, target_of
 from ..membrane import readonly as _membrane_readonly
 from ..membrane.values import add_value_types
-from . import PROFILES, asking_package, boundary
+from . import PROFILES, asking_package, boundary, engines, instances
 from .profile import PathArg
 
 _PATH_TYPES = ("PosixPath", "PurePosixPath", "WindowsPath", "PureWindowsPath", "Path")
@@ -753,6 +753,8 @@ def install() -> None:
             _prepare_tqdm()
     if "matplotlib.pyplot" in sys.modules:
         boundary.scope_figures()
+    instances.scope_tables(PROFILES.values())  # class-level instance tables, per capsule
+    engines.install()  # jinja2 (pandas' Styler): capsule text only in its sandbox
     if len(_INSTALLED_KEYS) == len(_METHODS) + len(_TEMPLATES):
         return  # everything wrapped: the common case, one comparison per module view
     for key, entry in _METHODS.items():
