@@ -11,6 +11,7 @@ import reprlib
 import sys
 import types
 
+from . import classfreeze as _classfreeze
 from . import deputies as _deputies
 from . import guard, rules, tripwire
 from .errors import CapsuleAttributeError, CapsuleImportError, CapsuleTypeError
@@ -81,6 +82,8 @@ def _view_miss(self, name):
     if name[:1] == "_":
         raise _private(module.__name__, name)
     override = MODULE_OVERRIDES.get((module.__name__, name))
+    if type(override) is _deputies.PerCapsule:
+        return override.get()  # each capsule's own copy: never cached in the shared view
     if override is not None:
         value = override
     elif _library_view_attr is not None and _library_refused(module.__name__, name):
@@ -212,6 +215,8 @@ def make_view(module, context=None) -> ModuleView:
     if _library_install is not None:
         _library_install()  # profiled methods of libraries imported since (once each)
     if view is None or _view_module(view) is not module:
+        _deputies.on_view(module)
+        _classfreeze.freeze_reachable(module)  # stdlib classes it leads to (classfreeze.py)
         view = ModuleView.__new__(ModuleView)
         _view_set_module(view, module)
         _VIEWS[module.__name__] = view
@@ -496,6 +501,7 @@ for _name in ("setfirstweekday", "firstweekday", "monthcalendar", "prweek", "wee
     if type(_fn) is types.MethodType and _fn.__self__ is getattr(calendar, "c", None):
         MODULE_OVERRIDES[("calendar", _name)] = types.MethodType(_fn.__func__, _CAPSULE_CALENDAR)
 MODULE_OVERRIDES[("calendar", "c")] = _CAPSULE_CALENDAR
+MODULE_OVERRIDES.update(_deputies._calendar_overrides(_CAPSULE_CALENDAR))
 # Grantable stdlib functions that write process-wide tables or streams (ipycap.engine.deputies).
 MODULE_OVERRIDES.update(_deputies.OVERRIDES)
 

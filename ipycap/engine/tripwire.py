@@ -788,6 +788,13 @@ def trusted_compile(tree, filename: str, mode: str, flags: int = 0):
     )
 
 
+def trusted_module_types(module) -> list:
+    """The classes an extension module's state holds (classfreeze freezes them)."""
+    import gc
+
+    return [r for r in gc.get_referents(module) if isinstance(r, type)]
+
+
 def trusted_append(path: str, text: str) -> None:
     """Append to ipycap's own audit log."""
     with open(path, "a", encoding="utf-8") as f:

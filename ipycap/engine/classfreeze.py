@@ -1,0 +1,126 @@
+"""Freeze the standard-library classes a capsule can reach, before it can reach them (I3).
+
+guard.share_class freezes a class when a module view or a guarded attribute hands it to a
+capsule.  A class reaches capsule code other ways too: a trusted function's result
+(``typing.get_origin``), a plain attribute of a stdlib object (``TarFile.tarinfo``), and
+writes a trusted object forwards for the capsule (``typing.ChainMap.new_child = f`` is
+``setattr(collections.ChainMap, ...)`` from typing's frame).  On 3.11 a class attribute
+store raises no audit event, so the class itself must refuse it: when a capsule's view of a
+standard-library module is made, every standard-library heap class reachable from that
+module -- its classes and their class-valued attributes, the origins and arguments of its
+typing aliases, and the same for every standard-library module its values come from -- is
+frozen (Py_TPFLAGS_IMMUTABLETYPE; subclassing still works).  Each module is walked once.
+
+``EXEMPT`` lists the reachable classes whose own code writes their class attributes while
+the program runs: freezing them would break trusted code, so they stay mutable, with why a
+capsule cannot use that.  tests/test_classfreeze.py scans for reachable classes that are
+neither frozen nor exempt.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+import typing
+
+from . import deputies, guard, tripwire
+
+_STDLIB = frozenset(sys.stdlib_module_names)
+_HEAPTYPE = 1 << 9
+_IMMUTABLE = 1 << 8
+#: typing's aliases (``typing.ChainMap``) and ``list[int]``: what they stand for is reachable.
+_ALIAS_TYPES = (types.GenericAlias, typing._BaseGenericAlias)
+
+#: (module, qualname) -> why the class stays mutable.
+EXEMPT = {
+    ("weakref", "finalize"): "finalize() sets finalize._dirty and _registered_with_atexit "
+    "on every call; weakref is denied, and no grantable module returns the class",
+    ("_frozen_importlib_external", "_NamespacePath"): "importlib.invalidate_caches() "
+    "increments _NamespacePath._epoch; importlib is denied and nothing grantable returns it",
+    ("difflib", "HtmlDiff"): "make_table() increments HtmlDiff._default_prefix; frozen "
+    "only when a capsule reads it (guard.share_class), which breaks it (a known remainder)",
+}
+
+_WALKED: set = set()  # names of modules already walked
+
+
+def _stdlib(module_name) -> bool:
+    return type(module_name) is str and module_name.partition(".")[0] in _STDLIB
+
+
+def _exempt(cls) -> bool:
+    d = type.__dict__
+    return (d["__module__"].__get__(cls), d["__qualname__"].__get__(cls)) in EXEMPT
+
+
+def freeze_reachable(module) -> None:
+    """Freeze the stdlib heap classes reachable from ``module`` (a stdlib module)."""
+    if guard._freeze_type is None or not _stdlib(getattr(module, "__name__", None)):
+        return
+    pending = [module]
+    seen_classes: dict = {}  # class -> to freeze? (at the end, after instances are sealed)
+    while pending:
+        mod = pending.pop()
+        name = mod.__name__
+        if name in _WALKED:
+            continue
+        _WALKED.add(name)
+        for key, value in list(vars(mod).items()):
+            _visit(value, pending, seen_classes, public=key[:1] != "_")
+        for value in tripwire.trusted_module_types(mod):  # an extension module's own types
+            _visit_class(value, pending, seen_classes)
+    for cls in [cls for cls, freeze in seen_classes.items() if freeze]:
+        if guard.before_freeze is not None:
+            guard.before_freeze(cls)  # as share_class does: hooks guarded first
+        guard._freeze_type(cls)
+
+
+def _queue_module(name, pending) -> None:
+    if _stdlib(name) and name not in _WALKED:
+        mod = sys.modules.get(name)
+        if type(mod) is types.ModuleType:
+            pending.append(mod)
+
+
+def _visit(value, pending, seen_classes, public) -> None:
+    tp = type(value)
+    if tp is types.ModuleType:
+        _queue_module(value.__name__, pending)
+    elif isinstance(value, type):
+        _visit_class(value, pending, seen_classes)
+    elif isinstance(value, _ALIAS_TYPES):
+        origin = value.__origin__ if tp is types.GenericAlias else vars(value).get("__origin__")
+        if isinstance(origin, type):
+            _visit_class(origin, pending, seen_classes)
+        if public and tp is not types.GenericAlias:
+            deputies.seal_found(value)  # typing.List.__origin__ = ... is the alias's own
+        _visit_class(tp, pending, seen_classes)
+    elif tp is types.FunctionType or tp is types.BuiltinFunctionType:
+        _queue_module(getattr(value, "__module__", None), pending)
+    else:  # a shared instance: sealed (deputies.seal); its class is type(x) away
+        if public:  # views hand out no private module attribute
+            deputies.seal_found(value)
+        _visit_class(type(value), pending, seen_classes)
+
+
+def _visit_class(cls, pending, seen) -> None:
+    """Visit ``cls``: a stdlib heap class is to be frozen; its bases, class-valued
+    attributes and shared instances in its dict are visited too."""
+    if cls in seen:
+        return
+    seen[cls] = False
+    module = type.__dict__["__module__"].__get__(cls)
+    if not _stdlib(module):
+        return
+    _queue_module(module, pending)
+    flags = type.__dict__["__flags__"].__get__(cls)
+    seen[cls] = bool(flags & _HEAPTYPE and not flags & _IMMUTABLE and not _exempt(cls))
+    for base in type.__dict__["__mro__"].__get__(cls)[1:]:
+        _visit_class(base, pending, seen)
+    for key, attr in list(type.__dict__["__dict__"].__get__(cls).items()):
+        if isinstance(attr, type):
+            _visit_class(attr, pending, seen)
+            continue
+        if key[:1] != "_":
+            deputies.seal_found(attr)  # Document.implementation: one shared instance
+        _visit_class(type(attr), pending, seen)
