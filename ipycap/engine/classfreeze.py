@@ -122,5 +122,5 @@ def _visit_class(cls, pending, seen) -> None:
             _visit_class(attr, pending, seen)
             continue
         if key[:1] != "_":
-            deputies.seal_found(attr)  # Document.implementation: one shared instance
+            deputies.seal_found(attr, module_level=False)  # Document.implementation
         _visit_class(type(attr), pending, seen)

@@ -18,8 +18,10 @@ every default and grantable module for setters and instances not classified here
 from __future__ import annotations
 
 import enum
+import functools
 import sys
 import types
+import typing
 import weakref
 
 from . import tripwire
@@ -71,12 +73,14 @@ OVERRIDES = {
         "csv.unregister_dialect", "the dialect registry is process-wide", None
     ),
     ("csv", "field_size_limit"): field_size_limit,
-    ("xml.etree.ElementTree", "register_namespace"): _refuser(
-        "xml.etree.ElementTree.register_namespace",
-        "the prefix table is process-wide: trusted XML output would use the capsule's",
-        None,
-    ),
 }
+_REGISTER_NAMESPACE = _refuser(
+    "xml.etree.ElementTree.register_namespace",
+    "the prefix table is process-wide: trusted XML output would use the capsule's",
+    None,
+)
+OVERRIDES[("xml.etree.ElementTree", "register_namespace")] = _REGISTER_NAMESPACE
+OVERRIDES[("xml.etree.cElementTree", "register_namespace")] = _REGISTER_NAMESPACE
 
 
 class PerCapsule:
@@ -126,36 +130,55 @@ def seal(obj):
     is on the stack (trusted code alone still writes it): its class checks, in a
     ``__setattr__``/``__delattr__`` put before whatever it had.  Returns ``obj``; TypeError
     if its class is frozen already (classfreeze seals before it freezes)."""
-    cls = type(obj)
-    if cls not in _GUARDED:
-        if type.__dict__["__flags__"].__get__(cls) & _IMMUTABLE:
-            raise TypeError(f"{cls.__qualname__} is frozen: its instances cannot be sealed")
-        set_through, del_through = cls.__setattr__, cls.__delattr__
-
-        def __setattr__(self, name, value):
-            if _SHARED.get(id(self)) is self:
-                _refuse_capsule_write(self, name)
-            set_through(self, name, value)
-
-        def __delattr__(self, name):
-            if _SHARED.get(id(self)) is self:
-                _refuse_capsule_write(self, name)
-            del_through(self, name)
-
-        type.__setattr__(cls, "__setattr__", __setattr__)
-        type.__setattr__(cls, "__delattr__", __delattr__)
-        _GUARDED.add(cls)
+    guard_class(type(obj))
     _SHARED[id(obj)] = obj
     return obj
 
 
-def seal_found(obj) -> None:
-    """classfreeze met a shared instance: seal it if it is sealable."""
+def guard_class(cls) -> None:
+    """Give ``cls`` the check seal() relies on (once; before it is frozen)."""
+    if cls in _GUARDED:
+        return
+    if type.__dict__["__flags__"].__get__(cls) & _IMMUTABLE:
+        raise TypeError(f"{cls.__qualname__} is frozen: its instances cannot be sealed")
+    set_through, del_through = cls.__setattr__, cls.__delattr__
+
+    def __setattr__(self, name, value):
+        if _SHARED.get(id(self)) is self:
+            _refuse_capsule_write(self, name)
+        set_through(self, name, value)
+
+    def __delattr__(self, name):
+        if _SHARED.get(id(self)) is self:
+            _refuse_capsule_write(self, name)
+        del_through(self, name)
+
+    type.__setattr__(cls, "__setattr__", __setattr__)
+    type.__setattr__(cls, "__delattr__", __delattr__)
+    _GUARDED.add(cls)
+
+
+def _guard_typing_objects() -> None:
+    """typing's objects (aliases, special forms, TypeVars) are the module-level instances of
+    every module with annotations; their classes are guarded now, before classfreeze
+    freezes them from whichever module it walks first."""
+    todo = [typing._Final]
+    while todo:
+        cls = todo.pop()
+        if cls.__module__ == "typing" and not issubclass(cls, type):
+            guard_class(cls)
+        todo.extend(type.__subclasses__(cls))
+
+
+def seal_found(obj, module_level=True) -> None:
+    """classfreeze met a shared instance: seal it if it is sealable (a class attribute's
+    only when its class can still be guarded)."""
     if _SHARED.get(id(obj)) is not obj and sealable(obj):
         try:
             seal(obj)
         except TypeError:
-            UNSEALED.append(obj)
+            if module_level:
+                UNSEALED.append(obj)
 
 
 def _guard_enum_members() -> None:
@@ -189,7 +212,7 @@ def _listed(member) -> bool:
 
 
 def _refuse_capsule_write(obj, name):
-    if tripwire.capsule_on_stack():
+    if tripwire.capsule_writes_here():
         raise CapsuleTypeError(
             f"{type(obj).__module__}.{type(obj).__qualname__} object is shared with trusted "
             f"code: capsules cannot set or delete {name!r} on it",
@@ -288,8 +311,19 @@ OVERRIDES.update(
 )
 OVERRIDES.update(_decimal_copies())
 _STDLIB = frozenset(sys.stdlib_module_names)
-_NOT_SHARED = (type, BaseException, types.ModuleType, enum.Enum)
+#: Not sealed: classes (frozen), exceptions, modules (views), enum members (their own
+#: guard), partials and lru_cache wrappers (called through their C slot; what they call
+#: is read-only).
+_NOT_SHARED = (
+    type,
+    BaseException,
+    types.ModuleType,
+    enum.Enum,
+    functools.partial,
+    type(functools.lru_cache(id)),
+)
 _guard_enum_members()
+_guard_typing_objects()
 
 #: Setters and module-level instances of default/grantable modules that write or are
 #: process-wide state, reviewed and left as they are: (module, name) -> why.

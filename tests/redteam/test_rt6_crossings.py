@@ -376,11 +376,14 @@ def test_stdlib_class_reached_without_freeze_gets_capsule_method(token, variant)
 
     # The attack is real -- in a fresh interpreter: in this one an earlier capsule has
     # frozen these classes (classfreeze), and plain Python cannot write them either.
-    assert _plain_fresh(
-        _alias_write(variant)
-        + "import collections\ncollections.ChainMap({'secret': 1}).new_child()\n"
-        "collections.Counter({'secret': 1}).most_common()\nprint(len(seen))\n"
-    ) == "2"
+    assert (
+        _plain_fresh(
+            _alias_write(variant)
+            + "import collections\ncollections.ChainMap({'secret': 1}).new_child()\n"
+            "collections.Counter({'secret': 1}).most_common()\nprint(len(seen))\n"
+        )
+        == "2"
+    )
 
     c = Capsule()
     try:
