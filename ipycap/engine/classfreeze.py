@@ -9,7 +9,8 @@ store raises no audit event, so the class itself must refuse it: when a capsule'
 standard-library module is made, every standard-library heap class reachable from that
 module -- its classes and their class-valued attributes, the origins and arguments of its
 typing aliases, and the same for every standard-library module its values come from -- is
-frozen (Py_TPFLAGS_IMMUTABLETYPE; subclassing still works).  Each module is walked once.
+frozen (Py_TPFLAGS_IMMUTABLETYPE; subclassing still works).  Each module is walked once,
+and again when its dict has grown (``import xml.dom`` adds ``dom`` to ``xml``).
 
 ``EXEMPT`` lists the reachable classes whose own code writes their class attributes while
 the program runs: freezing them would break trusted code, so they stay mutable, with why a
@@ -41,7 +42,7 @@ EXEMPT = {
     "only when a capsule reads it (guard.share_class), which breaks it (a known remainder)",
 }
 
-_WALKED: set = set()  # names of modules already walked
+_WALKED: dict = {}  # module name -> size of its dict when walked (a grown one is walked again)
 
 
 def _stdlib(module_name) -> bool:
@@ -54,17 +55,19 @@ def _exempt(cls) -> bool:
 
 
 def freeze_reachable(module) -> None:
-    """Freeze the stdlib heap classes reachable from ``module`` (a stdlib module)."""
-    if guard._freeze_type is None or not _stdlib(getattr(module, "__name__", None)):
+    """Freeze the stdlib heap classes reachable from ``module`` (a stdlib module); called
+    for every view a capsule gets, it returns at once for a module walked as it is now."""
+    name = getattr(module, "__name__", None)
+    if guard._freeze_type is None or not _stdlib(name) or _WALKED.get(name) == len(vars(module)):
         return
     pending = [module]
     seen_classes: dict = {}  # class -> to freeze? (at the end, after instances are sealed)
     while pending:
         mod = pending.pop()
-        name = mod.__name__
-        if name in _WALKED:
+        name, size = mod.__name__, len(vars(mod))
+        if _WALKED.get(name) == size:
             continue
-        _WALKED.add(name)
+        _WALKED[name] = size
         for key, value in list(vars(mod).items()):
             _visit(value, pending, seen_classes, public=key[:1] != "_")
         for value in tripwire.trusted_module_types(mod):  # an extension module's own types
@@ -76,9 +79,9 @@ def freeze_reachable(module) -> None:
 
 
 def _queue_module(name, pending) -> None:
-    if _stdlib(name) and name not in _WALKED:
+    if _stdlib(name):
         mod = sys.modules.get(name)
-        if type(mod) is types.ModuleType:
+        if type(mod) is types.ModuleType and _WALKED.get(name) != len(vars(mod)):
             pending.append(mod)
 
 

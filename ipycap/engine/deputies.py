@@ -104,7 +104,10 @@ class PerCapsule:
 
 
 _GUARDED: set = set()  # classes whose __setattr__/__delattr__ check for shared instances
-_SHARED: dict = {}  # id -> shared instance (held: they live as long as their module anyway)
+_SHARED: dict = {}  # identity -> shared instance (held: they live as long as their module)
+#: An identity key: object.__hash__ is the pointer's (unique among live objects), whatever
+#: the class defines, and unlike id() raises no audit event (the tripwire sees every id()).
+_key = object.__hash__
 _HEAPTYPE, _IMMUTABLE = 1 << 9, 1 << 8
 
 #: Shared instances classfreeze met whose class was frozen before it could be guarded;
@@ -131,8 +134,12 @@ def seal(obj):
     ``__setattr__``/``__delattr__`` put before whatever it had.  Returns ``obj``; TypeError
     if its class is frozen already (classfreeze seals before it freezes)."""
     guard_class(type(obj))
-    _SHARED[id(obj)] = obj
+    _SHARED[_key(obj)] = obj
     return obj
+
+
+def is_sealed(obj) -> bool:
+    return _SHARED.get(_key(obj)) is obj
 
 
 def guard_class(cls) -> None:
@@ -144,12 +151,12 @@ def guard_class(cls) -> None:
     set_through, del_through = cls.__setattr__, cls.__delattr__
 
     def __setattr__(self, name, value):
-        if _SHARED.get(id(self)) is self:
+        if _SHARED.get(_key(self)) is self:
             _refuse_capsule_write(self, name)
         set_through(self, name, value)
 
     def __delattr__(self, name):
-        if _SHARED.get(id(self)) is self:
+        if _SHARED.get(_key(self)) is self:
             _refuse_capsule_write(self, name)
         del_through(self, name)
 
@@ -173,7 +180,7 @@ def _guard_typing_objects() -> None:
 def seal_found(obj, module_level=True) -> None:
     """classfreeze met a shared instance: seal it if it is sealable (a class attribute's
     only when its class can still be guarded)."""
-    if _SHARED.get(id(obj)) is not obj and sealable(obj):
+    if _SHARED.get(_key(obj)) is not obj and sealable(obj):
         try:
             seal(obj)
         except TypeError:
@@ -254,16 +261,21 @@ def _calendar_overrides(capsule_calendar) -> dict:
     return {("calendar", "setfirstweekday"): setfirstweekday}
 
 
+_minidom_sealed = False
+
+
 def _seal_minidom() -> None:
+    global _minidom_sealed
     minidom = sys.modules.get("xml.dom.minidom")
     if minidom is not None:
         seal(minidom.Document.implementation)  # expatbuilder's theDOMImplementation too
+        _minidom_sealed = True
 
 
 def on_view(module) -> None:
-    """A capsule's view of ``module`` is about to be made (modules.make_view), before
-    classfreeze freezes what it reaches (a frozen class's instances cannot be sealed)."""
-    if module.__name__.partition(".")[0] == "xml":
+    """A capsule is about to get a view of ``module`` (modules.make_view), before classfreeze
+    freezes what it reaches (a frozen class's instances cannot be sealed)."""
+    if module.__name__.partition(".")[0] == "xml" and not _minidom_sealed:
         _seal_minidom()
 
 

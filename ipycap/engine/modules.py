@@ -214,9 +214,9 @@ def make_view(module, context=None) -> ModuleView:
     view = _VIEWS.get(module.__name__)
     if _library_install is not None:
         _library_install()  # profiled methods of libraries imported since (once each)
+    _deputies.on_view(module)
+    _classfreeze.freeze_reachable(module)  # stdlib classes it leads to (classfreeze.py)
     if view is None or _view_module(view) is not module:
-        _deputies.on_view(module)
-        _classfreeze.freeze_reachable(module)  # stdlib classes it leads to (classfreeze.py)
         view = ModuleView.__new__(ModuleView)
         _view_set_module(view, module)
         _VIEWS[module.__name__] = view
