@@ -206,6 +206,7 @@ _SEALED_WRITES = {
     "special-form": "import typing\ntyping.Union._getitem = print",
     "enum-member": "import re\nre.IGNORECASE._value_ = 0",
     "enum-member-delete": "import re\ndel re.IGNORECASE._value_",
+    "flag-pseudo-member": "import re\n(re.I | re.M)._value_ = 0",
     "calendar-name": "import calendar\ncalendar.day_name.extra = 1",
     "dom-implementation": "import xml.dom.minidom\n"
     "xml.dom.minidom.Document.implementation.createDocument = print",
@@ -225,6 +226,7 @@ def test_capsule_cannot_write_shared_module_level_instances(variant):
         "special-form": lambda: typing.Union._getitem,
         "enum-member": lambda: re.IGNORECASE.value,
         "enum-member-delete": lambda: re.IGNORECASE.value,
+        "flag-pseudo-member": lambda: (re.I | re.M).value,
         "calendar-name": lambda: vars(calendar.day_name).get("extra"),
         "dom-implementation": lambda: vars(xml.dom.minidom.Document.implementation).get(
             "createDocument"

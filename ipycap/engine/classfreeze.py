@@ -42,6 +42,9 @@ EXEMPT = {
     "only when a capsule reads it (guard.share_class), which breaks it (a known remainder)",
 }
 
+_CONTAINERS = (dict, list, tuple, set, frozenset)
+_CONTAINER_SEEN: dict = {}  # containers visited in the current walk (identity-keyed)
+_key = object.__hash__  # identity without id(), whose audit event the tripwire sees
 _WALKED: dict = {}  # module name -> size of its dict when walked (a grown one is walked again)
 
 
@@ -61,6 +64,7 @@ def freeze_reachable(module) -> None:
     if guard._freeze_type is None or not _stdlib(name) or _WALKED.get(name) == len(vars(module)):
         return
     pending = [module]
+    _CONTAINER_SEEN.clear()
     seen_classes: dict = {}  # class -> to freeze? (at the end, after instances are sealed)
     while pending:
         mod = pending.pop()
@@ -72,6 +76,7 @@ def freeze_reachable(module) -> None:
             _visit(value, pending, seen_classes, public=key[:1] != "_")
         for value in tripwire.trusted_module_types(mod):  # an extension module's own types
             _visit_class(value, pending, seen_classes)
+    _CONTAINER_SEEN.clear()
     for cls in [cls for cls, freeze in seen_classes.items() if freeze]:
         if guard.before_freeze is not None:
             guard.before_freeze(cls)  # as share_class does: hooks guarded first
@@ -100,6 +105,13 @@ def _visit(value, pending, seen_classes, public) -> None:
         _visit_class(tp, pending, seen_classes)
     elif tp is types.FunctionType or tp is types.BuiltinFunctionType:
         _queue_module(getattr(value, "__module__", None), pending)
+    elif tp in _CONTAINERS:  # module tables (copyreg.dispatch_table): views hand out copies
+        if _CONTAINER_SEEN.get(_key(value)) is not value:
+            _CONTAINER_SEEN[_key(value)] = value
+            items = list(value.items()) if tp is dict else list(value)
+            for item in items:
+                for part in item if tp is dict else (item,):
+                    _visit(part, pending, seen_classes, public=False)
     else:  # a shared instance: sealed (deputies.seal); its class is type(x) away
         if public:  # views hand out no private module attribute
             deputies.seal_found(value)

@@ -211,11 +211,14 @@ def _guard_enum_members() -> None:
 
 
 def _listed(member) -> bool:
-    cls = type(member)
-    try:
-        return vars(cls).get("_member_map_", {}).get(vars(member).get("_name_")) is member
-    except TypeError:
-        return False
+    """Whether its class lists ``member`` (by name, or by value: Flag's cached pseudo-members
+    such as re.I | re.M); only with str/int keys, whose __eq__ no one else chose."""
+    state, cls_state = vars(member), vars(type(member))
+    name, value = state.get("_name_"), state.get("_value_")
+    by_name, by_value = cls_state.get("_member_map_"), cls_state.get("_value2member_map_")
+    if type(name) is str and type(by_name) is dict and by_name.get(name) is member:
+        return True
+    return type(value) is int and type(by_value) is dict and by_value.get(value) is member
 
 
 def _refuse_capsule_write(obj, name):
