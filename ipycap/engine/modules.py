@@ -13,6 +13,7 @@ import sys
 import types
 import weakref
 
+from . import classfreeze as _classfreeze
 from . import deputies as _deputies
 from . import epoch, guard, rules, tripwire
 from .errors import (
@@ -98,6 +99,8 @@ def _view_miss(self, name):
         override = kept.get(name)
         if override is None:
             override = kept[name] = copied()
+    if type(override) is _deputies.PerCapsule:
+        return override.get()  # each capsule's own copy: never cached in the shared view
     if override is not None:
         value = override
     elif _library_view_attr is not None and _library_refused(module.__name__, name):
@@ -377,6 +380,8 @@ def make_view(module, context=None, name=None, once=False) -> ModuleView:
     view = views.get(module.__name__)
     if _library_install is not None:
         _library_install()  # profiled methods of libraries imported since (once each)
+    _deputies.on_view(module)
+    _classfreeze.freeze_reachable(module)  # stdlib classes it leads to (classfreeze.py)
     if view is None or _view_module(view) is not module:
         view = ModuleView.__new__(ModuleView)
         _view_set_module(view, module)
@@ -684,6 +689,7 @@ for _name in ("setfirstweekday", "firstweekday", "monthcalendar", "prweek", "wee
     if type(_fn) is types.MethodType and _fn.__self__ is getattr(calendar, "c", None):
         MODULE_OVERRIDES[("calendar", _name)] = types.MethodType(_fn.__func__, _CAPSULE_CALENDAR)
 MODULE_OVERRIDES[("calendar", "c")] = _CAPSULE_CALENDAR
+MODULE_OVERRIDES.update(_deputies._calendar_overrides(_CAPSULE_CALENDAR))
 # Grantable stdlib functions that write process-wide tables or streams (ipycap.engine.deputies).
 MODULE_OVERRIDES.update(_deputies.OVERRIDES)
 

@@ -842,6 +842,27 @@ def trusted_compile(tree, filename: str, mode: str, flags: int = 0):
     )
 
 
+def trusted_module_types(module) -> list:
+    """The classes an extension module's state holds (classfreeze freezes them)."""
+    import gc
+
+    return [r for r in gc.get_referents(module) if isinstance(r, type)]
+
+
+def capsule_writes_here() -> bool:
+    """Whether capsule code is on the stack above the write a deputies guard checks, with
+    no trusted module being imported in between (a library imported on a capsule's behalf
+    sets up its own objects: pandas names the module of its enum member no_default)."""
+    f = sys._getframe(1)
+    while f is not None:
+        if _context_of(f.f_builtins) is not None or _frame_is_capsule_code(f):
+            return True
+        if f.f_code.co_name == "<module>" and not _is_ipycap_frame(f):
+            return False
+        f = f.f_back
+    return False
+
+
 def trusted_append(path: str, text: str) -> None:
     """Append to ipycap's own audit log."""
     with open(path, "a", encoding="utf-8") as f:
