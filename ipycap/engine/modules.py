@@ -13,6 +13,7 @@ import types
 
 from . import deputies as _deputies
 from . import guard, rules, tripwire
+from . import tables as _tables
 from .errors import CapsuleAttributeError, CapsuleImportError, CapsuleTypeError
 from .stdviews import STAND_INS
 
@@ -120,9 +121,11 @@ def _read_only_container(value):
     module's own table (``warnings.filters``, ``calendar.mdays``): a capsule could put
     objects there that trusted code later calls or trusts (I3)."""
     tp = type(value)
-    if tp is dict:
-        return types.MappingProxyType(dict(value))
+    if tp is dict:  # entries read-only too (matplotlib's style library: an RcParams a style)
+        return _tables.ReadOnlyTable(dict(value), "a module-level table")
     convert = _READ_ONLY.get(tp)
+    if convert is tuple or convert is frozenset:
+        return convert(_tables.read_only(v) for v in value)
     return convert(value) if convert is not None else value
 
 
@@ -480,7 +483,9 @@ MODULE_OVERRIDES = {
     ("functools", "wraps"): guard.wraps,
     # copy.dispatch_table is copyreg's: a hook put there runs when trusted code copies or
     # pickles an object of that class, and receives the raw object.
-    ("copy", "dispatch_table"): types.MappingProxyType(copyreg.dispatch_table),
+    # (a table that hides it: a mappingproxy hands its dict to a capsule __eq__ it is
+    # compared with)
+    ("copy", "dispatch_table"): _tables.ReadOnlyTable(copyreg.dispatch_table, "copy.dispatch_table"),
     # reprlib.repr/aRepr are one Repr instance that trusted code calls: an instance attribute
     # 'repr_Vault' on it would receive every trusted Vault that reprlib.repr formats.
     ("reprlib", "aRepr"): _CAPSULE_REPR,

@@ -65,6 +65,7 @@ PROFILE = Profile(
         "matplotlib.rcParamsDefault": "read_only_rc",  # rcdefaults() copies them back
         "matplotlib.rcParamsOrig": "read_only_rc",
         "matplotlib.units.registry": "read_only_table",  # type -> converter, every plot asks
+        "matplotlib.colors.get_named_colors_mapping": "read_only_result",  # the colour names
     },
     registers={
         "matplotlib.scale.register_scale": "matplotlib's scale names ('log' for everyone)",
@@ -87,6 +88,46 @@ PROFILE = Profile(
         "matplotlib.ticker:StrMethodFormatter.__init__": PathArg(0, "fmt"),
         "matplotlib.ticker:StrMethodFormatter.__call__": "fmt",  # f.fmt = ... later
         "matplotlib.cbook._auto_format_str": PathArg(0, "fmt"),  # bar_label(fmt='{...}')
+    },
+    tables={
+        **{
+            f"matplotlib.lines:Line2D.{name}": "marker, line and draw styles every Line2D uses"
+            for name in (
+                "markers",
+                "lineStyles",
+                "_lineStyles",
+                "drawStyles",
+                "_drawStyles_l",
+                "_drawStyles_s",
+                "drawStyleKeys",
+            )
+        },
+        "matplotlib.markers:MarkerStyle.markers": "the marker names every plot looks up",
+        **{
+            f"matplotlib.patches:{cls}._style_list": f"{cls}('name') instantiates the class here"
+            for cls in ("BoxStyle", "ConnectionStyle", "ArrowStyle")
+        },
+        "matplotlib.colors:ColorConverter.colors": "the colour names (the same table as "
+        "colors.get_named_colors_mapping())",
+        "matplotlib.font_manager:fontManager.defaultFamily": "the fallback font of findfont",
+        "matplotlib.font_manager:fontManager.ttflist": "the fonts findfont chooses from",
+        "matplotlib.font_manager:fontManager.afmlist": "the fonts findfont chooses from",
+        "matplotlib.legend:Legend._default_handler_map": "artist type -> the handler object "
+        "every legend calls",
+        "matplotlib.backend_bases:FigureCanvasBase.filetypes": "savefig's format names",
+        "matplotlib.ticker:EngFormatter.ENG_PREFIXES": "tick labels",
+        "matplotlib.ticker:MaxNLocator.default_params": "every MaxNLocator's parameters",
+        "matplotlib.path:Path.NUM_VERTICES_FOR_CODE": "how every path is walked",
+        **{
+            f"{module}:{cls}._alias_to_prop": "keyword aliases (lw -> linewidth) of every call"
+            for module, cls in (
+                ("matplotlib.lines", "Line2D"),
+                ("matplotlib.patches", "Patch"),
+                ("matplotlib.text", "Text"),
+                ("matplotlib.collections", "Collection"),
+                ("matplotlib.axes._base", "_AxesBase"),
+            )
+        },
     },
     unchecked="savefig opens files from Python, where the tripwire checks them",
 )

@@ -124,5 +124,11 @@ PROFILE = Profile(
         "pandas.core.generic:NDFrame.to_pickle": "refuse_pickle",
         "pandas.plotting.plot_params": "read_only_table",
     },
+    tables={
+        "pandas.io.formats.style_render:StylerRenderer.env.globals": "the names every "
+        "Styler template sees",
+        "pandas.io.formats.style_render:StylerRenderer.loader.searchpath": "where every "
+        "Styler finds its templates",
+    },
     unchecked="pandas' Python-level file opens are also checked by the tripwire",
 )

@@ -43,6 +43,15 @@ PROFILE = Profile(
     readonly={"polars:DataFrame": "polars_frame", "polars:Series": "polars_frame"},
     loads=("pyarrow", "numpy", "pandas", "matplotlib", "narwhals"),
     stdlib=("importlib.metadata", "importlib.util", "concurrent.futures"),
+    object_attrs={
+        # the native (Rust) objects behind polars' Python classes: their methods read and
+        # write files past every check of the profile
+        "_df": "the native frame, past the profile's checks",
+        "_ldf": "the native frame, past the profile's checks",
+        "_s": "the native series, past the profile's checks",
+        "_ctxt": "the native SQL context, past the profile's checks",
+        "_pyexpr": "the native expression, past the profile's checks",
+    },
     refused={
         "polars.read_database": "database connections are outside the capsule",
         "polars.read_database_uri": "database connections are outside the capsule",
@@ -120,6 +129,12 @@ PROFILE = Profile(
         "polars:DataFrame.write_delta": "refuse_database",
         "polars:DataFrame.write_iceberg": "refuse_database",
         "polars:DataFrame.write_clipboard": "refuse_database",
+        # SQL whose table functions (read_csv('...')) read files natively
+        "polars.sql": "checked_sql",
+        "polars.sql_expr": "checked_sql",
+        "polars.sql.context:SQLContext.execute": "checked_sql",
+        "polars.sql.context:SQLContext.execute_global": "checked_sql",
+        "polars.sql.context:SQLContext.register_catalog": "refuse_database",
     },
     unchecked="reads through a polars plugin or a cloud URL are refused, never unchecked",
 )

@@ -69,5 +69,13 @@ class Profile:
     #: stand-in sharing their data: class -> function name in ``readonly`` (read-only
     #: targets, membrane/readonly.py).
     readonly: dict = field(default_factory=dict)
+    #: Process-wide containers trusted code reads later, kept on a class or a shared object
+    #: (``"module:Class.attr"``, ``"module:obj.attr.attr"``): name -> what trusted code does
+    #: with it.  Replaced in place by a shared table (ipycap.engine.tables) that capsule code
+    #: reads read-only and cannot change.
+    tables: dict = field(default_factory=dict)
+    #: Containers on the library's public classes and shared objects that are left as they
+    #: are: name -> why.  tests/test_library_tables.py fails on one in neither table.
+    shared: dict = field(default_factory=dict)
     #: What stays unchecked, said plainly (README, refusals).
     unchecked: str = ""
