@@ -65,11 +65,22 @@ PROFILE = Profile(
         "polars.read_clipboard": "the clipboard is outside the capsule",
         "polars.plugins": "plugins load native libraries",
         "polars.register_io_source": "an I/O source runs outside the grants",
+        "polars.delete_iceberg": "a storage backend outside the grants",
     },
     reads={f"polars.{name}": _SRC for name in _READS},
     writes={
         **{f"polars:DataFrame.{name}": _FILE for name in _WRITES},
         **{f"polars:LazyFrame.{name}": PathArg(0, "path") for name in _SINKS},
+        # a frame's or plan's serialized form, written natively
+        "polars:DataFrame.serialize": _FILE,
+        "polars:LazyFrame.serialize": _FILE,
+        "polars.expr.meta:ExprMetaNameSpace.serialize": _FILE,
+        # the engines LazyFrame.sink_* hands the path to (callable directly: lf comes first)
+        **{
+            f"polars.lazyframe.{module}:{cls}.{name}": PathArg(1, "path")
+            for module, cls in (("engine", "Engine"), ("engine_remote", "RemoteEngine"))
+            for name in _SINKS
+        },
     },
     registers={
         **{
@@ -135,6 +146,12 @@ PROFILE = Profile(
         "polars.sql.context:SQLContext.execute": "checked_sql",
         "polars.sql.context:SQLContext.execute_global": "checked_sql",
         "polars.sql.context:SQLContext.register_catalog": "refuse_database",
+        "polars:LazyFrame.sink_delta": "refuse_database",
+        "polars:LazyFrame.sink_iceberg": "refuse_database",
+        # a serialized plan or frame may carry pickled Python objects (UDFs, Object columns)
+        "polars:DataFrame.deserialize": "refuse_unpickle",
+        "polars:LazyFrame.deserialize": "refuse_unpickle",
+        "polars:Expr.deserialize": "refuse_unpickle",
     },
     unchecked="reads through a polars plugin or a cloud URL are refused, never unchecked",
 )

@@ -4,6 +4,7 @@ from .profile import PathArg, Profile
 
 _SRC = PathArg(0, "source")
 _WHERE = PathArg(1, "where")
+_WHERE_DEST = PathArg(1, "dest")
 
 PROFILE = Profile(
     package="pyarrow",
@@ -22,11 +23,30 @@ PROFILE = Profile(
         "pyarrow.cffi": "raw C pointers",
         "pyarrow.jvm": "raw JVM pointers",
         "pyarrow.flight": "network services",
+        "pyarrow.ipc.MessageReader": "MessageReader.open_stream opens any path natively",
     },
     object_attrs={
         "address": "a buffer's raw memory address",
         "_export_to_c": "raw C pointers",
         "_import_from_c": "raw C pointers",
+        # a file system object (a dataset's .filesystem, a ParquetFile's): any path natively
+        **{
+            name: "a file system object reads and writes any path natively"
+            for name in (
+                "open_input_file",
+                "open_input_stream",
+                "open_output_stream",
+                "open_append_stream",
+                "delete_file",
+                "delete_dir",
+                "delete_dir_contents",
+                "create_dir",
+                "copy_file",
+                "move",
+            )
+        },
+        "write_metadata_file": "it writes any path natively",
+        "serialize_to": "a str sink is a path pyarrow opens natively",
     },
     reads={
         "pyarrow.csv.read_csv": PathArg(0, "input_file"),
@@ -45,12 +65,27 @@ PROFILE = Profile(
         "pyarrow.ipc.open_file": _SRC,
         "pyarrow.ipc.open_stream": _SRC,
         "pyarrow.dataset.dataset": _SRC,
+        "pyarrow.dataset.parquet_dataset": PathArg(0, "metadata_path"),
+        "pyarrow.ipc.RecordBatchFileReader": _SRC,
+        "pyarrow.ipc.RecordBatchStreamReader": _SRC,
+        # a str is a path: pyarrow memory-maps or opens it natively
+        "pyarrow.ipc.read_message": _SRC,
+        "pyarrow.ipc.read_tensor": _SRC,
+        "pyarrow.ipc.read_schema": PathArg(0, "obj"),
+        "pyarrow.ipc.read_record_batch": PathArg(0, "obj"),
+        "pyarrow.feather.FeatherDataset": PathArg(0, "path_or_paths"),
     },
     writes={
         "pyarrow.csv.write_csv": PathArg(1, "output_file"),
         "pyarrow.parquet.write_table": _WHERE,
         "pyarrow.parquet.write_to_dataset": PathArg(1, "root_path"),
-        "pyarrow.parquet.ParquetWriter": _WHERE,
+        "pyarrow.parquet.ParquetWriter": PathArg(0, "where"),
+        "pyarrow.parquet.write_metadata": _WHERE,
+        "pyarrow.ipc.RecordBatchFileWriter": PathArg(0, "sink"),
+        "pyarrow.ipc.RecordBatchStreamWriter": PathArg(0, "sink"),
+        "pyarrow.ipc.write_tensor": _WHERE_DEST,
+        "pyarrow.csv.CSVWriter": PathArg(0, "sink"),
+        "pyarrow.orc.ORCWriter": PathArg(0, "where"),
         "pyarrow.feather.write_feather": PathArg(1, "dest"),
         "pyarrow.orc.write_table": _WHERE,
         "pyarrow.ipc.new_file": PathArg(0, "sink"),

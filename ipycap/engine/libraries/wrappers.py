@@ -324,18 +324,24 @@ frame_query = frame_eval = _frame_method
 
 def _refusing_method(why):
     def factory(fn, package, name):
-        def checked(self, *args, **kwargs):
+        kind = type(fn) if isinstance(fn, (classmethod, staticmethod)) else None
+        raw = fn.__func__ if kind is not None else fn
+
+        def checked(*args, **kwargs):
             if tripwire.capsule_on_stack():
                 raise _refusal(package, f"{name}: {why}")
-            return fn(self, *args, **kwargs)
+            return raw(*args, **kwargs)
 
-        _describe(checked, fn, name)
-        return checked
+        _describe(checked, raw, name)
+        return kind(checked) if kind is not None else checked
 
     return factory
 
 
 refuse_pickle = _refusing_method("pickling writes a file other code may unpickle later")
+refuse_unpickle = _refusing_method(
+    "a serialized frame or plan may carry pickled Python objects, which run code when loaded"
+)
 refuse_database = _refusing_method("databases, lakes and the clipboard are outside the capsule")
 
 
@@ -563,6 +569,7 @@ _FACTORIES = {
     "frame_query": frame_query,
     "frame_eval": frame_eval,
     "refuse_pickle": refuse_pickle,
+    "refuse_unpickle": refuse_unpickle,
     "refuse_database": refuse_database,
     "read_only_rc": read_only_rc,
     "read_only_table": read_only_table,
@@ -845,7 +852,9 @@ def _install_template(key, package, spec) -> None:
 
 def _object_attr_rule(package: str, why: str):
     def rule(value, name):
-        for cls in type.__dict__["__mro__"].__get__(type(value)):
+        # the library's objects, and its classes themselves (type(fs).open_output_stream)
+        owner = value if isinstance(value, type) else type(value)
+        for cls in type.__dict__["__mro__"].__get__(owner):
             module = type.__dict__["__module__"].__get__(cls)
             if type(module) is str and module.partition(".")[0] == package:
                 raise _refusal(
