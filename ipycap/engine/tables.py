@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from . import guard
 from .errors import CapsulePermissionError
 
-_PLAIN = frozenset({str, int, float, bool, type(None), bytes, tuple, frozenset})
+_CONTAINERS = (dict, list, set, bytearray)
 
 
 _COPY_HINT = "copy it first (dict(t), list(t)) and change the copy"
@@ -225,8 +225,8 @@ class SharedTable(ReadOnlyTable):
 
     def __getitem__(self, key):
         value = self.__ipycap_data__[key]
-        if type(value) in _PLAIN or not _capsule_writes():
-            return value  # (plain entries first: trusted code reads these tables in loops)
+        if not isinstance(value, _CONTAINERS) or not _capsule_writes():
+            return value  # (entries first: trusted code reads these tables in loops)
         return read_only(value, self.__ipycap_name__)
 
     def __iter__(self):
@@ -289,7 +289,7 @@ class SharedList(ReadOnlyList):
 
     def __getitem__(self, index):
         value = self.__ipycap_data__[index]
-        if type(value) in _PLAIN or not _capsule_writes():
+        if not isinstance(value, _CONTAINERS) or not _capsule_writes():
             return value
         return read_only(value, self.__ipycap_name__)
 
@@ -371,6 +371,8 @@ def share(owner, attr: str, name: str) -> bool:
         shared = SharedTable(value, name)
     elif type(value) is list:
         shared = SharedList(value, name)
+    elif type(value) is set:
+        shared = frozenset(value)  # (a set the library never adds to after import)
     else:
         return False
     if is_type:

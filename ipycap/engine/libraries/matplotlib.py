@@ -118,6 +118,44 @@ PROFILE = Profile(
         "matplotlib.ticker:EngFormatter.ENG_PREFIXES": "tick labels",
         "matplotlib.ticker:MaxNLocator.default_params": "every MaxNLocator's parameters",
         "matplotlib.path:Path.NUM_VERTICES_FOR_CODE": "how every path is walked",
+        "matplotlib:RcParams.validate": "rc key -> the validator every rcParams[...] = v calls",
+        "matplotlib.backends.registry:backend_registry._name_to_module": "backend name -> "
+        "the module switch_backend imports",
+        "matplotlib.backends.registry:backend_registry._backend_to_gui_framework": "backends",
+        "matplotlib.backends.registry:BackendRegistry._BUILTIN_BACKEND_TO_GUI_FRAMEWORK": "backends",
+        "matplotlib.backends.registry:BackendRegistry._GUI_FRAMEWORK_TO_BACKEND": "backends",
+        "matplotlib.cm:_colormaps._cmaps": "matplotlib.colormaps: name -> the colormap every "
+        "plot copies and calls",
+        "matplotlib.cm:_multivar_colormaps._cmaps": "multivariate colormaps",
+        "matplotlib.cm:_bivar_colormaps._cmaps": "bivariate colormaps",
+        "matplotlib.colors:_color_sequences._color_sequences": "matplotlib.color_sequences",
+        "matplotlib.colors:ColorSequenceRegistry._BUILTIN_COLOR_SEQUENCES": "colour sequences",
+        "matplotlib.projections:projection_registry._all_projection_types": "projection name "
+        "-> the Axes class add_subplot instantiates",
+        "matplotlib.mathtext:MathTextParser._font_type_mapping": "-> the font class mathtext "
+        "instantiates",
+        "matplotlib.texmanager:TexManager._font_preambles": "the LaTeX preamble usetex runs",
+        "matplotlib.texmanager:TexManager._font_types": "usetex fonts",
+        "matplotlib.texmanager:TexManager._grey_arrayd": "usetex's rendered cache",
+        "matplotlib.dviread:Dvi._dtable": "opcode -> the method dvi parsing calls",
+        **{
+            f"matplotlib.{key}": "layout codes and aliases trusted code looks up"
+            for key in (
+                "legend:Legend.codes",
+                "offsetbox:AnchoredOffsetbox.codes",
+                "table:Table.codes",
+                "table:Cell._edge_aliases",
+                "quiver:QuiverKey.halign",
+                "quiver:QuiverKey.valign",
+                "quiver:QuiverKey.pivot",
+                "transforms:BboxBase.coefs",
+                "dates:DateLocator.hms0d",
+                "scale:AsinhScale.auto_tick_multipliers",
+                "gridspec:GridSpec._AllowedKeys",
+                "backend_bases:FigureCanvasBase.events",
+                "artist:Artist._PROPERTIES_EXCLUDED_FROM_SET",
+            )
+        },
         **{
             f"{module}:{cls}._alias_to_prop": "keyword aliases (lw -> linewidth) of every call"
             for module, cls in (
@@ -128,6 +166,21 @@ PROFILE = Profile(
                 ("matplotlib.axes._base", "_AxesBase"),
             )
         },
+    },
+    shared={
+        "matplotlib.artist:ArtistInspector._NOT_LINKABLE": "frozen at install (a set)",
+        "matplotlib.colors:ColorConverter.cache": "OPEN: the colour cache (name -> RGBA "
+        "tuple) a capsule can poison: wrong colours, no code runs (SECURITY.md)",
+        "matplotlib.text:Text._charsize_cache": "OPEN: a layout cache of floats (SECURITY.md)",
+        "matplotlib.ticker:Formatter._locs": "a class default each formatter replaces",
+        "matplotlib.axes._base:_AxesBase._shared_axes": "OPEN: axis name -> the Grouper of "
+        "shared axes; its entries are not containers (SECURITY.md)",
+        "matplotlib.colors:ListedColormap().colors": "OPEN: module-level colormap instances "
+        "(matplotlib.cm.viridis...) keep their colour lists raw (SECURITY.md); the registry "
+        "hands out copies",
+        "matplotlib.colors:LinearSegmentedColormap()._segmentdata": "OPEN: as .colors",
+        "matplotlib.rcsetup:ValidateInStrings().valid": "OPEN: the accepted strings of one rc "
+        "validator (a capsule can widen what it accepts; no code runs) (SECURITY.md)",
     },
     unchecked="savefig opens files from Python, where the tripwire checks them",
 )

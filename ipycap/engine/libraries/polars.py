@@ -154,4 +154,14 @@ PROFILE = Profile(
         "polars:Expr.deserialize": "refuse_unpickle",
     },
     unchecked="reads through a polars plugin or a cloud URL are refused, never unchecked",
+    shared={
+        f"polars.{key}._accessors": "namespace names dir() shows; registering one is refused"
+        for key in (
+            "dataframe.frame:DataFrame",
+            "lazyframe.frame:LazyFrame",
+            "series.series:Series",
+            "expr.expr:Expr",
+            "datatype_expr.datatype_expr:DataTypeExpr",
+        )
+    },
 )

@@ -106,4 +106,8 @@ PROFILE = Profile(
     },
     not_registries={"pyarrow.compute.add_checked": "arithmetic"},
     unchecked="a file system passed as filesystem= is refused with pyarrow.fs",
+    shared={
+        "pyarrow.vendored.docscrape:ClassDoc.extra_public_methods": "docstring parsing only",
+        "pyarrow.vendored.docscrape:NumpyDocString.sections": "docstring parsing only",
+    },
 )

@@ -55,4 +55,8 @@ PROFILE = Profile(
         "sklearn.preprocessing.add_dummy_feature": "returns a copy of the data with a column",
     },
     unchecked="estimators with n_jobs > 1 run their workers one after another in a capsule",
+    tables={
+        "sklearn.base:TransformerMixin._sklearn_auto_wrap_output_keys": "the methods every "
+        "new transformer class gets wrapped",
+    },
 )

@@ -30,4 +30,8 @@ PROFILE = Profile(
         "tqdm.autonotebook.tqdm": "text_tqdm",
         "tqdm.autonotebook.trange": "text_trange",
     },
+    tables={
+        "tqdm._monitor:TMonitor._test": "test hooks the monitor thread calls (time, Event)",
+        "tqdm.std:Bar.COLOURS": "colour names -> escape codes every bar writes",
+    },
 )
