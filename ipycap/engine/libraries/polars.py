@@ -66,6 +66,9 @@ PROFILE = Profile(
         "polars.plugins": "plugins load native libraries",
         "polars.register_io_source": "an I/O source runs outside the grants",
         "polars.delete_iceberg": "a storage backend outside the grants",
+        "polars.io.external_reader": "an external reader runs outside the grants",
+        "polars.expr.meta.serialize_polars_object": "it writes any path natively",
+        "polars.io.spreadsheet.functions.process_file_url": "it downloads a URL",
     },
     reads={f"polars.{name}": _SRC for name in _READS},
     writes={
@@ -154,6 +157,19 @@ PROFILE = Profile(
         "polars:Expr.deserialize": "refuse_unpickle",
     },
     unchecked="reads through a polars plugin or a cloud URL are refused, never unchecked",
+    not_paths={
+        "polars.config:Config.load_from_file": "pl.Config is a stand-in in a capsule; it "
+        "refuses load_*/save_*",
+        "polars.config:Config.save_to_file": "as load_from_file",
+        "polars.expr.expr.normalize_filepath": "a str helper (expanduser); opens nothing",
+        "polars.io.csv.functions.prepare_file_arg": "opens through Python (fsspec/open), "
+        "where the tripwire checks it",
+        "polars.io.parquet.functions.get_sources": "lists the sources it is given; opens nothing",
+        "polars.io.spreadsheet.functions.looks_like_url": "a str test",
+        "polars.io.partition:SinkedPath.__init__": "a description of a sink's path (the sink "
+        "itself is checked)",
+        "polars.selectors.expand_selector": "a frame or schema, not a path",
+    },
     shared={
         f"polars.{key}._accessors": "namespace names dir() shows; registering one is refused"
         for key in (

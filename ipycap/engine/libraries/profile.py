@@ -69,6 +69,11 @@ class Profile:
     #: stand-in sharing their data: class -> function name in ``readonly`` (read-only
     #: targets, membrane/readonly.py).
     readonly: dict = field(default_factory=dict)
+    #: Public callables with a parameter named like a path (``path``, ``file``, ``source``,
+    #: ``where``, ``sink`` ...) that are neither checked (reads/writes) nor refused: name -> why
+    #: the parameter is not a file the library opens natively.  tests/test_library_native_io.py
+    #: fails on such a parameter in none of the tables.
+    not_paths: dict = field(default_factory=dict)
     #: Process-wide containers trusted code reads later, kept on a class or a shared object
     #: (``"module:Class.attr"``, ``"module:obj.attr.attr"``): name -> what trusted code does
     #: with it.  Replaced in place by a shared table (ipycap.engine.tables) that capsule code

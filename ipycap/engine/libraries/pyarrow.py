@@ -24,6 +24,8 @@ PROFILE = Profile(
         "pyarrow.jvm": "raw JVM pointers",
         "pyarrow.flight": "network services",
         "pyarrow.ipc.MessageReader": "MessageReader.open_stream opens any path natively",
+        "pyarrow.MemoryMappedFile": "it maps any path natively",
+        "pyarrow.parquet.core.ParquetReader": "ParquetReader.open opens any path natively",
     },
     object_attrs={
         "address": "a buffer's raw memory address",
@@ -46,12 +48,16 @@ PROFILE = Profile(
             )
         },
         "write_metadata_file": "it writes any path natively",
+        "inspect": "a dataset file format opens any path natively",
+        "make_fragment": "a dataset file format opens any path natively",
+        "open": "a ParquetReader opens any path natively",
         "serialize_to": "a str sink is a path pyarrow opens natively",
     },
     reads={
         "pyarrow.csv.read_csv": PathArg(0, "input_file"),
         "pyarrow.csv.open_csv": PathArg(0, "input_file"),
         "pyarrow.json.read_json": PathArg(0, "input_file"),
+        "pyarrow.json.open_json": PathArg(0, "input_file"),
         "pyarrow.parquet.read_table": _SRC,
         "pyarrow.parquet.read_pandas": _SRC,
         "pyarrow.parquet.read_schema": PathArg(0, "where"),
@@ -95,6 +101,7 @@ PROFILE = Profile(
     options={
         "pyarrow.set_io_thread_count": "it changes the whole process",
         "pyarrow.set_cpu_count": "it changes the whole process",
+        "pyarrow.lib.set_timezone_db_path": "it changes the whole process",
     },
     registers={
         "pyarrow.register_extension_type": "pyarrow's extension types",
@@ -106,6 +113,15 @@ PROFILE = Profile(
     },
     not_registries={"pyarrow.compute.add_checked": "arithmetic"},
     unchecked="a file system passed as filesystem= is refused with pyarrow.fs",
+    not_paths={
+        "pyarrow.dataset:Partitioning.parse": "parses a path string; opens nothing",
+        "pyarrow.dataset:Scanner.from_batches": "an iterable of batches, not a path",
+        "pyarrow.lib.encode_file_path": "a str helper; opens nothing",
+        "pyarrow.lib:Array.copy_to": "a device or memory manager, not a file",
+        "pyarrow.lib:RecordBatch.copy_to": "a device or memory manager, not a file",
+        "pyarrow.lib:Codec.detect": "reads the codec from a file name's extension",
+        "pyarrow.parquet.core:FileMetaData.set_file_path": "a str in the metadata",
+    },
     shared={
         "pyarrow.vendored.docscrape:ClassDoc.extra_public_methods": "docstring parsing only",
         "pyarrow.vendored.docscrape:NumpyDocString.sections": "docstring parsing only",
