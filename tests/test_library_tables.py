@@ -214,7 +214,8 @@ def test_read_only_views_never_hand_over_their_storage():
         grab + "from matplotlib.markers import MarkerStyle\nMarkerStyle.markers == X()\n"
         "[type(g).__name__ for g in got]",
         grab + "import copy\ncopy.dispatch_table == X()\n[type(g).__name__ for g in got]",
-        grab + "import pprint\npprint.PrettyPrinter._dispatch == X()\n[type(g).__name__ for g in got]",
+        grab
+        + "import pprint\npprint.PrettyPrinter._dispatch == X()\n[type(g).__name__ for g in got]",
     ):
         result = _run(capsule, source)
         assert isinstance(result, CapabilityError) or "dict" not in result, (source, result)

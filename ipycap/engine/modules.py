@@ -485,7 +485,9 @@ MODULE_OVERRIDES = {
     # pickles an object of that class, and receives the raw object.
     # (a table that hides it: a mappingproxy hands its dict to a capsule __eq__ it is
     # compared with)
-    ("copy", "dispatch_table"): _tables.ReadOnlyTable(copyreg.dispatch_table, "copy.dispatch_table"),
+    ("copy", "dispatch_table"): _tables.ReadOnlyTable(
+        copyreg.dispatch_table, "copy.dispatch_table"
+    ),
     # reprlib.repr/aRepr are one Repr instance that trusted code calls: an instance attribute
     # 'repr_Vault' on it would receive every trusted Vault that reprlib.repr formats.
     ("reprlib", "aRepr"): _CAPSULE_REPR,

@@ -48,7 +48,7 @@ def _tokens(query: str):
 
 
 def _name(token: str) -> str:
-    if token[:1] in "\"`[":
+    if token[:1] in '"`[':
         token = token[1:-1]
     return token.lower()
 
@@ -74,10 +74,10 @@ def table_function(query: str) -> str | None:
         if kind != "ident":
             continue
         word = _name(text)
-        if kind == "ident" and text[:1] not in "\"`[" and word in ("from", "join"):
+        if kind == "ident" and text[:1] not in '"`[' and word in ("from", "join"):
             in_from[-1] = True
             continue
-        if text[:1] not in "\"`[" and word in _END_FROM:
+        if text[:1] not in '"`[' and word in _END_FROM:
             in_from[-1] = False
             continue
         if after == "(" and in_from[-1] and word not in SAFE_TABLE_FUNCTIONS:
