@@ -191,6 +191,8 @@ AUDITED_MODULES = frozenset(
         "ipycap.engine.output",
         "ipycap.engine.stdlib_guards",
         "ipycap.engine.stdviews",
+        # read-only and shared views of library tables
+        "ipycap.engine.tables",
         "ipycap.engine.libraries.wrappers",
         "ipycap.engine._speedups",
         # the classes the capsule's IPython.display view hands out (HTML, Markdown, ...)
