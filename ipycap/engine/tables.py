@@ -376,7 +376,12 @@ def share(owner, attr: str, name: str) -> bool:
     else:
         return False
     if is_type:
-        type.__setattr__(owner, attr, shared)
+        try:
+            type.__setattr__(owner, attr, shared)
+        except TypeError:  # frozen already (a capsule got it before its module's tables)
+            from . import _arrayguard
+
+            _arrayguard.place(owner, attr, shared)
     else:
         object.__setattr__(owner, attr, shared)
         _guard_attributes(owner)
@@ -400,14 +405,17 @@ def _guard_attributes(owner) -> None:
     set_orig, del_orig = cls.__setattr__, cls.__delattr__
 
     def __setattr__(self, name, value):
-        if _capsule_writes() and any(o is self for o in _OWNERS):
+        if any(o is self for o in _OWNERS) and _capsule_writes():
             raise _refusal(f"setting .{name} of a shared {cls.__name__}", cls.__qualname__, None)
         set_orig(self, name, value)
 
     def __delattr__(self, name):
-        if _capsule_writes() and any(o is self for o in _OWNERS):
+        if any(o is self for o in _OWNERS) and _capsule_writes():
             raise _refusal(f"deleting .{name} of a shared {cls.__name__}", cls.__qualname__, None)
         del_orig(self, name)
 
-    type.__setattr__(cls, "__setattr__", __setattr__)
-    type.__setattr__(cls, "__delattr__", __delattr__)
+    try:
+        type.__setattr__(cls, "__setattr__", __setattr__)
+        type.__setattr__(cls, "__delattr__", __delattr__)
+    except TypeError:  # frozen already: its tables are shared, its attributes stay settable
+        _GUARDED_CLASSES.discard(cls)
