@@ -94,6 +94,10 @@ class ReadOnlyTable(Mapping):
     def __contains__(self, key):
         return key in self.__ipycap_data__
 
+    def get(self, key, default=None):
+        data = self.__ipycap_data__
+        return self[key] if key in data else default
+
     def copy(self):
         """A plain dict of the entries (the capsule's own to change)."""
         return dict(self.items())
@@ -227,6 +231,12 @@ class SharedTable(ReadOnlyTable):
         value = self.__ipycap_data__[key]
         if not isinstance(value, _CONTAINERS) or not _capsule_writes():
             return value  # (entries first: trusted code reads these tables in loops)
+        return read_only(value, self.__ipycap_name__)
+
+    def get(self, key, default=None):
+        value = self.__ipycap_data__.get(key, default)
+        if not isinstance(value, _CONTAINERS) or not _capsule_writes():
+            return value
         return read_only(value, self.__ipycap_name__)
 
     def __iter__(self):
