@@ -173,6 +173,8 @@ def _private(modname, name):
 
 def _view_dunder(view, name):
     module = _view_module(view)
+    if not rules.is_dunder(name):  # a name a library profile routes here (rules.LIBRARY_ATTRS)
+        return _view_miss(view, name)
     if name in ("__name__", "__doc__", "__package__", "__version__", "__file__"):
         value = getattr(module, name, None)
         return value if type(value) is str or value is None else None

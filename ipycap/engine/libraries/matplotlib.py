@@ -138,6 +138,9 @@ PROFILE = Profile(
         "matplotlib.texmanager:TexManager._font_types": "usetex fonts",
         "matplotlib.texmanager:TexManager._grey_arrayd": "usetex's rendered cache",
         "matplotlib.dviread:Dvi._dtable": "opcode -> the method dvi parsing calls",
+        "matplotlib.animation:writers._registered": "writer name -> the class "
+        "Animation.save(writer='ffmpeg') instantiates",
+        "matplotlib:*.supported_formats": "the formats a movie writer accepts",
         **{
             f"matplotlib.{key}": "layout codes and aliases trusted code looks up"
             for key in (

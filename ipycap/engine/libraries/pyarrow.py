@@ -50,7 +50,7 @@ PROFILE = Profile(
         "write_metadata_file": "it writes any path natively",
         "inspect": "a dataset file format opens any path natively",
         "make_fragment": "a dataset file format opens any path natively",
-        "open": "a ParquetReader opens any path natively",
+        "reader": "a ParquetFile's native reader (its open() opens any path natively)",
         "serialize_to": "a str sink is a path pyarrow opens natively",
     },
     reads={

@@ -56,7 +56,12 @@ PROFILE = Profile(
     },
     unchecked="estimators with n_jobs > 1 run their workers one after another in a capsule",
     tables={
-        "sklearn.base:TransformerMixin._sklearn_auto_wrap_output_keys": "the methods every "
-        "new transformer class gets wrapped",
+        "sklearn:*._sklearn_auto_wrap_output_keys": "the methods every new transformer class "
+        "gets wrapped",
+        "sklearn:*._parameter_constraints": "parameter -> the constraints (objects, callables) "
+        "every fit validates with",
+        "sklearn:*.loss_functions": "loss name -> the loss class SGD instantiates",
+        "sklearn:*._sparse_kernels": "kernel names",
+        "sklearn:*._*__metadata_request__*": "metadata routing every fit consults",
     },
 )

@@ -17,6 +17,7 @@ the stack and is the original call otherwise.
 from __future__ import annotations
 
 import ast
+import fnmatch
 import functools
 import os
 import re
@@ -759,8 +760,10 @@ def install() -> None:
             _prepare_tqdm()
     if "matplotlib.pyplot" in sys.modules:
         boundary.scope_figures()
-    if len(_INSTALLED_KEYS) == len(_METHODS) + len(_TEMPLATES) + len(_TABLES):
-        return  # everything wrapped: the common case, one comparison per module view
+    if len(_INSTALLED_KEYS) == len(_METHODS) + len(_TEMPLATES) + len(_TABLES) and (
+        _PATTERNS_AT == len(sys.modules)
+    ):
+        return  # everything wrapped: the common case, two comparisons per module view
     for key, entry in _METHODS.items():
         if key not in _INSTALLED_KEYS:
             _install_method(key, entry)
@@ -770,6 +773,34 @@ def install() -> None:
     for key in _TABLES:
         if "table " + key not in _INSTALLED_KEYS:
             _install_table(key)
+    _install_table_patterns()
+
+
+_PATTERNS_AT = 0  # len(sys.modules) when the table patterns were last applied
+
+
+def _install_table_patterns() -> None:
+    """Pattern entries (``"sklearn:*._parameter_constraints"``; ``*`` in the attribute
+    matches as in fnmatch): the attribute on every class of the package's imported modules, again whenever
+    modules were imported since."""
+    global _PATTERNS_AT
+    if _PATTERNS_AT == len(sys.modules):
+        return
+    _PATTERNS_AT = len(sys.modules)
+    for key in _TABLES:
+        package, _, path = key.partition(":")
+        if not path.startswith("*."):
+            continue
+        attr = path[2:]
+        for name, module in list(sys.modules.items()):
+            if module is None or name.partition(".")[0] != package:
+                continue
+            for cls in list(vars(module).values()):
+                if not isinstance(cls, type) or getattr(cls, "__module__", None) != name:
+                    continue
+                for entry in list(vars(cls)):
+                    if entry == attr or ("*" in attr and fnmatch.fnmatchcase(entry, attr)):
+                        tables.share(cls, entry, f"{name}.{cls.__qualname__}.{entry}")
 
 
 def _install_table(key) -> None:
@@ -777,6 +808,9 @@ def _install_table(key) -> None:
     imported (ipycap.engine.tables.share)."""
     module_name, _, path = key.partition(":")
     owner = sys.modules.get(module_name)
+    if path.startswith("*."):
+        _INSTALLED_KEYS.add("table " + key)  # (applied by _install_table_patterns)
+        return
     if owner is None:
         return
     *parts, attr = path.split(".")
