@@ -86,6 +86,7 @@ def installed():
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.animation  # noqa: F401
     import matplotlib.pyplot  # noqa: F401
     import numpy  # noqa: F401
     import pandas
@@ -93,11 +94,9 @@ def installed():
     import polars  # noqa: F401
     import pyarrow  # noqa: F401
     import sklearn  # noqa: F401
-    import tqdm  # noqa: F401
-
-    import matplotlib.animation  # noqa: F401
     import sklearn.linear_model  # noqa: F401
     import sklearn.preprocessing  # noqa: F401
+    import tqdm  # noqa: F401
 
     PIL.Image.init()  # every image plugin
     pandas.DataFrame().style  # noqa: B018 (imports the Styler)
