@@ -1,4 +1,5 @@
-/* The array protocols (__array_interface__, __array_struct__) for objects capsule code shapes.
+/* The array protocols (__array_interface__, __array_struct__, __dataframe__, the Arrow C and
+ * DLPack names) for objects capsule code shapes.
  *
  * numpy (and every library that converts with it) looks these names up on any object that is
  * not a basic Python type, with a plain getattr, and trusts the answer: an address, a shape
@@ -30,8 +31,16 @@ static PyObject *capsule_table = NULL;
 /* guard._CAPSULE_CODE: address hash of a gate-compiled code object -> weakref to it */
 static PyObject *code_table = NULL;
 static PyObject *generated_table = NULL; /* guard._GENERATED_CODE: code made for a capsule */
-static PyObject *name_interface = NULL;
-static PyObject *name_struct = NULL;
+/* The protocol names (arrayguard.ARRAY_NAMES): numpy's array interface, the DataFrame
+ * interchange protocol (its buffers report raw addresses), the Arrow C and DLPack capsules. */
+static const char *const protocol_names[] = {
+    "__array_interface__",      "__array_struct__",          "__dataframe__",
+    "__arrow_c_array__",        "__arrow_c_stream__",        "__arrow_c_schema__",
+    "__arrow_c_device_array__", "__arrow_c_device_stream__", "__dlpack__",
+    "__dlpack_device__",        "__cuda_array_interface__",  NULL,
+};
+#define N_NAMES (sizeof(protocol_names) / sizeof(protocol_names[0]) - 1)
+static PyObject *names_interned[N_NAMES];
 
 static int
 is_name(PyObject *name, PyObject *interned)
@@ -51,7 +60,18 @@ is_name(PyObject *name, PyObject *interned)
 static int
 is_array_name(PyObject *name)
 {
-    return is_name(name, name_interface) || is_name(name, name_struct);
+    /* every name is a dunder of 10 or more characters: most lookups stop here */
+    if (!PyUnicode_Check(name) || PyUnicode_READY(name) < 0 || PyUnicode_GET_LENGTH(name) < 10 ||
+        PyUnicode_READ_CHAR(name, 0) != '_') {
+        PyErr_Clear();
+        return 0;
+    }
+    for (size_t i = 0; i < N_NAMES; i++) {
+        if (names_interned[i] != NULL && is_name(name, names_interned[i])) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* Whether a frame of capsule code is on this thread's stack (its builtins dict is one the
@@ -250,10 +270,11 @@ ag_install(PyObject *self, PyObject *args)
     if (type_new_orig != NULL) {
         Py_RETURN_NONE; /* already installed: the hooks are replaced */
     }
-    name_interface = PyUnicode_InternFromString("__array_interface__");
-    name_struct = PyUnicode_InternFromString("__array_struct__");
-    if (!name_interface || !name_struct) {
-        return NULL;
+    for (size_t i = 0; i < N_NAMES; i++) {
+        names_interned[i] = PyUnicode_InternFromString(protocol_names[i]);
+        if (names_interned[i] == NULL) {
+            return NULL;
+        }
     }
     type_new_orig = PyType_Type.tp_new;
     PyType_Type.tp_new = guarded_type_new;

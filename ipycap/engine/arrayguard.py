@@ -50,8 +50,26 @@ try:
 except ImportError:  # no compiler at install time
     _arrayguard = None
 
-#: The names numpy asks an object for (``__array__`` returns an ndarray: no raw memory).
-ARRAY_NAMES = frozenset({"__array_interface__", "__array_struct__"})
+#: The names numpy asks an object for (``__array__`` returns an ndarray: no raw memory), and
+#: their neighbours: the DataFrame interchange protocol (``__dataframe__``: pandas' and
+#: pyarrow's ``from_dataframe`` copy ``bufsize`` bytes from each buffer's ``ptr``), the Arrow
+#: C data interface and DLPack (PyCapsules holding addresses), CUDA's array interface.
+#: ``_arrayguard.c`` holds the same list.
+ARRAY_NAMES = frozenset(
+    {
+        "__array_interface__",
+        "__array_struct__",
+        "__dataframe__",
+        "__arrow_c_array__",
+        "__arrow_c_stream__",
+        "__arrow_c_schema__",
+        "__arrow_c_device_array__",
+        "__arrow_c_device_stream__",
+        "__dlpack__",
+        "__dlpack_device__",
+        "__cuda_array_interface__",
+    }
+)
 _GETATTR_NAMES = ("__getattribute__", "__getattr__")
 _HEAPTYPE = 1 << 9
 _type_flags = type.__dict__["__flags__"].__get__
@@ -65,9 +83,10 @@ _HINT = "build arrays from data (np.array(a_list), np.frombuffer(some_bytes)), n
 
 
 def _refusal(cls, name):
+    what = "numpy" if name in ("__array_interface__", "__array_struct__") else "a library"
     return CapsuleTypeError(
-        f"{name} of {cls.__qualname__}: an array interface defined by capsule code would hand "
-        "numpy raw memory addresses",
+        f"{name} of {cls.__qualname__}: a data protocol defined by capsule code would hand "
+        f"{what} raw memory addresses",
         _LAYER,
         None,
         hint=_HINT,
@@ -111,8 +130,12 @@ def _inherited(cls, name):
             continue
         if type(entry) is ArrayProtocol:
             return entry.defined, entry.inherited
-        if type(entry) in _C_DESCRIPTORS and not (_type_flags(base) & _HEAPTYPE):
-            return False, entry  # np.ndarray's own: the array's own memory
+        if not (_type_flags(base) & _HEAPTYPE) and (
+            type(entry) in _C_DESCRIPTORS or hasattr(type(entry), "__get__")
+        ):
+            # a C type's own: np.ndarray's interface, its __dlpack__ method, a pyarrow
+            # Array's __arrow_c_array__ (the object's own memory)
+            return False, entry
         return True, None  # a trusted Python class's answer reads state capsule code sets
     return False, None
 

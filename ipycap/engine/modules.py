@@ -16,6 +16,7 @@ import weakref
 from . import classfreeze as _classfreeze
 from . import deputies as _deputies
 from . import epoch, guard, rules, tripwire
+from . import tables as _tables
 from .errors import (
     CapsuleAttributeError,
     CapsuleImportError,
@@ -286,9 +287,11 @@ def _read_only_container(value):
     module's own table (``warnings.filters``, ``calendar.mdays``): a capsule could put
     objects there that trusted code later calls or trusts (I3)."""
     tp = type(value)
-    if tp is dict:
-        return types.MappingProxyType(dict(value))
+    if tp is dict:  # entries read-only too (matplotlib's style library: an RcParams a style)
+        return _tables.ReadOnlyTable(dict(value), "a module-level table")
     convert = _READ_ONLY.get(tp)
+    if convert is tuple or convert is frozenset:
+        return convert(_tables.read_only(v) for v in value)
     return convert(value) if convert is not None else value
 
 
@@ -336,6 +339,8 @@ def _private(modname, name):
 
 def _view_dunder(view, name):
     module = _view_module(view)
+    if not rules.is_dunder(name):  # a name a library profile routes here (rules.LIBRARY_ATTRS)
+        return _view_miss(view, name)
     if name in ("__name__", "__doc__", "__package__", "__version__", "__file__"):
         value = getattr(module, name, None)
         return value if type(value) is str or value is None else None
@@ -664,7 +669,11 @@ MODULE_OVERRIDES = {
     ("functools", "wraps"): guard.wraps,
     # copy.dispatch_table is copyreg's: a hook put there runs when trusted code copies or
     # pickles an object of that class, and receives the raw object.
-    ("copy", "dispatch_table"): types.MappingProxyType(copyreg.dispatch_table),
+    # (a table that hides it: a mappingproxy hands its dict to a capsule __eq__ it is
+    # compared with)
+    ("copy", "dispatch_table"): _tables.ReadOnlyTable(
+        copyreg.dispatch_table, "copy.dispatch_table"
+    ),
     # reprlib.repr/aRepr are one Repr instance that trusted code calls: an instance attribute
     # 'repr_Vault' on it would receive every trusted Vault that reprlib.repr formats.
     ("reprlib", "aRepr"): _CAPSULE_REPR,

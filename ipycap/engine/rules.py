@@ -239,6 +239,8 @@ AUDITED_MODULES = frozenset(
         "ipycap.engine.stdviews",
         # the process streams a library holds (sys.stderr as tqdm's fp): opaque, no state
         "ipycap.engine.streams",
+        # read-only and shared views of library tables
+        "ipycap.engine.tables",
         "ipycap.engine.libraries.wrappers",
         "ipycap.engine._speedups",
         # the classes the capsule's IPython.display view hands out (HTML, Markdown, ...)

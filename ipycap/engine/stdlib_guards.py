@@ -35,7 +35,7 @@ import sys
 import types
 import typing
 
-from . import caches, guard, tripwire
+from . import caches, guard, tables, tripwire
 from .errors import CapsulePermissionError
 from .modules import _special_module, is_capsule_builtins
 
@@ -315,6 +315,9 @@ def install() -> None:
     typing._SpecialForm.__setattr__ = _special_setattr
     # The dispatch table stays readable (subclasses copy it), never writable.
     if type(pprint.PrettyPrinter._dispatch) is dict:
-        pprint.PrettyPrinter._dispatch = types.MappingProxyType(pprint.PrettyPrinter._dispatch)
+        # (not a mappingproxy: compared with a capsule object, it hands over its dict)
+        pprint.PrettyPrinter._dispatch = tables.ReadOnlyTable(
+            pprint.PrettyPrinter._dispatch, "pprint.PrettyPrinter._dispatch"
+        )
     caches.install()  # typing/re/fnmatch/_strptime caches never compare capsule keys
     _installed = True

@@ -68,4 +68,12 @@ PROFILE = Profile(
             )
         },
     },
+    tables={
+        "numpy:iinfo._min_vals": "iinfo's cache",
+        "numpy:iinfo._max_vals": "iinfo's cache",
+        "numpy.polynomial._polybase:ABCPolyBase._subscript_mapping": "polynomial printing",
+        "numpy.polynomial._polybase:ABCPolyBase._superscript_mapping": "polynomial printing",
+        "numpy.ma.core:masked._basedict": "np.ma.masked, one object everybody shares",
+        "numpy.ma.core:masked._optinfo": "np.ma.masked, one object everybody shares",
+    },
 )

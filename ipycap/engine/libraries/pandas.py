@@ -143,6 +143,117 @@ PROFILE = Profile(
         "pandas.core.generic:NDFrame.to_pickle": "refuse_pickle",
         "pandas.plotting.plot_params": "read_only_table",
     },
+    tables={
+        "pandas.core.dtypes.base:_registry.dtypes": "the dtype classes pandas_dtype('...') "
+        "asks (construct_from_string)",
+        "pandas._config.config:options.d": "pandas' options (set_option is refused)",
+        "pandas.compat.pickle_compat:Unpickler.dispatch": "opcode -> the function read_pickle "
+        "calls",
+        "pandas:ExcelFile._engines": "engine name -> the reader class ExcelFile instantiates",
+        "pandas.plotting:PlotAccessor._kind_aliases": "plot kinds",
+        "pandas.io.formats.format:EngFormatter.ENG_PREFIXES": "number formatting",
+        "pandas:Index._engine_types": "dtype -> the engine class every index instantiates",
+        "pandas.core.groupby.ops:WrappedCythonOp._CYTHON_FUNCTIONS": "op -> the cython "
+        "function groupby calls by name",
+        "pandas.core.groupby.ops:WrappedCythonOp._cython_arity": "groupby",
+        "pandas.io.pytables:GenericFixed._index_type_map": "-> the index class HDF reads make",
+        "pandas.io.pytables:GenericFixed._reverse_index_map": "HDF index classes",
+        "pandas.io.stata:StataMissingValue.MISSING_VALUES": "Stata missing values",
+        "pandas.io.stata:StataMissingValue.BASE_MISSING_VALUES": "Stata missing values",
+        "pandas.arrays:ArrowExtensionArray._PYARROW_AGG_FUNCS": "aggregation names",
+        "pandas.arrays:ArrowExtensionArray._PYARROW_AGG_DEFAULTS": "aggregation defaults",
+        "pandas.arrays:BooleanArray._TRUE_VALUES": "strings read as True",
+        "pandas.arrays:BooleanArray._FALSE_VALUES": "strings read as False",
+        **{
+            f"pandas.core.computation.expr:BaseExprVisitor.{name}": "how pd.eval/query "
+            "visit an expression"
+            for name in ("binary_op_nodes_map", "unary_op_nodes_map", "rewrite_map")
+        },
+        **{
+            f"{cls}._cache_dtypes": "dtype string -> the dtype object pandas hands out"
+            for cls in (
+                "pandas.core.dtypes.dtypes:PandasExtensionDtype",
+                "pandas:CategoricalDtype",
+                "pandas:DatetimeTZDtype",
+                "pandas:IntervalDtype",
+                "pandas:PeriodDtype",
+            )
+        },
+        # attribute names trusted code reads and passes on by name (__finalize__, copies)
+        **{
+            key: "attribute names pandas copies and compares by name"
+            for key in (
+                "pandas.core.generic:NDFrame._metadata",
+                "pandas:Series._metadata",
+                "pandas.core.generic:NDFrame._internal_names",
+                "pandas.core.generic:NDFrame._internal_names_set",
+                "pandas:DataFrame._internal_names_set",
+                "pandas:Series._internal_names_set",
+                "pandas.core.base:SelectionMixin._internal_names",
+                "pandas.core.base:SelectionMixin._internal_names_set",
+                "pandas.api.typing:Resampler._internal_names_set",
+                "pandas.core.generic:NDFrame._AXIS_TO_AXIS_NUMBER",
+                "pandas:DataFrame._AXIS_TO_AXIS_NUMBER",
+                "pandas:DataFrame._AXIS_ORDERS",
+                "pandas:Series._AXIS_ORDERS",
+                "pandas:Index._attributes",
+                "pandas:Index._comparables",
+                "pandas:MultiIndex._comparables",
+                "pandas:MultiIndex._names",
+                "pandas:Flags._keys",
+                "pandas:Timedelta._req_any_kwargs_new",
+                "pandas.core.indexes.datetimelike:DatetimeTimedeltaMixin._attributes",
+                "pandas.core.indexes.datetimelike:DatetimeTimedeltaMixin._comparables",
+                "pandas.core.window.rolling:BaseWindow._attributes",
+                "pandas.core.window.rolling:BaseWindowGroupBy._attributes",
+                "pandas.io.pytables:BlockManagerFixed.attributes",
+                "pandas.io.pytables:GenericFixed.attributes",
+                "pandas.io.pytables:SeriesFixed.attributes",
+                "pandas.io.pytables:DataCol._info_fields",
+                "pandas.io.pytables:IndexCol._info_fields",
+                *(
+                    f"pandas.api.typing:{cls}._attributes"
+                    for cls in (
+                        "Expanding",
+                        "ExpandingGroupBy",
+                        "ExponentialMovingWindow",
+                        "ExponentialMovingWindowGroupBy",
+                        "Resampler",
+                        "Rolling",
+                        "RollingGroupBy",
+                        "Window",
+                    )
+                ),
+                *(
+                    f"pandas.arrays:{cls}.{ops}"
+                    for cls in ("DatetimeArray", "PeriodArray", "TimedeltaArray")
+                    for ops in (
+                        "_bool_ops",
+                        "_datetimelike_methods",
+                        "_datetimelike_ops",
+                        "_field_ops",
+                        "_other_ops",
+                    )
+                ),
+                "pandas.arrays:PeriodArray._object_ops",
+            )
+        },
+        "pandas.io.formats.style_render:StylerRenderer.env.globals": "the names every "
+        "Styler template sees",
+        "pandas.io.formats.style_render:StylerRenderer.loader.searchpath": "where every "
+        "Styler finds its templates",
+    },
+    shared={
+        "pandas.core.accessor:DirNamesMixin._accessors": "accessor names dir() shows; "
+        "registering an accessor is refused",
+        "pandas.core.generic:NDFrame._accessors": "as DirNamesMixin._accessors",
+        "pandas:DataFrame._accessors": "as DirNamesMixin._accessors",
+        "pandas:Series._accessors": "as DirNamesMixin._accessors",
+        "pandas:Index._accessors": "as DirNamesMixin._accessors",
+        "pandas.compat.numpy.function:CompatValidator().defaults": "OPEN: numpy-compatible "
+        "argument defaults a validator compares keyword arguments with (a capsule edit "
+        "refuses or allows a keyword; no code runs) (SECURITY.md)",
+    },
     unchecked="pandas' Python-level file opens are also checked by the tripwire",
     shared_tables={
         "pandas:Index._engine_types": "dtype -> index engine class (classes, frozen)",

@@ -30,7 +30,33 @@ PROFILE = Profile(
             "register_decoder",
             "register_encoder",
         )
+    }
+    | {
+        f"PIL.{plugin}.register_handler": f"the handler PIL opens and saves every "
+        f"{plugin[:-11]} file with"
+        for plugin in (
+            "BufrStubImagePlugin",
+            "GribStubImagePlugin",
+            "Hdf5StubImagePlugin",
+            "WmfImagePlugin",
+        )
     },
+    tables={
+        "PIL.TiffImagePlugin:ImageFileDirectory_v2._load_dispatch": "tag type -> the function "
+        "every TIFF read calls",
+        "PIL.TiffImagePlugin:ImageFileDirectory_v2._write_dispatch": "tag type -> the "
+        "function every TIFF write calls",
+        "PIL.TiffImagePlugin:AppendingTiffWriter.Tags": "TIFF tags",
+        "PIL.TiffImagePlugin:AppendingTiffWriter.fieldSizes": "TIFF field sizes",
+        "PIL.BmpImagePlugin:BmpImageFile.COMPRESSIONS": "BMP decoding",
+        "PIL.EpsImagePlugin:EpsImageFile.mode_map": "EPS decoding",
+        "PIL.IcnsImagePlugin:IcnsFile.SIZES": "ICNS decoding",
+        "PIL.PdfParser:PdfName.allowed_chars": "PDF writing",
+        "PIL.PdfParser:PdfParser.escaped_chars": "PDF writing",
+        "PIL.QoiImagePlugin:QoiDecoder._previously_seen_pixels": "QOI decoding",
+        "PIL.QoiImagePlugin:QoiEncoder._previously_seen_pixels": "QOI encoding",
+    },
+    shared={"PIL.Image:Image().info": "one image object's own metadata"},
     not_registries={
         "PIL.Image.registered_extensions": "a reader (it gets a copy)",
         "PIL.ImageChops.add_modulo": "arithmetic on the images given",

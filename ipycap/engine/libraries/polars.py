@@ -43,6 +43,15 @@ PROFILE = Profile(
     readonly={"polars:DataFrame": "polars_frame", "polars:Series": "polars_frame"},
     loads=("pyarrow", "numpy", "pandas", "matplotlib", "narwhals"),
     stdlib=("importlib.metadata", "importlib.util", "concurrent.futures"),
+    object_attrs={
+        # the native (Rust) objects behind polars' Python classes: their methods read and
+        # write files past every check of the profile
+        "_df": "the native frame, past the profile's checks",
+        "_ldf": "the native frame, past the profile's checks",
+        "_s": "the native series, past the profile's checks",
+        "_ctxt": "the native SQL context, past the profile's checks",
+        "_pyexpr": "the native expression, past the profile's checks",
+    },
     refused={
         "polars.read_database": "database connections are outside the capsule",
         "polars.read_database_uri": "database connections are outside the capsule",
@@ -56,11 +65,25 @@ PROFILE = Profile(
         "polars.read_clipboard": "the clipboard is outside the capsule",
         "polars.plugins": "plugins load native libraries",
         "polars.register_io_source": "an I/O source runs outside the grants",
+        "polars.delete_iceberg": "a storage backend outside the grants",
+        "polars.io.external_reader": "an external reader runs outside the grants",
+        "polars.expr.meta.serialize_polars_object": "it writes any path natively",
+        "polars.io.spreadsheet.functions.process_file_url": "it downloads a URL",
     },
     reads={f"polars.{name}": _SRC for name in _READS},
     writes={
         **{f"polars:DataFrame.{name}": _FILE for name in _WRITES},
         **{f"polars:LazyFrame.{name}": PathArg(0, "path") for name in _SINKS},
+        # a frame's or plan's serialized form, written natively
+        "polars:DataFrame.serialize": _FILE,
+        "polars:LazyFrame.serialize": _FILE,
+        "polars.expr.meta:ExprMetaNameSpace.serialize": _FILE,
+        # the engines LazyFrame.sink_* hands the path to (callable directly: lf comes first)
+        **{
+            f"polars.lazyframe.{module}:{cls}.{name}": PathArg(1, "path")
+            for module, cls in (("engine", "Engine"), ("engine_remote", "RemoteEngine"))
+            for name in _SINKS
+        },
     },
     registers={
         **{
@@ -120,6 +143,18 @@ PROFILE = Profile(
         "polars:DataFrame.write_delta": "refuse_database",
         "polars:DataFrame.write_iceberg": "refuse_database",
         "polars:DataFrame.write_clipboard": "refuse_database",
+        # SQL whose table functions (read_csv('...')) read files natively
+        "polars.sql": "checked_sql",
+        "polars.sql_expr": "checked_sql",
+        "polars.sql.context:SQLContext.execute": "checked_sql",
+        "polars.sql.context:SQLContext.execute_global": "checked_sql",
+        "polars.sql.context:SQLContext.register_catalog": "refuse_database",
+        "polars:LazyFrame.sink_delta": "refuse_database",
+        "polars:LazyFrame.sink_iceberg": "refuse_database",
+        # a serialized plan or frame may carry pickled Python objects (UDFs, Object columns)
+        "polars:DataFrame.deserialize": "refuse_unpickle",
+        "polars:LazyFrame.deserialize": "refuse_unpickle",
+        "polars:Expr.deserialize": "refuse_unpickle",
     },
     unchecked="reads through a polars plugin or a cloud URL are refused, never unchecked",
     evaluators={
@@ -127,5 +162,28 @@ PROFILE = Profile(
             "evals the pyarrow predicate polars serialises from an expression (its own text; "
             "a private class of scan_delta, which needs deltalake)"
         ),
+    },
+    not_paths={
+        "polars.config:Config.load_from_file": "pl.Config is a stand-in in a capsule; it "
+        "refuses load_*/save_*",
+        "polars.config:Config.save_to_file": "as load_from_file",
+        "polars.expr.expr.normalize_filepath": "a str helper (expanduser); opens nothing",
+        "polars.io.csv.functions.prepare_file_arg": "opens through Python (fsspec/open), "
+        "where the tripwire checks it",
+        "polars.io.parquet.functions.get_sources": "lists the sources it is given; opens nothing",
+        "polars.io.spreadsheet.functions.looks_like_url": "a str test",
+        "polars.io.partition:SinkedPath.__init__": "a description of a sink's path (the sink "
+        "itself is checked)",
+        "polars.selectors.expand_selector": "a frame or schema, not a path",
+    },
+    shared={
+        f"polars.{key}._accessors": "namespace names dir() shows; registering one is refused"
+        for key in (
+            "dataframe.frame:DataFrame",
+            "lazyframe.frame:LazyFrame",
+            "series.series:Series",
+            "expr.expr:Expr",
+            "datatype_expr.datatype_expr:DataTypeExpr",
+        )
     },
 )

@@ -88,5 +88,18 @@ class Profile:
     #: (refused in ``refused``, or the text is the library's own).  tests/
     #: test_library_boundary.py fails on any such function of the installed library not here.
     evaluators: dict = field(default_factory=dict)
+    #: Public callables with a parameter named like a path (``path``, ``file``, ``source``,
+    #: ``where``, ``sink`` ...) that are neither checked (reads/writes) nor refused: name -> why
+    #: the parameter is not a file the library opens natively.  tests/test_library_native_io.py
+    #: fails on such a parameter in none of the tables.
+    not_paths: dict = field(default_factory=dict)
+    #: Process-wide containers trusted code reads later, kept on a class or a shared object
+    #: (``"module:Class.attr"``, ``"module:obj.attr.attr"``): name -> what trusted code does
+    #: with it.  Replaced in place by a shared table (ipycap.engine.tables) that capsule code
+    #: reads read-only and cannot change.
+    tables: dict = field(default_factory=dict)
+    #: Containers on the library's public classes and shared objects that are left as they
+    #: are: name -> why.  tests/test_library_tables.py fails on one in neither table.
+    shared: dict = field(default_factory=dict)
     #: What stays unchecked, said plainly (README, refusals).
     unchecked: str = ""

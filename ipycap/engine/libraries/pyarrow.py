@@ -4,6 +4,7 @@ from .profile import PathArg, Profile
 
 _SRC = PathArg(0, "source")
 _WHERE = PathArg(1, "where")
+_WHERE_DEST = PathArg(1, "dest")
 
 PROFILE = Profile(
     package="pyarrow",
@@ -22,16 +23,41 @@ PROFILE = Profile(
         "pyarrow.cffi": "raw C pointers",
         "pyarrow.jvm": "raw JVM pointers",
         "pyarrow.flight": "network services",
+        "pyarrow.ipc.MessageReader": "MessageReader.open_stream opens any path natively",
+        "pyarrow.MemoryMappedFile": "it maps any path natively",
+        "pyarrow.parquet.core.ParquetReader": "ParquetReader.open opens any path natively",
     },
     object_attrs={
         "address": "a buffer's raw memory address",
         "_export_to_c": "raw C pointers",
         "_import_from_c": "raw C pointers",
+        # a file system object (a dataset's .filesystem, a ParquetFile's): any path natively
+        **{
+            name: "a file system object reads and writes any path natively"
+            for name in (
+                "open_input_file",
+                "open_input_stream",
+                "open_output_stream",
+                "open_append_stream",
+                "delete_file",
+                "delete_dir",
+                "delete_dir_contents",
+                "create_dir",
+                "copy_file",
+                "move",
+            )
+        },
+        "write_metadata_file": "it writes any path natively",
+        "inspect": "a dataset file format opens any path natively",
+        "make_fragment": "a dataset file format opens any path natively",
+        "reader": "a ParquetFile's native reader (its open() opens any path natively)",
+        "serialize_to": "a str sink is a path pyarrow opens natively",
     },
     reads={
         "pyarrow.csv.read_csv": PathArg(0, "input_file"),
         "pyarrow.csv.open_csv": PathArg(0, "input_file"),
         "pyarrow.json.read_json": PathArg(0, "input_file"),
+        "pyarrow.json.open_json": PathArg(0, "input_file"),
         "pyarrow.parquet.read_table": _SRC,
         "pyarrow.parquet.read_pandas": _SRC,
         "pyarrow.parquet.read_schema": PathArg(0, "where"),
@@ -45,12 +71,27 @@ PROFILE = Profile(
         "pyarrow.ipc.open_file": _SRC,
         "pyarrow.ipc.open_stream": _SRC,
         "pyarrow.dataset.dataset": _SRC,
+        "pyarrow.dataset.parquet_dataset": PathArg(0, "metadata_path"),
+        "pyarrow.ipc.RecordBatchFileReader": _SRC,
+        "pyarrow.ipc.RecordBatchStreamReader": _SRC,
+        # a str is a path: pyarrow memory-maps or opens it natively
+        "pyarrow.ipc.read_message": _SRC,
+        "pyarrow.ipc.read_tensor": _SRC,
+        "pyarrow.ipc.read_schema": PathArg(0, "obj"),
+        "pyarrow.ipc.read_record_batch": PathArg(0, "obj"),
+        "pyarrow.feather.FeatherDataset": PathArg(0, "path_or_paths"),
     },
     writes={
         "pyarrow.csv.write_csv": PathArg(1, "output_file"),
         "pyarrow.parquet.write_table": _WHERE,
         "pyarrow.parquet.write_to_dataset": PathArg(1, "root_path"),
-        "pyarrow.parquet.ParquetWriter": _WHERE,
+        "pyarrow.parquet.ParquetWriter": PathArg(0, "where"),
+        "pyarrow.parquet.write_metadata": _WHERE,
+        "pyarrow.ipc.RecordBatchFileWriter": PathArg(0, "sink"),
+        "pyarrow.ipc.RecordBatchStreamWriter": PathArg(0, "sink"),
+        "pyarrow.ipc.write_tensor": _WHERE_DEST,
+        "pyarrow.csv.CSVWriter": PathArg(0, "sink"),
+        "pyarrow.orc.ORCWriter": PathArg(0, "where"),
         "pyarrow.feather.write_feather": PathArg(1, "dest"),
         "pyarrow.orc.write_table": _WHERE,
         "pyarrow.ipc.new_file": PathArg(0, "sink"),
@@ -60,6 +101,7 @@ PROFILE = Profile(
     options={
         "pyarrow.set_io_thread_count": "it changes the whole process",
         "pyarrow.set_cpu_count": "it changes the whole process",
+        "pyarrow.lib.set_timezone_db_path": "it changes the whole process",
     },
     registers={
         "pyarrow.register_extension_type": "pyarrow's extension types",
@@ -71,4 +113,17 @@ PROFILE = Profile(
     },
     not_registries={"pyarrow.compute.add_checked": "arithmetic"},
     unchecked="a file system passed as filesystem= is refused with pyarrow.fs",
+    not_paths={
+        "pyarrow.dataset:Partitioning.parse": "parses a path string; opens nothing",
+        "pyarrow.dataset:Scanner.from_batches": "an iterable of batches, not a path",
+        "pyarrow.lib.encode_file_path": "a str helper; opens nothing",
+        "pyarrow.lib:Array.copy_to": "a device or memory manager, not a file",
+        "pyarrow.lib:RecordBatch.copy_to": "a device or memory manager, not a file",
+        "pyarrow.lib:Codec.detect": "reads the codec from a file name's extension",
+        "pyarrow.parquet.core:FileMetaData.set_file_path": "a str in the metadata",
+    },
+    shared={
+        "pyarrow.vendored.docscrape:ClassDoc.extra_public_methods": "docstring parsing only",
+        "pyarrow.vendored.docscrape:NumpyDocString.sections": "docstring parsing only",
+    },
 )

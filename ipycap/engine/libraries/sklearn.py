@@ -60,4 +60,13 @@ PROFILE = Profile(
             "execs 'from M import *' for a module name of its own (no capsule text)"
         ),
     },
+    tables={
+        "sklearn:*._sklearn_auto_wrap_output_keys": "the methods every new transformer class "
+        "gets wrapped",
+        "sklearn:*._parameter_constraints": "parameter -> the constraints (objects, callables) "
+        "every fit validates with",
+        "sklearn:*.loss_functions": "loss name -> the loss class SGD instantiates",
+        "sklearn:*._sparse_kernels": "kernel names",
+        "sklearn:*._*__metadata_request__*": "metadata routing every fit consults",
+    },
 )

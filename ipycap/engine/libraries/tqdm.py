@@ -40,4 +40,8 @@ PROFILE = Profile(
             "(no capsule text)"
         ),
     },
+    tables={
+        "tqdm._monitor:TMonitor._test": "test hooks the monitor thread calls (time, Event)",
+        "tqdm.std:Bar.COLOURS": "colour names -> escape codes every bar writes",
+    },
 )

@@ -17,13 +17,14 @@ the stack and is the original call otherwise.
 from __future__ import annotations
 
 import ast
+import fnmatch
 import functools
 import os
 import re
 import sys
 from collections.abc import Mapping
 
-from .. import arrayguard, guard, rules, tripwire
+from .. import arrayguard, guard, rules, tables, tripwire
 from ..errors import (
     CapsuleImportError,
     CapsulePermissionError,
@@ -34,7 +35,7 @@ from ..gate import gate
 from ..membrane import Proxy, target_of
 from ..membrane import readonly as _membrane_readonly
 from ..membrane.values import add_value_types
-from . import PROFILES, asking_package, boundary, engines, instances
+from . import PROFILES, asking_package, boundary, engines, instances, sqltext
 from .profile import PathArg
 
 _PATH_TYPES = ("PosixPath", "PurePosixPath", "WindowsPath", "PureWindowsPath", "Path")
@@ -325,18 +326,24 @@ frame_query = frame_eval = _frame_method
 
 def _refusing_method(why):
     def factory(fn, package, name):
-        def checked(self, *args, **kwargs):
+        kind = type(fn) if isinstance(fn, (classmethod, staticmethod)) else None
+        raw = fn.__func__ if kind is not None else fn
+
+        def checked(*args, **kwargs):
             if tripwire.capsule_on_stack():
                 raise _refusal(package, f"{name}: {why}")
-            return fn(self, *args, **kwargs)
+            return raw(*args, **kwargs)
 
-        _describe(checked, fn, name)
-        return checked
+        _describe(checked, raw, name)
+        return kind(checked) if kind is not None else checked
 
     return factory
 
 
 refuse_pickle = _refusing_method("pickling writes a file other code may unpickle later")
+refuse_unpickle = _refusing_method(
+    "a serialized frame or plan may carry pickled Python objects, which run code when loaded"
+)
 refuse_database = _refusing_method("databases, lakes and the clipboard are outside the capsule")
 
 
@@ -344,28 +351,28 @@ class ReadOnlyOptions(Mapping):
     """A capsule's view of a global settings mapping (matplotlib's rcParams): reading works,
     changing it is refused with the per-block way."""
 
-    __slots__ = ("_ipycap_data", "_ipycap_hint", "_ipycap_what")
+    __slots__ = ("__ipycap_data__", "__ipycap_hint__", "__ipycap_what__")
 
     def __init__(self, data, hint, what=("matplotlib", "rcParams")):
-        object.__setattr__(self, "_ipycap_data", data)
-        object.__setattr__(self, "_ipycap_hint", hint)
-        object.__setattr__(self, "_ipycap_what", what)
+        object.__setattr__(self, "__ipycap_data__", data)
+        object.__setattr__(self, "__ipycap_hint__", hint)
+        object.__setattr__(self, "__ipycap_what__", what)
 
     def __getitem__(self, key):
-        return self._ipycap_data[key]
+        return tables.read_only(self.__ipycap_data__[key], self.__ipycap_what__[1])
 
     def __iter__(self):
-        return iter(self._ipycap_data)
+        return iter(self.__ipycap_data__)
 
     def __len__(self):
-        return len(self._ipycap_data)
+        return len(self.__ipycap_data__)
 
     def __setitem__(self, key, value):
-        package, what = self._ipycap_what
+        package, what = self.__ipycap_what__
         raise _refusal(
             package,
             f"{what}[{key!r}] = ...: it changes a table the whole session uses",
-            hint=self._ipycap_hint,
+            hint=self.__ipycap_hint__,
         )
 
     __delitem__ = __setitem__
@@ -377,7 +384,7 @@ class ReadOnlyOptions(Mapping):
         self.__setitem__(name, value)
 
     def __repr__(self):
-        return f"<read-only {self._ipycap_what[1]} ({len(self)} entries)>"
+        return f"<read-only {self.__ipycap_what__[1]} ({len(self)} entries)>"
 
 
 guard.share_class(ReadOnlyOptions)
@@ -395,6 +402,43 @@ def read_only_table(fn, package, name):
     return ReadOnlyOptions(fn, None, (package, name))
 
 
+def checked_sql(fn, package, name):
+    """``fn`` taking SQL text (polars' ``SQLContext.execute``, ``pl.sql``): refused when the
+    query may call a table function, which reads a file natively (:mod:`.sqltext`)."""
+    wrapper = type(fn) if isinstance(fn, (classmethod, staticmethod)) else None
+    raw = fn.__func__ if wrapper is not None else fn
+
+    def checked(*args, **kwargs):
+        if tripwire.capsule_on_stack():
+            texts = [a for a in args if isinstance(a, str)]
+            texts += [v for k, v in kwargs.items() if k in ("query", "sql") and isinstance(v, str)]
+            for text in texts:
+                call = sqltext.table_function("".join([text]))
+                if call is not None:
+                    raise _refusal(
+                        package,
+                        f"{name} of a query calling {call}(...): SQL table functions read "
+                        "files natively, where no grant is checked",
+                        hint="read the file with pl.read_csv/pl.scan_parquet (checked against "
+                        "the grants) and query the frame",
+                    )
+        return raw(*args, **kwargs)
+
+    _describe(checked, raw, name)
+    return wrapper(checked) if wrapper is not None else checked
+
+
+def read_only_result(fn, package, name):
+    """``fn`` returning the library's own table (``colors.get_named_colors_mapping()``):
+    capsule code gets it read-only."""
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        return tables.read_only(fn(*args, **kwargs), name)
+
+    return call
+
+
 def copy_result(fn, package, name):
     """``fn`` returning a copy of the library's own table (``Image.registered_extensions``)."""
 
@@ -409,15 +453,15 @@ class ConfigStandIn:
     """``polars.Config`` in a capsule: ``with pl.Config(tbl_rows=5):`` works (restored on
     exit); the class-level setters, which change the whole session, are refused."""
 
-    __slots__ = ("_ipycap_cls",)
+    __slots__ = ("__ipycap_cls__",)
 
     def __init__(self, cls):
-        object.__setattr__(self, "_ipycap_cls", cls)
+        object.__setattr__(self, "__ipycap_cls__", cls)
 
     def __call__(self, *args, **kwargs):
         if args or kwargs.get("restore_defaults") or kwargs.get("apply_on_context_enter"):
             raise _refusal("polars", "polars.Config(...) with positional or restore arguments")
-        return self._ipycap_cls(**kwargs)
+        return self.__ipycap_cls__(**kwargs)
 
     def __getattr__(self, name):
         if name.startswith(("set_", "load", "restore", "save")):
@@ -426,7 +470,7 @@ class ConfigStandIn:
                 f"polars.Config.{name}: it changes the options of the whole session",
                 hint="use 'with pl.Config(tbl_rows=5): ...' for a block",
             )
-        return getattr(self._ipycap_cls, name)
+        return getattr(self.__ipycap_cls__, name)
 
     def __setattr__(self, name, value):
         raise _refusal("polars", "polars.Config is read-only in a capsule")
@@ -569,10 +613,13 @@ _FACTORIES = {
     "frame_query": frame_query,
     "frame_eval": frame_eval,
     "refuse_pickle": refuse_pickle,
+    "refuse_unpickle": refuse_unpickle,
     "refuse_database": refuse_database,
     "read_only_rc": read_only_rc,
     "read_only_table": read_only_table,
     "copy_result": copy_result,
+    "read_only_result": read_only_result,
+    "checked_sql": checked_sql,
     "polars_config": polars_config,
     "text_tqdm": text_tqdm,
     "text_trange": text_trange,
@@ -614,12 +661,15 @@ def _entries():
             entry(key)["replaced"] = boundary.capsule_udfs(arg)
         for key, spec in profile.templates.items():
             _TEMPLATES[key] = (pkg, spec)
+        _TABLES.update(profile.tables)
     return table
 
 
 #: Template-taking functions and methods (``Profile.templates``): wrapped in place, in the
 #: library's own module or class, so the library's internal calls are checked too.
 _TEMPLATES: dict = {}
+#: Shared tables (``Profile.tables``): replaced in place (ipycap.engine.tables).
+_TABLES: dict = {}
 
 
 _TABLE = _entries()
@@ -755,14 +805,66 @@ def install() -> None:
         boundary.scope_figures()
     instances.scope_tables(PROFILES.values())  # class-level instance tables, per capsule
     engines.install()  # jinja2 (pandas' Styler): capsule text only in its sandbox
-    if len(_INSTALLED_KEYS) == len(_METHODS) + len(_TEMPLATES):
-        return  # everything wrapped: the common case, one comparison per module view
+    if len(_INSTALLED_KEYS) == len(_METHODS) + len(_TEMPLATES) + len(_TABLES) and (
+        _PATTERNS_AT == len(sys.modules)
+    ):
+        return  # everything wrapped: the common case, two comparisons per module view
     for key, entry in _METHODS.items():
         if key not in _INSTALLED_KEYS:
             _install_method(key, entry)
     for key, (package, spec) in _TEMPLATES.items():
         if "template " + key not in _INSTALLED_KEYS:
             _install_template(key, package, spec)
+    for key in _TABLES:
+        if "table " + key not in _INSTALLED_KEYS:
+            _install_table(key)
+    _install_table_patterns()
+
+
+_PATTERNS_AT = 0  # len(sys.modules) when the table patterns were last applied
+
+
+def _install_table_patterns() -> None:
+    """Pattern entries (``"sklearn:*._parameter_constraints"``; ``*`` in the attribute
+    matches as in fnmatch): the attribute on every class of the package's imported modules, again whenever
+    modules were imported since."""
+    global _PATTERNS_AT
+    if _PATTERNS_AT == len(sys.modules):
+        return
+    _PATTERNS_AT = len(sys.modules)
+    for key in _TABLES:
+        package, _, path = key.partition(":")
+        if not path.startswith("*."):
+            continue
+        attr = path[2:]
+        for name, module in list(sys.modules.items()):
+            if module is None or name.partition(".")[0] != package:
+                continue
+            for cls in list(vars(module).values()):
+                if not isinstance(cls, type) or getattr(cls, "__module__", None) != name:
+                    continue
+                for entry in list(vars(cls)):
+                    if entry == attr or ("*" in attr and fnmatch.fnmatchcase(entry, attr)):
+                        tables.share(cls, entry, f"{name}.{cls.__qualname__}.{entry}")
+
+
+def _install_table(key) -> None:
+    """A profile's shared table (``"module:Owner.attr"``), replaced once its module is
+    imported (ipycap.engine.tables.share)."""
+    module_name, _, path = key.partition(":")
+    owner = sys.modules.get(module_name)
+    if path.startswith("*."):
+        _INSTALLED_KEYS.add("table " + key)  # (applied by _install_table_patterns)
+        return
+    if owner is None:
+        return
+    *parts, attr = path.split(".")
+    for part in parts:
+        owner = getattr(owner, part, None)
+    if owner is None:
+        return
+    _INSTALLED_KEYS.add("table " + key)
+    tables.share(owner, attr, key.replace(":", "."))
 
 
 def _prepare_tqdm() -> None:
@@ -829,7 +931,9 @@ def _install_template(key, package, spec) -> None:
 
 def _object_attr_rule(package: str, why: str):
     def rule(value, name):
-        for cls in type.__dict__["__mro__"].__get__(type(value)):
+        # the library's objects, and its classes themselves (type(fs).open_output_stream)
+        owner = value if isinstance(value, type) else type(value)
+        for cls in type.__dict__["__mro__"].__get__(owner):
             module = type.__dict__["__module__"].__get__(cls)
             if type(module) is str and module.partition(".")[0] == package:
                 raise _refusal(
