@@ -26,6 +26,7 @@ import pytest
 
 from ipycap import Capsule
 from ipycap.engine import deputies, modules, policy
+from ipycap.engine.errors import CapabilityError
 from tests.test_classfreeze import reach_all
 
 _SKIP = {"sys", "IPython.display", "_pydecimal"}  # stand-ins; _pydecimal: not importable
@@ -233,7 +234,7 @@ def test_capsule_cannot_write_shared_module_level_instances(variant):
         ),
     }[variant]
     before = watched()
-    with pytest.raises(TypeError, match="shared with trusted code"):
+    with pytest.raises(CapabilityError, match="shared with trusted code"):
         Capsule(grants=[("import", "xml")]).run(_SEALED_WRITES[variant])
     assert watched() == before
     calendar.day_name.trusted_may = 1  # trusted code is not refused

@@ -842,6 +842,12 @@ def trusted_compile(tree, filename: str, mode: str, flags: int = 0):
     )
 
 
+def compile_generated_template(python: str, filename: str):
+    """Compile the Python jinja's sandbox generated from a capsule's template text
+    (libraries/engines.py): the sandbox's code generator, not the capsule, wrote it."""
+    return compile(python, filename, "exec", dont_inherit=True)
+
+
 def trusted_module_types(module) -> list:
     """The classes an extension module's state holds (classfreeze freezes them)."""
     import gc

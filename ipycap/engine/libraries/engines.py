@@ -118,7 +118,19 @@ def install() -> None:
         return original_from_string(self, source, globals, template_class)
 
     def compile(self, source, name=None, filename=None, raw=False, defer_init=False):  # noqa: A001
-        if tripwire.capsule_on_stack() and not sandboxed(self):
+        on_stack = tripwire.capsule_on_stack()
+        if on_stack and sandboxed(self) and not raw and isinstance(source, str):
+            # jinja's code generator turned the capsule's template text into Python; the
+            # tripwire's screen for generated code (no imports) would refuse jinja's module
+            # prologue, so the sandbox's own output compiles through the tripwire's helper.
+            # Only text jinja parsed here: a raw Python source or a prebuilt node tree never.
+            try:
+                tree = self._parse(source, name, filename)
+                python = self._generate(tree, name, filename, defer_init=defer_init)
+                return tripwire.compile_generated_template(python, filename or "<template>")
+            except jinja2.TemplateSyntaxError:
+                self.handle_exception(source=source)
+        if on_stack and not sandboxed(self):
             if not _library_file(self, source, filename, env_class):
                 raise _refusal(
                     f"jinja2 compiling the template {name or filename or '<string>'!r} "
