@@ -110,7 +110,8 @@ NEVER = (
     __ipycap_writable__
     __ctype_be__ __ctype_le__ __ctypes_from_outparam__ __warningregistry__
     __arrow_c_array__ __arrow_c_schema__ __arrow_c_stream__ __arrow_c_device_array__
-    __arrow_c_device_stream__ __dlpack__ __dlpack_device__""".split()
+    __arrow_c_device_stream__ __dlpack__ __dlpack_device__ __dataframe__
+    __cuda_array_interface__""".split()
     )
     | FRAME_ATTRS
     | ABC_STATE
