@@ -36,22 +36,28 @@ _CAPSULE_BUILTINS: dict = {}
 _CAPSULE_CODE: dict = {}
 
 
-def register_code(code) -> None:
-    """Record ``code`` and every code object nested in it as capsule code (while alive)."""
+def _record_code(table: dict, code) -> None:
+    """Record ``code`` and every code object nested in it in ``table`` (address -> weak
+    reference; an entry goes when its code dies, never one a newer code took over)."""
     stack = [code]
     while stack:
         c = stack.pop()
         key = _address(c)
-        entry = _CAPSULE_CODE.get(key)
+        entry = table.get(key)
         if entry is not None and entry() is c:
             continue
-        _CAPSULE_CODE[key] = weakref.ref(c, lambda ref, key=key: _forget_code(key, ref))
+        table[key] = weakref.ref(c, lambda ref, key=key: _forget_code(table, key, ref))
         stack.extend(k for k in c.co_consts if type(k) is types.CodeType)
 
 
-def _forget_code(key, ref) -> None:
-    if _CAPSULE_CODE.get(key) is ref:
-        del _CAPSULE_CODE[key]
+def _forget_code(table: dict, key, ref) -> None:
+    if table.get(key) is ref:
+        del table[key]
+
+
+def register_code(code) -> None:
+    """Record ``code`` and every code object nested in it as capsule code (while alive)."""
+    _record_code(_CAPSULE_CODE, code)
 
 
 def is_capsule_code(code) -> bool:
@@ -128,20 +134,7 @@ _GENERATED_CODE: dict = {}
 
 def register_generated(code) -> None:
     """Record ``code`` (and code nested in it) as generated on a capsule's behalf."""
-    stack = [code]
-    while stack:
-        c = stack.pop()
-        key = _address(c)
-        entry = _GENERATED_CODE.get(key)
-        if entry is not None and entry() is c:
-            continue
-        _GENERATED_CODE[key] = weakref.ref(c, lambda ref, key=key: _forget_generated(key, ref))
-        stack.extend(k for k in c.co_consts if type(k) is types.CodeType)
-
-
-def _forget_generated(key, ref) -> None:
-    if _GENERATED_CODE.get(key) is ref:
-        del _GENERATED_CODE[key]
+    _record_code(_GENERATED_CODE, code)
 
 
 def _frame_is_generated(frame) -> bool:

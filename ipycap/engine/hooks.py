@@ -151,7 +151,9 @@ class _Hook:
         return _Bound(bound, self._name)
 
 
-class _DataHook(_Hook):
+class _Data:
+    """Keeps a guarded data descriptor a data descriptor (mixed into the hooks below)."""
+
     __slots__ = ()
 
     def __set__(self, obj, value):
@@ -159,6 +161,10 @@ class _DataHook(_Hook):
 
     def __delete__(self, obj):
         type(self._entry).__delete__(self._entry, obj)
+
+
+class _DataHook(_Data, _Hook):
+    __slots__ = ()
 
 
 # -- comparisons trusted code runs on capsule objects -------------------------------------
@@ -229,15 +235,11 @@ class _Operands:
             cap.revoked = True
 
 
-class _CompareHook:
+class _CompareHook(_Hook):
     """A guarded comparison entry of a capsule class: binds like the entry it replaces,
     calls through :class:`_Operands`."""
 
-    __slots__ = ("_entry", "_name")
-
-    def __init__(self, entry, name):
-        self._entry = entry
-        self._name = name
+    __slots__ = ()
 
     def __get__(self, obj, owner=None):
         entry = self._entry
@@ -245,14 +247,8 @@ class _CompareHook:
         return _Operands(entry if get is None else get(entry, obj, owner))
 
 
-class _CompareDataHook(_CompareHook):
+class _CompareDataHook(_Data, _CompareHook):
     __slots__ = ()
-
-    def __set__(self, obj, value):
-        type(self._entry).__set__(self._entry, obj, value)
-
-    def __delete__(self, obj):
-        type(self._entry).__delete__(self._entry, obj)
 
 
 def _guard_entry(cls: type, name: str, entry) -> None:
