@@ -14,7 +14,7 @@ import itertools
 import operator
 
 from common import Settings, Table, check, compare, fmt_ns
-from workloads import CELL_50, RP_PORTS, WORKLOADS
+from workloads import CELL_50, CLASS_WORKLOADS, RP_PORTS, WORKLOADS
 
 from ipycap import Capsule
 from ipycap.engine.codeexec import compile_gated
@@ -26,7 +26,8 @@ COMPILE_TARGET = 3.0  # gate+compile time relative to plain compile
 # -- the three ways to run the same source ----------------------------------------------------
 def plain_work(source: str):
     ns: dict = {"__name__": "__bench__"}
-    exec(compile(source, "<plain>", "exec"), ns)
+    # dont_inherit: this module's ``from __future__ import annotations`` is not the cell's
+    exec(compile(source, "<plain>", "exec", dont_inherit=True), ns)
     return ns["work"]
 
 
@@ -165,6 +166,26 @@ def bench_workloads(settings: Settings) -> list[Table]:
     return tables
 
 
+def bench_class_workloads(settings: Settings) -> list[Table]:
+    """Cells that create classes (dataclasses, namedtuple, Enum): capsule vs plain.  Each
+    capsule-made class carries the array-protocol guard, a fixed cost per class; no target
+    (class creation is rare next to the code that uses the classes)."""
+    tables = []
+    for title, source in CLASS_WORKLOADS.items():
+        plain = plain_work(source)
+        caps = capsule_work(source)
+        if caps() != plain():
+            raise AssertionError(f"{title}: capsule work() differs from plain")
+        table = compare(
+            f"engine: {title}",
+            {"plain exec": _repeat(plain), "capsule": _repeat(caps)},
+            settings,
+            unit="call",
+        )
+        tables.append(table)
+    return tables
+
+
 def bench_compile(settings: Settings) -> list[Table]:
     """Gate+compile of a fresh 50-line cell vs plain ``compile`` (cache bypassed)."""
     counter = itertools.count()
@@ -259,4 +280,9 @@ def bench_rerun(settings: Settings) -> list[Table]:
 
 
 def run(settings: Settings) -> list[Table]:
-    return bench_workloads(settings) + bench_compile(settings) + bench_rerun(settings)
+    return (
+        bench_workloads(settings)
+        + bench_class_workloads(settings)
+        + bench_compile(settings)
+        + bench_rerun(settings)
+    )

@@ -192,3 +192,39 @@ total = sum(len(s.values) for s in samples)
 assert total == 100, total
 (table.count("\\n") + 1, top[0], len(histogram))
 '''
+
+#: Class creation in a cell: every class a capsule makes, however made (a class statement,
+#: a standard-library deputy such as ``make_dataclass``, ``namedtuple`` or ``Enum``), gets
+#: the array-protocol guard (ipycap/engine/arrayguard.py), so these cost more than plain.
+DATACLASSES = """
+import dataclasses
+
+def work():
+    @dataclasses.dataclass
+    class Point:
+        x: int
+        y: int = 0
+
+    @dataclasses.dataclass(frozen=True)
+    class Label:
+        text: str
+
+    p = Point(1, 2)
+    return p.x + p.y + len(Label("ab").text) + len(dataclasses.fields(Point))
+"""
+
+NAMEDTUPLE_ENUM = """
+import enum
+from collections import namedtuple
+
+def work():
+    Pair = namedtuple("Pair", "left right")
+    Color = enum.Enum("Color", "RED GREEN BLUE")
+    return Pair(1, 2).right + Color.BLUE.value + len(Color)
+"""
+
+#: Workloads timed capsule vs plain only (RestrictedPython refuses their imports).
+CLASS_WORKLOADS = {
+    "dataclasses cell (2 dataclasses per call)": DATACLASSES,
+    "namedtuple + Enum cell (1 each per call)": NAMEDTUPLE_ENUM,
+}
