@@ -38,6 +38,7 @@ granted: :func:`unavailable` says why.
 from __future__ import annotations
 
 import functools
+import operator
 import sys
 import types
 
@@ -93,14 +94,40 @@ def _refusal(cls, name):
     )
 
 
-class ArrayProtocol:
-    """The data descriptor every capsule-made class carries for one array protocol name."""
+class ArrayProtocol(tuple):
+    """The data descriptor every capsule-made class carries for one array protocol name.
 
-    __slots__ = ("name", "defined", "inherited", "owner")
+    Its state is a tuple fixed by ``__new__``: capsule code reaches the descriptor through
+    ``vars(cls)``, and an ``__init__`` that stored fields (``type(d).__init__(d, name, cls,
+    False, spy)``) would let it re-aim an existing guard at an answer of its choosing
+    (``spy.__get__`` returning a data address numpy then reads).  ``__init__`` is object's,
+    and no attribute of a tuple can be rebound (tests/test_frozen_state.py)."""
 
-    def __init__(self, name, owner, defined, inherited):
-        for field, value in zip(self.__slots__, (name, defined, inherited, owner), strict=True):
-            object.__setattr__(self, field, value)
+    __slots__ = ()
+
+    def __new__(cls, name, owner, defined, inherited):
+        return tuple.__new__(cls, (name, owner, defined, inherited))
+
+    name = property(operator.itemgetter(0), doc="the protocol name this guard answers")
+    owner = property(operator.itemgetter(1), doc="the class it was placed on")
+    defined = property(operator.itemgetter(2), doc="whether capsule code defined the name")
+    inherited = property(operator.itemgetter(3), doc="a C type's own answer to keep, or None")
+
+    # identity, never the fields: a capsule class's metaclass __eq__/__hash__/__repr__
+    # must not run when trusted code compares, hashes or shows a descriptor
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
+    __lt__ = object.__lt__
+    __le__ = object.__le__
+    __gt__ = object.__gt__
+    __ge__ = object.__ge__
+    __hash__ = object.__hash__
+
+    def __repr__(self):
+        return f"<array-protocol guard {self[0]}>"
+
+    def __reduce_ex__(self, protocol):
+        raise CapsuleTypeError("the array-protocol guard cannot be copied", _LAYER, None)
 
     def __setattr__(self, name, value):  # capsule code reaches it through vars(cls)
         raise CapsuleAttributeError("the array-protocol guard cannot be changed", _LAYER, None)
@@ -109,51 +136,64 @@ class ArrayProtocol:
         raise CapsuleAttributeError("the array-protocol guard cannot be changed", _LAYER, None)
 
     def __get__(self, obj, owner=None):
-        if obj is not None and self.inherited is not None:
-            return self.inherited.__get__(obj, owner)
-        if self.defined:
-            raise _refusal(self.owner, self.name)
-        raise AttributeError(f"{self.owner.__qualname__!r} object has no attribute {self.name!r}")
+        inherited = self[3]
+        if obj is not None and inherited is not None:
+            return inherited.__get__(obj, owner)
+        if self[2]:
+            raise _refusal(self[1], self[0])
+        raise AttributeError(f"{self[1].__qualname__!r} object has no attribute {self[0]!r}")
 
     def __set__(self, obj, value):
-        raise CapsuleAttributeError(f"setting {self.name!r} is refused", _LAYER, None, hint=_HINT)
+        raise CapsuleAttributeError(f"setting {self[0]!r} is refused", _LAYER, None, hint=_HINT)
 
     def __delete__(self, obj):
-        raise CapsuleAttributeError(f"deleting {self.name!r} is refused", _LAYER, None)
-
-
-def _inherited(cls, name):
-    """(defined by capsule code, C-level answer to keep) for ``name`` below ``cls``."""
-    for base in _type_mro(cls)[1:]:
-        entry = _type_dict(base).get(name)
-        if entry is None:
-            continue
-        if type(entry) is ArrayProtocol:
-            return entry.defined, entry.inherited
-        if not (_type_flags(base) & _HEAPTYPE) and (
-            type(entry) in _C_DESCRIPTORS or hasattr(type(entry), "__get__")
-        ):
-            # a C type's own: np.ndarray's interface, its __dlpack__ method, a pyarrow
-            # Array's __arrow_c_array__ (the object's own memory)
-            return False, entry
-        return True, None  # a trusted Python class's answer reads state capsule code sets
-    return False, None
+        raise CapsuleAttributeError(f"deleting {self[0]!r} is refused", _LAYER, None)
 
 
 _OBJECT_GETATTRIBUTE = object.__dict__["__getattribute__"]
+_WATCHED = ARRAY_NAMES | frozenset(_GETATTR_NAMES)
 
 
-def _inherited_getattr(cls, kind):
-    """The ``__getattribute__``/``__getattr__`` ``cls`` inherits, unless it is object's own
-    generic one or one the guard placed."""
+def _below(cls) -> dict:
+    """The first entry (base, value) of each watched name below ``cls``: one walk of the
+    MRO for all thirteen names (a class made in a capsule pays this once)."""
+    found: dict = {}
     for base in _type_mro(cls)[1:]:
-        entry = _type_dict(base).get(kind)
-        if entry is None:
-            continue
-        if entry is _OBJECT_GETATTRIBUTE or entry in _HOOKS:
-            return None
-        return entry
-    return None
+        d = _type_dict(base)
+        for name in _WATCHED.intersection(d):
+            if name not in found:
+                found[name] = (base, d[name])
+    return found
+
+
+def _inherited(found, name):
+    """(defined by capsule code, C-level answer to keep) for ``name`` below the class whose
+    :func:`_below` is ``found``."""
+    hit = found.get(name)
+    if hit is None:
+        return False, None
+    base, entry = hit
+    if type(entry) is ArrayProtocol:
+        return entry[2], entry[3]
+    if not (_type_flags(base) & _HEAPTYPE) and (
+        type(entry) in _C_DESCRIPTORS or hasattr(type(entry), "__get__")
+    ):
+        # a C type's own: np.ndarray's interface, its __dlpack__ method, a pyarrow
+        # Array's __arrow_c_array__ (the object's own memory)
+        return False, entry
+    return True, None  # a trusted Python class's answer reads state capsule code sets
+
+
+def _inherited_getattr(found, kind):
+    """The ``__getattribute__``/``__getattr__`` the class inherits, unless it is object's
+    own generic one or one the guard placed."""
+    hit = found.get(kind)
+    if hit is None:
+        return None
+    entry = hit[1]
+    if entry is _OBJECT_GETATTRIBUTE or entry in _HOOKS:
+        return None
+    return entry
 
 
 def _answers(fn, self, name):
@@ -199,13 +239,17 @@ _HOOKS = TypeSet()
 def guard_class(cls) -> None:
     """Give capsule-made ``cls`` the array-protocol guard (in place, idempotent)."""
     d = _type_dict(cls)
+    found = None
     for name in ARRAY_NAMES:
         entry = d.get(name)
-        if type(entry) is ArrayProtocol and entry.owner is cls:
+        if type(entry) is ArrayProtocol and entry[1] is cls:
             continue
-        defined, inherited = _inherited(cls, name)
         if entry is not None:
             defined, inherited = True, None
+        else:
+            if found is None:
+                found = _below(cls)
+            defined, inherited = _inherited(found, name)
         _arrayguard.place(cls, name, ArrayProtocol(name, cls, defined, inherited))
     for kind in _GETATTR_NAMES:
         entry = d.get(kind)
@@ -213,7 +257,9 @@ def guard_class(cls) -> None:
             # An inherited one answers for this class too (a trusted base's __getattr__
             # reading instance state, ModuleType's, which falls back to a module __getattr__
             # in the instance dict): wrapped here, in the class's own dict.
-            entry = _inherited_getattr(cls, kind)
+            if found is None:
+                found = _below(cls)
+            entry = _inherited_getattr(found, kind)
             if entry is None:
                 continue
         if entry in _HOOKS:

@@ -62,9 +62,13 @@ REFUSING = {
 class _Refusing:
     __slots__ = ("name", "why")
 
-    def __init__(self, name, why):
+    def __new__(cls, name, why):
+        # state set once, here: __init__ is object's (``help.__init__('x', 'y')`` changes
+        # nothing; tests/test_frozen_state.py)
+        self = object.__new__(cls)
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "why", why)
+        return self
 
     def __setattr__(self, name, value):
         raise CapsuleTypeError(f"{self.name} cannot be changed", "builtins")

@@ -52,11 +52,15 @@ class RevocableFile:
     # "__ipycap*" names: never readable by capsule code (rules.is_never), not name-mangled.
     __slots__ = ("__ipycap_file__", "__ipycap_read__", "__ipycap_write__", "__ipycap_path__")
 
-    def __init__(self, file, read_caps, write_caps, path: str):
+    def __new__(cls, file, read_caps, write_caps, path: str):
+        # state set once, here: __init__ is object's, so capsule code cannot hand its open
+        # file new capabilities (``f.__init__(..., [still_valid], ...)``) after a revoke
+        self = object.__new__(cls)
         self.__ipycap_file__ = file
         self.__ipycap_read__ = tuple(read_caps)
         self.__ipycap_write__ = tuple(write_caps)
         self.__ipycap_path__ = path
+        return self
 
     # -- the check --------------------------------------------------------------------------
     def __ipycap_check__(self, kind: str):

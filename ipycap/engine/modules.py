@@ -514,8 +514,12 @@ class _Stream:
 
     __slots__ = ("_name",)
 
-    def __init__(self, name):
+    def __new__(cls, name):
+        # state set once, here: __init__ is object's (``sys.stdout.__init__('stderr')`` would
+        # redirect the stand-in; tests/test_frozen_state.py)
+        self = object.__new__(cls)
         object.__setattr__(self, "_name", name)
+        return self
 
     def __setattr__(self, name, value):
         raise CapsuleTypeError("the capsule's sys streams are read-only", "builtins")

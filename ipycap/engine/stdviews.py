@@ -90,9 +90,13 @@ class Path:
     __slots__ = ("_ipycap_pure",)
     __ipycap_path__ = True
 
-    def __init__(self, *parts):
+    def __new__(cls, *parts):
+        # state set once, here: immutable means ``p.__init__('/elsewhere')`` (object's
+        # __init__) leaves ``p`` where it was for whoever holds it
+        self = object.__new__(cls)
         pure = _pathlib.PurePosixPath(*[_text(p) for p in parts])
         object.__setattr__(self, "_ipycap_pure", pure)
+        return self
 
     def __setattr__(self, name, value):
         raise AttributeError(f"Path objects are immutable (cannot set {name!r})")

@@ -67,6 +67,17 @@ def read_only(value, name: str = "a library table"):
     return value
 
 
+def _bind(cls, data, name):
+    """A new table of ``cls`` over ``data``, its state set here once: ``__init__`` is
+    object's, so capsule code calling ``type(t).__init__(t, its_dict)`` on a table trusted
+    code reads (a :class:`SharedTable` in place on a library class, pprint's dispatch table)
+    changes nothing (tests/test_frozen_state.py)."""
+    self = object.__new__(cls)
+    object.__setattr__(self, "__ipycap_data__", data)
+    object.__setattr__(self, "__ipycap_name__", name)
+    return self
+
+
 def _capsule_writes(depth: int = 2) -> bool:
     """Whether the code writing (``depth`` frames up) is capsule code itself, not a library
     writing on a capsule's behalf."""
@@ -78,9 +89,8 @@ class ReadOnlyTable(Mapping):
 
     __slots__ = ("__ipycap_data__", "__ipycap_name__")
 
-    def __init__(self, data, name="a library table"):
-        object.__setattr__(self, "__ipycap_data__", data)
-        object.__setattr__(self, "__ipycap_name__", name)
+    def __new__(cls, data, name="a library table"):
+        return _bind(cls, data, name)
 
     def __getitem__(self, key):
         return read_only(self.__ipycap_data__[key], self.__ipycap_name__)
@@ -149,9 +159,8 @@ class ReadOnlyList(Sequence):
 
     __slots__ = ("__ipycap_data__", "__ipycap_name__")
 
-    def __init__(self, data, name="a library table"):
-        object.__setattr__(self, "__ipycap_data__", data)
-        object.__setattr__(self, "__ipycap_name__", name)
+    def __new__(cls, data, name="a library table"):
+        return _bind(cls, data, name)
 
     def __getitem__(self, index):
         if isinstance(index, slice):

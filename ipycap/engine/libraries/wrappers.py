@@ -353,10 +353,14 @@ class ReadOnlyOptions(Mapping):
 
     __slots__ = ("__ipycap_data__", "__ipycap_hint__", "__ipycap_what__")
 
-    def __init__(self, data, hint, what=("matplotlib", "rcParams")):
+    def __new__(cls, data, hint, what=("matplotlib", "rcParams")):
+        # state set once, here: __init__ is object's, so capsule code cannot re-aim the
+        # view (``type(v).__init__(v, its_dict, None)``) that other capsules read
+        self = object.__new__(cls)
         object.__setattr__(self, "__ipycap_data__", data)
         object.__setattr__(self, "__ipycap_hint__", hint)
         object.__setattr__(self, "__ipycap_what__", what)
+        return self
 
     def __getitem__(self, key):
         return tables.read_only(self.__ipycap_data__[key], self.__ipycap_what__[1])
@@ -455,8 +459,12 @@ class ConfigStandIn:
 
     __slots__ = ("__ipycap_cls__",)
 
-    def __init__(self, cls):
-        object.__setattr__(self, "__ipycap_cls__", cls)
+    def __new__(cls, config_cls):
+        # state set once, here: a capsule calling __init__ again could put its own class
+        # behind every capsule's pl.Config
+        self = object.__new__(cls)
+        object.__setattr__(self, "__ipycap_cls__", config_cls)
+        return self
 
     def __call__(self, *args, **kwargs):
         if args or kwargs.get("restore_defaults") or kwargs.get("apply_on_context_enter"):
