@@ -16,7 +16,7 @@ import random
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 #: A variant runs ``n`` units of work when called as ``fn(n)``.
 Work = Callable[[int], object]
@@ -67,6 +67,17 @@ class Table:
     repeats: int = 0
     #: How a row's ``median_ns`` is shown (a memory table shows bytes instead of time).
     fmt: Callable[[float], str] | None = None
+
+    def as_json(self) -> dict:
+        """The table as JSON-ready data: every field but ``fmt`` (a function), plus each
+        row's median as the report shows it (``shown``: a memory table's bytes)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "fmt"}
+        data["rows"] = [asdict(r) for r in self.rows]
+        show = self.fmt or fmt_ns
+        for out, r in zip(data["rows"], self.rows, strict=True):
+            out["shown"] = show(r.median_ns)
+        data["notes"] = list(self.notes)
+        return data
 
     def row(self, name: str) -> Row:
         return next(r for r in self.rows if r.name == name)

@@ -14,7 +14,6 @@ not the absolute times.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib
 import json
 import os
@@ -51,6 +50,11 @@ def header() -> str:
         f"{platform.machine()}, {os.cpu_count()} CPUs, load {load[0]:.2f}, "
         f"ipycap {getattr(ipycap, '__version__', '?')}"
     )
+
+
+def write_json(tables: list[Table], path: str) -> None:
+    """The report's tables as JSON (``--json``): one object per table (Table.as_json)."""
+    Path(path).write_text(json.dumps([t.as_json() for t in tables], indent=1), encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,9 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     missed = sum(v.count("MISSED") for v in (t.verdict for t in targets))
     print(f"   {missed} missed; total time {time.perf_counter() - started:.0f} s")
     if args.json:
-        Path(args.json).write_text(
-            json.dumps([dataclasses.asdict(t) for t in tables], indent=1), encoding="utf-8"
-        )
+        write_json(tables, args.json)
     return 1 if (args.strict and missed) else 0
 
 
