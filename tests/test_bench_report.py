@@ -77,3 +77,17 @@ def test_main_writes_the_json_of_every_module_it_ran(bench_run, tmp_path, monkey
     assert "## tiny: memory" in printed and "112 B" in printed and "# Targets" in printed
     data = json.loads(out.read_text(encoding="utf-8"))
     assert [t["title"] for t in data] == ["tiny: sum vs len", "tiny: memory"]
+
+
+def test_scoped_bench_runs_and_serialises(bench_run, tmp_path, monkeypatch):
+    """bench_scoped (capsule-scoped answers trusted code pays for) runs its tables on a
+    smoke setting, and they serialise."""
+    run, common = bench_run
+    monkeypatch.delitem(sys.modules, "bench_scoped", raising=False)
+    import bench_scoped
+
+    got = bench_scoped.run(common.Settings(repeats=1, sample_ms=0.2))
+    assert len(got) == 5 and all(len(t.rows) >= 3 for t in got)
+    run.write_json(got, str(tmp_path / "scoped.json"))
+    assert len(json.loads((tmp_path / "scoped.json").read_text(encoding="utf-8"))) == 5
+    sys.modules.pop("bench_scoped", None)
