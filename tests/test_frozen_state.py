@@ -357,9 +357,9 @@ def test_array_protocol_guard_compares_by_identity():
 def test_copy_reconstruction_leaves_the_original_alone(make, how):
     obj = make()
     data, text = getattr(obj, "__ipycap_data__", None), str(obj)
-    result = _run(Capsule(), f"import copy\ny = {how}\ny is x", x=obj)
-    # refused, or a separate object: never a state change of the original
-    assert result is not True
+    # refused, a separate object, or (Path, immutable like str) the object itself: never a
+    # state change of the original, also when the capsule re-initialises what it got back
+    _run(Capsule(), f"import copy\ny = {how}\ny.__init__({{'key': 'capsule'}}, 'x')", x=obj)
     assert getattr(obj, "__ipycap_data__", None) is data and str(obj) == text
 
 
@@ -380,6 +380,21 @@ def test_pickle_reconstruction_is_out_of_reach(module):
 
 
 # -- ordinary use still works ---------------------------------------------------------------
+@pytest.mark.parametrize(
+    "source",
+    [
+        "copy.copy(pathlib.Path('/tmp/a')) == pathlib.Path('/tmp/a')",
+        "copy.deepcopy([pathlib.Path('/tmp/a')])[0] == pathlib.Path('/tmp/a')",
+        "@dataclasses.dataclass\nclass A:\n    p: object\n"
+        "dataclasses.asdict(A(pathlib.Path('/tmp/a')))['p'] == pathlib.Path('/tmp/a')",
+    ],
+)
+def test_paths_copy_like_the_immutable_values_they_are(source):
+    """copy/deepcopy (dataclasses.asdict) of a capsule Path: the Path itself, as for str
+    (the generic reconstruction used to be refused: it sets state on a new object)."""
+    assert Capsule().run("import copy, dataclasses, pathlib\n" + source) is True
+
+
 def test_ordinary_classes_still_work_in_a_capsule():
     capsule = Capsule()
     result = capsule.run(
@@ -400,3 +415,39 @@ def test_guard_class_still_guards_enum_and_namedtuple():
             entry = vars(cls)[name]
             assert type(entry) is arrayguard.ArrayProtocol and entry.owner is cls
             assert not entry.defined and entry.inherited is None
+
+
+# -- shared tables: copies hand out read-only entries ---------------------------------------
+@pytest.mark.parametrize(
+    "source",
+    [
+        # technique: a shallow copy of the shared table's storage (SharedTable.copy) held the
+        # library's own entry containers raw
+        "t.copy()['style']['lw'] = 'capsule'",
+        "(t | {})['style']['lw'] = 'capsule'",
+        "c = t.copy()\nc['style'].update(lw='capsule')",
+        "l.copy()[0]['lw'] = 'capsule'",
+        "l.copy()[0].clear()",
+        "[*l.copy()][0]['lw'] = 'capsule'",
+    ],
+)
+def test_copy_of_a_shared_table_gives_read_only_entries(source):
+    """What capsule code copies from a shared table is its own dict/list, with the entries
+    read-only (as ``t[key]`` gives them): trusted code's entry containers are unchanged."""
+    entry, item = {"lw": 1}, {"lw": 1}
+    shared, shared_list = (
+        tables.SharedTable({"style": entry}, "canary"),
+        tables.SharedList([item], "canary list"),
+    )
+    result = _run(Capsule(), source, t=shared, l=shared_list)
+    assert isinstance(result, CapabilityError), result
+    assert entry == {"lw": 1} and item == {"lw": 1}
+
+
+def test_copy_of_a_shared_table_is_still_a_plain_copy():
+    """The copy itself is the capsule's to change; trusted code's copy stays raw."""
+    entry = {"lw": 1}
+    shared = tables.SharedTable({"style": entry}, "canary")
+    result = _run(Capsule(), "c = t.copy()\nc['new'] = 1\n(sorted(c), dict(c['style']))", t=shared)
+    assert result == (["new", "style"], {"lw": 1})
+    assert shared.copy()["style"] is entry and tables.SharedList([entry], "l").copy()[0] is entry

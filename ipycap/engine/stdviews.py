@@ -101,6 +101,14 @@ class Path:
     def __setattr__(self, name, value):
         raise AttributeError(f"Path objects are immutable (cannot set {name!r})")
 
+    # immutable, like str: a copy is the object itself (copy's generic reconstruction would
+    # set the slot on a new object, which __setattr__ refuses; dataclasses.asdict deep-copies)
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
     # pure operations
     def __fspath__(self):
         return str(self._ipycap_pure)

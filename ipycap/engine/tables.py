@@ -252,6 +252,11 @@ class SharedTable(ReadOnlyTable):
         return iter(self.__ipycap_data__)
 
     def copy(self):
+        """A plain dict of the entries; for capsule code (``t.copy()``, ``t | {}``) with the
+        entries read-only, as ``t[key]`` gives them: a shallow copy of the storage would hand
+        out the library's own containers."""
+        if _capsule_writes():
+            return dict(self.items())
         return dict(self.__ipycap_data__)
 
     def _write(self, what):
@@ -318,6 +323,9 @@ class SharedList(ReadOnlyList):
         return iter(self.__ipycap_data__)
 
     def copy(self):
+        """A plain list of the items (read-only ones for capsule code, as ``copy`` above)."""
+        if _capsule_writes():
+            return list(self)
         return list(self.__ipycap_data__)
 
     def _write(self, what):
