@@ -343,6 +343,35 @@ def test_array_protocol_guard_compares_by_identity():
     assert repr(guard) == "<array-protocol guard __array_interface__>"
 
 
+@pytest.mark.parametrize(
+    ("source", "state"),
+    [
+        ("import calendar\ncalendar.day_name.__init__('%a')", "calendar.day_name.format"),
+        (
+            "import calendar\ntype(calendar.day_name).__init__(calendar.day_name, '%a')",
+            "calendar.day_name.format",
+        ),
+        ("import typing\ntyping.List.__init__(dict, 2, inst=False, name='D')", "typing.List._name"),
+        (
+            "import typing\ntype(typing.AnyStr).__init__(typing.AnyStr, 'X')",
+            "typing.AnyStr.__name__",
+        ),
+        ("import typing\ntyping.Optional.__init__(print)", "typing.Optional._getitem"),
+    ],
+)
+def test_shared_standard_library_instances_refuse_a_second_init(source, state):
+    """The same class among the standard library's shared instances: their Python
+    ``__init__`` stores through ``__setattr__``, which sealing refuses to capsule code
+    (deputies.seal)."""
+    import calendar  # noqa: F401 - named by ``state``
+    import typing  # noqa: F401
+
+    before = eval(state)
+    result = _run(Capsule(), source)
+    assert isinstance(result, CapabilityError), result
+    assert eval(state) == before
+
+
 # -- copy / pickle reconstruction -----------------------------------------------------------
 @pytest.mark.parametrize("how", ["copy.copy(x)", "copy.deepcopy(x)"])
 @pytest.mark.parametrize(
