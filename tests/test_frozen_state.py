@@ -53,7 +53,8 @@ CLASSIFIED = {
     "ipycap.engine.output.CapsuleDisplayHandle": "the capsule's own handle; its display_id "
     "is one the capsule may pass to display() directly",
     "ipycap.engine.guard.GuardedFormatter": "string.Formatter() in a capsule: its own "
-    "instance; the shared per-mode formatters (guard._FORMATTERS) are never handed out",
+    "instance, whose mode is only a floor (the asking capsule's mode decides); the shared "
+    "per-mode formatters (guard._FORMATTERS) are never handed out",
     "ipycap.engine.modules._CapsuleRepr": "reprlib.aRepr of one capsule (per capsule); "
     "Repr.__init__ only resets its own limits",
     "ipycap.engine.modules.BuiltinsModule": "ModuleType.__init__ (reachable through types."
@@ -370,6 +371,42 @@ def test_shared_standard_library_instances_refuse_a_second_init(source, state):
     result = _run(Capsule(), source)
     assert isinstance(result, CapabilityError), result
     assert eval(state) == before
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        # technique: string.Formatter() defaulted to proxy mode inside a rexec capsule
+        "string.Formatter().format('{0._x}', A())",
+        "string.Formatter().vformat('{a._x}', (), {'a': A()})",
+        # technique: the mode is a plain attribute of the capsule's own formatter
+        "f = string.Formatter('rexec')\nf.mode = 'proxy'\nf.format('{0._x}', A())",
+        "f = string.Formatter('rexec')\nf.__init__('proxy')\nf.format('{0._x}', A())",
+        "class F(string.Formatter):\n    pass\nF().format('{0._x}', A())",
+    ],
+)
+def test_rexec_formatter_follows_the_capsule_mode(source):
+    """rexec mode denies underscore introspection on every object; a capsule's own
+    ``string.Formatter`` traverses fields under the asking capsule's rule, whatever mode
+    the formatter was made or re-initialised with."""
+    capsule = Capsule(mode="rexec")
+    result = _run(capsule, "import string\nclass A:\n    _x = 'canary'\n" + source)
+    assert isinstance(result, CapabilityError), result
+    assert "rexec" in str(result)
+
+
+def test_formatter_still_formats_in_both_modes():
+    for mode in ("proxy", "rexec"):
+        source = (
+            "import string\nclass A:\n    y = 6\nstring.Formatter().format('{0.y} {1}', A(), 2)"
+        )
+        assert Capsule(mode=mode).run(source) == "6 2"
+    assert (
+        Capsule().run(
+            "import string\nclass A:\n    _x = 5\nstring.Formatter().format('{0._x}', A())"
+        )
+        == "5"
+    )
 
 
 # -- copy / pickle reconstruction -----------------------------------------------------------

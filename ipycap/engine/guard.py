@@ -559,14 +559,34 @@ class GuardedFormatter:
     def get_field(self, field_name, args, kwargs):
         first, rest = _formatter_field_name_split(field_name)
         obj = self.get_value(first, args, kwargs)
-        risky = rules.is_risky_rexec if self.mode == "rexec" else rules.is_risky
+        mode = self.mode
+        if self is not _FORMATTERS["proxy"] and self is not _FORMATTERS["rexec"]:
+            # A capsule's own ``string.Formatter()``: its mode is state the capsule set
+            # (``Formatter()`` defaults to proxy, ``f.mode = 'proxy'``), so the rule is the
+            # asking capsule's, with the instance's mode only as a floor.
+            mode = _asking_mode(mode)
+        risky = rules.is_risky_rexec if mode == "rexec" else rules.is_risky
         for is_attr, key in rest:
             if is_attr:
                 key = exact_name(key)
-                obj = decide(obj, key, self.mode) if risky(key) else getattr(obj, key)
+                obj = decide(obj, key, mode) if risky(key) else getattr(obj, key)
             else:
                 obj = obj[key]
         return obj, first
+
+
+def _asking_mode(floor) -> str:
+    """``"rexec"`` when ``floor`` is, or when any capsule frame on the stack runs in rexec
+    mode; else ``"proxy"``."""
+    if type(floor) is str and floor == "rexec":
+        return "rexec"
+    f = sys._getframe(1)
+    while f is not None:
+        ctx = context_of(f.f_builtins)
+        if ctx is not None and ctx.mode == "rexec":
+            return "rexec"
+        f = f.f_back
+    return "proxy"
 
 
 #: Set by ipycap/engine/arrayguard.py (which builds on this module): its check before
