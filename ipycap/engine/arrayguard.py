@@ -141,7 +141,9 @@ class ArrayProtocol(tuple):
             return inherited.__get__(obj, owner)
         if self[2]:
             raise _refusal(self[1], self[0])
-        raise AttributeError(f"{self[1].__qualname__!r} object has no attribute {self[0]!r}")
+        # (a message made once per name: numpy asks every object it converts, and formatting
+        # the class name each time was a third of the cost)
+        raise AttributeError(_ABSENT[self[0]])
 
     def __set__(self, obj, value):
         raise CapsuleAttributeError(f"setting {self[0]!r} is refused", _LAYER, None, hint=_HINT)
@@ -150,6 +152,7 @@ class ArrayProtocol(tuple):
         raise CapsuleAttributeError(f"deleting {self[0]!r} is refused", _LAYER, None)
 
 
+_ABSENT = {name: f"no attribute {name!r} (capsule-made classes have none)" for name in ARRAY_NAMES}
 _OBJECT_GETATTRIBUTE = object.__dict__["__getattribute__"]
 _WATCHED = ARRAY_NAMES | frozenset(_GETATTR_NAMES)
 
