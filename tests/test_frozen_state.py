@@ -429,6 +429,27 @@ def test_copy_reconstruction_leaves_the_original_alone(make, how):
     assert getattr(obj, "__ipycap_data__", None) is data and str(obj) == text
 
 
+@pytest.mark.parametrize(
+    "source",
+    [
+        "x.__setstate__((None, {'__ipycap_data__': new}))",
+        "getattr(x, '__setstate__')((None, {'__ipycap_data__': new}))",
+        "f, args, state = x.__reduce_ex__(2)[:3]",
+        "type(x).__reduce_ex__(x, 2)",
+        "object.__reduce_ex__(x, 2)",
+        "vars(type(x))",
+    ],
+)
+def test_reconstruction_hooks_are_never_names(source):
+    """The pickle reconstruction hooks are refused on every object, so capsule code cannot
+    rebuild a shared table over its own state by hand either."""
+    data = {"key": "trusted"}
+    shared = tables.SharedTable(data, "canary")
+    result = _run(Capsule(), "new = {'key': 'capsule'}\n" + source, x=shared)
+    assert isinstance(result, CapabilityError), result
+    assert shared.__ipycap_data__ is data
+
+
 @pytest.mark.parametrize("how", ["copy.copy(x)", "copy.deepcopy(x)"])
 def test_copy_of_an_array_protocol_guard_is_refused(how):
     capsule = Capsule()
