@@ -118,6 +118,21 @@ class CapsuleKernelApp(IPKernelApp):
         self.iopub_socket = self.iopub_thread.background_socket
         return None
 
+    def close(self):
+        """Stop the threads that publish on IOPub (control, shell channel) before IOPub.
+
+        ipykernel's own ``close`` (at exit) stops the IOPub thread first and closes its event
+        pipes while the control thread may still be flushing a stream into one: that thread
+        then blocked for ever in a PUSH send with no peer left (the kernel never exited), or
+        used a socket the main thread was closing (libzmq aborted on the POLLIN assertion).
+        Producers first, then the consumer."""
+        for name in ("control_thread", "shell_channel_thread"):
+            thread = getattr(self, name, None)
+            if thread is not None and thread.is_alive():
+                thread.stop()
+                thread.join(timeout=30)
+        super().close()
+
     def _kernel_files(self) -> tuple[list[str], list[str]]:
         """What the kernel itself reads and writes after confinement: its connection file,
         the admin's protected-startup file.  Files, not folders: the runtime folder holds other
