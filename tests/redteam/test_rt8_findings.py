@@ -1,0 +1,203 @@
+"""Red team rt8: the engine helpers surface (handles, stdviews, codeexec, limits, rollback...).
+
+Every test here asserts that a canary the test itself made is NOT reached from capsule code:
+a secret file outside every grant (read through a descriptor trusted code holds open), a
+marker file trusted code holds open for writing, a trusted object's private state.  While a
+finding stands its test fails, so each is marked ``xfail(strict=True)`` with the finding's
+number; ``_plain`` shows the same payload reaching the canary without ipycap, so each is a
+real attack and not an artefact of the harness.  /work/scratch/rt8-docs.md has the class,
+the root cause and the suggested class fix of each finding.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+import pytest
+
+from ipycap import CapabilityError, Capsule
+
+
+@pytest.fixture
+def canary(tmp_path):
+    """A secret file outside every grant, holding a random token, and a granted folder."""
+    token = secrets.token_hex(16)
+    secret_dir = tmp_path / "secret"
+    secret_dir.mkdir()
+    secret = secret_dir / "token.txt"
+    secret.write_text(token)
+    granted = tmp_path / "granted"
+    granted.mkdir()
+    (granted / "ok.txt").write_text("ok")
+    return token, str(secret), str(granted)
+
+
+def _run(capsule, source):
+    """The capsule's result, or the refusal it met (a refusal is the capsule being stopped)."""
+    try:
+        return capsule.run(source)
+    except CapabilityError as err:
+        return err
+
+
+def _plain(source, **names):
+    """The payload as plain Python (no ipycap): what it reaches there."""
+    namespace = dict(names)
+    exec(compile(source, "<plain>", "exec"), namespace)
+    return namespace
+
+
+# -- 1. descriptor numbers: native I/O on the fd a capsule object's fileno() names -----------
+#
+# Class: a granted library's native code accepts any object with a ``fileno()`` as a file and
+# reads or writes the descriptor it names, below Python's I/O (numpy's npy_PyFile_Dup2:
+# ``os.dup`` + ``fdopen``; Pillow's ImageFile._save: ``encoder.encode_to_file(fh)``).  None
+# of ``os.dup``, ``fdopen``, ``read``/``write`` on a descriptor raises an audit event, so the
+# tripwire never sees it; the library profile's path check (wrappers._as_path) passes "a file
+# object" through unchecked; handles.py assumed "fileno gives an int no capsule can use (the
+# tripwire refuses opening a descriptor)".  A capsule class returns any small integer:
+# every descriptor the kernel holds (the history database, sockets, a log, a trusted file).
+
+FD_READ = """
+import numpy as np
+class F:
+    def fileno(self):
+        return FD
+    def flush(self):
+        pass
+    def tell(self):
+        return 0
+    def seek(self, *args):
+        return 0
+loot = bytes(np.fromfile(F(), dtype=np.uint8).tolist()).decode()
+"""
+
+FD_WRITE_NUMPY = """
+import copy
+import numpy as np
+arr = np.frombuffer(b"PWNED-BY-CAPSULE", dtype=np.uint8)
+class F:
+    __copy__ = arr.tofile  # copy.copy calls it from a trusted frame (real __import__ for os)
+    def fileno(self):
+        return FD
+    def flush(self):
+        pass
+    def tell(self):
+        return 0
+    def seek(self, *args):
+        return 0
+copy.copy(F())
+"""
+
+FD_WRITE_PIL = """
+from PIL import Image
+class F:
+    def fileno(self):
+        return FD
+    def flush(self):
+        pass
+    def write(self, data):
+        return len(data)
+    def tell(self):
+        return 0
+    def seek(self, *args):
+        return 0
+Image.new("RGB", (8, 8), (78, 87, 80)).save(F(), format="BMP")  # BGR: b"PWN"...
+"""
+
+
+def _secret_fd(secret):
+    return os.open(secret, os.O_RDONLY)
+
+
+@pytest.mark.xfail(strict=True, reason="rt8 finding 1: numpy.fromfile reads any descriptor")
+def test_rt8_1a_numpy_fromfile_reads_a_trusted_descriptor(canary):
+    pytest.importorskip("numpy")
+    token, secret, granted = canary
+    fd = _secret_fd(secret)
+    try:
+        source = FD_READ.replace("FD", str(fd))
+        assert _plain(source)["loot"] == token
+        os.lseek(fd, 0, os.SEEK_SET)
+        capsule = Capsule(grants=[("import", "numpy"), ("read", granted)], label="rt8-1a")
+        result = _run(capsule, source)
+        loot = capsule.namespace.get("loot")
+        assert token not in str(loot) and token not in str(result)
+    finally:
+        os.close(fd)
+
+
+REVOKED_FD = """
+import numpy as np
+class G:
+    def fileno(self):
+        return f.fileno()  # RevocableFile passes fileno through, revoked or not
+    def flush(self):
+        pass
+    def tell(self):
+        return 0
+    def seek(self, *args):
+        return 0
+loot = bytes(np.fromfile(G(), dtype=np.uint8).tolist())
+"""
+
+
+@pytest.mark.xfail(strict=True, reason="rt8 finding 1: numpy.fromfile reads any descriptor")
+def test_rt8_1b_numpy_fromfile_reads_a_revoked_files_descriptor(canary):
+    """The same through the capsule's own (revocable) file after its grant is revoked: its
+    fileno() is passed through unchecked, so the descriptor outlives the revocation that
+    RevocableFile enforces on read().  (Passing the RevocableFile itself to np.fromfile
+    raises AttributeError: wrappers._as_path takes its ``__ipycap_path__`` slot descriptor
+    for stdviews.Path's marker -- a side bug.)"""
+    pytest.importorskip("numpy")
+    token, secret, granted = canary
+    secret_dir = os.path.dirname(secret)
+    capsule = Capsule(grants=[("import", "numpy"), ("read", secret_dir)], label="rt8-1b")
+    capsule.run("f = open(SECRET, 'rb')".replace("SECRET", repr(secret)))
+    for cap in capsule.context.grants:
+        if cap.kind == "read":
+            cap.revoke()
+    result = _run(capsule, REVOKED_FD)
+    loot = capsule.namespace.get("loot")
+    assert token.encode() not in (loot or b"") and token not in str(result)
+    assert isinstance(_run(capsule, "f.read()"), CapabilityError)  # the handle is revoked
+
+
+@pytest.mark.xfail(strict=True, reason="rt8 finding 1: ndarray.tofile writes any descriptor")
+def test_rt8_1c_numpy_tofile_writes_a_trusted_descriptor(canary, tmp_path):
+    pytest.importorskip("numpy")
+    _, _, granted = canary
+    marker = tmp_path / "trusted.log"
+    fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        source = FD_WRITE_NUMPY.replace("FD", str(fd))
+        _plain(source)
+        assert marker.read_bytes() == b"PWNED-BY-CAPSULE"
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        capsule = Capsule(grants=[("import", "numpy"), ("read", granted)], label="rt8-1c")
+        _run(capsule, source)
+        assert b"PWNED" not in marker.read_bytes()
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.xfail(strict=True, reason="rt8 finding 1: PIL Image.save writes any descriptor")
+def test_rt8_1d_pil_save_writes_a_trusted_descriptor(canary, tmp_path):
+    image = pytest.importorskip("PIL.Image")
+    image.init()  # the user's own session has loaded Pillow's plugins already
+    _, _, granted = canary
+    marker = tmp_path / "trusted.log"
+    fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        source = FD_WRITE_PIL.replace("FD", str(fd))
+        _plain(source)
+        assert b"PWN" in marker.read_bytes()
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        capsule = Capsule(grants=[("import", "PIL"), ("read", granted)], label="rt8-1d")
+        _run(capsule, source)
+        assert b"PWN" not in marker.read_bytes()
+    finally:
+        os.close(fd)
