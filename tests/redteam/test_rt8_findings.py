@@ -201,3 +201,55 @@ def test_rt8_1d_pil_save_writes_a_trusted_descriptor(canary, tmp_path):
         assert b"PWN" not in marker.read_bytes()
     finally:
         os.close(fd)
+
+
+# -- 2. the host's traceback keeps live capsule frames: formatted later, on the main thread ---
+#
+# Class: error_for_host keeps the capsule's frames (capsule_traceback) in the exception the
+# host shows and keeps (sys.last_traceback).  Under ``%xmode Verbose`` (a common setting)
+# IPython's traceback formatter calls repr() on every local of those frames: capsule
+# ``__repr__`` code, run on the main thread after the cell ended -- no --timeout, no memory
+# limit, its text neither sanitised nor counted (I3: "values are formatted inside the capsule
+# and only plain bundles reach IPython").  The terminal canary: an OSC 52 clipboard write.
+
+from tests import test_magics as _magics  # noqa: E402
+
+_shell = _magics._shell
+ip = _magics.ip
+
+VERBOSE_CELL = r"""%%capsule --timeout 1
+import time
+class R:
+    def __repr__(self):
+        t = time.monotonic()
+        while time.monotonic() - t < SPIN:
+            pass
+        return "\x1b]52;c;UFdORUQ=\x07R-REPR-RAN"
+def f(r):
+    return r.missing
+f(R())
+"""
+
+
+@pytest.mark.xfail(strict=True, reason="rt8 finding 2: capsule frames formatted by the host")
+def test_rt8_2a_verbose_traceback_shows_raw_capsule_repr(ip, capsys):
+    ip.ok("%xmode Verbose")
+    capsys.readouterr()
+    ip.fails(VERBOSE_CELL.replace("SPIN", "0"), AttributeError)
+    shown = capsys.readouterr()
+    text = shown.out + shown.err
+    assert "R-REPR-RAN" in text or "missing" in text  # the traceback was shown
+    assert "\x1b]52" not in text  # no terminal escape of the capsule's reaches the terminal
+
+
+@pytest.mark.xfail(strict=True, reason="rt8 finding 2: capsule frames formatted by the host")
+def test_rt8_2b_verbose_traceback_runs_capsule_code_past_the_timeout(ip, capsys):
+    import time
+
+    ip.ok("%xmode Verbose")
+    start = time.monotonic()
+    ip.fails(VERBOSE_CELL.replace("SPIN", "2"), AttributeError)
+    elapsed = time.monotonic() - start
+    capsys.readouterr()
+    # --timeout 1: whatever capsule code the cell leads to is stopped after about a second
+    assert elapsed < 1.9, f"capsule __repr__ ran {elapsed:.1f}s after a 1s cell limit"
