@@ -253,3 +253,41 @@ def test_rt8_2b_verbose_traceback_runs_capsule_code_past_the_timeout(ip, capsys)
     capsys.readouterr()
     # --timeout 1: whatever capsule code the cell leads to is stopped after about a second
     assert elapsed < 1.9, f"capsule __repr__ ran {elapsed:.1f}s after a 1s cell limit"
+
+
+FD_WRITE_MPL = """
+import matplotlib.pyplot as plt
+class F:
+    def fileno(self):
+        return FD
+    def flush(self):
+        pass
+    def write(self, data):
+        return len(data)
+    def tell(self):
+        return 0
+    def seek(self, *args):
+        return 0
+plt.figure(figsize=(1, 1)).savefig(F(), format="jpg")
+"""
+
+
+@pytest.mark.xfail(strict=True, reason="rt8 finding 1: matplotlib savefig writes any descriptor")
+def test_rt8_1e_matplotlib_savefig_writes_a_trusted_descriptor(canary, tmp_path):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    pytest.importorskip("PIL.Image").init()
+    _, _, granted = canary
+    marker = tmp_path / "trusted.log"
+    fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        source = FD_WRITE_MPL.replace("FD", str(fd))
+        _plain(source)
+        assert marker.stat().st_size > 0
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        capsule = Capsule(grants=[("import", "matplotlib"), ("read", granted)], label="rt8-1e")
+        _run(capsule, source)
+        assert marker.stat().st_size == 0  # nothing reached the trusted file
+    finally:
+        os.close(fd)
