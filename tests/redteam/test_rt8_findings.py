@@ -291,3 +291,115 @@ def test_rt8_1e_matplotlib_savefig_writes_a_trusted_descriptor(canary, tmp_path)
         assert marker.stat().st_size == 0  # nothing reached the trusted file
     finally:
         os.close(fd)
+
+
+# -- 3. a library's scoped option context, entered by a capsule and never exited -------------
+#
+# Class: the profiles refuse the global option setters (pandas.set_option, rcParams[...] =,
+# polars.Config.set_*) but give out their context-manager forms (pd.option_context,
+# matplotlib.rc_context / style.context, polars.Config(...)), whose undo runs only when the
+# capsule exits them.  A capsule calls __enter__ and keeps the manager alive past the cell:
+# any trusted cache that holds a capsule object does (here ``re``'s compile cache, keyed by
+# a capsule ``str`` subclass instance that carries the manager as an attribute).  The
+# session's options then stay the capsule's: a callable option (pandas'
+# display.float_format) makes trusted code call capsule code later with raw trusted values
+# (I3), and a later capsule reads back what it saw.
+
+KEEP_ALIVE = """
+import re
+class Key(str):
+    pass
+k = Key("rt8-keepalive-NAME")
+k.keep = cm
+re.compile(k)  # re's compile cache keeps k, and so cm, alive after the cell
+"""
+
+PANDAS_HOOK = (
+    """%%capsule --allow-import pandas
+import pandas as pd
+class Fmt:
+    def __init__(self):
+        self.seen = []
+    def __call__(self, x):
+        self.seen.append(x)
+        return "%.1f" % x
+cm = pd.option_context("display.float_format", Fmt(), "display.max_rows", 3)
+cm.__enter__()
+"""
+    + KEEP_ALIVE
+)
+
+PANDAS_READ_BACK = """%%capsule --allow-import pandas --export loot
+import pandas as pd
+loot = [float(x) for x in pd.get_option("display.float_format").seen]
+"""
+
+
+@pytest.mark.xfail(strict=True, reason="rt8 finding 3: pd.option_context outlives the cell")
+def test_rt8_3a_pandas_option_context_hooks_trusted_display(ip):
+    pd = pytest.importorskip("pandas")
+    import re
+
+    secret = 4242.0 + secrets.randbelow(10**6) / 1000
+    try:
+        ip.ok(PANDAS_HOOK.replace("NAME", "3a"))
+        ip.ns["secret_series"] = pd.Series([secret])
+        ip.ok("text = repr(secret_series)")  # trusted code shows its own data
+        rows = pd.get_option("display.max_rows")
+        hook = pd.get_option("display.float_format")
+        ip.run(PANDAS_READ_BACK)
+        loot = ip.ns.get("loot") or []
+        assert rows != 3 and hook is None  # the session's options are the user's
+        assert secret not in list(loot)  # no later capsule learns what trusted code showed
+    finally:
+        pd.reset_option("display.float_format")
+        pd.reset_option("display.max_rows")
+        re.purge()
+
+
+MPL_RC = (
+    """%%capsule --allow-import matplotlib
+import matplotlib as mpl
+cm = mpl.rc_context({"lines.linewidth": 77.0})
+cm.__enter__()
+"""
+    + KEEP_ALIVE
+)
+
+
+@pytest.mark.xfail(strict=True, reason="rt8 finding 3: mpl.rc_context outlives the cell")
+def test_rt8_3b_matplotlib_rc_context_outlives_the_cell(ip):
+    mpl = pytest.importorskip("matplotlib")
+    import re
+
+    before = dict(mpl.rcParams)
+    try:
+        ip.ok(MPL_RC.replace("NAME", "3b"))
+        assert mpl.rcParams["lines.linewidth"] != 77.0
+    finally:
+        mpl.rcParams.update(before)
+        re.purge()
+
+
+POLARS_CONFIG = (
+    """%%capsule --allow-import polars
+import polars as pl
+cm = pl.Config(tbl_rows=1)
+cm.__enter__()
+"""
+    + KEEP_ALIVE
+)
+
+
+@pytest.mark.xfail(strict=True, reason="rt8 finding 3: polars.Config() outlives the cell")
+def test_rt8_3c_polars_config_outlives_the_cell(ip):
+    pl = pytest.importorskip("polars")
+    import re
+
+    before = pl.Config.state(if_set=True)
+    try:
+        ip.ok(POLARS_CONFIG.replace("NAME", "3c"))
+        assert pl.Config.state(if_set=True) == before
+    finally:
+        pl.Config.restore_defaults()
+        re.purge()
