@@ -403,3 +403,54 @@ def test_rt8_3c_polars_config_outlives_the_cell(ip):
     finally:
         pl.Config.restore_defaults()
         re.purge()
+
+
+# -- 4. trusted caches keep capsule objects alive past the cell ------------------------------
+#
+# Class: the standard library's string-keyed caches store the key object they are given:
+# ``re``'s compile cache, ``_strptime``'s format-regex cache (``time.strptime``), and the
+# like (fnmatch's lru_cache, struct's format cache for granted modules).  A capsule ``str``
+# subclass instance used as a pattern stays in the cache after the cell (caches.py judged
+# these safe because an equal string "learns nothing"; the object itself is the problem):
+# anything it carries stays alive (finding 3's keep-alive), and its ``__del__`` runs later,
+# inside whichever trusted call evicts it (re.purge, a trusted regex that fills the cache),
+# on the main thread without the cell's --timeout or memory limit (I3).
+
+FINALIZER_CELL = """%%capsule --timeout 1
+import re, time
+class Key(str):
+    def __del__(self):
+        raise LookupError("rt8-finalizer-ran-in-trusted-code")
+CALL
+"""
+
+
+def _finalizers_in_trusted_call(ip, monkeypatch, call, clear):
+    """Run the cell, then ``clear()`` as trusted code; the capsule finalizers it ran (their
+    exceptions reach sys.unraisablehook)."""
+    import sys
+
+    ip.ok(FINALIZER_CELL.replace("CALL", call))
+    ran = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: ran.append(str(u.exc_value)))
+    clear()  # trusted code, later
+    return [r for r in ran if "rt8-finalizer-ran" in r]
+
+
+@pytest.mark.xfail(strict=True, reason="rt8 finding 4: re's cache keeps capsule objects")
+def test_rt8_4a_re_cache_runs_a_capsule_finalizer_in_trusted_code(ip, monkeypatch):
+    import re
+
+    assert not _finalizers_in_trusted_call(
+        ip, monkeypatch, 'p = re.compile(Key("rt8-4a"))\ndel p', re.purge
+    )
+
+
+@pytest.mark.xfail(strict=True, reason="rt8 finding 4: strptime's cache keeps capsule objects")
+def test_rt8_4b_strptime_cache_runs_a_capsule_finalizer_in_trusted_code(ip, monkeypatch):
+    import _strptime
+
+    ran = _finalizers_in_trusted_call(
+        ip, monkeypatch, 'time.strptime("2020", Key("%Y"))', _strptime._regex_cache.clear
+    )
+    assert not ran
