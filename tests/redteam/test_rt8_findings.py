@@ -454,3 +454,46 @@ def test_rt8_4b_strptime_cache_runs_a_capsule_finalizer_in_trusted_code(ip, monk
         ip, monkeypatch, 'time.strptime("2020", Key("%Y"))', _strptime._regex_cache.clear
     )
     assert not ran
+
+
+# -- 5. glob patterns in native I/O: the library expands them and follows symlinks -----------
+#
+# Class: libraries/wrappers._check_one checks a glob pattern by its literal leading folder
+# only; the library then expands the pattern natively (polars' Rust glob, pyarrow datasets
+# for directories) and opens every match, following symlinks and hard links the folder
+# holds to files outside the grants (the builtins' open resolves and checks each path; the
+# hard-link check is skipped for patterns, ``if kind == "read" and not tail``).  A granted
+# project folder holding one symlink to a secret is enough.
+
+
+@pytest.fixture
+def linked(tmp_path, canary):
+    """A granted folder with a CSV and a symlink to a secret CSV outside every grant."""
+    token, _, _ = canary
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "a.csv").write_text("tok\nok\n")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "s.csv").write_text(f"tok\n{token}\n")
+    os.symlink(outside / "s.csv", folder / "z.csv")
+    return token, str(folder)
+
+
+GLOB_READS = {
+    "5a": "import polars as pl\nloot = str(pl.read_csv(FOLDER + '/*.csv')['tok'].to_list())",
+    "5b": "import polars as pl\nloot = str(pl.scan_csv(FOLDER + '/*.csv').collect()['tok'].to_list())",
+    "5c": "import polars as pl\nloot = str(pl.read_csv(FOLDER + '/[az].csv')['tok'].to_list())",
+}
+
+
+@pytest.mark.xfail(strict=True, reason="rt8 finding 5: a glob's matches are not checked")
+@pytest.mark.parametrize("case", sorted(GLOB_READS))
+def test_rt8_5_polars_glob_reads_through_a_symlink(linked, case):
+    pytest.importorskip("polars")
+    token, folder = linked
+    source = f"FOLDER = {folder!r}\n" + GLOB_READS[case]
+    assert token in _plain(source)["loot"]
+    capsule = Capsule(grants=[("import", "polars"), ("read", folder)], label=f"rt8-{case}")
+    result = _run(capsule, source)
+    assert token not in str(capsule.namespace.get("loot")) and token not in str(result)
