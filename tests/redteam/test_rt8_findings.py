@@ -487,7 +487,6 @@ GLOB_READS = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="rt8 finding 5: a glob's matches are not checked")
 @pytest.mark.parametrize("case", sorted(GLOB_READS))
 def test_rt8_5_polars_glob_reads_through_a_symlink(linked, case):
     pytest.importorskip("polars")
@@ -497,3 +496,58 @@ def test_rt8_5_polars_glob_reads_through_a_symlink(linked, case):
     capsule = Capsule(grants=[("import", "polars"), ("read", folder)], label=f"rt8-{case}")
     result = _run(capsule, source)
     assert token not in str(capsule.namespace.get("loot")) and token not in str(result)
+
+
+def test_rt8_5d_hidden_and_nested_links_are_checked_too(tmp_path, canary):
+    """Rust's glob matches hidden names and ``**`` descends through symlinked folders."""
+    pytest.importorskip("polars")
+    token, secret, _ = canary
+    folder = tmp_path / "data2"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.csv").write_text("tok\nok\n")
+    outside = tmp_path / "outside2"
+    outside.mkdir()
+    (outside / "s.csv").write_text(f"tok\n{token}\n")
+    os.symlink(outside / "s.csv", folder / ".hidden.csv")
+    os.symlink(outside, folder / "sub" / "dirlink")
+    capsule = Capsule(grants=[("import", "polars"), ("read", str(folder))], label="rt8-5d")
+    for pattern in ("/*.csv", "/**/*.csv"):
+        source = f"import polars as pl\nloot = str(pl.read_csv({str(folder) + pattern!r}))"
+        result = _run(capsule, source)
+        assert isinstance(result, CapabilityError), result
+        assert token not in str(capsule.namespace.get("loot"))
+
+
+def test_rt8_5e_a_hard_link_matched_by_a_pattern_is_refused(tmp_path, canary):
+    pytest.importorskip("polars")
+    token, secret, _ = canary
+    folder = tmp_path / "data3"
+    folder.mkdir()
+    (folder / "a.csv").write_text("tok\nok\n")
+    outside = tmp_path / "outside3"
+    outside.mkdir()
+    (outside / "s.csv").write_text(f"tok\n{token}\n")
+    os.link(outside / "s.csv", folder / "z.csv")
+    capsule = Capsule(grants=[("import", "polars"), ("read", str(folder))], label="rt8-5e")
+    source = f"import polars as pl\nloot = str(pl.read_csv({str(folder) + '/*.csv'!r}))"
+    assert isinstance(_run(capsule, source), CapabilityError)
+    assert token not in str(capsule.namespace.get("loot"))
+
+
+def test_rt8_5f_globs_and_folders_inside_the_grant_still_read(tmp_path):
+    pl = pytest.importorskip("polars")
+    folder = tmp_path / "clean"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.csv").write_text("n\n1\n")
+    (folder / "sub" / "b.csv").write_text("n\n2\n")
+    os.symlink(folder / "a.csv", folder / "sub" / "inside-link.csv")  # a link inside: fine
+    pl.DataFrame({"n": [3]}).write_parquet(folder / "c.parquet")
+    capsule = Capsule(grants=[("import", "polars"), ("read", str(folder))], label="rt8-5f")
+    source = (
+        "import polars as pl\n"
+        f"a = sorted(pl.read_csv({str(folder) + '/**/*.csv'!r})['n'].to_list())\n"
+        f"b = pl.scan_csv({str(folder) + '/*.csv'!r}).collect()['n'].to_list()\n"
+        f"c = pl.read_parquet({str(folder) + '/*.parquet'!r})['n'].to_list()\n"
+        "(a, b, c)"
+    )
+    assert capsule.run(source) == ([1, 1, 2], [1], [3])
