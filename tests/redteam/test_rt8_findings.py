@@ -551,3 +551,19 @@ def test_rt8_5f_globs_and_folders_inside_the_grant_still_read(tmp_path):
         "(a, b, c)"
     )
     assert capsule.run(source) == ([1, 1, 2], [1], [3])
+
+
+@pytest.mark.xfail(strict=True, reason="rt8 finding 3 (+2): a failed cell's frames keep it")
+def test_rt8_3d_failed_cell_keeps_its_option_context_alive(ip):
+    """No cache needed: the host's traceback keeps the failed cell's frames (finding 2), so
+    its namespace, and the manager in it, outlive the cell."""
+    pd = pytest.importorskip("pandas")
+    try:
+        ip.fails(
+            "%%capsule --allow-import pandas\nimport pandas as pd\n"
+            'cm = pd.option_context("display.max_rows", 4)\ncm.__enter__()\n1/0\n',
+            ZeroDivisionError,
+        )
+        assert pd.get_option("display.max_rows") != 4
+    finally:
+        pd.reset_option("display.max_rows")
