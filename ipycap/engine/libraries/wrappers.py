@@ -129,7 +129,64 @@ def _check_one(path: str, kind: str, contexts, package: str, fn: str) -> str:
                 "file may live outside the grant",
                 hint="copy the file instead of linking it",
             )
+    if kind == "read" and (tail or os.path.isdir(resolved)):
+        _check_below(resolved, tail, contexts, package, fn)
     return os.path.join(resolved, tail) if tail else resolved
+
+
+#: Most entries a pattern or folder read may reach before it is refused unchecked.
+BELOW_MAX = 20_000
+
+
+def _check_below(folder: str, tail: str, contexts, package: str, fn: str) -> None:
+    """A pattern or a folder the library expands natively (polars' and pyarrow's own glob and
+    dataset discovery, which follow symlinks): every path it can open -- each match of the
+    pattern, hidden names included as Rust's glob matches them, and everything below a
+    matched or given folder -- must resolve inside the grants, with one link only (red team
+    8, finding 5)."""
+    import glob as _glob
+
+    if tail:
+        todo = _glob.glob(os.path.join(folder, tail), recursive=True, include_hidden=True)
+    else:
+        todo = [folder]
+    seen: set = set()
+    while todo:
+        path = todo.pop()
+        real = os.path.realpath(path)
+        for ctx in contexts:
+            if not ctx.allows_path("read", real):
+                raise _refusal(
+                    package,
+                    f"{fn} of {folder}: {path} leads to {real}, outside the grants (the "
+                    "library opens what its pattern or folder holds natively)",
+                    hint="grant what the link points to, or name the files one by one",
+                )
+        if real in seen:
+            continue
+        seen.add(real)
+        if len(seen) > BELOW_MAX:
+            raise _refusal(
+                package,
+                f"{fn} of {folder}: more than {BELOW_MAX} files to check under it",
+                hint="name a smaller folder or pattern",
+            )
+        try:
+            st = os.stat(real)
+        except OSError:
+            continue
+        if os.path.isdir(real):
+            try:
+                todo.extend(os.path.join(real, name) for name in os.listdir(real))
+            except OSError:
+                continue
+        elif st.st_nlink > 1:
+            raise _refusal(
+                package,
+                f"{fn} of {folder}: {path} has several hard links, so the same file may "
+                "live outside the grant",
+                hint="copy the file instead of linking it",
+            )
 
 
 def _check_arg(value, kinds, arg: PathArg, contexts, package: str, fn: str):
