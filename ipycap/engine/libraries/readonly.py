@@ -85,7 +85,20 @@ def numpy_result(result, source, local) -> bool:
     if type(result) is not np.ndarray or result is source or source.dtype.hasobject:
         return False
     base = result.base
-    return base is None or (type(base) is np.ndarray and local(base))
+    for _ in range(64):
+        if base is None:
+            return True
+        if type(base) is not np.ndarray:
+            return False  # a buffer: the protected array's read-only memory
+        if local(base):
+            return True
+        if base.base is None:
+            # a view of fresh memory numpy made for this result (``arr.nonzero()``'s items
+            # share one new array): every protected array reached read-only is a view of a
+            # read-only buffer, or a non-writeable copy, never a writeable array of its own
+            return base.flags.writeable
+        base = base.base
+    return False
 
 
 #: Index kinds whose labels are scalars (pandas' own inference, cached on the index).
