@@ -501,11 +501,13 @@ wrap_steal(PyObject *value, PyObject *cap, PyObject *cache, int writable)
     return res;
 }
 
-/* Whether the results of proxy ``self`` are judged by membrane/derived.py's rule (the one
- * hand-off of every slot, membrane.crossing._judge_result): its target is a library
- * container (readonly_derived), or an iterator of one's items (derived.ITERATING). */
+/* Whether ``value``, a result of proxy ``self``, is judged by membrane/derived.py's rule
+ * (the one hand-off of every slot, membrane.crossing._judge_result): its target is a
+ * library container (readonly_derived), or an iterator of one's items (derived.ITERATING)
+ * and ``value`` a tuple or a library container itself (an item of any other class, such as
+ * a numpy scalar, has nothing to judge: it is wrapped as before, without the hop). */
 static int
-judges_results(ProxyBaseObject *self)
+judges_results(ProxyBaseObject *self, PyObject *value)
 {
     if (hook_judge == NULL) {
         return 0;
@@ -514,6 +516,9 @@ judges_results(ProxyBaseObject *self)
         return 1;
     }
     if (judge_iterating == NULL || PyDict_GET_SIZE(judge_iterating) == 0) {
+        return 0;
+    }
+    if (!PyTuple_CheckExact(value) && !readonly_derived(Py_TYPE(value))) {
         return 0;
     }
     /* the key object.__hash__ gives in Python (derived.py's _address): the address
@@ -543,7 +548,7 @@ judge_steal(ProxyBaseObject *self, PyObject *value)
     if (value == NULL) {
         return NULL;
     }
-    if (!is_plain(value) && judges_results(self)) {
+    if (!is_plain(value) && judges_results(self, value)) {
         PyObject *res = PyObject_CallFunctionObjArgs(hook_judge, value, (PyObject *)self, NULL);
         Py_DECREF(value);
         return res;

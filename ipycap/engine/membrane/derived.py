@@ -156,10 +156,18 @@ def judge(result, source, cap):
 
 
 def _is_iterator(tp) -> bool:
-    for klass in _type_mro(tp):
-        if "__next__" in _type_dict(klass):
-            return klass is not object
-    return False
+    entry = _ITERATOR_TYPES.get(_address(tp))
+    if entry is not None and entry[0] is tp:
+        return entry[1]
+    if len(_ITERATOR_TYPES) > _LIMIT:
+        _ITERATOR_TYPES.clear()
+    found = any("__next__" in _type_dict(klass) for klass in _type_mro(tp))
+    _ITERATOR_TYPES[_address(tp)] = (tp, found)
+    return found
+
+
+#: address of a class -> (class, whether it defines __next__).
+_ITERATOR_TYPES: dict = {}
 
 
 _type_mro = type.__dict__["__mro__"].__get__
