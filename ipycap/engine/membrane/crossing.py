@@ -430,6 +430,8 @@ def _private_attr(proxy, name):
         return _proxy_attribute(proxy, name)
     if name == "__array__":  # numpy converting a protected object: a copy (membrane/arrays.py)
         return array_method(_get_target(proxy), _get_cap(proxy), wrap)
+    if name in _PRIORITIES:
+        return _priority(proxy, name)
     raise _recorded(
         _get_cap(proxy),
         CapsuleAttributeError(
@@ -439,6 +441,31 @@ def _private_attr(proxy, name):
             "methods",
         ),
     )
+
+
+#: The operator priorities numpy and pandas ask of an operand (``np.arange(3) + s``,
+#: ``own_series + s``): a proxy of an object whose class names one answers above every
+#: library object, so the library defers to the proxy, whose operator then runs on the
+#: trusted side with the capsule's operand exported as a copy (derived.exported_copy), as
+#: the library computes it for two objects of its own (index alignment, broadcasting).
+_PRIORITIES = {"__array_priority__": 1e9, "__pandas_priority__": 10**9}
+
+
+def _priority(proxy, name):
+    """The priority ``name`` a proxy answers: above every library's own when its target is
+    a library container (a profile's derived-rule class: numpy, pandas, polars) or its class
+    defines one (read from the class dicts: data only, no code runs), else the
+    AttributeError an object without one raises."""
+    tp = type(_get_target(proxy))
+    if _derived.rule_for(tp) is not None:
+        return _PRIORITIES[name]
+    for klass in type.__dict__["__mro__"].__get__(tp):
+        value = type.__dict__["__dict__"].__get__(klass).get(name)
+        if value is not None:
+            if type(value) in (int, float):
+                return _PRIORITIES[name]
+            break
+    raise CapsuleAttributeError(f"{name!r} is not defined by the protected object", "membrane")
 
 
 def _bind(method, cap):
@@ -805,7 +832,7 @@ def export(value, cap=None, _depth=0):
             export(value.stop, cap, _depth + 1),
             export(value.step, cap, _depth + 1),
         )
-    copied = _derived.exported_array(value)
+    copied = _derived.exported_copy(value)
     if copied is not None:
         return copied
     rp = ReverseProxy.__new__(ReverseProxy)

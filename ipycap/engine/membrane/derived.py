@@ -69,7 +69,7 @@ def is_local(obj, cap) -> bool:
 
 
 #: Source classes that hold data themselves (the others work on one they hold).
-_CONTAINERS = frozenset(("ndarray", "DataFrame", "Series"))
+_CONTAINERS = frozenset(("ndarray", "DataFrame", "Series", "LazyFrame"))
 
 
 def _mark(obj, cap) -> None:
@@ -209,17 +209,25 @@ def iterated_source(proxy, cap):
     return None
 
 
-def exported_array(value):
-    """A copy of the capsule's own numeric numpy array leaving the membrane (``df['a'] *
-    weights``, ``df.assign(c=np.arange(3))``), as a list leaves as a copy: trusted code gets
-    data it can check and keep, never the capsule's array (nor a reverse proxy, which fails
-    every array check).  None for anything else (object arrays hold capsule objects)."""
-    import sys
-
-    np = sys.modules.get("numpy")
-    if np is None or type(value) is not np.ndarray or value.dtype.hasobject:
+def exported_copy(value):
+    """A copy of the capsule's own library container leaving the membrane (``df['a'] *
+    weights``, ``df.assign(c=np.arange(3))``, ``proxied_df[own_mask]``, ``own_series +
+    proxied_series``), as a list leaves as a copy: trusted code gets data it can check and
+    keep, never the capsule's object (nor a reverse proxy, which fails every library check).
+    Only containers of data qualify (a numeric numpy array; a pandas frame, series or index
+    of scalars with plain labels and names; a polars frame or series without ``Object``
+    values): the profile's rule (``libraries/readonly.py exported_copy``).  None for
+    anything else."""
+    tp = type(value)
+    module = type.__dict__["__module__"].__get__(tp)
+    if type(module) is not str:
         return None
-    return value.copy()
+    package = module.partition(".")[0]
+    if package != "numpy" and package != "pandas" and package != "polars":
+        return None
+    from ..libraries.readonly import exported_copy as copy_of
+
+    return copy_of(value)
 
 
 #: address of a proxy -> (weakref of the proxy, {attribute name: proxy of its value}): the
