@@ -431,3 +431,43 @@ def test_protected_objects_answer_library_priorities_and_nothing_else():
             getattr(s, name)
     for source in ("s.__array_priority__", "df.__pandas_priority__", "s._typ", "df._mgr"):
         _refused(c, source)
+
+
+def test_exported_copies_hold_library_dtypes_only():
+    """Containers whose dtype is an extension type (which the capsule could define) leave as
+    reverse proxies; polars' and pyarrow's own types leave as copies."""
+    pl = pytest.importorskip("polars")
+    pa = pytest.importorskip("pyarrow")
+    import datetime
+
+    from ipycap.engine.membrane import derived
+
+    frame = pl.DataFrame(
+        {
+            "a": [1],
+            "l": [[1]],
+            "s": [{"x": 1}],
+            "d": [datetime.date(2020, 1, 1)],
+            "c": pl.Series(["x"], dtype=pl.Categorical),
+        }
+    )
+    assert derived.exported_copy(frame).equals(frame)
+    assert derived.exported_copy(pd.Series(["x"], dtype=pd.ArrowDtype(pa.string()))) is not None
+    assert derived.exported_copy(pl.Series([object()], dtype=pl.Object)) is None
+    assert derived.exported_copy(pl.DataFrame({"s": [{"o": object()}]}, strict=False)) is None
+
+    class Tagged(pa.ExtensionType):
+        def __init__(self):
+            super().__init__(pa.int64(), "drv.tagged")
+
+        def __arrow_ext_serialize__(self):
+            return b""
+
+        @classmethod
+        def __arrow_ext_deserialize__(cls, storage_type, serialized):
+            return cls()
+
+    storage = pa.array([1])
+    tagged = pa.ExtensionArray.from_storage(Tagged(), storage)
+    series = pd.Series(pd.arrays.ArrowExtensionArray(tagged))
+    assert derived.exported_copy(series) is None

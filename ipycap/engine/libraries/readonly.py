@@ -191,7 +191,14 @@ def _polars_plain_dtype(dtype, depth=0) -> bool:
     """Whether values of a polars ``dtype`` are data (numbers, strings, temporal, nested data):
     never ``Object``, whose values are Python objects (the user's own, in a user's frame)."""
     pl = sys.modules["polars"]
-    if depth > 32 or dtype == pl.Object:
+    if depth > 32 or type(dtype) is pl.Object or dtype == pl.Object:
+        return False
+    # polars' own dtype classes only: an extension type (pl.BaseExtension) may be a class
+    # the capsule defined, whose methods trusted polars would call
+    if type.__dict__["__module__"].__get__(type(dtype)) != "polars.datatypes.classes":
+        return False
+    base_extension = getattr(pl, "BaseExtension", None)
+    if isinstance(base_extension, type) and isinstance(dtype, base_extension):
         return False
     inner = getattr(dtype, "inner", None)  # List / Array
     if inner is not None and not _polars_plain_dtype(inner, depth + 1):
@@ -251,6 +258,11 @@ def _data_dtype(dtype) -> bool:
         return False
     if getattr(dtype, "storage", None) == "python":  # StringDtype holding Python strs
         return False
+    arrow = getattr(dtype, "pyarrow_dtype", None)  # ArrowDtype: pyarrow's own types only
+    if arrow is not None:
+        module = type.__dict__["__module__"].__get__(type(arrow))
+        if module != "pyarrow.lib" or isinstance(arrow, sys.modules["pyarrow"].ExtensionType):
+            return False
     categories = getattr(dtype, "categories", None)
     if categories is not None:
         return _data_index(categories)
