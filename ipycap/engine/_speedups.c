@@ -68,6 +68,8 @@ static PyObject *readonly_fast_types = NULL;
 static PyObject *readonly_getitem = NULL;
 static PyObject *str_revoked = NULL;
 static PyObject *hook_view_miss = NULL; /* view_miss(view, name) -> value */
+static PyObject *hook_judge = NULL;     /* judge(result, proxy) -> capsule value (derived.py) */
+static PyObject *judge_iterating = NULL; /* membrane/derived.py ITERATING: proxy address -> entry */
 static PyObject *hook_wrap = NULL;      /* wrap(value, cap, writable) -> capsule value */
 static PyObject *hook_export = NULL;    /* export(value) -> trusted value */
 static PyObject *hook_revoked = NULL;   /* revoked(cap): raises the recorded RevokedError */
@@ -499,6 +501,61 @@ wrap_steal(PyObject *value, PyObject *cap, PyObject *cache, int writable)
     return res;
 }
 
+/* Whether ``value``, a result of proxy ``self``, is judged by membrane/derived.py's rule
+ * (the one hand-off of every slot, membrane.crossing._judge_result): its target is a
+ * library container (readonly_derived), or an iterator of one's items (derived.ITERATING)
+ * and ``value`` a tuple or a library container itself (an item of any other class, such as
+ * a numpy scalar, has nothing to judge: it is wrapped as before, without the hop). */
+static int
+judges_results(ProxyBaseObject *self, PyObject *value)
+{
+    if (hook_judge == NULL) {
+        return 0;
+    }
+    if (readonly_derived(Py_TYPE(self->target))) {
+        return 1;
+    }
+    if (judge_iterating == NULL || PyDict_GET_SIZE(judge_iterating) == 0) {
+        return 0;
+    }
+    if (!PyTuple_CheckExact(value) && !readonly_derived(Py_TYPE(value))) {
+        return 0;
+    }
+    /* the key object.__hash__ gives in Python (derived.py's _address): the address
+     * rotated right by 4 bits, as CPython's _Py_HashPointer */
+    size_t y = (size_t)(void *)self;
+    y = (y >> 4) | (y << (8 * sizeof(void *) - 4));
+    Py_hash_t h = (Py_hash_t)y;
+    PyObject *key = PyLong_FromSsize_t(h == -1 ? -2 : h);
+    if (key == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    int r = PyDict_Contains(judge_iterating, key);
+    Py_DECREF(key);
+    if (r < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    return r;
+}
+
+/* wrap_steal for a result of proxy ``self``'s own operation (comparison, iteration, call):
+ * judged by the derived rule when judges_results says so. */
+static PyObject *
+judge_steal(ProxyBaseObject *self, PyObject *value)
+{
+    if (value == NULL) {
+        return NULL;
+    }
+    if (!is_plain(value) && judges_results(self, value)) {
+        PyObject *res = PyObject_CallFunctionObjArgs(hook_judge, value, (PyObject *)self, NULL);
+        Py_DECREF(value);
+        return res;
+    }
+    return wrap_steal(value, self->cap, self->cache, 0);
+}
+
 /* membrane.export(value) for an operand capsule code hands a proxy: plain values as they
  * are, a proxy's own target, everything else decided by membrane.export. */
 static PyObject *
@@ -710,7 +767,8 @@ static int
 readonly_mutator(ProxyBaseObject *self, PyObject *name)
 {
     if (self->writable) {
-        return 0;
+        /* a writable library container: its methods' results are judged, in Python */
+        return readonly_derived(Py_TYPE(self->target));
     }
     PyObject *names = PyDict_GetItemWithError(mutating, (PyObject *)Py_TYPE(self->target));
     if (names == NULL && PyErr_Occurred()) {
@@ -779,7 +837,8 @@ proxy_getattro(ProxyBaseObject *self, PyObject *name)
              * wrapped) stays in C; one bound to another object (e.g. an attribute holding
              * IPython's shell.ev) is decided by ipycap.engine.membrane. */
             if (PyMethod_Check(value) && PyMethod_GET_SELF(value) == self->target &&
-                (self->writable || readonly_fast(Py_TYPE(self->target)))) {
+                (self->writable ? !readonly_derived(Py_TYPE(self->target))
+                                : readonly_fast(Py_TYPE(self->target)))) {
                 MethodProxyObject *mp = PyObject_GC_New(MethodProxyObject, &MethodProxy_Type);
                 if (mp == NULL) {
                     Py_DECREF(value);
@@ -918,7 +977,7 @@ proxy_subscript(ProxyBaseObject *self, PyObject *key)
     if (res == NULL) {
         return raise_scrubbed();
     }
-    return wrap_steal(res, self->cap, self->cache, 0);
+    return judge_steal(self, res);
 }
 
 static int
@@ -949,7 +1008,7 @@ proxy_iter(ProxyBaseObject *self)
     if (it == NULL) {
         return raise_scrubbed();
     }
-    return wrap_steal(it, self->cap, self->cache, 0);
+    return judge_steal(self, it);
 }
 
 static PyObject *
@@ -971,7 +1030,7 @@ proxy_iternext(ProxyBaseObject *self)
         }
         return NULL; /* exhausted */
     }
-    return wrap_steal(res, self->cap, self->cache, 0);
+    return judge_steal(self, res);
 }
 
 static Py_hash_t
@@ -1060,7 +1119,7 @@ proxy_richcompare(ProxyBaseObject *self, PyObject *other, int op)
     }
     if (res != Py_NotImplemented) {
         Py_DECREF(o);
-        return wrap_steal(res, self->cap, self->cache, 0);
+        return judge_steal(self, res);
     }
     Py_DECREF(res);
     if ((PyObject *)Py_TYPE(o) == reverse_class) {
@@ -1072,7 +1131,7 @@ proxy_richcompare(ProxyBaseObject *self, PyObject *other, int op)
     if (res == NULL) {
         return raise_scrubbed();
     }
-    return wrap_steal(res, self->cap, self->cache, 0);
+    return judge_steal(self, res);
 }
 
 /* membrane.crossing.Proxy.__call__: plain positional arguments stay in C, anything else is
@@ -1095,7 +1154,7 @@ proxy_call(ProxyBaseObject *self, PyObject *args, PyObject *kwargs)
     if (res == NULL) {
         return raise_scrubbed();
     }
-    return wrap_steal(res, self->cap, self->cache, 0);
+    return judge_steal(self, res);
 }
 
 static PyObject *
@@ -1460,6 +1519,21 @@ set_hooks(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+/* set_judge_hook(judge, iterating): membrane.crossing._judge_result and derived.ITERATING,
+ * once per process. */
+static PyObject *
+set_judge_hook(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyCallable_Check(args[0]) || !PyDict_CheckExact(args[1]) ||
+        hook_judge != NULL) {
+        PyErr_SetString(PyExc_TypeError, "set_judge_hook(judge, iterating), once per process");
+        return NULL;
+    }
+    hook_judge = Py_NewRef(args[0]);
+    judge_iterating = Py_NewRef(args[1]);
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 set_readonly_types(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -1799,6 +1873,7 @@ static PyMethodDef methods[] = {
     {"proxy_writable", proxy_writable, METH_O, NULL},
     {"set_readonly_types", (PyCFunction)(void (*)(void))set_readonly_types, METH_FASTCALL, NULL},
     {"set_hooks", (PyCFunction)(void (*)(void))set_hooks, METH_FASTCALL, NULL},
+    {"set_judge_hook", (PyCFunction)(void (*)(void))set_judge_hook, METH_FASTCALL, NULL},
     {NULL, NULL, 0, NULL},
 };
 

@@ -300,4 +300,4 @@ def derived_rule(tp):
 
 def _exact_only(cls) -> bool:
     """Containers are sources by their exact class only."""
-    return cls.__name__ in ("ndarray", "DataFrame", "Series", "flatiter")
+    return cls.__name__ in ("ndarray", "DataFrame", "Series", "LazyFrame", "flatiter")

@@ -41,6 +41,15 @@ PROFILE = Profile(
     package="polars",
     summary="data frames with native (Rust) I/O checked against the grants",
     readonly={"polars:DataFrame": "polars_frame", "polars:Series": "polars_frame"},
+    # results of frames, series, plans and group-bys: always new objects over immutable
+    # Arrow buffers (libraries/readonly.py polars_result)
+    derived={
+        "polars:DataFrame": "polars_result",
+        "polars:Series": "polars_result",
+        "polars:LazyFrame": "polars_result",
+        "polars.dataframe.group_by:GroupBy": "polars_result",
+        "polars.lazyframe.group_by:LazyGroupBy": "polars_result",
+    },
     loads=("pyarrow", "numpy", "pandas", "matplotlib", "narwhals"),
     stdlib=("importlib.metadata", "importlib.util", "concurrent.futures"),
     object_attrs={

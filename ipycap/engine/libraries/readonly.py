@@ -85,7 +85,20 @@ def numpy_result(result, source, local) -> bool:
     if type(result) is not np.ndarray or result is source or source.dtype.hasobject:
         return False
     base = result.base
-    return base is None or (type(base) is np.ndarray and local(base))
+    for _ in range(64):
+        if base is None:
+            return True
+        if type(base) is not np.ndarray:
+            return False  # a buffer: the protected array's read-only memory
+        if local(base):
+            return True
+        if base.base is None:
+            # a view of fresh memory numpy made for this result (``arr.nonzero()``'s items
+            # share one new array): every protected array reached read-only is a view of a
+            # read-only buffer, or a non-writeable copy, never a writeable array of its own
+            return base.flags.writeable
+        base = base.base
+    return False
 
 
 #: Index kinds whose labels are scalars (pandas' own inference, cached on the index).
@@ -172,3 +185,130 @@ def pandas_scalars(result, source, local) -> bool:
 
 
 pandas_scalars.judges_results = False
+
+
+def _polars_plain_dtype(dtype, depth=0) -> bool:
+    """Whether values of a polars ``dtype`` are data (numbers, strings, temporal, nested data):
+    never ``Object``, whose values are Python objects (the user's own, in a user's frame)."""
+    pl = sys.modules["polars"]
+    if depth > 32 or type(dtype) is pl.Object or dtype == pl.Object:
+        return False
+    # polars' own dtype classes only: an extension type (pl.BaseExtension) may be a class
+    # the capsule defined, whose methods trusted polars would call
+    if type.__dict__["__module__"].__get__(type(dtype)) != "polars.datatypes.classes":
+        return False
+    base_extension = getattr(pl, "BaseExtension", None)
+    if isinstance(base_extension, type) and isinstance(dtype, base_extension):
+        return False
+    inner = getattr(dtype, "inner", None)  # List / Array
+    if inner is not None and not _polars_plain_dtype(inner, depth + 1):
+        return False
+    fields = getattr(dtype, "fields", None)  # Struct
+    if fields is not None:
+        return all(_polars_plain_dtype(f.dtype, depth + 1) for f in fields)
+    return True
+
+
+def polars_result(result, source, local) -> bool:
+    """An exact polars DataFrame, Series or LazyFrame derived from one (or from a group-by of
+    one) that holds no ``Object`` values: the capsule's own.  polars results are always new
+    objects; the Arrow buffers they share with the source are immutable from Python (an
+    in-place ``scatter``, ``df[i, 'a'] = x`` or ``extend`` copies first), so changing the
+    result never changes the source.  The source itself, its read-only clone (a stand-in)
+    and numpy arrays polars hands out (zero-copy views of its buffers) never qualify."""
+    pl = sys.modules["polars"]
+    tp = type(result)
+    if result is source or (
+        tp is not pl.DataFrame and tp is not pl.Series and tp is not pl.LazyFrame
+    ):
+        return False
+    if tp is pl.Series:
+        return _polars_plain_dtype(result.dtype)
+    schema = result.collect_schema() if tp is pl.LazyFrame else result.schema
+    return all(_polars_plain_dtype(d) for d in schema.values())
+
+
+# -- the capsule's own containers leaving the membrane (membrane/derived.py exported_copy) -------
+_PLAIN_NAMES = (str, int, float, bool, type(None))
+#: Labels beyond this many are not walked one by one: such an index of Python objects leaves
+#: as a reverse proxy (an exported copy is for data, not a search).
+_LABELS_WALKED = 100_000
+
+
+def _plain_name(name) -> bool:
+    if type(name) is tuple:
+        return all(type(n) in _PLAIN_NAMES for n in name)
+    return type(name) in _PLAIN_NAMES
+
+
+def _exact_str(values) -> bool:
+    """Whether every label of an object-held index is an exact ``str`` (never a capsule
+    subclass of it, whose ``__eq__``/``__hash__`` trusted code would call)."""
+    return len(values) <= _LABELS_WALKED and all(type(v) is str for v in values)
+
+
+def _data_dtype(dtype) -> bool:
+    """Values of ``dtype`` are data no capsule class can be among: numpy without objects,
+    pandas' own dtypes storing no Python objects (Arrow strings, masked numbers, dates...)."""
+    np = sys.modules["numpy"]
+    if isinstance(dtype, np.dtype):
+        return not dtype.hasobject
+    module = type.__dict__["__module__"].__get__(type(dtype))
+    if type(module) is not str or module.partition(".")[0] != "pandas":
+        return False
+    if getattr(dtype, "storage", None) == "python":  # StringDtype holding Python strs
+        return False
+    arrow = getattr(dtype, "pyarrow_dtype", None)  # ArrowDtype: pyarrow's own types only
+    if arrow is not None:
+        module = type.__dict__["__module__"].__get__(type(arrow))
+        if module != "pyarrow.lib" or isinstance(arrow, sys.modules["pyarrow"].ExtensionType):
+            return False
+    categories = getattr(dtype, "categories", None)
+    if categories is not None:
+        return _data_index(categories)
+    subtype = getattr(dtype, "subtype", None)
+    return subtype is None or not isinstance(subtype, np.dtype) or not subtype.hasobject
+
+
+def _data_index(index) -> bool:
+    levels = getattr(index, "levels", None)
+    if levels is not None:
+        return all(_data_index(level) for level in levels) and all(
+            _plain_name(n) for n in index.names
+        )
+    if not _plain_name(index.name):
+        return False
+    if _data_dtype(index.dtype):
+        return True
+    return index.dtype == object and _exact_str(index)
+
+
+def exported_copy(value):
+    """A copy of a capsule-made numpy/pandas/polars container for trusted code, or None.
+    The copy holds data only (no capsule object among its values, labels, names or attrs),
+    so the library's own code can use it as its own (alignment, ``isinstance``)."""
+    tp = type(value)
+    np = sys.modules.get("numpy")
+    if np is not None and tp is np.ndarray:
+        return None if value.dtype.hasobject else value.copy()
+    pd = sys.modules.get("pandas")
+    if pd is not None and (tp is pd.DataFrame or tp is pd.Series or tp is pd.Index):
+        if tp is not pd.Index and value.attrs:
+            return None
+        if tp is pd.Index:
+            return value.copy(deep=True) if _data_index(value) else None
+        if tp is pd.Series:
+            ok = _plain_name(value.name) and _data_dtype(value.dtype)
+        else:
+            blocks = getattr(getattr(value, "_mgr", None), "blocks", None)
+            dtypes = [b.dtype for b in blocks] if type(blocks) is tuple else value.dtypes.tolist()
+            ok = _data_index(value.columns) and all(_data_dtype(d) for d in dtypes)
+        return value.copy(deep=True) if ok and _data_index(value.index) else None
+    pl = sys.modules.get("polars")
+    if pl is not None and (tp is pl.DataFrame or tp is pl.Series):
+        if tp is pl.Series:
+            ok = _polars_plain_dtype(value.dtype)
+        else:
+            ok = all(_polars_plain_dtype(d) for d in value.schema.values())
+        return value.clone() if ok else None
+    return None

@@ -10,6 +10,7 @@ reverse proxy that wraps every argument trusted code passes in.  Exceptions cros
 
 from __future__ import annotations
 
+import functools
 import gc
 import operator
 import types
@@ -71,8 +72,18 @@ def _finish_getattr(proxy, name, value):
     if (tp is types.MethodType or tp is types.BuiltinMethodType) and not writable:
         if _ro.refuses_attribute(_get_target(proxy), name, value):
             return _ReadOnlyMethod(name, type(value.__self__).__name__, _get_cap(proxy).target)
-    if not writable and _derived.is_source_type(type(_get_target(proxy))):
-        return _derived_attribute(proxy, name, value)
+    if _derived.is_source_type(type(_get_target(proxy))):
+        if not writable:
+            return _derived_attribute(proxy, name, value)
+        if (tp is types.MethodType or tp is types.BuiltinMethodType) and (
+            value.__self__ is _get_target(proxy)
+        ):
+            # a writable library container: its methods' results judged as well (a copy is
+            # the capsule's own; a view of the user's data stays read-only, as before)
+            _check_withheld(value)
+            return _bind(
+                _judging_method(value, _get_target(proxy), _get_cap(proxy)), _get_cap(proxy)
+            )
     if tp is types.MethodType:
         _check_withheld(value)
         return _bind(value, _get_cap(proxy))
@@ -86,11 +97,44 @@ def _derived_attribute(proxy, name, value):
     tp = type(value)
     if (tp is types.MethodType or tp is types.BuiltinMethodType) and value.__self__ is target:
         _check_withheld(value)
-        return _bind(_derived.method(value, target, cap), cap)
+        return _bind(_judging_method(value, target, cap), cap)
     if _derived.is_indexer(value, target):  # df.iat / df.loc: one proxy per proxy
         return _derived.cached_indexer(proxy, name, value, lambda v: wrap(v, cap, False))
-    _derived.note(value, target, cap)
-    return wrap(value, cap, False)
+    return _judged(value, target, cap)
+
+
+def _judged(result, source, cap):
+    """The capsule-side form of ``result``, derived from library container ``source``
+    through a proxy of ``cap``: judged by the profile's rule (membrane/derived.py ``judge``:
+    the result, a tuple's items), then wrapped; an iterator's proxy is remembered so that
+    the items it hands out are judged against ``source`` in turn."""
+    iterator = _derived.judge(result, source, cap)
+    wrapped = wrap(result, cap, False)
+    if iterator and type(wrapped) is Proxy:
+        _derived.iterating(wrapped, source, cap)
+    return wrapped
+
+
+def _judge_result(result, proxy):
+    """The one hand-off of every result a proxy's own operation produces for a library
+    container (comparisons, iteration, unary and binary operators, items, calls; the C slots
+    of _speedups.c call this too): judged against the container, or against the container
+    whose items the proxied iterator hands out."""
+    cap = _get_cap(proxy)
+    source = _derived.iterated_source(proxy, cap) if _derived.ITERATING else None
+    if source is None:
+        source = _get_target(proxy)
+    return _judged(result, source, cap)
+
+
+def _call_judging(method, source, cap, *args, **kwargs):
+    return _judged(method(*args, **kwargs), source, cap)
+
+
+def _judging_method(bound, source, cap):
+    """What a proxy of library container ``source`` binds for its method ``bound``: the same
+    call, its result judged (``_judged``) before the capsule gets it."""
+    return functools.partial(_call_judging, bound, source, cap)
 
 
 try:
@@ -105,6 +149,7 @@ try:
     from .._speedups import proxy_target as _get_target
     from .._speedups import proxy_writable as _get_writable
     from .._speedups import set_hooks as _set_hooks
+    from .._speedups import set_judge_hook as _set_judge_hook
     from .._speedups import set_protocol_hooks as _set_protocol_hooks
     from .._speedups import set_readonly_types as _set_readonly_types
 
@@ -385,6 +430,8 @@ def _private_attr(proxy, name):
         return _proxy_attribute(proxy, name)
     if name == "__array__":  # numpy converting a protected object: a copy (membrane/arrays.py)
         return array_method(_get_target(proxy), _get_cap(proxy), wrap)
+    if name in _PRIORITIES:
+        return _priority(proxy, name)
     raise _recorded(
         _get_cap(proxy),
         CapsuleAttributeError(
@@ -394,6 +441,31 @@ def _private_attr(proxy, name):
             "methods",
         ),
     )
+
+
+#: The operator priorities numpy and pandas ask of an operand (``np.arange(3) + s``,
+#: ``own_series + s``): a proxy of an object whose class names one answers above every
+#: library object, so the library defers to the proxy, whose operator then runs on the
+#: trusted side with the capsule's operand exported as a copy (derived.exported_copy), as
+#: the library computes it for two objects of its own (index alignment, broadcasting).
+_PRIORITIES = {"__array_priority__": 1e9, "__pandas_priority__": 10**9}
+
+
+def _priority(proxy, name):
+    """The priority ``name`` a proxy answers: above every library's own when its target is
+    a library container (a profile's derived-rule class: numpy, pandas, polars) or its class
+    defines one (read from the class dicts: data only, no code runs), else the
+    AttributeError an object without one raises."""
+    tp = type(_get_target(proxy))
+    if _derived.rule_for(tp) is not None:
+        return _PRIORITIES[name]
+    for klass in type.__dict__["__mro__"].__get__(tp):
+        value = type.__dict__["__dict__"].__get__(klass).get(name)
+        if value is not None:
+            if type(value) in (int, float):
+                return _PRIORITIES[name]
+            break
+    raise CapsuleAttributeError(f"{name!r} is not defined by the protected object", "membrane")
 
 
 def _bind(method, cap):
@@ -464,6 +536,8 @@ def wrap(value, cap, writable: bool = False, *, handed: bool = False):
             target = value if local else _ro.readonly_target(value, cap)
             if _ro.FAST_TYPES.get(type(target)) is None:
                 _ro.fast_path_ok(type(target))  # the C paths learn which types Python judges
+    elif _ro.FAST_TYPES.get(tp) is None and _derived.rule_for(tp) is not None:
+        _ro.fast_path_ok(tp)  # a writable library container: its slots' results judged too
     if SPEEDUPS:
         # The C identity cache (one proxy per object per capability while it lives): the
         # proxy takes itself out when it dies, so a hit is always the live proxy of value.
@@ -575,9 +649,7 @@ def _call(fn, proxy, *args, raw=False):
     else:
         if raw:
             return _plain_result(result)
-        if not _get_writable(proxy):
-            _derived.note(result, _get_target(proxy), cap)  # arr + 1, df[['a']]
-        return wrap(result, cap, False)
+        return _judge_result(result, proxy)  # arr + 1, -arr, df[['a']], divmod(arr, 2)
     raise err  # outside the except block, so __context__ stays empty
 
 
@@ -760,7 +832,7 @@ def export(value, cap=None, _depth=0):
             export(value.stop, cap, _depth + 1),
             export(value.step, cap, _depth + 1),
         )
-    copied = _derived.exported_array(value)
+    copied = _derived.exported_copy(value)
     if copied is not None:
         return copied
     rp = ReverseProxy.__new__(ReverseProxy)
@@ -822,6 +894,7 @@ if SPEEDUPS:
     )
     _set_hooks(_slow_getattr, _finish_getattr, scrub, _call_method, wrap)
     _set_readonly_types(_ro.FAST_TYPES, _getitem_read_only)
+    _set_judge_hook(_judge_result, _derived.ITERATING)
     #: Classes wrap() only proxies and caches (no value type, no withheld owner, no module):
     #: the C slots wrap their instances themselves.  The extension accepts only static
     #: builtin classes here.

@@ -20,7 +20,6 @@ only through its stand-in (a read-only buffer, a lazy copy), which no rule accep
 
 from __future__ import annotations
 
-import functools
 import weakref
 
 _address = object.__hash__
@@ -70,7 +69,7 @@ def is_local(obj, cap) -> bool:
 
 
 #: Source classes that hold data themselves (the others work on one they hold).
-_CONTAINERS = frozenset(("ndarray", "DataFrame", "Series"))
+_CONTAINERS = frozenset(("ndarray", "DataFrame", "Series", "LazyFrame"))
 
 
 def _mark(obj, cap) -> None:
@@ -130,29 +129,105 @@ def note(result, source, cap) -> None:
         _mark(result, cap)
 
 
-def _call_noting(method, source, cap, *args, **kwargs):
-    result = method(*args, **kwargs)
-    note(result, source, cap)
-    return result
+def judge(result, source, cap):
+    """:func:`note` for every result a read-only proxy of ``source`` produces, whichever
+    path made it (a method, an attribute, an item, an operator, a comparison, iteration):
+    the result itself and, for an exact tuple (``divmod(arr, 2)``, ``arr.nonzero()``, a
+    groupby's ``(key, group)`` pairs), each of its items.  Returns whether ``result`` is an
+    iterator whose items must be judged against ``source`` in turn (``for row in arr``,
+    ``for key, group in df.groupby('g')``): :func:`iterating` records that for its proxy."""
+    rule = rule_for(type(source))
+    if rule is None:
+        return False
+    tp = type(result)
+    if tp is tuple:
+        for item in tuple.__iter__(result):
+            if rule_for(type(item)) is not None and not is_stand_in(item):
+                if rule(item, source, lambda o: is_local(o, cap)):
+                    _mark(item, cap)
+        return False
+    if rule_for(tp) is not None:
+        if not is_stand_in(result) and rule(result, source, lambda o: is_local(o, cap)):
+            _mark(result, cap)
+        return False
+    # an iterator of the source's items (a plain class's own __next__, never a library
+    # container: flatiter has a rule of its own)
+    return _is_iterator(tp)
 
 
-def method(bound, source, cap):
-    """What a read-only proxy of ``source`` binds for the library method ``bound``: the
-    same call, its result judged by :func:`note` before the membrane wraps it."""
-    return functools.partial(_call_noting, bound, source, cap)
+def _is_iterator(tp) -> bool:
+    entry = _ITERATOR_TYPES.get(_address(tp))
+    if entry is not None and entry[0] is tp:
+        return entry[1]
+    if len(_ITERATOR_TYPES) > _LIMIT:
+        _ITERATOR_TYPES.clear()
+    found = any("__next__" in _type_dict(klass) for klass in _type_mro(tp))
+    _ITERATOR_TYPES[_address(tp)] = (tp, found)
+    return found
 
 
-def exported_array(value):
-    """A copy of the capsule's own numeric numpy array leaving the membrane (``df['a'] *
-    weights``, ``df.assign(c=np.arange(3))``), as a list leaves as a copy: trusted code gets
-    data it can check and keep, never the capsule's array (nor a reverse proxy, which fails
-    every array check).  None for anything else (object arrays hold capsule objects)."""
-    import sys
+#: address of a class -> (class, whether it defines __next__).
+_ITERATOR_TYPES: dict = {}
 
-    np = sys.modules.get("numpy")
-    if np is None or type(value) is not np.ndarray or value.dtype.hasobject:
+
+_type_mro = type.__dict__["__mro__"].__get__
+
+#: address of the proxy of an iterator -> (weakref of the proxy, the source its items come
+#: from, weakref of the capability): the items a read-only proxy of a library container
+#: hands out through an iterator are judged against that container (the iterator of
+#: ``iter(arr)`` takes no weak reference, its proxy does).  The C slots ask this table.
+ITERATING: dict = {}
+
+
+def iterating(proxy, source, cap) -> None:
+    key = _address(proxy)
+    if len(ITERATING) > _LIMIT:
+        for k, (p, _, c) in list(ITERATING.items()):
+            if p() is None or c() is None:
+                ITERATING.pop(k, None)
+    try:
+        ITERATING[key] = (
+            weakref.ref(proxy, lambda r, key=key: _drop_iterating(key, r)),
+            source,
+            weakref.ref(cap),
+        )
+    except TypeError:
+        pass
+
+
+def _drop_iterating(key, ref) -> None:
+    entry = ITERATING.get(key)
+    if entry is not None and entry[0] is ref:
+        del ITERATING[key]
+
+
+def iterated_source(proxy, cap):
+    """The source whose iterator ``proxy`` wraps, or None."""
+    entry = ITERATING.get(_address(proxy))
+    if entry is not None and entry[0]() is proxy and entry[2]() is cap:
+        return entry[1]
+    return None
+
+
+def exported_copy(value):
+    """A copy of the capsule's own library container leaving the membrane (``df['a'] *
+    weights``, ``df.assign(c=np.arange(3))``, ``proxied_df[own_mask]``, ``own_series +
+    proxied_series``), as a list leaves as a copy: trusted code gets data it can check and
+    keep, never the capsule's object (nor a reverse proxy, which fails every library check).
+    Only containers of data qualify (a numeric numpy array; a pandas frame, series or index
+    of scalars with plain labels and names; a polars frame or series without ``Object``
+    values): the profile's rule (``libraries/readonly.py exported_copy``).  None for
+    anything else."""
+    tp = type(value)
+    module = type.__dict__["__module__"].__get__(tp)
+    if type(module) is not str:
         return None
-    return value.copy()
+    package = module.partition(".")[0]
+    if package != "numpy" and package != "pandas" and package != "polars":
+        return None
+    from ..libraries.readonly import exported_copy as copy_of
+
+    return copy_of(value)
 
 
 #: address of a proxy -> (weakref of the proxy, {attribute name: proxy of its value}): the
