@@ -10,15 +10,17 @@ still active, and on the first refusal the file is closed.  Closing and reading 
 
 Methods are spelled out for the operations capsules use (no per-call closures), so a read or a
 write costs one attribute check more than on the raw object.  ``buffer``/``raw``/``detach``
-hand out the underlying objects and are refused; ``fileno`` gives an int no capsule can use
-(the tripwire refuses opening a descriptor).
+hand out the underlying objects and are refused.  ``fileno`` is checked like a read or a write:
+a descriptor number is authority (native code reads and writes it below Python's I/O, red
+team 8 finding 1), so it is given only while the file's grants are active, and every native
+use of a number is checked again by the number (:mod:`ipycap.engine.fds`).
 """
 
 from __future__ import annotations
 
 import io
 
-from . import limits
+from . import fds, limits
 from .errors import CapsuleAttributeError, CapsulePermissionError
 
 try:
@@ -41,7 +43,6 @@ _PASSED = frozenset(
         "writable",
         "seekable",
         "isatty",
-        "fileno",
     }
 )
 
@@ -138,6 +139,14 @@ class RevocableFile:
     def close(self):
         return self.__ipycap_file__.close()
 
+    def fileno(self):
+        # the descriptor gives every access the file was opened for: each checked now
+        if self.__ipycap_read__:
+            self.__ipycap_check__("read")
+        if self.__ipycap_write__:
+            self.__ipycap_check__("write")
+        return self.__ipycap_file__.fileno()
+
     def __enter__(self):
         return self
 
@@ -200,4 +209,6 @@ def revocable(file, context, kinds, path: str):
             _ThisCell(limits.current_run())
         ]
     cls = RevocableText if isinstance(file, io.TextIOBase) else RevocableBinary
-    return cls(file, caps.get("read", ()), caps.get("write", ()), path)
+    handle = cls(file, caps.get("read", ()), caps.get("write", ()), path)
+    fds.note(file, handle.__ipycap_read__, handle.__ipycap_write__, context, path)
+    return handle

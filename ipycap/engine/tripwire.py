@@ -39,6 +39,9 @@ def install() -> None:
     if not _installed:
         sys.addaudithook(_hook)
         _installed = True
+        from . import fds
+
+        fds.install()  # os.dup/os.dup2 check descriptor numbers (no audit event for them)
     _armed = True
 
 

@@ -111,7 +111,6 @@ def _secret_fd(secret):
     return os.open(secret, os.O_RDONLY)
 
 
-@pytest.mark.xfail(strict=True, reason="rt8 finding 1: numpy.fromfile reads any descriptor")
 def test_rt8_1a_numpy_fromfile_reads_a_trusted_descriptor(canary):
     pytest.importorskip("numpy")
     token, secret, granted = canary
@@ -143,7 +142,6 @@ loot = bytes(np.fromfile(G(), dtype=np.uint8).tolist())
 """
 
 
-@pytest.mark.xfail(strict=True, reason="rt8 finding 1: numpy.fromfile reads any descriptor")
 def test_rt8_1b_numpy_fromfile_reads_a_revoked_files_descriptor(canary):
     """The same through the capsule's own (revocable) file after its grant is revoked: its
     fileno() is passed through unchecked, so the descriptor outlives the revocation that
@@ -164,7 +162,6 @@ def test_rt8_1b_numpy_fromfile_reads_a_revoked_files_descriptor(canary):
     assert isinstance(_run(capsule, "f.read()"), CapabilityError)  # the handle is revoked
 
 
-@pytest.mark.xfail(strict=True, reason="rt8 finding 1: ndarray.tofile writes any descriptor")
 def test_rt8_1c_numpy_tofile_writes_a_trusted_descriptor(canary, tmp_path):
     pytest.importorskip("numpy")
     _, _, granted = canary
@@ -183,7 +180,6 @@ def test_rt8_1c_numpy_tofile_writes_a_trusted_descriptor(canary, tmp_path):
         os.close(fd)
 
 
-@pytest.mark.xfail(strict=True, reason="rt8 finding 1: PIL Image.save writes any descriptor")
 def test_rt8_1d_pil_save_writes_a_trusted_descriptor(canary, tmp_path):
     image = pytest.importorskip("PIL.Image")
     image.init()  # the user's own session has loaded Pillow's plugins already
@@ -272,7 +268,6 @@ plt.figure(figsize=(1, 1)).savefig(F(), format="jpg")
 """
 
 
-@pytest.mark.xfail(strict=True, reason="rt8 finding 1: matplotlib savefig writes any descriptor")
 def test_rt8_1e_matplotlib_savefig_writes_a_trusted_descriptor(canary, tmp_path):
     matplotlib = pytest.importorskip("matplotlib")
     matplotlib.use("Agg")

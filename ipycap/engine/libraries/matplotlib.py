@@ -60,6 +60,8 @@ PROFILE = Profile(
             for n in _PLOTS
             for key in (f"matplotlib.pyplot.{n}", f"matplotlib.axes._axes:Axes.{n}")
         },
+        # a file object's fileno() is a descriptor Pillow's encoders write (fds / pil.py)
+        "matplotlib.figure:Figure.savefig": "writes_file_object",
         "matplotlib.rcParams": "read_only_rc",
         "matplotlib.pyplot.rcParams": "read_only_rc",
         "matplotlib.rcParamsDefault": "read_only_rc",  # rcdefaults() copies them back

@@ -1,4 +1,12 @@
-"""Pillow: images; Image.open and save go through Python-level opens (checked)."""
+"""Pillow: images; Image.open and save go through Python-level opens (checked).
+
+Given a file object, Pillow's C encoders and decoders read or write the descriptor number
+``fp.fileno()`` gives (``ImageFile._encode_tile``: ``encode_to_file(fh)``; the libtiff and
+jpeg2k codecs get it in their arguments), where no audit event is raised: those numbers are
+checked by :func:`install_descriptor_checks` (ipycap.engine.fds, red team 8 finding 1).
+"""
+
+import sys
 
 from .profile import PathArg, Profile
 
@@ -61,7 +69,66 @@ PROFILE = Profile(
         "PIL.Image.registered_extensions": "a reader (it gets a copy)",
         "PIL.ImageChops.add_modulo": "arithmetic on the images given",
     },
-    replaced={"PIL.Image.registered_extensions": "copy_result"},
+    replaced={
+        "PIL.Image.registered_extensions": "copy_result",
+        "PIL.Image:Image.save": "writes_file_object",
+    },
     unchecked="decoders are C code; the paths they read are checked before they open",
     evaluators={"PIL.ImageMath.unsafe_eval": "refused (PIL.ImageMath.unsafe_eval, .eval)"},
 )
+
+
+#: codec name -> where its descriptor number is: ("args" | "extra", index)
+_DECODER_FDS = {"libtiff": ("args", 1), "jpeg2k": ("args", 3)}
+_ENCODER_FDS = {"libtiff": ("args", 2), "jpeg2k": ("extra", 13)}
+_PATCHED: set = set()
+
+
+def _fd_at(where, args, extra):
+    source = args if where[0] == "args" else extra
+    if type(source) is not tuple or len(source) <= where[1]:
+        return None
+    number = source[where[1]]
+    if type(number) is not int or number < 0:  # False (no descriptor) is a bool; -1: none
+        return None
+    return number
+
+
+def _codec(real, table, kind, what):
+    from .. import fds, tripwire
+
+    def get(mode, name, args, extra=()):
+        if tripwire._armed and type(name) is str and name in table:
+            number = _fd_at(table[name], args, extra)
+            if number is not None:
+                fds.check(number, what, kinds=(kind,), frame=sys._getframe(1))
+        return real(mode, name, args, extra)
+
+    get.__name__, get.__qualname__, get.__doc__ = real.__name__, real.__qualname__, real.__doc__
+    get.__module__ = real.__module__
+    return get
+
+
+def _encode_tile(real):
+    from .. import fds, tripwire
+
+    def encode_tile(im, fp, tile, bufsize, fh, exc=None):
+        if tripwire._armed and fh is not None:
+            fds.check(fh, "PIL's encoder", kinds=("write",), frame=sys._getframe(1))
+        return real(im, fp, tile, bufsize, fh, exc)
+
+    encode_tile.__name__, encode_tile.__qualname__ = real.__name__, real.__qualname__
+    encode_tile.__doc__, encode_tile.__module__ = real.__doc__, real.__module__
+    return encode_tile
+
+
+def install_descriptor_checks() -> None:
+    """Check, in Pillow's own modules, every descriptor number its C codecs are given."""
+    image, imagefile = sys.modules.get("PIL.Image"), sys.modules.get("PIL.ImageFile")
+    if image is not None and "image" not in _PATCHED:
+        _PATCHED.add("image")
+        image._getdecoder = _codec(image._getdecoder, _DECODER_FDS, "read", "PIL's decoder")
+        image._getencoder = _codec(image._getencoder, _ENCODER_FDS, "write", "PIL's encoder")
+    if imagefile is not None and "imagefile" not in _PATCHED:
+        _PATCHED.add("imagefile")
+        imagefile._encode_tile = _encode_tile(imagefile._encode_tile)

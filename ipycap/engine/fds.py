@@ -1,0 +1,180 @@
+"""Descriptor numbers are authority: native code's use of one is checked by the number.
+
+A granted library's native code takes any object with a ``fileno()`` as a file and reads or
+writes the descriptor number it returns below Python's I/O (numpy's ``npy_PyFile_Dup2``:
+``os.dup`` + C ``fdopen``; Pillow's encoders and decoders given ``fp.fileno()``), where no
+audit event is raised (red team 8, finding 1).  A capsule class can return any small integer,
+so the object cannot be trusted: the number is checked where it is used.
+
+- :func:`note` records each descriptor a capsule's ``open()`` made (handles.revocable): the
+  io object (weakly), the capabilities of its access, and the capsule.
+- :func:`check` admits a descriptor for a capsule only while it is such a file's: the file
+  still open under that number, every capability of its kind still active, its capsule on
+  the stack and every other capsule on the stack granted the path.
+- :func:`install` puts checked ``os.dup``/``os.dup2`` into the real ``os`` module (numpy calls
+  ``os.dup`` through ``PyObject_CallMethod(os, "dup")``, so it meets the wrapper); trusted
+  code pays one flag test and a walk of its stack (measured in tests/test_descriptors.py).
+  ``os.fdopen`` and ``io.open(int)`` raise the ``open`` audit event, which the tripwire
+  refuses for a descriptor.  ``os.read``/``os.write``/``os.lseek``/``os.fstat`` are not
+  wrapped: native code reaches a descriptor through ``dup`` or its own libc calls, and
+  capsule code holds no ``os`` (stdviews gives it ``os.path`` only).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import weakref
+
+from .errors import CapsulePermissionError
+
+#: descriptor number -> (weakref to the io object, read caps, write caps, weakref to the
+#: context, path).  An entry whose io object is gone, closed or now holds another number
+#: admits nothing, so stale entries need no cleanup; a new file under the number replaces it.
+_FILES: dict[int, tuple] = {}
+
+_real_dup = os.dup
+_real_dup2 = os.dup2
+_installed = False
+
+
+def note(file, read_caps, write_caps, context, path: str) -> None:
+    """Record the descriptor of ``file`` (just opened by capsule ``open``)."""
+    try:
+        number = file.fileno()
+    except (OSError, ValueError, AttributeError):
+        return
+    if type(number) is not int:
+        return
+    ctx_ref = weakref.ref(context) if context is not None else None
+    _FILES[number] = (weakref.ref(file), tuple(read_caps), tuple(write_caps), ctx_ref, path)
+
+
+def _refusal(number, what: str, why: str):
+    return CapsulePermissionError(
+        f"{what} of file descriptor {number!r}: {why} (a descriptor number is authority; "
+        "native code given it reads or writes below Python's checks)",
+        "descriptor check",
+        None,
+        hint="pass the file open() returned, a path within the grants, or an io.BytesIO",
+    )
+
+
+def _stack(frame) -> list:
+    """The capsule contexts on the stack from ``frame`` out (the tripwire's walk: builtins
+    dicts by identity); refuses capsule code running with builtins of its own choosing."""
+    from . import guard
+
+    context_of, is_capsule_code = guard.context_of, guard.frame_is_capsule_code
+    found: list = []
+    f = frame
+    while f is not None:
+        ctx = context_of(f.f_builtins)
+        if ctx is not None:
+            if ctx not in found:
+                found.append(ctx)
+        elif is_capsule_code(f):
+            raise CapsulePermissionError(
+                "a file descriptor used by capsule code running with builtins of its own choosing",
+                "descriptor check",
+                None,
+            )
+        f = f.f_back
+    return found
+
+
+def check(number, what: str, kinds=None, contexts=None, frame=None) -> None:
+    """Refuse ``number`` for the capsules on the stack unless it is the live descriptor of a
+    capsule's own file whose grants for ``kinds`` (default: what the descriptor allows) are
+    active.  No-op when no capsule is on the stack."""
+    if contexts is None:
+        contexts = _stack(frame if frame is not None else sys._getframe(1))
+    if not contexts:
+        return
+    try:
+        _check(number, what, kinds, contexts)
+    except CapsulePermissionError as error:
+        for ctx in contexts:
+            ctx.record_refusal(error)
+        raise
+
+
+def _check(number, what, kinds, contexts) -> None:
+    if type(number) is not int:
+        if isinstance(number, int):  # an int subclass: its value, no method of it
+            number = int.__index__(number)
+        else:
+            return  # the real function raises its own TypeError
+    entry = _FILES.get(number)
+    file = entry[0]() if entry is not None else None
+    if file is None:
+        raise _refusal(number, what, "it is not a file this capsule opened")
+    try:
+        live = not file.closed and file.fileno() == number
+    except (OSError, ValueError):
+        live = False
+    if not live:
+        raise _refusal(number, what, "the capsule's file under that number was closed")
+    _, read_caps, write_caps, ctx_ref, path = entry
+    owner = ctx_ref() if ctx_ref is not None else None
+    if owner is None or not any(ctx is owner for ctx in contexts):
+        raise _refusal(number, what, "the file was opened by another capsule")
+    if kinds is None:  # what the descriptor gives: the access the file was opened for
+        kinds = ("read",) * bool(read_caps) + ("write",) * bool(write_caps)
+    for kind in kinds:
+        caps = read_caps if kind == "read" else write_caps
+        if not any(not cap.revoked for cap in caps):
+            raise _refusal(
+                number,
+                what,
+                f"{kind} through the file opened on {path!r}: "
+                + (
+                    "the grant that allowed it was revoked or has ended"
+                    if caps
+                    else "not opened for it"
+                ),
+            )
+        for ctx in contexts:
+            if ctx is not owner and not ctx.allows_path(kind, path):
+                raise _refusal(
+                    number, what, f"{kind} of {path!r} is not granted to every capsule on the stack"
+                )
+
+
+def dup(fd, /):
+    if _TRIPWIRE[0]._armed:
+        check(fd, "os.dup", frame=sys._getframe(1))
+    return _real_dup(fd)
+
+
+def dup2(fd, fd2, inheritable=True):
+    if _TRIPWIRE[0]._armed:
+        frame = sys._getframe(1)
+        check(fd, "os.dup2", frame=frame)
+        check(fd2, "os.dup2 (onto)", kinds=("read", "write"), frame=frame)
+    return _real_dup2(fd, fd2, inheritable)
+
+
+_TRIPWIRE: list = []
+
+
+def _describe(wrapper, real):
+    wrapper.__name__ = real.__name__
+    wrapper.__qualname__ = real.__qualname__
+    wrapper.__module__ = "os"
+    wrapper.__doc__ = real.__doc__
+
+
+def install() -> None:
+    """Put the checked ``dup``/``dup2`` into the real ``os`` module (once)."""
+    global _installed
+    if _installed:
+        return
+    from . import tripwire
+
+    _TRIPWIRE.append(tripwire)
+    _describe(dup, _real_dup)
+    _describe(dup2, _real_dup2)
+    os.dup = dup
+    os.dup2 = dup2
+    _installed = True
