@@ -78,9 +78,10 @@ PROFILE = Profile(
 )
 
 
-#: codec name -> where its descriptor number is: ("args" | "extra", index)
-_DECODER_FDS = {"libtiff": ("args", 1), "jpeg2k": ("args", 3)}
-_ENCODER_FDS = {"libtiff": ("args", 2), "jpeg2k": ("extra", 13)}
+#: codec name -> where its descriptor number is ("args" | "extra", index) and the largest
+#: value that means "no descriptor" (libtiff: 0 or False; jpeg2k: -1)
+_DECODER_FDS = {"libtiff": ("args", 1, 0), "jpeg2k": ("args", 3, -1)}
+_ENCODER_FDS = {"libtiff": ("args", 1, 0), "jpeg2k": ("extra", 13, -1)}
 _PATCHED: set = set()
 
 
@@ -89,7 +90,7 @@ def _fd_at(where, args, extra):
     if type(source) is not tuple or len(source) <= where[1]:
         return None
     number = source[where[1]]
-    if type(number) is not int or number < 0:  # False (no descriptor) is a bool; -1: none
+    if type(number) is not int or number <= where[2]:  # False (a bool), -1, libtiff's 0
         return None
     return number
 

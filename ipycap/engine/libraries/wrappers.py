@@ -150,7 +150,7 @@ def check_file_object(value, kinds, package: str, fn: str):
                 raise _refusal(
                     package,
                     f"{fn} of the file opened on {value.__ipycap_path__!r}: it was not opened "
-                    f"for {kind}ing",
+                    f"for {'reading' if kind == 'read' else 'writing'}",
                     hint="open it with mode " + ("'rb'" if kind == "read" else "'wb'"),
                 )
             value.__ipycap_check__(kind)
