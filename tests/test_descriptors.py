@@ -611,3 +611,66 @@ def test_file_object_check_runs_no_capsule_code():
     p = Plain()
     p.fileno = lambda: 3
     assert _may_answer_fileno(p)
+
+
+# -- polars: Rust dups the number of an exact io.TextIOWrapper (no os.dup, no audit event) -----
+RAW_F = """
+import io
+class F(io.RawIOBase):
+    def fileno(self):
+        return NUMBER
+    def readable(self):
+        return True
+    def writable(self):
+        return True
+    def seekable(self):
+        return True
+    def seek(self, pos, whence=0):
+        return 0
+    def tell(self):
+        return 0
+    def write(self, b):
+        return len(b)
+    def readinto(self, b):
+        return 0
+wrapped = io.TextIOWrapper(F(), encoding="utf-8")
+"""
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "pl.DataFrame({'x': ['PWNED']}).write_csv(wrapped)",
+        "pl.DataFrame({'x': ['PWNED']}).write_parquet(wrapped)",
+        "pl.DataFrame({'x': ['PWNED']}).write_ndjson(wrapped)",
+        "loot = pl.read_csv(wrapped).to_dicts()",
+    ],
+)
+def test_polars_given_a_text_wrapper_over_a_foreign_descriptor_is_refused(
+    trusted_fd, granted, call
+):
+    """Found on the way (not in rt8's tests): polars' Rust takes the fileno() of an exact
+    io.TextIOWrapper (utf-8) and dups it with fcntl, below os.dup; write_csv/write_parquet
+    wrote a trusted descriptor on main.  Refused by the profile's file-object check."""
+    pytest.importorskip("polars")
+    fd, marker = trusted_fd
+    capsule = Capsule(grants=[("import", "polars"), ("read", str(granted))])
+    result = _run(capsule, RAW_F.replace("NUMBER", str(fd)) + "import polars as pl\n" + call)
+    assert isinstance(result, CapabilityError), result
+    assert marker.read_bytes() == b"SECRET-TOKEN-1234"
+    assert "SECRET" not in str(capsule.namespace.get("loot"))
+
+
+def test_polars_in_memory_and_own_files_still_work(granted):
+    pytest.importorskip("polars")
+    capsule = Capsule(
+        grants=[("import", "polars"), ("read", str(granted)), ("write", str(granted))],
+        protected={"D": str(granted)},
+    )
+    capsule.run(
+        "import io\nimport polars as pl\ndf = pl.DataFrame({'x': [1, 2]})\nb = io.BytesIO()\n"
+        "df.write_parquet(b)\nb.seek(0)\nr1 = pl.read_parquet(b)['x'].to_list()\n"
+        "with open(D + '/p.csv', 'w') as f:\n    df.write_csv(f)\n"
+        "with open(D + '/p.csv', 'rb') as f:\n    r2 = pl.read_csv(f)['x'].to_list()"
+    )
+    assert capsule.namespace["r1"] == capsule.namespace["r2"] == [1, 2]
