@@ -219,13 +219,17 @@ def _describe(wrapper, real):
     wrapper.__doc__ = real.__doc__
 
 
-def install() -> None:
-    """Put the checked ``dup``/``dup2`` into the real ``os`` module (once)."""
+def armed() -> bool:
+    """Whether the tripwire is armed (a capsule context exists): before, nothing is checked."""
+    return bool(_TRIPWIRE) and _TRIPWIRE[0]._armed
+
+
+def install(tripwire) -> None:
+    """Put the checked ``dup``/``dup2`` into the real ``os`` module (once).  ``tripwire`` is
+    the tripwire module calling (passed, not imported: its armed flag and its busy state)."""
     global _installed
     if _installed:
         return
-    from . import tripwire
-
     _TRIPWIRE.append(tripwire)
     _describe(dup, _real_dup)
     _describe(dup2, _real_dup2)

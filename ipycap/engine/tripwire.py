@@ -41,7 +41,8 @@ def install() -> None:
         _installed = True
         from . import fds
 
-        fds.install()  # os.dup/os.dup2 check descriptor numbers (no audit event for them)
+        fds.install(sys.modules[__name__])  # os.dup/os.dup2 check descriptor numbers (no
+        # audit event is raised for them)
     _armed = True
 
 

@@ -96,10 +96,10 @@ def _fd_at(where, args, extra):
 
 
 def _codec(real, table, kind, what):
-    from .. import fds, tripwire
+    from .. import fds
 
     def get(mode, name, args, extra=()):
-        if tripwire._armed and type(name) is str and name in table:
+        if fds.armed() and type(name) is str and name in table:
             number = _fd_at(table[name], args, extra)
             if number is not None:
                 fds.check(number, what, kinds=(kind,), frame=sys._getframe(1))
@@ -111,10 +111,10 @@ def _codec(real, table, kind, what):
 
 
 def _encode_tile(real):
-    from .. import fds, tripwire
+    from .. import fds
 
     def encode_tile(im, fp, tile, bufsize, fh, exc=None):
-        if tripwire._armed and fh is not None:
+        if fds.armed() and fh is not None:
             fds.check(fh, "PIL's encoder", kinds=("write",), frame=sys._getframe(1))
         return real(im, fp, tile, bufsize, fh, exc)
 
