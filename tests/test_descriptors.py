@@ -612,6 +612,17 @@ def test_file_object_check_runs_no_capsule_code():
     p.fileno = lambda: 3
     assert _may_answer_fileno(p)
 
+    class Key(str):
+        __hash__ = str.__hash__
+
+        def __eq__(self, other):
+            ran.append("eq")
+            return str.__eq__(self, other)
+
+    q = Plain()
+    q.__dict__[Key("fileno")] = lambda: 3
+    assert _may_answer_fileno(q) and not ran
+
 
 # -- polars: Rust dups the number of an exact io.TextIOWrapper (no os.dup, no audit event) -----
 RAW_F = """
@@ -674,3 +685,20 @@ def test_polars_in_memory_and_own_files_still_work(granted):
         "with open(D + '/p.csv', 'rb') as f:\n    r2 = pl.read_csv(f)['x'].to_list()"
     )
     assert capsule.namespace["r1"] == capsule.namespace["r2"] == [1, 2]
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpg"])
+def test_print_figure_past_savefig_is_refused_by_pillows_codec_check(trusted_fd, granted, fmt):
+    """The canvas called directly (past Figure.savefig's profile check): Pillow's encoder
+    meets the number in _encode_tile."""
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    pytest.importorskip("PIL.Image").init()
+    fd, marker = trusted_fd
+    capsule = Capsule(grants=[("import", "matplotlib"), ("read", str(granted))])
+    source = "import matplotlib.pyplot as plt\n" + PIL_F.replace("NUMBER", str(fd))
+    call = f"plt.figure(figsize=(1, 1)).canvas.print_figure(F(), format={fmt!r})"
+    result = _run(capsule, source + call)
+    assert isinstance(result, CapabilityError), result
+    assert "descriptor" in str(result)
+    assert marker.read_bytes() == b"SECRET-TOKEN-1234"

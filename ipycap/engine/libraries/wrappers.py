@@ -110,6 +110,12 @@ def _in_memory_types() -> tuple:
     return (io.BytesIO, io.StringIO, streams.CellStream, streams.ProcessStream)
 
 
+def _has_name(namespace, name: str) -> bool:
+    """``name`` among the keys (or a key that is no exact str: its ``__eq__`` could answer
+    differently when the library looks the name up)."""
+    return any(type(k) is not str or k == name for k in namespace)
+
+
 def _may_answer_fileno(value) -> bool:
     """Whether ``fileno`` may be found on ``value`` (read from the class dicts only: no
     method of the object runs, so it cannot answer differently later)."""
@@ -119,7 +125,7 @@ def _may_answer_fileno(value) -> bool:
     mro = type.__dict__["__mro__"].__get__(tp)
     for cls in mro:
         d = type.__dict__["__dict__"].__get__(cls)
-        if "fileno" in d:
+        if _has_name(d, "fileno"):
             return True
         if cls is not object and ("__getattr__" in d or "__getattribute__" in d):
             return True
@@ -133,7 +139,7 @@ def _may_answer_fileno(value) -> bool:
             own = slot.__get__(value)
         except (AttributeError, TypeError):
             return True
-        return type(own) is not dict or "fileno" in own
+        return type(own) is not dict or _has_name(own, "fileno")
     return False
 
 
