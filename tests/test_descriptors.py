@@ -702,3 +702,23 @@ def test_print_figure_past_savefig_is_refused_by_pillows_codec_check(trusted_fd,
     assert isinstance(result, CapabilityError), result
     assert "descriptor" in str(result)
     assert marker.read_bytes() == b"SECRET-TOKEN-1234"
+
+
+@pytest.mark.parametrize("compression", [None, "tiff_lzw"])
+def test_pil_lazy_load_of_a_revoked_file_is_refused(pil_image, tmp_path, compression):
+    """Image.open reads the header; the pixels are read at load(), after the revoke: through
+    fileno (libtiff's descriptor) or read, both checked."""
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    kwargs = {"compression": compression} if compression else {}
+    pil_image.new("RGB", (64, 64), (11, 22, 33)).save(secret / "s.tiff", **kwargs)
+    capsule = Capsule(
+        grants=[("import", "PIL"), ("read", str(secret))], protected={"D": str(secret)}
+    )
+    capsule.run("from PIL import Image\nf = open(D + '/s.tiff', 'rb')\nim = Image.open(f)")
+    for cap in capsule.context.grants:
+        if cap.kind == "read":
+            cap.revoke()
+    result = _run(capsule, "px = im.getpixel((0, 0))")
+    assert isinstance(result, (CapabilityError, OSError)), result
+    assert capsule.namespace.get("px") != (11, 22, 33)
