@@ -66,6 +66,14 @@ PROFILE = Profile(
         "matplotlib.rcParamsOrig": "read_only_rc",
         "matplotlib.units.registry": "read_only_table",  # type -> converter, every plot asks
         "matplotlib.colors.get_named_colors_mapping": "read_only_result",  # the colour names
+        # ended with the capsule run that entered them (blocks.py); xkcd/ioff/ion apply
+        # when called, as matplotlib's do
+        "matplotlib.rc_context": "scoped_block",
+        "matplotlib.pyplot.rc_context": "scoped_block",
+        "matplotlib.style.context": "scoped_block",
+        "matplotlib.pyplot.xkcd": "eager_block",
+        "matplotlib.pyplot.ioff": "eager_block",
+        "matplotlib.pyplot.ion": "eager_block",
     },
     registers={
         "matplotlib.scale.register_scale": "matplotlib's scale names ('log' for everyone)",

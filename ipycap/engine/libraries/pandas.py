@@ -142,6 +142,8 @@ PROFILE = Profile(
         "pandas:DataFrame.eval": "frame_eval",
         "pandas.core.generic:NDFrame.to_pickle": "refuse_pickle",
         "pandas.plotting.plot_params": "read_only_table",
+        # ended with the capsule run that entered it (blocks.py)
+        "pandas.option_context": "scoped_block",
     },
     tables={
         "pandas.core.dtypes.base:_registry.dtypes": "the dtype classes pandas_dtype('...') "

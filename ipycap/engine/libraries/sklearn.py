@@ -48,6 +48,9 @@ PROFILE = Profile(
         "sklearn.utils.parallel": "it runs callables on worker threads and processes, "
         "outside the capsule's checks (n_jobs of estimators runs in the capsule)",
     },
+    # ended with the capsule run that entered it (blocks.py): its exit writes sklearn's
+    # thread-local configuration of whichever thread runs it (a garbage-collected generator's)
+    replaced={"sklearn.config_context": "scoped_block"},
     options={
         "sklearn.set_config": "with sklearn.config_context(assume_finite=True): ...",
     },
