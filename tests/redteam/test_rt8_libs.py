@@ -18,11 +18,15 @@ Each payload aims only at state the test itself checks and puts back (an option 
 from __future__ import annotations
 
 import gc
+import re
+import sys
 import timeit
+import types
 
 import pytest
 
 from ipycap import CapabilityError, Capsule
+from ipycap.engine.libraries import PROFILES
 
 pd = pytest.importorskip("pandas")
 mpl = pytest.importorskip("matplotlib")
@@ -303,3 +307,205 @@ def test_block_run_cost():
     median = times[len(times) // 2] * 1e6
     print(f"blocks snapshot+restore (pandas+matplotlib+polars): median {median:.1f} us")
     assert median < 2000
+
+
+# -- 2. process-wide setters -----------------------------------------------------------------
+_SETTER = re.compile(
+    r"^(set|reset|enable|disable|use|seed|interactive|ion|ioff|rc|rcdefaults|rc_file|"
+    r"switch_backend|xkcd|install|uninstall|threadpool_limits)(_|$)"
+)
+
+
+def _setter_candidates():
+    """Public functions named like setters in every imported public module of every
+    profiled library (the modules test_library_boundary imports first)."""
+    from tests.test_library_boundary import _registration_candidates
+
+    _registration_candidates()  # imports the modules
+    found = {}
+    for modname, module in sorted(sys.modules.items()):
+        parts = modname.split(".")
+        if parts[0] not in PROFILES or module is None or any(p[:1] == "_" for p in parts[1:]):
+            continue
+        for attr, value in sorted(vars(module).items()):
+            if attr[:1] == "_" or isinstance(value, types.ModuleType) or isinstance(value, type):
+                continue
+            if callable(value) and _SETTER.match(attr):
+                found.setdefault(id(value), (f"{modname}.{attr}", value))
+    return list(found.values())
+
+
+def _setters_classified():
+    names, objects, prefixes = set(), set(), []
+    for p in PROFILES.values():
+        for table in (
+            p.options,
+            p.refused,
+            p.replaced,
+            p.registers,
+            p.not_registries,
+            p.not_options,
+        ):
+            for key in table:
+                names.add(key)
+                if ":" in key:
+                    continue
+                module_name, _, attr = key.rpartition(".")
+                module = sys.modules.get(module_name)
+                if module is not None and attr in vars(module):
+                    objects.add(id(vars(module)[attr]))
+        prefixes.extend(k + "." for k in p.refused if ":" not in k)  # a refused module
+    return names, objects, tuple(prefixes)
+
+
+def test_every_setter_of_the_profiled_libraries_is_classified():
+    """SCAN: a public function named like a setter (set_*, reset_*, enable_*, use, seed,
+    register* ...) of an installed profiled library is refused (options / refused), made
+    per capsule (replaced), or listed in ``not_options`` with why it is not process-wide.
+    A library upgrade adding one fails here until its profile says."""
+    candidates = _setter_candidates()
+    names, objects, prefixes = _setters_classified()
+    missing = [
+        key
+        for key, value in candidates
+        if key not in names and id(value) not in objects and not key.startswith(prefixes)
+    ]
+    assert not missing, f"setters no profile classifies: {missing}"
+
+
+def _refused_setters():
+    out = []
+    for p in PROFILES.values():
+        for key in (*p.options, *p.refused):
+            if ":" not in key and _SETTER.match(key.rpartition(".")[2]):
+                out.append((p.package, key))
+    return sorted(out)
+
+
+@pytest.mark.parametrize(("package", "key"), _refused_setters())
+def test_setter_is_refused_with_a_teaching_refusal(package, key):
+    """Each refused setter, reached by its module path in a capsule, is refused by the
+    library's profile, and an option setter's refusal names the per-block way."""
+    parts = key.split(".")
+    n = max(i for i in range(1, len(parts)) if ".".join(parts[:i]) in sys.modules)
+    module_name, rest = ".".join(parts[:n]), ".".join(parts[n:])
+    grants = [package] + (["pyarrow"] if module_name.startswith("pyarrow") else [])
+    result = _run(f"import {module_name} as m\nm.{rest}", *grants)
+    assert isinstance(result, CapabilityError), f"{key} handed out: {result!r}"
+    text = str(result)
+    assert f"{package} profile" in text or "private" in text or "profile" in text, text
+    profile = PROFILES[package]
+    if key in profile.options:
+        assert "whole session" in text and profile.options[key] in text, text
+
+
+#: setter payloads whose effect trusted code would see: (package, source, probe)
+SETTER_PAYLOADS = {
+    "pandas-set-use-numexpr": (
+        "pandas",
+        "import pandas.core.computation.expressions as e\ne.set_use_numexpr(False)",
+        lambda: sys.modules["pandas.core.computation.expressions"].USE_NUMEXPR,
+    ),
+    "pandas-option-callback": (
+        "pandas",
+        "import pandas.core.config_init as c\nc.use_bottleneck_cb('display.max_rows')",
+        lambda: sys.modules["pandas.core.nanops"]._USE_BOTTLENECK,
+    ),
+    "mpl-interactive": (
+        "matplotlib",
+        "import matplotlib\nmatplotlib.interactive(not matplotlib.is_interactive())",
+        lambda: mpl.is_interactive(),
+    ),
+    "mpl-rc-file-defaults": (
+        "matplotlib",
+        "import matplotlib\nmatplotlib.rc_file_defaults()",
+        lambda: mpl.rcParams["lines.linewidth"],
+    ),
+    "polars-random-seed": ("polars", "import polars as pl\npl.set_random_seed(3)", None),
+    "numpy-polynomial-printstyle": (
+        "numpy",
+        "import numpy.polynomial as P\nP.set_default_printstyle('ascii')",
+        lambda: str(np.polynomial.Polynomial([1, 2])),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SETTER_PAYLOADS))
+def test_setter_payload_changes_nothing_trusted_code_sees(name):
+    """Technique: a process-wide setter reached by its module path (not the profiled
+    top-level name).  Refused; the state trusted code reads is unchanged."""
+    package, source, probe = SETTER_PAYLOADS[name]
+    if name == "mpl-rc-file-defaults":
+        mpl.rcParams["lines.linewidth"] = 2.25  # trusted code's own setting
+    before = probe() if probe else None
+    result = _run(source, package)
+    assert isinstance(result, CapabilityError), f"{name}: not refused ({result!r})"
+    if probe:
+        assert probe() == before
+
+
+# -- numpy's legacy global random state is per capsule ----------------------------------------
+def test_np_random_seed_is_the_capsules_own():
+    """Technique: ``np.random.seed(k)`` in a capsule chose the numbers trusted code drew
+    next (I3).  Now the capsule's own RandomState: reproducible inside the capsule, trusted
+    code's stream unchanged (the same draws as if the capsule never ran)."""
+    np.random.seed(1234)
+    expected = np.random.RandomState(1234).random_sample(3).tolist()
+    capsule = Capsule(grants=[("import", "numpy")])
+    source = (
+        "import numpy as np\nnp.random.seed(0)\na = np.random.rand(3).tolist()\n"
+        "np.random.seed(0)\nb = np.random.random_sample(3).tolist()\n"
+        "np.random.set_state(np.random.RandomState(5).get_state())\n"
+        "np.random.get_bit_generator().state = np.random.MT19937(6).state\n"
+        "np.random.shuffle([1, 2, 3])\n"
+        "(a == b, a == np.random.RandomState(0).rand(3).tolist())"
+    )
+    assert _run(source, capsule=capsule) == (True, True)
+    assert np.random.random_sample(3).tolist() == expected
+
+
+def test_np_random_state_kept_across_a_capsules_cells():
+    """The capsule's state is kept across its cells (a seed in one, draws in the next)."""
+    capsule = Capsule(grants=[("import", "numpy")])
+    _run("import numpy as np\nnp.random.seed(7)", capsule=capsule)
+    got = _run("np.random.randint(0, 1000, 4).tolist()", capsule=capsule)
+    assert got == np.random.RandomState(7).randint(0, 1000, 4).tolist()
+
+
+@pytest.mark.parametrize(
+    ("package", "source"),
+    [
+        ("sklearn", "from sklearn.utils import check_random_state\nrs = check_random_state(None)"),
+        (
+            "sklearn",
+            "from sklearn.utils.validation import check_random_state\n"
+            "import numpy as np\nrs = check_random_state(np.random)",
+        ),
+        ("pandas", "import pandas.core.common as com\nrs = com.random_state(None)"),
+    ],
+)
+def test_no_seed_gives_the_capsules_state_not_the_process(package, source):
+    """Technique: a library helper resolving "no seed" hands out numpy's global RandomState
+    itself (sklearn) or the ``numpy.random`` module (pandas): seeding it seeded trusted
+    code's stream.  The capsule gets its own."""
+    np.random.seed(99)
+    expected = np.random.RandomState(99).random_sample(2).tolist()
+    result = _run(source + "\nrs.seed(5)\nrs.random_sample(2).tolist()", package, "numpy")
+    assert not isinstance(result, CapabilityError), result
+    assert result == np.random.RandomState(5).random_sample(2).tolist()
+    assert np.random.random_sample(2).tolist() == expected
+
+
+def test_every_legacy_random_function_is_per_capsule():
+    """SCAN: every ``numpy.random`` function drawing from (or setting) the global
+    RandomState is in randomstate.LEGACY."""
+    from ipycap.engine.libraries.randomstate import LEGACY
+
+    rand = np.random.mtrand._rand
+    bound = {n for n, v in vars(np.random).items() if getattr(v, "__self__", None) is rand}
+    module_level = {
+        n
+        for n, v in vars(np.random.mtrand).items()
+        if n[:1] != "_" and callable(v) and not isinstance(v, type) and n in vars(np.random)
+    }
+    assert not (bound | module_level) - set(LEGACY)

@@ -1,6 +1,7 @@
 """numpy: computation is granted; raw memory, pickles and the global print options are not."""
 
 from .profile import PathArg, Profile
+from .randomstate import LEGACY
 
 _PATH = PathArg(0, "file")
 
@@ -38,11 +39,19 @@ PROFILE = Profile(
     },
     options={
         "numpy.set_printoptions": "with np.printoptions(precision=3): ...",
+        "numpy.polynomial.set_default_printstyle": "format(p, 'ascii') or format(p, "
+        "'unicode') for one polynomial",
+    },
+    not_options={
+        "numpy.ma.set_fill_value": "sets the fill value of the masked array given",
+        "numpy.ma.core.set_module": "a decorator setting __module__ of the function given",
     },
     replaced={
         "numpy.load": "numpy_load",
         "numpy.lib.stride_tricks.as_strided": "as_strided",
         "numpy.printoptions": "printoptions",
+        # the legacy global RandomState: the capsule's own (randomstate.py)
+        **{f"numpy.random.{name}": "per_capsule_random" for name in LEGACY},
     },
     # finfo objects are cached on the class and have writable attributes: per capsule, so a
     # capsule's 'np.finfo(float).eps = 0' never reaches trusted code's finfo.

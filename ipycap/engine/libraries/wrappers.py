@@ -35,7 +35,16 @@ from ..gate import gate
 from ..membrane import Proxy, target_of
 from ..membrane import readonly as _membrane_readonly
 from ..membrane.values import add_value_types
-from . import PROFILES, asking_package, blocks, boundary, engines, instances, sqltext
+from . import (
+    PROFILES,
+    asking_package,
+    blocks,
+    boundary,
+    engines,
+    instances,
+    randomstate,
+    sqltext,
+)
 from .profile import PathArg
 
 _PATH_TYPES = ("PosixPath", "PurePosixPath", "WindowsPath", "PureWindowsPath", "Path")
@@ -624,6 +633,7 @@ _FACTORIES = {
     "text_tqdm": text_tqdm,
     "text_trange": text_trange,
     **blocks.FACTORIES,
+    **randomstate.FACTORIES,
 }
 
 
