@@ -499,7 +499,7 @@ def test_no_seed_gives_the_capsules_state_not_the_process(package, source):
 def test_every_legacy_random_function_is_per_capsule():
     """SCAN: every ``numpy.random`` function drawing from (or setting) the global
     RandomState is in randomstate.LEGACY."""
-    from ipycap.engine.libraries.randomstate import LEGACY
+    from ipycap.engine.libraries.numpy import LEGACY
 
     rand = np.random.mtrand._rand
     bound = {n for n, v in vars(np.random).items() if getattr(v, "__self__", None) is rand}

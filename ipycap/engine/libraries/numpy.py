@@ -1,9 +1,23 @@
 """numpy: computation is granted; raw memory, pickles and the global print options are not."""
 
 from .profile import PathArg, Profile
-from .randomstate import LEGACY
 
 _PATH = PathArg(0, "file")
+
+#: The legacy functions of ``numpy.random`` using the global ``RandomState`` (per capsule:
+#: randomstate.py).
+LEGACY = (
+    *(
+        "beta binomial bytes chisquare choice dirichlet exponential f gamma geometric "
+        "get_state gumbel hypergeometric laplace logistic lognormal logseries multinomial "
+        "multivariate_normal negative_binomial noncentral_chisquare noncentral_f normal "
+        "pareto permutation poisson power rand randint randn random random_integers "
+        "random_sample rayleigh set_state shuffle standard_cauchy standard_exponential "
+        "standard_gamma standard_normal standard_t triangular uniform vonmises wald weibull "
+        "zipf seed ranf sample get_bit_generator set_bit_generator"
+    ).split(),
+)
+
 
 PROFILE = Profile(
     package="numpy",

@@ -19,19 +19,7 @@ import sys
 import weakref
 
 from .. import tripwire
-
-#: The legacy functions of ``numpy.random`` that use the global ``RandomState``.
-LEGACY = (
-    *(
-        "beta binomial bytes chisquare choice dirichlet exponential f gamma geometric "
-        "get_state gumbel hypergeometric laplace logistic lognormal logseries multinomial "
-        "multivariate_normal negative_binomial noncentral_chisquare noncentral_f normal "
-        "pareto permutation poisson power rand randint randn random random_integers "
-        "random_sample rayleigh set_state shuffle standard_cauchy standard_exponential "
-        "standard_gamma standard_normal standard_t triangular uniform vonmises wald weibull "
-        "zipf seed ranf sample get_bit_generator set_bit_generator"
-    ).split(),
-)
+from .numpy import LEGACY  # noqa: F401 - the names this module makes per capsule
 
 _STATES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -77,10 +65,9 @@ def _is_global(value) -> bool:
         return False
     if value is None or value is numpy.random or value is numpy.random.mtrand._rand:
         return True
-    from ..modules import ModuleView, _owner_of
-
-    if isinstance(value, ModuleView):  # the capsule's view of numpy.random
-        owner = _owner_of(value)
+    modules = sys.modules[__package__.rpartition(".")[0] + ".modules"]  # no import circle
+    if isinstance(value, modules.ModuleView):  # the capsule's view of numpy.random
+        owner = modules._owner_of(value)
         return owner is not None and owner.module == "numpy.random"
     return False
 
