@@ -509,3 +509,100 @@ def test_every_legacy_random_function_is_per_capsule():
         if n[:1] != "_" and callable(v) and not isinstance(v, type) and n in vars(np.random)
     }
     assert not (bound | module_level) - set(LEGACY)
+
+
+# -- 3. pandas ExtensionArrays of a read-only frame ------------------------------------------
+def _ea_frame():
+    """One column per kind of ExtensionArray, each with a missing value where it has one."""
+    return pd.DataFrame(
+        {
+            "cat": pd.Categorical(["a", None, "a"]),
+            "str": pd.array(["x", None, "z"], dtype="string"),
+            "str_arrow": pd.array(["x", None, "z"], dtype="string[pyarrow]"),
+            "arrow": pd.array([1, None, 3], dtype="int64[pyarrow]"),
+            "Int64": pd.array([1, None, 3], dtype="Int64"),
+            "boolean": pd.array([True, None, False], dtype="boolean"),
+            "Float64": pd.array([1.5, None, 2.5], dtype="Float64"),
+            "interval": pd.arrays.IntervalArray.from_breaks([0, 1, 2, 3]),
+            "sparse": pd.arrays.SparseArray([0.0, np.nan, 0.0]),
+            "datetime": pd.array(pd.to_datetime(["2020-01-01", None, "2020-01-03"])),
+            "datetime_tz": pd.array(pd.date_range("2020", periods=3, tz="UTC")),
+            "timedelta": pd.array(pd.to_timedelta([1, None, 3], unit="D")),
+            "period": pd.array(pd.period_range("2020", periods=3, freq="D")),
+        }
+    )
+
+
+#: column -> (a new value, a fill value)
+_EA_VALUES = {
+    "cat": ("'a'", "'a'"),
+    "str": ("'Q'", "'Q'"),
+    "str_arrow": ("'Q'", "'Q'"),
+    "arrow": ("9", "9"),
+    "Int64": ("9", "9"),
+    "boolean": ("True", "True"),
+    "Float64": ("9.5", "9.5"),
+    "interval": ("pd.Interval(0, 1)", "pd.Interval(0, 1)"),
+    "sparse": ("5.0", "5.0"),
+    "datetime": ("pd.Timestamp('1999-01-01')", "pd.Timestamp('1999-01-01')"),
+    "datetime_tz": ("pd.Timestamp('1999-01-01', tz='UTC')", "pd.Timestamp('1999', tz='UTC')"),
+    "timedelta": ("pd.Timedelta(9, 'D')", "pd.Timedelta(9, 'D')"),
+    "period": ("pd.Period('1999-01-01', 'D')", "pd.Period('1999-01-01', 'D')"),
+}
+
+#: technique -> payload (C: the column, NEW / FILL: the values)
+EA_WRITES = {
+    "array-setitem": "x = df[C].array\nx[0] = NEW",
+    "values-setitem": "x = df[C].values\nx[0] = NEW",
+    "fillna-in-place": "x = df[C].array\nx.fillna(FILL, copy=False)",
+    "values-fillna-in-place": "x = df[C].values\nx.fillna(FILL, copy=False)",
+    "view-fillna-in-place": "x = df[C].array.view() if hasattr(df[C].array, 'view') "
+    "else df[C].array\nx.fillna(FILL, copy=False)",
+    "pd-array-no-copy": "x = pd.array(df[C].array, copy=False)\nx[0] = NEW\n"
+    "x.fillna(FILL, copy=False)",
+    "private-values": "x = df[C]._values\nx[0] = NEW",
+    "frame-copy-array": "x = df.copy(deep=False)[C].array\nx.fillna(FILL, copy=False)",
+    "column-subset-array": "x = df[[C]][C].array\nx.fillna(FILL, copy=False)",
+}
+
+
+@pytest.mark.parametrize("technique", sorted(EA_WRITES))
+@pytest.mark.parametrize("column", sorted(_EA_VALUES))
+def test_extension_array_of_a_read_only_frame_is_not_the_users(column, technique):
+    """Technique: reach a read-only frame's ExtensionArray (``.array``, ``.values``,
+    ``pd.array(..., copy=False)``, a derived frame's) and write it -- by item, or in place
+    through a method (``fillna(copy=False)`` fills a masked array's own buffers; Copy-on-Write
+    covers numpy arrays, not extension arrays).  The user's frame is unchanged (I2)."""
+    df = _ea_frame()
+    original = df.copy(deep=True)
+    new, fill = _EA_VALUES[column]
+    source = "import pandas as pd\n" + EA_WRITES[technique].replace("C", repr(column)).replace(
+        "NEW", new
+    ).replace("FILL", fill)
+    capsule = Capsule(grants=[("import", "pandas")], protected={"df": df})
+    try:
+        capsule.run(source)
+    except Exception:  # noqa: BLE001 - a refusal or the library's own error: both stop it
+        pass
+    pd.testing.assert_frame_equal(df, original)
+
+
+def test_extension_array_write_plain_python_changes_the_frame():
+    """The same in-place fill without ipycap writes the user's frame (the attack is real)."""
+    df = _ea_frame()
+    d = df[["Int64"]]
+    d["Int64"].array.fillna(9, copy=False)
+    assert df["Int64"].tolist()[1] == 9
+
+
+def test_extension_arrays_of_a_read_only_frame_still_read():
+    """Ordinary reads of a protected frame's extension arrays keep working."""
+    capsule = Capsule(grants=[("import", "pandas")], protected={"df": _ea_frame()})
+    source = (
+        "import pandas as pd\n"
+        "(len(df['cat'].array), df['cat'].cat.categories.tolist(), "
+        "df['Int64'].array.fillna(0).tolist(), (df['Float64'].array * 2).tolist()[0], "
+        "str(df['str'].array.dtype), df['interval'].array.left.tolist(), "
+        "round(df['sparse'].array.density, 2), df['Int64'].array.sum())"
+    )
+    assert capsule.run(source) == (3, ["a"], [1, 0, 3], 3.0, "string", [0, 1, 2], 0.67, 4)

@@ -21,7 +21,14 @@ _READS = (
 PROFILE = Profile(
     package="pandas",
     summary="data frames: read/write files on granted paths, groupby, plotting (with matplotlib)",
-    readonly={"pandas:DataFrame": "pandas_frame", "pandas:Series": "pandas_frame"},
+    readonly={
+        "pandas:DataFrame": "pandas_frame",
+        "pandas:Series": "pandas_frame",
+        # Categorical, masked, string, Arrow, interval, sparse, datetime... arrays: their
+        # methods write their buffers in place (fillna(copy=False)), which Copy-on-Write
+        # does not cover
+        "pandas.api.extensions:ExtensionArray": "pandas_array",
+    },
     # Results of frames, and of the objects working on one (groupby, rolling, resample, the
     # loc/iloc/at/iat indexers): under Copy-on-Write a new frame never writes the data it
     # shares; numpy arrays handed out of it stay read-only.
