@@ -742,6 +742,7 @@ def _fresh_thread_state() -> None:
     for local in (tripwire._state, guard._BUILDING, getattr(auditor, "_state", None)):
         if local is not None:
             local.__dict__.clear()
+    blocks.fresh_thread()  # granted libraries' thread-local configurations
 
 
 def _wait(run: _Run) -> None:

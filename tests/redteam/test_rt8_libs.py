@@ -606,3 +606,16 @@ def test_extension_arrays_of_a_read_only_frame_still_read():
         "round(df['sparse'].array.density, 2), df['Int64'].array.sum())"
     )
     assert capsule.run(source) == (3, ["a"], [1, 0, 3], 3.0, "string", [0, 1, 2], 0.67, 4)
+
+
+def test_sklearn_block_left_open_does_not_reach_the_next_capsule():
+    """Technique: ``sklearn.config_context`` entered and never exited writes the capsule
+    thread's thread-local configuration; capsule threads are reused, so the next capsule
+    (another cell) started with it.  Each capsule run starts from sklearn's global
+    configuration."""
+    first = Capsule(grants=[("import", "sklearn")])
+    source = "import sklearn\ncm = sklearn.config_context(assume_finite=True)\ncm.__enter__()"
+    assert not isinstance(_run(source, capsule=first), CapabilityError)
+    for _ in range(3):  # whichever idle capsule thread runs it
+        got = _run("import sklearn\nsklearn.get_config()['assume_finite']", "sklearn")
+        assert got is False

@@ -170,6 +170,20 @@ LIBRARIES = {
 }
 
 
+#: Thread-local configurations (module, attribute): emptied when a capsule thread takes a
+#: run, so the next run on a reused thread starts from the library's global configuration
+#: (a block a capsule left open wrote the thread's own: sklearn's config_context).
+THREAD_LOCALS = (("sklearn._config", "_threadlocal"),)
+
+
+def fresh_thread() -> None:
+    """On a capsule thread about to run (``limits._fresh_thread_state``)."""
+    for module_name, attr in THREAD_LOCALS:
+        local = getattr(sys.modules.get(module_name), attr, None)
+        if local is not None:
+            local.__dict__.clear()
+
+
 # -- runs ------------------------------------------------------------------------------------
 #: Per capsule run in progress (outermost first): the blocks entered in it and still open.
 _OPEN: list[list] = []
