@@ -591,7 +591,7 @@ def run_limited(runner, body, tail, ns, context, limits: Limits, _after=None):
         _WAITED.remove(run)
         _unwrap_streams(streams)
         _restore_sys(saved_sys)
-        blocks.restore(saved_options)
+        options_error = blocks.restore(saved_options)
         # The capsule thread's context (copied) is dropped, not copied back: a library's
         # ContextVar set by the cell (numpy 2's error state and seterrcall callback) would
         # otherwise hold in trusted code after it (I3).  decimal: Capsule.run.
@@ -603,6 +603,8 @@ def run_limited(runner, body, tail, ns, context, limits: Limits, _after=None):
     _finish(run)
     if run.error is not None:
         raise run.error
+    if options_error is not None:
+        raise options_error
     return run.result
 
 

@@ -619,3 +619,21 @@ def test_sklearn_block_left_open_does_not_reach_the_next_capsule():
     for _ in range(3):  # whichever idle capsule thread runs it
         got = _run("import sklearn\nsklearn.get_config()['assume_finite']", "sklearn")
         assert got is False
+
+
+def test_a_restore_that_fails_still_puts_the_others_back_and_fails_the_cell():
+    """If one library's options cannot be put back, the others still are, and the run
+    reports it (the cell fails) instead of leaving trusted code's options changed quietly."""
+    from ipycap.engine.libraries import blocks
+
+    def broken(module, state):
+        raise ValueError("cannot")
+
+    capsule = Capsule(grants=[("import", "pandas"), ("import", "matplotlib")])
+    token = blocks.snapshot(capsule.context)
+    token[1].insert(0, (("pandas._config.config", None, None, broken), None))
+    before = _rc_probe()
+    mpl.rcParams["lines.linewidth"] = 8.5
+    error = blocks.restore(token)
+    assert isinstance(error, RuntimeError) and "put back" in str(error)
+    assert _rc_probe() == before

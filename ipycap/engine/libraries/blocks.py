@@ -238,8 +238,9 @@ def snapshot(context) -> tuple:
     return open_blocks, saved
 
 
-def restore(token) -> None:
-    """End a run: park the blocks it left open, put the libraries' options back."""
+def restore(token) -> BaseException | None:
+    """End a run: park the blocks it left open, put the libraries' options back.  Returns
+    the error to raise when a library's could not be (after the run's own cleanup)."""
     open_blocks, saved = token
     while _OPEN and _OPEN[-1] is not open_blocks:
         _OPEN.pop()  # a run that ended without restore (cannot happen; fails closed)
@@ -251,13 +252,24 @@ def restore(token) -> None:
             _park(cm)
         object.__setattr__(block, "__ipycap_cm__", _PARK)
     open_blocks.clear()
+    failed = None
     for (module_name, _save, defaults, put_back), state in saved:
         module = sys.modules.get(module_name)
         if module is None:
             continue
-        if state is _MISSING:  # imported during the run: its defaults
-            state = defaults(module)
-        put_back(module, state)
+        try:
+            if state is _MISSING:  # imported during the run: its defaults
+                state = defaults(module)
+            put_back(module, state)
+        except Exception as err:  # noqa: BLE001 - the others are put back all the same
+            failed = failed or err
+    if failed is not None:  # the cell fails rather than leave trusted code's options changed
+        error = RuntimeError(
+            f"ipycap could not put back a library's options after the cell: {failed!r}"
+        )
+        error.__cause__ = failed
+        return error
+    return None
 
 
 # -- the blocks a capsule gets ---------------------------------------------------------------
