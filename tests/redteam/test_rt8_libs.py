@@ -637,3 +637,68 @@ def test_a_restore_that_fails_still_puts_the_others_back_and_fails_the_cell():
     error = blocks.restore(token)
     assert isinstance(error, RuntimeError) and "put back" in str(error)
     assert _rc_probe() == before
+
+
+#: every public alias of a block factory in the installed libraries: (package, module,
+#: attribute, arguments, probe)
+BLOCK_ALIASES = [
+    ("pandas", "pandas.io.clipboards", "option_context", "'display.max_rows', 3", _pandas_probe),
+    ("polars", "polars.config", "Config", "tbl_rows=3", _polars_probe),
+    ("polars", "polars.dataframe.frame", "Config", "tbl_rows=3", _polars_probe),
+    ("sklearn", "sklearn.base", "config_context", "assume_finite=True", _sklearn_probe),
+    ("sklearn", "sklearn.metrics.pairwise", "config_context", "assume_finite=True", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("package", "module", "attr", "args", "probe"),
+    BLOCK_ALIASES,
+    ids=[f"{m}.{a}" for _, m, a, _, _ in BLOCK_ALIASES],
+)
+def test_block_factory_reached_by_an_alias_is_scoped_too(package, module, attr, args, probe):
+    """Technique: the same block factory reached through another public module (pandas'
+    clipboards module, sklearn.base), to get the library's own, unparked block.  Aliases are
+    the same object, so the capsule gets the scoped one."""
+    probe = probe or _sklearn_probe
+    before = probe()
+    capsule = Capsule(grants=[("import", package)])
+    source = f"import {module} as m\ncm = m.{attr}({args})\ncm.__enter__()\nrepr(m.{attr})"
+    result = _run(source, capsule=capsule)
+    assert not isinstance(result, CapabilityError), result
+    assert probe() == before
+    capsule.namespace.clear()
+    gc.collect()
+    assert probe() == before
+
+
+def test_every_public_alias_of_a_block_factory_is_listed():
+    """SCAN: BLOCK_ALIASES names every public module attribute that is one of the block
+    factories (a library upgrade re-exporting one shows up here)."""
+    from tests.test_library_boundary import _registration_candidates
+
+    _registration_candidates()  # imports the modules
+    plt = sys.modules["matplotlib.pyplot"] if "matplotlib.pyplot" in sys.modules else None
+    factories = {id(pd.option_context), id(mpl.rc_context), id(sklearn.config_context)}
+    factories |= {id(pl.Config), id(mpl.style.context)}
+    if plt is not None:
+        factories |= {id(plt.rc_context), id(plt.xkcd), id(plt.ioff), id(plt.ion)}
+    profiled = {
+        key.rpartition(".")
+        for p in PROFILES.values()
+        for key, factory in p.replaced.items()
+        if ":" not in key
+    }
+    listed = {(m, a) for _, m, a, _, _ in BLOCK_ALIASES}
+    refused = tuple(k for p in PROFILES.values() for k in p.refused if ":" not in k)
+    found = []
+    for modname, module in sorted(sys.modules.items()):
+        parts = modname.split(".")
+        if parts[0] not in PROFILES or module is None or any(p[:1] == "_" for p in parts[1:]):
+            continue
+        if modname in refused or modname.startswith(tuple(r + "." for r in refused)):
+            continue  # a refused module: a capsule never gets it
+        for attr, value in vars(module).items():
+            if attr[:1] != "_" and id(value) in factories:
+                if (modname, ".", attr) not in profiled and (modname, attr) not in listed:
+                    found.append(f"{modname}.{attr}")
+    assert not found, f"block factory aliases not listed: {found}"
