@@ -293,6 +293,8 @@ def _scan_cases():
     for pair in _PAIRS:
         for own_first in (True, False):
             for op in _OPS:
+                if op in "&|" and "polars" in pair[0] + pair[1]:
+                    continue  # polars integer series have no bitwise operators: no case
                 marks = []
                 if pair == ("polars-series", "polars-series") and own_first:
                     marks.append(_POLARS_NEVER_DEFERS)
@@ -312,8 +314,6 @@ def test_operators_mixing_own_and_protected_objects_give_the_librarys_answer(pai
     pl = pytest.importorskip("polars")
     own_kind, protected_kind = pair
     env = {"np": np, "pd": pd, "pl": pl}
-    if op in "&|" and "polars" in own_kind + protected_kind:
-        pytest.skip("polars integer series have no bitwise operators")
     protected = eval(_MAKERS[protected_kind], env)
     own_src = _OWN[own_kind]
     expr = f"own {op} p" if own_first else f"p {op} own"

@@ -71,6 +71,7 @@ from dataclasses import dataclass
 from . import guard, intlimits, streams, tripwire
 from .errors import CapabilityError, PolicyError
 from .guard import CAPSULE_MARK
+from .libraries import blocks
 
 try:
     import resource
@@ -579,6 +580,7 @@ def run_limited(runner, body, tail, ns, context, limits: Limits, _after=None):
     run.thread = worker.thread
     _guard_process_streams()  # kept after the cell: capsule code may write later
     saved_sys = _snapshot_sys()
+    saved_options = blocks.snapshot(context)  # granted libraries' options (libraries/blocks.py)
     streams = _wrap_streams(run)
     _WAITED.append(run)
     try:
@@ -589,6 +591,7 @@ def run_limited(runner, body, tail, ns, context, limits: Limits, _after=None):
         _WAITED.remove(run)
         _unwrap_streams(streams)
         _restore_sys(saved_sys)
+        options_error = blocks.restore(saved_options)
         # The capsule thread's context (copied) is dropped, not copied back: a library's
         # ContextVar set by the cell (numpy 2's error state and seterrcall callback) would
         # otherwise hold in trusted code after it (I3).  decimal: Capsule.run.
@@ -600,6 +603,8 @@ def run_limited(runner, body, tail, ns, context, limits: Limits, _after=None):
     _finish(run)
     if run.error is not None:
         raise run.error
+    if options_error is not None:
+        raise options_error
     return run.result
 
 
@@ -739,6 +744,7 @@ def _fresh_thread_state() -> None:
     for local in (tripwire._state, guard._BUILDING, getattr(auditor, "_state", None)):
         if local is not None:
             local.__dict__.clear()
+    blocks.fresh_thread()  # granted libraries' thread-local configurations
 
 
 def _wait(run: _Run) -> None:

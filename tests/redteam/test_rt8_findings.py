@@ -330,7 +330,6 @@ loot = [float(x) for x in pd.get_option("display.float_format").seen]
 """
 
 
-@pytest.mark.xfail(strict=True, reason="rt8 finding 3: pd.option_context outlives the cell")
 def test_rt8_3a_pandas_option_context_hooks_trusted_display(ip):
     pd = pytest.importorskip("pandas")
     import re
@@ -362,7 +361,6 @@ cm.__enter__()
 )
 
 
-@pytest.mark.xfail(strict=True, reason="rt8 finding 3: mpl.rc_context outlives the cell")
 def test_rt8_3b_matplotlib_rc_context_outlives_the_cell(ip):
     mpl = pytest.importorskip("matplotlib")
     import re
@@ -386,7 +384,6 @@ cm.__enter__()
 )
 
 
-@pytest.mark.xfail(strict=True, reason="rt8 finding 3: polars.Config() outlives the cell")
 def test_rt8_3c_polars_config_outlives_the_cell(ip):
     pl = pytest.importorskip("polars")
     import re
@@ -548,7 +545,6 @@ def test_rt8_5f_globs_and_folders_inside_the_grant_still_read(tmp_path):
     assert capsule.run(source) == ([1, 1, 2], [1], [3])
 
 
-@pytest.mark.xfail(strict=True, reason="rt8 finding 3 (+2): a failed cell's frames keep it")
 def test_rt8_3d_failed_cell_keeps_its_option_context_alive(ip):
     """No cache needed: the host's traceback keeps the failed cell's frames (finding 2), so
     its namespace, and the manager in it, outlive the cell."""

@@ -52,6 +52,16 @@ PROFILE = Profile(
         "matplotlib.pyplot.switch_backend": "the backend is the notebook's",
         "matplotlib.style.use": "with plt.style.context('ggplot'): ...",
         "matplotlib.pyplot.style.use": "with plt.style.context('ggplot'): ...",
+        "matplotlib.rc_file_defaults": "with plt.rc_context(): ...",
+        "matplotlib.interactive": "plt.ion() or plt.ioff() (they end with the cell)",
+        "matplotlib.dates.set_epoch": "dates as datetime64 or datetime objects (the epoch "
+        "is the session's)",
+    },
+    not_options={
+        "matplotlib.pyplot.set_cmap": "the capsule's current image and rcParams['image.cmap'],"
+        " put back after the cell (blocks.py)",
+        "matplotlib.rc_params": "returns a new RcParams",
+        "matplotlib.rc_params_from_file": "returns a new RcParams (reads on granted paths)",
     },
     replaced={
         # protected DataFrames/Series plotted: deep copies (wrappers.copies_protected)
@@ -68,6 +78,22 @@ PROFILE = Profile(
         "matplotlib.rcParamsOrig": "read_only_rc",
         "matplotlib.units.registry": "read_only_table",  # type -> converter, every plot asks
         "matplotlib.colors.get_named_colors_mapping": "read_only_result",  # the colour names
+        # ended with the capsule run that entered them (blocks.py); xkcd/ioff/ion apply
+        # when called, as matplotlib's do
+        "matplotlib.rc_context": "scoped_block",
+        "matplotlib.pyplot.rc_context": "scoped_block",
+        "matplotlib.style.context": "scoped_block",
+        "matplotlib.pyplot.xkcd": "eager_block",
+        "matplotlib.pyplot.ioff": "eager_block",
+        "matplotlib.pyplot.ion": "eager_block",
+    },
+    refused={
+        "matplotlib.set_loglevel": "matplotlib's logger is the session's",
+        "matplotlib.pyplot.set_loglevel": "matplotlib's logger is the session's",
+        "matplotlib.pyplot.install_repl_displayhook": "it changes IPython's display hooks "
+        "for the session",
+        "matplotlib.pyplot.uninstall_repl_displayhook": "it changes IPython's display hooks "
+        "for the session",
     },
     registers={
         "matplotlib.scale.register_scale": "matplotlib's scale names ('log' for everyone)",

@@ -4,6 +4,21 @@ from .profile import PathArg, Profile
 
 _PATH = PathArg(0, "file")
 
+#: The legacy functions of ``numpy.random`` using the global ``RandomState`` (per capsule:
+#: randomstate.py).
+LEGACY = (
+    *(
+        "beta binomial bytes chisquare choice dirichlet exponential f gamma geometric "
+        "get_state gumbel hypergeometric laplace logistic lognormal logseries multinomial "
+        "multivariate_normal negative_binomial noncentral_chisquare noncentral_f normal "
+        "pareto permutation poisson power rand randint randn random random_integers "
+        "random_sample rayleigh set_state shuffle standard_cauchy standard_exponential "
+        "standard_gamma standard_normal standard_t triangular uniform vonmises wald weibull "
+        "zipf seed ranf sample get_bit_generator set_bit_generator"
+    ).split(),
+)
+
+
 PROFILE = Profile(
     package="numpy",
     summary="arrays and vector math; file I/O only on granted paths",
@@ -38,11 +53,19 @@ PROFILE = Profile(
     },
     options={
         "numpy.set_printoptions": "with np.printoptions(precision=3): ...",
+        "numpy.polynomial.set_default_printstyle": "format(p, 'ascii') or format(p, "
+        "'unicode') for one polynomial",
+    },
+    not_options={
+        "numpy.ma.set_fill_value": "sets the fill value of the masked array given",
+        "numpy.ma.core.set_module": "a decorator setting __module__ of the function given",
     },
     replaced={
         "numpy.load": "numpy_load",
         "numpy.lib.stride_tricks.as_strided": "as_strided",
         "numpy.printoptions": "printoptions",
+        # the legacy global RandomState: the capsule's own (randomstate.py)
+        **{f"numpy.random.{name}": "per_capsule_random" for name in LEGACY},
     },
     # finfo objects are cached on the class and have writable attributes: per capsule, so a
     # capsule's 'np.finfo(float).eps = 0' never reaches trusted code's finfo.

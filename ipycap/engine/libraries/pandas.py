@@ -21,7 +21,14 @@ _READS = (
 PROFILE = Profile(
     package="pandas",
     summary="data frames: read/write files on granted paths, groupby, plotting (with matplotlib)",
-    readonly={"pandas:DataFrame": "pandas_frame", "pandas:Series": "pandas_frame"},
+    readonly={
+        "pandas:DataFrame": "pandas_frame",
+        "pandas:Series": "pandas_frame",
+        # Categorical, masked, string, Arrow, interval, sparse, datetime... arrays: their
+        # methods write their buffers in place (fillna(copy=False)), which Copy-on-Write
+        # does not cover
+        "pandas.api.extensions:ExtensionArray": "pandas_array",
+    },
     # Results of frames, and of the objects working on one (groupby, rolling, resample, the
     # loc/iloc/at/iat indexers): under Copy-on-Write a new frame never writes the data it
     # shares; numpy arrays handed out of it stay read-only.
@@ -82,6 +89,33 @@ PROFILE = Profile(
         "pandas.set_option": "with pd.option_context('display.max_rows', 5): ...",
         "pandas.reset_option": "with pd.option_context(...): ...",
         "pandas.set_eng_float_format": "with pd.option_context('display.float_format', ...)",
+        # pandas' module switches behind its compute.* options
+        "pandas.core.computation.expressions.set_use_numexpr": (
+            "with pd.option_context('compute.use_numexpr', False): ..."
+        ),
+        "pandas.core.computation.expressions.set_numexpr_threads": "numexpr's threads are the "
+        "session's (with pd.option_context('compute.use_numexpr', False): ... to avoid them)",
+        "pandas.core.computation.expressions.set_test_mode": "it is pandas' own test switch",
+        "pandas.core.nanops.set_use_bottleneck": (
+            "with pd.option_context('compute.use_bottleneck', False): ..."
+        ),
+        "pandas.core.util.numba_.set_use_numba": (
+            "with pd.option_context('compute.use_numba', True): ..."
+        ),
+        # option callbacks: they apply the value of the option named to a module switch
+        **{
+            f"pandas.core.config_init.use_{lib}_cb": f"with pd.option_context('compute.use_{lib}'"
+            ", ...): ..."
+            for lib in ("bottleneck", "numba", "numexpr")
+        },
+        "pandas.io.formats.printing.enable_data_resource_formatter": (
+            "with pd.option_context('display.html.table_schema', True): ..."
+        ),
+    },
+    not_options={
+        "pandas.compat.set_function_name": "sets the name of the function given",
+        "pandas.core.accessor.set_module": "a decorator setting __module__ of the object given",
+        "pandas.core.interchange.from_dataframe.set_nulls": "masks the data given",
     },
     registers={
         "pandas.core.dtypes.base.register_extension_dtype": "pandas' dtype names (every "
@@ -142,6 +176,10 @@ PROFILE = Profile(
         "pandas:DataFrame.eval": "frame_eval",
         "pandas.core.generic:NDFrame.to_pickle": "refuse_pickle",
         "pandas.plotting.plot_params": "read_only_table",
+        # ended with the capsule run that entered it (blocks.py)
+        "pandas.option_context": "scoped_block",
+        # for "no seed", numpy's global RandomState: the capsule's own (randomstate.py)
+        "pandas.core.common.random_state": "capsule_random_state",
     },
     tables={
         "pandas.core.dtypes.base:_registry.dtypes": "the dtype classes pandas_dtype('...') "

@@ -15,6 +15,7 @@ PROFILE = Profile(
     summary="images: open/save only on granted paths",
     loads=("numpy", "olefile", "defusedxml"),
     stdlib=("importlib.metadata",),
+    not_options={"PIL.ImagePalette.random": "returns a new random palette"},
     refused={
         "PIL.ImageGrab": "it reads the screen and clipboard",
         "PIL.ImageShow": "it runs image viewer programs",

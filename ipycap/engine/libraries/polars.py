@@ -145,6 +145,14 @@ PROFILE = Profile(
             )
         },
     },
+    options={
+        "polars.set_random_seed": "pass seed= to sample/shuffle (polars' seed is the session's)",
+        "polars.config.set_engine_affinity_override": "with pl.Config(engine_affinity=...): ...",
+    },
+    not_options={
+        "polars.enable_string_cache": "does nothing since polars 1.41 (pl.Categories)",
+        "polars.disable_string_cache": "does nothing since polars 1.41 (pl.Categories)",
+    },
     environ=("POLARS_",),  # 'with pl.Config(...)' sets and restores POLARS_FMT_* variables
     replaced={
         "polars.Config": "polars_config",

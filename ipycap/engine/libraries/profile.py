@@ -41,6 +41,12 @@ class Profile:
     writes: dict = field(default_factory=dict)
     #: Global option setters: name -> the per-block alternative (refused with it as the hint).
     options: dict = field(default_factory=dict)
+    #: Public functions named like setters (``set_*``, ``reset_*``, ``enable_*``, ``use``,
+    #: ``seed`` ...) that change no process-wide state trusted code reads: name -> why (they
+    #: act on the object given, or what they change is the capsule's own or put back after
+    #: its run, libraries/blocks.py).  tests/redteam/test_rt8_libs.py fails on any such name
+    #: of the installed library in none of the profile's tables.
+    not_options: dict = field(default_factory=dict)
     #: Registration functions and methods: name -> the process-wide table they write
     #: (``matplotlib.scale.register_scale`` -> "matplotlib's scale names").  Refused when capsule
     #: code calls them: trusted code looks the table up later and would call what a capsule

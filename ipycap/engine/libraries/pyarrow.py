@@ -102,7 +102,11 @@ PROFILE = Profile(
         "pyarrow.set_io_thread_count": "it changes the whole process",
         "pyarrow.set_cpu_count": "it changes the whole process",
         "pyarrow.lib.set_timezone_db_path": "it changes the whole process",
+        "pyarrow.set_memory_pool": "it changes the whole process's default pool (pass "
+        "memory_pool= to one call)",
+        "pyarrow.enable_signal_handlers": "it changes the whole process",
     },
+    not_options={"pyarrow.compute.random": "draws numbers (no state kept)"},
     registers={
         "pyarrow.register_extension_type": "pyarrow's extension types",
         "pyarrow.unregister_extension_type": "pyarrow's extension types",

@@ -14,6 +14,8 @@ views sharing memory), so the target itself is made immutable *for the library*:
 - pandas (Copy-on-Write, the only mode of pandas 3): a lazy copy, ``copy(deep=False)``: the
   capsule's in-place operations (``inplace=True``, ``insert``, ``.loc[...] =``) change the
   copy, never the user's frame; arrays pandas hands out of a shared frame are read-only.
+- pandas ExtensionArrays (Categorical, masked, string, Arrow, interval, sparse, datetime):
+  a copy (Arrow-backed ones share their immutable Arrow data).
 - polars: ``clone()`` (it shares the column buffers; ``insert_column``, ``extend`` and
   ``Series.scatter`` change only the clone).
 """
@@ -58,6 +60,14 @@ def numpy_array(arr):
 
 def pandas_frame(frame):
     return frame.copy(deep=False)
+
+
+def pandas_array(array):
+    """A pandas ExtensionArray (``df['c'].array``, ``.values``, ``pd.array(...)``): its own
+    copy.  Copy-on-Write protects the numpy arrays pandas hands out, not the buffers of an
+    extension array, whose methods write them in place (``fillna(..., copy=False)`` on a
+    masked array); an Arrow-backed array's copy shares its immutable Arrow data."""
+    return array.copy()
 
 
 def polars_frame(frame):

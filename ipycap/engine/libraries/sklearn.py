@@ -48,6 +48,14 @@ PROFILE = Profile(
         "sklearn.utils.parallel": "it runs callables on worker threads and processes, "
         "outside the capsule's checks (n_jobs of estimators runs in the capsule)",
     },
+    # ended with the capsule run that entered it (blocks.py): its exit writes sklearn's
+    # thread-local configuration of whichever thread runs it (a garbage-collected generator's)
+    replaced={
+        "sklearn.config_context": "scoped_block",
+        # for "no seed", numpy's global RandomState itself: the capsule's own (randomstate.py)
+        "sklearn.utils.check_random_state": "capsule_random_state",
+        "sklearn.utils.validation.check_random_state": "capsule_random_state",
+    },
     options={
         "sklearn.set_config": "with sklearn.config_context(assume_finite=True): ...",
     },

@@ -35,7 +35,16 @@ from ..gate import gate
 from ..membrane import Proxy, target_of
 from ..membrane import readonly as _membrane_readonly
 from ..membrane.values import add_value_types
-from . import PROFILES, asking_package, boundary, engines, instances, sqltext
+from . import (
+    PROFILES,
+    asking_package,
+    blocks,
+    boundary,
+    engines,
+    instances,
+    randomstate,
+    sqltext,
+)
 from .profile import PathArg
 
 _PATH_TYPES = ("PosixPath", "PurePosixPath", "WindowsPath", "PureWindowsPath", "Path")
@@ -643,7 +652,7 @@ class ConfigStandIn:
     def __call__(self, *args, **kwargs):
         if args or kwargs.get("restore_defaults") or kwargs.get("apply_on_context_enter"):
             raise _refusal("polars", "polars.Config(...) with positional or restore arguments")
-        return self.__ipycap_cls__(**kwargs)
+        return blocks.polars_block(self.__ipycap_cls__, **kwargs)  # options apply in the block
 
     def __getattr__(self, name):
         if name.startswith(("set_", "load", "restore", "save")):
@@ -807,6 +816,8 @@ _FACTORIES = {
     "text_trange": text_trange,
     "writes_file_object": writes_file_object,
     "reads_file_object": reads_file_object,
+    **blocks.FACTORIES,
+    **randomstate.FACTORIES,
 }
 
 
