@@ -22,6 +22,7 @@ so the object cannot be trusted: the number is checked where it is used.
 
 from __future__ import annotations
 
+import builtins as _builtins
 import os
 import stat
 import sys
@@ -77,7 +78,7 @@ def _stack(frame) -> list:
     f = frame
     while f is not None:
         builtins = f.f_builtins
-        entry = table.get(_address(builtins))
+        entry = None if builtins is _REAL_BUILTINS else table.get(_address(builtins))
         if entry is not None and entry[0] is builtins:
             if entry[1] not in found:
                 found.append(entry[1])
@@ -96,6 +97,7 @@ def _stack(frame) -> list:
 
 
 _address = object.__hash__
+_REAL_BUILTINS = _builtins.__dict__  # never a capsule's (those are tables of their own)
 
 
 def check(number, what: str, kinds=None, contexts=None, frame=None) -> None:
