@@ -102,8 +102,9 @@ _REAL_BUILTINS = _builtins.__dict__  # never a capsule's (those are tables of th
 
 def check(number, what: str, kinds=None, contexts=None, frame=None) -> None:
     """Refuse ``number`` for the capsules on the stack unless it is the live descriptor of a
-    capsule's own file whose grants for ``kinds`` (default: what the descriptor allows) are
-    active.  No-op when no capsule is on the stack."""
+    capsule's own file whose grants for ``kinds`` (default: every access it was opened for)
+    are active, or a regular file every capsule on the stack is granted (:func:`_check_target`).
+    No-op when no capsule is on the stack."""
     if contexts is None:
         contexts = _stack(frame if frame is not None else sys._getframe(1))
     if not contexts:
@@ -199,15 +200,15 @@ def _check_target(number, what, kinds, contexts) -> None:
 
 def dup(fd, /):
     if _TRIPWIRE[0]._armed:
-        check(fd, "os.dup", frame=sys._getframe(1))
+        check(fd, "os.dup", frame=sys._getframe())
     return _real_dup(fd)
 
 
 def dup2(fd, fd2, inheritable=True):
     if _TRIPWIRE[0]._armed:
-        frame = sys._getframe(1)
-        check(fd, "os.dup2", frame=frame)
-        check(fd2, "os.dup2 (onto)", kinds=("read", "write"), frame=frame)
+        contexts = _stack(sys._getframe())
+        check(fd, "os.dup2", contexts=contexts)
+        check(fd2, "os.dup2 (onto)", kinds=("read", "write"), contexts=contexts)
     return _real_dup2(fd, fd2, inheritable)
 
 

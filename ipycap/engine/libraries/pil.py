@@ -103,7 +103,7 @@ def _codec(real, table, kind, what):
         if fds.armed() and type(name) is str and name in table:
             number = _fd_at(table[name], args, extra)
             if number is not None:
-                fds.check(number, what, kinds=(kind,), frame=sys._getframe(1))
+                fds.check(number, what, kinds=(kind,), frame=sys._getframe())
         return real(mode, name, args, extra)
 
     get.__name__, get.__qualname__, get.__doc__ = real.__name__, real.__qualname__, real.__doc__
@@ -116,7 +116,7 @@ def _encode_tile(real):
 
     def encode_tile(im, fp, tile, bufsize, fh, exc=None):
         if fds.armed() and fh is not None:
-            fds.check(fh, "PIL's encoder", kinds=("write",), frame=sys._getframe(1))
+            fds.check(fh, "PIL's encoder", kinds=("write",), frame=sys._getframe())
         return real(im, fp, tile, bufsize, fh, exc)
 
     encode_tile.__name__, encode_tile.__qualname__ = real.__name__, real.__qualname__
