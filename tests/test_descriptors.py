@@ -756,3 +756,14 @@ def test_pil_lazy_load_of_a_revoked_file_is_refused(pil_image, tmp_path, compres
     result = _run(capsule, "px = im.getpixel((0, 0))")
     assert isinstance(result, (CapabilityError, OSError)), result
     assert capsule.namespace.get("px") != (11, 22, 33)
+
+
+def test_a_descriptor_given_as_an_index_object_is_refused(trusted_fd, granted):
+    """os.dup takes any __index__; the check cannot read one without running it."""
+    fd, _ = trusted_fd
+    capsule = _np_capsule(granted)
+    capsule.namespace["dup"] = os.dup  # raw: only this test hands it over
+    source = f"class N:\n    def __index__(self):\n        return {fd}\nn = dup(N())"
+    result = _run(capsule, source)
+    assert isinstance(result, CapabilityError), result
+    assert capsule.namespace.get("n") is None

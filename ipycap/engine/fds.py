@@ -119,10 +119,9 @@ def check(number, what: str, kinds=None, contexts=None, frame=None) -> None:
 
 def _check(number, what, kinds, contexts) -> None:
     if type(number) is not int:
-        if isinstance(number, int):  # an int subclass: its value, no method of it
-            number = int.__index__(number)
-        else:
-            return  # the real function raises its own TypeError
+        if not isinstance(number, int):  # its __index__ could answer differently later
+            raise _refusal("?", what, f"a descriptor given as a {type(number).__name__} object")
+        number = int.__index__(number)  # an int subclass: its value, no method of it
     entry = _FILES.get(number)
     file = entry[0]() if entry is not None else None
     try:
