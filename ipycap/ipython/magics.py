@@ -38,7 +38,7 @@ from ..engine.membrane import Proxy, export
 from ..engine.membrane.values import is_value_type
 from ..engine.policy import CapsulePolicy
 from ..engine.registry import KINDS, Registry
-from . import panel
+from . import panel, tracebacks
 from .display import (
     EventLogView,
     HostOutput,
@@ -169,7 +169,8 @@ class CapsuleExtension:
         def showsyntaxerror(filename=None, running_compiled_code=False):
             value = sys.exc_info()[1]
             if value is not None and value is self.last_error:
-                running_compiled_code = False
+                # Its safe copy, located only in capsule source (ipython/tracebacks.py).
+                return tracebacks.show_syntax_error(self.shell, value)
             return original(filename, running_compiled_code)
 
         showsyntaxerror.__ipycap_extension__ = self
@@ -510,7 +511,8 @@ def _failure_note(exports, writes, registry) -> str:
 
 # -- exceptions leaving a capsule --------------------------------------------------------------
 def _render_traceback(shell, etype, value, tb) -> list[str]:
-    return shell.InteractiveTB.structured_traceback(etype, value, tb, tb_offset=0)
+    # Never IPython's own frame printer: it reads the capsule frames' locals.
+    return tracebacks.render_traceback(shell, etype, value, tb)
 
 
 # -- loading -------------------------------------------------------------------------------------

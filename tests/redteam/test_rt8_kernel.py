@@ -1,0 +1,248 @@
+"""Red team 8, the display / kernel / IPython surface (issue 11, the boundary).
+
+Classes (each payload aims only at a canary this module makes: a secret file, a token a
+capsule method prints when trusted code runs it, a list a protected object appends to):
+
+(A) a capsule-raised SyntaxError (any builtin subclass, or a capsule subclass) whose
+    ``filename``/``lineno`` name a file the capsule may not read: IPython's SyntaxError printer
+    read and showed that file's line.  Only ``<capsule-...>`` locations survive, whole.
+(B) IPython's frame printer truth-tested capsule frames' ``__tracebackhide__`` and repr()'d
+    their locals (Verbose): capsule ``__bool__``/``__repr__`` ran as trusted code.
+(C) inspection (``obj?``, ``%pinfo``, completion) of capsule objects in the user namespace.
+(D) the capsule kernel showed the raw SyntaxError from ``sys.exc_info()``.
+(E) ``%debug``/``%pdb`` post-mortem on capsule frames.
+(F) ``%capsule request``'s question: requested text escaped, long paths whole.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from tests import test_magics as shared
+from tests.kernel.conftest import WORKDIR, execute, kernelspecs, start_kernel  # noqa: F401
+from tests.redteam.shell_cells import token
+
+_shell = shared._shell
+ip = shared.ip
+
+SYNTAX_CLASSES = ("SyntaxError", "IndentationError", "TabError")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _shown(ip, capsys) -> str:
+    captured = capsys.readouterr()
+    parts = [captured.out, captured.err]
+    parts += [json.dumps(o, default=repr) for o in ip.outputs]
+    parts += [json.dumps(d, default=repr) for d in ip.formatted]
+    return ANSI.sub("", "\n".join(parts))
+
+
+# -- (A) SyntaxError locations -----------------------------------------------------------------
+def _spoofs(cls: str, path: str) -> dict[str, str]:
+    """Every way a capsule names a location for its SyntaxError."""
+    return {
+        "args": f"raise {cls}('x', ({path!r}, 1, 1, None))",
+        "args-end": f"raise {cls}('x', ({path!r}, 1, 1, None, 1, 2))",
+        "attributes": f"e = {cls}('x')\ne.filename = {path!r}\ne.lineno = 1\nraise e",
+        "subclass": f"class S({cls}):\n    pass\nraise S('x', ({path!r}, 1, 1, None))",
+        "subclass-properties": (
+            f"class S({cls}):\n    @property\n    def filename(self):\n        return {path!r}\n"
+            "    @property\n    def lineno(self):\n        return 1\nraise S('x')"
+        ),
+        "capsule-prefix": f"raise {cls}('x', ('<capsule-x/..' + {path!r}, 1, 1, None))",
+    }
+
+
+SPOOFS = sorted(_spoofs("SyntaxError", "/p"))
+
+
+@pytest.fixture
+def secret_line(tmp_path):
+    """A file outside every grant, and a folder named like a capsule file beside the cwd
+    (so ``<capsule-x/../...`` resolves on disk, as a write grant could arrange)."""
+    path = tmp_path / "outside" / "secret.py"
+    path.parent.mkdir(exist_ok=True)
+    canary = token()
+    path.write_text(f"{canary} = 1\n")
+    return path, canary
+
+
+@pytest.mark.parametrize("cls", SYNTAX_CLASSES)
+@pytest.mark.parametrize("spoof", SPOOFS)
+@pytest.mark.parametrize("xmode", ("Context", "Plain", "Verbose", "Minimal"))
+def test_magic_syntax_error_location_outside_the_capsule_is_dropped(
+    ip, capsys, secret_line, tmp_path, cls, spoof, xmode
+):
+    path, canary = secret_line
+    (tmp_path / "<capsule-x").mkdir(exist_ok=True)
+    rel = "/outside/secret.py" if spoof == "capsule-prefix" else str(path)
+    body = _spoofs(cls, rel)[spoof]
+    ip.shell.run_line_magic("xmode", xmode)
+    try:
+        err = ip.fails("%%capsule\n" + body, SyntaxError)
+        shown = _shown(ip, capsys)
+    finally:
+        ip.shell.run_line_magic("xmode", "Context")
+    assert canary not in shown
+    assert "Traceback" not in shown and "ipycap/" not in shown  # shown whole, by our printer
+    assert re.search(r"Error: (S: )?x\b", shown)  # the message, as the host's copy has it
+    assert getattr(err, "filename", None) in (None, "<string>")
+    assert type(err).__module__ == "builtins"
+
+
+def test_magic_syntax_error_spoof_reaches_the_file_in_plain_ipython(ip, capsys, secret_line):
+    """The control: the same payload in an ordinary cell shows the secret line."""
+    path, canary = secret_line
+    ip.run(_spoofs("SyntaxError", str(path))["args"])
+    assert canary in _shown(ip, capsys)
+
+
+def test_magic_capsule_syntax_error_keeps_its_own_location(ip, capsys):
+    err = ip.fails("%%capsule\nx = 1\ny = x +\n", SyntaxError)
+    shown = _shown(ip, capsys)
+    assert err.filename.startswith("<capsule-") and err.lineno == 2
+    assert "y = x +" in shown and "<capsule-" in shown
+    assert "Traceback" not in shown and "ipycap/" not in shown
+
+
+# -- (B) frame printers ------------------------------------------------------------------------
+LOUD = """
+class Loud:
+    def __bool__(self):
+        print({t!r} + '-bool')
+        return True
+    def __repr__(self):
+        print({t!r} + '-repr-ran')
+        return {t!r} + '-repr'
+    __str__ = __repr__
+def f(arg):
+    __tracebackhide__ = Loud()
+    local = Loud()
+    1 / 0
+f(Loud())
+"""
+
+
+@pytest.mark.parametrize("xmode", ("Context", "Verbose", "Plain", "Minimal", "Docs"))
+def test_magic_traceback_printer_runs_no_capsule_method(ip, capsys, xmode):
+    t = token()
+    ip.shell.run_line_magic("xmode", xmode)
+    try:
+        ip.fails("%%capsule\n" + LOUD.format(t=t), ZeroDivisionError)
+        shown = _shown(ip, capsys)
+    finally:
+        ip.shell.run_line_magic("xmode", "Context")
+    assert t not in shown
+    if xmode not in ("Minimal", "Docs"):  # Docs shows only the outermost frame
+        assert "1 / 0" in shown  # the capsule's own frames are still shown
+
+
+@pytest.mark.parametrize("xmode", ("Context", "Verbose"))
+def test_magic_traceback_printer_runs_loud_methods_in_plain_ipython(ip, capsys, xmode):
+    """The control: IPython's printer calls them for an ordinary cell."""
+    t = token()
+    ip.shell.run_line_magic("xmode", xmode)
+    try:
+        ip.run(LOUD.format(t=t))
+        shown = _shown(ip, capsys)
+    finally:
+        ip.shell.run_line_magic("xmode", "Context")
+    assert t + ("-bool" if xmode == "Context" else "-repr") in shown
+
+
+def test_magic_traceback_formatting_failure_never_breaks_the_cell(ip, capsys, monkeypatch):
+    from ipycap.ipython import tracebacks
+
+    def broken(*args):
+        raise RuntimeError("formatter broke")
+
+    monkeypatch.setattr(tracebacks, "capsule_structured_traceback", broken)
+    ip.fails("%%capsule\n1 / 0", ZeroDivisionError)
+    shown = _shown(ip, capsys)
+    assert "ZeroDivisionError" in shown
+    assert ip.ok("1 + 1") == 2
+
+
+# -- the capsule kernel: (A), (B), (D) ------------------------------------------------------------
+@pytest.fixture(scope="module")
+def kc(kernelspecs):  # noqa: F811
+    km, client = start_kernel(kernelspecs["plain"])
+    yield client
+    client.stop_channels()
+    km.shutdown_kernel(now=True)
+
+
+@pytest.fixture(scope="module")
+def kernel_secret():
+    """A file outside the kernel's ceiling, and a '<capsule-x' folder in its cwd."""
+    outside = WORKDIR.parent / "rt8-outside"
+    outside.mkdir(exist_ok=True)
+    canary = token()
+    (outside / "secret.py").write_text(f"{canary} = 1\n")
+    (WORKDIR / "<capsule-x").mkdir(exist_ok=True)
+    return outside / "secret.py", canary
+
+
+def _kernel_shown(reply, outputs) -> str:
+    return re.sub(r"\\u001b\[[0-9;]*m", "", json.dumps([reply, outputs]))
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("cls", SYNTAX_CLASSES)
+@pytest.mark.parametrize("spoof", SPOOFS)
+def test_kernel_syntax_error_location_outside_the_capsule_is_dropped(kc, kernel_secret, cls, spoof):
+    path, canary = kernel_secret
+    rel = f"/../{path.parent.name}/{path.name}" if spoof == "capsule-prefix" else str(path)
+    reply, outputs, _ = execute(kc, _spoofs(cls, rel)[spoof])
+    assert reply["status"] == "error"
+    assert reply["ename"] in SYNTAX_CLASSES
+    assert canary not in _kernel_shown(reply, outputs)
+
+
+@pytest.mark.kernel
+def test_kernel_shows_no_raw_capsule_syntax_error(kc):
+    """(D) the shown error is the host's copy: a capsule subclass's ``__str__``/``__repr__``
+    and its ``filename`` property never run on the kernel's main thread."""
+    t = token()
+    body = (
+        "class S(SyntaxError):\n"
+        "    @property\n"
+        "    def filename(self):\n"
+        f"        print({t!r} + '-filename')\n"
+        "        return '<capsule-x>'\n"
+        "    @property\n"
+        "    def text(self):\n"
+        f"        print({t!r} + '-text')\n"
+        "        return 'x'\n"
+        "raise S('boom')"
+    )
+    reply, outputs, _ = execute(kc, body)
+    shown = _kernel_shown(reply, outputs)
+    assert reply["status"] == "error" and reply["ename"] == "SyntaxError"
+    assert t not in shown
+    assert "boom" in shown
+
+
+@pytest.mark.kernel
+def test_kernel_syntax_errors_of_the_cell_keep_their_location(kc):
+    reply, outputs, _ = execute(kc, "x = 1\ny = x +\n")
+    shown = _kernel_shown(reply, outputs)
+    assert reply["ename"] == "SyntaxError"
+    assert "<capsule-" in shown and "y = x +" in shown
+    reply, _, _ = execute(kc, "%ls")
+    assert reply["ename"] == "CapsuleSyntaxError"
+
+
+@pytest.mark.kernel
+def test_kernel_traceback_printer_runs_no_capsule_method(kc):
+    t = token()
+    reply, outputs, _ = execute(kc, LOUD.format(t=t))
+    shown = _kernel_shown(reply, outputs)
+    assert reply["ename"] == "ZeroDivisionError"
+    assert t not in shown
+    assert "1 / 0" in shown
+    reply, _, _ = execute(kc, "1 + 1")
+    assert reply["status"] == "ok"
