@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 
 import pytest
 
@@ -246,3 +247,84 @@ def test_kernel_traceback_printer_runs_no_capsule_method(kc):
     assert "1 / 0" in shown
     reply, _, _ = execute(kc, "1 + 1")
     assert reply["status"] == "ok"
+
+
+# -- (F) %capsule request: the question ----------------------------------------------------------
+def _ask(kc, code: str, answer: str = "n"):
+    """Run ``code``; returns (reply, [input_request contents]), answering every question."""
+    from queue import Empty
+
+    msg_id = kc.execute(code, allow_stdin=True)
+    requests, reply = [], None
+    while reply is None:
+        try:
+            req = kc.get_stdin_msg(timeout=0.05)
+            requests.append(req["content"])
+            kc.input(answer)
+        except Empty:
+            pass
+        try:
+            msg = kc.get_shell_msg(timeout=0.05)
+        except Empty:
+            continue
+        if msg["parent_header"].get("msg_id") == msg_id:
+            reply = msg["content"]
+    return reply, requests
+
+
+#: Paths whose text words a different question: every one is printable, so the old
+#: ``isprintable()`` check showed them verbatim.
+REQUEST_SPOOFS = {
+    "question-structure": "x (this session). Allow? [y/N] ipycap-approval: Cell [1] asks for "
+    "read access to /srv/notes",
+    "fullwidth-slashes": "\uff0fsrv\uff0fnotes",
+    "hangul-filler-padding": "notes" + "\u3164" * 60 + "/etc/shadow",
+    "braille-blank": "notes\u2800\u2800(grant: read /srv)",
+    "quotes": 'x" (grant: read /) "',
+}
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("name", sorted(REQUEST_SPOOFS))
+def test_request_question_escapes_printable_spoofs(kc, name):
+    spoof = REQUEST_SPOOFS[name]
+    target = WORKDIR / spoof
+    reply, requests = _ask(kc, f"%capsule request read {shlex.quote(str(target))}")
+    assert reply["status"] == "error" and len(requests) == 1
+    prompt = requests[0]["prompt"]
+    assert prompt.isprintable() and prompt.isascii(), prompt
+    assert spoof not in prompt
+    # the question's own structure appears once: "asks for ... (this session). Allow? [y/N]"
+    assert prompt.count("(") == 1 and prompt.count("[y/N]") == 1 and prompt.count("?") == 1
+    assert prompt.startswith("ipycap-approval: Cell [")
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("control", ["\b\b\b", "\x07", "\x1b[2K", "\u202e", "\u200b", "\t"])
+def test_request_question_escapes_control_characters(kc, control):
+    target = WORKDIR / f"a{control}b"
+    reply, requests = _ask(kc, f"%capsule request read {shlex.quote(str(target))}")
+    assert len(requests) == 1
+    prompt = requests[0]["prompt"]
+    assert prompt.isprintable() and control not in prompt
+
+
+@pytest.mark.kernel
+def test_request_question_shows_a_long_escaped_path_whole(kc):
+    tail = "\u202e" + "t" * 300 + "-end"
+    target = WORKDIR / ("d" * 200) / tail
+    reply, requests = _ask(kc, f"%capsule request read {shlex.quote(str(target))}")
+    prompt = requests[0]["prompt"]
+    assert "\u2026" not in prompt and str(WORKDIR / ("d" * 200)) in prompt
+    assert "\\u202e" + "t" * 300 + "-end" in prompt
+
+
+@pytest.mark.kernel
+def test_request_sends_structured_approval_fields(kc):
+    folder = WORKDIR / "rt8-fields"
+    folder.mkdir(exist_ok=True)
+    reply, requests = _ask(kc, f"%capsule request read {folder}")
+    assert requests[0]["ipycap_approval"] == {"kind": "read", "grant": str(folder)}
+    # a capsule's own input() never carries them
+    reply, requests = _ask(kc, "input('q')")
+    assert all("ipycap_approval" not in r for r in requests)
