@@ -38,7 +38,7 @@ from ..engine.membrane import Proxy, export
 from ..engine.membrane.values import is_value_type
 from ..engine.policy import CapsulePolicy
 from ..engine.registry import KINDS, Registry
-from . import panel, tracebacks
+from . import inspection, panel, tracebacks
 from .display import (
     EventLogView,
     HostOutput,
@@ -130,6 +130,7 @@ class CapsuleExtension:
         self.registry.approver = self._approve
         self.output_filter.ensure_installed()
         shell.showsyntaxerror = self._make_showsyntaxerror(shell.showsyntaxerror)
+        inspection.install(shell, self)  # obj? on a capsule object reads no attribute of it
         # The registry on every execute_reply, for JupyterLab's Capabilities panel.
         self.registry_channel = panel.attach_to_kernel(shell, self.registry)
         tripwire.install()
@@ -156,6 +157,7 @@ class CapsuleExtension:
         self.registry_channel = None
         if getattr(vars(shell).get("showsyntaxerror"), "__ipycap_extension__", None) is self:
             del shell.showsyntaxerror
+        inspection.uninstall(shell, self)
         self.last_error = None
         # Authority handed out by the extension ends with it: every proxy and every
         # exported capsule function stops working (its grants are revoked).
