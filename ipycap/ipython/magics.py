@@ -38,7 +38,7 @@ from ..engine.membrane import Proxy, export
 from ..engine.membrane.values import is_value_type
 from ..engine.policy import CapsulePolicy
 from ..engine.registry import KINDS, Registry
-from . import inspection, panel, tracebacks
+from . import debugger, inspection, panel, tracebacks
 from .display import (
     EventLogView,
     HostOutput,
@@ -131,6 +131,7 @@ class CapsuleExtension:
         self.output_filter.ensure_installed()
         shell.showsyntaxerror = self._make_showsyntaxerror(shell.showsyntaxerror)
         inspection.install(shell, self)  # obj? on a capsule object reads no attribute of it
+        debugger.install(shell, self)  # %debug/%pdb: capsule frames show plain variables only
         # The registry on every execute_reply, for JupyterLab's Capabilities panel.
         self.registry_channel = panel.attach_to_kernel(shell, self.registry)
         tripwire.install()
@@ -158,6 +159,7 @@ class CapsuleExtension:
         if getattr(vars(shell).get("showsyntaxerror"), "__ipycap_extension__", None) is self:
             del shell.showsyntaxerror
         inspection.uninstall(shell, self)
+        debugger.uninstall(shell, self)
         self.last_error = None
         # Authority handed out by the extension ends with it: every proxy and every
         # exported capsule function stops working (its grants are revoked).

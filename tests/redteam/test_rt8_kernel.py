@@ -446,3 +446,122 @@ def test_inspection_hook_leaves_with_the_extension(ip):
     ip.shell.run_line_magic("unload_ext", "ipycap")
     assert "_object_find" not in vars(ip.shell)
     ip.shell.run_line_magic("load_ext", "ipycap")
+
+
+# -- (E) %debug / %pdb post-mortem on capsule frames ---------------------------------------------
+#: The token is spelled backwards in the source: the debugger shows trusted frames' arguments
+#: (the cell's text), and only a capsule method that runs prints it forwards.
+DEBUGGEE = """
+class Loud:
+    def __bool__(self):
+        print({r!r}[::-1] + '-bool')
+        return True
+    def __repr__(self):
+        print({r!r}[::-1] + '-repr')
+        return {r!r}[::-1] + '-repr'
+    def __getattr__(self, name):
+        print({r!r}[::-1] + '-getattr')
+        return 1
+    __str__ = __repr__
+def f(arg, n=42):
+    __tracebackhide__ = Loud()
+    local = Loud()
+    label = 'plain-label'
+    1 / 0
+f(Loud())
+"""
+
+#: Each session: commands typed at the post-mortem prompt, ending with q.
+DEBUG_SESSIONS = {
+    "where": "where\nq\n",
+    "args": "args\nq\n",
+    "p-local": "p local\nq\n",
+    "pp-local": "pp local\nq\n",
+    "bare-name": "local\nq\n",
+    "bang": "!local\nq\n",
+    "expression": "local.anything\nq\n",
+    "attribute-p": "p local.anything\nq\n",
+    "str": "p str(local)\nq\n",
+    "whatis": "whatis local\nq\n",
+    "display": "display local\nq\n",
+    "tracebackhide": "p __tracebackhide__\nq\n",
+    "retval": "retval\nq\n",
+    "up-down": "up\ndown\nwhere\nq\n",
+    "list": "ll\nlist\nq\n",
+    "alias": "alias x p local\nx\nq\n",
+    "semicolons": "p 1;; p local\nq\n",
+    "repeat-empty": "p local\n\nq\n",
+    "pinfo": "pinfo local\nq\n",
+    "interact": "interact\nq\n",
+    "exec-statement": "print(local)\nq\n",
+}
+
+
+def _debug(ip, monkeypatch, capsys, commands: str, how: str = "%debug") -> str:
+    import io
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO(commands))
+    capsys.readouterr()
+    if how == "%debug":
+        ip.shell.run_line_magic("debug", "")
+    return _shown(ip, capsys)
+
+
+@pytest.mark.parametrize("session", sorted(DEBUG_SESSIONS))
+def test_post_mortem_on_a_capsule_frame_calls_no_capsule_method(ip, capsys, monkeypatch, session):
+    t = token()
+    ip.fails("%%capsule\n" + DEBUGGEE.format(r=t[::-1]), ZeroDivisionError)
+    capsys.readouterr()
+    shown = _debug(ip, monkeypatch, capsys, DEBUG_SESSIONS[session])
+    assert t not in shown
+
+
+def test_post_mortem_shows_plain_variables_of_a_capsule_frame(ip, capsys, monkeypatch):
+    t = token()
+    ip.fails("%%capsule\n" + DEBUGGEE.format(r=t[::-1]), ZeroDivisionError)
+    shown = _debug(ip, monkeypatch, capsys, "p label\np n\nargs\nlocal\nwhere\nq\n")
+    assert "'plain-label'" in shown and "42" in shown
+    assert "n = 42" in shown and "arg = <not plain: not shown>" in shown
+    assert "not a plain variable" in shown
+    assert "1 / 0" in shown or "<capsule-" in shown
+    assert t not in shown
+
+
+def test_pdb_on_runs_the_guarded_debugger_after_a_capsule_error(ip, capsys, monkeypatch):
+    import io
+    import sys
+
+    t = token()
+    ip.shell.run_line_magic("pdb", "on")
+    try:
+        monkeypatch.setattr(sys, "stdin", io.StringIO("p local\nlocal\nwhere\nq\n"))
+        ip.run("%%capsule\n" + DEBUGGEE.format(r=t[::-1]))
+        shown = _shown(ip, capsys)
+    finally:
+        ip.shell.run_line_magic("pdb", "off")
+    assert t not in shown and "not a plain variable" in shown
+
+
+def test_post_mortem_in_plain_ipython_calls_the_methods(ip, capsys, monkeypatch):
+    """The control: the same session on an ordinary cell's frame runs them."""
+    t = token()
+    ip.run(DEBUGGEE.format(r=t[::-1]))
+    shown = _debug(ip, monkeypatch, capsys, "p local\nq\n")
+    assert t + "-repr" in shown
+
+
+def test_trusted_frames_are_debugged_as_before(ip, capsys, monkeypatch):
+    ip.run("def g(x):\n    y = [x]\n    1 / 0\ng(7)")
+    shown = _debug(ip, monkeypatch, capsys, "p y\np len(y) + 1\nq\n")
+    assert "[7]" in shown and "2" in shown
+
+
+def test_debugger_class_is_restored_on_unload(ip):
+    from ipycap.ipython.debugger import CapsuleFrameMixin
+
+    itb = ip.shell.InteractiveTB
+    assert issubclass(itb.debugger_cls, CapsuleFrameMixin)
+    ip.shell.run_line_magic("unload_ext", "ipycap")
+    assert not issubclass(itb.debugger_cls, CapsuleFrameMixin)
+    ip.shell.run_line_magic("load_ext", "ipycap")
