@@ -199,7 +199,10 @@ class CapsuleCommands:
         # different request: every such character is escaped (approval.shown_whole), and the
         # path is shown whole, never elided (its end is what differs).
         shown = shown_whole(target)
-        what = f"{kind} access to {shown}" if kind != "import" else f"import of {shown}"
+        asked = f"{kind} access to {shown}" if kind != "import" else f"import of {shown}"
+        # (refusal messages keep their form: they are sanitised for the terminal as a whole)
+        plain = target if target.isprintable() else repr(target)
+        what = f"{kind} access to {plain}" if kind != "import" else f"import of {target!r}"
         if not shell.capsule.policy.prompt:
             raise CapsuleRequestRefused(
                 f"request for {what}: prompting is off (c.CapsulePolicy.prompt = False)",
@@ -214,7 +217,7 @@ class CapsuleCommands:
                 f"run the cell from a frontend with stdin, or add c.CapsuleKernel.grants = "
                 f"[{kind + ':' + target!r}] to the kernel's configuration",
             )
-        question = f"{APPROVAL_PREFIX}Cell [{count}] asks for {what} (this session). Allow? [y/N] "
+        question = f"{APPROVAL_PREFIX}Cell [{count}] asks for {asked} (this session). Allow? [y/N] "
         # The grant as structured fields too (input_request's "ipycap_approval"), as the
         # engine's own questions carry them: a frontend's dialog never parses the text.
         stdin = getattr(kernel, "matched_stdin", None)

@@ -565,3 +565,53 @@ def test_debugger_class_is_restored_on_unload(ip):
     ip.shell.run_line_magic("unload_ext", "ipycap")
     assert not issubclass(itb.debugger_cls, CapsuleFrameMixin)
     ip.shell.run_line_magic("load_ext", "ipycap")
+
+
+# -- (C) display of an exported capsule object: the _repr_*_ discovery --------------------------
+DISPLAYED = """
+class Shown:
+    def __getattr__(self, name):
+        print({r!r}[::-1] + '-getattr-' + name)
+        raise AttributeError(name)
+    def _repr_html_(self):
+        return '<b>shown-html</b>'
+    def __repr__(self):
+        return 'Shown()'
+shown = Shown()
+class Bare:
+    def __getattr__(self, name):
+        print({r!r}[::-1] + '-getattr-' + name)
+        raise AttributeError(name)
+bare = Bare()
+"""
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        "shown",
+        "bare",
+        "display(shown)",
+        "display(bare)",
+        "from IPython.display import display\ndisplay(shown, bare)",
+        "[shown, bare]",
+        "print(repr(shown))",
+    ],
+)
+def test_displaying_an_exported_capsule_object_runs_no_capsule_getattr(ip, capsys, cell):
+    t = token()
+    ip.ok("%%capsule --export shown,bare\n" + DISPLAYED.format(r=t[::-1]))
+    capsys.readouterr()
+    ip.run(cell)
+    shown = _shown(ip, capsys)
+    assert t not in shown
+
+
+def test_exported_capsule_objects_still_display_their_own_reprs(ip, capsys):
+    t = token()
+    ip.ok("%%capsule --export shown,bare\n" + DISPLAYED.format(r=t[::-1]))
+    ip.ok("shown")
+    assert ip.formatted[-1].get("text/html") == "<b>shown-html</b>"
+    assert ip.formatted[-1]["text/plain"] == "Shown()"
+    ip.ok("bare")
+    assert list(ip.formatted[-1]) == ["text/plain"]
