@@ -151,6 +151,7 @@ def make_completer_call(completer, original):
         saved = completer.namespace, completer.global_namespace
         completer.namespace = _without_capsule_objects(saved[0])
         completer.global_namespace = _without_capsule_objects(saved[1])
+        access = _guard_jedi_access()
         try:
             result = original(*args, **kwargs)
             if not isinstance(result, (str, tuple, list, type(None))):
@@ -158,9 +159,38 @@ def make_completer_call(completer, original):
             return result
         finally:
             completer.namespace, completer.global_namespace = saved
+            _restore_jedi_access(access)
 
     call.__ipycap_inspection__ = True
     return call
+
+
+def _guard_jedi_access():
+    """While a completion runs: Jedi's live-object access (``DirectObjectAccess``) is given
+    a stand-in for any capsule object it reaches (through a trusted container, an attribute),
+    so its getattr/``inspect.signature`` never touch the proxy."""
+    try:
+        from jedi.inference.compiled.access import DirectObjectAccess
+    except ImportError:  # pragma: no cover - IPython without Jedi
+        return None
+    init = vars(DirectObjectAccess).get("__init__")
+    if init is None or getattr(init, "__ipycap_inspection__", False):
+        return None
+
+    def __init__(self, inference_state, obj):
+        if type(obj) is ReverseProxy:
+            obj = describe("", obj)
+        init(self, inference_state, obj)
+
+    __init__.__ipycap_inspection__ = True
+    DirectObjectAccess.__init__ = __init__
+    return DirectObjectAccess, init
+
+
+def _restore_jedi_access(saved) -> None:
+    if saved is not None:
+        cls, init = saved
+        cls.__init__ = init
 
 
 def make_evaluate_expr(original):

@@ -375,6 +375,9 @@ INSPECTIONS = {
     "complete-nested": lambda sh: list(sh.Completer.completions("holder.inner.", 13)),
     "complete-in-trusted": lambda sh: list(sh.Completer.completions("box.inner.", 10)),
     "complete-in-trusted-key": lambda sh: list(sh.Completer.completions("box.inner['", 11)),
+    "complete-in-trusted-prop": lambda sh: list(sh.Completer.completions("box.inner.prop.", 15)),
+    "complete-in-trusted-call": lambda sh: list(sh.Completer.completions("box.inner(", 10)),
+    "complete-in-list": lambda sh: list(sh.Completer.completions("[obj][0].", 9)),
     "complete-legacy": lambda sh: sh.complete("obj.", "obj.", 4),
     "pinfo-in-trusted": lambda sh: sh.run_cell("box.inner?"),
 }
@@ -392,26 +395,7 @@ def loud_object(ip, monkeypatch):
     return t, pages
 
 
-#: Open: Jedi reaches a capsule object held by a trusted object (``box.inner.``) through its
-#: own live-object access (``inspect.signature`` reads ``__wrapped__`` on it); the wrapper
-#: replaces capsule objects only at the namespaces' top level and in IPython's evaluator.
-JEDI_OPEN = {"complete-in-trusted"}
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            n,
-            marks=pytest.mark.xfail(
-                strict=True, reason="Jedi's live access through a trusted container (open)"
-            ),
-        )
-        if n in JEDI_OPEN
-        else n
-        for n in sorted(INSPECTIONS)
-    ],
-)
+@pytest.mark.parametrize("name", sorted(INSPECTIONS))
 def test_inspecting_a_capsule_object_runs_no_capsule_code(ip, capsys, loud_object, name):
     t, pages = loud_object
     capsys.readouterr()
@@ -615,3 +599,15 @@ def test_exported_capsule_objects_still_display_their_own_reprs(ip, capsys):
     assert ip.formatted[-1]["text/plain"] == "Shown()"
     ip.ok("bare")
     assert list(ip.formatted[-1]) == ["text/plain"]
+
+
+def test_completion_of_trusted_names_still_works_beside_capsule_objects(ip, loud_object):
+    from IPython.core.completer import provisionalcompleter
+
+    ip.ns["trusted_dict"] = {"alpha": 1}
+    with provisionalcompleter():
+        attrs = [c.text for c in ip.shell.Completer.completions("trusted_dict.ke", 15)]
+        names = [c.text for c in ip.shell.Completer.completions("trusted_d", 9)]
+        keys = [c.text for c in ip.shell.Completer.completions("trusted_dict['al", 16)]
+    assert "keys" in attrs and "trusted_dict" in names and any("alpha" in k for k in keys)
+    assert ip.shell.Completer.namespace is ip.shell.user_ns  # the copies never stay
