@@ -231,7 +231,6 @@ f(R())
 """
 
 
-@pytest.mark.xfail(strict=True, reason="rt8 finding 2: capsule frames formatted by the host")
 def test_rt8_2a_verbose_traceback_shows_raw_capsule_repr(ip, capsys):
     ip.ok("%xmode Verbose")
     capsys.readouterr()
@@ -242,7 +241,6 @@ def test_rt8_2a_verbose_traceback_shows_raw_capsule_repr(ip, capsys):
     assert "\x1b]52" not in text  # no terminal escape of the capsule's reaches the terminal
 
 
-@pytest.mark.xfail(strict=True, reason="rt8 finding 2: capsule frames formatted by the host")
 def test_rt8_2b_verbose_traceback_runs_capsule_code_past_the_timeout(ip, capsys):
     import time
 
