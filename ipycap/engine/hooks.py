@@ -35,7 +35,7 @@ import sys
 import types
 import weakref
 
-from . import arrayguard, guard
+from . import arrayguard, guard, rules
 from .caches import compares_in_capsule
 from .libraries import PROFILES as _PROFILES
 from .libraries import instances as _instances
@@ -64,7 +64,16 @@ HOOK_NAMES = frozenset(CLASS_HOOKS + META_HOOKS)
 #: (``fp in (sys.stderr, sys.stdout)``, ``list.index``, a dict probe on a hash collision,
 #: ``sorted``, ``inst.fp == fp`` in tqdm.write()).  See :class:`_Operands`.
 COMPARE_HOOKS = frozenset(("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__"))
-GUARDED_NAMES = HOOK_NAMES | COMPARE_HOOKS
+#: Every argument-taking dunder of a capsule class that trusted code may call with values of
+#: its own (an operator with a trusted operand, ``key in obj``, ``obj[key] = value``,
+#: ``format(obj, spec)``, a ``with`` statement's exception and traceback, ``copy``'s memo,
+#: numpy's ufunc arguments, a class statement's keywords ...): call-scoped like comparisons
+#: (:class:`_Operands`).  The table lives in rules.py (the gate routes stores of these
+#: names through the guard: rules.is_risky_store); NOT_OPERAND lists the argument-taking
+#: dunders left out, with why; tests/test_operand_hooks.py fails on one in neither.
+OPERAND_DUNDERS = rules.OPERAND_DUNDERS
+NOT_OPERAND = rules.NOT_OPERAND
+GUARDED_NAMES = HOOK_NAMES | COMPARE_HOOKS | OPERAND_DUNDERS
 
 _TRUSTED_C = (
     types.BuiltinFunctionType,
@@ -99,7 +108,7 @@ def inbound(value):
 def _is_trusted(entry) -> bool:
     """Whether a class-dict entry is trusted code (never wrapped) or already guarded."""
     tp = type(entry)
-    if tp is _Hook or tp is _DataHook or tp is _CompareHook or tp is _CompareDataHook:
+    if tp is _Hook or tp is _DataHook or tp is _OperandHook or tp is _OperandDataHook:
         return True
     if tp in _TRUSTED_C:
         return True
@@ -107,6 +116,10 @@ def _is_trusted(entry) -> bool:
         return not guard.is_own(entry)
     if tp is classmethod or tp is staticmethod:
         return _is_trusted(entry.__func__)
+    if _type_flags(tp) & _TYPE_SUBCLASS:
+        # a class as the entry (``__class_getitem__ = classmethod(GenericAlias)``): calling
+        # it runs its own __new__/__init__, hooked on it when they are capsule code
+        return True
     return False
 
 
@@ -168,17 +181,43 @@ class _DataHook(_Data, _Hook):
 
 
 # -- comparisons trusted code runs on capsule objects -------------------------------------
+#: Code of ipycap's builtins that runs a capsule's own class statement or ``type(...)`` for
+#: it: ``__prepare__``, ``__mro_entries__``, ``__set_name__`` and ``__init_subclass__`` are
+#: called from those frames with what the capsule wrote (address -> weak reference, as
+#: guard._CAPSULE_CODE; filled when the builtins module is first there).
+_DEPUTY_CODE: dict = {}
+
+
+def _deputy_code() -> dict:
+    if not _DEPUTY_CODE:
+        mod = sys.modules.get("ipycap.engine.builtins")
+        if mod is not None:
+            for fn in (mod._build_class, mod._CapsuleType._call):
+                guard._record_code(_DEPUTY_CODE, fn.__code__)
+    return _DEPUTY_CODE
+
+
 def _capsule_caller(frame) -> bool:
-    return guard.context_of(frame.f_builtins) is not None or guard.frame_is_capsule_code(frame)
+    if guard.context_of(frame.f_builtins) is not None or guard.frame_is_capsule_code(frame):
+        return True
+    run = guard._frame_runs_capsule_code
+    return run is not None and run(frame, _deputy_code())
 
 
 def _passes(value) -> bool:
-    """An operand a capsule comparison may receive as it is (plain data, a proxy, its own)."""
+    """An operand a capsule operand method may receive as it is (plain data, a proxy, its
+    own, a class it is building, a tuple of such)."""
     tp = type(value)
     if tp in guard.PROXY_TYPES or is_plain(value):
         return True
     if _type_flags(tp) & _TYPE_SUBCLASS:
-        return value in guard.OWN_TYPES or not (_type_flags(value) & _HEAPTYPE)
+        return (
+            value in guard.OWN_TYPES
+            or not (_type_flags(value) & _HEAPTYPE)
+            or guard._being_built(value)
+        )
+    if tp is tuple:
+        return all(map(_passes, value))
     return guard.is_own(value)
 
 
@@ -187,7 +226,7 @@ def _operand_cap():
     return Capability(None, "cap-operand", "object", _OPERAND_TARGET, "membrane", "cell")
 
 
-_OPERAND_TARGET = "<an operand trusted code compared with a capsule object>"
+_OPERAND_TARGET = "<an operand trusted code passed to a capsule method>"
 
 
 def _operand(value, cap):
@@ -207,27 +246,41 @@ def _operand(value, cap):
 
 
 class _Operands:
-    """A capsule class's comparison method as bound for one call.
+    """A capsule class's operand method (a comparison, an operator, ``__contains__``,
+    ``__getitem__`` ... :data:`OPERAND_DUNDERS`) as bound for one call.
 
     Called from capsule code, it runs as written.  Called from trusted code (a library's
-    ``x in (a, b)``, ``list.index``, ``sorted``), each operand that is not plain data, a
-    proxy or the capsule's own enters as a proxy whose capability ends when the method
-    returns: the comparison decides with it, nothing keeps it (I2)."""
+    ``x in (a, b)``, ``list.index``, ``sorted``, ``trusted + obj``), each operand that is
+    not plain data, a proxy or the capsule's own enters as a proxy whose capability ends
+    when the method returns: the method decides with it, nothing keeps it (I2)."""
 
-    __slots__ = ("_fn",)
+    __slots__ = ("_fn", "_owner", "_deputies")
 
-    def __init__(self, fn):
+    def __init__(self, fn, owner=None, deputies=False):
         self._fn = fn
+        self._owner = owner  # for __new__: its first argument, the class made, is not an operand
+        # Beyond comparisons, the standard library acting on the capsule's request counts as
+        # the capsule (guard.asked_by_capsule): copy.deepcopy hands __deepcopy__ its memo and
+        # __init__/__setstate__ the capsule's own state rebuilt, pickle and json likewise.
+        # Comparisons keep the stricter nearest-frame rule they had.
+        self._deputies = deputies
 
     def __call__(self, *args, **kwargs):
         fn = self._fn
         if not kwargs and all(map(_passes, args)):
             return fn(*args)
-        if _capsule_caller(sys._getframe(1)):
+        frame = sys._getframe(1)
+        if _capsule_caller(frame) or (self._deputies and guard.asked_by_capsule(frame)):
             return fn(*args, **kwargs)
+        owner = self._owner
+        first = ()
+        if owner is not None and args and _type_flags(type(args[0])) & _TYPE_SUBCLASS:
+            if any(k is owner for k in _type_mro(args[0])):
+                first, args = args[:1], args[1:]
         cap = _operand_cap()
         try:
             return fn(
+                *first,
                 *[_operand(a, cap) for a in args],
                 **{k: _operand(v, cap) for k, v in kwargs.items()},
             )
@@ -235,30 +288,39 @@ class _Operands:
             cap.revoked = True
 
 
-class _CompareHook(_Hook):
-    """A guarded comparison entry of a capsule class: binds like the entry it replaces,
-    calls through :class:`_Operands`."""
+class _OperandHook(_Hook):
+    """A guarded operand entry of a capsule class (:data:`OPERAND_DUNDERS`): binds like the
+    entry it replaces, calls through :class:`_Operands`."""
 
     __slots__ = ()
 
     def __get__(self, obj, owner=None):
         entry = self._entry
         get = getattr(type(entry), "__get__", None)
-        return _Operands(entry if get is None else get(entry, obj, owner))
+        fn = entry if get is None else get(entry, obj, owner)
+        name = self._name
+        if name in COMPARE_HOOKS:
+            return _Operands(fn)
+        return _Operands(fn, owner if name == "__new__" else None, True)
 
 
-class _CompareDataHook(_Data, _CompareHook):
+class _OperandDataHook(_Data, _OperandHook):
     __slots__ = ()
+
+
+# the names of the comparison-only family this one generalises
+_CompareHook = _OperandHook
+_CompareDataHook = _OperandDataHook
 
 
 def _guard_entry(cls: type, name: str, entry) -> None:
     if _is_trusted(entry):
         return
     data = hasattr(type(entry), "__set__") or hasattr(type(entry), "__delete__")
-    if name in COMPARE_HOOKS:
-        replacement = (_CompareDataHook if data else _CompareHook)(entry, name)
-    else:
+    if name in HOOK_NAMES:
         replacement = (_DataHook if data else _Hook)(entry, name)
+    else:
+        replacement = (_OperandDataHook if data else _OperandHook)(entry, name)
     try:
         type.__setattr__(cls, name, replacement)
     except TypeError:
@@ -270,12 +332,25 @@ def _guard_entry(cls: type, name: str, entry) -> None:
         ) from None
 
 
+#: The operand names beyond comparisons are guarded on classes a capsule made (a class
+#: statement, ``type(...)``, a metaclass or stdlib factory called while it asks: arrayguard
+#: marks those), not on the trusted classes the ABC walk prepares too: a trusted class's
+#: entry that is no plain function (a partialmethod, a property) is trusted code.
+_CAPSULE_MADE_ONLY = OPERAND_DUNDERS - COMPARE_HOOKS
+_ALWAYS = HOOK_NAMES | COMPARE_HOOKS
+
+
+def _capsule_made(cls) -> bool:
+    return cls in guard.OWN_TYPES or arrayguard.is_guarded(cls)
+
+
 def _prepare_dict(cls: type) -> None:
     if cls in _PREPARED:
         return
     if _type_flags(cls) & _HEAPTYPE:
         d = _type_dict(cls)
-        for name in GUARDED_NAMES:
+        names = GUARDED_NAMES if _capsule_made(cls) else _ALWAYS
+        for name in names:
             entry = d.get(name)
             if entry is not None:
                 _guard_entry(cls, name, entry)
@@ -313,7 +388,7 @@ def after_write(obj, name: str) -> None:
     ``__bases__`` or ``__class__`` brings new dicts into the walk, so prepare again."""
     if not _type_flags(type(obj)) & _TYPE_SUBCLASS:
         return
-    if name in GUARDED_NAMES:
+    if name in _ALWAYS or (name in _CAPSULE_MADE_ONLY and _capsule_made(obj)):
         entry = _type_dict(obj).get(name)
         if entry is not None:
             _guard_entry(obj, name, entry)
@@ -589,6 +664,7 @@ def _install() -> None:
 
 _install()
 guard.after_class_write = after_write
+arrayguard.on_capsule_class = prepare
 
 
 def _before_freeze(cls) -> None:
