@@ -14,7 +14,7 @@ import itertools
 import operator
 
 from common import Settings, Table, check, compare, fmt_ns
-from workloads import CELL_50, RP_PORTS, WORKLOADS
+from workloads import CELL_50, OPERATORS, RP_PORTS, WORKLOADS
 
 from ipycap import Capsule
 from ipycap.engine.codeexec import compile_gated
@@ -165,6 +165,26 @@ def bench_workloads(settings: Settings) -> list[Table]:
     return tables
 
 
+def bench_operators(settings: Settings) -> list[Table]:
+    """Operators, ``in`` and indexing of own classes: the cost of the operand hooks
+    (hooks.py; no RestrictedPython column, it refuses every dunder name)."""
+    plain = plain_work(OPERATORS)
+    caps = capsule_work(OPERATORS)
+    if caps() != plain():
+        raise AssertionError("operators: capsule work() differs from plain")
+    table = compare(
+        "engine: operators of own classes",
+        {"plain exec": _repeat(plain), "capsule": _repeat(caps)},
+        settings,
+        unit="call",
+    )
+    table.notes.append(
+        "every argument-taking dunder of a capsule class is an operand hook (hooks.py): "
+        "a C nearest-frame check per call"
+    )
+    return [table]
+
+
 def bench_compile(settings: Settings) -> list[Table]:
     """Gate+compile of a fresh 50-line cell vs plain ``compile`` (cache bypassed)."""
     counter = itertools.count()
@@ -259,4 +279,9 @@ def bench_rerun(settings: Settings) -> list[Table]:
 
 
 def run(settings: Settings) -> list[Table]:
-    return bench_workloads(settings) + bench_compile(settings) + bench_rerun(settings)
+    return (
+        bench_workloads(settings)
+        + bench_operators(settings)
+        + bench_compile(settings)
+        + bench_rerun(settings)
+    )

@@ -321,3 +321,52 @@ def test_numpy_ufunc_protocol_of_an_own_class():
 
 def test_builtin_names_used_here_exist():
     assert hasattr(builtins, "setattr")
+
+
+# -- the C entry ------------------------------------------------------------------------------
+def test_the_c_entry_binds_like_a_function_and_judges_trusted_callers():
+    from ipycap.engine import _arrayguard
+
+    calls = []
+
+    def fn(*args, **kwargs):
+        return ("fast", args, kwargs)
+
+    def slow(f, args, kwargs):
+        calls.append((f, args, kwargs))
+        return ("slow", args, kwargs)
+
+    hook = _arrayguard.OperandHook(fn, slow)
+
+    class T:
+        m = hook
+
+    t = T()
+    # this test's frame is trusted code: every call goes the slow way, self included
+    assert t.m(1, k=2) == ("slow", (t, 1), {"k": 2})
+    assert T.m is hook and hook(3) == ("slow", (3,), {})
+    assert calls[0][0] is fn and len(calls) == 2
+    assert hooks._is_trusted(hook) and hooks.is_operand_hook(hook)
+
+
+def test_a_capsule_reading_an_operand_entry_sees_its_function_name_and_nothing_more():
+    result = _run(
+        """
+        class K:
+            def __add__(self, o):
+                'adds'
+                return 1
+        e = K.__add__
+        out = [e.__name__, e.__qualname__, e.__doc__, e(K(), 2)]
+        for name in ('__wrapped__', '__dict__'):
+            try:
+                getattr(e, name)
+                out.append(name)
+            except Exception:
+                pass
+        out
+        """
+    )
+    # __wrapped__ is the capsule's own function (as functools.wraps would give); the
+    # entry's dict is not the capsule's
+    assert result[:4] == ["__add__", "K.__add__", "adds", 1] and "__dict__" not in result

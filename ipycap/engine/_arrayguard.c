@@ -23,6 +23,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stddef.h>
 
 static newfunc type_new_orig = NULL;
 static PyObject *new_hook = NULL;     /* hook(cls) -> None, raises to refuse the class */
@@ -333,7 +334,208 @@ ag_frame_runs_capsule_code(PyObject *self, PyObject *args)
     return PyBool_FromLong(found);
 }
 
+/* caller_is_capsule(depth): whether the Python frame ``depth`` levels out from the running
+ * one (1: the caller of the Python function calling this) runs capsule code: its builtins
+ * are a capsule's (guard.context_of) or its code is the gate's (guard._CAPSULE_CODE).  The
+ * operand hooks' fast path (hooks.py): sys._getframe raises an audit event, this does not. */
+static PyObject *
+ag_caller_is_capsule(PyObject *self, PyObject *arg)
+{
+    Py_ssize_t depth = PyLong_AsSsize_t(arg);
+    if (depth == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (capsule_table == NULL) {
+        Py_RETURN_FALSE;
+    }
+    PyFrameObject *f = PyEval_GetFrame(); /* borrowed */
+    if (f == NULL) {
+        Py_RETURN_FALSE;
+    }
+    Py_INCREF(f);
+    while (depth-- > 0 && f != NULL) {
+        PyFrameObject *back = PyFrame_GetBack(f);
+        Py_DECREF(f);
+        f = back;
+    }
+    if (f == NULL) {
+        Py_RETURN_FALSE;
+    }
+    PyObject *builtins = PyFrame_GetBuiltins(f);
+    int found = 0;
+    if (builtins != NULL) {
+        found = is_capsule_builtins(builtins);
+        Py_DECREF(builtins);
+    }
+    if (found == 0) {
+        found = code_in_table(code_table, f);
+    }
+    Py_DECREF(f);
+    if (found < 0) {
+        return NULL;
+    }
+    return PyBool_FromLong(found);
+}
+
+/* OperandHook(fn, slow): the class-dict entry hooks.py puts for a capsule function under an
+ * operand dunder name.  A method descriptor (bound like a function, without a bound method
+ * object); called, it calls fn as it is when the running Python frame (the caller) runs
+ * capsule code, else slow(fn, args, kwargs), which judges the operands (hooks.py). */
+typedef struct {
+    PyObject_HEAD
+    PyObject *fn;
+    PyObject *slow;
+    PyObject *dict;
+    vectorcallfunc vectorcall;
+} OperandHook;
+
+static int
+frame_is_capsule(PyFrameObject *f)
+{
+    if (f == NULL || capsule_table == NULL) {
+        return 0;
+    }
+    PyObject *builtins = PyFrame_GetBuiltins(f);
+    int found = 0;
+    if (builtins != NULL) {
+        found = is_capsule_builtins(builtins);
+        Py_DECREF(builtins);
+    }
+    if (found == 0) {
+        found = code_in_table(code_table, f);
+    }
+    if (found < 0) {
+        PyErr_Clear();
+        found = 0; /* unsure: the slow path decides */
+    }
+    return found;
+}
+
+static PyObject *
+oh_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    OperandHook *h = (OperandHook *)self;
+    if (frame_is_capsule(PyEval_GetFrame())) {
+        return PyObject_Vectorcall(h->fn, args, nargsf, kwnames);
+    }
+    Py_ssize_t n = PyVectorcall_NARGS(nargsf);
+    PyObject *tuple = PyTuple_New(n);
+    if (tuple == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_INCREF(args[i]);
+        PyTuple_SET_ITEM(tuple, i, args[i]);
+    }
+    PyObject *kw = PyDict_New();
+    if (kw == NULL) {
+        Py_DECREF(tuple);
+        return NULL;
+    }
+    if (kwnames != NULL) {
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); i++) {
+            if (PyDict_SetItem(kw, PyTuple_GET_ITEM(kwnames, i), args[n + i]) < 0) {
+                Py_DECREF(tuple);
+                Py_DECREF(kw);
+                return NULL;
+            }
+        }
+    }
+    PyObject *res = PyObject_CallFunctionObjArgs(h->slow, h->fn, tuple, kw, NULL);
+    Py_DECREF(tuple);
+    Py_DECREF(kw);
+    return res;
+}
+
+static PyObject *
+oh_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    PyObject *fn, *slow;
+    if (!PyArg_ParseTuple(args, "OO:OperandHook", &fn, &slow)) {
+        return NULL;
+    }
+    OperandHook *h = (OperandHook *)type->tp_alloc(type, 0);
+    if (h == NULL) {
+        return NULL;
+    }
+    Py_INCREF(fn);
+    Py_INCREF(slow);
+    h->fn = fn;
+    h->slow = slow;
+    h->dict = NULL;
+    h->vectorcall = oh_vectorcall;
+    return (PyObject *)h;
+}
+
+static int
+oh_traverse(OperandHook *h, visitproc visit, void *arg)
+{
+    Py_VISIT(h->fn);
+    Py_VISIT(h->slow);
+    Py_VISIT(h->dict);
+    return 0;
+}
+
+static int
+oh_clear(OperandHook *h)
+{
+    Py_CLEAR(h->fn);
+    Py_CLEAR(h->slow);
+    Py_CLEAR(h->dict);
+    return 0;
+}
+
+static void
+oh_dealloc(OperandHook *h)
+{
+    PyObject_GC_UnTrack(h);
+    oh_clear(h);
+    Py_TYPE(h)->tp_free((PyObject *)h);
+}
+
+static PyObject *
+oh_descr_get(PyObject *self, PyObject *obj, PyObject *type)
+{
+    if (obj == NULL || obj == Py_None) {
+        Py_INCREF(self);
+        return self;
+    }
+    return PyMethod_New(self, obj);
+}
+
+static PyObject *
+oh_call(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    return PyVectorcall_Call(self, args, kwds);
+}
+
+static PyGetSetDef oh_getset[] = {
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {NULL},
+};
+
+static PyTypeObject OperandHookType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "ipycap.engine.hooks.OperandHook",
+    .tp_basicsize = sizeof(OperandHook),
+    .tp_dealloc = (destructor)oh_dealloc,
+    .tp_vectorcall_offset = offsetof(OperandHook, vectorcall),
+    .tp_call = oh_call,
+    .tp_getattro = PyObject_GenericGetAttr,
+    .tp_setattro = PyObject_GenericSetAttr,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |
+                Py_TPFLAGS_METHOD_DESCRIPTOR,
+    .tp_doc = "OperandHook(fn, slow): a guarded operand entry of a capsule class (hooks.py)",
+    .tp_traverse = (traverseproc)oh_traverse,
+    .tp_clear = (inquiry)oh_clear,
+    .tp_getset = oh_getset,
+    .tp_descr_get = oh_descr_get,
+    .tp_dictoffset = offsetof(OperandHook, dict),
+    .tp_new = oh_new,
+};
+
 static PyMethodDef methods[] = {
+    {"caller_is_capsule", ag_caller_is_capsule, METH_O,
+     "caller_is_capsule(depth): the frame depth levels out runs capsule code"},
     {"frame_runs_capsule_code", ag_frame_runs_capsule_code, METH_VARARGS,
      "frame_runs_capsule_code(frame, table): the frame runs a code object of the table"},
     {"install", ag_install, METH_VARARGS,
@@ -354,5 +556,18 @@ static struct PyModuleDef moduledef = {
 PyMODINIT_FUNC
 PyInit__arrayguard(void)
 {
-    return PyModule_Create(&moduledef);
+    if (PyType_Ready(&OperandHookType) < 0) {
+        return NULL;
+    }
+    PyObject *m = PyModule_Create(&moduledef);
+    if (m == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&OperandHookType);
+    if (PyModule_AddObject(m, "OperandHook", (PyObject *)&OperandHookType) < 0) {
+        Py_DECREF(&OperandHookType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

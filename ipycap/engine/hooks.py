@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import _abc
 import abc
+import functools
 import sys
 import types
 import weakref
@@ -109,6 +110,8 @@ def _is_trusted(entry) -> bool:
     """Whether a class-dict entry is trusted code (never wrapped) or already guarded."""
     tp = type(entry)
     if tp is _Hook or tp is _DataHook or tp is _OperandHook or tp is _OperandDataHook:
+        return True
+    if tp is _OperandC and _OperandC is not None:
         return True
     if tp in _TRUSTED_C:
         return True
@@ -245,47 +248,127 @@ def _operand(value, cap):
     return wrap(value, cap)
 
 
+def _call_operands(fn, args, kwargs, frame, owner=None, deputies=False):
+    """Call ``fn`` (a capsule operand method, bound or not) for the caller at ``frame``:
+    as it is for capsule code (or a standard-library deputy acting for it, when
+    ``deputies``) or when every operand passes; else with call-scoped proxies."""
+    if not kwargs and all(map(_passes, args)):
+        return fn(*args)
+    if _capsule_caller(frame) or (deputies and guard.asked_by_capsule(frame)):
+        return fn(*args, **kwargs)
+    first = ()
+    if owner is not None and args and _type_flags(type(args[0])) & _TYPE_SUBCLASS:
+        if any(k is owner for k in _type_mro(args[0])):
+            first, args = args[:1], args[1:]  # __new__'s class argument: the class made
+    cap = _operand_cap()
+    try:
+        return fn(
+            *first,
+            *[_operand(a, cap) for a in args],
+            **{k: _operand(v, cap) for k, v in kwargs.items()},
+        )
+    finally:
+        cap.revoked = True
+
+
 class _Operands:
     """A capsule class's operand method (a comparison, an operator, ``__contains__``,
-    ``__getitem__`` ... :data:`OPERAND_DUNDERS`) as bound for one call.
+    ``__getitem__`` ... :data:`OPERAND_DUNDERS`) as bound for one call, for entries that
+    are not plain functions (a staticmethod of ``__new__``, a property, a callable object).
 
     Called from capsule code, it runs as written.  Called from trusted code (a library's
     ``x in (a, b)``, ``list.index``, ``sorted``, ``trusted + obj``), each operand that is
     not plain data, a proxy or the capsule's own enters as a proxy whose capability ends
-    when the method returns: the method decides with it, nothing keeps it (I2)."""
+    when the method returns: the method decides with it, nothing keeps it (I2).  Beyond
+    comparisons a standard-library deputy acting on the capsule's request counts as the
+    capsule (guard.asked_by_capsule): copy.deepcopy hands __deepcopy__ its memo and
+    __init__/__setstate__ the capsule's own state rebuilt; comparisons keep the stricter
+    nearest-frame rule they had."""
 
-    __slots__ = ("_fn", "_owner", "_deputies")
+    __slots__ = ("_fn", "_owner", "_deputies", "_bound")
 
-    def __init__(self, fn, owner=None, deputies=False):
+    def __init__(self, fn, owner=None, deputies=False, bound=None):
         self._fn = fn
-        self._owner = owner  # for __new__: its first argument, the class made, is not an operand
-        # Beyond comparisons, the standard library acting on the capsule's request counts as
-        # the capsule (guard.asked_by_capsule): copy.deepcopy hands __deepcopy__ its memo and
-        # __init__/__setstate__ the capsule's own state rebuilt, pickle and json likewise.
-        # Comparisons keep the stricter nearest-frame rule they had.
+        self._owner = owner  # for __new__: its first argument, the class made, passes
         self._deputies = deputies
+        self._bound = bound  # a classmethod's class: judged as an operand (fn is unbound)
 
     def __call__(self, *args, **kwargs):
-        fn = self._fn
-        if not kwargs and all(map(_passes, args)):
-            return fn(*args)
+        if _caller_is_capsule(1):
+            return self._fn(*args, **kwargs)
         frame = sys._getframe(1)
-        if _capsule_caller(frame) or (self._deputies and guard.asked_by_capsule(frame)):
-            return fn(*args, **kwargs)
-        owner = self._owner
-        first = ()
-        if owner is not None and args and _type_flags(type(args[0])) & _TYPE_SUBCLASS:
-            if any(k is owner for k in _type_mro(args[0])):
-                first, args = args[:1], args[1:]
-        cap = _operand_cap()
-        try:
-            return fn(
-                *first,
-                *[_operand(a, cap) for a in args],
-                **{k: _operand(v, cap) for k, v in kwargs.items()},
-            )
-        finally:
-            cap.revoked = True
+        fn, bound = self._fn, self._bound
+        if bound is not None:
+            fn, args = fn.func, (bound, *args)
+        return _call_operands(fn, args, kwargs, frame, self._owner, self._deputies)
+
+
+def _caller_is_capsule_py(depth):  # pragma: no cover - without the C extension
+    frame = sys._getframe(depth + 1)
+    return guard.context_of(frame.f_builtins) is not None or guard.frame_is_capsule_code(frame)
+
+
+try:  # the nearest-frame check without sys._getframe's audit event (a hook's fast path)
+    from ._arrayguard import caller_is_capsule as _caller_is_capsule
+except ImportError:  # pragma: no cover
+    _caller_is_capsule = _caller_is_capsule_py
+
+
+def _operand_function(fn, name):
+    """The class-dict entry for capsule function ``fn`` under operand name ``name``: a plain
+    function (bound natively, as ``fn`` was; the nearest-frame check first, the operands
+    only for other callers), made once per entry.  It is this module's code, so trusted:
+    never wrapped again."""
+    deputies = name not in COMPARE_HOOKS
+    if _OperandC is not None:
+        # the C entry: the nearest-frame check and the call without a Python frame
+        operand_hook = _OperandC(fn, _slow_deputies if deputies else _slow_compare)
+    else:  # pragma: no cover - without the C extension
+        getframe = sys._getframe
+        capsule_caller = _caller_is_capsule
+
+        def operand_hook(*args, **kwargs):
+            if capsule_caller(1):
+                return fn(*args, **kwargs)
+            return _call_operands(fn, args, kwargs, getframe(1), None, deputies)
+
+        _OPERAND_FUNCTIONS.add(operand_hook.__code__)
+    d = operand_hook.__dict__
+    for attr in ("__module__", "__name__", "__qualname__", "__doc__"):
+        value = getattr(fn, attr, None)
+        if value is not None:
+            d[attr] = value
+    d.update(fn.__dict__)  # __isabstractmethod__ and the like
+    d["__wrapped__"] = fn  # inspect.signature follows it
+    return operand_hook
+
+
+def _slow_compare(fn, args, kwargs):
+    """The C entry's call for a caller that is not capsule code (a comparison)."""
+    return _call_operands(fn, args, kwargs, sys._getframe(1), None, False)
+
+
+def _slow_deputies(fn, args, kwargs):
+    """As :func:`_slow_compare`, for the other operand names (deputies count)."""
+    return _call_operands(fn, args, kwargs, sys._getframe(1), None, True)
+
+
+try:
+    from ._arrayguard import OperandHook as _OperandC
+except ImportError:  # pragma: no cover
+    _OperandC = None
+
+
+#: The code of :func:`_operand_function`'s wrappers (one code object for all).
+_OPERAND_FUNCTIONS: set = set()
+
+
+def is_operand_hook(entry) -> bool:
+    """Whether a class-dict entry is a guarded operand entry (either form)."""
+    tp = type(entry)
+    if tp is _OperandHook or tp is _OperandDataHook or (tp is _OperandC and _OperandC is not None):
+        return True
+    return tp is types.FunctionType and entry.__code__ in _OPERAND_FUNCTIONS
 
 
 class _OperandHook(_Hook):
@@ -301,6 +384,10 @@ class _OperandHook(_Hook):
         name = self._name
         if name in COMPARE_HOOKS:
             return _Operands(fn)
+        if type(entry) is classmethod and owner is not None:
+            # the class it binds to is an operand too: trusted code subclassing a capsule
+            # class (__init_subclass__) or subscripting a trusted subclass of one
+            return _Operands(functools.partial(entry.__func__, owner), None, True, owner)
         return _Operands(fn, owner if name == "__new__" else None, True)
 
 
@@ -319,6 +406,8 @@ def _guard_entry(cls: type, name: str, entry) -> None:
     data = hasattr(type(entry), "__set__") or hasattr(type(entry), "__delete__")
     if name in HOOK_NAMES:
         replacement = (_DataHook if data else _Hook)(entry, name)
+    elif type(entry) is types.FunctionType and name != "__new__":
+        replacement = _operand_function(entry, name)
     else:
         replacement = (_OperandDataHook if data else _OperandHook)(entry, name)
     try:

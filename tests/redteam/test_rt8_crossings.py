@@ -365,7 +365,7 @@ def test_a_dunder_stored_later_is_hooked(how, token):
     cls = capsule.run("K")
     entry = vars(cls).get("__eq__" if how == "comparison_store" else "__radd__")
     if how != "delete_then_inherit":
-        assert type(entry) in (hooks._OperandHook, hooks._OperandDataHook), entry
+        assert hooks.is_operand_hook(entry), entry
     operate(_instance(capsule), Vault(token))
     _no_token(capsule, token)
 
