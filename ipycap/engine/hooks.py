@@ -468,8 +468,18 @@ def prepare(cls) -> None:
 
 
 def guard_class_hooks(cls: type) -> None:
-    """Guard the hooks of capsule class ``cls`` (a class statement or ``type(...)``)."""
+    """Guard the hooks of capsule class ``cls`` (a class statement or ``type(...)``), when
+    its class statement returns: the type.__new__ hook prepared it as it was made, but a
+    trusted metaclass may set entries after that (typing.NamedTuple's copies the body's
+    functions onto the class collections.namedtuple made), so its own dict is looked at
+    again."""
     prepare(cls)
+    if _type_flags(cls) & _HEAPTYPE:
+        d = _type_dict(cls)
+        for name in d.keys() & (GUARDED_NAMES if _capsule_made(cls) else _ALWAYS):
+            entry = d[name]
+            if not _is_trusted(entry):
+                _guard_entry(cls, name, entry)
 
 
 def after_write(obj, name: str) -> None:

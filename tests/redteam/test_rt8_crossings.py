@@ -316,6 +316,21 @@ FACTORIES = {
         import enum
         K = enum.Enum('K', {'A': 1, '__radd__': lambda self, o: record(o)})
         """,
+    # typing's NamedTupleMeta copies the body's functions onto the class namedtuple made,
+    # after type.__new__ (a trusted deputy's setattr): looked at again when the statement ends
+    "typing_namedtuple": """
+        import typing
+        class K(typing.NamedTuple):
+            x: int = 0
+            def __radd__(self, o): return record(o)
+        """,
+    "typing_namedtuple_comparison": """
+        import typing
+        class K(typing.NamedTuple):
+            x: int = 0
+            def __eq__(self, o): return bool(record(o))
+            __hash__ = object.__hash__
+        """,
     "namedtuple_subclass": """
         import collections
         class K(collections.namedtuple('P', 'x', defaults=[0])):
