@@ -246,6 +246,103 @@ patch_metaclasses(PyTypeObject *tp)
     return 0;
 }
 
+/* Class attribute stores (type's setattro, and the copies every metaclass made of it):
+ * after a store or delete of a dunder name on a heap class succeeded, setattr_hook(cls,
+ * name) is called (hooks.after_type_store: a capsule function a trusted deputy stored as an
+ * operand dunder of a capsule class is guarded like one the capsule stored).  A metaclass
+ * with its own __setattr__ reaches type.__setattr__, whose wrapper calls the original. */
+static setattrofunc type_setattro_orig = NULL;
+static PyObject *setattr_hook = NULL;
+
+static int
+guarded_type_setattro(PyObject *cls, PyObject *name, PyObject *value)
+{
+    int r = type_setattro_orig(cls, name, value);
+    if (r < 0 || setattr_hook == NULL || !PyUnicode_Check(name) ||
+        !(((PyTypeObject *)cls)->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
+        return r;
+    }
+    if (PyUnicode_READY(name) < 0) {
+        PyErr_Clear();
+        return r;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(name);
+    if (n < 5 || PyUnicode_READ_CHAR(name, 0) != '_' || PyUnicode_READ_CHAR(name, 1) != '_' ||
+        PyUnicode_READ_CHAR(name, n - 1) != '_' || PyUnicode_READ_CHAR(name, n - 2) != '_') {
+        return r;
+    }
+    PyObject *res = PyObject_CallFunctionObjArgs(setattr_hook, cls, name, NULL);
+    if (res == NULL) {
+        return -1;
+    }
+    Py_DECREF(res);
+    return r;
+}
+
+static int
+patch_metaclass_setattro(PyTypeObject *tp)
+{
+    PyObject *meth = PyDict_GetItemString(PyType_Type.tp_dict, "__subclasses__");
+    if (meth == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "type.__subclasses__ is missing");
+        return -1;
+    }
+    PyObject *subs = PyObject_CallOneArg(meth, (PyObject *)tp);
+    if (subs == NULL) {
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(subs); i++) {
+        PyTypeObject *sub = (PyTypeObject *)PyList_GET_ITEM(subs, i);
+        if (sub->tp_setattro == type_setattro_orig) {
+            sub->tp_setattro = guarded_type_setattro;
+        }
+        if (patch_metaclass_setattro(sub) < 0) {
+            Py_DECREF(subs);
+            return -1;
+        }
+    }
+    Py_DECREF(subs);
+    return 0;
+}
+
+/* install_setattr_hook(hook): once per process (a second call replaces the hook). */
+static PyObject *
+ag_install_setattr_hook(PyObject *self, PyObject *hook)
+{
+    if (!PyCallable_Check(hook)) {
+        PyErr_SetString(PyExc_TypeError, "the hook must be callable");
+        return NULL;
+    }
+    Py_INCREF(hook);
+    Py_XSETREF(setattr_hook, hook);
+    if (type_setattro_orig != NULL) {
+        Py_RETURN_NONE;
+    }
+    type_setattro_orig = PyType_Type.tp_setattro;
+    /* type.__setattr__/__delattr__ call the slot they wrap after a check that it is the
+     * type's own slot (hackcheck): they wrap the guarded one too */
+    const char *wrappers[] = {"__setattr__", "__delattr__"};
+    for (int i = 0; i < 2; i++) {
+        PyObject *d = PyDict_GetItemString(PyType_Type.tp_dict, wrappers[i]); /* borrowed */
+        if (d == NULL || !PyObject_TypeCheck(d, &PyWrapperDescr_Type) ||
+            ((PyWrapperDescrObject *)d)->d_wrapped != (void *)type_setattro_orig) {
+            type_setattro_orig = NULL;
+            PyErr_SetString(PyExc_RuntimeError, "type.__setattr__ is not the slot wrapper");
+            return NULL;
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        PyObject *d = PyDict_GetItemString(PyType_Type.tp_dict, wrappers[i]);
+        ((PyWrapperDescrObject *)d)->d_wrapped = (void *)guarded_type_setattro;
+    }
+    PyType_Type.tp_setattro = guarded_type_setattro;
+    if (patch_metaclass_setattro(&PyType_Type) < 0) {
+        return NULL;
+    }
+    PyType_Modified(&PyType_Type);
+    Py_RETURN_NONE;
+}
+
 /* install(new_hook, namespace_type, capsule_table[, code_table, generated_table]): once per
  * process. */
 static PyObject *
@@ -386,8 +483,18 @@ typedef struct {
     PyObject *fn;
     PyObject *slow;
     PyObject *dict;
+    PyObject *owner; /* the class whose entry it is, or NULL */
     vectorcallfunc vectorcall;
 } OperandHook;
+
+/* Operands no caller needs judged: exact str, int, float, bool, bytes, None (plain data, as
+ * membrane.is_plain says of them). */
+static int
+trivially_plain(PyObject *v)
+{
+    return v == Py_None || PyLong_CheckExact(v) || PyUnicode_CheckExact(v) ||
+           PyFloat_CheckExact(v) || PyBool_Check(v) || PyBytes_CheckExact(v);
+}
 
 static int
 frame_is_capsule(PyFrameObject *f)
@@ -415,10 +522,22 @@ static PyObject *
 oh_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     OperandHook *h = (OperandHook *)self;
+    Py_ssize_t n = PyVectorcall_NARGS(nargsf);
+    if (h->owner != NULL && n >= 1 && (PyObject *)Py_TYPE(args[0]) == h->owner) {
+        /* self an instance of exactly the capsule class, every other operand plain: the
+         * slow path would pass them all as they are, whoever calls */
+        Py_ssize_t total = n + (kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0);
+        Py_ssize_t i = 1;
+        while (i < total && trivially_plain(args[i])) {
+            i++;
+        }
+        if (i == total) {
+            return PyObject_Vectorcall(h->fn, args, nargsf, kwnames);
+        }
+    }
     if (frame_is_capsule(PyEval_GetFrame())) {
         return PyObject_Vectorcall(h->fn, args, nargsf, kwnames);
     }
-    Py_ssize_t n = PyVectorcall_NARGS(nargsf);
     PyObject *tuple = PyTuple_New(n);
     if (tuple == NULL) {
         return NULL;
@@ -450,8 +569,8 @@ oh_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kw
 static PyObject *
 oh_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    PyObject *fn, *slow;
-    if (!PyArg_ParseTuple(args, "OO:OperandHook", &fn, &slow)) {
+    PyObject *fn, *slow, *owner = NULL;
+    if (!PyArg_ParseTuple(args, "OO|O!:OperandHook", &fn, &slow, &PyType_Type, &owner)) {
         return NULL;
     }
     OperandHook *h = (OperandHook *)type->tp_alloc(type, 0);
@@ -463,6 +582,8 @@ oh_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     h->fn = fn;
     h->slow = slow;
     h->dict = NULL;
+    Py_XINCREF(owner);
+    h->owner = owner;
     h->vectorcall = oh_vectorcall;
     return (PyObject *)h;
 }
@@ -473,6 +594,7 @@ oh_traverse(OperandHook *h, visitproc visit, void *arg)
     Py_VISIT(h->fn);
     Py_VISIT(h->slow);
     Py_VISIT(h->dict);
+    Py_VISIT(h->owner);
     return 0;
 }
 
@@ -482,6 +604,7 @@ oh_clear(OperandHook *h)
     Py_CLEAR(h->fn);
     Py_CLEAR(h->slow);
     Py_CLEAR(h->dict);
+    Py_CLEAR(h->owner);
     return 0;
 }
 
@@ -534,6 +657,8 @@ static PyTypeObject OperandHookType = {
 };
 
 static PyMethodDef methods[] = {
+    {"install_setattr_hook", ag_install_setattr_hook, METH_O,
+     "install_setattr_hook(hook): hook(cls, name) after a dunder store on a heap class"},
     {"caller_is_capsule", ag_caller_is_capsule, METH_O,
      "caller_is_capsule(depth): the frame depth levels out runs capsule code"},
     {"frame_runs_capsule_code", ag_frame_runs_capsule_code, METH_VARARGS,

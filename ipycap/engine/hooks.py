@@ -314,7 +314,7 @@ except ImportError:  # pragma: no cover
     _caller_is_capsule = _caller_is_capsule_py
 
 
-def _operand_function(fn, name):
+def _operand_function(fn, name, owner=None):
     """The class-dict entry for capsule function ``fn`` under operand name ``name``: a plain
     function (bound natively, as ``fn`` was; the nearest-frame check first, the operands
     only for other callers), made once per entry.  It is this module's code, so trusted:
@@ -322,7 +322,7 @@ def _operand_function(fn, name):
     deputies = name not in COMPARE_HOOKS
     if _OperandC is not None:
         # the C entry: the nearest-frame check and the call without a Python frame
-        operand_hook = _OperandC(fn, _slow_deputies if deputies else _slow_compare)
+        operand_hook = _OperandC(fn, _slow_deputies if deputies else _slow_compare, owner)
     else:  # pragma: no cover - without the C extension
         getframe = sys._getframe
         capsule_caller = _caller_is_capsule
@@ -407,7 +407,7 @@ def _guard_entry(cls: type, name: str, entry) -> None:
     if name in HOOK_NAMES:
         replacement = (_DataHook if data else _Hook)(entry, name)
     elif type(entry) is types.FunctionType and name != "__new__":
-        replacement = _operand_function(entry, name)
+        replacement = _operand_function(entry, name, cls)
     else:
         replacement = (_OperandDataHook if data else _OperandHook)(entry, name)
     try:
@@ -761,9 +761,25 @@ def _install() -> None:
         type.__setattr__(abc.ABCMeta, name, fn)
 
 
+def after_type_store(cls, name) -> None:
+    """Called (``_arrayguard``) after any store or delete of a dunder name on a heap class,
+    by whomever: a trusted deputy's ``setattr(K, '__radd__', f)`` for a capsule (a dataclass
+    field default, a decorator) is guarded like a store the capsule made itself."""
+    if type(name) is str and name in _OPERAND_OR_COMPARE and _capsule_made(cls):
+        entry = _type_dict(cls).get(name)
+        if entry is not None and not _is_trusted(entry):
+            _guard_entry(cls, name, entry)
+
+
+_OPERAND_OR_COMPARE = OPERAND_DUNDERS | COMPARE_HOOKS
+
 _install()
 guard.after_class_write = after_write
 arrayguard.on_capsule_class = prepare
+if _OperandC is not None:
+    from ._arrayguard import install_setattr_hook as _install_setattr_hook
+
+    _install_setattr_hook(after_type_store)
 
 
 def _before_freeze(cls) -> None:

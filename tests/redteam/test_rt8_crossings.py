@@ -24,7 +24,7 @@ import textwrap
 import pytest
 
 from ipycap import Capsule
-from ipycap.engine import hooks
+from ipycap.engine import classfreeze, hooks
 
 
 class Vault:
@@ -392,3 +392,105 @@ def test_capsule_code_itself_still_gets_its_operands_as_they_are():
         + "r = [x is o for x in keep]\n"
     )
     assert capsule.run("r") == [True, True, True, True]
+
+
+# -- 4. stores a trusted deputy makes on a capsule class ---------------------------------------
+DEPUTY_STORES = {
+    "setattr": lambda cls, fn: setattr(cls, "__radd__", fn),
+    "type_setattr": lambda cls, fn: type.__setattr__(cls, "__radd__", fn),
+    "attribute_store": lambda cls, fn: exec("cls.__radd__ = fn", {"cls": cls, "fn": fn}),
+    "classmethod_wrapped": lambda cls, fn: setattr(cls, "__radd__", staticmethod(fn)),
+}
+
+
+@pytest.mark.parametrize("how", sorted(DEPUTY_STORES))
+@pytest.mark.parametrize("kind", ["plain", "enum", "metaclass"])
+def test_a_trusted_deputy_storing_a_capsule_function_as_a_dunder_is_hooked(how, kind, token):
+    """A library helper acting for the capsule (typing's NamedTupleMeta, a decorator) stores
+    the capsule's function on the capsule's class with its own setattr: no guarded write
+    sees it, so type's setattro (and every metaclass's copy of it) re-guards the entry."""
+    head = {
+        "plain": "class K:\n    pass\n",
+        "enum": "import enum\nclass K(enum.Enum):\n    A = 1\n",
+        "metaclass": "class M(type):\n    pass\nclass K(metaclass=M):\n    pass\n",
+    }[kind]
+    arity = "o" if how == "classmethod_wrapped" else "self, o"
+    body = head + f"def f({arity}):\n    return record(o)\n"
+    capsule = _capsule(body)
+    cls = capsule.run("K")
+    DEPUTY_STORES[how](cls, capsule.run("f"))
+    assert hooks.is_operand_hook(vars(cls)["__radd__"]) or type(vars(cls)["__radd__"]) in (
+        hooks._OperandHook,
+        hooks._OperandDataHook,
+    )
+    Vault(token) + _instance(capsule)
+    _no_token(capsule, token)
+
+
+def test_type_setattr_stays_type_setattr_for_trusted_classes():
+    class Plain:
+        pass
+
+    type.__setattr__(Plain, "__add__", lambda self, o: ("added", o))
+    setattr(Plain, "__radd__", lambda self, o: ("radded", o))
+    assert Plain() + 1 == ("added", 1) and 1 + Plain() == ("radded", 1)
+    type.__delattr__(Plain, "__add__")
+    assert "__add__" not in vars(Plain)
+    with pytest.raises(TypeError):
+        object.__setattr__(Plain, "x", 1)  # CPython's own check still holds
+
+
+# -- 5. shared enum classes with their own __setattr__ ----------------------------------------
+def test_no_loaded_stdlib_enum_class_goes_past_the_member_guard():
+    """deputies guards enum members through enum.Enum.__setattr__; a shared enum class with
+    its own is wrapped by classfreeze before it is frozen (none in 3.11's stdlib: the scan
+    keeps it so)."""
+    import enum
+    import sys
+
+    stdlib = set(sys.stdlib_module_names)
+    bypass = []
+    todo = [enum.Enum]
+    while todo:
+        cls = todo.pop()
+        todo.extend(type.__subclasses__(cls))
+        if str(cls.__module__).partition(".")[0] not in stdlib or cls is enum.Enum:
+            continue
+        for kind in ("__setattr__", "__delattr__"):
+            own = vars(cls).get(kind)
+            if own is not None and own not in classfreeze._ENUM_GUARDS:
+                bypass.append((cls, kind))
+    assert bypass == []
+
+
+@pytest.mark.parametrize("kind", ["__setattr__", "__delattr__"])
+def test_a_shared_enum_with_its_own_setattr_is_sealed_before_it_is_frozen(kind, token):
+    import enum
+
+    class Shared(enum.Enum):
+        A = 1
+
+        def __setattr__(self, name, value):
+            object.__setattr__(self, name, value)
+
+        def __delattr__(self, name):
+            object.__delattr__(self, name)
+
+    Shared.A.extra = token  # trusted code writes it as before
+    classfreeze.seal_enum_setattr(Shared)
+    classfreeze.seal_enum_setattr(Shared)  # idempotent
+    assert vars(Shared)[kind] in classfreeze._ENUM_GUARDS
+    Shared.A.extra = "trusted again"
+    del Shared.A.extra
+    Shared.A.value2 = 1
+
+    def write():  # what a capsule's write reaches: capsule code is on the stack
+        if kind == "__setattr__":
+            Shared.A.extra = "capsule"
+        else:
+            del Shared.A.value2
+
+    capsule = Capsule(protected={"write": write})
+    with pytest.raises(TypeError, match="shared with trusted code"):
+        capsule.run("write()")
+    assert getattr(Shared.A, "extra", None) is None and Shared.A.value2 == 1
