@@ -656,7 +656,91 @@ static PyTypeObject OperandHookType = {
     .tp_new = oh_new,
 };
 
+/* The __init__ of a capsule class, for the instantiations trusted code makes: the class's
+ * tp_init slot (slot_tp_init, which calls the class dict's __init__) is replaced on each
+ * capsule class whose __init__ is capsule code, so the dict entry stays a plain function
+ * (super().__init__ chains stay as fast as without ipycap).  Called with operands that are
+ * all plain data, or from capsule code, the original slot runs; otherwise
+ * init_slow(self, args, kwargs) (hooks.py) calls __init__ with call-scoped operands. */
+static initproc slot_init_orig = NULL;
+static PyObject *init_slow = NULL;
+
+static int
+guarded_tp_init(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    int plain = 1;
+    for (Py_ssize_t i = 0; plain && i < PyTuple_GET_SIZE(args); i++) {
+        plain = trivially_plain(PyTuple_GET_ITEM(args, i));
+    }
+    if (plain && kwds != NULL) {
+        Py_ssize_t pos = 0;
+        PyObject *k, *v;
+        while (plain && PyDict_Next(kwds, &pos, &k, &v)) {
+            plain = trivially_plain(v);
+        }
+    }
+    if (plain || init_slow == NULL || frame_is_capsule(PyEval_GetFrame())) {
+        return slot_init_orig(self, args, kwds);
+    }
+    PyObject *res =
+        PyObject_CallFunctionObjArgs(init_slow, self, args, kwds != NULL ? kwds : Py_None, NULL);
+    if (res == NULL) {
+        return -1;
+    }
+    if (res != Py_None) {
+        PyErr_Format(PyExc_TypeError, "__init__() should return None, not '%.200s'",
+                     Py_TYPE(res)->tp_name);
+        Py_DECREF(res);
+        return -1;
+    }
+    Py_DECREF(res);
+    return 0;
+}
+
+/* guard_init(cls[, slow]): put guarded_tp_init in cls's tp_init if it is slot_tp_init (the
+ * first call learns slot_tp_init from cls, which must have a Python __init__).  Whether it
+ * is in place. */
+static PyObject *
+ag_guard_init(PyObject *self, PyObject *args)
+{
+    PyTypeObject *cls;
+    PyObject *slow = NULL;
+    if (!PyArg_ParseTuple(args, "O!|O", &PyType_Type, &cls, &slow)) {
+        return NULL;
+    }
+    if (slow != NULL) {
+        Py_INCREF(slow);
+        Py_XSETREF(init_slow, slow);
+    }
+    if (!(cls->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
+        Py_RETURN_FALSE;
+    }
+    if (cls->tp_init == guarded_tp_init) {
+        Py_RETURN_TRUE;
+    }
+    if (slot_init_orig == NULL) {
+        slot_init_orig = cls->tp_init;
+    }
+    if (cls->tp_init != slot_init_orig) {
+        Py_RETURN_FALSE;
+    }
+    cls->tp_init = guarded_tp_init;
+    Py_RETURN_TRUE;
+}
+
+static PyObject *
+ag_init_is_guarded(PyObject *self, PyObject *cls)
+{
+    if (!PyType_Check(cls)) {
+        Py_RETURN_FALSE;
+    }
+    return PyBool_FromLong(((PyTypeObject *)cls)->tp_init == guarded_tp_init);
+}
+
 static PyMethodDef methods[] = {
+    {"guard_init", ag_guard_init, METH_VARARGS,
+     "guard_init(cls[, slow]): guard cls's tp_init (a capsule __init__)"},
+    {"init_is_guarded", ag_init_is_guarded, METH_O, "init_is_guarded(cls)"},
     {"install_setattr_hook", ag_install_setattr_hook, METH_O,
      "install_setattr_hook(hook): hook(cls, name) after a dunder store on a heap class"},
     {"caller_is_capsule", ag_caller_is_capsule, METH_O,

@@ -355,8 +355,12 @@ def _slow_deputies(fn, args, kwargs):
 
 try:
     from ._arrayguard import OperandHook as _OperandC
+    from ._arrayguard import guard_init as _guard_init_c
 except ImportError:  # pragma: no cover
     _OperandC = None
+    _guard_init_slot = None
+else:
+    _guard_init_slot = None  # set at the end of the module, with the slow path defined
 
 
 #: The code of :func:`_operand_function`'s wrappers (one code object for all).
@@ -400,8 +404,47 @@ _CompareHook = _OperandHook
 _CompareDataHook = _OperandDataHook
 
 
+def _mro_entry(cls, name):
+    for klass in _type_mro(cls):
+        entry = _type_dict(klass).get(name)
+        if entry is not None:
+            return entry
+    return None
+
+
+def _guard_init(cls) -> None:
+    """A capsule-made class whose ``__init__`` (its own or inherited) is a capsule function
+    gets the guarded tp_init slot (``_arrayguard.guard_init``): the entry itself stays a
+    plain function, so ``super().__init__`` chains run natively."""
+    if _guard_init_slot is None or not _capsule_made(cls):
+        return
+    entry = _mro_entry(cls, "__init__")
+    if type(entry) is types.FunctionType and guard.is_own(entry):
+        _guard_init_slot(cls)
+
+
+def _guard_inits(cls) -> None:
+    """After ``__init__`` changed on ``cls`` (CPython re-derived the slot of it and of the
+    subclasses that inherit it): guard them again."""
+    todo = [cls]
+    while todo:
+        klass = todo.pop()
+        _guard_init(klass)
+        todo.extend(_subclasses(klass))
+
+
+def _slow_init(self, args, kwargs):
+    """The guarded tp_init's call for a caller that is not capsule code with operands that
+    are not all plain (``K(trusted)`` from trusted code)."""
+    fn = _mro_entry(type(self), "__init__")
+    return _call_operands(fn, (self, *args), kwargs or {}, sys._getframe(1), None, True)
+
+
 def _guard_entry(cls: type, name: str, entry) -> None:
     if _is_trusted(entry):
+        return
+    if name == "__init__" and type(entry) is types.FunctionType and _guard_init_slot is not None:
+        _guard_inits(cls)  # the slot, not the entry (see _guard_init)
         return
     data = hasattr(type(entry), "__set__") or hasattr(type(entry), "__delete__")
     if name in HOOK_NAMES:
@@ -439,7 +482,7 @@ def _prepare_dict(cls: type) -> None:
     if _type_flags(cls) & _HEAPTYPE:
         d = _type_dict(cls)
         names = GUARDED_NAMES if _capsule_made(cls) else _ALWAYS
-        for name in names:
+        for name in d.keys() & names:  # the names the class has (not ~100 lookups)
             entry = d.get(name)
             if entry is not None:
                 _guard_entry(cls, name, entry)
@@ -463,6 +506,7 @@ def prepare(cls) -> None:
         _prepare_dict(klass)
     for klass in _type_mro(type(cls)):
         _prepare_dict(klass)
+    _guard_init(cls)
     key = _address(cls)
     _READY[key] = weakref.ref(cls, lambda _, k=key: _forget(k))
 
@@ -769,9 +813,20 @@ def after_type_store(cls, name) -> None:
         entry = _type_dict(cls).get(name)
         if entry is not None and not _is_trusted(entry):
             _guard_entry(cls, name, entry)
+        if name == "__init__":
+            _guard_inits(cls)  # stored or deleted: CPython re-derived the slots below cls
 
 
 _OPERAND_OR_COMPARE = OPERAND_DUNDERS | COMPARE_HOOKS
+
+if _OperandC is not None:
+
+    class _InitProbe:  # teaches _arrayguard which slot a Python __init__ gives a class
+        def __init__(self):
+            pass
+
+    _guard_init_c(_InitProbe, _slow_init)
+    _guard_init_slot = _guard_init_c
 
 _install()
 guard.after_class_write = after_write

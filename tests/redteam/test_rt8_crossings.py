@@ -494,3 +494,51 @@ def test_a_shared_enum_with_its_own_setattr_is_sealed_before_it_is_frozen(kind, 
     with pytest.raises(TypeError, match="shared with trusted code"):
         capsule.run("write()")
     assert getattr(Shared.A, "extra", None) is None and Shared.A.value2 == 1
+
+
+# -- 6. __init__ through the class's slot ------------------------------------------------------
+INITS = {
+    "own": "class K:\n    def __init__(self, *a):\n        record(*a)\n",
+    "inherited": "class B:\n    def __init__(self, *a):\n        record(*a)\nclass K(B):\n    pass\n",
+    "super_chain": (
+        "class B:\n    def __init__(self, *a):\n        record(*a)\n"
+        "class K(B):\n    def __init__(self, *a):\n        super().__init__(*a)\n"
+    ),
+    "stored_later": "class K:\n    pass\ndef f(self, *a):\n    record(*a)\nK.__init__ = f\n",
+    "stored_on_base_later": (
+        "class B:\n    pass\nclass K(B):\n    pass\ndef f(self, *a):\n    record(*a)\n"
+        "B.__init__ = f\n"
+    ),
+    "deleted_revealing_base": (
+        "class B:\n    def __init__(self, *a):\n        record(*a)\n"
+        "class K(B):\n    def __init__(self, *a):\n        pass\ndel K.__init__\n"
+    ),
+    "keyword": "class K:\n    def __init__(self, **kw):\n        record(**kw)\n",
+}
+
+
+@pytest.mark.parametrize("how", sorted(INITS))
+def test_trusted_instantiation_of_a_capsule_class_hands_init_proxies(how, token):
+    call = (lambda K, v: K(x=v)) if how == "keyword" else (lambda K, v: K(v))
+    plain = _plain(INITS[how])
+    call(plain["K"], Vault(token))
+    assert token in plain["seen"]
+    capsule = _capsule(INITS[how])
+    K = capsule.run("K")
+    obj = call(K, Vault(token))
+    assert type(obj) is K
+    _no_token(capsule, token)
+    if how == "keyword":
+        K(x=1)
+        assert capsule.run("keep[-1]") == 1
+    else:
+        K(1, "two")  # plain operands: as they are
+        assert capsule.run("keep[-2:]") == [1, "two"]
+
+
+def test_a_trusted_deputy_storing_a_capsule_init_is_guarded(token):
+    capsule = _capsule("class K:\n    pass\ndef f(self, *a):\n    record(*a)\n")
+    K = capsule.run("K")
+    setattr(K, "__init__", capsule.run("f"))  # a library helper's store, for the capsule
+    K(Vault(token))
+    _no_token(capsule, token)
