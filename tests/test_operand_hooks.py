@@ -90,8 +90,14 @@ def test_the_tables_are_one():
     assert hooks.COMPARE_HOOKS <= hooks.OPERAND_DUNDERS
     assert hooks.GUARDED_NAMES >= hooks.OPERAND_DUNDERS | hooks.HOOK_NAMES
     # the comparison family's names stay accepted (and are the operand family)
-    assert hooks._CompareHook is hooks._OperandHook
-    assert hooks._CompareDataHook is hooks._OperandDataHook
+    assert issubclass(hooks._CompareHook, hooks._OperandHook)
+    assert issubclass(hooks._CompareDataHook, hooks._OperandDataHook) or issubclass(
+        hooks._CompareDataHook, hooks._CompareHook
+    )
+    for family in (hooks._CompareHook, hooks._CompareDataHook, hooks._OperandHook):
+        assert hooks._is_trusted(family(len, "__eq__")) and hooks.is_operand_hook(
+            family(len, "__eq__")
+        )
     assert hooks._is_trusted(hooks._OperandHook(len, "__eq__"))
     assert hooks._is_trusted(hooks._OperandDataHook(property(len), "__add__"))
     assert hooks._is_trusted(hooks._Hook(len, "__subclasshook__"))

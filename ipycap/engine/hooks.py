@@ -111,6 +111,8 @@ def _is_trusted(entry) -> bool:
     tp = type(entry)
     if tp is _Hook or tp is _DataHook or tp is _OperandHook or tp is _OperandDataHook:
         return True
+    if tp is _CompareHook or tp is _CompareDataHook:
+        return True
     if tp is _OperandC and _OperandC is not None:
         return True
     if tp in _TRUSTED_C:
@@ -372,6 +374,8 @@ def is_operand_hook(entry) -> bool:
     tp = type(entry)
     if tp is _OperandHook or tp is _OperandDataHook or (tp is _OperandC and _OperandC is not None):
         return True
+    if tp is _CompareHook or tp is _CompareDataHook:
+        return True
     return tp is types.FunctionType and entry.__code__ in _OPERAND_FUNCTIONS
 
 
@@ -399,9 +403,15 @@ class _OperandDataHook(_Data, _OperandHook):
     __slots__ = ()
 
 
-# the names of the comparison-only family this one generalises
-_CompareHook = _OperandHook
-_CompareDataHook = _OperandDataHook
+class _CompareHook(_OperandHook):
+    """The operand entry for a comparison (the family this one generalises): the
+    nearest-frame rule only, no standard-library deputy counts as the capsule."""
+
+    __slots__ = ()
+
+
+class _CompareDataHook(_Data, _CompareHook):
+    __slots__ = ()
 
 
 def _mro_entry(cls, name):
@@ -451,6 +461,8 @@ def _guard_entry(cls: type, name: str, entry) -> None:
         replacement = (_DataHook if data else _Hook)(entry, name)
     elif type(entry) is types.FunctionType and name != "__new__":
         replacement = _operand_function(entry, name, cls)
+    elif name in COMPARE_HOOKS:
+        replacement = (_CompareDataHook if data else _CompareHook)(entry, name)
     else:
         replacement = (_OperandDataHook if data else _OperandHook)(entry, name)
     try:
@@ -820,12 +832,12 @@ def after_type_store(cls, name) -> None:
 _OPERAND_OR_COMPARE = OPERAND_DUNDERS | COMPARE_HOOKS
 
 if _OperandC is not None:
-
-    class _InitProbe:  # teaches _arrayguard which slot a Python __init__ gives a class
-        def __init__(self):
-            pass
-
-    _guard_init_c(_InitProbe, _slow_init)
+    # teaches _arrayguard which slot a Python __init__ gives a class (a throwaway class of
+    # no audited module)
+    _guard_init_c(
+        type("probe", (), {"__init__": lambda self: None, "__module__": "ipycap-init-probe"}),
+        _slow_init,
+    )
     _guard_init_slot = _guard_init_c
 
 _install()
