@@ -18,8 +18,53 @@ typedef struct {
     PyObject *fn;
     PyObject *owner;
     PyObject *token;
+    PyObject *convert; /* convert(args) -> exact copies, or NULL: arguments pass as they are */
     vectorcallfunc vectorcall;
 } ViewFunctionObject;
+
+/* Whether an argument is an instance of a heap subclass of a builtin value type (str, bytes,
+ * int, float, complex, tuple, frozenset): such an object may be capsule-made (carry
+ * attributes, a __del__, its class's namespace) and a trusted cache keyed by it would keep
+ * it (issue 11, I3).  One flags test for the exact types every ordinary call passes. */
+static inline int
+needs_copy(PyObject *a)
+{
+    PyTypeObject *tp = Py_TYPE(a);
+    if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
+        return 0;
+    }
+    return (tp->tp_flags & (Py_TPFLAGS_LONG_SUBCLASS | Py_TPFLAGS_BYTES_SUBCLASS |
+                            Py_TPFLAGS_UNICODE_SUBCLASS | Py_TPFLAGS_TUPLE_SUBCLASS)) ||
+           PyFloat_Check(a) || PyComplex_Check(a) || PyFrozenSet_Check(a);
+}
+
+/* The call with every argument that needs it replaced by convert()'s exact copies. */
+static PyObject *
+vf_call_converted(ViewFunctionObject *self, PyObject *const *args, Py_ssize_t nargs,
+                  PyObject *kwnames)
+{
+    Py_ssize_t total = nargs + (kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0);
+    PyObject *given = PyTuple_New(total);
+    if (given == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < total; i++) {
+        PyTuple_SET_ITEM(given, i, Py_NewRef(args[i]));
+    }
+    PyObject *copies = PyObject_CallOneArg(self->convert, given);
+    Py_DECREF(given);
+    if (copies == NULL) {
+        return NULL;
+    }
+    if (!PyTuple_CheckExact(copies) || PyTuple_GET_SIZE(copies) != total) {
+        Py_DECREF(copies);
+        PyErr_SetString(PyExc_RuntimeError, "ipycap: argument conversion failed");
+        return NULL;
+    }
+    PyObject *res = PyObject_Vectorcall(self->fn, &PyTuple_GET_ITEM(copies, 0), nargs, kwnames);
+    Py_DECREF(copies);
+    return res;
+}
 
 static int
 vf_check(ViewFunctionObject *self)
@@ -48,6 +93,15 @@ vf_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwna
         return NULL;
     }
     PyObject *fn = self->fn;
+    if (self->convert != NULL) {
+        Py_ssize_t total =
+            PyVectorcall_NARGS(nargsf) + (kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0);
+        for (Py_ssize_t i = 0; i < total; i++) {
+            if (needs_copy(args[i])) {
+                return vf_call_converted(self, args, PyVectorcall_NARGS(nargsf), kwnames);
+            }
+        }
+    }
     if (kwnames == NULL && PyCFunction_CheckExact(fn)) {
         /* a builtin's C function directly, as CPython's specialised calls do (math.sqrt) */
         Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
@@ -75,12 +129,13 @@ vf_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwna
 
 static PyTypeObject ViewFunction_Type;
 
-/* make(fn, owner): for the engine only (the type has no constructor capsule code could call) */
+/* make(fn, owner, convert=None): for the engine only (the type has no constructor capsule
+ * code could call) */
 static PyObject *
 vf_make(PyObject *module, PyObject *args)
 {
-    PyObject *fn, *owner;
-    if (!PyArg_UnpackTuple(args, "make", 2, 2, &fn, &owner)) {
+    PyObject *fn, *owner, *convert = Py_None;
+    if (!PyArg_UnpackTuple(args, "make", 2, 3, &fn, &owner, &convert)) {
         return NULL;
     }
     ViewFunctionObject *self = PyObject_GC_New(ViewFunctionObject, &ViewFunction_Type);
@@ -90,6 +145,7 @@ vf_make(PyObject *module, PyObject *args)
     self->fn = Py_NewRef(fn);
     self->owner = Py_NewRef(owner);
     self->token = Py_NewRef(Py_None); /* never an epoch: checked at the first call */
+    self->convert = convert == Py_None ? NULL : Py_NewRef(convert);
     self->vectorcall = vf_vectorcall;
     PyObject_GC_Track(self);
     return (PyObject *)self;
@@ -101,6 +157,7 @@ vf_traverse(ViewFunctionObject *self, visitproc visit, void *arg)
     Py_VISIT(self->fn);
     Py_VISIT(self->owner);
     Py_VISIT(self->token);
+    Py_VISIT(self->convert);
     return 0;
 }
 
@@ -110,6 +167,7 @@ vf_clear(ViewFunctionObject *self)
     Py_CLEAR(self->fn);
     Py_CLEAR(self->owner);
     Py_CLEAR(self->token);
+    Py_CLEAR(self->convert);
     return 0;
 }
 

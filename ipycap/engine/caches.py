@@ -17,6 +17,21 @@ are not: a capsule ``str`` subclass can only collide with a stored string whose 
 (keyed per process) it computed from that same string, so it learns nothing it did not
 know.  The rule: a key that would run capsule code when hashed or compared never meets the
 table; such a call computes afresh and stores nothing.
+
+They do keep the key *object* they are given (issue 11, I3; rt8 finding 4): a capsule
+``str`` subclass instance used as a pattern stayed in ``re``'s cache after the cell, with
+everything it holds (attributes, its class and so the cell's namespace), and its ``__del__``
+ran later inside whichever trusted call evicted it (``re.purge()``), on the main thread and
+without the cell's limits.  The rule: *a trusted table never stores a capsule-made object*.
+(1) Arguments that are instances of heap subclasses of the builtin value types reach the
+standard library's functions as exact builtin copies (:func:`exact_args`): the module views'
+functions convert them (``modules._revocable_function``, C ``_viewcalls``), except in the
+modules whose functions take objects by identity (``copy``, ``pprint``, ``operator``...).
+(2) The caches a capsule reaches *natively*, through a method of a trusted object it holds
+(``Pattern.sub``/``Match.expand`` reach ``re._compile_repl``; ``datetime.strptime`` reaches
+``_strptime._strptime``), convert at the cache itself (:class:`_ExactKeys`).  (3) ``typing``'s
+caches, keyed by objects (classes, ``Literal`` values), skip every key holding a capsule-made
+object (:func:`capsule_made`).  tests/test_kept_objects.py scans every module-level table.
 """
 
 from __future__ import annotations
@@ -38,6 +53,98 @@ _C_CODE = (
     types.ClassMethodDescriptorType,
     types.MethodWrapperType,
 )
+
+
+#: exact copies of a subclass instance: the value, by the base type's own slot (no capsule code)
+_COPIES = (
+    (str, str.__str__),
+    (bytes, bytes.__bytes__),
+    (int, int.__int__),
+    (float, float.__float__),
+    (complex, complex.__complex__),
+)
+_tuple_slice = tuple.__getitem__
+_frozenset_copy = frozenset.copy
+_ALL = slice(None)
+
+
+def exact_copy(value, _depth: int = 0):
+    """``value`` itself when its type is a builtin one (or a static C type: numpy's scalars,
+    bool); an exact builtin copy of an instance of a heap subclass of str, bytes, int, float,
+    complex, tuple or frozenset (items converted too).  Runs no code of the value's class: the
+    copies are the base types' own C slots, read through their descriptors."""
+    tp = type(value)
+    if tp in _EXACT or not _type_flags(tp) & _HEAPTYPE:
+        if tp is tuple and _depth < 20:
+            items = [exact_copy(v, _depth + 1) for v in value]
+            if any(a is not b for a, b in zip(items, value, strict=True)):
+                return tuple(items)
+        return value
+    mro = _type_mro(tp)
+    for base, copy in _COPIES:
+        for klass in mro:
+            if klass is base:
+                return copy(value)
+    for klass in mro:
+        if klass is tuple:
+            return tuple([exact_copy(v, _depth + 1) for v in _tuple_slice(value, _ALL)])
+        if klass is frozenset:
+            return frozenset([exact_copy(v, _depth + 1) for v in _frozenset_copy(value)])
+    return value
+
+
+def exact_args(args: tuple) -> tuple:
+    """Every item of ``args`` as :func:`exact_copy` gives it (the module views' functions)."""
+    return tuple([exact_copy(a) for a in args])
+
+
+class _ExactKeys:
+    """A trusted cache-filling function (an ``lru_cache`` wrapper or a function filling a
+    dict) that a capsule reaches natively: its str/bytes arguments are stored as exact
+    copies.  ``cache_clear``/``cache_info`` stay the cache's."""
+
+    __slots__ = ("_func", "__wrapped__")
+
+    def __init__(self, func):
+        self._func = func
+        self.__wrapped__ = func
+
+    def __call__(self, *args, **kwargs):
+        for a in args:
+            if type(a) not in _EXACT:
+                args = exact_args(args)
+                break
+        return self._func(*args, **kwargs)
+
+    def cache_clear(self):
+        self._func.cache_clear()
+
+    def cache_info(self):
+        return self._func.cache_info()
+
+
+def _guard_native_caches() -> None:
+    import _strptime
+    import re
+
+    if type(re._compile_repl) is not _ExactKeys:
+        re._compile_repl = _ExactKeys(re._compile_repl)
+    if type(_strptime._strptime) is not _ExactKeys:
+        _strptime._strptime = _ExactKeys(_strptime._strptime)
+
+
+def capsule_made(value, _depth: int = 0) -> bool:
+    """Whether ``value`` is, or holds (in a tuple, list or frozenset), an object a capsule made:
+    an instance of a class a capsule's class statement made, such a class, a function or
+    method of capsule code (``guard.is_own_static``: by identity, nothing of it runs)."""
+    from . import guard
+
+    tp = type(value)
+    if tp in _EXACT:
+        return False
+    if tp is tuple or tp is frozenset or tp is list:
+        return _depth > 20 or any(capsule_made(v, _depth + 1) for v in value)
+    return guard.is_own_static(value)
 
 
 def _trusted_entry(entry) -> bool:
@@ -84,7 +191,14 @@ class _Bypass:
         self._func = func
 
     def __call__(self, *args, **kwargs):
-        if capsule_keyed(args) or (kwargs and capsule_keyed(list(kwargs.values()))):
+        if (
+            capsule_keyed(args)
+            or capsule_made(args)
+            or (
+                kwargs
+                and (capsule_keyed(list(kwargs.values())) or capsule_made(list(kwargs.values())))
+            )
+        ):
             return self._func(*args, **kwargs)
         return self._cached(*args, **kwargs)
 
@@ -125,3 +239,4 @@ def _guard_typing() -> None:
 def install() -> None:
     """Guard the shared caches (once per process; idempotent)."""
     _guard_typing()
+    _guard_native_caches()
