@@ -349,6 +349,39 @@ assert typing.List[D] == typing.List[D]
     )
 
 
+def test_module_functions_receive_exact_copies(ip):
+    """What the stdlib function sees: the value, as an exact builtin, whatever the subclass
+    overrides (the copies read the base type's data, in C for str/bytes/int/float)."""
+    ip.ok(
+        """%%capsule --allow-import struct
+import re, json, struct, textwrap, datetime
+class K(str):
+    def __str__(self):
+        return "spoofed"
+class N(int):
+    def __int__(self):
+        return 99
+    __index__ = __int__
+class F(float):
+    def __float__(self):
+        return 9.5
+class Bt(bytes):
+    pass
+class Tp(tuple):
+    pass
+p = re.compile(K("abé😀"), N(2))
+assert type(p.pattern) is str and p.pattern == "abé😀" and type(p.flags) is int
+assert re.compile(Bt(b"xy")).pattern == b"xy" and type(re.compile(Bt(b"xz")).pattern) is bytes
+assert json.dumps(N(5)) == "5" and json.dumps(F(1.5)) == "1.5"
+assert json.dumps(Tp((K("a"), N(1)))) == '["a", 1]'
+assert struct.pack(Bt(b">h"), N(3)) == b"\\x00\\x03"
+assert textwrap.dedent(K("  q")) == "q"
+assert re.sub(K("a"), K("b"), K("aa"), count=N(1)) == "ba"
+assert datetime.datetime.strptime("2020", K("%Y")).year == 2020
+"""
+    )
+
+
 def test_a_plain_str_reaches_the_function_unchanged(ip):
     ip.ok(
         """%%capsule

@@ -38,12 +38,67 @@ needs_copy(PyObject *a)
            PyFloat_Check(a) || PyComplex_Check(a) || PyFrozenSet_Check(a);
 }
 
-/* The call with every argument that needs it replaced by convert()'s exact copies. */
+/* An exact copy of a str, bytes, int or float subclass instance, by the base type's own
+ * data (no code of the subclass runs); NULL without an error for the other types. */
+static PyObject *
+fast_copy(PyObject *a)
+{
+    unsigned long flags = Py_TYPE(a)->tp_flags;
+    if (flags & Py_TPFLAGS_UNICODE_SUBCLASS) {
+        if (PyUnicode_READY(a) < 0) {
+            return NULL;
+        }
+        return PyUnicode_FromKindAndData(PyUnicode_KIND(a), PyUnicode_DATA(a),
+                                         PyUnicode_GET_LENGTH(a));
+    }
+    if (flags & Py_TPFLAGS_BYTES_SUBCLASS) {
+        return PyBytes_FromStringAndSize(PyBytes_AS_STRING(a), PyBytes_GET_SIZE(a));
+    }
+    if (flags & Py_TPFLAGS_LONG_SUBCLASS) {
+        return PyLong_Type.tp_as_number->nb_int(a); /* int's own slot: an exact copy */
+    }
+    if (PyFloat_Check(a)) {
+        return PyFloat_FromDouble(PyFloat_AS_DOUBLE(a));
+    }
+    return NULL;
+}
+
+/* The call with every argument that needs it replaced by an exact copy: in C for the
+ * common value types, else by convert() (tuples, frozensets, complex: caches.exact_args). */
 static PyObject *
 vf_call_converted(ViewFunctionObject *self, PyObject *const *args, Py_ssize_t nargs,
                   PyObject *kwnames)
 {
     Py_ssize_t total = nargs + (kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0);
+    PyObject *small[8];
+    if (total <= 8) {
+        Py_ssize_t i = 0;
+        for (; i < total; i++) {
+            PyObject *a = args[i];
+            if (!needs_copy(a)) {
+                small[i] = Py_NewRef(a);
+                continue;
+            }
+            PyObject *c = fast_copy(a);
+            if (c == NULL) {
+                break;
+            }
+            small[i] = c;
+        }
+        if (i == total) {
+            PyObject *res = PyObject_Vectorcall(self->fn, small, nargs, kwnames);
+            for (Py_ssize_t j = 0; j < total; j++) {
+                Py_DECREF(small[j]);
+            }
+            return res;
+        }
+        for (Py_ssize_t j = 0; j < i; j++) {
+            Py_DECREF(small[j]);
+        }
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+    }
     PyObject *given = PyTuple_New(total);
     if (given == NULL) {
         return NULL;
