@@ -96,6 +96,11 @@ typing.List[Own]
 typing.Optional[Own]
 typing.Callable[[Own], Own]
 typing.Literal[I(3)]
+ipaddress.ip_network(("10.0.0.0", I(8)))
+ipaddress.IPv4Network(("10.0.0.0", I(9)))
+ipaddress.IPv6Network(("::", I(16)))
+ipaddress.IPv4Interface((K("10.0.0.1"), I(10)))
+re.search(K("q(?P<n>x)"), "qx").expand(K(r"\\g<n>"))
 del args, f, module, name
 """
 )
@@ -236,6 +241,25 @@ def test_struct_cache_keeps_no_capsule_object(ip, unraisable):
 
     call = 'import struct\nstruct.pack(K(">h"), 1)\nstruct.calcsize(B(b">q"))'
     assert not _later(ip, call, struct._clearcache, unraisable)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        'import ipaddress\nipaddress.ip_network(("10.0.0.0", I(12)))',
+        'import ipaddress\nipaddress.IPv4Network(("10.0.0.0", I(13)))',
+        'import ipaddress\nipaddress.IPv6Network(("::", I(17)))',
+    ],
+    ids=["function", "class-native", "v6-native"],
+)
+def test_ipaddress_netmask_cache_keeps_no_capsule_object(ip, unraisable, call):
+    import ipaddress
+
+    def clear():
+        ipaddress.IPv4Network._netmask_cache.clear()
+        ipaddress.IPv6Network._netmask_cache.clear()
+
+    assert not _later(ip, call, clear, unraisable)
 
 
 def test_typing_caches_keep_no_capsule_object(ip, unraisable):

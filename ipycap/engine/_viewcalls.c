@@ -31,6 +31,21 @@ needs_copy(PyObject *a)
 {
     PyTypeObject *tp = Py_TYPE(a);
     if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
+        if (tp == &PyTuple_Type) { /* (address, prefix) pairs: their items too, one level */
+            for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(a); i++) {
+                if (Py_TYPE(PyTuple_GET_ITEM(a, i))->tp_flags & Py_TPFLAGS_HEAPTYPE) {
+                    PyObject *item = PyTuple_GET_ITEM(a, i);
+                    PyTypeObject *it = Py_TYPE(item);
+                    if ((it->tp_flags &
+                         (Py_TPFLAGS_LONG_SUBCLASS | Py_TPFLAGS_BYTES_SUBCLASS |
+                          Py_TPFLAGS_UNICODE_SUBCLASS | Py_TPFLAGS_TUPLE_SUBCLASS)) ||
+                        PyFloat_Check(item) || PyComplex_Check(item) ||
+                        PyFrozenSet_Check(item)) {
+                        return 1;
+                    }
+                }
+            }
+        }
         return 0;
     }
     return (tp->tp_flags & (Py_TPFLAGS_LONG_SUBCLASS | Py_TPFLAGS_BYTES_SUBCLASS |

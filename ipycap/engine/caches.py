@@ -37,6 +37,8 @@ object (:func:`capsule_made`).  tests/test_kept_objects.py scans every module-le
 from __future__ import annotations
 
 import builtins
+import functools
+import sys
 import types
 
 _HEAPTYPE = 1 << 9
@@ -100,8 +102,9 @@ def exact_args(args: tuple) -> tuple:
 
 class _ExactKeys:
     """A trusted cache-filling function (an ``lru_cache`` wrapper or a function filling a
-    dict) that a capsule reaches natively: its str/bytes arguments are stored as exact
-    copies.  ``cache_clear``/``cache_info`` stay the cache's."""
+    dict) that a capsule reaches natively: its value-subclass arguments are stored as exact
+    copies.  Binds like the function it stands for; ``cache_clear``/``cache_info`` stay the
+    cache's."""
 
     __slots__ = ("_func", "__wrapped__")
 
@@ -114,7 +117,12 @@ class _ExactKeys:
             if type(a) not in _EXACT:
                 args = exact_args(args)
                 break
+        if kwargs:
+            kwargs = {k: exact_copy(v) for k, v in kwargs.items()}
         return self._func(*args, **kwargs)
+
+    def __get__(self, obj, owner=None):
+        return self if obj is None else types.MethodType(self, obj)
 
     def cache_clear(self):
         self._func.cache_clear()
@@ -122,15 +130,88 @@ class _ExactKeys:
     def cache_info(self):
         return self._func.cache_info()
 
+    def cache_parameters(self):
+        return self._func.cache_parameters()
+
+
+#: Caches that are not lru_caches, filled by a function a capsule reaches natively (through
+#: a method of a trusted object or a class it calls): module -> (class or None, function).
+#: ``Pattern.sub``/``Match.expand`` reach ``re._compile_repl``; ``datetime.strptime``
+#: reaches ``_strptime._strptime``; ``IPv4Network((addr, n))`` reaches ``_make_netmask``
+#: (``cls._netmask_cache[arg]``).  tests/test_kept_objects.py's scan finds new ones.
+_NATIVE_FILLERS = {
+    "re": ((None, "_compile_repl"),),
+    "_strptime": ((None, "_strptime"),),
+    "ipaddress": (("_BaseV4", "_make_netmask"), ("_BaseV6", "_make_netmask")),
+}
+
+
+def _guard_fillers(module, name) -> None:
+    d = module.__dict__
+    for cls_name, func_name in _NATIVE_FILLERS.get(name, ()):
+        if cls_name is None:
+            if type(d.get(func_name)) is not _ExactKeys:
+                d[func_name] = _ExactKeys(d[func_name])
+            continue
+        cls = d[cls_name]
+        entry = _type_dict(cls)[func_name]
+        if type(entry) is classmethod and type(entry.__func__) is not _ExactKeys:
+            type.__setattr__(cls, func_name, classmethod(_ExactKeys(entry.__func__)))
+
 
 def _guard_native_caches() -> None:
     import _strptime
+    import ipaddress
     import re
 
-    if type(re._compile_repl) is not _ExactKeys:
-        re._compile_repl = _ExactKeys(re._compile_repl)
-    if type(_strptime._strptime) is not _ExactKeys:
-        _strptime._strptime = _ExactKeys(_strptime._strptime)
+    for module in (re, _strptime, ipaddress):
+        on_view(module)
+
+
+_LRU = type(functools.lru_cache()(lambda: None))
+_SEEN: dict = {}  # module name -> the module whose lru caches were guarded
+#: typing's caches skip capsule-made keys instead (_Bypass); functools' are the caller's own.
+_NOT_GUARDED = frozenset({"typing", "functools"})
+
+
+def _lru_in(entry):
+    """The lru_cache wrapper an entry of a class dict stands for (and how to rewrap it)."""
+    if type(entry) is _LRU:
+        return entry, lambda g: g
+    if type(entry) in (classmethod, staticmethod) and type(entry.__func__) is _LRU:
+        kind = type(entry)
+        return entry.__func__, kind
+    return None, None
+
+
+def on_view(module) -> None:
+    """Before a capsule first sees a standard-library module: its own ``lru_cache``s (module
+    functions and its classes' methods, e.g. ``ipaddress``' netmask cache, ``fnmatch``'s
+    pattern cache) store exact copies of value-subclass arguments, since a capsule reaches
+    them natively (a class it calls, a method of an object it holds), not only through the
+    view's functions.  Once per module object."""
+    name = getattr(module, "__name__", None)
+    if type(name) is not str or _SEEN.get(name) is module:
+        return
+    _SEEN[name] = module
+    top = name.partition(".")[0]
+    if top not in sys.stdlib_module_names or top in _NOT_GUARDED:
+        return
+    d = getattr(module, "__dict__", None)
+    if type(d) is not dict:
+        return
+    _guard_fillers(module, name)
+    for key, value in list(d.items()):
+        if type(value) is _LRU and getattr(value, "__module__", None) == name:
+            d[key] = _ExactKeys(value)
+        elif isinstance(value, type) and _type_dict(value).get("__module__") == name:
+            for attr, entry in list(_type_dict(value).items()):
+                func, wrap = _lru_in(entry)
+                if func is not None:
+                    try:
+                        type.__setattr__(value, attr, wrap(_ExactKeys(func)))
+                    except TypeError:  # pragma: no cover - an immutable class
+                        pass
 
 
 def capsule_made(value, _depth: int = 0) -> bool:

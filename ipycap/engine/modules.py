@@ -409,6 +409,7 @@ def make_view(module, context=None, name=None, once=False) -> ModuleView:
     if _library_install is not None:
         _library_install()  # profiled methods of libraries imported since (once each)
     _deputies.on_view(module)
+    caches.on_view(module)  # its lru_caches store no capsule-made key (before freezing)
     _classfreeze.freeze_reachable(module)  # stdlib classes it leads to (classfreeze.py)
     if view is None or _view_module(view) is not module:
         view = ModuleView.__new__(ModuleView)
