@@ -33,7 +33,10 @@ ip = _magics.ip
 
 DRIVEN = (
     "re json datetime string textwrap unicodedata difflib calendar time decimal fractions "
-    "fnmatch struct shlex html base64 binascii ipaddress"
+    "fnmatch struct shlex html base64 binascii ipaddress "
+    # modules whose functions take objects by identity (no conversion): they must keep none
+    "copy pprint dataclasses enum operator collections itertools functools heapq bisect "
+    "statistics random math cmath numbers"
 ).split()
 GRANTED = "fnmatch,struct,shlex,html,base64,binascii,ipaddress"
 
@@ -64,14 +67,20 @@ DRIVER = (
     + """
 import re, json, datetime, string, textwrap, unicodedata, difflib, calendar, time, decimal
 import fractions, fnmatch, struct, shlex, html, base64, binascii, ipaddress, typing
+import copy, pprint, dataclasses, enum, operator, collections, itertools, functools, heapq
+import bisect, statistics, random, math, cmath, numbers
 BY_NAME = {m.__name__: m for m in (re, json, datetime, string, textwrap, unicodedata, difflib,
     calendar, time, decimal, fractions, fnmatch, struct, shlex, html, base64, binascii,
-    ipaddress)}
+    ipaddress, copy, pprint, dataclasses, enum, operator, collections, itertools, functools,
+    heapq, bisect, statistics, random, math, cmath, numbers)}
 ARGS = [
     (K("%Y"),), (K("a*"), ), (B(b"i"),), (K("x"), K("x")), (K("(a)"), K("a")),
     (K("2020"), K("%Y")), (K("a"), K("b"), K("c")), (I(0),), (T((K("x"),)),),
     (K("192.168.0.1"),), (B(b"aGk="),), (K("<a>"),), (K("a b"),), (K("l"), B(b"x" * 8)),
+    (Own,), (own_function,), (K("a"), own_function, K("a")), (own_function, (I(1), I(2))),
+    (("10.0.0.0", I(8)),), (Own(),),
 ]
+calls = 0
 for modname in MODULES:
     module = BY_NAME[modname]
     for name in dir(module):
@@ -83,8 +92,10 @@ for modname in MODULES:
         for args in ARGS:
             try:
                 f(*args)
+                calls += 1
             except Exception:
                 pass
+assert calls > 500, calls  # the driver reached the functions
 # the caches a capsule reaches natively, through methods of trusted objects
 datetime.datetime.strptime("2020", K("%Y"))
 re.compile("(a)").sub(K(r"\\1"), "a")
