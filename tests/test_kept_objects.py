@@ -60,7 +60,7 @@ def own_function():
 """
 
 DRIVER = (
-    "%%capsule --timeout 60 --allow-import "
+    "%%capsule --timeout 60 --allow-read . --allow-import "
     + GRANTED
     + "\n"
     + CLASSES
@@ -112,6 +112,23 @@ ipaddress.IPv4Network(("10.0.0.0", I(9)))
 ipaddress.IPv6Network(("::", I(16)))
 ipaddress.IPv4Interface((K("10.0.0.1"), I(10)))
 re.search(K("q(?P<n>x)"), "qx").expand(K(r"\\g<n>"))
+import pathlib, glob, os.path
+STAND_INS = [
+    lambda: list(pathlib.Path(".").glob(K("*.kept"))),
+    lambda: list(pathlib.Path(".").glob(K("x/*.kept"))),
+    lambda: list(pathlib.Path(".").rglob(K("*.kept2"))),
+    lambda: pathlib.PurePath("a.kept").match(K("*.kept")),
+    lambda: pathlib.PurePath(K("x/a.kept")).with_suffix(K(".k")),
+    lambda: glob.glob(K("*.kept3")),
+    lambda: os.path.join(K("a"), K("b")),
+    lambda: os.path.normpath(K("a/./b")),
+]
+for call in STAND_INS:
+    try:
+        call()
+    except Exception:  # pathlib interns parts: "can't intern K", as in plain Python
+        pass
+del call
 del args, f, module, name
 """
 )
