@@ -73,7 +73,8 @@ _ALL = slice(None)
 def exact_copy(value, _depth: int = 0):
     """``value`` itself when its type is a builtin one (or a static C type: numpy's scalars,
     bool); an exact builtin copy of an instance of a heap subclass of str, bytes, int, float,
-    complex, tuple or frozenset (items converted too).  Runs no code of the value's class: the
+    complex (the value is the base type's), and of tuple or frozenset when its class or an
+    item is capsule-made (items converted too).  Runs no code of the value's class: the
     copies are the base types' own C slots, read through their descriptors."""
     tp = type(value)
     if tp in _EXACT or not _type_flags(tp) & _HEAPTYPE:
@@ -88,11 +89,21 @@ def exact_copy(value, _depth: int = 0):
             if klass is base:
                 return copy(value)
     for klass in mro:
-        if klass is tuple:
-            return tuple([exact_copy(v, _depth + 1) for v in _tuple_slice(value, _ALL)])
-        if klass is frozenset:
-            return frozenset([exact_copy(v, _depth + 1) for v in _frozenset_copy(value)])
+        if klass is tuple or klass is frozenset:
+            items = list(_tuple_slice(value, _ALL) if klass is tuple else _frozenset_copy(value))
+            if not _capsule_class(mro) and not capsule_made(items):
+                # a trusted class's instance of trusted values (time.struct_time, whose
+                # tm_zone a plain tuple would lose; a stdlib namedtuple): as it is
+                return value
+            items = [exact_copy(v, _depth + 1) for v in items]
+            return tuple(items) if klass is tuple else frozenset(items)
     return value
+
+
+def _capsule_class(mro) -> bool:
+    from . import guard
+
+    return any(k in guard.OWN_TYPES for k in mro)
 
 
 def exact_args(args: tuple) -> tuple:
