@@ -14,7 +14,7 @@ import itertools
 import operator
 
 from common import Settings, Table, check, compare, fmt_ns
-from workloads import CELL_50, CLASS_WORKLOADS, RP_PORTS, WORKLOADS
+from workloads import CELL_50, CLASS_WORKLOADS, OPERATORS, RP_PORTS, WORKLOADS
 
 from ipycap import Capsule
 from ipycap.engine.codeexec import compile_gated
@@ -186,6 +186,26 @@ def bench_class_workloads(settings: Settings) -> list[Table]:
     return tables
 
 
+def bench_operators(settings: Settings) -> list[Table]:
+    """Operators, ``in`` and indexing of own classes: the cost of the operand hooks
+    (hooks.py; no RestrictedPython column, it refuses every dunder name)."""
+    plain = plain_work(OPERATORS)
+    caps = capsule_work(OPERATORS)
+    if caps() != plain():
+        raise AssertionError("operators: capsule work() differs from plain")
+    table = compare(
+        "engine: operators of own classes",
+        {"plain exec": _repeat(plain), "capsule": _repeat(caps)},
+        settings,
+        unit="call",
+    )
+    table.notes.append(
+        "every argument-taking dunder of a capsule class is an operand hook (hooks.py): "
+        "a C nearest-frame check per call"
+    )
+    return [table]
+
+
 def bench_compile(settings: Settings) -> list[Table]:
     """Gate+compile of a fresh 50-line cell vs plain ``compile`` (cache bypassed)."""
     counter = itertools.count()
@@ -283,6 +303,7 @@ def run(settings: Settings) -> list[Table]:
     return (
         bench_workloads(settings)
         + bench_class_workloads(settings)
+        + bench_operators(settings)
         + bench_compile(settings)
         + bench_rerun(settings)
     )

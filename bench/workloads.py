@@ -97,6 +97,41 @@ def work():
     return round(total, 6)
 """
 
+#: Operators, ``in`` and indexing of the capsule's own classes: every dunder a capsule class
+#: defines with an argument is an operand hook (ipycap/engine/hooks.py).  Not in WORKLOADS:
+#: RestrictedPython refuses any name starting with '_', so it has no port.
+OPERATORS = """
+class Vec:
+    def __init__(self, x, y):
+        self.x = x
+        self.y = y
+
+    def __add__(self, other):
+        return Vec(self.x + other.x, self.y + other.y)
+
+    def __mul__(self, k):
+        return Vec(self.x * k, self.y * k)
+
+    def __eq__(self, other):
+        return self.x == other.x and self.y == other.y
+
+    def __getitem__(self, i):
+        return self.x if i == 0 else self.y
+
+    def __contains__(self, v):
+        return v == self.x or v == self.y
+
+vs = [Vec(i, i + 1) for i in range(30)]
+
+def work():
+    total = Vec(0, 0)
+    hits = 0
+    for v in vs:
+        total = total + v * 2
+        hits += (3 in v) + (v == total) + v[1]
+    return total.x, total.y, hits
+"""
+
 WORKLOADS = {
     "loops in a function": LOOPS,
     "attributes of own objects": ATTRS,

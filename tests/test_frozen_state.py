@@ -67,14 +67,6 @@ CLASSIFIED = {
     "ipycap.engine.modules._Owner": "held in modules._OWNERS, never handed out",
     "ipycap.engine.deputies.PerCapsule": "a module attribute the views resolve "
     "(modules._view_miss): capsule code gets the factory's copy, never the PerCapsule",
-    # brief B (hooks.py) and E (membrane/): wrappers of the capsule's own callables; a
-    # re-init re-aims them at another capsule callable, still inside the wrapper
-    "ipycap.engine.hooks._Hook": "wraps a capsule class's own hook; re-aimed, still wrapped",
-    "ipycap.engine.hooks._DataHook": "wraps a capsule class's own hook; re-aimed, still wrapped",
-    "ipycap.engine.hooks._CompareHook": "wraps a capsule comparison; re-aimed, still wrapped",
-    "ipycap.engine.hooks._CompareDataHook": "wraps a capsule comparison; still wrapped",
-    "ipycap.engine.hooks._Bound": "a capsule hook bound by _Hook; re-aimed, still wrapped",
-    "ipycap.engine.hooks._Operands": "wraps a capsule comparison; re-aimed, still wrapped",
     "ipycap.engine.membrane.authority._ReadOnlyMethod": "a refusing stand-in: re-init "
     "changes only the wording of its refusal",
 }

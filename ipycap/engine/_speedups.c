@@ -561,7 +561,8 @@ judge_steal(ProxyBaseObject *self, PyObject *value)
 static PyObject *
 export_operand(PyObject *value)
 {
-    if (is_plain(value)) {
+    if (is_plain(value) || (PyTuple_CheckExact(value) && all_plain(value))) {
+        /* a flat tuple of exact primitives (df.iat[i, 0]) as membrane.export passes it */
         return Py_NewRef(value);
     }
     if ((PyObject *)Py_TYPE(value) == proxy_class) {

@@ -18,8 +18,123 @@ typedef struct {
     PyObject *fn;
     PyObject *owner;
     PyObject *token;
+    PyObject *convert; /* convert(args) -> exact copies, or NULL: arguments pass as they are */
     vectorcallfunc vectorcall;
 } ViewFunctionObject;
+
+/* Whether an argument is an instance of a heap subclass of a builtin value type (str, bytes,
+ * int, float, complex, tuple, frozenset): such an object may be capsule-made (carry
+ * attributes, a __del__, its class's namespace) and a trusted cache keyed by it would keep
+ * it (issue 11, I3).  One flags test for the exact types every ordinary call passes. */
+static inline int
+needs_copy(PyObject *a)
+{
+    PyTypeObject *tp = Py_TYPE(a);
+    if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
+        if (tp == &PyTuple_Type) { /* (address, prefix) pairs: their items too, one level */
+            for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(a); i++) {
+                if (Py_TYPE(PyTuple_GET_ITEM(a, i))->tp_flags & Py_TPFLAGS_HEAPTYPE) {
+                    PyObject *item = PyTuple_GET_ITEM(a, i);
+                    PyTypeObject *it = Py_TYPE(item);
+                    if ((it->tp_flags &
+                         (Py_TPFLAGS_LONG_SUBCLASS | Py_TPFLAGS_BYTES_SUBCLASS |
+                          Py_TPFLAGS_UNICODE_SUBCLASS | Py_TPFLAGS_TUPLE_SUBCLASS)) ||
+                        PyFloat_Check(item) || PyComplex_Check(item) ||
+                        PyFrozenSet_Check(item)) {
+                        return 1;
+                    }
+                }
+            }
+        }
+        return 0;
+    }
+    return (tp->tp_flags & (Py_TPFLAGS_LONG_SUBCLASS | Py_TPFLAGS_BYTES_SUBCLASS |
+                            Py_TPFLAGS_UNICODE_SUBCLASS | Py_TPFLAGS_TUPLE_SUBCLASS)) ||
+           PyFloat_Check(a) || PyComplex_Check(a) || PyFrozenSet_Check(a);
+}
+
+/* An exact copy of a str, bytes, int or float subclass instance, by the base type's own
+ * data (no code of the subclass runs); NULL without an error for the other types. */
+static PyObject *
+fast_copy(PyObject *a)
+{
+    unsigned long flags = Py_TYPE(a)->tp_flags;
+    if (flags & Py_TPFLAGS_UNICODE_SUBCLASS) {
+        if (PyUnicode_READY(a) < 0) {
+            return NULL;
+        }
+        return PyUnicode_FromKindAndData(PyUnicode_KIND(a), PyUnicode_DATA(a),
+                                         PyUnicode_GET_LENGTH(a));
+    }
+    if (flags & Py_TPFLAGS_BYTES_SUBCLASS) {
+        return PyBytes_FromStringAndSize(PyBytes_AS_STRING(a), PyBytes_GET_SIZE(a));
+    }
+    if (flags & Py_TPFLAGS_LONG_SUBCLASS) {
+        return PyLong_Type.tp_as_number->nb_int(a); /* int's own slot: an exact copy */
+    }
+    if (PyFloat_Check(a)) {
+        return PyFloat_FromDouble(PyFloat_AS_DOUBLE(a));
+    }
+    return NULL;
+}
+
+/* The call with every argument that needs it replaced by an exact copy: in C for the
+ * common value types, else by convert() (tuples, frozensets, complex: caches.exact_args). */
+static PyObject *
+vf_call_converted(ViewFunctionObject *self, PyObject *const *args, Py_ssize_t nargs,
+                  PyObject *kwnames)
+{
+    Py_ssize_t total = nargs + (kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0);
+    PyObject *small[8];
+    if (total <= 8) {
+        Py_ssize_t i = 0;
+        for (; i < total; i++) {
+            PyObject *a = args[i];
+            if (!needs_copy(a)) {
+                small[i] = Py_NewRef(a);
+                continue;
+            }
+            PyObject *c = fast_copy(a);
+            if (c == NULL) {
+                break;
+            }
+            small[i] = c;
+        }
+        if (i == total) {
+            PyObject *res = PyObject_Vectorcall(self->fn, small, nargs, kwnames);
+            for (Py_ssize_t j = 0; j < total; j++) {
+                Py_DECREF(small[j]);
+            }
+            return res;
+        }
+        for (Py_ssize_t j = 0; j < i; j++) {
+            Py_DECREF(small[j]);
+        }
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    PyObject *given = PyTuple_New(total);
+    if (given == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < total; i++) {
+        PyTuple_SET_ITEM(given, i, Py_NewRef(args[i]));
+    }
+    PyObject *copies = PyObject_CallOneArg(self->convert, given);
+    Py_DECREF(given);
+    if (copies == NULL) {
+        return NULL;
+    }
+    if (!PyTuple_CheckExact(copies) || PyTuple_GET_SIZE(copies) != total) {
+        Py_DECREF(copies);
+        PyErr_SetString(PyExc_RuntimeError, "ipycap: argument conversion failed");
+        return NULL;
+    }
+    PyObject *res = PyObject_Vectorcall(self->fn, &PyTuple_GET_ITEM(copies, 0), nargs, kwnames);
+    Py_DECREF(copies);
+    return res;
+}
 
 static int
 vf_check(ViewFunctionObject *self)
@@ -48,6 +163,15 @@ vf_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwna
         return NULL;
     }
     PyObject *fn = self->fn;
+    if (self->convert != NULL) {
+        Py_ssize_t total =
+            PyVectorcall_NARGS(nargsf) + (kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0);
+        for (Py_ssize_t i = 0; i < total; i++) {
+            if (needs_copy(args[i])) {
+                return vf_call_converted(self, args, PyVectorcall_NARGS(nargsf), kwnames);
+            }
+        }
+    }
     if (kwnames == NULL && PyCFunction_CheckExact(fn)) {
         /* a builtin's C function directly, as CPython's specialised calls do (math.sqrt) */
         Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
@@ -75,12 +199,13 @@ vf_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwna
 
 static PyTypeObject ViewFunction_Type;
 
-/* make(fn, owner): for the engine only (the type has no constructor capsule code could call) */
+/* make(fn, owner, convert=None): for the engine only (the type has no constructor capsule
+ * code could call) */
 static PyObject *
 vf_make(PyObject *module, PyObject *args)
 {
-    PyObject *fn, *owner;
-    if (!PyArg_UnpackTuple(args, "make", 2, 2, &fn, &owner)) {
+    PyObject *fn, *owner, *convert = Py_None;
+    if (!PyArg_UnpackTuple(args, "make", 2, 3, &fn, &owner, &convert)) {
         return NULL;
     }
     ViewFunctionObject *self = PyObject_GC_New(ViewFunctionObject, &ViewFunction_Type);
@@ -90,6 +215,7 @@ vf_make(PyObject *module, PyObject *args)
     self->fn = Py_NewRef(fn);
     self->owner = Py_NewRef(owner);
     self->token = Py_NewRef(Py_None); /* never an epoch: checked at the first call */
+    self->convert = convert == Py_None ? NULL : Py_NewRef(convert);
     self->vectorcall = vf_vectorcall;
     PyObject_GC_Track(self);
     return (PyObject *)self;
@@ -101,6 +227,7 @@ vf_traverse(ViewFunctionObject *self, visitproc visit, void *arg)
     Py_VISIT(self->fn);
     Py_VISIT(self->owner);
     Py_VISIT(self->token);
+    Py_VISIT(self->convert);
     return 0;
 }
 
@@ -110,6 +237,7 @@ vf_clear(ViewFunctionObject *self)
     Py_CLEAR(self->fn);
     Py_CLEAR(self->owner);
     Py_CLEAR(self->token);
+    Py_CLEAR(self->convert);
     return 0;
 }
 

@@ -64,6 +64,14 @@ def shown(text: str, quote: bool = True) -> str:
     return f"'{out}'" if quote else out
 
 
+def shown_whole(text: str, quote: bool = True) -> str:
+    """:func:`shown` without the length limit: the kernel's ``%capsule request`` question
+    names the path the human typed, which must read whole (its end is what differs)."""
+    text = "".join([text]) if isinstance(text, str) else str(text)
+    out = "".join(_escaped(ch) for ch in text)
+    return f"'{out}'" if quote else out
+
+
 def printable(text: str) -> str:
     """A path or name in a refusal message: escaped if it has control or format characters
     (an ANSI escape or a right-to-left override could redraw the message)."""

@@ -302,6 +302,15 @@ def _on_new_class(cls, /):
     # capsule nearest: they get the guard too, which changes nothing for them)
     if guard.asked_by_capsule(frame):
         guard_class(cls)
+        if on_capsule_class is not None:
+            on_capsule_class(
+                cls
+            )  # hooks.prepare: its operand and ABC hooks, as a class statement's
+
+
+#: Set by hooks.py: called with every class made while capsule code asks (a metaclass called
+#: directly, ``types.new_class``, ``make_dataclass``, ``Enum('E', ns)``).
+on_capsule_class = None
 
 
 def refuse_setattr(obj, name) -> None:

@@ -17,11 +17,28 @@ are not: a capsule ``str`` subclass can only collide with a stored string whose 
 (keyed per process) it computed from that same string, so it learns nothing it did not
 know.  The rule: a key that would run capsule code when hashed or compared never meets the
 table; such a call computes afresh and stores nothing.
+
+They do keep the key *object* they are given (issue 11, I3; rt8 finding 4): a capsule
+``str`` subclass instance used as a pattern stayed in ``re``'s cache after the cell, with
+everything it holds (attributes, its class and so the cell's namespace), and its ``__del__``
+ran later inside whichever trusted call evicted it (``re.purge()``), on the main thread and
+without the cell's limits.  The rule: *a trusted table never stores a capsule-made object*.
+(1) Arguments that are instances of heap subclasses of the builtin value types reach the
+standard library's functions as exact builtin copies (:func:`exact_args`): the module views'
+functions convert them (``modules._revocable_function``, C ``_viewcalls``), except in the
+modules whose functions take objects by identity (``copy``, ``pprint``, ``operator``...).
+(2) The caches a capsule reaches *natively*, through a method of a trusted object it holds
+(``Pattern.sub``/``Match.expand`` reach ``re._compile_repl``; ``datetime.strptime`` reaches
+``_strptime._strptime``), convert at the cache itself (:class:`_ExactKeys`).  (3) ``typing``'s
+caches, keyed by objects (classes, ``Literal`` values), skip every key holding a capsule-made
+object (:func:`capsule_made`).  tests/test_kept_objects.py scans every module-level table.
 """
 
 from __future__ import annotations
 
 import builtins
+import functools
+import sys
 import types
 
 _HEAPTYPE = 1 << 9
@@ -38,6 +55,188 @@ _C_CODE = (
     types.ClassMethodDescriptorType,
     types.MethodWrapperType,
 )
+
+
+#: exact copies of a subclass instance: the value, by the base type's own slot (no capsule code)
+_COPIES = (
+    (str, str.__str__),
+    (bytes, bytes.__bytes__),
+    (int, int.__int__),
+    (float, float.__float__),
+    (complex, complex.__complex__),
+)
+_tuple_slice = tuple.__getitem__
+_frozenset_copy = frozenset.copy
+_ALL = slice(None)
+
+
+def exact_copy(value, _depth: int = 0):
+    """``value`` itself when its type is a builtin one (or a static C type: numpy's scalars,
+    bool); an exact builtin copy of an instance of a heap subclass of str, bytes, int, float,
+    complex (the value is the base type's), and of tuple or frozenset when its class or an
+    item is capsule-made (items converted too).  Runs no code of the value's class: the
+    copies are the base types' own C slots, read through their descriptors."""
+    tp = type(value)
+    if tp in _EXACT or not _type_flags(tp) & _HEAPTYPE:
+        if tp is tuple and _depth < 20:
+            items = [exact_copy(v, _depth + 1) for v in value]
+            if any(a is not b for a, b in zip(items, value, strict=True)):
+                return tuple(items)
+        return value
+    mro = _type_mro(tp)
+    for base, copy in _COPIES:
+        for klass in mro:
+            if klass is base:
+                return copy(value)
+    for klass in mro:
+        if klass is tuple or klass is frozenset:
+            items = list(_tuple_slice(value, _ALL) if klass is tuple else _frozenset_copy(value))
+            if not _capsule_class(mro) and not capsule_made(items):
+                # a trusted class's instance of trusted values (time.struct_time, whose
+                # tm_zone a plain tuple would lose; a stdlib namedtuple): as it is
+                return value
+            items = [exact_copy(v, _depth + 1) for v in items]
+            return tuple(items) if klass is tuple else frozenset(items)
+    return value
+
+
+def _capsule_class(mro) -> bool:
+    from . import guard
+
+    return any(k in guard.OWN_TYPES for k in mro)
+
+
+def exact_args(args: tuple) -> tuple:
+    """Every item of ``args`` as :func:`exact_copy` gives it (the module views' functions)."""
+    return tuple([exact_copy(a) for a in args])
+
+
+class _ExactKeys:
+    """A trusted cache-filling function (an ``lru_cache`` wrapper or a function filling a
+    dict) that a capsule reaches natively: its value-subclass arguments are stored as exact
+    copies.  Binds like the function it stands for; ``cache_clear``/``cache_info`` stay the
+    cache's."""
+
+    __slots__ = ("_func", "__wrapped__")
+
+    def __init__(self, func):
+        self._func = func
+        self.__wrapped__ = func
+
+    def __call__(self, *args, **kwargs):
+        for a in args:
+            if type(a) not in _EXACT:
+                args = exact_args(args)
+                break
+        if kwargs:
+            kwargs = {k: exact_copy(v) for k, v in kwargs.items()}
+        return self._func(*args, **kwargs)
+
+    def __get__(self, obj, owner=None):
+        return self if obj is None else types.MethodType(self, obj)
+
+    def cache_clear(self):
+        self._func.cache_clear()
+
+    def cache_info(self):
+        return self._func.cache_info()
+
+    def cache_parameters(self):
+        return self._func.cache_parameters()
+
+
+#: Caches that are not lru_caches, filled by a function a capsule reaches natively (through
+#: a method of a trusted object or a class it calls): module -> (class or None, function).
+#: ``Pattern.sub``/``Match.expand`` reach ``re._compile_repl``; ``datetime.strptime``
+#: reaches ``_strptime._strptime``; ``IPv4Network((addr, n))`` reaches ``_make_netmask``
+#: (``cls._netmask_cache[arg]``).  tests/test_kept_objects.py's scan finds new ones.
+_NATIVE_FILLERS = {
+    "re": ((None, "_compile_repl"),),
+    "_strptime": ((None, "_strptime"),),
+    "ipaddress": (("_BaseV4", "_make_netmask"), ("_BaseV6", "_make_netmask")),
+}
+
+
+def _guard_fillers(module, name) -> None:
+    d = module.__dict__
+    for cls_name, func_name in _NATIVE_FILLERS.get(name, ()):
+        if cls_name is None:
+            if type(d.get(func_name)) is not _ExactKeys:
+                d[func_name] = _ExactKeys(d[func_name])
+            continue
+        cls = d[cls_name]
+        entry = _type_dict(cls)[func_name]
+        if type(entry) is classmethod and type(entry.__func__) is not _ExactKeys:
+            type.__setattr__(cls, func_name, classmethod(_ExactKeys(entry.__func__)))
+
+
+def _guard_native_caches() -> None:
+    import _strptime
+    import ipaddress
+    import re
+
+    for module in (re, _strptime, ipaddress):
+        on_view(module)
+
+
+_LRU = type(functools.lru_cache()(lambda: None))
+_SEEN: dict = {}  # module name -> the module whose lru caches were guarded
+#: typing's caches skip capsule-made keys instead (_Bypass); functools' are the caller's own.
+_NOT_GUARDED = frozenset({"typing", "functools"})
+
+
+def _lru_in(entry):
+    """The lru_cache wrapper an entry of a class dict stands for (and how to rewrap it)."""
+    if type(entry) is _LRU:
+        return entry, lambda g: g
+    if type(entry) in (classmethod, staticmethod) and type(entry.__func__) is _LRU:
+        kind = type(entry)
+        return entry.__func__, kind
+    return None, None
+
+
+def on_view(module) -> None:
+    """Before a capsule first sees a standard-library module: its own ``lru_cache``s (module
+    functions and its classes' methods, e.g. ``ipaddress``' netmask cache, ``fnmatch``'s
+    pattern cache) store exact copies of value-subclass arguments, since a capsule reaches
+    them natively (a class it calls, a method of an object it holds), not only through the
+    view's functions.  Once per module object."""
+    name = getattr(module, "__name__", None)
+    if type(name) is not str or _SEEN.get(name) is module:
+        return
+    _SEEN[name] = module
+    top = name.partition(".")[0]
+    if top not in sys.stdlib_module_names or top in _NOT_GUARDED:
+        return
+    d = getattr(module, "__dict__", None)
+    if type(d) is not dict:
+        return
+    _guard_fillers(module, name)
+    for key, value in list(d.items()):
+        if type(value) is _LRU and getattr(value, "__module__", None) == name:
+            d[key] = _ExactKeys(value)
+        elif isinstance(value, type) and _type_dict(value).get("__module__") == name:
+            for attr, entry in list(_type_dict(value).items()):
+                func, wrap = _lru_in(entry)
+                if func is not None:
+                    try:
+                        type.__setattr__(value, attr, wrap(_ExactKeys(func)))
+                    except TypeError:  # pragma: no cover - an immutable class
+                        pass
+
+
+def capsule_made(value, _depth: int = 0) -> bool:
+    """Whether ``value`` is, or holds (in a tuple, list or frozenset), an object a capsule made:
+    an instance of a class a capsule's class statement made, such a class, a function or
+    method of capsule code (``guard.is_own_static``: by identity, nothing of it runs)."""
+    from . import guard
+
+    tp = type(value)
+    if tp in _EXACT:
+        return False
+    if tp is tuple or tp is frozenset or tp is list:
+        return _depth > 20 or any(capsule_made(v, _depth + 1) for v in value)
+    return guard.is_own_static(value)
 
 
 def _trusted_entry(entry) -> bool:
@@ -84,7 +283,14 @@ class _Bypass:
         self._func = func
 
     def __call__(self, *args, **kwargs):
-        if capsule_keyed(args) or (kwargs and capsule_keyed(list(kwargs.values()))):
+        if (
+            capsule_keyed(args)
+            or capsule_made(args)
+            or (
+                kwargs
+                and (capsule_keyed(list(kwargs.values())) or capsule_made(list(kwargs.values())))
+            )
+        ):
             return self._func(*args, **kwargs)
         return self._cached(*args, **kwargs)
 
@@ -125,3 +331,4 @@ def _guard_typing() -> None:
 def install() -> None:
     """Guard the shared caches (once per process; idempotent)."""
     _guard_typing()
+    _guard_native_caches()

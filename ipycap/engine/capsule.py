@@ -13,6 +13,7 @@ import ast
 import decimal
 import linecache
 import os
+import re
 import sys
 import types
 from collections.abc import Iterable, Mapping
@@ -125,6 +126,10 @@ def _for_terminal(exc: BaseException) -> BaseException:
     return exc
 
 
+#: What ``gate.source_filename`` makes, whole (no '/', no second '<' or '>').
+_CAPSULE_FILENAME = re.compile(r"<capsule-[\w.\-]{0,80}>\Z")
+
+
 def _syntax_error_for_host(tp, args):
     """A SyntaxError keeps a location only in capsule source: the host's traceback printer
     reads the named file (through linecache) after the capsule's frames are gone, so
@@ -132,7 +137,7 @@ def _syntax_error_for_host(tp, args):
     msg = args[0] if args else ""
     details = args[1] if len(args) > 1 and type(args[1]) is tuple else None
     if details and len(details) >= 4 and type(details[0]) is str:
-        if details[0].startswith("<capsule-"):
+        if _CAPSULE_FILENAME.match(details[0]):  # whole: '<capsule-x/../f' names a file
             return tp(msg, details)
     return tp(msg)
 

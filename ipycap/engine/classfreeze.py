@@ -20,6 +20,7 @@ neither frozen nor exempt.
 
 from __future__ import annotations
 
+import enum
 import sys
 import types
 import typing
@@ -80,7 +81,42 @@ def freeze_reachable(module) -> None:
     for cls in [cls for cls, freeze in seen_classes.items() if freeze]:
         if guard.before_freeze is not None:
             guard.before_freeze(cls)  # as share_class does: hooks guarded first
+        seal_enum_setattr(cls)
         guard._freeze_type(cls)
+
+
+def seal_enum_setattr(cls) -> None:
+    """An enum class with its own ``__setattr__``/``__delattr__`` goes past the member guard
+    enum.Enum carries (deputies._guard_enum_members): its shared members would take a
+    capsule's writes.  Before the class is frozen, its own entries are wrapped in the same
+    check (listed members refuse writes while capsule code is on the stack, unless the
+    capsule made the class).  Idempotent; other classes are left alone."""
+    if not isinstance(cls, type) or not issubclass(cls, enum.Enum) or cls is enum.Enum:
+        return
+    d = type.__dict__["__dict__"].__get__(cls)
+    for kind in ("__setattr__", "__delattr__"):
+        own = d.get(kind)
+        if own is None or own in _ENUM_GUARDS:
+            continue
+        guarded = _enum_guard(own, kind)
+        _ENUM_GUARDS.add(guarded)
+        type.__setattr__(cls, kind, guarded)
+
+
+_ENUM_GUARDS: set = set()
+
+
+def _enum_guard(own, kind):
+    call = own.__get__ if hasattr(type(own), "__get__") else None
+
+    def guarded(self, name, *value):
+        if deputies._listed(self) and not guard.is_own(self):
+            deputies._refuse_capsule_write(self, name)
+        fn = call(self, type(self)) if call is not None else (lambda *a: own(self, *a))
+        return fn(name, *value)
+
+    guarded.__name__ = guarded.__qualname__ = kind
+    return guarded
 
 
 def _queue_module(name, pending) -> None:

@@ -136,6 +136,8 @@ class _Gate(ast.NodeTransformer):
         self.lines = source.splitlines()
         self.filename = filename
         self.risky = rules.is_risky_rexec if rexec else rules.is_risky
+        # stores and deletes: the same names, and every dunder hooks.py guards on a class
+        self.risky_store = rules.is_risky_store_rexec if rexec else rules.is_risky_store
         self.names: set[str] = set()
         self.rewrites = 0
 
@@ -214,7 +216,8 @@ class _Gate(ast.NodeTransformer):
                 if type(node.ctx) is ast.Load:
                     names.add(node.id)
             elif tp is ast.Attribute:
-                if risky(_nfkc(node.attr)):
+                attr = _nfkc(node.attr)
+                if risky(attr) or (type(node.ctx) is not ast.Load and self.risky_store(attr)):
                     needs_rewrite = True
             elif tp is ast.AugAssign:
                 if type(node.target) is ast.Name:
@@ -288,7 +291,7 @@ class _Gate(ast.NodeTransformer):
     def visit_Attribute(self, node: ast.Attribute):
         attr = _nfkc(node.attr)
         self.generic_visit(node)
-        if not self.risky(attr):
+        if not self.risky(attr) and (isinstance(node.ctx, ast.Load) or not self.risky_store(attr)):
             return node
         self.rewrites += 1
         if isinstance(node.ctx, ast.Load):
@@ -306,7 +309,7 @@ class _Gate(ast.NodeTransformer):
         )
 
     def _store_target(self, target, value_node, stmt):
-        if isinstance(target, ast.Attribute) and self.risky(_nfkc(target.attr)):
+        if isinstance(target, ast.Attribute) and self.risky_store(_nfkc(target.attr)):
             self.rewrites += 1
             call = ast.Call(
                 func=ast.Name(SETATTR_HOOK, ast.Load()),
@@ -335,7 +338,7 @@ class _Gate(ast.NodeTransformer):
         plain = []
         for target in node.targets:
             attr = getattr(target, "attr", None)
-            if isinstance(target, ast.Attribute) and self.risky(_nfkc(attr)):
+            if isinstance(target, ast.Attribute) and self.risky_store(_nfkc(attr)):
                 self.rewrites += 1
                 call = ast.Call(
                     func=ast.Name(DELATTR_HOOK, ast.Load()),

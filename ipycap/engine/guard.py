@@ -749,6 +749,8 @@ PROXY_TYPES[_GuardedFormat] = lambda g, name: refuse(
 def make_accessors(mode: str = "proxy", on_refuse=None):
     """The guarded getattr family for one capsule mode."""
     risky = rules.is_risky_rexec if mode == "rexec" else rules.is_risky
+    # the gate routes stores of these names here (gate._Gate.risky_store): the same predicate
+    risky_store = rules.is_risky_store_rexec if mode == "rexec" else rules.is_risky_store
 
     def _getattr_hook(value, name):
         try:
@@ -799,7 +801,7 @@ def make_accessors(mode: str = "proxy", on_refuse=None):
             if mode == "rexec" and name[:1] == "_" and name not in rules.REXEC_ALLOWED:
                 refuse(obj, name, "rexec mode denies underscore attributes", mode=mode)
         setattr(obj, name, value)
-        if after_class_write is not None:
+        if after_class_write is not None and risky_store(name):
             after_class_write(obj, name)  # a hook assigned to a class is guarded (hooks.py)
 
     def capsule_delattr(obj, name, /):

@@ -31,11 +31,12 @@ from __future__ import annotations
 
 import _abc
 import abc
+import functools
 import sys
 import types
 import weakref
 
-from . import arrayguard, guard
+from . import arrayguard, guard, rules
 from .caches import compares_in_capsule
 from .libraries import PROFILES as _PROFILES
 from .libraries import instances as _instances
@@ -64,7 +65,16 @@ HOOK_NAMES = frozenset(CLASS_HOOKS + META_HOOKS)
 #: (``fp in (sys.stderr, sys.stdout)``, ``list.index``, a dict probe on a hash collision,
 #: ``sorted``, ``inst.fp == fp`` in tqdm.write()).  See :class:`_Operands`.
 COMPARE_HOOKS = frozenset(("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__"))
-GUARDED_NAMES = HOOK_NAMES | COMPARE_HOOKS
+#: Every argument-taking dunder of a capsule class that trusted code may call with values of
+#: its own (an operator with a trusted operand, ``key in obj``, ``obj[key] = value``,
+#: ``format(obj, spec)``, a ``with`` statement's exception and traceback, ``copy``'s memo,
+#: numpy's ufunc arguments, a class statement's keywords ...): call-scoped like comparisons
+#: (:class:`_Operands`).  The table lives in rules.py (the gate routes stores of these
+#: names through the guard: rules.is_risky_store); NOT_OPERAND lists the argument-taking
+#: dunders left out, with why; tests/test_operand_hooks.py fails on one in neither.
+OPERAND_DUNDERS = rules.OPERAND_DUNDERS
+NOT_OPERAND = rules.NOT_OPERAND
+GUARDED_NAMES = HOOK_NAMES | COMPARE_HOOKS | OPERAND_DUNDERS
 
 _TRUSTED_C = (
     types.BuiltinFunctionType,
@@ -99,7 +109,11 @@ def inbound(value):
 def _is_trusted(entry) -> bool:
     """Whether a class-dict entry is trusted code (never wrapped) or already guarded."""
     tp = type(entry)
-    if tp is _Hook or tp is _DataHook or tp is _CompareHook or tp is _CompareDataHook:
+    if tp is _Hook or tp is _DataHook or tp is _OperandHook or tp is _OperandDataHook:
+        return True
+    if tp is _CompareHook or tp is _CompareDataHook:
+        return True
+    if tp is _OperandC and _OperandC is not None:
         return True
     if tp in _TRUSTED_C:
         return True
@@ -107,6 +121,10 @@ def _is_trusted(entry) -> bool:
         return not guard.is_own(entry)
     if tp is classmethod or tp is staticmethod:
         return _is_trusted(entry.__func__)
+    if _type_flags(tp) & _TYPE_SUBCLASS:
+        # a class as the entry (``__class_getitem__ = classmethod(GenericAlias)``): calling
+        # it runs its own __new__/__init__, hooked on it when they are capsule code
+        return True
     return False
 
 
@@ -115,9 +133,11 @@ class _Bound:
 
     __slots__ = ("_fn", "_name")
 
-    def __init__(self, fn, name):
+    def __new__(cls, fn, name):  # state set once: a capsule's re-__init__ changes nothing
+        self = object.__new__(cls)
         self._fn = fn
         self._name = name
+        return self
 
     def __call__(self, *args, **kwargs):
         args = [inbound(a) for a in args]
@@ -140,9 +160,11 @@ class _Hook:
 
     __slots__ = ("_entry", "_name")
 
-    def __init__(self, entry, name):
+    def __new__(cls, entry, name):  # state set once (tests/test_frozen_state.py)
+        self = object.__new__(cls)
         self._entry = entry
         self._name = name
+        return self
 
     def __get__(self, obj, owner=None):
         entry = self._entry
@@ -168,17 +190,43 @@ class _DataHook(_Data, _Hook):
 
 
 # -- comparisons trusted code runs on capsule objects -------------------------------------
+#: Code of ipycap's builtins that runs a capsule's own class statement or ``type(...)`` for
+#: it: ``__prepare__``, ``__mro_entries__``, ``__set_name__`` and ``__init_subclass__`` are
+#: called from those frames with what the capsule wrote (address -> weak reference, as
+#: guard._CAPSULE_CODE; filled when the builtins module is first there).
+_DEPUTY_CODE: dict = {}
+
+
+def _deputy_code() -> dict:
+    if not _DEPUTY_CODE:
+        mod = sys.modules.get("ipycap.engine.builtins")
+        if mod is not None:
+            for fn in (mod._build_class, mod._CapsuleType._call):
+                guard._record_code(_DEPUTY_CODE, fn.__code__)
+    return _DEPUTY_CODE
+
+
 def _capsule_caller(frame) -> bool:
-    return guard.context_of(frame.f_builtins) is not None or guard.frame_is_capsule_code(frame)
+    if guard.context_of(frame.f_builtins) is not None or guard.frame_is_capsule_code(frame):
+        return True
+    run = guard._frame_runs_capsule_code
+    return run is not None and run(frame, _deputy_code())
 
 
 def _passes(value) -> bool:
-    """An operand a capsule comparison may receive as it is (plain data, a proxy, its own)."""
+    """An operand a capsule operand method may receive as it is (plain data, a proxy, its
+    own, a class it is building, a tuple of such)."""
     tp = type(value)
     if tp in guard.PROXY_TYPES or is_plain(value):
         return True
     if _type_flags(tp) & _TYPE_SUBCLASS:
-        return value in guard.OWN_TYPES or not (_type_flags(value) & _HEAPTYPE)
+        return (
+            value in guard.OWN_TYPES
+            or not (_type_flags(value) & _HEAPTYPE)
+            or guard._being_built(value)
+        )
+    if tp is tuple:
+        return all(map(_passes, value))
     return guard.is_own(value)
 
 
@@ -187,7 +235,7 @@ def _operand_cap():
     return Capability(None, "cap-operand", "object", _OPERAND_TARGET, "membrane", "cell")
 
 
-_OPERAND_TARGET = "<an operand trusted code compared with a capsule object>"
+_OPERAND_TARGET = "<an operand trusted code passed to a capsule method>"
 
 
 def _operand(value, cap):
@@ -206,59 +254,223 @@ def _operand(value, cap):
     return wrap(value, cap)
 
 
+def _call_operands(fn, args, kwargs, frame, owner=None, deputies=False):
+    """Call ``fn`` (a capsule operand method, bound or not) for the caller at ``frame``:
+    as it is for capsule code (or a standard-library deputy acting for it, when
+    ``deputies``) or when every operand passes; else with call-scoped proxies."""
+    if not kwargs and all(map(_passes, args)):
+        return fn(*args)
+    if _capsule_caller(frame) or (deputies and guard.asked_by_capsule(frame)):
+        return fn(*args, **kwargs)
+    first = ()
+    if owner is not None and args and _type_flags(type(args[0])) & _TYPE_SUBCLASS:
+        if any(k is owner for k in _type_mro(args[0])):
+            first, args = args[:1], args[1:]  # __new__'s class argument: the class made
+    cap = _operand_cap()
+    try:
+        return fn(
+            *first,
+            *[_operand(a, cap) for a in args],
+            **{k: _operand(v, cap) for k, v in kwargs.items()},
+        )
+    finally:
+        cap.revoked = True
+
+
 class _Operands:
-    """A capsule class's comparison method as bound for one call.
+    """A capsule class's operand method (a comparison, an operator, ``__contains__``,
+    ``__getitem__`` ... :data:`OPERAND_DUNDERS`) as bound for one call, for entries that
+    are not plain functions (a staticmethod of ``__new__``, a property, a callable object).
 
     Called from capsule code, it runs as written.  Called from trusted code (a library's
-    ``x in (a, b)``, ``list.index``, ``sorted``), each operand that is not plain data, a
-    proxy or the capsule's own enters as a proxy whose capability ends when the method
-    returns: the comparison decides with it, nothing keeps it (I2)."""
+    ``x in (a, b)``, ``list.index``, ``sorted``, ``trusted + obj``), each operand that is
+    not plain data, a proxy or the capsule's own enters as a proxy whose capability ends
+    when the method returns: the method decides with it, nothing keeps it (I2).  Beyond
+    comparisons a standard-library deputy acting on the capsule's request counts as the
+    capsule (guard.asked_by_capsule): copy.deepcopy hands __deepcopy__ its memo and
+    __init__/__setstate__ the capsule's own state rebuilt; comparisons keep the stricter
+    nearest-frame rule they had."""
 
-    __slots__ = ("_fn",)
+    __slots__ = ("_fn", "_owner", "_deputies", "_bound")
 
-    def __init__(self, fn):
+    def __new__(cls, fn, owner=None, deputies=False, bound=None):  # state set once
+        self = object.__new__(cls)
         self._fn = fn
+        self._owner = owner  # for __new__: its first argument, the class made, passes
+        self._deputies = deputies
+        self._bound = bound  # a classmethod's class: judged as an operand (fn is unbound)
+        return self
 
     def __call__(self, *args, **kwargs):
-        fn = self._fn
-        if not kwargs and all(map(_passes, args)):
-            return fn(*args)
-        if _capsule_caller(sys._getframe(1)):
-            return fn(*args, **kwargs)
-        cap = _operand_cap()
-        try:
-            return fn(
-                *[_operand(a, cap) for a in args],
-                **{k: _operand(v, cap) for k, v in kwargs.items()},
-            )
-        finally:
-            cap.revoked = True
+        if _caller_is_capsule(1):
+            return self._fn(*args, **kwargs)
+        frame = sys._getframe(1)
+        fn, bound = self._fn, self._bound
+        if bound is not None:
+            fn, args = fn.func, (bound, *args)
+        return _call_operands(fn, args, kwargs, frame, self._owner, self._deputies)
 
 
-class _CompareHook(_Hook):
-    """A guarded comparison entry of a capsule class: binds like the entry it replaces,
-    calls through :class:`_Operands`."""
+def _caller_is_capsule_py(depth):  # pragma: no cover - without the C extension
+    frame = sys._getframe(depth + 1)
+    return guard.context_of(frame.f_builtins) is not None or guard.frame_is_capsule_code(frame)
+
+
+try:  # the nearest-frame check without sys._getframe's audit event (a hook's fast path)
+    from ._arrayguard import caller_is_capsule as _caller_is_capsule
+except ImportError:  # pragma: no cover
+    _caller_is_capsule = _caller_is_capsule_py
+
+
+def _operand_function(fn, name, owner=None):
+    """The class-dict entry for capsule function ``fn`` under operand name ``name``: a plain
+    function (bound natively, as ``fn`` was; the nearest-frame check first, the operands
+    only for other callers), made once per entry.  It is this module's code, so trusted:
+    never wrapped again."""
+    deputies = name not in COMPARE_HOOKS
+    if _OperandC is not None:
+        # the C entry: the nearest-frame check and the call without a Python frame
+        operand_hook = _OperandC(fn, _slow_deputies if deputies else _slow_compare, owner)
+    else:  # pragma: no cover - without the C extension
+        getframe = sys._getframe
+        capsule_caller = _caller_is_capsule
+
+        def operand_hook(*args, **kwargs):
+            if capsule_caller(1):
+                return fn(*args, **kwargs)
+            return _call_operands(fn, args, kwargs, getframe(1), None, deputies)
+
+        _OPERAND_FUNCTIONS.add(operand_hook.__code__)
+    d = operand_hook.__dict__
+    for attr in ("__module__", "__name__", "__qualname__", "__doc__"):
+        value = getattr(fn, attr, None)
+        if value is not None:
+            d[attr] = value
+    d.update(fn.__dict__)  # __isabstractmethod__ and the like
+    d["__wrapped__"] = fn  # inspect.signature follows it
+    return operand_hook
+
+
+def _slow_compare(fn, args, kwargs):
+    """The C entry's call for a caller that is not capsule code (a comparison)."""
+    return _call_operands(fn, args, kwargs, sys._getframe(1), None, False)
+
+
+def _slow_deputies(fn, args, kwargs):
+    """As :func:`_slow_compare`, for the other operand names (deputies count)."""
+    return _call_operands(fn, args, kwargs, sys._getframe(1), None, True)
+
+
+try:
+    from ._arrayguard import OperandHook as _OperandC
+    from ._arrayguard import guard_init as _guard_init_c
+except ImportError:  # pragma: no cover
+    _OperandC = None
+    _guard_init_slot = None
+else:
+    _guard_init_slot = None  # set at the end of the module, with the slow path defined
+
+
+#: The code of :func:`_operand_function`'s wrappers (one code object for all).
+_OPERAND_FUNCTIONS: set = set()
+
+
+def is_operand_hook(entry) -> bool:
+    """Whether a class-dict entry is a guarded operand entry (either form)."""
+    tp = type(entry)
+    if tp is _OperandHook or tp is _OperandDataHook or (tp is _OperandC and _OperandC is not None):
+        return True
+    if tp is _CompareHook or tp is _CompareDataHook:
+        return True
+    return tp is types.FunctionType and entry.__code__ in _OPERAND_FUNCTIONS
+
+
+class _OperandHook(_Hook):
+    """A guarded operand entry of a capsule class (:data:`OPERAND_DUNDERS`): binds like the
+    entry it replaces, calls through :class:`_Operands`."""
 
     __slots__ = ()
 
     def __get__(self, obj, owner=None):
         entry = self._entry
         get = getattr(type(entry), "__get__", None)
-        return _Operands(entry if get is None else get(entry, obj, owner))
+        fn = entry if get is None else get(entry, obj, owner)
+        name = self._name
+        if name in COMPARE_HOOKS:
+            return _Operands(fn)
+        if type(entry) is classmethod and owner is not None:
+            # the class it binds to is an operand too: trusted code subclassing a capsule
+            # class (__init_subclass__) or subscripting a trusted subclass of one
+            return _Operands(functools.partial(entry.__func__, owner), None, True, owner)
+        return _Operands(fn, owner if name == "__new__" else None, True)
+
+
+class _OperandDataHook(_Data, _OperandHook):
+    __slots__ = ()
+
+
+class _CompareHook(_OperandHook):
+    """The operand entry for a comparison (the family this one generalises): the
+    nearest-frame rule only, no standard-library deputy counts as the capsule."""
+
+    __slots__ = ()
 
 
 class _CompareDataHook(_Data, _CompareHook):
     __slots__ = ()
 
 
+def _mro_entry(cls, name):
+    for klass in _type_mro(cls):
+        entry = _type_dict(klass).get(name)
+        if entry is not None:
+            return entry
+    return None
+
+
+def _guard_init(cls) -> None:
+    """A capsule-made class whose ``__init__`` (its own or inherited) is a capsule function
+    gets the guarded tp_init slot (``_arrayguard.guard_init``): the entry itself stays a
+    plain function, so ``super().__init__`` chains run natively."""
+    if _guard_init_slot is None or not _capsule_made(cls):
+        return
+    entry = _mro_entry(cls, "__init__")
+    if type(entry) is types.FunctionType and guard.is_own(entry):
+        _guard_init_slot(cls)
+
+
+def _guard_inits(cls) -> None:
+    """After ``__init__`` changed on ``cls`` (CPython re-derived the slot of it and of the
+    subclasses that inherit it): guard them again."""
+    todo = [cls]
+    while todo:
+        klass = todo.pop()
+        _guard_init(klass)
+        todo.extend(_subclasses(klass))
+
+
+def _slow_init(self, args, kwargs):
+    """The guarded tp_init's call for a caller that is not capsule code with operands that
+    are not all plain (``K(trusted)`` from trusted code)."""
+    fn = _mro_entry(type(self), "__init__")
+    return _call_operands(fn, (self, *args), kwargs or {}, sys._getframe(1), None, True)
+
+
 def _guard_entry(cls: type, name: str, entry) -> None:
     if _is_trusted(entry):
         return
+    if name == "__init__" and type(entry) is types.FunctionType and _guard_init_slot is not None:
+        _guard_inits(cls)  # the slot, not the entry (see _guard_init)
+        return
     data = hasattr(type(entry), "__set__") or hasattr(type(entry), "__delete__")
-    if name in COMPARE_HOOKS:
+    if name in HOOK_NAMES:
+        replacement = (_DataHook if data else _Hook)(entry, name)
+    elif type(entry) is types.FunctionType and name != "__new__":
+        replacement = _operand_function(entry, name, cls)
+    elif name in COMPARE_HOOKS:
         replacement = (_CompareDataHook if data else _CompareHook)(entry, name)
     else:
-        replacement = (_DataHook if data else _Hook)(entry, name)
+        replacement = (_OperandDataHook if data else _OperandHook)(entry, name)
     try:
         type.__setattr__(cls, name, replacement)
     except TypeError:
@@ -270,12 +482,25 @@ def _guard_entry(cls: type, name: str, entry) -> None:
         ) from None
 
 
+#: The operand names beyond comparisons are guarded on classes a capsule made (a class
+#: statement, ``type(...)``, a metaclass or stdlib factory called while it asks: arrayguard
+#: marks those), not on the trusted classes the ABC walk prepares too: a trusted class's
+#: entry that is no plain function (a partialmethod, a property) is trusted code.
+_CAPSULE_MADE_ONLY = OPERAND_DUNDERS - COMPARE_HOOKS
+_ALWAYS = HOOK_NAMES | COMPARE_HOOKS
+
+
+def _capsule_made(cls) -> bool:
+    return cls in guard.OWN_TYPES or arrayguard.is_guarded(cls)
+
+
 def _prepare_dict(cls: type) -> None:
     if cls in _PREPARED:
         return
     if _type_flags(cls) & _HEAPTYPE:
         d = _type_dict(cls)
-        for name in GUARDED_NAMES:
+        names = GUARDED_NAMES if _capsule_made(cls) else _ALWAYS
+        for name in d.keys() & names:  # the names the class has (not ~100 lookups)
             entry = d.get(name)
             if entry is not None:
                 _guard_entry(cls, name, entry)
@@ -299,13 +524,24 @@ def prepare(cls) -> None:
         _prepare_dict(klass)
     for klass in _type_mro(type(cls)):
         _prepare_dict(klass)
+    _guard_init(cls)
     key = _address(cls)
     _READY[key] = weakref.ref(cls, lambda _, k=key: _forget(k))
 
 
 def guard_class_hooks(cls: type) -> None:
-    """Guard the hooks of capsule class ``cls`` (a class statement or ``type(...)``)."""
+    """Guard the hooks of capsule class ``cls`` (a class statement or ``type(...)``), when
+    its class statement returns: the type.__new__ hook prepared it as it was made, but a
+    trusted metaclass may set entries after that (typing.NamedTuple's copies the body's
+    functions onto the class collections.namedtuple made), so its own dict is looked at
+    again."""
     prepare(cls)
+    if _type_flags(cls) & _HEAPTYPE:
+        d = _type_dict(cls)
+        for name in d.keys() & (GUARDED_NAMES if _capsule_made(cls) else _ALWAYS):
+            entry = d[name]
+            if not _is_trusted(entry):
+                _guard_entry(cls, name, entry)
 
 
 def after_write(obj, name: str) -> None:
@@ -313,7 +549,7 @@ def after_write(obj, name: str) -> None:
     ``__bases__`` or ``__class__`` brings new dicts into the walk, so prepare again."""
     if not _type_flags(type(obj)) & _TYPE_SUBCLASS:
         return
-    if name in GUARDED_NAMES:
+    if name in _ALWAYS or (name in _CAPSULE_MADE_ONLY and _capsule_made(obj)):
         entry = _type_dict(obj).get(name)
         if entry is not None:
             _guard_entry(obj, name, entry)
@@ -587,8 +823,36 @@ def _install() -> None:
         type.__setattr__(abc.ABCMeta, name, fn)
 
 
+def after_type_store(cls, name) -> None:
+    """Called (``_arrayguard``) after any store or delete of a dunder name on a heap class,
+    by whomever: a trusted deputy's ``setattr(K, '__radd__', f)`` for a capsule (a dataclass
+    field default, a decorator) is guarded like a store the capsule made itself."""
+    if type(name) is str and name in _OPERAND_OR_COMPARE and _capsule_made(cls):
+        entry = _type_dict(cls).get(name)
+        if entry is not None and not _is_trusted(entry):
+            _guard_entry(cls, name, entry)
+        if name == "__init__":
+            _guard_inits(cls)  # stored or deleted: CPython re-derived the slots below cls
+
+
+_OPERAND_OR_COMPARE = OPERAND_DUNDERS | COMPARE_HOOKS
+
+if _OperandC is not None:
+    # teaches _arrayguard which slot a Python __init__ gives a class (a throwaway class of
+    # no audited module)
+    _guard_init_c(
+        type("probe", (), {"__init__": lambda self: None, "__module__": "ipycap-init-probe"}),
+        _slow_init,
+    )
+    _guard_init_slot = _guard_init_c
+
 _install()
 guard.after_class_write = after_write
+arrayguard.on_capsule_class = prepare
+if _OperandC is not None:
+    from ._arrayguard import install_setattr_hook as _install_setattr_hook
+
+    _install_setattr_hook(after_type_store)
 
 
 def _before_freeze(cls) -> None:

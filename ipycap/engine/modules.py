@@ -13,9 +13,9 @@ import sys
 import types
 import weakref
 
+from . import caches, epoch, guard, rules, tripwire
 from . import classfreeze as _classfreeze
 from . import deputies as _deputies
-from . import epoch, guard, rules, tripwire
 from . import tables as _tables
 from .errors import (
     CapsuleAttributeError,
@@ -253,13 +253,36 @@ def _is_ipycap_stand_in(fn) -> bool:
     return type(module) is str and module.partition(".")[0] == "ipycap"
 
 
+#: Standard-library modules whose functions take objects by identity (copy, display,
+#: operator dispatch, an element chosen or returned as it is, a class's own methods): their
+#: arguments pass as they are.  None of them stores a str/bytes key in a module-level table
+#: (typing's caches skip capsule-made keys: caches.py).  Every other standard-library
+#: module's functions get exact builtin copies of value-subclass arguments (issue 11, I3).
+_BY_IDENTITY = frozenset(
+    """copy copyreg pickle pprint reprlib dataclasses enum functools operator itertools
+    collections typing numbers heapq bisect abc contextlib queue graphlib math cmath
+    statistics random weakref sys io types inspect builtins""".split()
+)
+
+
+def _converts(owner, fn) -> bool:
+    """Whether the view's function gets exact copies of value-subclass arguments: a function
+    of a standard-library module not taking objects by identity (a method is its object's)."""
+    top = owner.module.partition(".")[0]
+    if top not in _STDLIB or top in _BY_IDENTITY or type(fn) is types.MethodType:
+        return False
+    module = getattr(fn, "__module__", None)
+    return type(module) is str and module.partition(".")[0].lstrip("_") not in _BY_IDENTITY
+
+
 def _revocable_function(owner, name, fn):
     """The function ``fn`` of the view, as the view hands it out: one wrapper per name and
     function (so ``json.dumps is json.dumps`` holds across authority changes)."""
     kept = owner.functions.get(name)
     if kept is not None and _viewcalls.unwrap(kept) is fn:
         return kept
-    wrapped = owner.functions[name] = _make_function(fn, owner)
+    convert = caches.exact_args if _converts(owner, fn) else None
+    wrapped = owner.functions[name] = _make_function(fn, owner, convert)
     return wrapped
 
 
@@ -386,6 +409,7 @@ def make_view(module, context=None, name=None, once=False) -> ModuleView:
     if _library_install is not None:
         _library_install()  # profiled methods of libraries imported since (once each)
     _deputies.on_view(module)
+    caches.on_view(module)  # its lru_caches store no capsule-made key (before freezing)
     _classfreeze.freeze_reachable(module)  # stdlib classes it leads to (classfreeze.py)
     if view is None or _view_module(view) is not module:
         view = ModuleView.__new__(ModuleView)

@@ -186,6 +186,59 @@ def is_risky(name: str) -> bool:
     )
 
 
+_BINARY = "add sub mul matmul truediv floordiv mod divmod pow lshift rshift and xor or".split()
+
+#: Argument-taking dunders of a capsule class that trusted code may call with values of its
+#: own: hooks.py makes the capsule's entries for them call-scoped (hooks._Operands), however
+#: the class was made and whenever the entry was stored (is_risky_store).
+OPERAND_DUNDERS = frozenset(
+    [f"__{op}__" for op in _BINARY]
+    + [f"__r{op}__" for op in _BINARY]
+    + [f"__i{op}__" for op in _BINARY if op != "divmod"]
+    + """__eq__ __ne__ __lt__ __le__ __gt__ __ge__
+    __contains__ __getitem__ __setitem__ __delitem__ __missing__
+    __format__ __round__ __call__ __init__ __new__ __setattr__ __delattr__
+    __set__ __delete__ __set_name__ __init_subclass__ __class_getitem__ __mro_entries__
+    __prepare__ __exit__ __aexit__ __deepcopy__ __reduce_ex__ __setstate__
+    __buffer__ __release_buffer__ __array__ __array_ufunc__ __array_function__
+    __array_wrap__ __array_finalize__ __array_prepare__""".split()
+)
+
+#: Argument-taking dunders deliberately not in OPERAND_DUNDERS: name -> why.
+NOT_OPERAND = {
+    "__subclasshook__": "an ABC hook: guarded by hooks._Hook (arguments through inbound())",
+    "__subclasscheck__": "an ABC hook: guarded by hooks._Hook",
+    "__instancecheck__": "an ABC hook: guarded by hooks._Hook",
+    "__getattribute__": "its argument is the attribute name the lookup was asked for; "
+    "arrayguard wraps a capsule class's entry (and a metaclass's is a hooks._Hook)",
+    "__getattr__": "as __getattribute__: the attribute name, and arrayguard's wrapper",
+    "__get__": "slot_tp_descr_get calls the raw class-dict entry without binding it (a "
+    "descriptor there is called, not bound); its operands are the instance and class the "
+    "attribute lookup itself reached",
+    "__getstate__": "no argument since 3.11 (only self)",
+    "__reduce__": "no argument (only self)",
+    "__sizeof__": "no argument (only self)",
+    "__dir__": "no argument (only self)",
+    "__getformat__": "float's own class method (a test helper): no protocol calls it on "
+    "another class",
+}
+
+
+def is_risky_store(name: str) -> bool:
+    """Whether the gate must route a *store or delete* of ``obj.NAME`` through the guard:
+    the names whose loads it routes, and every dunder the engine guards on a capsule class
+    (hooks.py re-guards the class entry after the write: an operand or ABC hook assigned
+    later is hooked like one in the class statement).  The guard's setattr/delattr decide
+    with this same predicate (tests/test_operand_hooks.py checks that they agree)."""
+    if is_risky(name):
+        return True
+    return name in OPERAND_DUNDERS or name in ABC_HOOKS
+
+
+def is_risky_store_rexec(name: str) -> bool:
+    return is_risky_rexec(name) or name in OPERAND_DUNDERS or name in ABC_HOOKS
+
+
 def is_risky_rexec(name: str) -> bool:
     """rexec mode routes every other underscore name through the guard too."""
     if name[:1] == "_":

@@ -279,7 +279,11 @@ class OutputFilter:
             if self.pending_bundle is not None and obj is self.pending_result:
                 data, metadata = self.pending_bundle
             else:
-                data, metadata = format_(obj, include=include, exclude=exclude)
+                # An exported capsule object: IPython's formatters look its _repr_*_ methods up
+                # (and a canary name) with getattr, which the proxy forwards to the capsule's
+                # __getattr__; they get a view with only the methods its class defines.
+                shown = repr_view(obj) if type(obj) is ReverseProxy else obj
+                data, metadata = format_(shown, include=include, exclude=exclude)
             data, metadata, dropped = filter_bundle(data, metadata, self.allowed)
             if dropped:
                 self._refuse(dropped)
@@ -329,6 +333,70 @@ class OutputFilter:
         how = _how(dropped)
         tail = f"; to allow it: {how}" if how else "; it is never published from a capsule"
         return f"[ipycap: capsule output of type {', '.join(sorted(set(dropped)))} dropped{tail}]"
+
+
+#: The display methods IPython's formatters look for (``DisplayFormatter`` and its formatters).
+REPR_METHODS = (
+    "_ipython_display_",
+    "_repr_mimebundle_",
+    "_repr_html_",
+    "_repr_markdown_",
+    "_repr_svg_",
+    "_repr_png_",
+    "_repr_jpeg_",
+    "_repr_latex_",
+    "_repr_json_",
+    "_repr_javascript_",
+    "_repr_pdf_",
+    "_repr_pretty_",
+)
+_rp_target = ReverseProxy.__dict__["__ipycap_target__"].__get__
+_type_mro = vars(type)["__mro__"].__get__
+_type_dict = vars(type)["__dict__"].__get__
+_VIEW_CLASSES: dict[frozenset, type] = {}
+
+
+def defined_repr_methods(cls) -> frozenset:
+    """The display methods ``cls`` defines, found in its MRO's own dicts (C descriptors
+    only: no ``__getattr__``, no metaclass ``__getattribute__``)."""
+    names = set()
+    for klass in _type_mro(cls):
+        if klass is object:
+            continue
+        own = _type_dict(klass)
+        names.update(n for n in REPR_METHODS if n in own)
+    return frozenset(names)
+
+
+def _forward(name):
+    def method(self, *args, **kwargs):
+        return getattr(self._rp, name)(*args, **kwargs)
+
+    method.__name__ = name
+    return method
+
+
+def _pretty(self, p, cycle):
+    p.text(repr(self._rp))  # the proxy's repr: the capsule's __repr__, a plain str
+
+
+def repr_view(rp):
+    """What IPython's formatters are given for an exported capsule object: an object of a
+    class with exactly the display methods the capsule's class defines, each forwarded
+    through the proxy, and nothing else to look up."""
+    try:
+        names = defined_repr_methods(type(_rp_target(rp)))
+    except Exception:  # noqa: BLE001 - an odd class: plain text only
+        names = frozenset()
+    cls = _VIEW_CLASSES.get(names)
+    if cls is None:
+        body = {"__slots__": ("_rp",), "__repr__": lambda self: repr(self._rp)}
+        body.update({n: _forward(n) for n in names if n != "_repr_pretty_"})
+        body["_repr_pretty_"] = _pretty
+        cls = _VIEW_CLASSES[names] = type("CapsuleObjectDisplay", (), body)
+    view = object.__new__(cls)
+    view._rp = rp
+    return view
 
 
 def preload_inline_backend() -> None:

@@ -38,7 +38,7 @@ from ..engine.membrane import Proxy, export
 from ..engine.membrane.values import is_value_type
 from ..engine.policy import CapsulePolicy
 from ..engine.registry import KINDS, Registry
-from . import panel
+from . import debugger, inspection, panel, tracebacks
 from .display import (
     EventLogView,
     HostOutput,
@@ -130,6 +130,8 @@ class CapsuleExtension:
         self.registry.approver = self._approve
         self.output_filter.ensure_installed()
         shell.showsyntaxerror = self._make_showsyntaxerror(shell.showsyntaxerror)
+        inspection.install(shell, self)  # obj? on a capsule object reads no attribute of it
+        debugger.install(shell, self)  # %debug/%pdb: capsule frames show plain variables only
         # The registry on every execute_reply, for JupyterLab's Capabilities panel.
         self.registry_channel = panel.attach_to_kernel(shell, self.registry)
         tripwire.install()
@@ -156,6 +158,8 @@ class CapsuleExtension:
         self.registry_channel = None
         if getattr(vars(shell).get("showsyntaxerror"), "__ipycap_extension__", None) is self:
             del shell.showsyntaxerror
+        inspection.uninstall(shell, self)
+        debugger.uninstall(shell, self)
         self.last_error = None
         # Authority handed out by the extension ends with it: every proxy and every
         # exported capsule function stops working (its grants are revoked).
@@ -169,7 +173,8 @@ class CapsuleExtension:
         def showsyntaxerror(filename=None, running_compiled_code=False):
             value = sys.exc_info()[1]
             if value is not None and value is self.last_error:
-                running_compiled_code = False
+                # Its safe copy, located only in capsule source (ipython/tracebacks.py).
+                return tracebacks.show_syntax_error(self.shell, value)
             return original(filename, running_compiled_code)
 
         showsyntaxerror.__ipycap_extension__ = self
@@ -510,7 +515,8 @@ def _failure_note(exports, writes, registry) -> str:
 
 # -- exceptions leaving a capsule --------------------------------------------------------------
 def _render_traceback(shell, etype, value, tb) -> list[str]:
-    return shell.InteractiveTB.structured_traceback(etype, value, tb, tb_offset=0)
+    # Never IPython's own frame printer: it reads the capsule frames' locals.
+    return tracebacks.render_traceback(shell, etype, value, tb)
 
 
 # -- loading -------------------------------------------------------------------------------------

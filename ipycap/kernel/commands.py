@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from ..engine.approval import APPROVAL_PREFIX, parse_answer
+from ..engine.approval import APPROVAL_PREFIX, parse_answer, shown_whole
 from ..engine.errors import (
     CapsulePermissionError,
     CapsulePolicyError,
@@ -193,10 +193,16 @@ class CapsuleCommands:
     def _ask(self, kind: str, target: str, count: int) -> None:
         shell = self.shell
         kernel = shell.kernel
-        # A path with control or format characters (ANSI escapes, backspaces, a right-to-left
-        # override) could redraw the prompt as a different request: show it escaped.
-        shown = target if target.isprintable() else repr(target)
-        what = f"{kind} access to {shown}" if kind != "import" else f"import of {target!r}"
+        # A path with control or format characters (ANSI escapes, backspaces, newlines, a
+        # right-to-left override), the question's own structure ("(this session). Allow?
+        # [y/N]") or look-alikes (fullwidth slashes, blank letters) could word the prompt as a
+        # different request: every such character is escaped (approval.shown_whole), and the
+        # path is shown whole, never elided (its end is what differs).
+        shown = shown_whole(target)
+        asked = f"{kind} access to {shown}" if kind != "import" else f"import of {shown}"
+        # (refusal messages keep their form: they are sanitised for the terminal as a whole)
+        plain = target if target.isprintable() else repr(target)
+        what = f"{kind} access to {plain}" if kind != "import" else f"import of {target!r}"
         if not shell.capsule.policy.prompt:
             raise CapsuleRequestRefused(
                 f"request for {what}: prompting is off (c.CapsulePolicy.prompt = False)",
@@ -211,8 +217,17 @@ class CapsuleCommands:
                 f"run the cell from a frontend with stdin, or add c.CapsuleKernel.grants = "
                 f"[{kind + ':' + target!r}] to the kernel's configuration",
             )
-        question = f"{APPROVAL_PREFIX}Cell [{count}] asks for {what} (this session). Allow? [y/N] "
-        answer = kernel.trusted_raw_input(question)
+        question = f"{APPROVAL_PREFIX}Cell [{count}] asks for {asked} (this session). Allow? [y/N] "
+        # The grant as structured fields too (input_request's "ipycap_approval"), as the
+        # engine's own questions carry them: a frontend's dialog never parses the text.
+        stdin = getattr(kernel, "matched_stdin", None)
+        if stdin is not None:
+            stdin.fields = {"kind": kind, "grant": target}
+        try:
+            answer = kernel.trusted_raw_input(question)
+        finally:
+            if stdin is not None:
+                stdin.fields = None
         if parse_answer(answer) is None:
             raise CapsuleRequestRefused(
                 f"request for {what}: the human answered {answer.strip()[:20]!r}",

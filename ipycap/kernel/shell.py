@@ -28,6 +28,7 @@ from ..engine.gate import _inside_string, source_filename
 from ..engine.membrane import export
 from ..engine.rollback import Journal
 from ..engine.tripwire import capsule_on_stack
+from ..ipython import tracebacks
 from ..ipython.display import HostOutput, OutputFilter, preload_inline_backend
 from . import static
 from .commands import CapsuleCommands, is_command
@@ -136,11 +137,18 @@ class CapsuleShell(ZMQInteractiveShell):
         self.displayhook.exec_result = result
         self.interrupts.begin()
         try:
-            self._run_segments(raw_cell, count, silent, result)
-        except BaseException as e:  # noqa: BLE001 - a cell's error, KeyboardInterrupt included
-            # ipykernel formats what the result holds (str(err) for the reply): only the
-            # host's copy, never the capsule's own exception, whose __str__ is capsule code.
-            result.error_in_exec = self._show_error(e)
+            raised = None
+            try:
+                self._run_segments(raw_cell, count, silent, result)
+            except BaseException as e:  # noqa: BLE001 - a cell's error, KeyboardInterrupt included
+                raised = e
+            if raised is not None:
+                # Shown outside the except block, so sys.exc_info() no longer holds the
+                # capsule's own exception (IPython's showsyntaxerror read it from there).
+                # ipykernel formats what the result holds (str(err) for the reply): only the
+                # host's copy, never the capsule's own exception, whose __str__ is capsule code.
+                result.error_in_exec = self._show_error(raised)
+                raised = None
         finally:
             self.interrupts.end()
             self.displayhook.exec_result = None
@@ -189,22 +197,76 @@ class CapsuleShell(ZMQInteractiveShell):
         self.output_filter.pending_bundle = bundle
         self.displayhook(exported)
 
-    def _show_error(self, e: BaseException) -> BaseException:
-        # What the kernel keeps (sys.last_value, the error reply) is the host's copy of the
-        # capsule's exception: no capsule objects in its args, context or traceback.
+    def _host_copy(self, e: BaseException) -> BaseException:
+        """The host's copy of the capsule's exception: no capsule objects in its args,
+        context or traceback; a SyntaxError located only in capsule source."""
         try:
             e = host_error(e, self.capsule.context)  # its __str__ runs under the limits
         except BaseException:  # noqa: BLE001 - nothing a capsule raised may end the kernel
             e = RuntimeError("the capsule raised an exception that cannot be shown")
+        if tracebacks.is_syntax_error(e):
+            e = tracebacks.safe_syntax_error(e).with_traceback(e.__traceback__)
+        return e
+
+    def _show_error(self, e: BaseException) -> BaseException:
+        # What the kernel keeps (sys.last_value, the error reply) is the host's copy.
+        e = self._host_copy(e)
         tb = e.__traceback__
         if tb is None and isinstance(e, CapabilityError):
             one_line(e)  # a kernel command's refusal: no capsule frame, no banner
-        syntax = isinstance(e, SyntaxError)
+        self._shown_error = e
         try:
-            self.showtraceback((type(e), e, tb), running_compiled_code=not syntax)
+            self.showtraceback((type(e), e, tb))
         except BaseException:  # noqa: BLE001 - a broken exception must not break the kernel
             print("".join(traceback.format_exception_only(type(e), e)), file=sys.stderr)
+        finally:
+            self._shown_error = None
         return e
+
+    _shown_error = None
+
+    def showtraceback(
+        self,
+        exc_tuple=None,
+        filename=None,
+        tb_offset=None,
+        exception_only=False,
+        running_compiled_code=False,
+    ):
+        """Every exception the capsule kernel shows is a host copy, formatted through
+        :mod:`ipycap.ipython.tracebacks` (no frame's locals read, a SyntaxError located
+        only in capsule source); IPython's own path read ``sys.exc_info()``."""
+        etype, value, tb = exc_tuple if exc_tuple is not None else sys.exc_info()
+        if value is None:
+            value = getattr(sys, "last_value", None)
+            if value is None:
+                print("No traceback available to show.", file=sys.stderr)
+                return
+        if value is not self._shown_error:
+            value = self._host_copy(value)  # not one this shell made: copy it first
+        etype, tb = type(value), value.__traceback__
+        sys.last_type, sys.last_value, sys.last_traceback = etype, value, tb
+        if sys.version_info >= (3, 12):
+            sys.last_exc = value
+        if tracebacks.is_syntax_error(value):
+            tracebacks.show_syntax_error(self, value)
+            return
+        if exception_only:
+            stb = tracebacks.run_catching(self.InteractiveTB.get_exception_only, etype, value)
+        elif hasattr(value, "_render_traceback_"):  # a one-line refusal (one_line)
+            stb = tracebacks.run_catching(value._render_traceback_)
+        else:
+            stb = tracebacks.render_traceback(self, etype, value, tb)
+        if stb is None:
+            stb = traceback.format_exception_only(etype, value)
+        self._showtraceback(etype, value, stb)
+
+    def showsyntaxerror(self, filename=None, running_compiled_code=False):
+        """Only ever the safe copy of a SyntaxError (never read through the raw object)."""
+        value = sys.exc_info()[1]
+        if value is None:
+            value = getattr(sys, "last_value", None)
+        tracebacks.show_syntax_error(self, value)
 
     # -- help and user_expressions -------------------------------------------------------------
     def _page_help(self, line: str) -> None:

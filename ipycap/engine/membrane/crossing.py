@@ -67,6 +67,9 @@ def _finish_getattr(proxy, name, value):
     tp = type(value)
     if _value_type(tp):
         return value
+    known = _derived.known_indexer(proxy, name, value, _get_target(proxy))
+    if known is not None:  # df.iat in a loop: the proxy made at the first read
+        return known
     writable = _get_writable(proxy)
     # read-only: the mutating methods of standard-library containers (membrane/readonly.py)
     if (tp is types.MethodType or tp is types.BuiltinMethodType) and not writable:

@@ -260,6 +260,23 @@ def cached_indexer(proxy, name, value, make):
     return wrapped
 
 
+def known_indexer(proxy, name, value, target):
+    """The proxy :func:`cached_indexer` made for ``proxy.name`` when ``value`` is again an
+    indexer of the same class on ``target`` (pandas makes one afresh on every read), else
+    None.  Only read-only sources of a profile rule have entries, so the answer is what
+    the full path would give."""
+    entry = _INDEXERS.get(_address(proxy))
+    if entry is None or entry[0]() is not proxy:
+        return None
+    known = entry[1].get(name)
+    if known is None:
+        return None
+    tp = type(value)
+    if _INDEXER_TYPES.get(_address(tp)) is not tp or value.obj is not target:
+        return None
+    return known
+
+
 def _drop_indexers(key, ref) -> None:
     entry = _INDEXERS.get(key)
     if entry is not None and entry[0] is ref:
