@@ -20,6 +20,7 @@ import pytest
 
 from ipycap import Capsule
 from ipycap.engine import classfreeze, policy
+from ipycap.engine.errors import CapsuleTypeError
 
 _STDLIB = frozenset(sys.stdlib_module_names)
 _NOT_FOLLOWED = ("ipycap", "IPython", "ipykernel", "traitlets", "zmq", "tornado", "_pytest")
@@ -191,3 +192,18 @@ def test_subclassing_frozen_stdlib_classes_still_works_in_capsules():
         "(C('aab').most_common(), M({'a': 1})['a'])"
     )
     assert out == ("mine", 1)
+
+
+def test_an_exempt_class_is_refused_to_capsules_and_trusted_code_keeps_using_it():
+    # difflib.HtmlDiff's own make_table() writes the class: frozen when a capsule read it,
+    # trusted HtmlDiff().make_file() raised TypeError for the rest of the session.
+    import difflib
+
+    c = Capsule(grants=[("import", "difflib")])
+    with pytest.raises(CapsuleTypeError, match=r"difflib\.HtmlDiff is not available"):
+        c.run("import difflib\ndifflib.HtmlDiff")
+    with pytest.raises(CapsuleTypeError, match=r"difflib\.HtmlDiff is not available"):
+        c.run("from difflib import HtmlDiff")
+    assert c.run("import difflib\n''.join(difflib.unified_diff(['a'], ['b']))").startswith("---")
+    assert "<table" in difflib.HtmlDiff().make_file(["a"], ["b"])
+    assert not difflib.HtmlDiff.__flags__ & (1 << 8)

@@ -132,9 +132,7 @@ del call
 del args, f, module, name
 """
 )
-# HtmlDiff: a capsule's read of difflib.HtmlDiff freezes it (pre-existing, main too), though
-# classfreeze.EXEMPT says its own code writes it (_default_prefix): trusted make_file() then
-# fails, and test_classfreeze's exemption test after this one.  Reported; not read here.
+# HtmlDiff is refused to capsules (rules.FREEZE_EXEMPT: its own code writes the class).
 SKIP = {"sleep", "prcal", "prmonth", "setlocale", "compile_command", "template", "HtmlDiff"}
 
 

@@ -25,7 +25,7 @@ import sys
 import types
 import typing
 
-from . import deputies, guard, tripwire
+from . import deputies, guard, rules, tripwire
 
 _STDLIB = frozenset(sys.stdlib_module_names)
 _HEAPTYPE = 1 << 9
@@ -33,15 +33,8 @@ _IMMUTABLE = 1 << 8
 #: typing's aliases (``typing.ChainMap``) and ``list[int]``: what they stand for is reachable.
 _ALIAS_TYPES = (types.GenericAlias, typing._BaseGenericAlias)
 
-#: (module, qualname) -> why the class stays mutable.
-EXEMPT = {
-    ("weakref", "finalize"): "finalize() sets finalize._dirty and _registered_with_atexit "
-    "on every call; weakref is denied, and no grantable module returns the class",
-    ("_frozen_importlib_external", "_NamespacePath"): "importlib.invalidate_caches() "
-    "increments _NamespacePath._epoch; importlib is denied and nothing grantable returns it",
-    ("difflib", "HtmlDiff"): "make_table() increments HtmlDiff._default_prefix; frozen "
-    "only when a capsule reads it (guard.share_class), which breaks it (a known remainder)",
-}
+#: (module, qualname) -> why the class stays mutable (guard.share_class refuses them).
+EXEMPT = rules.FREEZE_EXEMPT
 
 _CONTAINERS = (dict, list, tuple, set, frozenset)
 _CONTAINER_SEEN: dict = {}  # containers visited in the current walk (identity-keyed)

@@ -277,6 +277,15 @@ def share_class(value):
                 and base not in OWN_TYPES
                 and (_is_stdlib_class(base) or _is_ipycap_class(base) or _is_library_class(base))
             ):
+                d = type.__dict__
+                where = (d["__module__"].__get__(base), d["__qualname__"].__get__(base))
+                if where in rules.FREEZE_EXEMPT:
+                    raise CapsuleTypeError(
+                        f"{where[0]}.{where[1]} is not available in a capsule: its own code "
+                        "changes the class while it runs, so it cannot be shared frozen",
+                        "guard",
+                        None,
+                    )
                 if before_freeze is not None:
                     before_freeze(base)  # guard capsule hooks while the class can change
                 _freeze_type(base)

@@ -303,3 +303,17 @@ AUDITED_MODULES = frozenset(
         "IPython.lib.display",
     }
 )
+
+
+#: Standard-library classes whose own code writes their class attributes while the program
+#: runs, so they cannot be frozen for sharing: (module, qualname) -> why.  classfreeze leaves
+#: them mutable and guard.share_class refuses to hand one to a capsule (frozen, trusted code
+#: using the class would break; unfrozen, a capsule could change it).
+FREEZE_EXEMPT = {
+    ("weakref", "finalize"): "finalize() sets finalize._dirty and _registered_with_atexit "
+    "on every call; weakref is denied, and no grantable module returns the class",
+    ("_frozen_importlib_external", "_NamespacePath"): "importlib.invalidate_caches() "
+    "increments _NamespacePath._epoch; importlib is denied and nothing grantable returns it",
+    ("difflib", "HtmlDiff"): "make_table() increments HtmlDiff._default_prefix: refused in "
+    "capsules (difflib's other helpers work)",
+}
