@@ -80,7 +80,7 @@ def _remove(layer: str) -> None:
             }
         )
     elif layer == "membrane":
-        cc.wrap = lambda value, cap=None, writable=False: value
+        cc.wrap = lambda value, cap=None, writable=False, **how: value
     elif layer == "builtins":
         original = cc.make_builtins
 
@@ -129,7 +129,7 @@ def _child() -> None:
 
 # -- the parent ------------------------------------------------------------------------------
 def run_layers() -> dict:
-    out = {}
+    out, errors = {}, {}
     for layer in ("none",) + LAYERS:
         env = dict(os.environ, **{ENV: layer})
         proc = subprocess.run(
@@ -144,6 +144,15 @@ def run_layers() -> dict:
         if marker < 0:
             raise SystemExit(f"layer {layer}: child failed\n{proc.stderr[-3000:]}")
         out[layer] = json.loads(proc.stdout[marker + len("@@MATRIX@@") :])
+        errors[layer] = [line for line in proc.stderr.splitlines() if "harness error" in line]
+        # a layer taken out by a stale monkeypatch makes payloads crash instead of escape:
+        # the column would read "stopped" for every one of them
+        extra = len(errors[layer]) - len(errors["none"])
+        if extra > 0:
+            shown = "\n".join(errors[layer][:5])
+            raise SystemExit(
+                f"layer {layer}: {extra} more harness errors than with all layers\n{shown}"
+            )
     return out
 
 
