@@ -95,7 +95,11 @@ def _reachable_classes() -> dict[str, type]:
                 continue
             seen.add(sub)
             stack.append(sub)
-            if sub.__module__ in modules:
+            try:
+                module = type.__dict__["__module__"].__get__(sub)
+            except AttributeError:  # a class made without one (type.__new__ with a bare
+                continue  # dict): no class statement of an audited module makes those
+            if module in modules:
                 found[f"{sub.__module__}.{sub.__qualname__}"] = sub
     return found
 

@@ -644,6 +644,9 @@ def test_a_restore_that_fails_still_puts_the_others_back_and_fails_the_cell():
 BLOCK_ALIASES = [
     ("pandas", "pandas.io.clipboards", "option_context", "'display.max_rows', 3", _pandas_probe),
     ("polars", "polars.config", "Config", "tbl_rows=3", _polars_probe),
+    # matplotlib 3.11 keeps style.core as a deprecated alias module, imported by whatever
+    # touches it first (not always in a run of this file alone)
+    ("matplotlib", "matplotlib.style.core", "context", "'dark_background'", _style_probe),
     ("polars", "polars.dataframe.frame", "Config", "tbl_rows=3", _polars_probe),
     ("sklearn", "sklearn.base", "config_context", "assume_finite=True", _sklearn_probe),
     ("sklearn", "sklearn.metrics.pairwise", "config_context", "assume_finite=True", None),
