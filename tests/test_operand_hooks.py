@@ -376,3 +376,31 @@ def test_a_capsule_reading_an_operand_entry_sees_its_function_name_and_nothing_m
     # __wrapped__ is the capsule's own function (as functools.wraps would give); the
     # entry's dict is not the capsule's
     assert result[:4] == ["__add__", "K.__add__", "adds", 1] and "__dict__" not in result
+
+
+def test_a_capsule_abc_hook_is_not_asked_about_ipycap_machinery(tmp_path):
+    # A capsule ABC subclass stays in collections.abc's subclass lists; a later trusted
+    # isinstance() of one of ipycap's own objects (polars asked it of a capsule's file)
+    # called the capsule's hook with the ipycap class, which the membrane refuses to hand
+    # over: the trusted isinstance raised CapsuleTypeError.
+    import collections.abc
+
+    (tmp_path / "f.txt").write_text("x")
+    c = Capsule(grants=[("read", str(tmp_path))])
+    c.run(
+        "import collections.abc\n"
+        "class S(collections.abc.Sequence):\n"
+        "    @classmethod\n"
+        "    def __subclasshook__(cls, C):\n"
+        "        return NotImplemented\n"
+        "    def __getitem__(self, i):\n"
+        "        return i\n"
+        "    def __len__(self):\n"
+        "        return 0\n"
+        f"f = open({str(tmp_path / 'f.txt')!r})\n"
+    )
+    handle = c.namespace["f"]
+    assert not isinstance(handle, collections.abc.Sequence)
+    assert isinstance(handle, collections.abc.Iterable)
+    assert not isinstance(handle, c.namespace["S"])
+    assert isinstance([1], collections.abc.Sequence)  # the hook still answers for others

@@ -106,6 +106,17 @@ def inbound(value):
     return wrap(value, _callback_cap())
 
 
+def _withheld(value) -> bool:
+    """Whether ``value`` is machinery the membrane never hands a capsule."""
+    if type(value) in guard.PROXY_TYPES or is_plain(value):
+        return False
+    try:
+        _check_withheld(value)
+    except guard.CapsuleTypeError:
+        return True
+    return False
+
+
 def _is_trusted(entry) -> bool:
     """Whether a class-dict entry is trusted code (never wrapped) or already guarded."""
     tp = type(entry)
@@ -140,6 +151,11 @@ class _Bound:
         return self
 
     def __call__(self, *args, **kwargs):
+        if self._name in rules.ABC_HOOKS and any(map(_withheld, args)):
+            # ipycap's own machinery never enters a capsule, not even as a hook's operand:
+            # the capsule's hook is not asked and trusted isinstance/issubclass answer
+            # without it (a file handle is no instance of a capsule's ABC)
+            return NotImplemented if self._name == "__subclasshook__" else False
         args = [inbound(a) for a in args]
         kwargs = {k: inbound(v) for k, v in kwargs.items()}
         result = self._fn(*args, **kwargs)

@@ -296,6 +296,8 @@ AUDITED_MODULES = frozenset(
         # read-only and shared views of library tables
         "ipycap.engine.tables",
         "ipycap.engine.libraries.wrappers",
+        # a scoped option block a capsule enters (pd.option_context...): frozen, parked
+        "ipycap.engine.libraries.blocks",
         "ipycap.engine._speedups",
         # the classes the capsule's IPython.display view hands out (HTML, Markdown, ...)
         "IPython.core.display",
