@@ -298,9 +298,6 @@ class ScopedBlock:
             _track(self)
         return self
 
-    def __init__(self, *args, **kwargs):
-        pass
-
     def __setattr__(self, name, value):
         raise AttributeError(f"{type(self).__name__} objects are read-only")
 
