@@ -218,9 +218,10 @@ patch_instance_type(PyTypeObject *tp)
     tp->tp_getattro = guarded_instance_getattro;
 }
 
-/* Every metaclass that exists now copied type's slots when it was made: patch the copies. */
+/* Every metaclass that exists now copied type's slots when it was made: ``patch`` each
+ * copy (every subclass of ``tp``, recursively). */
 static int
-patch_metaclasses(PyTypeObject *tp)
+for_each_metaclass(PyTypeObject *tp, void (*patch)(PyTypeObject *))
 {
     PyObject *meth = PyDict_GetItemString(PyType_Type.tp_dict, "__subclasses__");
     if (meth == NULL) {
@@ -231,19 +232,30 @@ patch_metaclasses(PyTypeObject *tp)
     if (subs == NULL) {
         return -1;
     }
-    Py_ssize_t n = PyList_GET_SIZE(subs);
-    for (Py_ssize_t i = 0; i < n; i++) {
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(subs); i++) {
         PyTypeObject *sub = (PyTypeObject *)PyList_GET_ITEM(subs, i);
-        if (sub->tp_new == type_new_orig) {
-            sub->tp_new = guarded_type_new;
-        }
-        if (patch_metaclasses(sub) < 0) {
+        patch(sub);
+        if (for_each_metaclass(sub, patch) < 0) {
             Py_DECREF(subs);
             return -1;
         }
     }
     Py_DECREF(subs);
     return 0;
+}
+
+static void
+patch_type_new(PyTypeObject *sub)
+{
+    if (sub->tp_new == type_new_orig) {
+        sub->tp_new = guarded_type_new;
+    }
+}
+
+static int
+patch_metaclasses(PyTypeObject *tp)
+{
+    return for_each_metaclass(tp, patch_type_new);
 }
 
 /* Class attribute stores (type's setattro, and the copies every metaclass made of it):
@@ -279,30 +291,18 @@ guarded_type_setattro(PyObject *cls, PyObject *name, PyObject *value)
     return r;
 }
 
+static void
+patch_setattro(PyTypeObject *sub)
+{
+    if (sub->tp_setattro == type_setattro_orig) {
+        sub->tp_setattro = guarded_type_setattro;
+    }
+}
+
 static int
 patch_metaclass_setattro(PyTypeObject *tp)
 {
-    PyObject *meth = PyDict_GetItemString(PyType_Type.tp_dict, "__subclasses__");
-    if (meth == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "type.__subclasses__ is missing");
-        return -1;
-    }
-    PyObject *subs = PyObject_CallOneArg(meth, (PyObject *)tp);
-    if (subs == NULL) {
-        return -1;
-    }
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(subs); i++) {
-        PyTypeObject *sub = (PyTypeObject *)PyList_GET_ITEM(subs, i);
-        if (sub->tp_setattro == type_setattro_orig) {
-            sub->tp_setattro = guarded_type_setattro;
-        }
-        if (patch_metaclass_setattro(sub) < 0) {
-            Py_DECREF(subs);
-            return -1;
-        }
-    }
-    Py_DECREF(subs);
-    return 0;
+    return for_each_metaclass(tp, patch_setattro);
 }
 
 /* install_setattr_hook(hook): once per process (a second call replaces the hook). */
