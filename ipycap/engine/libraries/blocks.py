@@ -34,6 +34,7 @@ import functools
 import operator
 import os
 import sys
+import types
 
 from .. import guard
 
@@ -283,15 +284,30 @@ class ScopedBlock:
 
     ``eager`` blocks (``plt.xkcd()``, ``plt.ioff()``) apply their options when made, as the
     library's do; the others when entered.  Its state is set in ``__new__`` and only by this
-    module afterwards (``__init__`` binds nothing; attributes cannot be set)."""
+    module afterwards (``__init__`` binds nothing; attributes cannot be set).
+
+    The library's own context manager never reaches the capsule, and no capsule object
+    reaches it (the boundary issue's invariants):
+
+    - ``with block as x`` binds the block itself, or None when the library's binds nothing:
+      never the library's object (``pl.Config``'s is the class whose setters change the whole
+      session, ``save_to_file`` included).  What the library's object offers in the block
+      (``cfg.set_tbl_rows(5)``) is the profile's ``members(block, name)``: attribute lookups
+      the block itself does not answer go there, or fail.
+    - ``__exit__`` exits the library's block as a normal exit, whatever the capsule passes:
+      the exception type, value and traceback a capsule chooses (``cm.__exit__(Bad, None,
+      None)`` makes contextlib call ``Bad()``) never reach the library's code.  None of the
+      granted blocks suppresses an exception, so the ``with`` statement re-raises the cell's
+      own exception as it would.
+    """
 
     __slots__ = ("__ipycap_make__", "__ipycap_cm__")
 
-    def __new__(cls, key, make, args, kwargs, eager=False):
+    def __new__(cls, key, make, args, kwargs, eager=False, members=None):
         if key is not _KEY:
             raise TypeError("ScopedBlock objects are made by a library's block factory")
         self = object.__new__(cls)
-        object.__setattr__(self, "__ipycap_make__", (make, args, kwargs, eager))
+        object.__setattr__(self, "__ipycap_make__", (make, args, kwargs, eager, members))
         object.__setattr__(self, "__ipycap_cm__", None)
         if eager:
             object.__setattr__(self, "__ipycap_cm__", make(*args, **kwargs))
@@ -303,8 +319,14 @@ class ScopedBlock:
 
     __delattr__ = __setattr__
 
+    def __getattr__(self, name):
+        members = object.__getattribute__(self, "__ipycap_make__")[4]
+        if members is None or type(name) is not str or name.startswith("__"):
+            raise AttributeError(f"a scoped option block has no attribute {str.__str__(name)!r}")
+        return members(self, name)
+
     def __enter__(self):
-        make, args, kwargs, eager = object.__getattribute__(self, "__ipycap_make__")
+        make, args, kwargs, eager, _ = object.__getattribute__(self, "__ipycap_make__")
         cm = object.__getattribute__(self, "__ipycap_cm__")
         if cm is _PARK:
             raise RuntimeError("this block was left open by a cell that ended: make a new one")
@@ -320,7 +342,7 @@ class ScopedBlock:
             raise
         if not eager:
             _track(self)
-        return self if result is cm and eager else result
+        return None if result is None else self
 
     def __exit__(self, tp, value, tb):
         cm = object.__getattribute__(self, "__ipycap_cm__")
@@ -331,22 +353,36 @@ class ScopedBlock:
             if self in run:
                 run.remove(self)
                 break
-        return type(cm).__exit__(cm, tp, value, tb)
+        type(cm).__exit__(cm, None, None, None)
+        return False
+
+    def entered(self) -> bool:
+        """Whether the block is open now (its options apply)."""
+        cm = object.__getattribute__(self, "__ipycap_cm__")
+        return cm is not None and cm is not _PARK
 
     def __call__(self, func):
         """As a decorator (``@pd.option_context(...)``): each call in a new block."""
-        make, args, kwargs, eager = object.__getattribute__(self, "__ipycap_make__")
+        make, args, kwargs, _, members = object.__getattribute__(self, "__ipycap_make__")
 
-        @functools.wraps(func)
         def in_block(*a, **k):
-            with ScopedBlock(_KEY, make, args, kwargs):
+            with ScopedBlock(_KEY, make, args, kwargs, members=members):
                 return func(*a, **k)
 
+        if type(func) is types.FunctionType:  # a function's own fields: no capsule code runs
+            for field in ("__name__", "__qualname__", "__doc__"):
+                setattr(in_block, field, _FUNCTION_FIELDS[field].__get__(func))
+        in_block.__wrapped__ = func
         return in_block
 
     def __repr__(self):
         make = object.__getattribute__(self, "__ipycap_make__")[0]
         return f"<scoped block {getattr(make, '__qualname__', 'block')} (ends with the cell)>"
+
+
+_FUNCTION_FIELDS = {
+    f: types.FunctionType.__dict__[f] for f in ("__name__", "__qualname__", "__doc__")
+}
 
 
 def _track(block) -> None:
@@ -373,9 +409,10 @@ def eager_block(fn, package: str, name: str):
     return block(fn, package, name, eager=True)
 
 
-def polars_block(cls, *args, **kwargs):
-    """``pl.Config(**options)`` in a capsule: its options apply when the block is entered."""
-    return ScopedBlock(_KEY, cls, args, {**kwargs, "apply_on_context_enter": True})
+def polars_block(cls, members, **kwargs):
+    """``pl.Config(**options)`` in a capsule: its options apply when the block is entered;
+    ``members(block, name)`` answers ``cfg.set_tbl_rows`` and the like."""
+    return ScopedBlock(_KEY, cls, (), {**kwargs, "apply_on_context_enter": True}, False, members)
 
 
 #: The factories profiles name in ``replaced`` (``wrappers`` reads them).

@@ -636,9 +636,68 @@ def copy_result(fn, package, name):
     return call
 
 
+#: The types a ``pl.Config`` setter takes in a capsule: options are plain values, and a
+#: capsule callable given to polars' session state (``set_default_credential_provider``)
+#: would be called by trusted code's scans.
+_PLAIN_OPTION_TYPES = frozenset({type(None), bool, int, float, str})
+
+
+def _plain_options(name, args, kwargs) -> None:
+    for value in (*args, *kwargs.values()):
+        items = value if type(value) in (tuple, list) else (value,)
+        if not all(type(v) in _PLAIN_OPTION_TYPES for v in items):
+            raise _refusal(
+                "polars",
+                f"polars.Config.{name} with a {type(value).__name__} argument: "
+                "options are None, bool, int, float or str in a capsule",
+            )
+    if not all(type(k) is str for k in kwargs):
+        raise _refusal("polars", f"polars.Config.{name} with a non-str keyword")
+
+
+def _config_member(cls, block, name):
+    """What ``pl.Config`` (``block`` None) and a ``pl.Config(...)`` block offer a capsule:
+    ``state()``, and in an entered block its ``set_*`` options (undone when the block
+    exits, and by the run's end: ``blocks.restore``).  Everything else of polars' class --
+    ``save_to_file``, ``load_from_file``, ``_set_config_params`` -- is refused: a capsule
+    never holds the class itself."""
+    if name == "state":
+
+        def state(*args, **kwargs):
+            _plain_options(name, args, kwargs)
+            return dict(cls.state(*args, **kwargs))  # str -> str | None
+
+        return state
+    setter = cls.__dict__.get(name) if name.startswith("set_") else None
+    if type(setter) is classmethod and block is not None:
+
+        def set_option(*args, **kwargs):
+            if not block.entered():
+                raise _refusal(
+                    "polars",
+                    f"polars.Config.{name} outside its block: it changes the options of "
+                    "the whole session",
+                    hint="call it inside 'with pl.Config() as cfg:'",
+                )
+            _plain_options(name, args, kwargs)
+            setter.__func__(cls, *args, **kwargs)
+            return block
+
+        return set_option
+    if type(setter) is classmethod:
+        raise _refusal(
+            "polars",
+            f"polars.Config.{name}: it changes the options of the whole session",
+            hint=f"use 'with pl.Config() as cfg: cfg.{name}(...)' for a block",
+        )
+    raise _refusal("polars", f"polars.Config.{name} is not available in a capsule")
+
+
 class ConfigStandIn:
-    """``polars.Config`` in a capsule: ``with pl.Config(tbl_rows=5):`` works (restored on
-    exit); the class-level setters, which change the whole session, are refused."""
+    """``polars.Config`` in a capsule: ``with pl.Config(tbl_rows=5) as cfg:`` works (restored
+    on exit), ``cfg.set_*`` in the block too; ``pl.Config.state()`` reads; the class-level
+    setters, which change the whole session, and the rest of polars' class are refused
+    (:func:`_config_member`)."""
 
     __slots__ = ("__ipycap_cls__",)
 
@@ -652,16 +711,16 @@ class ConfigStandIn:
     def __call__(self, *args, **kwargs):
         if args or kwargs.get("restore_defaults") or kwargs.get("apply_on_context_enter"):
             raise _refusal("polars", "polars.Config(...) with positional or restore arguments")
-        return blocks.polars_block(self.__ipycap_cls__, **kwargs)  # options apply in the block
+        cls = object.__getattribute__(self, "__ipycap_cls__")
+        _plain_options("__init__", (), kwargs)
+        return blocks.polars_block(cls, functools.partial(_config_member, cls), **kwargs)
 
     def __getattr__(self, name):
-        if name.startswith(("set_", "load", "restore", "save")):
-            raise _refusal(
-                "polars",
-                f"polars.Config.{name}: it changes the options of the whole session",
-                hint="use 'with pl.Config(tbl_rows=5): ...' for a block",
+        if type(name) is not str or name.startswith("__"):
+            raise AttributeError(
+                f"polars.Config has no attribute {str.__str__(name)!r} in a capsule"
             )
-        return getattr(self.__ipycap_cls__, name)
+        return _config_member(object.__getattribute__(self, "__ipycap_cls__"), None, name)
 
     def __setattr__(self, name, value):
         raise _refusal("polars", "polars.Config is read-only in a capsule")
