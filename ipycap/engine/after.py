@@ -10,7 +10,7 @@ against the cell's ``--max-output``, which it continues: over it, a note is show
 
 from __future__ import annotations
 
-from . import limits
+from . import limits, stubframes
 from .membrane import is_plain
 from .membrane.scrub import _is_ipycap_refusal, is_builtin_class
 from .output import bundle_for
@@ -37,17 +37,34 @@ def host_error(exc: BaseException, context) -> BaseException:
     """The host's copy of a capsule's exception (``capsule.error_for_host``), made as the
     cell's own code when that runs capsule code: a capsule exception class's ``__str__`` (and
     a refusal's capsule-made message) run on a capsule thread under the cell's limits, not on
-    the main thread with none.  A limit hit or an interrupt there is what the host gets."""
+    the main thread with none.  A limit hit or an interrupt there is what the host gets.
+
+    The copy's traceback holds stand-ins of the capsule's frames; the capsule's own frames
+    are then cleared and its exception's tracebacks dropped (``stubframes.retire``), on that
+    thread too: the failed cell's objects are freed, and their finalizers run, under the
+    cell's limits -- not on the main thread whenever the host lets go of the error."""
     from .capsule import error_for_host  # the capsule module imports this one's users
 
-    if context is None or _plain_exception(exc):
+    if context is None:
         return error_for_host(exc)
     try:
-        return limits.run_after(lambda: error_for_host(exc), context)
+        if _plain_exception(exc):
+            copy = error_for_host(exc)
+        else:
+            copy = limits.run_after(lambda: error_for_host(exc), context)
     except BaseException as hit:  # noqa: BLE001 - a limit, an interrupt: ipycap's own
-        if _plain_exception(hit):
-            return error_for_host(hit)
-        return RuntimeError("the capsule raised an exception that cannot be shown")
+        copy = error_for_host(hit) if _plain_exception(hit) else None
+        if copy is None:
+            copy = RuntimeError("the capsule raised an exception that cannot be shown")
+    try:  # a finalizer's limit hit is recorded by the registry; the cell's error stands
+        limits.run_after(lambda: stubframes.retire(exc, _is_capsule_frame), context)
+    except BaseException:  # noqa: BLE001, S110
+        pass
+    return copy
+
+
+def _is_capsule_frame(frame) -> bool:
+    return frame.f_code.co_filename.startswith("<capsule-")
 
 
 def _plain_exception(exc) -> bool:

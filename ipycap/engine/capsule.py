@@ -29,6 +29,7 @@ from .membrane.scrub import is_builtin_class
 from .modules import _module_dict, make_view
 from .policy import CapsulePolicy
 from .registry import Capability, Registry
+from .stubframes import stub_traceback
 
 #: Capsule code runs with __name__ '__capsule__', so its classes say __module__ '__capsule__'.
 #: Libraries look that module up (dataclasses resolves string annotations in it); it is an
@@ -70,9 +71,10 @@ def error_for_host(exc: BaseException) -> BaseException:
 
     Refusals and builtin exceptions with plain arguments are rebuilt fresh (no ``obj``, no
     context chain holding capsule objects); anything else becomes its builtin base with the
-    message.  The traceback keeps the capsule's frames and drops ipycap's and IPython's."""
+    message.  The traceback shows the capsule's frames (not ipycap's or IPython's) through
+    stand-ins holding only their plain variables (:mod:`ipycap.engine.stubframes`)."""
     tp = type(exc)
-    tb = capsule_traceback(exc.__traceback__)
+    tb = stub_traceback(capsule_traceback(exc.__traceback__))
     if issubclass(tp, CapabilityError) and not guard.is_own(exc):
         if tp is CapsuleSyntaxError:
             fresh = tp(

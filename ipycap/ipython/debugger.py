@@ -17,6 +17,7 @@ other command is refused with a note.  Trusted frames are debugged as before.
 from __future__ import annotations
 
 from ..engine.membrane import is_plain
+from ..engine.stubframes import ARGUMENTS
 from .tracebacks import is_capsule_filename
 
 #: Commands that only move, list source or end the session (they evaluate nothing).
@@ -128,9 +129,11 @@ class CapsuleFrameMixin:
 
     def _show_args(self, frame) -> None:
         code = frame.f_code
-        count = code.co_argcount + code.co_kwonlyargcount
+        names = ARGUMENTS.get(code)  # a stand-in frame: the capsule frame's argument names
+        if names is None:
+            names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
         local = plain_variables(frame)
-        for name in code.co_varnames[:count]:
+        for name in names:
             shown = _shown(local[name]) if name in local else "<not plain: not shown>"
             self.message(f"{name} = {shown}")
 
