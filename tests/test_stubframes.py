@@ -140,3 +140,19 @@ def test_stand_ins_keep_every_signature_shape():
     assert frame.f_locals == {"a": 1, "k": 5, "m": 2, "rest": (3, 4), "q": "x"}
     assert ARGUMENTS[frame.f_code] == ("a", "b", "k", "m", "rest", "kw")
     assert (entry.tb_lineno, frame.f_lineno) == (3, 3)
+
+
+def test_a_comprehension_frame_gets_its_stand_in_and_the_error_stays_the_cells():
+    """3.11's comprehensions are functions whose argument is named ``.0``."""
+    capsule = Capsule(label="stub-comprehension")
+    try:
+        capsule.run("n = 3\nsquares = [1 / (i - 2) for i in range(n)]")
+    except ZeroDivisionError as e:
+        caught = e
+    copy = host_error(caught, capsule.context)
+    assert type(copy) is ZeroDivisionError
+    names = [e.tb_frame.f_code.co_name for e in _capsule_entries(copy.__traceback__)]
+    assert names == ["<module>", "<listcomp>"]
+    frame = _capsule_entries(copy.__traceback__)[-1].tb_frame
+    assert frame.f_locals == {"i": 2}  # the range iterator (.0) is not plain data
+    assert ARGUMENTS[frame.f_code] == (".0",)

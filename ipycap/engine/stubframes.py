@@ -86,44 +86,55 @@ def _position(code, lasti: int, lineno: int):
     return position
 
 
-def _shape(code, names: tuple, dropped: tuple):
+def _shape(sig: tuple, names: tuple, dropped: tuple):
     """The code of ``def f(<args of code>): del <dropped>; <names> = yield; yield``, cached
     by shape: a generator with the capsule frame's signature; sent the values of ``names``,
     it suspends holding exactly these variables."""
-    key = (code.co_posonlyargcount, code.co_argcount, code.co_kwonlyargcount,
-           code.co_flags & 0x0C, code.co_varnames[: _count(code)], names, dropped)  # fmt: skip
+    key = (sig, names, dropped)
     made = _SHAPES.get(key)
     if made is not None:
         return made
-    params = list(code.co_varnames[: _count(code)])
-    pos, posonly, kwonly = code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount
+    posonly, pos, kwonly, flags, real = sig
+    # Written with placeholder names, then given the real ones: a comprehension's ``.0``, any
+    # name at all, compiles (the code refers to its variables by index).
+    params = [f"_a{i}" for i in range(len(real))]
+    gone = [params[real.index(d)] for d in dropped]
+    values = [f"_v{i}" for i in range(len(names))]
     signature = params[:posonly] + (["/"] if posonly else []) + params[posonly:pos]
     rest = params[pos:]
-    if code.co_flags & 0x04:
+    if flags & 0x04:
         signature.append("*" + rest[kwonly])
     elif kwonly:
         signature.append("*")
     signature += rest[:kwonly]
-    if code.co_flags & 0x08:
+    if flags & 0x08:
         signature.append("**" + rest[-1])
-    body = [f"del {', '.join(dropped)}"] if dropped else []
-    if names:
-        body.append(f"{', '.join(names)}, = yield")
+    body = [f"del {', '.join(gone)}"] if gone else []
+    if values:
+        body.append(f"{', '.join(values)}, = yield")
     lines = [f"def f({', '.join(signature)}):"] + [" " + b for b in body] + [" yield"]
     inner = compile("\n".join(lines), "<ipycap>", "exec").co_consts[0]
+    inner = inner.replace(co_varnames=(*real, *names))
     if len(_SHAPES) > 512:
         _SHAPES.clear()
     _SHAPES[key] = inner
     return inner
 
 
-def _count(code) -> int:
+def _signature(code) -> tuple:
+    """(positional-only, positional, keyword-only counts, the */** flags, their names)."""
+    flags = code.co_flags & 0x0C
+    count = code.co_argcount + code.co_kwonlyargcount + bool(flags & 0x04) + bool(flags & 0x08)
     return (
-        code.co_argcount
-        + code.co_kwonlyargcount
-        + bool(code.co_flags & 0x04)
-        + bool(code.co_flags & 0x08)
+        code.co_posonlyargcount,
+        code.co_argcount,
+        code.co_kwonlyargcount,
+        flags,
+        code.co_varnames[:count],
     )
+
+
+_BARE = (0, 0, 0, 0, ())
 
 
 def _plain_locals(frame) -> dict:
@@ -163,10 +174,11 @@ def _stand_in(tb, made: dict, bare: bool = False):
     code = frame.f_code
     lineno = tb.tb_lineno if type(tb.tb_lineno) is int and tb.tb_lineno > 0 else 1
     local = {} if bare else _plain_locals(frame)
-    params = code.co_varnames[: _count(code)]
+    sig = _BARE if bare else _signature(code)
+    _, pos, kwonly, flags, params = sig
     dropped = tuple(p for p in params if p not in local)
     names = tuple(k for k in local if k not in params)
-    shape = _shape(code, names, dropped)
+    shape = _shape(sig, names, dropped)
     stub = shape.replace(
         co_firstlineno=lineno,
         co_filename=code.co_filename,
@@ -177,10 +189,9 @@ def _stand_in(tb, made: dict, bare: bool = False):
     ARGUMENTS[stub] = params
     g = _plain_globals(frame, made)
     fn = types.FunctionType(stub, g)
-    pos, kwonly = code.co_argcount, code.co_kwonlyargcount
     args = [local.get(p) for p in params[:pos]]
     kwargs = {p: local.get(p) for p in params[pos : pos + kwonly]}
-    if code.co_flags & 0x04 and type(local.get(params[pos + kwonly])) is tuple:
+    if flags & 0x04 and type(local.get(params[pos + kwonly])) is tuple:
         args += local[params[pos + kwonly]]  # *args, when plain (else dropped: bound to ())
     gen = fn(*args, **kwargs)
     next(gen)  # to the (first) ``yield``: suspended, so f_back is None
@@ -203,7 +214,10 @@ def stub_traceback(tb):
         try:
             frame, lasti, lineno = _stand_in(entry, made)
         except Exception:  # noqa: BLE001 - a frame we cannot mirror: its place, no variables
-            frame, lasti, lineno = _stand_in(entry, made, bare=True)
+            try:
+                frame, lasti, lineno = _stand_in(entry, made, bare=True)
+            except Exception:  # noqa: BLE001 - not even that: the entry is left out
+                continue
         new = types.TracebackType(new, frame, lasti, lineno)
     return new
 
