@@ -450,7 +450,21 @@ def refuse(value, name: str, why: str, how: str | None = None, mode: str = "prox
 
 
 def decide(value, name: str, mode: str = "proxy"):
-    """Return the attribute or raise ``CapsuleAttributeError``.  ``name`` is an exact str."""
+    """Return the attribute or raise ``CapsuleAttributeError``.  ``name`` is an exact str.
+
+    A loaded module is never the answer (I2): it is the capsule's view of it, or refused
+    (``arr.ctypes._ctypes`` was the raw ctypes module, and ``._os`` the raw os, red team 10)."""
+    result = _decide(value, name, mode)
+    if type(result) is types.ModuleType:
+        loaded = sys.modules.get(getattr(result, "__name__", None))
+        if loaded is result:
+            from .modules import _context_view  # the modules module imports this one
+
+            return _context_view(result, f"{type(value).__name__}.{name}")
+    return result
+
+
+def _decide(value, name: str, mode: str = "proxy"):
     if mode == "rexec" and name[:1] == "_" and name not in rules.REXEC_ALLOWED:
         refuse(value, name, "rexec mode denies underscore introspection on every object", mode=mode)
     special = PROXY_TYPES.get(type(value))

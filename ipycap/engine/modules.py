@@ -18,6 +18,7 @@ from . import classfreeze as _classfreeze
 from . import deputies as _deputies
 from . import tables as _tables
 from .errors import (
+    CapabilityError,
     CapsuleAttributeError,
     CapsuleImportError,
     CapsuleRevokedError,
@@ -80,7 +81,23 @@ _view_dict = ModuleView.__dict__["__dict__"].__get__
 
 
 def _view_miss(self, name):
-    """A name the view has not decided yet (the C fast path found no cached value)."""
+    """A name the view has not decided yet (the C fast path found no cached value).
+
+    A view never answers a miss with an ``AttributeError`` when ``module.name`` is in
+    ``sys.modules``: CPython's ``from m import name`` (IMPORT_FROM) takes any AttributeError
+    for a circular import and falls back to ``sys.modules[m.__name__ + '.' + name]`` -- the
+    raw submodule (``from re import _compiler`` gave the raw module, red team 10)."""
+    try:
+        return _decide_miss(self, name)
+    except AttributeError as e:
+        full = f"{_view_module(self).__name__}.{guard.exact_name(name)}"
+        if full not in sys.modules:
+            raise
+        what = e.what if isinstance(e, CapabilityError) else str(e)
+        raise CapsuleImportError(what, "builtins", getattr(e, "hint", None)) from None
+
+
+def _decide_miss(self, name):
     name = guard.exact_name(name)
     module = _view_module(self)
     owner = _owner_of(self)

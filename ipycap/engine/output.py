@@ -25,6 +25,7 @@ cannot reach (I4).
 from __future__ import annotations
 
 import contextlib
+import sys
 
 from . import guard, modules, tripwire
 from .errors import CapabilityError, CapsulePermissionError, CapsuleTypeError
@@ -276,7 +277,11 @@ def _bundle(value, context, include, exclude):
             result = method()
             got, md = result if type(result) is tuple and len(result) == 2 else (result, None)
             _merge(data, metadata, {mime: got}, {mime: md} if md else {}, include, exclude)
-    elif not (is_plain(value) or type(value) in _CONTAINERS) and fmt is not None:
+    elif (
+        not (is_plain(value) or type(value) in _CONTAINERS)
+        and fmt is not None
+        and (_library_object(value))
+    ):
         # A trusted object the capsule made through a library: its rich types from the host
         # (IPython's formatter, matplotlib's figure printer), its text below.
         got, md = fmt(value, include, (exclude or set()) | {"text/plain"})
@@ -284,6 +289,20 @@ def _bundle(value, context, include, exclude):
     if _wanted("text/plain", include, exclude):
         data["text/plain"] = text_of(value)
     return data, metadata
+
+
+def _library_object(value) -> bool:
+    """Whether the host formatter may be given ``value``: an object of a library's class.
+    Builtin and standard-library objects have no rich display of their own, and some
+    delegate attribute lookups to what they wrap -- ``super(A, a)``, an ``lru_cache``
+    wrapper (it copies the function's ``__dict__``), a typing alias (``G[int]._repr_html_``
+    is ``G``'s) -- so IPython's formatter called the capsule's ``_repr_html_`` outside the
+    capsule (red team 10): those show as text."""
+    module = type.__dict__["__module__"].__get__(type(value))
+    return type(module) is str and module.partition(".")[0] not in _BUILTIN_TOPS
+
+
+_BUILTIN_TOPS = frozenset(sys.stdlib_module_names) | {"builtins"}
 
 
 def _merge(data, metadata, got, md, include, exclude) -> None:

@@ -15,6 +15,11 @@ the functions below do more, and each was an escape (``tests/redteam/test_defaul
   replaced ``ipycap.rules.classify``).
 - ``dataclasses._create_fn`` ran the source it generates (field names pasted in unchecked)
   in the globals of ``sys.modules[cls.__module__]``: for a capsule it runs in fresh globals.
+- ``importlib.import_module`` of a module already loaded raises no ``import`` audit event
+  (CPython raises it only for a first load), so a granted library importing a capsule-chosen
+  name (matplotlib's ``load_backend_module('module://os')``, pandas' plotting backend, polars'
+  and scikit-learn's optional-dependency loaders, pyplot's ``figure.hooks``) handed the capsule
+  the raw ``os``; the guard raises the event itself, so the tripwire's import rule decides.
 - ``pprint.PrettyPrinter()`` keeps the raw ``sys.stdout`` (in a kernel: its session and
   signing key) in ``_stream``; its class-level ``_dispatch`` dict was a hook table trusted
   ``pformat`` calls with trusted objects.
@@ -29,6 +34,8 @@ import copy
 import copyreg
 import dataclasses
 import enum
+import importlib
+import importlib.util
 import keyword
 import pprint
 import sys
@@ -63,6 +70,12 @@ def _is_trusted_namespace(ns, ctx) -> bool:
     stand_in = sys.modules.get("__capsule__")
     if stand_in is not None and ns is getattr(stand_in, "__dict__", None):
         return False  # the empty module capsule classes name (ipycap.capsule): capsule-own
+    # By identity, never by contents: a C module's dict (sys, posix) has no __builtins__ key,
+    # and a class's __module__ is the capsule's to set ('sys': typing looked up vars(sys) and
+    # the annotation 'modules' gave the raw sys.modules, red team 10).
+    for module in list(sys.modules.values()):
+        if getattr(module, "__dict__", None) is ns:
+            return True
     if "__builtins__" not in ns:
         return False
     return not is_capsule_builtins(dict.__getitem__(ns, "__builtins__"))  # the capsule's own
@@ -78,6 +91,10 @@ def _evaluate(self, globalns, localns, *args, **kwargs):
     if ctx is None or getattr(ctx, "builtins", None) is None:
         return _real_evaluate(self, globalns, localns, *args, **kwargs)
     module = self.__forward_module__
+    if module is not None and type(module) is not str:
+        # looked up in sys.modules twice (here, then by typing): a capsule object answers
+        # each lookup as it likes (red team 10); a module is named by an exact str
+        _refuse("an annotation's module given as something other than a str")
     if module is not None and module in sys.modules:
         globalns = vars(sys.modules[module])
         if asked_by_capsule(sys._getframe(1)):
@@ -179,6 +196,25 @@ def _fresh_from(func, y) -> bool:
     return False
 
 
+def _check_state_names(state) -> None:
+    """State a capsule's reduction names goes into an instance ``__dict__`` (or through
+    ``setattr``) of what the reconstructor made; called for a fresh object of a trusted
+    class: only public names.  A dunder there is a protocol of trusted code
+    (``__array_interface__`` in an ``Exception``'s dict made numpy read and write any
+    address, red team 10); a private name is the trusted class's own state."""
+    parts = state if type(state) is tuple and len(state) == 2 else (state,)
+    for part in parts:
+        if part is None or type(part) is not dict:
+            continue  # a __setstate__ argument: the class's own method decides
+        for key in dict.keys(part):
+            if type(key) is not str or not key.isidentifier() or key[:1] == "_":
+                _refuse(
+                    f"copy would set the attribute {key!r} from a capsule's reduction (only "
+                    "public names are state)",
+                    hint="give the class __copy__/__deepcopy__",
+                )
+
+
 def _reconstruct(x, memo, func, args, state=None, listiter=None, dictiter=None, **kwargs):
     """copy's reconstruction of a reduced object, for a capsule: the reconstructor may not
     be one of Python's attribute or namespace builtins (a bound method reduces to
@@ -204,6 +240,8 @@ def _reconstruct(x, memo, func, args, state=None, listiter=None, dictiter=None, 
                 "object of trusted code)",
                 hint="the reconstructor must return a new object",
             )
+        if not guard.is_own(y):
+            _check_state_names(state)  # a fresh trusted object: public state only
         return y
 
     return _real_reconstruct(x, memo, maker, args, state, listiter, dictiter, **kwargs)
@@ -299,12 +337,28 @@ def _special_setattr(self, attr, val):
     _special_setattr_orig(self, attr, val)
 
 
+_real_import_module = importlib.import_module
+
+
+def import_module(name, package=None):
+    """``importlib.import_module``, judged by the tripwire's import rule also when the module
+    is already loaded (see the module docstring): the ``import`` audit event is raised here."""
+    if type(name) is str and name in sys.modules:
+        sys.audit("import", name, None, sys.path, sys.meta_path, sys.path_hooks)
+    elif type(name) is str and name.startswith(".") and type(package) is str:
+        absolute = importlib.util.resolve_name(name, package)
+        if absolute in sys.modules:
+            sys.audit("import", absolute, None, sys.path, sys.meta_path, sys.path_hooks)
+    return _real_import_module(name, package)
+
+
 def install() -> None:
     """Put the guards in place (once per process, before any class is frozen)."""
     global _installed
     if _installed:
         return
     typing.ForwardRef._evaluate = _evaluate
+    importlib.import_module = import_module
     enum.global_enum = global_enum
     enum.EnumType._convert_ = _convert_
     pprint.PrettyPrinter.__init__ = _pp_init

@@ -29,9 +29,9 @@ from IPython.core.magic import (
 )
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from ..engine import tripwire
+from ..engine import guard, tripwire
 from ..engine.after import host_bundle, host_error
-from ..engine.capsule import Capsule
+from ..engine.capsule import Capsule, error_for_host
 from ..engine.errors import CapabilityError, CapsulePolicyError, one_line
 from ..engine.limits import Limits, release_namespace
 from ..engine.membrane import Proxy, export
@@ -70,6 +70,23 @@ def _isatty(stream) -> bool:
         return stream is not None and stream.isatty()
     except (AttributeError, ValueError, OSError):
         return False
+
+
+def _capsule_raised(exc) -> bool:
+    """Whether ``exc`` is a capsule's: a capsule class's instance, or raised through a
+    capsule frame (its traceback, or its cause/context chain's)."""
+    seen = 0
+    while isinstance(exc, BaseException) and seen < 32:
+        if guard.is_own(exc) or guard.is_own(type(exc)):
+            return True
+        tb = BaseException.__dict__["__traceback__"].__get__(exc)
+        while tb is not None:
+            if tracebacks.is_capsule_filename(tb.tb_frame.f_code.co_filename):
+                return True
+            tb = tb.tb_next
+        exc = BaseException.__dict__["__context__"].__get__(exc)
+        seen += 1
+    return False
 
 
 class UserNamespaceView(Mapping):
@@ -130,6 +147,7 @@ class CapsuleExtension:
         self.registry.approver = self._approve
         self.output_filter.ensure_installed()
         shell.showsyntaxerror = self._make_showsyntaxerror(shell.showsyntaxerror)
+        shell.showtraceback = self._make_showtraceback(shell.showtraceback)
         inspection.install(shell, self)  # obj? on a capsule object reads no attribute of it
         debugger.install(shell, self)  # %debug/%pdb: capsule frames show plain variables only
         # The registry on every execute_reply, for JupyterLab's Capabilities panel.
@@ -156,8 +174,9 @@ class CapsuleExtension:
         self.output_filter.uninstall()
         panel.detach_from_kernel(self.registry_channel)
         self.registry_channel = None
-        if getattr(vars(shell).get("showsyntaxerror"), "__ipycap_extension__", None) is self:
-            del shell.showsyntaxerror
+        for name in ("showsyntaxerror", "showtraceback"):
+            if getattr(vars(shell).get(name), "__ipycap_extension__", None) is self:
+                delattr(shell, name)
         inspection.uninstall(shell, self)
         debugger.uninstall(shell, self)
         self.last_error = None
@@ -167,6 +186,30 @@ class CapsuleExtension:
             cap.revoke()
 
     # -- hooks ---------------------------------------------------------------------------------
+    def _make_showtraceback(self, original):
+        """IPython shows exceptions that never went through ``%%capsule``'s own handling:
+        one a capsule's display method raised inside IPython's formatter
+        (``catch_format_error`` passes it on raw), one from a post-execute hook drawing a
+        capsule's figure.  Its raw form went into ``sys.last_value`` (a later ``%tb`` called
+        its ``_render_traceback_``) and a SyntaxError's printer read whatever file it named
+        and wrote the line into the capsule's object (red team 10).  A capsule's exception
+        is shown, and kept, as its host copy -- the kernel's shell does the same."""
+
+        def showtraceback(exc_tuple=None, *args, **kwargs):
+            etype, value, tb = exc_tuple if exc_tuple is not None else sys.exc_info()
+            if value is not None and value is not self.last_error and _capsule_raised(value):
+                try:
+                    value = error_for_host(value)
+                except BaseException:  # noqa: BLE001 - a capsule exception must not break it
+                    value = RuntimeError("a capsule raised an exception that cannot be shown")
+                if tracebacks.is_syntax_error(value):
+                    return tracebacks.show_syntax_error(self.shell, value)
+                exc_tuple = (type(value), value, value.__traceback__)
+            return original(exc_tuple, *args, **kwargs)
+
+        showtraceback.__ipycap_extension__ = self
+        return showtraceback
+
     def _make_showsyntaxerror(self, original):
         """A capsule's syntax error has no stack worth showing: not IPython's, not ipycap's."""
 

@@ -20,7 +20,7 @@ import string
 import sys
 import types
 
-from .. import guard, tripwire
+from .. import guard, rules, tripwire
 from ..errors import CapsulePermissionError
 from . import asking_package
 from .profile import PathArg
@@ -69,6 +69,21 @@ def refuse_registration(table: str):
     return factory
 
 
+def refuse_call(why: str):
+    """A factory for a refused *method* (``"module:Class.method"`` in ``Profile.refused``):
+    refused when capsule code calls it, the original for the library's own calls."""
+
+    def factory(fn, package, name):
+        def checked(*args, **kwargs):
+            if _called_by_capsule(sys._getframe(1)):
+                raise _refusal(package, f"{name}: {why}")
+            return fn(*args, **kwargs)
+
+        return _describe(checked, fn, name)
+
+    return factory
+
+
 # -- 2. templates -----------------------------------------------------------------------------
 from _string import formatter_field_name_split as _split  # noqa: E402
 
@@ -76,9 +91,15 @@ _parse = string.Formatter().parse
 _VERDICTS: dict = {}
 
 
+def _risky_step(name: str) -> bool:
+    """A private name, or one the gate routes through the guard in capsule code (``gi_frame``,
+    ``f_globals``, ``ctypes``: red team 10 walked ``{0.gi_frame.f_globals[sys]...}``)."""
+    return name[:1] == "_" or rules.is_risky(name)
+
+
 def _bad_field(template: str):
-    """The first field of ``template`` that traverses a private name (``{x.__class__}``,
-    ``{0._data}``), or None.  The capsule's own ``str.format`` lets a field read only what the
+    """The first field of ``template`` that traverses a private or guarded name
+    (``{x.__class__}``, ``{0._data}``, ``{0.gi_frame}``), or None.  The capsule's own ``str.format`` lets a field read only what the
     guard allows; a library formats in its own frame, on trusted objects, so here a field may
     traverse public names only.  Nested fields in a format spec are checked too."""
     verdict = _VERDICTS.get(template)
@@ -92,7 +113,7 @@ def _bad_field(template: str):
                 if field is None:
                     continue
                 _first, rest = _split(field)
-                if any(is_attr and str(key)[:1] == "_" for is_attr, key in rest):
+                if any(is_attr and _risky_step(str(key)) for is_attr, key in rest):
                     found = field
                     break
                 if spec and "{" in spec:

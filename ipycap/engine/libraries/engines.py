@@ -7,7 +7,8 @@ lookup walks ``cycler.__init__.__globals__`` to the raw ``os``/``sys``.  So, whi
 is on the stack:
 
 - ``Environment.from_string`` (``Template(...)``, ``compile_expression``) of an environment
-  that is not jinja2's own sandbox compiles and renders in an ``ImmutableSandboxedEnvironment``
+  that is not ipycap's sandbox compiles and renders in ``CapsuleSandbox`` (jinja's
+  ``ImmutableSandboxedEnvironment`` whose attribute reads the guard decides too)
   with the same loader and syntax options (one per capsule and environment): jinja's sandbox
   refuses underscore attributes, unsafe callables and mutation of the values it is given.
 - ``Environment.compile`` of such an environment (templates a loader found) is refused unless
@@ -27,10 +28,11 @@ from __future__ import annotations
 
 import os
 import sys
+import types
 import weakref
 
-from .. import guard, tripwire
-from ..errors import CapsulePermissionError
+from .. import guard, rules, tripwire
+from ..errors import CapabilityError, CapsulePermissionError
 
 #: Packages a profile loads whose classes are frozen like a profiled library's.
 FROZEN_DEPENDENCIES = ("jinja2",)
@@ -70,16 +72,34 @@ def install() -> None:
         tripwire.trusted_import("jinja2.sandbox")  # install runs while a capsule imports
         sandbox = sys.modules["jinja2.sandbox"]
     ImmutableSandboxedEnvironment = sandbox.ImmutableSandboxedEnvironment  # noqa: N806
-    SandboxedEnvironment = sandbox.SandboxedEnvironment  # noqa: N806
     _DONE.append(True)
     env_class = jinja2.Environment
+
+    class CapsuleSandbox(ImmutableSandboxedEnvironment):
+        """jinja's immutable sandbox, whose attribute reads the guard decides too: jinja
+        reads ``{{ a.ctypes }}`` with its own getattr, and knows only underscore names and
+        unsafe callables (``arr.ctypes._ctypes._os`` was the raw os, red team 10)."""
+
+        def is_safe_attribute(self, obj, attr, value):
+            if not super().is_safe_attribute(obj, attr, value):
+                return False
+            if type(value) is types.ModuleType:
+                return False  # a loaded module is never a value a capsule holds raw (I2)
+            if type(attr) is str and rules.is_risky(attr):
+                try:
+                    guard.decide(obj, attr)
+                except (CapabilityError, AttributeError):
+                    return False
+            return True
+
     _FRESH_KEYS.update(vars(env_class()))
-    _FRESH_KEYS.update(vars(ImmutableSandboxedEnvironment()))
+    _FRESH_KEYS.update(vars(CapsuleSandbox()))
     original_from_string = env_class.from_string
     original_compile = env_class.compile
 
     def sandboxed(env) -> bool:
-        return _trusted_type(type(env), SandboxedEnvironment) and _plain_instance(env)
+        # only ipycap's own sandbox: jinja's own sandboxes decide attributes without the guard
+        return type(env) is CapsuleSandbox and _plain_instance(env)
 
     def sandbox_for(env):
         ctx = tripwire.current_context()
@@ -105,7 +125,7 @@ def install() -> None:
                 "autoescape",
             )
         }
-        sandbox = ImmutableSandboxedEnvironment(loader=env.loader, **options)
+        sandbox = CapsuleSandbox(loader=env.loader, **options)
         try:
             per_ctx[id(env)] = (weakref.ref(env), sandbox)
         except TypeError:

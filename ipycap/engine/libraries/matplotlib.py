@@ -94,6 +94,10 @@ PROFILE = Profile(
         "for the session",
         "matplotlib.pyplot.uninstall_repl_displayhook": "it changes IPython's display hooks "
         "for the session",
+        # it imports the module it is named and returns it raw (load_backend_module('agg')
+        # gave the capsule matplotlib.backends.backend_agg, and from it cbook.os)
+        "matplotlib.backends.registry:BackendRegistry.load_backend_module": "it imports a "
+        "module by name and hands it over raw",
     },
     registers={
         "matplotlib.scale.register_scale": "matplotlib's scale names ('log' for everyone)",

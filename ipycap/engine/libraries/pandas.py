@@ -73,6 +73,11 @@ PROFILE = Profile(
         "pandas.read_sql_query": "database connections are outside the capsule",
         "pandas.read_sql_table": "database connections are outside the capsule",
         "pandas.options": "pandas.options changes the options of the whole session",
+        # it imports the module it is named and returns it raw
+        "pandas.compat.import_optional_dependency": "it imports a module by name and hands "
+        "it over raw",
+        "pandas.compat._optional.import_optional_dependency": "it imports a module by name "
+        "and hands it over raw",
     },
     reads={
         **{f"pandas.{name}": PathArg(0, "filepath_or_buffer") for name in _READS},

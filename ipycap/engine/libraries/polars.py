@@ -60,6 +60,12 @@ PROFILE = Profile(
         "_s": "the native series, past the profile's checks",
         "_ctxt": "the native SQL context, past the profile's checks",
         "_pyexpr": "the native expression, past the profile's checks",
+        # methods that take raw memory addresses (an ArrowArray written to, or a frame built
+        # from, any address: red team 10); tests/test_library_boundary.py finds them all
+        "_export_arrow_to_c": "it writes to a raw memory address",
+        "_import_arrow_from_c": "it reads from raw memory addresses",
+        "_import": "it reads from a raw memory address",
+        "_import_columns": "it reads from a raw memory address",
     },
     refused={
         "polars.read_database": "database connections are outside the capsule",

@@ -48,6 +48,10 @@ PROFILE = Profile(
             )
         },
         "write_metadata_file": "it writes any path natively",
+        # the file system object itself (a dataset's, a fragment's): any path natively (red
+        # team 10 read a file through ds.dataset(granted).filesystem and from_paths)
+        "filesystem": "a file system object reads and writes any path natively",
+        "from_paths": "it opens the paths it is given natively, unchecked",
         "inspect": "a dataset file format opens any path natively",
         "make_fragment": "a dataset file format opens any path natively",
         "reader": "a ParquetFile's native reader (its open() opens any path natively)",

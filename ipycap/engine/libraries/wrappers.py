@@ -22,6 +22,7 @@ import functools
 import os
 import re
 import sys
+import tokenize
 from collections.abc import Mapping
 
 from .. import arrayguard, guard, rules, tables, tripwire
@@ -449,16 +450,42 @@ def printoptions(fn, package, name):
 _BACKTICKS = re.compile(r"`[^`]*`")
 
 
+def _as_pandas_parses(expr: str) -> str:
+    """The Python source pandas' own pre-parser makes of ``expr`` (its tokenizer: backticks
+    inside string literals are text, red team 10 hid ``@a.ctypes._ctypes`` between two
+    quoted backticks from a regex), with ``@name`` as ``name``.  pandas parses the same
+    text (``parser='python'`` does no pre-parsing: a backtick there is a syntax error)."""
+    try:
+        from pandas.core.computation import expr as pandas_expr
+        from pandas.core.computation.parsing import clean_backtick_quoted_toks
+    except ImportError:  # no pandas: the plain rule
+        return _BACKTICKS.sub("bt_column", expr).replace("@", "")
+
+    def no_at(tok):
+        return (tok[0], "") if tok == (tokenize.OP, "@") else tok
+
+    def each(tok):
+        return no_at(clean_backtick_quoted_toks(pandas_expr._replace_booleans(tok)))
+
+    try:
+        return pandas_expr._preparse(expr, f=each)
+    except Exception:  # noqa: BLE001 - pandas' tokenizer fails on it: so does pandas
+        return "("  # a syntax error: refused by the caller
+
+
 def check_expression(expr, package: str = "pandas") -> None:
     """A pandas expression passes the gate's rules: pandas evaluates attributes and calls in
     its own frames with the raw getattr, so no risky attribute or reserved name may appear."""
     if not isinstance(expr, str):
         return  # pandas itself refuses anything else
-    source = _BACKTICKS.sub("bt_column", "".join([expr])).replace("@", "")
+    source = _as_pandas_parses("".join([expr]))
     try:
         tree = ast.parse(source, "<expression>", "exec")
     except SyntaxError:
-        return  # pandas raises its own error for what it cannot parse
+        # pandas parses this same text: it fails there too -- or the check misread it
+        raise _refusal(
+            package, f"the expression {expr!r} does not parse as pandas reads it (a syntax error)"
+        ) from None
     try:
         gated = gate(source, "<expression>")
     except CapsuleSyntaxError as e:
@@ -891,7 +918,10 @@ def _entries():
             return table.setdefault(key, {"package": _pkg, "kinds": []})
 
         for key, why in profile.refused.items():
-            entry(key)["refused"] = why
+            if ":" in key:  # a method: refused to capsule code, kept for the library's own
+                entry(key)["replaced"] = boundary.refuse_call(why)
+            else:
+                entry(key)["refused"] = why
         for key, hint in profile.options.items():
             entry(key)["option"] = hint
         for key, arg in profile.reads.items():
