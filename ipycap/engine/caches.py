@@ -236,13 +236,33 @@ def capsule_made(value, _depth: int = 0) -> bool:
         return False
     if tp is tuple or tp is frozenset or tp is list:
         return _depth > 20 or any(capsule_made(v, _depth + 1) for v in value)
+    parts = _alias_parts(value)
+    if parts is not None:
+        return _depth > 20 or any(capsule_made(v, _depth + 1) for v in parts)
     return guard.is_own_static(value)
 
 
+def _alias_parts(value):
+    """What a generic alias or union compares and hashes by (``__origin__``, ``__args__``):
+    ``list[X]`` and ``typing.List[X]`` are equal when their parts are, so a capsule class
+    nested in one decided a trusted cache's hit (red team 10).  None for anything else."""
+    tp = type(value)
+    module = _type_dict(tp).get("__module__") if isinstance(tp, type) else None
+    if tp is not types.GenericAlias and tp is not types.UnionType and module != "typing":
+        return None
+    origin = getattr(value, "__origin__", None)
+    args = getattr(value, "__args__", None)
+    if type(args) is not tuple:
+        args = ()
+    return (origin, *args)
+
+
 def _trusted_entry(entry) -> bool:
+    from . import guard
+
     tp = type(entry)
     if tp in _C_CODE:
-        return True
+        return guard.trusted_c_entry(entry)  # not a C method bound to a capsule's object
     if tp is types.FunctionType:
         return entry.__builtins__ is _REAL_BUILTINS
     if tp is classmethod or tp is staticmethod:
@@ -270,6 +290,9 @@ def capsule_keyed(value, _depth: int = 0) -> bool:
         return False
     if tp is tuple or tp is frozenset or tp is list:
         return _depth > 20 or any(capsule_keyed(v, _depth + 1) for v in value)
+    parts = _alias_parts(value)
+    if parts is not None:
+        return _depth > 20 or any(capsule_keyed(v, _depth + 1) for v in parts)
     return compares_in_capsule(tp)
 
 

@@ -310,6 +310,39 @@ def _is_library_class(cls) -> bool:
     return type(module) is str and module.partition(".")[0] in LIBRARY_PACKAGES
 
 
+_UNBOUND_C = (
+    types.MethodDescriptorType,
+    types.WrapperDescriptorType,
+    types.ClassMethodDescriptorType,
+    types.GetSetDescriptorType,
+    types.MemberDescriptorType,
+)
+
+
+def trusted_c_entry(entry) -> bool:
+    """Whether ``entry`` (a class-dict entry trusted code's slots call) is C code acting on
+    nothing of a capsule's: an unbound descriptor, a module's C function, or a C method bound
+    to plain data or a class no capsule made.  A C method bound to a capsule object
+    (``__eq__ = sink.append``) takes trusted code's operand into that object (red team 10)."""
+    tp = type(entry)
+    if tp in _UNBOUND_C:
+        return True
+    if tp is types.BuiltinFunctionType or tp is types.MethodWrapperType:
+        owner = entry.__self__
+        if owner is None or type(owner) is types.ModuleType:
+            return True
+        if isinstance(owner, type):
+            return not is_own(owner)
+        return is_plain_value(owner)
+    return False
+
+
+def is_plain_value(value) -> bool:
+    from .membrane import is_plain  # the membrane imports this module
+
+    return is_plain(value)
+
+
 def _is_stdlib_class(cls) -> bool:
     module = type.__dict__["__module__"].__get__(cls)
     return type(module) is str and module.partition(".")[0] in _STDLIB

@@ -127,15 +127,16 @@ def _is_trusted(entry) -> bool:
     if tp is _OperandC and _OperandC is not None:
         return True
     if tp in _TRUSTED_C:
-        return True
+        return guard.trusted_c_entry(entry)  # not a C method bound to a capsule's object
     if tp is types.FunctionType:
         return not guard.is_own(entry)
     if tp is classmethod or tp is staticmethod:
         return _is_trusted(entry.__func__)
     if _type_flags(tp) & _TYPE_SUBCLASS:
-        # a class as the entry (``__class_getitem__ = classmethod(GenericAlias)``): calling
-        # it runs its own __new__/__init__, hooked on it when they are capsule code
-        return True
+        # a class as the entry (``__class_getitem__ = classmethod(GenericAlias)``): a class
+        # of trusted code runs its own __new__/__init__; a capsule's class keeps what its
+        # inherited C constructor is given (``__eq__ = Rec``, an Exception subclass: .args)
+        return not guard.is_own(entry)
     return False
 
 

@@ -240,8 +240,9 @@ def _reconstruct(x, memo, func, args, state=None, listiter=None, dictiter=None, 
                 "object of trusted code)",
                 hint="the reconstructor must return a new object",
             )
-        if not guard.is_own(y):
-            _check_state_names(state)  # a fresh trusted object: public state only
+        if not guard.is_own(y) and guard.is_own(x):
+            # a capsule object's reduction made a fresh trusted object: public state only
+            _check_state_names(state)
         return y
 
     return _real_reconstruct(x, memo, maker, args, state, listiter, dictiter, **kwargs)

@@ -127,7 +127,7 @@ def _bad_field(template: str):
 
 def check_template(value, package: str, name: str) -> None:
     """Refuse a template (a str, or a list/tuple/dict of them) with a field that traverses
-    a private name."""
+    a private or guarded name."""
     if type(value) in (list, tuple):
         for v in value:
             check_template(v, package, name)
@@ -144,7 +144,7 @@ def check_template(value, package: str, name: str) -> None:
         raise _refusal(
             package,
             f"{name} with the template {template!r}: the field {{{field}}} reads a private "
-            f"attribute ({package} formats it outside the guard)",
+            f"or guarded attribute ({package} formats it outside the guard)",
             hint="format the value in the cell (an f-string) and pass a callable or plain text",
         )
 
