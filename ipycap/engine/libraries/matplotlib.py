@@ -80,9 +80,9 @@ PROFILE = Profile(
         "matplotlib.colors.get_named_colors_mapping": "read_only_result",  # the colour names
         # ended with the capsule run that entered them (blocks.py); xkcd/ioff/ion apply
         # when called, as matplotlib's do
-        "matplotlib.rc_context": "scoped_block",
-        "matplotlib.pyplot.rc_context": "scoped_block",
-        "matplotlib.style.context": "scoped_block",
+        "matplotlib.rc_context": "rc_block",
+        "matplotlib.pyplot.rc_context": "rc_block",
+        "matplotlib.style.context": "rc_block",
         "matplotlib.pyplot.xkcd": "eager_block",
         "matplotlib.pyplot.ioff": "eager_block",
         "matplotlib.pyplot.ion": "eager_block",

@@ -285,6 +285,13 @@ PROFILE = Profile(
         "Styler template sees",
         "pandas.io.formats.style_render:StylerRenderer.loader.searchpath": "where every "
         "Styler finds its templates",
+        # the shared Environment's other tables: every later render calls what they hold
+        # (env.tests['defined'] = f ran a capsule function in trusted renders: red team 10)
+        **{
+            f"pandas.io.formats.style_render:StylerRenderer.env.{t}": "what every Styler "
+            "template calls"
+            for t in ("tests", "filters", "policies")
+        },
     },
     shared={
         "pandas.core.accessor:DirNamesMixin._accessors": "accessor names dir() shows; "
