@@ -880,52 +880,7 @@ def plots_on_capsule_axes(fn, package, name):
     return call
 
 
-#: rcParams whose values name code or programs matplotlib later imports, walks or runs:
-#: ``figure.hooks`` ("module:attr.path", imported and called for every new figure -- a
-#: capsule's ``gc:callbacks.append`` left its object in gc.callbacks, red team 10), the
-#: backend ("module://..."), animation writers and the external programs they start, and
-#: TeX (``text.usetex`` runs latex on the figure's text).
-CODE_NAMING_RC = frozenset(
-    """figure.hooks backend backend_fallback animation.writer animation.ffmpeg_path
-    animation.convert_path animation.ffmpeg_args animation.convert_args text.usetex
-    text.latex.preamble pgf.preamble pgf.texsystem path.effects""".split()
-)
-
-
-def _check_rc_keys(keys, package, name) -> None:
-    for key in keys:
-        if type(key) is str and key in CODE_NAMING_RC:
-            raise _refusal(
-                package, f"{name} with {key!r}: the option names code or a program to run"
-            )
-
-
-def rc_block(fn, package, name):
-    """``rc_context``/``style.context`` as a scoped block (blocks.py), whose options may not
-    name code (:data:`CODE_NAMING_RC`), from a dict or a style file."""
-    made = blocks.block(fn, package, name)
-
-    @functools.wraps(fn)
-    def checked(*args, **kwargs):
-        given = list(args) + list(kwargs.values())
-        for value in given:
-            if isinstance(value, Mapping):
-                _check_rc_keys(list(value), package, name)
-            elif isinstance(value, os.PathLike) or (
-                isinstance(value, str) and ("/" in value or value.endswith(".mplstyle"))
-            ):
-                # a style file: read as the capsule (the tripwire checks the open)
-                rc = sys.modules["matplotlib"].rc_params_from_file(
-                    value, use_default_template=False
-                )
-                _check_rc_keys(list(rc), package, name)
-        return made(*args, **kwargs)
-
-    return checked
-
-
 _FACTORIES = {
-    "rc_block": rc_block,
     "plots_on_capsule_axes": plots_on_capsule_axes,
     "copies_protected": copies_protected,
     "numpy_load": numpy_load,
