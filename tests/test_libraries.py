@@ -168,8 +168,9 @@ for e in c.registry.events:
 
 def test_registry_records_what_a_library_did_on_its_own_behalf(tmp_path):
     """In a fresh process (nothing imported yet): pandas importing pyarrow lazily is recorded
-    as a use of the pandas grant.  pandas asked (by the capsule's backend='os') for a module
-    by name finds it has no .plot and raises its own ValueError: nothing of os comes back."""
+    as a use of the pandas grant.  pandas asked (by the capsule's backend='os') to import a
+    module by name is refused by the tripwire's import rule, although os is loaded already
+    (stdlib_guards.import_module, red team 10), and the refusal is in the registry."""
     import subprocess
     import sys
 
@@ -183,7 +184,8 @@ def test_registry_records_what_a_library_did_on_its_own_behalf(tmp_path):
     ).stdout
     assert out.splitlines()[0] == "6"
     assert re.search(r"use pandas pyarrow\S* \(loaded by pandas on its own behalf\)", out), out
-    assert "ValueError" in out  # pandas' own error after the refused import
+    assert out.splitlines()[1] == "CapsulePermissionError"
+    assert "import of 'os' (by pandas running for the capsule)" in out
 
 
 def test_unprofiled_library_is_noted_in_the_registry(ip):

@@ -225,6 +225,81 @@ def on_view(module) -> None:
                         pass
 
 
+class _NoCapsuleKeys:
+    """A granted library's ``lru_cache`` wrapper (``pandas.core.dtypes.cast
+    ._maybe_promote_cached``) that a capsule reaches through the library's own calls: a call
+    with a capsule-made argument runs the function uncached, so the cache never keeps (and
+    never later hashes or compares) a capsule's object -- its ``__del__`` ran inside a
+    trusted ``cache_clear()``, red team 10.  Other calls are the cache's, unchanged (no
+    exact copies: trusted code's own value subclasses, ``np.str_``, reach it as they are)."""
+
+    __slots__ = ("_func", "__wrapped__")
+
+    def __init__(self, func):
+        self._func = func
+        self.__wrapped__ = func
+
+    def __call__(self, *args, **kwargs):
+        for a in args:
+            if type(a) not in _EXACT and capsule_made(a):
+                return self._func.__wrapped__(*args, **kwargs)
+        for a in kwargs.values():
+            if type(a) not in _EXACT and capsule_made(a):
+                return self._func.__wrapped__(*args, **kwargs)
+        return self._func(*args, **kwargs)
+
+    def __get__(self, obj, owner=None):
+        return self if obj is None else types.MethodType(self, obj)
+
+    def __getattr__(self, name):
+        return getattr(self._func, name)  # cache_clear, cache_info, __name__, __doc__...
+
+
+_LIBRARY_SEEN: dict = {}  # module name -> the module whose lru caches were guarded
+
+
+def on_library_modules(packages) -> None:
+    """Guard the ``lru_cache``s of every loaded module of ``packages`` (granted libraries'
+    packages), each module once: in its namespace, its classes, and wherever another of the
+    package's modules imported the same wrapper (``from .cast import f``)."""
+    replaced: dict = {}
+    fresh = []
+    for name, module in list(sys.modules.items()):
+        if module is None or name.partition(".")[0] not in packages:
+            continue
+        if _LIBRARY_SEEN.get(name) is module:
+            continue
+        _LIBRARY_SEEN[name] = module
+        d = getattr(module, "__dict__", None)
+        if type(d) is not dict:
+            continue
+        fresh.append(d)
+        for key, value in list(d.items()):
+            if type(value) is _LRU:
+                wrapper = replaced.get(id(value))
+                if wrapper is None:
+                    wrapper = replaced[id(value)] = (value, _NoCapsuleKeys(value))
+                d[key] = wrapper[1]
+            elif isinstance(value, type) and _type_dict(value).get("__module__") == name:
+                for attr, entry in list(_type_dict(value).items()):
+                    func, wrap = _lru_in(entry)
+                    if func is not None:
+                        try:
+                            type.__setattr__(value, attr, wrap(_NoCapsuleKeys(func)))
+                        except TypeError:  # pragma: no cover - an immutable class
+                            pass
+    if not replaced:
+        return
+    for d in list(_LIBRARY_SEEN_DICTS) + fresh:
+        for key, value in list(d.items()):
+            if type(value) is _LRU and id(value) in replaced and replaced[id(value)][0] is value:
+                d[key] = replaced[id(value)][1]
+    _LIBRARY_SEEN_DICTS.extend(fresh)
+
+
+_LIBRARY_SEEN_DICTS: list = []
+
+
 def capsule_made(value, _depth: int = 0) -> bool:
     """Whether ``value`` is, or holds (in a tuple, list or frozenset), an object a capsule made:
     an instance of a class a capsule's class statement made, such a class, a function or

@@ -529,6 +529,35 @@ def _prepare_dict(cls: type) -> None:
 _READY: dict = {}
 
 
+#: What a class compares and hashes by as a key: a capsule metaclass defining them decides
+#: every trusted dict and cache keyed by classes (singledispatch's dispatch cache, ABC and
+#: typing caches, weak dictionaries): ``__eq__`` True with a builtin's hash made polars'
+#: singledispatch answer None for every trusted call after the cell (red team 10).
+CLASS_IDENTITY = frozenset({"__eq__", "__ne__", "__hash__"})
+
+
+def _refuse_class_identity(meta) -> None:
+    """A class of a capsule metaclass compares and hashes as itself (by identity)."""
+    for klass in _type_mro(meta):
+        if klass is type or not _capsule_made(klass):
+            continue
+        d = _type_dict(klass)
+        found = {
+            n
+            for n in CLASS_IDENTITY & d.keys()
+            if d[n] is not type.__dict__.get(n) and d[n] is not object.__dict__.get(n)
+        }
+        if found:
+            raise guard.CapsuleTypeError(
+                f"a metaclass's {', '.join(sorted(found))}: classes compare and hash by "
+                "identity in a capsule (trusted dictionaries and caches keyed by classes "
+                "would ask the capsule's)",
+                "hooks",
+                None,
+                hint="compare the classes' attributes in a function of your own",
+            )
+
+
 def prepare(cls) -> None:
     """Guard every hook trusted code may call on ``cls``: entries of its MRO and of its
     metaclass's MRO that are capsule code become guarded descriptors (in place)."""
@@ -537,6 +566,8 @@ def prepare(cls) -> None:
         return
     if not _type_flags(type(cls)) & _TYPE_SUBCLASS:
         return
+    if _type_flags(type(cls)) & _HEAPTYPE and type(cls) is not type:
+        _refuse_class_identity(type(cls))
     for klass in _type_mro(cls):
         _prepare_dict(klass)
     for klass in _type_mro(type(cls)):
@@ -566,6 +597,12 @@ def after_write(obj, name: str) -> None:
     ``__bases__`` or ``__class__`` brings new dicts into the walk, so prepare again."""
     if not _type_flags(type(obj)) & _TYPE_SUBCLASS:
         return
+    if name in CLASS_IDENTITY and issubclass(obj, type) and _capsule_made(obj):
+        try:
+            _refuse_class_identity(obj)
+        except guard.CapsuleTypeError:
+            type.__delattr__(obj, name)  # the store is undone, then refused
+            raise
     if name in _ALWAYS or (name in _CAPSULE_MADE_ONLY and _capsule_made(obj)):
         entry = _type_dict(obj).get(name)
         if entry is not None:

@@ -32,7 +32,6 @@ IPython surface
 
 from __future__ import annotations
 
-import copy
 import gc
 import inspect
 import sys
@@ -400,3 +399,48 @@ def test_a_capsule_object_shown_by_trusted_code_after_the_cell_is_filtered(ip):
     data, _ = ip.shell.display_formatter.format(g)
     assert "application/javascript" not in data
     assert "onerror" not in data.get("text/html", "")
+
+
+# -- A2: granted libraries' caches and class-keyed tables -------------------------------------
+def test_a_granted_librarys_lru_cache_keeps_no_capsule_object():
+    from pandas.core.dtypes import cast
+
+    source = (
+        "import pandas as pd, fractions\n"
+        "class F(fractions.Fraction):\n"
+        "    def __del__(self):\n        pass\n"
+        "s = pd.Series([1, 2])\n"
+        "len(s.reindex([0, 1, 2], fill_value=F(1, 3)))"
+    )
+    result = _run(source, [("import", "pandas")])
+    assert result == 3
+    cached = cast._maybe_promote_cached
+    info = cached.cache_info() if hasattr(cached, "cache_info") else None
+    assert info is not None
+    gc.collect()
+    assert not [o for o in gc.get_objects() if type(o).__name__ == "F" and guard.is_own(o)]
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["    def __eq__(cls, other):\n        return True\n",
+     "    def __hash__(cls):\n        return hash(tuple)\n"],
+)  # fmt: skip
+def test_a_capsule_metaclass_may_not_redefine_class_identity(body):
+    source = f"class M(type):\n{body}class X(metaclass=M):\n    pass\n"
+    assert _refused(_run(source))
+    later = (
+        "class M(type):\n    pass\nclass X(metaclass=M):\n    pass\nM.__eq__ = lambda a, b: True"
+    )
+    assert _refused(_run(later))
+    # trusted class-keyed caches answer as before
+    assert pl.DataFrame([(1, 2)], orient="row").shape == (1, 2)
+
+
+def test_capsule_metaclasses_keep_everything_else():
+    source = (
+        "class M(type):\n    def __repr__(cls):\n        return 'M!'\n"
+        "    def __call__(cls, *a):\n        return 42\n"
+        "class X(metaclass=M):\n    pass\n(repr(X), X(), X == X, {X: 1}[X])"
+    )
+    assert _run(source) == ("M!", 42, True, 1)

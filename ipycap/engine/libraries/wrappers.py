@@ -25,7 +25,7 @@ import sys
 import tokenize
 from collections.abc import Mapping
 
-from .. import arrayguard, guard, rules, tables, tripwire
+from .. import arrayguard, caches, guard, rules, tables, tripwire
 from ..errors import (
     CapsuleImportError,
     CapsulePermissionError,
@@ -1120,6 +1120,7 @@ def _install_table_patterns() -> None:
     if _PATTERNS_AT == len(sys.modules):
         return
     _PATTERNS_AT = len(sys.modules)
+    caches.on_library_modules(frozenset(PROFILES))  # their lru_caches keep no capsule key
     for key in _TABLES:
         package, _, path = key.partition(":")
         if not path.startswith("*."):
