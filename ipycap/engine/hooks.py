@@ -548,6 +548,8 @@ def _refuse_class_identity(meta) -> None:
             if d[n] is not type.__dict__.get(n) and d[n] is not object.__dict__.get(n)
         }
         if found:
+            for n in found:  # disarmed first: classes of it may exist whatever is raised
+                type.__delattr__(klass, n)
             raise guard.CapsuleTypeError(
                 f"a metaclass's {', '.join(sorted(found))}: classes compare and hash by "
                 "identity in a capsule (trusted dictionaries and caches keyed by classes "
@@ -556,6 +558,54 @@ def _refuse_class_identity(meta) -> None:
                 None,
                 hint="compare the classes' attributes in a function of your own",
             )
+
+
+def _no_answer(cls, subclass):
+    return NotImplemented
+
+
+_NO_ANSWER = classmethod(_no_answer)
+
+
+def _refuse_trusted_abc_hook(cls) -> None:
+    """A capsule subclass of a trusted ABC may not answer for it: CPython's ABC check asks
+    every subclass (``issubclass(C, scls)`` for each of ``cls.__subclasses__()``), so a
+    capsule ``__subclasshook__`` under ``collections.abc.Mapping`` made trusted
+    ``isinstance(1, Mapping)`` True for the rest of the session (red team 10) -- the same
+    door ``register()`` on a trusted ABC is refused for."""
+    if not _capsule_made(cls) or not isinstance(cls, abc.ABCMeta):
+        return
+    mro = _type_mro(cls)
+    if not any(isinstance(b, abc.ABCMeta) and not _capsule_made(b) for b in mro[1:]):
+        return
+    own = [
+        n
+        for n in ("__subclasshook__",)
+        if n in _type_dict(cls) and _type_dict(cls)[n] is not _NO_ANSWER
+    ]
+    own += [
+        n
+        for klass in _type_mro(type(cls))
+        if _capsule_made(klass)
+        for n in ("__subclasscheck__", "__instancecheck__")
+        if n in _type_dict(klass)
+    ]
+    if own:
+        # disarmed first: the class exists (among the ABC's subclasses) whatever is raised
+        if "__subclasshook__" in _type_dict(cls):
+            type.__setattr__(cls, "__subclasshook__", _NO_ANSWER)
+        for klass in _type_mro(type(cls)):
+            if _capsule_made(klass):
+                for n in ("__subclasscheck__", "__instancecheck__"):
+                    if n in _type_dict(klass):
+                        type.__delattr__(klass, n)
+        raise guard.CapsuleTypeError(
+            f"{own[0]} on a subclass of a trusted ABC: trusted isinstance()/issubclass() "
+            "would ask it about trusted classes",
+            "hooks",
+            None,
+            hint="define the ABC in the capsule (class A(abc.ABC): ...) and subclass that",
+        )
 
 
 def prepare(cls) -> None:
@@ -568,6 +618,7 @@ def prepare(cls) -> None:
         return
     if _type_flags(type(cls)) & _HEAPTYPE and type(cls) is not type:
         _refuse_class_identity(type(cls))
+        _refuse_trusted_abc_hook(cls)
     for klass in _type_mro(cls):
         _prepare_dict(klass)
     for klass in _type_mro(type(cls)):
@@ -597,12 +648,10 @@ def after_write(obj, name: str) -> None:
     ``__bases__`` or ``__class__`` brings new dicts into the walk, so prepare again."""
     if not _type_flags(type(obj)) & _TYPE_SUBCLASS:
         return
+    if name == "__subclasshook__" and _capsule_made(obj):
+        _refuse_trusted_abc_hook(obj)  # (the store is undone before the refusal)
     if name in CLASS_IDENTITY and issubclass(obj, type) and _capsule_made(obj):
-        try:
-            _refuse_class_identity(obj)
-        except guard.CapsuleTypeError:
-            type.__delattr__(obj, name)  # the store is undone, then refused
-            raise
+        _refuse_class_identity(obj)
     if name in _ALWAYS or (name in _CAPSULE_MADE_ONLY and _capsule_made(obj)):
         entry = _type_dict(obj).get(name)
         if entry is not None:
@@ -634,7 +683,10 @@ def _prepare_walk(cls) -> None:
         return
     prepare(cls)
     for sub in subs:
-        prepare(sub)
+        try:
+            prepare(sub)
+        except guard.CapsuleTypeError:
+            pass  # a capsule class whose making was refused: disarmed, asked nothing
     _WALKED[_address(cls)] = (weakref.ref(cls), ids, _metas_of(subs))
 
 

@@ -402,15 +402,30 @@ def test_a_capsule_object_shown_by_trusted_code_after_the_cell_is_filtered(ip):
 
 
 # -- A2: granted libraries' caches and class-keyed tables -------------------------------------
+def _lru_keys(wrapper) -> list:
+    """The arguments an lru_cache holds (its keys' parts), read from its referents."""
+    wrapper = (
+        getattr(wrapper, "__wrapped__", wrapper)
+        if type(wrapper).__name__ != "_lru_cache_wrapper"
+        else wrapper
+    )
+    out = []
+    for ref in gc.get_referents(wrapper):
+        if type(ref) is dict:
+            for key in ref:
+                out.extend(list(key) if isinstance(key, (list, tuple)) else [key])
+    return out
+
+
 def test_a_granted_librarys_lru_cache_keeps_no_capsule_object():
     from pandas.core.dtypes import cast
 
     source = (
         "import pandas as pd, fractions\n"
-        "class F(fractions.Fraction):\n"
+        "class KeptByLru(fractions.Fraction):\n"
         "    def __del__(self):\n        pass\n"
         "s = pd.Series([1, 2])\n"
-        "len(s.reindex([0, 1, 2], fill_value=F(1, 3)))"
+        "len(s.reindex([0, 1, 2], fill_value=KeptByLru(1, 3)))"
     )
     result = _run(source, [("import", "pandas")])
     assert result == 3
@@ -418,7 +433,11 @@ def test_a_granted_librarys_lru_cache_keeps_no_capsule_object():
     info = cached.cache_info() if hasattr(cached, "cache_info") else None
     assert info is not None
     gc.collect()
-    assert not [o for o in gc.get_objects() if type(o).__name__ == "F" and guard.is_own(o)]
+    kept = [
+        r for o in gc.get_objects() if type(o).__name__ == "KeptByLru" for r in gc.get_referrers(o)
+    ]
+    assert not [r for r in kept if type(r).__name__ == "_lru_cache_wrapper"]
+    assert not any(type(k).__name__ == "KeptByLru" for k in _lru_keys(cached))
 
 
 @pytest.mark.parametrize(
@@ -444,3 +463,35 @@ def test_capsule_metaclasses_keep_everything_else():
         "class X(metaclass=M):\n    pass\n(repr(X), X(), X == X, {X: 1}[X])"
     )
     assert _run(source) == ("M!", 42, True, 1)
+
+
+# -- A6: a capsule subclass of a trusted ABC never answers for it ------------------------------
+@pytest.mark.parametrize(
+    "making",
+    ["class S(cabc.Mapping):\n    @classmethod\n    def __subclasshook__(cls, C):\n"
+     "        return True\n",
+     "class S(cabc.Sequence):\n    pass\nS.__subclasshook__ = classmethod(lambda c, C: True)\n",
+     "class Meta(abc.ABCMeta):\n    def __subclasscheck__(cls, C):\n        return True\n"
+     "class S(cabc.Sized, metaclass=Meta):\n    pass\n"],
+)  # fmt: skip
+def test_a_capsule_subclass_of_a_trusted_abc_never_decides_trusted_isinstance(making):
+    import collections.abc as cabc
+
+    grants = [("import", "abc")]
+    result = _run("import abc, collections.abc as cabc\n" + making, grants)
+    assert _refused(result)
+    gc.collect()
+    assert not isinstance(1, cabc.Mapping) and not issubclass(int, cabc.Sequence)
+    assert not isinstance(1, cabc.Sized) and isinstance({}, cabc.Mapping)
+
+
+def test_capsule_subclasses_of_trusted_abcs_still_work():
+    source = (
+        "import collections.abc as cabc\n"
+        "class S(cabc.Mapping):\n"
+        "    def __getitem__(self, k):\n        return 1\n"
+        "    def __len__(self):\n        return 1\n"
+        "    def __iter__(self):\n        return iter([1])\n"
+        "(dict(S()), isinstance(S(), cabc.Mapping))"
+    )
+    assert _run(source) == ({1: 1}, True)
