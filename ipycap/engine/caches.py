@@ -256,12 +256,16 @@ class _NoCapsuleKeys:
 
 
 _LIBRARY_SEEN: dict = {}  # module name -> the module whose lru caches were guarded
+_LIBRARY_AT: dict = {}  # packages -> len(sys.modules) when last walked
 
 
 def on_library_modules(packages) -> None:
     """Guard the ``lru_cache``s of every loaded module of ``packages`` (granted libraries'
     packages), each module once: in its namespace, its classes, and wherever another of the
     package's modules imported the same wrapper (``from .cast import f``)."""
+    if _LIBRARY_AT.get(packages) == len(sys.modules):
+        return  # no module was imported since
+    _LIBRARY_AT[packages] = len(sys.modules)
     replaced: dict = {}
     fresh = []
     for name, module in list(sys.modules.items()):
@@ -275,6 +279,12 @@ def on_library_modules(packages) -> None:
             continue
         fresh.append(d)
         for key, value in list(d.items()):
+            if (
+                type(value).__name__ == "LRUCache"
+                and type(value).__module__ == "polars._utils.cache"
+            ):
+                d[key] = _no_capsule_keys_lru(value)  # polars' own (its UDF parser cache)
+                continue
             if type(value) is _LRU:
                 wrapper = replaced.get(id(value))
                 if wrapper is None:
@@ -298,6 +308,27 @@ def on_library_modules(packages) -> None:
 
 
 _LIBRARY_SEEN_DICTS: list = []
+_LRU_SUBCLASSES: dict = {}
+
+
+def _no_capsule_keys_lru(cache):
+    """polars' ``LRUCache`` (``_BYTECODE_PARSER_CACHE_`` kept every capsule UDF it was
+    given, keyed by the function), as one that stores no capsule-made key."""
+    base = type(cache)
+    cls = _LRU_SUBCLASSES.get(base)
+    if cls is None:
+
+        def __setitem__(self, key, value):  # noqa: N807
+            if capsule_made(key):
+                return  # computed again next time: the cache keeps nothing of a capsule's
+            base.__setitem__(self, key, value)
+
+        cls = _LRU_SUBCLASSES[base] = type(base.__name__, (base,), {"__setitem__": __setitem__})
+    fresh = cls(cache.maxsize)
+    for key, value in list(cache.items()):
+        if not capsule_made(key):
+            base.__setitem__(fresh, key, value)
+    return fresh
 
 
 def capsule_made(value, _depth: int = 0) -> bool:

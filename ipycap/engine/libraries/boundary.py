@@ -375,6 +375,11 @@ def capsule_udfs(arg: PathArg):
         def checked(*args, **kwargs):
             builtins_dict = _capsule_builtins(sys._getframe(1))
             if builtins_dict is not None:
+                # the library may cache what it is given (polars' UDF parser cache, in a
+                # module it imports lazily): its caches keep nothing of a capsule's
+                from .. import caches
+
+                caches.on_library_modules(frozenset((package,)))
                 if len(args) > arg.position and callable(args[arg.position]):
                     args = list(args)
                     args[arg.position] = in_capsule_frame(args[arg.position], builtins_dict)
