@@ -495,3 +495,21 @@ def test_capsule_subclasses_of_trusted_abcs_still_work():
         "(dict(S()), isinstance(S(), cabc.Mapping))"
     )
     assert _run(source) == ({1: 1}, True)
+
+
+# -- C6: a library's own target objects are no file argument ----------------------------------
+def test_polars_sinks_refuse_its_partition_targets(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("untouched")
+    source = (
+        "import polars as pl\nlf = pl.LazyFrame({'a': [1, 2]})\n"
+        f"lf.sink_csv(pl.PartitionBy({str(tmp_path)!r}, "
+        "file_path_provider=lambda a: 'victim.txt', max_rows_per_file=10))"
+    )
+    assert _refused(_run(source, [("import", "polars")]))
+    assert victim.read_text() == "untouched"
+    out = tmp_path / "out"
+    out.mkdir()
+    granted = [("import", "polars"), ("write", str(out))]
+    write = f"import polars as pl\npl.LazyFrame({{'a': [1]}}).sink_csv({str(out / 'o.csv')!r})\n1"
+    assert _run(write, granted) == 1 and (out / "o.csv").exists()

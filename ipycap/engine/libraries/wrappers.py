@@ -112,6 +112,11 @@ def _stdviews():
 # checked now, for the kind of access), an in-memory stream, a process stream, or an object
 # that cannot answer ``fileno`` at all.  Every native use of a number is checked again by the
 # number (ipycap.engine.fds); this check refuses early, with a message that says what works.
+#: Packages none of whose own objects is a file a library may be handed: polars' target
+#: objects name paths its native code opens.
+_TARGETS_RESOLVED_NATIVELY = frozenset({"polars"})
+
+
 def _in_memory_types() -> tuple:
     import io
 
@@ -177,6 +182,16 @@ def check_file_object(value, kinds, package: str, fn: str):
             f"{fn} of a file descriptor number: native code would read or write it below "
             "every check",
             hint="pass the file open() returned, or a path within the grants",
+        )
+    module = type.__dict__["__module__"].__get__(tp)
+    if type(module) is str and module.partition(".")[0] in _TARGETS_RESOLVED_NATIVELY:
+        # polars' own target objects (pl.PartitionBy: a folder and a callable naming files)
+        # are resolved to paths by its native sink, past every check (red team 10)
+        raise _refusal(
+            package,
+            f"{fn} of a {tp.__name__} object: {module.partition('.')[0]} resolves the paths "
+            "it names natively, unchecked",
+            hint="write to a path within the grants (one file per call)",
         )
     if any(tp is t for t in _in_memory_types()) or not _may_answer_fileno(value):
         return value
