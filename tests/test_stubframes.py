@@ -18,7 +18,7 @@ import traceback
 from ipycap import Capsule
 from ipycap.engine.after import host_error
 from ipycap.engine.membrane import is_plain
-from ipycap.engine.stubframes import ARGUMENTS
+from ipycap.engine.stubframes import ARGUMENTS, NOT_SHOWN
 from tests import test_magics as _magics
 
 _shell = _magics._shell  # the fixtures
@@ -76,11 +76,12 @@ def test_the_kept_traceback_holds_only_plain_data(ip):
         frame = entry.tb_frame
         assert frame.f_back is None
         assert frame.f_builtins == {}
-        assert all(is_plain(v) for v in frame.f_locals.values()), frame.f_locals
+        # plain data, or ipycap's own marker for an argument that was not
+        assert all(is_plain(v) or v is NOT_SHOWN for v in frame.f_locals.values())
         names = [k for k in frame.f_globals if k.isidentifier() and k != "__builtins__"]
         assert all(is_plain(frame.f_globals[k]) for k in names)
     local = entries[-1].tb_frame.f_locals
-    assert local == {"a": 1, "b": 0, "c": 1, "label": "plain-label"}  # k (capsule) dropped
+    assert local == {"a": 1, "b": 0, "k": NOT_SHOWN, "c": 1, "label": "plain-label"}
     assert ARGUMENTS[entries[-1].tb_frame.f_code] == ("a", "b", "k")
     assert entries[-1].tb_frame.f_code.co_varnames[:3] == ("a", "b", "k")  # the signature
 
@@ -105,7 +106,7 @@ def test_host_error_drops_the_capsule_exceptions_tracebacks():
     assert caught.__traceback__ is None
     assert type(copy) is KeyError
     (entry,) = [e for e in _capsule_entries(copy.__traceback__) if e.tb_frame.f_code.co_name == "g"]
-    assert entry.tb_frame.f_locals == {}  # x and y are capsule objects: not kept
+    assert entry.tb_frame.f_locals == {"x": NOT_SHOWN}  # x and y are capsule objects: not kept
     assert entry.tb_lineno == 3
 
 
@@ -137,7 +138,15 @@ def test_stand_ins_keep_every_signature_shape():
     copy = host_error(caught, capsule.context)
     (entry,) = [e for e in _capsule_entries(copy.__traceback__) if e.tb_frame.f_code.co_name == "f"]
     frame = entry.tb_frame
-    assert frame.f_locals == {"a": 1, "k": 5, "m": 2, "rest": (3, 4), "q": "x"}
+    assert frame.f_locals == {
+        "a": 1,
+        "b": NOT_SHOWN,
+        "k": 5,
+        "m": 2,
+        "rest": (3, 4),
+        "kw": {},
+        "q": "x",
+    }
     assert ARGUMENTS[frame.f_code] == ("a", "b", "k", "m", "rest", "kw")
     assert (entry.tb_lineno, frame.f_lineno) == (3, 3)
 
@@ -154,5 +163,5 @@ def test_a_comprehension_frame_gets_its_stand_in_and_the_error_stays_the_cells()
     names = [e.tb_frame.f_code.co_name for e in _capsule_entries(copy.__traceback__)]
     assert names == ["<module>", "<listcomp>"]
     frame = _capsule_entries(copy.__traceback__)[-1].tb_frame
-    assert frame.f_locals == {"i": 2}  # the range iterator (.0) is not plain data
+    assert frame.f_locals == {".0": NOT_SHOWN, "i": 2}  # the range iterator is not plain
     assert ARGUMENTS[frame.f_code] == (".0",)

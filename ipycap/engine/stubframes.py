@@ -30,6 +30,18 @@ from .membrane import is_plain
 
 _SHAPES: dict = {}
 
+
+class _NotShown:
+    """What a stand-in frame holds for an argument that was not plain data."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return "<not shown>"
+
+
+NOT_SHOWN = _NotShown()
+
 #: Flags of code whose frame belongs to a generator: clearing one would close it, running its
 #: ``finally`` (a capsule may still hold and resume it).
 _GENERATOR_FLAGS = 0x20 | 0x80 | 0x100 | 0x200  # GENERATOR COROUTINE ITERABLE_COROUTINE ASYNC_GEN
@@ -176,9 +188,8 @@ def _stand_in(tb, made: dict, bare: bool = False):
     local = {} if bare else _plain_locals(frame)
     sig = _BARE if bare else _signature(code)
     _, pos, kwonly, flags, params = sig
-    dropped = tuple(p for p in params if p not in local)
     names = tuple(k for k in local if k not in params)
-    shape = _shape(sig, names, dropped)
+    shape = _shape(sig, names, ())
     stub = shape.replace(
         co_firstlineno=lineno,
         co_filename=code.co_filename,
@@ -189,8 +200,10 @@ def _stand_in(tb, made: dict, bare: bool = False):
     ARGUMENTS[stub] = params
     g = _plain_globals(frame, made)
     fn = types.FunctionType(stub, g)
-    args = [local.get(p) for p in params[:pos]]
-    kwargs = {p: local.get(p) for p in params[pos : pos + kwonly]}
+    # an argument that is not plain data is bound to NOT_SHOWN: the signature IPython's
+    # printer shows (inspect.getargvalues) stays whole, and the debugger shows it as not plain
+    args = [local.get(p, NOT_SHOWN) for p in params[:pos]]
+    kwargs = {p: local.get(p, NOT_SHOWN) for p in params[pos : pos + kwonly]}
     if flags & 0x04 and type(local.get(params[pos + kwonly])) is tuple:
         args += local[params[pos + kwonly]]  # *args, when plain (else dropped: bound to ())
     gen = fn(*args, **kwargs)
@@ -263,4 +276,4 @@ def retire(exc, is_capsule_frame) -> None:
         gc.collect()
 
 
-__all__ = ["ARGUMENTS", "retire", "stub_traceback"]
+__all__ = ["ARGUMENTS", "NOT_SHOWN", "retire", "stub_traceback"]
