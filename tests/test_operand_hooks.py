@@ -22,6 +22,7 @@ import pytest
 
 from ipycap import Capsule
 from ipycap.engine import guard, hooks, rules
+from ipycap.engine.errors import CapsuleTypeError
 from ipycap.engine.gate import DELATTR_HOOK, SETATTR_HOOK, gate
 
 # -- the scan --------------------------------------------------------------------------------
@@ -378,29 +379,46 @@ def test_a_capsule_reading_an_operand_entry_sees_its_function_name_and_nothing_m
     assert result[:4] == ["__add__", "K.__add__", "adds", 1] and "__dict__" not in result
 
 
-def test_a_capsule_abc_hook_is_not_asked_about_ipycap_machinery(tmp_path):
+def test_a_capsule_abc_subclass_never_breaks_trusted_isinstance_of_ipycap_objects(tmp_path):
     # A capsule ABC subclass stays in collections.abc's subclass lists; a later trusted
     # isinstance() of one of ipycap's own objects (polars asked it of a capsule's file)
     # called the capsule's hook with the ipycap class, which the membrane refuses to hand
-    # over: the trusted isinstance raised CapsuleTypeError.
+    # over: the trusted isinstance raised CapsuleTypeError.  Since red team 10 a hook on a
+    # subclass of a trusted ABC is refused outright (it would answer trusted isinstance()
+    # for the session); the subclass itself, and a hook on the capsule's own ABC, stay.
     import collections.abc
 
     (tmp_path / "f.txt").write_text("x")
-    c = Capsule(grants=[("read", str(tmp_path))])
+    c = Capsule(grants=[("read", str(tmp_path)), ("import", "abc")])
+    with pytest.raises(CapsuleTypeError, match="__subclasshook__ on a subclass of a trusted ABC"):
+        c.run(
+            "import collections.abc\n"
+            "class S(collections.abc.Sequence):\n"
+            "    @classmethod\n"
+            "    def __subclasshook__(cls, C):\n"
+            "        return NotImplemented\n"
+        )
+    assert "S" not in c.namespace
     c.run(
-        "import collections.abc\n"
+        "import abc, collections.abc\n"
         "class S(collections.abc.Sequence):\n"
-        "    @classmethod\n"
-        "    def __subclasshook__(cls, C):\n"
-        "        return NotImplemented\n"
         "    def __getitem__(self, i):\n"
         "        return i\n"
         "    def __len__(self):\n"
         "        return 0\n"
+        "class Own(metaclass=abc.ABCMeta):  # the hint of the refusal above\n"
+        "    @classmethod\n"
+        "    def __subclasshook__(cls, C):\n"
+        "        return hasattr(C, 'quack')\n"
+        "class Duck:\n"
+        "    quack = 1\n"
         f"f = open({str(tmp_path / 'f.txt')!r})\n"
+        "answers = (isinstance(S(), collections.abc.Sequence), isinstance(Duck(), Own),"
+        " isinstance(1, Own))\n"
     )
+    assert c.namespace["answers"] == (True, True, False)
     handle = c.namespace["f"]
     assert not isinstance(handle, collections.abc.Sequence)
     assert isinstance(handle, collections.abc.Iterable)
     assert not isinstance(handle, c.namespace["S"])
-    assert isinstance([1], collections.abc.Sequence)  # the hook still answers for others
+    assert isinstance([1], collections.abc.Sequence)

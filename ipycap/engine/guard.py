@@ -17,6 +17,7 @@ from collections import UserString
 
 from . import intlimits, rules
 from .errors import CapsuleAttributeError, CapsuleTypeError
+from .values import is_plain as is_plain_value
 
 #: Name under which the kernel's inspector hides engine entries (kept for its listings).
 CAPSULE_MARK = "_ipycap_context"
@@ -337,12 +338,6 @@ def trusted_c_entry(entry) -> bool:
     return False
 
 
-def is_plain_value(value) -> bool:
-    from .membrane import is_plain  # the membrane imports this module
-
-    return is_plain(value)
-
-
 def _is_stdlib_class(cls) -> bool:
     module = type.__dict__["__module__"].__get__(cls)
     return type(module) is str and module.partition(".")[0] in _STDLIB
@@ -491,10 +486,16 @@ def decide(value, name: str, mode: str = "proxy"):
     if type(result) is types.ModuleType:
         loaded = sys.modules.get(getattr(result, "__name__", None))
         if loaded is result:
-            from .modules import _context_view  # the modules module imports this one
-
-            return _context_view(result, f"{type(value).__name__}.{name}")
+            view = MODULE_VIEW[0]
+            if view is None:  # pragma: no cover - the modules layer sets it when it loads
+                refuse(value, name, "a loaded module is shown to a capsule only as its view")
+            return view(result, f"{type(value).__name__}.{name}")
     return result
+
+
+#: The modules layer's ``_context_view(module, name)``, set when that layer loads (it imports
+#: this module, so this one cannot import it).  Unset, a module answer is refused.
+MODULE_VIEW: list = [None]
 
 
 def _decide(value, name: str, mode: str = "proxy"):

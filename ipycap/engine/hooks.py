@@ -604,7 +604,8 @@ def _refuse_trusted_abc_hook(cls) -> None:
             "would ask it about trusted classes",
             "hooks",
             None,
-            hint="define the ABC in the capsule (class A(abc.ABC): ...) and subclass that",
+            hint="subclass an ABC of the capsule's own instead (class A(metaclass=abc.ABCMeta): "
+            "..., with %%capsule --allow-import abc)",
         )
 
 

@@ -474,6 +474,9 @@ def module_view_for_membrane(module):
     return _context_view(module, module.__name__)
 
 
+guard.MODULE_VIEW[0] = _context_view  # guard.decide shows a module answer as this view
+
+
 # -- the capsule's builtins, as namespaces hold them ---------------------------------------
 _module_dict = types.ModuleType.__dict__["__dict__"].__get__
 

@@ -35,7 +35,7 @@ from ..engine.capsule import Capsule, error_for_host
 from ..engine.errors import CapabilityError, CapsulePolicyError, one_line
 from ..engine.limits import Limits, release_namespace
 from ..engine.membrane import Proxy, export
-from ..engine.membrane.values import is_value_type
+from ..engine.values import is_value_type
 from ..engine.policy import CapsulePolicy
 from ..engine.registry import KINDS, Registry
 from . import debugger, inspection, panel, tracebacks

@@ -185,15 +185,22 @@ class ReprBy:  # a trampoline: trusted code's repr() calls the callable back
     def __repr__(self):
         return str(self.f())
 captured = []
-class Hooked(collections.abc.Sequence):  # trusted isinstance on an ABC calls the hook
-    @classmethod
-    def __subclasshook__(cls, C):
-        captured.append(C)
-        return NotImplemented
-    def __getitem__(self, i):
-        return i
-    def __len__(self):
-        return 0
+try:
+    class Hooked(collections.abc.Sequence):  # trusted isinstance on an ABC calls the hook
+        @classmethod
+        def __subclasshook__(cls, C):
+            captured.append(C)
+            return NotImplemented
+        def __getitem__(self, i):
+            return i
+        def __len__(self):
+            return 0
+except TypeError:  # refused in a capsule: the hook would answer trusted isinstance()
+    class Hooked(collections.abc.Sequence):
+        def __getitem__(self, i):
+            return i
+        def __len__(self):
+            return 0
 class Seen:
     def __lt__(self, other):
         captured.append(other)

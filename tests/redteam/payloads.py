@@ -32,6 +32,9 @@ ROWS = (
     "authority left in reachable dicts",
     "smuggling inside value types",
     "granted libraries",
+    "interpreter fallbacks around a guard",
+    "evaluators that re-implement the guard",
+    "class identity and ABC walks",
     "crashers",
 )
 

@@ -468,3 +468,126 @@ loot = pd.eval('vault._token', local_dict={'vault': vault})
         )
     ],
 ]
+
+# -- red team 10: three rows of their own (ESCAPES.md) -----------------------------------
+FALLBACKS = "interpreter fallbacks around a guard"
+EVALUATORS = "evaluators that re-implement the guard"
+IDENTITY = "class identity and ABC walks"
+_PANDAS = {"grants": (("import", "pandas"),)}
+_NUMPY_PANDAS = {"grants": (("import", "pandas"), ("import", "numpy"))}
+
+BOUNDARY += [
+    # CPython's IMPORT_FROM takes an AttributeError for a circular import and reads
+    # sys.modules['pkg._x'] itself.
+    (
+        "from-import-falls-back-to-a-private-submodule",
+        FALLBACKS,
+        "from importlib import _bootstrap_external as b\nloot = b._io.open('@secret@').read()\n",
+        "file",
+    ),
+    # typing evaluates an annotation in sys.modules[cls.__module__].__dict__: a C module's
+    # namespace holds raw modules and no __builtins__.
+    (
+        "annotation-evaluated-in-a-c-modules-namespace",
+        FALLBACKS,
+        """
+import typing
+class C:
+    x: 'modules'
+C.__module__ = 'sys'
+loot = typing.get_type_hints(C)['x']['builtins'].open('@secret@').read()
+""",
+        "file",
+    ),
+    (
+        "forward-ref-module-given-as-a-str-subclass",
+        FALLBACKS,
+        """
+import typing
+class S(str):
+    pass
+ns = typing.ForwardRef('modules', module=S('sys'))._evaluate(None, None, frozenset())
+loot = ns['builtins'].open('@secret@').read()
+""",
+        "file",
+    ),
+    # A library's own evaluator reads attributes with its own getattr.
+    (
+        "pandas-expression-hides-an-attribute-in-backticks",
+        EVALUATORS,
+        """
+import numpy as np, pandas as pd
+a = np.arange(3)
+df = pd.DataFrame({'x': [1]})
+ct = df.eval("['`', @a.ctypes._ctypes, '`']")[1]
+ct.CDLL(None).creat(b'@marker@', 0o600)
+""",
+        "marker",
+        _NUMPY_PANDAS,
+    ),
+    (
+        "styler-jinja-template-reads-private-state",
+        EVALUATORS,
+        """
+import pandas as pd
+env = pd.DataFrame({'a': [1]}).style.env
+loot = env.from_string('{{ v._token }}').render(v=vault)
+""",
+        "token",
+        _PANDAS,
+    ),
+    (
+        "styler-format-field-reads-private-state",
+        EVALUATORS,
+        """
+import pandas as pd
+loot = pd.DataFrame({'a': [vault]}).style.format('{0._token}').to_html()
+""",
+        "token",
+        _PANDAS,
+    ),
+    # Trusted caches and slots keyed or dispatched by class identity.
+    (
+        "subclasshook-in-the-body-of-a-trusted-abc-subclass",
+        IDENTITY,
+        _ABC_HEAD + "class H(collections.abc.Sequence):\n    __subclasshook__ = classmethod(hook)\n"
+        "    __getitem__ = ns['__getitem__']\n    __len__ = ns['__len__']\n" + _ABC_TAIL,
+        "token",
+        {"grants": (("import", "abc"),)},
+    ),
+    (
+        "metaclass-eq-meets-the-raw-class-in-an-abc-cache",
+        IDENTITY,
+        """
+import collections.abc
+got = []
+class M(type):
+    def __eq__(cls, other):
+        got.append(other)
+        return False
+    def __hash__(cls):
+        return hash(type(vault))
+class H(metaclass=M):
+    pass
+vault.kind()  # trusted code puts its own class in the ABC's negative cache
+issubclass(H, collections.abc.Sequence)
+C = [c for c in got if getattr(c, '__name__', '') == 'Vault'][0]
+C.kind = lambda self: print(self._token)
+vault.kind()
+""",
+        "token",
+    ),
+    (
+        "bound-c-method-as-eq-receives-the-trusted-operand",
+        IDENTITY,
+        """
+sink = []
+class F:
+    __eq__ = sink.append
+    __hash__ = object.__hash__
+vault.check(F())
+loot = sink
+""",
+        "token",
+    ),
+]

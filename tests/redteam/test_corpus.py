@@ -55,10 +55,12 @@ def _escape_rows(path):
 
 def test_rows_match_escapes_md():
     """The corpus' row names are the rows of docs/ESCAPES.md (the project's copy of the
-    escape classes), and that copy matches the shared original where it is present."""
+    escape classes), and that copy keeps every row of the shared original where it is
+    present (it adds the classes our own red teams found; the original is not ours)."""
     here = os.path.dirname(__file__)
     ours = _escape_rows(os.path.join(here, "..", "..", "docs", "ESCAPES.md"))
     assert ours == sorted(ROWS)
     shared = os.path.join(here, "..", "..", "..", "shared", "ESCAPES.md")
     if os.path.exists(shared):
-        assert _escape_rows(shared) == ours
+        missing = set(_escape_rows(shared)) - set(ours)
+        assert not missing, f"rows of the shared ESCAPES.md missing from ours: {missing}"

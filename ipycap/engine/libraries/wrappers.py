@@ -35,7 +35,7 @@ from ..errors import (
 from ..gate import gate
 from ..membrane import Proxy, target_of
 from ..membrane import readonly as _membrane_readonly
-from ..membrane.values import add_value_types
+from ..values import add_value_types
 from . import (
     PROFILES,
     asking_package,

@@ -24,7 +24,7 @@ from .crossing import (
     wrap,
 )
 from .scrub import scrub, scrub_outbound
-from .values import VALUES, is_plain, plain_result
+from ..values import VALUES, is_plain, plain_result
 
 __all__ = [
     "SPEEDUPS",

@@ -7,7 +7,7 @@ import sys
 
 from .. import guard
 from ..errors import CapabilityError
-from .values import is_plain, plain_result
+from ..values import is_plain, plain_result
 
 _mro = type.__dict__["__mro__"].__get__
 _name = type.__dict__["__name__"].__get__
