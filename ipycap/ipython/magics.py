@@ -35,9 +35,9 @@ from ..engine.capsule import Capsule, error_for_host
 from ..engine.errors import CapabilityError, CapsulePolicyError, one_line
 from ..engine.limits import Limits, release_namespace
 from ..engine.membrane import Proxy, export
-from ..engine.values import is_value_type
 from ..engine.policy import CapsulePolicy
 from ..engine.registry import KINDS, Registry
+from ..engine.values import is_value_type
 from . import debugger, inspection, panel, tracebacks
 from .display import (
     EventLogView,

@@ -11,6 +11,7 @@ reverse proxy that wraps every argument trusted code passes in.  Exceptions cros
 revocation and write grants, and ``crossing`` holds the two proxy types and both directions.
 """
 
+from ..values import VALUES, is_plain, plain_result
 from .authority import WITHHELD_TYPES
 from .crossing import (
     SPEEDUPS,
@@ -24,7 +25,6 @@ from .crossing import (
     wrap,
 )
 from .scrub import scrub, scrub_outbound
-from ..values import VALUES, is_plain, plain_result
 
 __all__ = [
     "SPEEDUPS",

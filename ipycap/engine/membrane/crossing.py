@@ -19,6 +19,10 @@ import weakref
 from .. import guard, rules
 from ..errors import CapsuleAttributeError, CapsuleTypeError
 from ..modules import module_view_for_membrane
+from ..values import is_fielded_type as _fielded
+from ..values import is_plain as _is_plain
+from ..values import is_value_type as _value_type
+from ..values import plain_result as _plain_result
 from . import derived as _derived
 from . import readonly as _ro
 from .arrays import array_method
@@ -31,10 +35,6 @@ from .authority import (
     _revoked,
 )
 from .scrub import scrub, scrub_outbound
-from ..values import is_fielded_type as _fielded
-from ..values import is_plain as _is_plain
-from ..values import is_value_type as _value_type
-from ..values import plain_result as _plain_result
 
 _derived_rules = _derived._RULES
 _SAFE_DUNDERS = frozenset({"__name__", "__qualname__", "__doc__", "__module__"})
