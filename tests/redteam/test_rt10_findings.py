@@ -320,15 +320,43 @@ def test_pyarrow_hands_no_file_system_object_to_a_capsule(tmp_path):
 
 
 # -- C3: options that name code ----------------------------------------------------------------
+_RC_HELPERS = """
+import collections.abc
+class Flip(collections.abc.Mapping):  # answers a first read with a plain option
+    reads = 0
+    def __getitem__(self, key):
+        Flip.reads += 1
+        return ['gc:callbacks.append'] if Flip.reads > 1 else []
+    def __iter__(self):
+        return iter(['figure.hooks'])
+    def __len__(self):
+        return 1
+class Key(str):
+    def __hash__(self):
+        return 1
+class KeysOnly:
+    def keys(self):
+        return ['figure.hooks']
+    def __getitem__(self, key):
+        return ['gc:callbacks.append']
+"""
+
+
 @pytest.mark.parametrize(
     "block",
     ["plt.rc_context({'figure.hooks': ['gc:callbacks.append']})",
      "plt.rc_context({'backend': 'module://os'})",
      "plt.style.context({'text.usetex': True})",
-     "plt.rc_context(rc={'animation.ffmpeg_path': '/bin/sh'})"],
+     "plt.rc_context(rc={'animation.ffmpeg_path': '/bin/sh'})",
+     # a list of styles, a key that is a str subclass, an object with keys() only
+     "plt.style.context(['ggplot', {'figure.hooks': ['gc:callbacks.append']}])",
+     "plt.rc_context({Key('figure.hooks'): ['gc:callbacks.append']})",
+     "plt.rc_context(KeysOnly())",
+     # a style named by package imports that package
+     "plt.style.context('email.mime.capsule')"],
 )  # fmt: skip
 def test_option_blocks_refuse_options_that_name_code(block):
-    source = f"import matplotlib.pyplot as plt\nwith {block}:\n    pass"
+    source = f"import matplotlib.pyplot as plt\n{_RC_HELPERS}with {block}:\n    pass"
     assert _refused(_run(source, [("import", "matplotlib")]))
     assert not any(type(c).__module__ == "__capsule__" for c in gc.callbacks)
 
@@ -340,6 +368,35 @@ def test_option_blocks_still_set_plain_options():
         "with plt.style.context('ggplot'):\n    pass\nx"
     )
     assert _run(source, [("import", "matplotlib")]) == 3.0
+
+
+def test_option_blocks_apply_the_options_they_checked():
+    """A capsule mapping is read once: a second read (matplotlib's) would answer otherwise."""
+    source = (
+        f"import matplotlib.pyplot as plt\n{_RC_HELPERS}"
+        "with plt.rc_context(Flip()):\n    h = list(plt.rcParams['figure.hooks'])\n(h, Flip.reads)"
+    )
+    assert _run(source, [("import", "matplotlib")]) == ([], 1)
+
+
+def test_option_blocks_keep_code_options_at_their_present_value(tmp_path):
+    """An option that names code may be given the value it has (a style listing every option,
+    ``text.usetex: False``); style lists and style files are read once and applied as read."""
+    style = tmp_path / "thin.mplstyle"
+    style.write_text("lines.linewidth: 5\ntext.usetex: False\n")
+    source = (
+        "import matplotlib.pyplot as plt\n"
+        "with plt.rc_context({'text.usetex': False, 'lines.linewidth': 2}):\n"
+        "    a = plt.rcParams['lines.linewidth']\n"
+        "with plt.style.context('default'):\n    pass\n"
+        f"with plt.style.context(['ggplot', {str(style)!r}]):\n"
+        "    b = (plt.rcParams['lines.linewidth'], plt.rcParams['axes.facecolor'])\n"
+        f"with plt.rc_context({{'lines.linewidth': 1}}, fname={str(style)!r}):\n"
+        "    c = plt.rcParams['lines.linewidth']\n"
+        "(a, b, c)"
+    )
+    grants = [("import", "matplotlib"), ("read", str(tmp_path))]
+    assert _run(source, grants) == (2.0, (5.0, "#E5E5E5"), 1.0)
 
 
 # -- B1 / B3: IPython's formatter and traceback printer ----------------------------------------

@@ -429,40 +429,127 @@ CODE_NAMING_RC = frozenset(
 )
 
 
-def _check_rc_keys(keys, package, name) -> None:
-    for key in keys:
+def _rc_refusal(what: str, package: str) -> CapsulePermissionError:
+    err = CapsulePermissionError(what, f"{package} profile", None)
+    ctx = tripwire.current_context()
+    if ctx is not None:
+        ctx.record_refusal(err, kind="library", target=package)
+    return err
+
+
+_PLAIN_SCALARS = (str, bool, int, float, type(None))
+
+
+def _same_plain(value, current) -> bool:
+    """``value == current`` for plain data of one exact type (no capsule ``__eq__``)."""
+    tp = type(value)
+    if tp in (list, tuple) and type(current) in (list, tuple):
+        return len(value) == len(current) and all(map(_same_plain, value, current))
+    return tp is type(current) and tp in _PLAIN_SCALARS and value == current
+
+
+def _exact_key(key):
+    return "".join([key]) if isinstance(key, str) else key  # a str subclass's own data
+
+
+def _checked_rc(entries: dict, package: str, name: str) -> dict:
+    """``entries`` (a plain dict the caller made) with every option that names code refused
+    unless it keeps the session's value or matplotlib's default (``text.usetex: False``,
+    the ``'default'`` style): only a changed value runs something new."""
+    mpl = sys.modules["matplotlib"]
+    for key, value in entries.items():
         if type(key) is str and key in CODE_NAMING_RC:
-            err = CapsulePermissionError(
-                f"{name} with {key!r}: the option names code or a program to run",
-                f"{package} profile",
-                None,
+            kept = (
+                dict.get(mpl.rcParams, key, _MISSING),
+                dict.get(mpl.rcParamsDefault, key, _MISSING),
             )
-            ctx = tripwire.current_context()
-            if ctx is not None:
-                ctx.record_refusal(err, kind="library", target=package)
-            raise err
+            if not any(_same_plain(value, v) for v in kept):
+                raise _rc_refusal(
+                    f"{name} with {key!r}: the option names code or a program to run", package
+                )
+    return entries
+
+
+def _rc_from_file(path, package, name) -> dict:
+    # a style file: read once, as the capsule (the tripwire checks the open), and passed on as
+    # the options read, so the file checked is the file applied
+    rc = sys.modules["matplotlib"].rc_params_from_file(path, use_default_template=False)
+    return _checked_rc(dict(dict.items(rc)), package, name)
+
+
+def _rc_options(value, package, name, *, styles: bool):
+    """What an ``rc_context``/``style.context`` argument sets, as plain data checked here and
+    passed on in its place: a mapping copied once (a capsule mapping answers once), a style
+    file read once, a library style by its exact name.  Anything else matplotlib would read
+    with its own protocol (``keys()`` of any object) is refused."""
+    if value is None or type(value) is bool:
+        return value
+    if isinstance(value, Mapping):
+        items = dict.items(value) if isinstance(value, dict) else list(value.items())
+        return _checked_rc({_exact_key(k): v for k, v in items}, package, name)
+    if isinstance(value, os.PathLike):
+        return _rc_from_file(value, package, name)
+    if isinstance(value, str):
+        value = _exact_key(value)
+        if "/" in value or value.endswith(".mplstyle"):
+            return _rc_from_file(value, package, name)
+        if styles and (value == "default" or value in sys.modules["matplotlib.style"].library):
+            return value  # matplotlib's own styles (read-only tables for a capsule)
+        if styles and "." in value:
+            raise _rc_refusal(
+                f"{name}({value!r}): a style named by package imports that package", package
+            )
+        return value  # matplotlib refuses the unknown name itself
+    if styles and type(value) in (list, tuple):
+        if any(type(v) in (list, tuple) for v in value):
+            raise _rc_refusal(f"{name} with a list inside a list of styles", package)
+        return [_rc_options(v, package, name, styles=True) for v in value]
+    raise _rc_refusal(
+        f"{name} with a {type(value).__name__}: options come as a dict, a style name or a "
+        "style file",
+        package,
+    )
+
+
+def _rc_context_options(args, kwargs, package, name):
+    """``rc_context(rc=None, fname=None)`` as one checked dict: the file's options, then
+    ``rc``'s over them (matplotlib's order)."""
+    if len(args) > 2 or set(kwargs) - {"rc", "fname"}:
+        raise TypeError(f"{name}() takes rc= and fname= only")
+    given = dict(zip(("rc", "fname")[: len(args)], args, strict=True))
+    if set(given) & set(kwargs):
+        raise TypeError(f"{name}() got rc or fname twice")
+    given.update(kwargs)
+    merged = {}
+    fname, rc = given.get("fname"), given.get("rc")
+    if fname is not None:
+        if not isinstance(fname, (str, os.PathLike)):
+            raise _rc_refusal(f"{name} with fname a {type(fname).__name__}", package)
+        merged.update(_rc_from_file(_exact_key(fname), package, name))
+    if rc is not None:
+        if not isinstance(rc, Mapping):
+            raise _rc_refusal(f"{name} with rc a {type(rc).__name__}: rc is a dict", package)
+        merged.update(_rc_options(rc, package, name, styles=False))
+    return merged
 
 
 def rc_block(fn, package, name):
     """``rc_context``/``style.context`` as a scoped block (blocks.py), whose options may not
-    name code (:data:`CODE_NAMING_RC`), from a dict or a style file."""
+    name code (:data:`CODE_NAMING_RC`), from a dict, a style file or a list of styles."""
     made = block(fn, package, name)
+    if name.rpartition(".")[2] == "rc_context":
 
-    @functools.wraps(fn)
-    def checked(*args, **kwargs):
-        given = list(args) + list(kwargs.values())
-        for value in given:
-            if isinstance(value, Mapping):
-                _check_rc_keys(list(value), package, name)
-            elif isinstance(value, os.PathLike) or (
-                isinstance(value, str) and ("/" in value or value.endswith(".mplstyle"))
-            ):
-                # a style file: read as the capsule (the tripwire checks the open)
-                rc = sys.modules["matplotlib"].rc_params_from_file(
-                    value, use_default_template=False
-                )
-                _check_rc_keys(list(rc), package, name)
-        return made(*args, **kwargs)
+        @functools.wraps(fn)
+        def checked(*args, **kwargs):
+            return made(rc=_rc_context_options(args, kwargs, package, name))
+
+    else:
+
+        @functools.wraps(fn)
+        def checked(*args, **kwargs):
+            args = [_rc_options(v, package, name, styles=True) for v in args]
+            kwargs = {k: _rc_options(v, package, name, styles=True) for k, v in kwargs.items()}
+            return made(*args, **kwargs)
 
     return checked
 
