@@ -23,6 +23,7 @@ import os
 import re
 import sys
 import tokenize
+import types
 from collections.abc import Mapping
 
 from .. import arrayguard, caches, guard, rules, tables, tripwire
@@ -33,7 +34,7 @@ from ..errors import (
     CapsuleTypeError,
 )
 from ..gate import gate
-from ..membrane import Proxy, target_of
+from ..membrane import Proxy, export, target_of
 from ..membrane import readonly as _membrane_readonly
 from ..values import add_value_types
 from . import (
@@ -895,6 +896,68 @@ def plots_on_capsule_axes(fn, package, name):
     return call
 
 
+def _holds_capsule_code(value) -> bool:
+    """Whether trusted code keeping ``value`` would later call or ask capsule code: a capsule
+    function, object or class, a method bound to one, or a partial of one -- or one of
+    ipycap's stand-ins a capsule was given (``operator.attrgetter``, ``'...'.format``), which
+    decide for the capsule and, called by trusted code with its raw objects, read them."""
+    tp = type(value)
+    if guard.is_own(value):
+        return True
+    if tp is types.FunctionType:
+        name = value.__globals__.get("__name__")
+        return type(name) is str and name.partition(".")[0] == "ipycap"
+    if type.__dict__["__module__"].__get__(tp) == "ipycap.engine._fastbuiltins":
+        return True
+    if tp is types.MethodType:
+        return _holds_capsule_code(value.__func__) or _holds_capsule_code(value.__self__)
+    if tp is types.BuiltinFunctionType or tp is types.MethodWrapperType:
+        owner = value.__self__
+        return owner is not None and type(owner) is not types.ModuleType and guard.is_own(owner)
+    if tp is functools.partial:
+        return (
+            _holds_capsule_code(value.func)
+            or any(map(_holds_capsule_code, value.args))
+            or any(map(_holds_capsule_code, value.keywords.values()))
+        )
+    return False
+
+
+def option_values(value, depth=0):
+    """Option values as a library's process-wide table may keep them: what holds capsule code
+    leaves as the membrane exports it, a reverse proxy that wraps whatever trusted code later
+    hands it.  pandas' Styler called a capsule's ``styler.format.formatter`` with the raw
+    cells of a protected frame (session 11).  Containers are copied (a capsule list
+    subclass leaves as a list); plain data and library objects stay as they are."""
+    if depth > 20:
+        raise CapsulePermissionError("option values nested too deeply", "library profile")
+    tp = type(value)
+    if tp is tuple or tp is list:
+        return tp(option_values(v, depth + 1) for v in value)
+    if tp is dict:
+        return {
+            option_values(k, depth + 1): option_values(v, depth + 1) for k, v in dict.items(value)
+        }
+    if _holds_capsule_code(value):
+        return export(value)
+    return value
+
+
+def _options_exported(factory):
+    """A block factory (blocks.py) whose option values are :func:`option_values`."""
+
+    def make(fn, package, name):
+        made = factory(fn, package, name)
+
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            return made(*option_values(args), **option_values(kwargs))
+
+        return call
+
+    return make
+
+
 _FACTORIES = {
     "plots_on_capsule_axes": plots_on_capsule_axes,
     "copies_protected": copies_protected,
@@ -917,7 +980,7 @@ _FACTORIES = {
     "text_trange": text_trange,
     "writes_file_object": writes_file_object,
     "reads_file_object": reads_file_object,
-    **blocks.FACTORIES,
+    **{name: _options_exported(factory) for name, factory in blocks.FACTORIES.items()},
     **randomstate.FACTORIES,
 }
 
