@@ -494,7 +494,7 @@ def decide(value, name: str, mode: str = "proxy"):
 
 
 #: The modules layer's ``_context_view(module, name)``, set when that layer loads (it imports
-#: this module, so this one cannot import it).  Unset, a module answer is refused.
+#: this module and the membrane, so neither can import it).  Unset, a module is refused.
 MODULE_VIEW: list = [None]
 
 

@@ -470,11 +470,7 @@ def _context_view(module, name):
     )
 
 
-def module_view_for_membrane(module):
-    return _context_view(module, module.__name__)
-
-
-guard.MODULE_VIEW[0] = _context_view  # guard.decide shows a module answer as this view
+guard.MODULE_VIEW[0] = _context_view  # guard.decide and the membrane show modules as this
 
 
 # -- the capsule's builtins, as namespaces hold them ---------------------------------------

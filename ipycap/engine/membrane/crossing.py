@@ -18,7 +18,6 @@ import weakref
 
 from .. import guard, rules
 from ..errors import CapsuleAttributeError, CapsuleTypeError
-from ..modules import module_view_for_membrane
 from ..values import is_fielded_type as _fielded
 from ..values import is_plain as _is_plain
 from ..values import is_value_type as _value_type
@@ -507,6 +506,15 @@ def _bind_closure(method, cap):
 
 
 # -- crossing in ---------------------------------------------------------------------------
+def _module_view(module):
+    """A module crossing in: its capsule view, or refused (the modules layer decides; it sits
+    above this one, so it hands its rule over through ``guard.MODULE_VIEW``)."""
+    view = guard.MODULE_VIEW[0]
+    if view is None:  # pragma: no cover - the modules layer loads with the engine
+        raise CapsuleTypeError("a module crosses into a capsule only as its view", "membrane")
+    return view(module, module.__name__)
+
+
 def wrap(value, cap, writable: bool = False, *, handed: bool = False):
     """The capsule-side form of a trusted ``value`` derived from capability ``cap``;
     ``handed``: ``value`` is the capability's own target, named by the user (a bound method
@@ -523,7 +531,7 @@ def wrap(value, cap, writable: bool = False, *, handed: bool = False):
     if tp is slice:  # its fields cross like any other value
         return slice(wrap(value.start, cap), wrap(value.stop, cap), wrap(value.step, cap))
     if tp is types.ModuleType:
-        return module_view_for_membrane(value)
+        return _module_view(value)
     target = value
     if not writable:  # read-only: mutators refused, library containers immutable (readonly.py)
         if tp in _ro.CALLABLE_TYPES and (
