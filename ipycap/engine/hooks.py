@@ -534,6 +534,7 @@ _READY: dict = {}
 #: typing caches, weak dictionaries): ``__eq__`` True with a builtin's hash made polars'
 #: singledispatch answer None for every trusted call after the cell (red team 10).
 CLASS_IDENTITY = frozenset({"__eq__", "__ne__", "__hash__"})
+_ABSENT = object()
 
 
 def _refuse_class_identity(meta) -> None:
@@ -545,13 +546,18 @@ def _refuse_class_identity(meta) -> None:
         found = {
             n
             for n in CLASS_IDENTITY & d.keys()
-            if d[n] is not type.__dict__.get(n) and d[n] is not object.__dict__.get(n)
+            if d[n] is not type.__dict__.get(n, _ABSENT) and d[n] is not object.__dict__.get(n)
         }
         if found:
-            for n in found:  # disarmed first: classes of it may exist whatever is raised
+            # disarmed first: classes of it may exist whatever is raised.  The __hash__ = None
+            # CPython adds beside an __eq__ goes too: left, it made every such class
+            # unhashable, and trusted code walking type.__subclasses__() into a set failed.
+            named = sorted(n for n in found if not (n == "__hash__" and d[n] is None))
+            named = named or sorted(found)
+            for n in found:
                 type.__delattr__(klass, n)
             raise guard.CapsuleTypeError(
-                f"a metaclass's {', '.join(sorted(found))}: classes compare and hash by "
+                f"a metaclass's {', '.join(named)}: classes compare and hash by "
                 "identity in a capsule (trusted dictionaries and caches keyed by classes "
                 "would ask the capsule's)",
                 "hooks",

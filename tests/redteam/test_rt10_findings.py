@@ -500,11 +500,17 @@ def test_a_granted_librarys_lru_cache_keeps_no_capsule_object():
 @pytest.mark.parametrize(
     "body",
     ["    def __eq__(cls, other):\n        return True\n",
-     "    def __hash__(cls):\n        return hash(tuple)\n"],
+     "    def __hash__(cls):\n        return hash(tuple)\n",
+     "    __hash__ = None\n"],
 )  # fmt: skip
 def test_a_capsule_metaclass_may_not_redefine_class_identity(body):
     source = f"class M(type):\n{body}class X(metaclass=M):\n    pass\n"
-    assert _refused(_run(source))
+    result = _run(source)
+    assert _refused(result) and "a metaclass's __" in str(result)
+    # disarmed: the class made before the refusal hashes as itself (an __eq__ alone left
+    # CPython's implicit __hash__ = None, and trusted walks of the subclass lists failed)
+    made = [c for c in type.__subclasses__(object) if type(c).__name__ == "M"]
+    assert made and all(hash(c) == object.__hash__(c) for c in made)
     later = (
         "class M(type):\n    pass\nclass X(metaclass=M):\n    pass\nM.__eq__ = lambda a, b: True"
     )

@@ -195,8 +195,17 @@ def mpl_styles():
     matplotlib.use("Agg")
     import matplotlib.style
 
+    # The plain demonstration edits the entries in place, and reload_library() reuses them
+    # (its base library is read once, at import): put each entry's own options back.
+    saved = {name: dict(dict.items(entry)) for name, entry in matplotlib.style.library.items()}
     yield
     matplotlib.style.reload_library()
+    for name, options in saved.items():
+        entry = matplotlib.style.library.get(name)
+        if entry is not None:
+            for key in set(dict.keys(entry)) - set(options):
+                dict.__delitem__(entry, key)
+            dict.update(entry, options)
     matplotlib.rcdefaults()
 
 

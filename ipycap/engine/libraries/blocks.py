@@ -533,15 +533,17 @@ def _rc_context_options(args, kwargs, package, name):
     return merged
 
 
-def rc_block(fn, package, name):
+def rc_block(fn, package, name, values=lambda options: options):
     """``rc_context``/``style.context`` as a scoped block (blocks.py), whose options may not
-    name code (:data:`CODE_NAMING_RC`), from a dict, a style file or a list of styles."""
+    name code (:data:`CODE_NAMING_RC`), from a dict, a style file or a list of styles.
+    ``values`` gives the checked options as trusted code keeps them (the profiles pass
+    ``wrappers.option_values``)."""
     made = block(fn, package, name)
     if name.rpartition(".")[2] == "rc_context":
 
         @functools.wraps(fn)
         def checked(*args, **kwargs):
-            return made(rc=_rc_context_options(args, kwargs, package, name))
+            return made(rc=values(_rc_context_options(args, kwargs, package, name)))
 
     else:
 
@@ -549,7 +551,7 @@ def rc_block(fn, package, name):
         def checked(*args, **kwargs):
             args = [_rc_options(v, package, name, styles=True) for v in args]
             kwargs = {k: _rc_options(v, package, name, styles=True) for k, v in kwargs.items()}
-            return made(*args, **kwargs)
+            return made(*values(args), **values(kwargs))
 
     return checked
 

@@ -980,7 +980,10 @@ _FACTORIES = {
     "text_trange": text_trange,
     "writes_file_object": writes_file_object,
     "reads_file_object": reads_file_object,
-    **{name: _options_exported(factory) for name, factory in blocks.FACTORIES.items()},
+    "scoped_block": _options_exported(blocks.block),
+    "eager_block": _options_exported(blocks.eager_block),
+    # its own check reads each argument once into a plain dict; then the dict's values
+    "rc_block": functools.partial(blocks.rc_block, values=option_values),
     **randomstate.FACTORIES,
 }
 
