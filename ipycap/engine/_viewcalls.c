@@ -12,6 +12,8 @@
 
 static PyObject *epoch_state = NULL; /* ipycap.engine.epoch.STATE, a one-item list */
 static PyObject *check_hook = NULL;  /* check(owner) -> the epoch checked in, or raises */
+static PyObject *result_hook = NULL; /* result(value) -> what the capsule gets: a module (or a
+                                      * tuple holding one) comes back as its view or refused */
 
 typedef struct {
     PyObject_HEAD
@@ -155,8 +157,51 @@ vf_check(ViewFunctionObject *self)
     return 0;
 }
 
+/* Whether a result is, or is a tuple holding, a module: a library function returning one
+ * (polars' import_optional('sys'), sklearn's get_namespace) handed the capsule the raw
+ * module, past the views attributes get (session 11). */
+static inline int
+holds_module(PyObject *r)
+{
+    if (PyModule_Check(r)) {
+        return 1;
+    }
+    if (PyTuple_CheckExact(r)) {
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(r); i++) {
+            if (PyModule_Check(PyTuple_GET_ITEM(r, i))) {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+static PyObject *vf_call(PyObject *op, PyObject *const *args, size_t nargsf,
+                         PyObject *kwnames);
+
 static PyObject *
 vf_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    PyObject *res = vf_call(op, args, nargsf, kwnames);
+    if (res == NULL || !(holds_module(res) || PyDict_CheckExact(res) || PyList_CheckExact(res) ||
+                         PySet_CheckExact(res))) {
+        return res;
+    }
+    /* a module, or a container that may be one of the module's own tables (sklearn's
+     * distance_metrics() is its PAIRWISE_DISTANCE_FUNCTIONS): the hook decides */
+    if (result_hook == NULL) {
+        Py_DECREF(res);
+        PyErr_SetString(PyExc_RuntimeError, "ipycap's view functions are not set up");
+        return NULL;
+    }
+    PyObject *seen = PyObject_CallFunctionObjArgs(result_hook, res,
+                                                  ((ViewFunctionObject *)op)->fn, NULL);
+    Py_DECREF(res);
+    return seen;
+}
+
+static PyObject *
+vf_call(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     ViewFunctionObject *self = (ViewFunctionObject *)op;
     if (vf_check(self) < 0) {
@@ -349,6 +394,17 @@ setup(PyObject *module, PyObject *args)
 }
 
 static PyObject *
+set_result_hook(PyObject *module, PyObject *hook)
+{
+    if (result_hook != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "the result hook is set once per process");
+        return NULL;
+    }
+    result_hook = Py_NewRef(hook);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
 unwrap(PyObject *module, PyObject *op)
 {
     /* for trusted code (the engine): the function itself, or None */
@@ -362,6 +418,7 @@ static PyMethodDef module_methods[] = {
     {"setup", setup, METH_VARARGS, NULL},
     {"make", vf_make, METH_VARARGS, NULL},
     {"unwrap", unwrap, METH_O, NULL},
+    {"set_result_hook", set_result_hook, METH_O, NULL},
     {NULL},
 };
 

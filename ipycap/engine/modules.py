@@ -136,7 +136,7 @@ def _decide_miss(self, name):
             raise missing
     if override is None and _library_view_attr is not None:
         value = _library_view_attr(module.__name__, name, value)  # a library profile's say
-    if type(value) is types.ModuleType:
+    if isinstance(value, types.ModuleType):  # a ModuleType subclass too (lazy modules)
         return _context_view(value, f"{module.__name__}.{name}")
     if module.__name__.partition(".")[0] not in _STDLIB or type(value) is types.MethodType:
         # A method in a standard-library module is trusted code's when its object is (the
@@ -313,8 +313,44 @@ def _view_function_dunder(f, name):
     )
 
 
+#: id(a module's globals) -> (their size, {id: container}) of the module-level containers
+_TABLES_OF: dict = {}
+_CONTAINERS = (dict, list, set)
+
+
+def _module_tables(fn) -> dict:
+    g = getattr(fn, "__globals__", None)
+    if type(g) is not dict:
+        module = sys.modules.get(getattr(fn, "__module__", None) or "")
+        g = getattr(module, "__dict__", None) if module is not None else None
+        if type(g) is not dict:
+            return {}
+    kept = _TABLES_OF.get(id(g))
+    if kept is None or kept[0] != len(g) or kept[2] is not g:
+        tables = {id(v): v for v in dict.values(g) if type(v) in _CONTAINERS}
+        kept = _TABLES_OF[id(g)] = (len(g), tables, g)
+    return kept[1]
+
+
+def _call_result(value, fn):
+    """What a view's function returned, when it is or holds a module, or is a container
+    (_viewcalls.c checks): a module is the capsule's view of it, or refused, as for a module
+    reached as an attribute (polars' ``import_optional('sys')`` was raw ``sys``); a table of
+    the function's own module comes back read-only, as the module attribute would
+    (sklearn's ``distance_metrics()``, session 11)."""
+    tp = type(value)
+    if tp in _CONTAINERS:
+        if _module_tables(fn).get(id(value)) is value:
+            return _read_only_container(value)
+        return value
+    if isinstance(value, types.ModuleType):
+        return _context_view(value, "the result of a library call")
+    return tuple(_call_result(v, fn) if isinstance(v, types.ModuleType) else v for v in value)
+
+
 if _viewcalls is not None:
     _viewcalls.setup(epoch.STATE, _check_owner)
+    _viewcalls.set_result_hook(_call_result)
     guard.PROXY_TYPES[_viewcalls.ViewFunction] = _view_function_dunder
 
 

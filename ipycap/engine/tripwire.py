@@ -130,7 +130,13 @@ _frame_is_capsule_code = guard.frame_is_capsule_code
 
 
 def _hook(event, args):
-    if not _armed or _ALWAYS.get(event):
+    if not _armed:
+        return
+    if event == "sys._getframe":
+        if not getattr(_state, "busy", False):
+            _frame_request(args[0])
+        return
+    if _ALWAYS.get(event):
         return  # events the table admits for anyone (id(), exec of checked code) skip the walk
     if getattr(_state, "busy", False):
         _nested(event)
@@ -171,6 +177,36 @@ def _hook(event, args):
             raise error
     finally:
         _state.busy = False
+
+
+def _frame_request(target) -> None:
+    """``sys._getframe(n)`` called below a capsule frame may not answer with a frame older
+    than every capsule frame on the stack: trusted code the capsule called (pandas'
+    expression ``Scope(level)``) copied the globals and locals of ipycap's and the host's
+    frames, raw ``sys`` among them (session 11).  Frames in the capsule's part of the stack,
+    and every request with no capsule frame between its caller and the frame, are answered."""
+    _state.busy = True  # this function's own sys._getframe
+    try:
+        f = sys._getframe(2)  # the code that called sys._getframe
+        crossed = False
+        while f is not None and f is not target:
+            if not crossed and _context_of(f.f_builtins) is not None:
+                crossed = True
+            f = f.f_back
+        if not crossed or f is None:
+            return
+        while f is not None:
+            if _context_of(f.f_builtins) is not None:
+                return  # the frame asked for is at or below a capsule frame
+            f = f.f_back
+    finally:
+        _state.busy = False
+    raise CapsulePermissionError(
+        "sys._getframe past the capsule: trusted code the capsule called asked for a frame "
+        "of the host's",
+        "tripwire",
+        None,
+    )
 
 
 def _nested(event):

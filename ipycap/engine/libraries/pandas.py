@@ -78,6 +78,20 @@ PROFILE = Profile(
         "it over raw",
         "pandas.compat._optional.import_optional_dependency": "it imports a module by name "
         "and hands it over raw",
+        # an expression scope copies the globals and locals of frames it names by level, the
+        # host's and ipycap's beyond the capsule's included (session 11; pd.eval and query
+        # make theirs at the capsule's own frame)
+        **{
+            f"pandas.core.computation.{module}.{name}": "it reads the frames of its callers"
+            for module, name in (
+                ("scope", "Scope"),
+                ("scope", "ensure_scope"),
+                ("expr", "Scope"),
+                ("eval", "ensure_scope"),
+                ("expr", "Expr"),  # Expr(text, level=N) makes its scope N frames up
+                ("eval", "Expr"),
+            )
+        },
     },
     reads={
         **{f"pandas.{name}": PathArg(0, "filepath_or_buffer") for name in _READS},
