@@ -202,3 +202,17 @@ def test_a_modules_table_returned_by_its_function_is_read_only():
         "('cosine' in pw.distance_metrics(), type(dict(pw.kernel_metrics())).__name__)"
     ) == (True, "dict")
     assert Capsule().run("import json\nd = json.loads('{}')\nd['a'] = 1\nd") == {"a": 1}
+
+
+# -- D1 (in part): pandas' holiday-calendar registry ------------------------------------------
+def test_a_capsule_cannot_register_a_holiday_calendar_directly():
+    from pandas.tseries import holiday
+
+    before = dict(holiday.holiday_calendars)
+    capsule = Capsule(grants=[("import", "pandas")])
+    with pytest.raises(CapabilityError, match="holiday calendars"):
+        capsule.run(
+            "from pandas.tseries import holiday as h\n"
+            "class C:\n    name = 'USFederalHolidayCalendar'\nh.register(C)"
+        )
+    assert holiday.holiday_calendars == before

@@ -144,6 +144,7 @@ PROFILE = Profile(
         "pandas.core.accessor.register_series_accessor": "pandas.Series (every series)",
         "pandas.core.accessor.register_index_accessor": "pandas.Index (every index)",
         "pandas.io.excel.register_writer": "pandas' Excel writer engines",
+        "pandas.tseries.holiday.register": "pandas' holiday calendars (get_calendar)",
         "pandas.plotting.register_matplotlib_converters": "matplotlib.units.registry",
         "pandas.plotting.deregister_matplotlib_converters": "matplotlib.units.registry",
         "pandas.core.config_init.register_converter_cb": "matplotlib.units.registry",
