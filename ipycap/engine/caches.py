@@ -111,17 +111,26 @@ def exact_args(args: tuple) -> tuple:
     return tuple([exact_copy(a) for a in args])
 
 
-class _ExactKeys:
-    """A trusted cache-filling function (an ``lru_cache`` wrapper or a function filling a
-    dict) that a capsule reaches natively: its value-subclass arguments are stored as exact
-    copies.  Binds like the function it stands for; ``cache_clear``/``cache_info`` stay the
-    cache's."""
+class _CacheStandIn:
+    """A trusted cache (or cache-filling function) stood in for: binds like the function it
+    stands for, and keeps it as ``__wrapped__``."""
 
     __slots__ = ("_func", "__wrapped__")
 
     def __init__(self, func):
         self._func = func
         self.__wrapped__ = func
+
+    def __get__(self, obj, owner=None):
+        return self if obj is None else types.MethodType(self, obj)
+
+
+class _ExactKeys(_CacheStandIn):
+    """A trusted cache-filling function (an ``lru_cache`` wrapper or a function filling a
+    dict) that a capsule reaches natively: its value-subclass arguments are stored as exact
+    copies.  ``cache_clear``/``cache_info`` stay the cache's."""
+
+    __slots__ = ()
 
     def __call__(self, *args, **kwargs):
         for a in args:
@@ -131,9 +140,6 @@ class _ExactKeys:
         if kwargs:
             kwargs = {k: exact_copy(v) for k, v in kwargs.items()}
         return self._func(*args, **kwargs)
-
-    def __get__(self, obj, owner=None):
-        return self if obj is None else types.MethodType(self, obj)
 
     def cache_clear(self):
         self._func.cache_clear()
@@ -225,7 +231,7 @@ def on_view(module) -> None:
                         pass
 
 
-class _NoCapsuleKeys:
+class _NoCapsuleKeys(_CacheStandIn):
     """A granted library's ``lru_cache`` wrapper (``pandas.core.dtypes.cast
     ._maybe_promote_cached``) that a capsule reaches through the library's own calls: a call
     with a capsule-made argument runs the function uncached, so the cache never keeps (and
@@ -233,11 +239,7 @@ class _NoCapsuleKeys:
     trusted ``cache_clear()``, red team 10.  Other calls are the cache's, unchanged (no
     exact copies: trusted code's own value subclasses, ``np.str_``, reach it as they are)."""
 
-    __slots__ = ("_func", "__wrapped__")
-
-    def __init__(self, func):
-        self._func = func
-        self.__wrapped__ = func
+    __slots__ = ()
 
     def __call__(self, *args, **kwargs):
         for a in args:
@@ -247,9 +249,6 @@ class _NoCapsuleKeys:
             if type(a) not in _EXACT and capsule_made(a):
                 return self._func.__wrapped__(*args, **kwargs)
         return self._func(*args, **kwargs)
-
-    def __get__(self, obj, owner=None):
-        return self if obj is None else types.MethodType(self, obj)
 
     def __getattr__(self, name):
         return getattr(self._func, name)  # cache_clear, cache_info, __name__, __doc__...

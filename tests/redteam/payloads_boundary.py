@@ -474,6 +474,21 @@ FALLBACKS = "interpreter fallbacks around a guard"
 EVALUATORS = "evaluators that re-implement the guard"
 IDENTITY = "class identity and ABC walks"
 _PANDAS = {"grants": (("import", "pandas"),)}
+#: A class whose metaclass's __eq__ records what it is compared with, and whose hash is the
+#: raw class of ``vault`` (a proxy hashes like its target): trusted class-keyed caches hand
+#: it their stored keys (tests/redteam/test_shared_caches.py too).
+METACLASS_EQ = """
+import collections.abc, typing
+got = []
+class M(type):
+    def __eq__(cls, other):
+        got.append(other)
+        return False
+    def __hash__(cls):
+        return hash(type(vault))
+class H(metaclass=M):
+    pass
+"""
 _NUMPY_PANDAS = {"grants": (("import", "pandas"), ("import", "numpy"))}
 
 BOUNDARY += [
@@ -558,17 +573,8 @@ loot = pd.DataFrame({'a': [vault]}).style.format('{0._token}').to_html()
     (
         "metaclass-eq-meets-the-raw-class-in-an-abc-cache",
         IDENTITY,
-        """
-import collections.abc
-got = []
-class M(type):
-    def __eq__(cls, other):
-        got.append(other)
-        return False
-    def __hash__(cls):
-        return hash(type(vault))
-class H(metaclass=M):
-    pass
+        METACLASS_EQ
+        + """
 vault.kind()  # trusted code puts its own class in the ABC's negative cache
 issubclass(H, collections.abc.Sequence)
 C = [c for c in got if getattr(c, '__name__', '') == 'Vault'][0]

@@ -17,19 +17,9 @@ import pytest
 from ipycap import Capsule
 
 from .harness import Vault
+from .payloads_boundary import METACLASS_EQ
 
-_META = """
-import collections.abc, typing
-got = []
-class M(type):
-    def __eq__(cls, other):
-        got.append(other)
-        return False
-    def __hash__(cls):
-        return hash(type(vault))
-class H(metaclass=M):
-    pass
-"""
+_META = METACLASS_EQ
 
 #: name -> (what trusted code cached first, what the capsule then does)
 PAYLOADS = {
