@@ -509,7 +509,11 @@ def test_a_capsule_metaclass_may_not_redefine_class_identity(body):
     assert _refused(result) and "a metaclass's __" in str(result)
     # disarmed: the class made before the refusal hashes as itself (an __eq__ alone left
     # CPython's implicit __hash__ = None, and trusted walks of the subclass lists failed)
-    made = [c for c in type.__subclasses__(object) if type(c).__name__ == "M"]
+    made = [
+        c
+        for c in type.__subclasses__(object)
+        if type(c).__name__ == "M" and c.__module__ == "__capsule__"
+    ]
     assert made and all(hash(c) == object.__hash__(c) for c in made)
     later = (
         "class M(type):\n    pass\nclass X(metaclass=M):\n    pass\nM.__eq__ = lambda a, b: True"
