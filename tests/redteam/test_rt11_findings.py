@@ -216,3 +216,17 @@ def test_a_capsule_cannot_register_a_holiday_calendar_directly():
             "class C:\n    name = 'USFederalHolidayCalendar'\nh.register(C)"
         )
     assert holiday.holiday_calendars == before
+
+
+# -- D6: process-wide native switches ------------------------------------------------------------
+@pytest.mark.parametrize(
+    "call",
+    ["pa.log_memory_allocations(True)", "pa.jemalloc_set_decay_ms(5)", "pa.set_cpu_count(1)"],
+)
+def test_pyarrows_process_switches_are_refused_without_a_false_hint(call):
+    pytest.importorskip("pyarrow")
+    capsule = Capsule(grants=[("import", "pyarrow")])
+    with pytest.raises(CapabilityError) as info:
+        capsule.run(f"import pyarrow as pa\n{call}")
+    text = str(info.value)
+    assert "whole session" in text and "For a block" not in text  # no block exists for it

@@ -109,6 +109,10 @@ PROFILE = Profile(
         "pyarrow.set_memory_pool": "it changes the whole process's default pool (pass "
         "memory_pool= to one call)",
         "pyarrow.enable_signal_handlers": "it changes the whole process",
+        # found by red team 11: native switches of the whole process the name scan missed
+        "pyarrow.log_memory_allocations": "it changes the whole process (every allocation "
+        "logged after the cell)",
+        "pyarrow.jemalloc_set_decay_ms": "it changes the whole process's allocator",
     },
     not_options={"pyarrow.compute.random": "draws numbers (no state kept)"},
     registers={

@@ -1047,10 +1047,17 @@ def _replacement(entry, value, name):
     if "refused" in entry:
         raise _refusal(package, f"{name}: {entry['refused']}")
     if "option" in entry:
+        # a profile's text is either the way that works (a block, another call) or, when no
+        # way does, the reason: a reason is no hint (refusals hint only what would work)
+        text = entry["option"]
+        if text.startswith(("it ", "the ")):
+            raise _refusal(
+                package,
+                f"{name}: it changes the options of the whole session, no block sets it ({text})",
+            )
+        how = "for a block" if text.startswith("with ") else "instead"
         raise _refusal(
-            package,
-            f"{name}: it changes the options of the whole session",
-            hint=f"for a block: {entry['option']}",
+            package, f"{name}: it changes the options of the whole session", hint=f"{how}: {text}"
         )
     if entry["kinds"]:
         value = checked_function(value, package, name, tuple(entry["kinds"]), entry["arg"])
