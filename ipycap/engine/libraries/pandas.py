@@ -204,6 +204,10 @@ PROFILE = Profile(
     tables={
         "pandas.core.dtypes.base:_registry.dtypes": "the dtype classes pandas_dtype('...') "
         "asks (construct_from_string)",
+        # red team 11: the holiday rules trusted calendars compute with
+        "pandas.tseries.holiday:AbstractHolidayCalendar.rules": "the rules every calendar "
+        "class inherits",
+        "pandas.tseries.holiday:USFederalHolidayCalendar.rules": "the federal holidays",
         "pandas._config.config:options.d": "pandas' options (set_option is refused)",
         "pandas.compat.pickle_compat:Unpickler.dispatch": "opcode -> the function read_pickle "
         "calls",
@@ -315,6 +319,9 @@ PROFILE = Profile(
         "pandas:DataFrame._accessors": "as DirNamesMixin._accessors",
         "pandas:Series._accessors": "as DirNamesMixin._accessors",
         "pandas:Index._accessors": "as DirNamesMixin._accessors",
+        "pandas.tseries.holiday:Holiday().offset": "OPEN (red team 11 D2): the offsets of "
+        "pandas' module-level holiday rules, on shared Holiday instances that are not sealed "
+        "(SECURITY.md)",
         "pandas.compat.numpy.function:CompatValidator().defaults": "OPEN: numpy-compatible "
         "argument defaults a validator compares keyword arguments with (a capsule edit "
         "refuses or allows a keyword; no code runs) (SECURITY.md)",
