@@ -179,10 +179,30 @@ holds_module(PyObject *r)
 static PyObject *vf_call(PyObject *op, PyObject *const *args, size_t nargsf,
                          PyObject *kwnames);
 
+/* The boundary auditor's view of this C step (as _speedups.c's slots): a view's Python
+ * function returns into this wrapper, which judges the result, but the profile function
+ * sees it return into the capsule frame below.  While the auditor runs, each call notes that
+ * frame, per thread (crossing_frame()).  Off, it costs one branch. */
+static int audit_mode = 0;
+#define AUDIT_STACK 256
+static _Thread_local PyObject *audit_frames[AUDIT_STACK];
+static _Thread_local int audit_depth = 0;
+
 static PyObject *
 vf_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
-    PyObject *res = vf_call(op, args, nargsf, kwnames);
+    PyObject *res;
+    if (audit_mode) {
+        if (audit_depth < AUDIT_STACK) {
+            audit_frames[audit_depth] = (PyObject *)PyEval_GetFrame(); /* borrowed, live */
+        }
+        audit_depth++;
+        res = vf_call(op, args, nargsf, kwnames);
+        audit_depth--;
+    }
+    else {
+        res = vf_call(op, args, nargsf, kwnames);
+    }
     if (res == NULL || !(holds_module(res) || PyDict_CheckExact(res) || PyList_CheckExact(res) ||
                          PySet_CheckExact(res))) {
         return res;
@@ -394,6 +414,28 @@ setup(PyObject *module, PyObject *args)
 }
 
 static PyObject *
+set_audit(PyObject *module, PyObject *on)
+{
+    int v = PyObject_IsTrue(on);
+    if (v < 0) {
+        return NULL;
+    }
+    audit_mode = v;
+    audit_depth = 0;
+    Py_RETURN_NONE;
+}
+
+/* The capsule frame whose view function call is running on this thread now, or None. */
+static PyObject *
+crossing_frame(PyObject *module, PyObject *unused)
+{
+    if (audit_depth <= 0 || audit_depth > AUDIT_STACK || audit_frames[audit_depth - 1] == NULL) {
+        Py_RETURN_NONE;
+    }
+    return Py_NewRef(audit_frames[audit_depth - 1]);
+}
+
+static PyObject *
 set_result_hook(PyObject *module, PyObject *hook)
 {
     if (result_hook != NULL) {
@@ -419,6 +461,8 @@ static PyMethodDef module_methods[] = {
     {"make", vf_make, METH_VARARGS, NULL},
     {"unwrap", unwrap, METH_O, NULL},
     {"set_result_hook", set_result_hook, METH_O, NULL},
+    {"set_audit", set_audit, METH_O, NULL},
+    {"crossing_frame", crossing_frame, METH_NOARGS, NULL},
     {NULL},
 };
 

@@ -202,6 +202,11 @@ def _check(frame, returned, into) -> None:
             # A proxy slot in C (ipycap/engine/_speedups.c) called this trusted function
             # from capsule frame ``into``: what it returns goes to the slot, which wraps it.
             return
+        elif _into_view_call(into) and _judged_by_the_view_call(returned, ctx):
+            # A module view's function (C ViewFunction) called this one from ``into``: it
+            # turns a module into its view and its module's own tables read-only (the
+            # profile sees no frame of that C step).  Anything else it passes as it is.
+            return
         elif _method_of_protected_object(frame, ctx):
             # A protected object's method is reached through the membrane's C method proxy,
             # which wraps what it returns; the profile sees no frame of that C step.
@@ -222,6 +227,23 @@ def _into_c_slot(into) -> bool:
     except ImportError:  # pragma: no cover - without the extension every slot is Python
         return False
     return crossing_frame() is into
+
+
+def _into_view_call(into) -> bool:
+    try:
+        from ._viewcalls import crossing_frame
+    except ImportError:  # pragma: no cover - without the extension views wrap nothing
+        return False
+    return crossing_frame() is into
+
+
+def _judged_by_the_view_call(returned, ctx) -> bool:
+    if isinstance(returned, types.ModuleType):
+        return True
+    if type(returned) is tuple and any(isinstance(v, types.ModuleType) for v in returned):
+        return True
+    why = verdict(returned, 0, ctx)
+    return why is not None and why.startswith("a module-level")
 
 
 def _method_of_protected_object(frame, ctx) -> bool:
@@ -254,12 +276,15 @@ def _report(where: str, why: str) -> None:
 
 
 def _c_slots_noted(on: bool) -> None:
-    """Have the membrane's C slots note the capsule frame they call from (see _into_c_slot)."""
+    """Have the membrane's C slots and the views' C functions note the capsule frame they
+    call from (see _into_c_slot, _into_view_call)."""
     try:
         from ._speedups import set_audit
+        from ._viewcalls import set_audit as set_view_audit
     except ImportError:  # pragma: no cover
         return
     set_audit(on)
+    set_view_audit(on)
 
 
 def install() -> None:
