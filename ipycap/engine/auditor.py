@@ -202,7 +202,7 @@ def _check(frame, returned, into) -> None:
             # A proxy slot in C (ipycap/engine/_speedups.c) called this trusted function
             # from capsule frame ``into``: what it returns goes to the slot, which wraps it.
             return
-        elif _into_view_call(into) and _judged_by_the_view_call(returned, ctx):
+        elif _into_view_call(into) and _judged_by_the_view_call(frame, returned):
             # A module view's function (C ViewFunction) called this one from ``into``: it
             # turns a module into its view and its module's own tables read-only (the
             # profile sees no frame of that C step).  Anything else it passes as it is.
@@ -237,13 +237,16 @@ def _into_view_call(into) -> bool:
     return crossing_frame() is into
 
 
-def _judged_by_the_view_call(returned, ctx) -> bool:
+def _judged_by_the_view_call(frame, returned) -> bool:
+    """What ``modules._call_result`` converts: a module (or a tuple holding one), and a
+    container that is one of the returning function's own module's globals."""
     if isinstance(returned, types.ModuleType):
         return True
     if type(returned) is tuple and any(isinstance(v, types.ModuleType) for v in returned):
         return True
-    why = verdict(returned, 0, ctx)
-    return why is not None and why.startswith("a module-level")
+    if type(returned) in (dict, list, set):
+        return any(v is returned for v in dict.values(frame.f_globals))
+    return False
 
 
 def _method_of_protected_object(frame, ctx) -> bool:
