@@ -7,6 +7,8 @@ from __future__ import annotations
 import calendar
 import copyreg
 import decimal
+import itertools
+import operator
 import random
 import reprlib
 import sys
@@ -313,23 +315,19 @@ def _view_function_dunder(f, name):
     )
 
 
-#: id(a module's globals) -> (their size, {id: container}) of the module-level containers
-_TABLES_OF: dict = {}
 _CONTAINERS = (dict, list, set)
 
 
-def _module_tables(fn) -> dict:
+def _is_module_table(value, fn) -> bool:
+    """Whether ``value`` is one of the globals of ``fn``'s module, by identity (a scan in C:
+    no cache to go stale when a module rebinds a table lazily)."""
     g = getattr(fn, "__globals__", None)
     if type(g) is not dict:
         module = sys.modules.get(getattr(fn, "__module__", None) or "")
         g = getattr(module, "__dict__", None) if module is not None else None
         if type(g) is not dict:
-            return {}
-    kept = _TABLES_OF.get(id(g))
-    if kept is None or kept[0] != len(g) or kept[2] is not g:
-        tables = {id(v): v for v in dict.values(g) if type(v) in _CONTAINERS}
-        kept = _TABLES_OF[id(g)] = (len(g), tables, g)
-    return kept[1]
+            return False
+    return any(map(operator.is_, dict.values(g), itertools.repeat(value)))
 
 
 def _call_result(value, fn):
@@ -340,7 +338,7 @@ def _call_result(value, fn):
     (sklearn's ``distance_metrics()``, session 11)."""
     tp = type(value)
     if tp in _CONTAINERS:
-        if _module_tables(fn).get(id(value)) is value:
+        if _is_module_table(value, fn):
             return _read_only_container(value)
         return value
     if isinstance(value, types.ModuleType):

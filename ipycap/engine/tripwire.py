@@ -188,12 +188,12 @@ def _frame_request(target) -> None:
     _state.busy = True  # this function's own sys._getframe
     try:
         f = sys._getframe(2)  # the code that called sys._getframe
-        crossed = False
+        crossed = None
         while f is not None and f is not target:
-            if not crossed and _context_of(f.f_builtins) is not None:
-                crossed = True
+            if crossed is None:
+                crossed = _context_of(f.f_builtins)
             f = f.f_back
-        if not crossed or f is None:
+        if crossed is None or f is None:
             return
         while f is not None:
             if _context_of(f.f_builtins) is not None:
@@ -201,12 +201,14 @@ def _frame_request(target) -> None:
             f = f.f_back
     finally:
         _state.busy = False
-    raise CapsulePermissionError(
+    error = CapsulePermissionError(
         "sys._getframe past the capsule: trusted code the capsule called asked for a frame "
         "of the host's",
         "tripwire",
         None,
     )
+    crossed.record_refusal(error)  # in the capsule's registry, as the hook's refusals are
+    raise error
 
 
 def _nested(event):

@@ -153,6 +153,8 @@ def test_trusted_code_a_capsule_calls_gets_no_frame_past_the_capsule():
     for n in (2, 3, 6):
         with pytest.raises(PermissionError, match="sys._getframe past the capsule"):
             capsule.run(f"climb({n})")
+    refused = [e for e in capsule.context.registry.refusals() if "sys._getframe" in e["what"]]
+    assert len(refused) == 3  # each one in the capsule's registry, as the tripwire's are
     assert _climb(1) == __name__  # trusted code outside a capsule is unchanged
 
 
